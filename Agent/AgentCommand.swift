@@ -1,0 +1,117 @@
+import ArgumentParser
+import BoxcarModel
+import BoxcarServer
+import BoxcarStore
+import Configuration
+import Logging
+import ServiceLifecycle
+import SystemPackage
+
+/// `boxcar agent`: runs the agent in the foreground until SIGINT or SIGTERM.
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the agent in the foreground.",
+        discussion: """
+            Each setting comes from its flag, else the environment (BOXCAR_DB, BOXCAR_SOCKET, …),
+            else the configuration file (--config or BOXCAR_CONFIG; see Config/boxcar.yaml), else
+            the default.
+            """)
+
+    @Option(help: "The SQLite database. Default: $XDG_DATA_HOME/boxcar/boxcar.db.")
+    var db: String?
+
+    @Option(help: "The unix socket to serve on. Default: $XDG_RUNTIME_DIR/boxcar/agent.sock, else /tmp/boxcar-<uid>/agent.sock.")
+    var socket: String?
+
+    @Option(help: "Also serve on TCP at HOST:PORT (off by default).")
+    var listen: String?
+
+    @Option(help: "Where uploaded artifacts are stored. Default: beside the database, in artifacts/.")
+    var artifacts: String?
+
+    @Option(help: "normal (survives a crash of the agent) or full (survives power loss).")
+    var durability: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(help: "A YAML configuration file.")
+    var config: String?
+
+    func run() async throws {
+        let settings = try await AgentSettings.resolve(
+            flags: [
+                "db": db, "socket": socket, "listen": listen, "artifacts": artifacts,
+                "durability": durability, "log-level": logLevel,
+            ],
+            configFile: config, environment: Defaults.environment)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = settings.logLevel
+            return handler
+        }
+        let logger = Logger(label: "boxcar.agent")
+        let agent = Agent(configuration: settings.agent, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // Calls still running after this long are cancelled, so shutdown ends within 5 s.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(3)
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            throw CLIError("the agent stopped: \(describe(error))")
+        }
+    }
+}
+
+/// The agent's settings after applying flag > environment > file > default.
+struct AgentSettings {
+    var agent: AgentConfiguration
+    var logLevel: Logger.Level
+
+    static func resolve(
+        flags: [String: String?], configFile: String?, environment: [String: String]
+    ) async throws -> AgentSettings {
+        var values: [AbsoluteConfigKey: ConfigValue] = [:]
+        for case let (key, value?) in flags {
+            values[AbsoluteConfigKey(stringLiteral: key)] = .init(.string(value), isSecret: false)
+        }
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "flags", values: values),
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "boxcar"),
+        ]
+        if let file = configFile ?? environment["BOXCAR_CONFIG"] {
+            do {
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
+            } catch {
+                throw CLIError("cannot read the configuration file \(file): \(error)")
+            }
+        }
+        let config = ConfigReader(providers: providers)
+
+        let databasePath = config.string(forKey: "db") ?? Defaults.databasePath
+        let durabilityText = config.string(forKey: "durability") ?? "normal"
+        guard let durability = Durability(rawValue: durabilityText) else {
+            throw CLIError("durability must be normal or full, not \(durabilityText)")
+        }
+        let levelText = config.string(forKey: "log-level") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw CLIError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \(levelText)")
+        }
+        var listen: TCPAddress?
+        if let text = config.string(forKey: "listen"), !text.isEmpty {
+            do { listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
+        }
+        return AgentSettings(
+            agent: AgentConfiguration(
+                databasePath: databasePath,
+                socketPath: config.string(forKey: "socket") ?? Defaults.socketPath,
+                listen: listen,
+                artifactsDirectory: config.string(forKey: "artifacts")
+                    ?? Defaults.artifactsDirectory(forDatabase: databasePath),
+                durability: durability),
+            logLevel: level)
+    }
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import BoxcarModel
+import FoundationEssentials
+
+struct ExperimentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiments", abstract: "List experiments, oldest first.")
+
+    @Option(help: "Only this namespace.")
+    var namespace: String?
+
+    @OptionGroup var source: SourceOptions
+
+    func run() async throws {
+        let experiments = try await source.withSource { try await $0.experiments(namespace: namespace) }
+        if source.json {
+            print(try json(experiments.map(ExperimentRecord.init)))
+            return
+        }
+        print(table(
+            ["ID", "NAME", "NAMESPACE", "OWNER", "CREATED"],
+            experiments.map { [$0.id, $0.name, $0.namespace, $0.owner, timestamp($0.createdAt)] }))
+    }
+}
+
+struct MetricsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Print an experiment's metrics (or any object's: checkpoint, model, `host`).")
+
+    @Argument(help: "The experiment id (or another object's).")
+    var experiment: String
+
+    @Option(name: .customLong("key"), help: "Only this key; repeat for several.")
+    var keys: [String] = []
+
+    @OptionGroup var source: SourceOptions
+
+    func run() async throws {
+        let series = try await source.withSource {
+            try await $0.metrics(parentID: experiment, keys: keys.isEmpty ? nil : keys)
+        }
+        let records = series.flatMap { entry in
+            entry.columns.points.map { PointRecord(key: entry.key, point: $0) }
+        }
+        if source.json {
+            print(try json(records))
+            return
+        }
+        print(table(
+            ["KEY", "STEP", "WALLCLOCK", "VALUE"],
+            records.map { [$0.key, String($0.step), String($0.wallclock), $0.value.plain] }))
+    }
+}
+
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Print an experiment's events, oldest first.")
+
+    @Argument(help: "The experiment id (or another object's).")
+    var experiment: String
+
+    @OptionGroup var source: SourceOptions
+
+    func run() async throws {
+        let events = try await source.withSource { try await $0.events(parentID: experiment) }
+        let records = events.map(EventRecord.init)
+        if source.json {
+            print(try json(records))
+            return
+        }
+        print(table(
+            ["WALLCLOCK", "NAME", "SOURCE", "METADATA"],
+            try records.map { [$0.wallclock, $0.name, $0.source, try $0.metadata.jsonText()] }))
+    }
+}
+
+struct ArtifactsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "artifacts", abstract: "List an experiment's tracked and uploaded files.")
+
+    @Argument(help: "The experiment id (or another object's).")
+    var experiment: String
+
+    @OptionGroup var source: SourceOptions
+
+    func run() async throws {
+        let files = try await source.withSource { try await $0.files(parentID: experiment) }
+        let records = files.map(FileRecordOutput.init)
+        if source.json {
+            print(try json(records))
+            return
+        }
+        print(table(
+            ["ID", "TYPE", "STORED", "CHECKSUM", "PATH"],
+            records.map {
+                [$0.id, $0.type, $0.size.map { "\($0) bytes" } ?? "tracked", $0.checksum, $0.path]
+            }))
+    }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write an experiment's metrics as CSV or JSON lines.",
+        discussion: """
+            CSV columns: key,step,wallclock,type,value. JSON lines: one object per point with the
+            same fields. type is float, string or bytes (bytes as base64).
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case csv, jsonl }
+
+    @Argument(help: "The experiment id (or another object's).")
+    var experiment: String
+
+    @Option(help: "csv or jsonl.")
+    var format: Format
+
+    @Option(help: "Write here instead of standard output.")
+    var output: String?
+
+    @Option(name: .customLong("key"), help: "Only this key; repeat for several.")
+    var keys: [String] = []
+
+    @OptionGroup var source: SourceOptions
+
+    func run() async throws {
+        let series = try await source.withSource {
+            try await $0.metrics(parentID: experiment, keys: keys.isEmpty ? nil : keys)
+        }
+        var text = format == .csv ? "key,step,wallclock,type,value\n" : ""
+        for entry in series {
+            for point in entry.columns.points {
+                let record = PointRecord(key: entry.key, point: point)
+                switch format {
+                case .csv:
+                    text += [csvField(record.key), String(record.step), String(record.wallclock), record.type,
+                             csvField(record.value.plain)].joined(separator: ",") + "\n"
+                case .jsonl:
+                    text += try json(record) + "\n"
+                }
+            }
+        }
+        if let output {
+            do {
+                try Data(text.utf8).write(to: URL(filePath: output))
+            } catch {
+                throw CLIError("cannot write \(output): \(error)")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+
+    /// RFC 4180: quote a field holding a comma, quote or line break, doubling its quotes.
+    func csvField(_ field: String) -> String {
+        guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
+        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,1 @@
+"""Boxcar's Python client. The generated gRPC stubs live in ``boxcar._proto``."""

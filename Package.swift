@@ -1,0 +1,109 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "boxcar",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "boxcar", targets: ["boxcar"]),
+        .executable(name: "boxcar-bench", targets: ["boxcar-bench"]),
+        .library(name: "BoxcarClient", targets: ["BoxcarClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(
+            url: "https://github.com/apple/swift-configuration", from: "1.4.0",
+            traits: [.defaults, "YAML"]),
+    ],
+    targets: [
+        // The system SQLite, reached through a module map and a small shim header.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3"),
+
+        // Domain values, limits and validation. No I/O.
+        .target(
+            name: "BoxcarModel",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+
+        // Schema, migrations, the single writer with group commit, queries.
+        .target(
+            name: "BoxcarStore",
+            dependencies: [
+                "BoxcarModel", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
+        // The .proto files and the Swift code generated from them (committed), plus conversions.
+        .target(
+            name: "BoxcarAPI",
+            dependencies: [
+                "BoxcarModel",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            exclude: ["Protos"]),
+
+        // The gRPC services and the listeners.
+        .target(
+            name: "BoxcarServer",
+            dependencies: [
+                "BoxcarAPI", "BoxcarStore", "BoxcarModel",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
+        // A Swift client for the agent: the CLI, the tests and the benchmark use it.
+        .target(
+            name: "BoxcarClient",
+            dependencies: [
+                "BoxcarAPI", "BoxcarModel",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ]),
+
+        .executableTarget(
+            name: "boxcar",
+            dependencies: [
+                "BoxcarServer", "BoxcarClient", "BoxcarStore", "BoxcarModel", "BoxcarAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Agent"),
+
+        .executableTarget(
+            name: "boxcar-bench",
+            dependencies: [
+                "BoxcarServer", "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Bench"),
+
+        .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
+        .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel"]),
+        .testTarget(
+            name: "BoxcarServerTests",
+            dependencies: [
+                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+    ]
+)

@@ -1,0 +1,81 @@
+import BoxcarAPI
+import BoxcarModel
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+
+/// Where an agent listens: its unix socket, or a TCP address.
+public enum AgentTarget: Sendable, CustomStringConvertible {
+    case unixSocket(String)
+    case tcp(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case .unixSocket(let path): return "unix://\(path)"
+        case .tcp(let host, let port): return "\(host):\(port)"
+        }
+    }
+}
+
+/// A connection to a running agent, with the generated clients of both services and the reads
+/// the CLI needs as domain values.
+public struct AgentClient: Sendable {
+    public let target: AgentTarget
+    public let modelStore: Modelbox_ModelStore.Client<HTTP2ClientTransport.Posix>
+    public let agent: Boxcar_V1_Agent.Client<HTTP2ClientTransport.Posix>
+
+    /// The largest response accepted: a GetMetrics answer for a long run is large.
+    public static let maxResponseBytes = 512 * 1024 * 1024
+
+    /// Connects, runs `body`, and closes the connection.
+    public static func with<R: Sendable>(
+        _ target: AgentTarget, _ body: (AgentClient) async throws -> R
+    ) async throws -> R {
+        let resolvable: any ResolvableTarget
+        switch target {
+        case .unixSocket(let path): resolvable = .unixDomainSocket(path: path)
+        case .tcp(let host, let port):
+            resolvable = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        }
+        // The transport's "request" limit bounds what the client receives.
+        var serviceConfig = ServiceConfig()
+        serviceConfig.methodConfig = [
+            MethodConfig(names: [MethodConfig.Name(service: "")], maxRequestMessageBytes: maxResponseBytes)
+        ]
+        let transport = try HTTP2ClientTransport.Posix(
+            target: resolvable, transportSecurity: .plaintext, serviceConfig: serviceConfig)
+        return try await withGRPCClient(transport: transport) { client in
+            try await body(AgentClient(
+                target: target, modelStore: .init(wrapping: client), agent: .init(wrapping: client)))
+        }
+    }
+
+    // MARK: Reads as domain values
+
+    public func experiments(namespace: String?) async throws -> [Experiment] {
+        try await agent.listExperiments(.with { request in
+            if let namespace { request.namespace = namespace }
+        }).experiments.map(\.domain)
+    }
+
+    public func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
+        let response = try await agent.queryMetrics(.with {
+            $0.parentID = parentID
+            $0.keys = keys ?? []
+        })
+        return response.series.map { ($0.key, $0.columns) }
+    }
+
+    public func events(parentID: String) async throws -> [Event] {
+        try await modelStore.listEvents(.with { $0.parentID = parentID }).events.map {
+            $0.domain(parentID: parentID)
+        }
+    }
+
+    public func files(parentID: String) async throws -> [FileRecord] {
+        try await modelStore.listArtifacts(.with { $0.parentID = parentID }).files.map(\.domain)
+    }
+
+    public func experiment(id: String) async throws -> Experiment {
+        try await modelStore.getExperiment(.with { $0.id = id }).experiment.domain
+    }
+}

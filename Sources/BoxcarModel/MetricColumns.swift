@@ -1,0 +1,80 @@
+/// Points of one series as parallel columns: how Boxcar's API carries them, how the store packs
+/// them, and how queries return them. Point `i` is (`steps[i]`, `wallclocks[i]`, value), where the
+/// value is `values[i]` unless `nonFloat[i]` holds a string or bytes value (then `values[i]` is NaN).
+public struct MetricColumns: Sendable, Hashable {
+    public var steps: [UInt64] = []
+    public var wallclocks: [Int64] = []
+    public var values: [Double] = []
+    public var nonFloat: [Int: MetricValue] = [:]
+
+    public init() {}
+
+    public init(_ points: [MetricPoint]) {
+        reserveCapacity(points.count)
+        for point in points { append(point) }
+    }
+
+    public var count: Int { steps.count }
+    public var isEmpty: Bool { steps.isEmpty }
+
+    public mutating func reserveCapacity(_ capacity: Int) {
+        steps.reserveCapacity(capacity)
+        wallclocks.reserveCapacity(capacity)
+        values.reserveCapacity(capacity)
+    }
+
+    public mutating func append(step: UInt64, wallclock: Int64, value: Double) {
+        steps.append(step)
+        wallclocks.append(wallclock)
+        values.append(value)
+    }
+
+    public mutating func append(_ point: MetricPoint) {
+        steps.append(point.step)
+        wallclocks.append(point.wallclock)
+        if case .float(let value) = point.value {
+            values.append(value)
+        } else {
+            nonFloat[values.count] = point.value
+            values.append(.nan)
+        }
+    }
+
+    public func value(at index: Int) -> MetricValue {
+        nonFloat[index] ?? .float(values[index])
+    }
+
+    public func point(at index: Int) -> MetricPoint {
+        MetricPoint(step: steps[index], wallclock: wallclocks[index], value: value(at: index))
+    }
+
+    public var points: [MetricPoint] { (0..<count).map(point(at:)) }
+
+    /// The points at `indices`, in that order.
+    public func selecting(_ indices: some Collection<Int>) -> MetricColumns {
+        var out = MetricColumns()
+        out.reserveCapacity(indices.count)
+        for index in indices {
+            if let other = nonFloat[index] { out.nonFloat[out.count] = other }
+            out.steps.append(steps[index])
+            out.wallclocks.append(wallclocks[index])
+            out.values.append(values[index])
+        }
+        return out
+    }
+
+    /// Reorders the points by step, then wallclock, then arrival (their present order).
+    public mutating func sortByStep() {
+        var sorted = true
+        for index in steps.indices.dropFirst()
+        where (steps[index - 1], wallclocks[index - 1]) > (steps[index], wallclocks[index]) {
+            sorted = false
+            break
+        }
+        if sorted { return }
+        let order = steps.indices.sorted { a, b in
+            (steps[a], wallclocks[a], a) < (steps[b], wallclocks[b], b)
+        }
+        self = selecting(order)
+    }
+}

@@ -1,0 +1,234 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarAPI
+import BoxcarModel
+import BoxcarStore
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// What the agent needs to run; `boxcar agent` fills it from flags, environment and file.
+public struct AgentConfiguration: Sendable {
+    public var databasePath: String
+    public var socketPath: String
+    /// A TCP address to serve too ("127.0.0.1:7070"); nil: the unix socket only.
+    public var listen: TCPAddress?
+    public var artifactsDirectory: String
+    public var durability: Durability
+    public var limits: Limits
+
+    public init(
+        databasePath: String, socketPath: String, listen: TCPAddress? = nil,
+        artifactsDirectory: String, durability: Durability = .normal, limits: Limits = .standard
+    ) {
+        self.databasePath = databasePath
+        self.socketPath = socketPath
+        self.listen = listen
+        self.artifactsDirectory = artifactsDirectory
+        self.durability = durability
+        self.limits = limits
+    }
+}
+
+public struct TCPAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    /// Parses "HOST:PORT" ("[::1]:7070" for IPv6).
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("listen address \(text) must be HOST:PORT, with a port from 0 to 65535")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("listen address \(text) has no host") }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The running agent: the store, the artifact directory and the gRPC servers on the unix socket
+/// (and TCP when asked). A ServiceLifecycle service: on graceful shutdown it stops accepting,
+/// lets calls in flight finish, commits what was accepted and removes its socket.
+public final class Agent: Service, Sendable {
+    public let configuration: AgentConfiguration
+    private let logger: Logger
+    private let ready = Mutex<[CheckedContinuation<[String], Error>]>([])
+    private let addresses = Mutex<[String]?>(nil)
+
+    public static let version = "0.1.0"
+
+    public init(configuration: AgentConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The addresses served ("unix:///…", "127.0.0.1:7070"), once the agent listens.
+    public func listeningAddresses() async throws -> [String] {
+        try await withCheckedThrowingContinuation { continuation in
+            let known = ready.withLock { waiters -> [String]? in
+                if let known = addresses.withLock({ $0 }) { return known }
+                waiters.append(continuation)
+                return nil
+            }
+            if let known { continuation.resume(returning: known) }
+        }
+    }
+
+    public func run() async throws {
+        do {
+            try await serve()
+        } catch {
+            let waiters = ready.withLock { waiters in
+                defer { waiters.removeAll() }
+                return waiters
+            }
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
+        }
+    }
+
+    private func serve() async throws {
+        let configuration = self.configuration
+        try makeDirectories(parent(of: configuration.databasePath))
+        let store = try Store.open(
+            path: configuration.databasePath, durability: configuration.durability, logger: logger)
+        let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
+        try prepareSocketPath(configuration.socketPath)
+
+        let changes = ChangeFeed()
+        let member = Modelbox_ClusterMember.with {
+            $0.id = hostName() + ":" + configuration.socketPath
+            $0.hostName = hostName()
+            $0.rpcAddr = "unix://" + configuration.socketPath
+        }
+        let services: [any RegistrableRPCService] = [
+            ModelStoreService(
+                store: store, artifacts: artifacts, limits: configuration.limits, changes: changes,
+                member: member, logger: logger),
+            AgentService(
+                store: store, limits: configuration.limits, startedAt: .now, version: Self.version,
+                logger: logger),
+        ]
+        let transportConfig = HTTP2ServerTransport.Posix.Config.defaults {
+            $0.rpc.maxRequestPayloadSize = configuration.limits.maxMessageBytes
+        }
+        var servers = [
+            GRPCServer(
+                transport: .http2NIOPosix(
+                    address: .unixDomainSocket(path: configuration.socketPath),
+                    transportSecurity: .plaintext, config: transportConfig),
+                services: services)
+        ]
+        if let listen = configuration.listen {
+            servers.append(GRPCServer(
+                transport: .http2NIOPosix(
+                    address: listen.host.contains(":")
+                        ? .ipv6(host: listen.host, port: listen.port)
+                        : .ipv4(host: listen.host, port: listen.port),
+                    transportSecurity: .plaintext, config: transportConfig),
+                services: services))
+        }
+
+        let allServers = servers
+        defer { unlink(configuration.socketPath) }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                for server in allServers {
+                    group.addTask { try await server.serve() }
+                }
+                var bound: [String] = []
+                for server in allServers {
+                    guard let transport = server.transport as? HTTP2ServerTransport.Posix else { continue }
+                    let address = try await transport.listeningAddress
+                    if let unix = address.unixDomainSocket {
+                        bound.append("unix://\(unix.path)")
+                    } else if let ipv4 = address.ipv4 {
+                        bound.append("\(ipv4.host):\(ipv4.port)")
+                    } else if let ipv6 = address.ipv6 {
+                        bound.append("[\(ipv6.host)]:\(ipv6.port)")
+                    }
+                }
+                self.announce(bound)
+                logger.info(
+                    "boxcar agent listening",
+                    metadata: [
+                        "addresses": "\(bound.joined(separator: ", "))",
+                        "database": "\(configuration.databasePath)",
+                        "artifacts": "\(configuration.artifactsDirectory)",
+                    ])
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: no new calls; finishing those in flight")
+            for server in allServers { server.beginGracefulShutdown() }
+            changes.finishAll()
+        }
+        await store.close()
+        logger.info("stopped; every accepted write is committed")
+    }
+
+    private func announce(_ bound: [String]) {
+        addresses.withLock { $0 = bound }
+        let waiters = ready.withLock { waiters in
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: bound) }
+    }
+
+    /// Creates the socket's directory, and removes a stale socket left by an agent that died; a
+    /// socket another agent still answers on is an error, not something to steal.
+    private func prepareSocketPath(_ path: String) throws {
+        let directory = parent(of: path)
+        try makeDirectories(directory)
+        guard path.utf8.count < 108 else {
+            throw ValidationError("the socket path \(path) is longer than the 107 bytes a unix socket address holds")
+        }
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard (status.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ValidationError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if socketAnswers(path) {
+            throw ValidationError("another agent is already listening on \(path)")
+        }
+        unlink(path)
+    }
+}
+
+func parent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    gethostname(&buffer, buffer.count)
+    return String(cString: buffer)
+}
+
+/// Whether something accepts connections on the unix socket at `path`.
+func socketAnswers(_ path: String) -> Bool {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in bytes.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+    }
+    let rc = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    return rc == 0
+}

@@ -1,0 +1,209 @@
+import BoxcarAPI
+import BoxcarModel
+import BoxcarStore
+import GRPCCore
+import Logging
+
+/// `boxcar.v1.Agent`: bulk ingest as packed columns, attachments, queries for exporters, health.
+struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
+    let store: Store
+    let limits: Limits
+    let startedAt: ContinuousClock.Instant
+    let version: String
+    let logger: Logger
+
+    // MARK: Log
+
+    /// Reads batches and queues each for the writer as soon as it is checked, while a second task
+    /// waits for the commits in order and acknowledges them: reading, committing and acknowledging
+    /// overlap, and the writer's queue bounds what is in flight.
+    func log(
+        request: RPCAsyncSequence<Boxcar_V1_LogBatch, any Error>, response: RPCWriter<Boxcar_V1_LogAck>,
+        context: ServerContext
+    ) async throws {
+        let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Pending<Int64>).self)
+        try await handling {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await (batchID, points, pending) in commits {
+                        let sequence: Int64
+                        do {
+                            sequence = try await pending.value()
+                        } catch {
+                            throw Self.refusal(batchID: batchID, error)
+                        }
+                        try await response.write(.with {
+                            $0.batchID = batchID
+                            $0.sequence = UInt64(sequence)
+                            $0.points = points
+                        })
+                    }
+                }
+                var knownParents: Set<String> = []
+                var refusal: RPCError?
+                do {
+                    for try await batch in request {
+                        let ingest: IngestBatch
+                        do {
+                            ingest = try Self.ingestBatch(batch, limits: limits)
+                            // Check parents here, not only in the transaction, so that a refused
+                            // batch is the last one read.
+                            for parent in Self.parents(of: ingest) where !knownParents.contains(parent) {
+                                guard try await store.objectKind(parent) != nil else {
+                                    throw NotFoundError("parent_id \(parent) names no experiment, checkpoint, model, version or file")
+                                }
+                                knownParents.insert(parent)
+                            }
+                        } catch {
+                            refusal = Self.refusal(batchID: batch.batchID, error)
+                            break
+                        }
+                        let pending = try await store.submitIngest(ingest)
+                        committed.yield((batch.batchID, UInt32(ingest.pointCount), pending))
+                    }
+                } catch {
+                    committed.finish()
+                    throw error
+                }
+                committed.finish()
+                // Every batch before a refused one is acknowledged first.
+                try await group.waitForAll()
+                if let refusal { throw refusal }
+            }
+        }
+    }
+
+    static func refusal(batchID: UInt64, _ error: any Error) -> RPCError {
+        let status = rpcError(error)
+        return RPCError(
+            code: status.code,
+            message: "batch \(batchID) refused, nothing of it stored: \(status.message)")
+    }
+
+    static func parents(of batch: IngestBatch) -> Set<String> {
+        var parents = Set(batch.series.map(\.parentID))
+        parents.formUnion(batch.events.map(\.parentID))
+        parents.formUnion(batch.metadata.map(\.parentID))
+        return parents
+    }
+
+    /// The batch as domain values, every limit checked: the points grouped by series.
+    static func ingestBatch(_ batch: Boxcar_V1_LogBatch, limits: Limits) throws -> IngestBatch {
+        let points = batch.points
+        let count = points.key.count
+        guard points.step.count == count, points.wallclockNs.count == count, points.value.count == count else {
+            throw ValidationError(
+                "points columns differ in length: key \(count), step \(points.step.count), wallclock_ns \(points.wallclockNs.count), value \(points.value.count)")
+        }
+        let total = count + batch.stringPoints.count + batch.bytesPoints.count
+        guard total <= limits.maxBatchPoints else {
+            throw ValidationError("\(total) points in one batch; the limit is \(limits.maxBatchPoints)")
+        }
+        guard batch.events.count + batch.metadata.count <= limits.maxBatchRecords else {
+            throw ValidationError(
+                "\(batch.events.count + batch.metadata.count) events and metadata updates in one batch; the limit is \(limits.maxBatchRecords)")
+        }
+        for series in batch.series {
+            try limits.checkParentID(series.parentID, "series parent_id")
+            try limits.checkKey(series.key)
+        }
+        let seriesCount = batch.series.count
+        var columns = [MetricColumns](repeating: MetricColumns(), count: seriesCount)
+        for index in 0..<count {
+            let key = Int(points.key[index])
+            guard key < seriesCount else {
+                throw ValidationError("point \(index) names series \(key); the batch has \(seriesCount)")
+            }
+            columns[key].append(step: points.step[index], wallclock: points.wallclockNs[index], value: points.value[index])
+        }
+        for point in batch.stringPoints {
+            let key = Int(point.key)
+            guard key < seriesCount else { throw ValidationError("a string point names series \(key); the batch has \(seriesCount)") }
+            try limits.checkMetricValue(.string(point.value), key: batch.series[key].key)
+            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .string(point.value)))
+        }
+        for point in batch.bytesPoints {
+            let key = Int(point.key)
+            guard key < seriesCount else { throw ValidationError("a bytes point names series \(key); the batch has \(seriesCount)") }
+            try limits.checkMetricValue(.bytes(Array(point.value)), key: batch.series[key].key)
+            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .bytes(Array(point.value))))
+        }
+        var ingest = IngestBatch()
+        for (index, series) in batch.series.enumerated() where !columns[index].isEmpty {
+            ingest.series.append(.init(parentID: series.parentID, key: series.key, columns: columns[index]))
+        }
+        for event in batch.events {
+            try limits.checkParentID(event.parentID, "event parent_id")
+            ingest.events.append(try validatedEvent(event.event, parentID: event.parentID, limits: limits))
+        }
+        for update in batch.metadata {
+            try limits.checkParentID(update.parentID, "metadata parent_id")
+            let metadata = Metadata(protobuf: update.metadata)
+            try limits.checkMetadata(metadata)
+            ingest.metadata.append(.init(parentID: update.parentID, metadata: metadata))
+        }
+        return ingest
+    }
+
+    // MARK: Attachments
+
+    func attach(request: Boxcar_V1_AttachRequest, context: ServerContext) async throws -> Boxcar_V1_AttachResponse {
+        try await handling {
+            try limits.checkParentID(request.experimentID, "experiment_id")
+            guard request.pid > 0 else { throw ValidationError("pid must be a positive process id") }
+            let at = try await store.attach(experimentID: request.experimentID, pid: request.pid)
+            logger.info("attached", metadata: ["experiment": "\(request.experimentID)", "pid": "\(request.pid)"])
+            return .with { $0.attachedAt = .init(nanoseconds: at) }
+        }
+    }
+
+    func detach(request: Boxcar_V1_DetachRequest, context: ServerContext) async throws -> Boxcar_V1_DetachResponse {
+        try await handling {
+            let at = try await store.detach(experimentID: request.experimentID, pid: request.pid)
+            logger.info("detached", metadata: ["experiment": "\(request.experimentID)", "pid": "\(request.pid)"])
+            return .with { $0.detachedAt = .init(nanoseconds: at) }
+        }
+    }
+
+    // MARK: Queries
+
+    func queryMetrics(
+        request: Boxcar_V1_QueryMetricsRequest, context: ServerContext
+    ) async throws -> Boxcar_V1_QueryMetricsResponse {
+        try await handling {
+            let series = try await store.metrics(
+                parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys)
+            let range = MetricRange(
+                from: request.from, to: request.to == 0 ? .max : request.to,
+                axis: request.axis == .wallclock ? .wallclock : .step)
+            return .with { response in
+                response.series = series.map { entry in
+                    var columns = range.filter(entry.columns)
+                    if request.maxPoints > 0 { columns = columns.thinned(to: Int(request.maxPoints)) }
+                    return Boxcar_V1_SeriesColumns(key: entry.key, columns: columns)
+                }
+            }
+        }
+    }
+
+    func listExperiments(
+        request: Boxcar_V1_ListExperimentsRequest, context: ServerContext
+    ) async throws -> Boxcar_V1_ListExperimentsResponse {
+        try await handling {
+            let experiments = try await store.experiments(namespace: request.hasNamespace ? request.namespace : nil)
+            return .with { $0.experiments = experiments.map(Modelbox_Experiment.init) }
+        }
+    }
+
+    func health(request: Boxcar_V1_HealthRequest, context: ServerContext) async throws -> Boxcar_V1_HealthResponse {
+        let uptime = ContinuousClock.now - startedAt
+        return .with {
+            $0.status = "serving"
+            $0.version = version
+            $0.uptimeSeconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
+            $0.database = store.path
+            $0.lastSequence = UInt64(store.lastSequence)
+            $0.pendingWrites = UInt64(store.pendingWrites)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarModel
+import Crypto
+import FoundationEssentials
+
+/// Uploaded bytes, stored by content: `blobs/<first two hex digits>/<sha256>` under the artifacts
+/// directory. The path a client sends is only recorded, never used to place bytes, so no upload
+/// can write outside this directory. Uploads land in `incoming/` first and are renamed into place
+/// only once complete and verified.
+public struct ArtifactStore: Sendable {
+    public let root: String
+
+    public init(root: String) throws {
+        self.root = root
+        try makeDirectories(root + "/blobs")
+        try makeDirectories(root + "/incoming")
+    }
+
+    public func blobPath(_ sha256: String) -> String {
+        "\(root)/blobs/\(sha256.prefix(2))/\(sha256)"
+    }
+
+    public func beginUpload(maxBytes: Int64) throws -> Upload {
+        let path = "\(root)/incoming/\(Identifiers.randomFileID())"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ArtifactError.io("cannot create \(path)", errno) }
+        return Upload(store: self, temporaryPath: path, fd: fd, maxBytes: maxBytes)
+    }
+
+    /// Opens a stored blob for reading; nil when the bytes are not there.
+    public func openBlob(_ sha256: String) -> BlobReader? {
+        let fd = open(blobPath(sha256), O_RDONLY | O_CLOEXEC)
+        return fd >= 0 ? BlobReader(fd: fd) : nil
+    }
+
+    public final class BlobReader {
+        private let fd: Int32
+
+        init(fd: Int32) { self.fd = fd }
+
+        deinit { close(fd) }
+
+        /// Up to `maxBytes` more bytes; nil at the end.
+        public func next(maxBytes: Int) throws -> Data? {
+            var data = Data(count: maxBytes)
+            while true {
+                let count = data.withUnsafeMutableBytes { read(fd, $0.baseAddress, maxBytes) }
+                if count < 0 && errno == EINTR { continue }
+                guard count >= 0 else { throw ArtifactError.io("cannot read a blob", errno) }
+                if count == 0 { return nil }
+                data.count = count
+                return data
+            }
+        }
+    }
+
+    /// Removes the blob's bytes (an upload whose record could not be stored).
+    public func removeBlob(_ sha256: String) {
+        unlink(blobPath(sha256))
+    }
+
+    /// An upload in progress: bytes go to a temporary file while both digests are computed.
+    public final class Upload {
+        let store: ArtifactStore
+        let temporaryPath: String
+        private var fd: Int32
+        private let maxBytes: Int64
+        private var md5 = Insecure.MD5()
+        private var sha256 = SHA256()
+        public private(set) var size: Int64 = 0
+
+        init(store: ArtifactStore, temporaryPath: String, fd: Int32, maxBytes: Int64) {
+            self.store = store
+            self.temporaryPath = temporaryPath
+            self.fd = fd
+            self.maxBytes = maxBytes
+        }
+
+        deinit { abort() }
+
+        public func write(_ chunk: Data) throws {
+            size += Int64(chunk.count)
+            guard size <= maxBytes else {
+                throw ArtifactError.tooLarge(limit: maxBytes)
+            }
+            md5.update(data: chunk)
+            sha256.update(data: chunk)
+            try chunk.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        throw ArtifactError.io("cannot write \(temporaryPath)", errno)
+                    }
+                    offset += written
+                }
+            }
+        }
+
+        /// Digests of everything written.
+        public struct Digests: Sendable {
+            public var md5: String
+            public var sha256: String
+        }
+
+        public func digests() -> Digests {
+            Digests(md5: md5.finalize().hexString, sha256: sha256.finalize().hexString)
+        }
+
+        /// Makes the bytes durable and moves them to their content address.
+        public func commit(sha256 digest: String) throws {
+            guard fsync(fd) == 0 else { throw ArtifactError.io("cannot sync \(temporaryPath)", errno) }
+            close(fd)
+            fd = -1
+            let destination = store.blobPath(digest)
+            try makeDirectories(String(destination.prefix(upTo: destination.lastIndex(of: "/")!)))
+            guard rename(temporaryPath, destination) == 0 else {
+                throw ArtifactError.io("cannot move the upload to \(destination)", errno)
+            }
+        }
+
+        /// Drops the temporary file; nothing of the upload stays behind.
+        public func abort() {
+            if fd >= 0 {
+                close(fd)
+                fd = -1
+            }
+            unlink(temporaryPath)
+        }
+    }
+}
+
+public enum ArtifactError: Error, CustomStringConvertible {
+    case tooLarge(limit: Int64)
+    case io(String, Int32)
+
+    public var description: String {
+        switch self {
+        case .tooLarge(let limit): return "the upload is larger than the limit of \(limit) bytes"
+        case .io(let what, let code): return "\(what): \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// The disk is full, or the file size limit was hit.
+    public var isFull: Bool {
+        if case .io(_, let code) = self { return code == ENOSPC || code == EDQUOT }
+        return false
+    }
+}
+
+/// mkdir -p.
+func makeDirectories(_ path: String) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        if mkdir(current, 0o755) != 0 && errno != EEXIST {
+            throw ArtifactError.io("cannot create directory \(current)", errno)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import BoxcarModel
+import Synchronization
+
+/// A change to an object of a namespace, as WatchNamespace streams it.
+public struct ObjectChange: Sendable {
+    public enum Kind: Sendable { case created, updated }
+    public var kind: Kind
+    public var namespace: String
+    /// The object as JSON: its kind, id and fields.
+    public var payload: JSONValue
+    public var at: Nanoseconds
+}
+
+/// Fans each committed change out to the live WatchNamespace streams of its namespace.
+final class ChangeFeed: Sendable {
+    private struct Subscriber {
+        var namespace: String
+        var continuation: AsyncStream<ObjectChange>.Continuation
+    }
+
+    private let subscribers = Mutex<[Int: Subscriber]>([:])
+    private let nextID = Atomic<Int>(0)
+
+    /// A stream of the namespace's changes from now on; it ends when the caller stops iterating.
+    func subscribe(namespace: String) -> AsyncStream<ObjectChange> {
+        let id = nextID.add(1, ordering: .relaxed).newValue
+        // A watcher that stops reading must not hold memory without bound: keep the newest 10,000.
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: ObjectChange.self, bufferingPolicy: .bufferingNewest(10_000))
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+        }
+        subscribers.withLock { $0[id] = Subscriber(namespace: namespace, continuation: continuation) }
+        return stream
+    }
+
+    func publish(_ change: ObjectChange) {
+        let targets = subscribers.withLock { all in
+            all.values.filter { $0.namespace == change.namespace }.map(\.continuation)
+        }
+        for continuation in targets { continuation.yield(change) }
+    }
+
+    /// Ends every stream (shutdown).
+    func finishAll() {
+        let all = subscribers.withLock { all in
+            defer { all.removeAll() }
+            return Array(all.values)
+        }
+        for subscriber in all { subscriber.continuation.finish() }
+    }
+}
+
+extension ObjectChange {
+    static func experiment(_ experiment: Experiment, created: Bool) -> ObjectChange {
+        ObjectChange(
+            kind: created ? .created : .updated, namespace: experiment.namespace,
+            payload: .object([
+                "kind": .string("experiment"), "id": .string(experiment.id),
+                "name": .string(experiment.name), "namespace": .string(experiment.namespace),
+                "owner": .string(experiment.owner),
+                "framework": .number(Double(experiment.framework.rawValue)),
+                "external_id": .string(experiment.externalID),
+                "created_at": .number(Double(experiment.createdAt / 1_000_000_000)),
+                "updated_at": .number(Double(experiment.updatedAt / 1_000_000_000)),
+            ]),
+            at: experiment.updatedAt)
+    }
+
+    static func model(_ model: Model, created: Bool) -> ObjectChange {
+        ObjectChange(
+            kind: created ? .created : .updated, namespace: model.namespace,
+            payload: .object([
+                "kind": .string("model"), "id": .string(model.id), "name": .string(model.name),
+                "namespace": .string(model.namespace), "owner": .string(model.owner),
+                "description": .string(model.description), "task": .string(model.task),
+                "created_at": .number(Double(model.createdAt / 1_000_000_000)),
+                "updated_at": .number(Double(model.updatedAt / 1_000_000_000)),
+            ]),
+            at: model.updatedAt)
+    }
+}

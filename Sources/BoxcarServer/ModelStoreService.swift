@@ -1,0 +1,470 @@
+import BoxcarAPI
+import BoxcarModel
+import BoxcarStore
+import FoundationEssentials
+import GRPCCore
+import Logging
+import SwiftProtobuf
+
+/// `modelbox.ModelStore`, per ../shared/api/modelbox-wire.md: what an existing ModelBox client
+/// expects, over the agent's socket.
+struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
+    let store: Store
+    let artifacts: ArtifactStore
+    let limits: Limits
+    let changes: ChangeFeed
+    let member: Modelbox_ClusterMember
+    let logger: Logger
+
+    /// Bytes per DownloadFile chunk: well under every client's default message limit (4 MiB).
+    static let downloadChunkBytes = 1 << 20
+
+    // MARK: Experiments
+
+    func createExperiment(
+        request: Modelbox_CreateExperimentRequest, context: ServerContext
+    ) async throws -> Modelbox_CreateExperimentResponse {
+        try await handling {
+            try limits.checkName(request.name, "name")
+            try limits.checkName(request.namespace, "namespace", required: false)
+            try limits.checkName(request.owner, "owner", required: false)
+            try limits.checkName(request.task, "task", required: false)
+            try limits.checkName(request.externalID, "external_id", required: false)
+            let metadata = request.metadata.domain
+            try limits.checkMetadata(metadata)
+            let (experiment, existed) = try await store.createExperiment(.init(
+                name: request.name, namespace: request.namespace, owner: request.owner,
+                framework: MLFramework(request.framework), task: request.task,
+                externalID: request.externalID, metadata: metadata))
+            if !existed { changes.publish(.experiment(experiment, created: true)) }
+            return .with {
+                $0.experimentID = experiment.id
+                $0.experimentExists = existed
+                $0.createdAt = .init(nanoseconds: experiment.createdAt)
+                $0.updatedAt = .init(nanoseconds: experiment.updatedAt)
+            }
+        }
+    }
+
+    func getExperiment(
+        request: Modelbox_GetExperimentRequest, context: ServerContext
+    ) async throws -> Modelbox_GetExperimentResponse {
+        try await handling {
+            guard let experiment = try await store.experiment(id: request.id) else {
+                throw NotFoundError("experiment \(request.id) does not exist")
+            }
+            return .with { $0.experiment = Modelbox_Experiment(experiment) }
+        }
+    }
+
+    func listExperiments(
+        request: Modelbox_ListExperimentsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListExperimentsResponse {
+        try await handling {
+            let experiments = try await store.experiments(namespace: request.namespace)
+            return .with { $0.experiments = experiments.map(Modelbox_Experiment.init) }
+        }
+    }
+
+    // MARK: Metadata
+
+    func updateMetadata(
+        request: Modelbox_UpdateMetadataRequest, context: ServerContext
+    ) async throws -> Modelbox_UpdateMetadataResponse {
+        try await handling {
+            try limits.checkParentID(request.parentID)
+            let metadata = request.metadata.domain
+            try limits.checkMetadata(metadata)
+            let updatedAt = try await store.updateMetadata(parentID: request.parentID, metadata: metadata)
+            if let experiment = try await store.experiment(id: request.parentID) {
+                changes.publish(.experiment(experiment, created: false))
+            }
+            return .with {
+                $0.numKeysWritten = Int32(metadata.count)
+                $0.updatedAt = .init(nanoseconds: updatedAt)
+            }
+        }
+    }
+
+    func listMetadata(
+        request: Modelbox_ListMetadataRequest, context: ServerContext
+    ) async throws -> Modelbox_ListMetadataResponse {
+        try await handling {
+            let metadata = try await store.metadata(parentID: request.parentID)
+            return .with { $0.metadata = metadata.protobuf }
+        }
+    }
+
+    // MARK: Metrics
+
+    func logMetrics(
+        request: Modelbox_LogMetricsRequest, context: ServerContext
+    ) async throws -> Modelbox_LogMetricsResponse {
+        try await handling {
+            try limits.checkParentID(request.parentID)
+            try limits.checkKey(request.key)
+            guard request.hasValue, let point = MetricPoint(request.value) else {
+                throw ValidationError("value must hold f_val, s_tensor or b_tensor")
+            }
+            try limits.checkMetricValue(point.value, key: request.key)
+            try await store.appendMetrics(
+                parentID: request.parentID, key: request.key, columns: MetricColumns([point]))
+            return Modelbox_LogMetricsResponse()
+        }
+    }
+
+    func getMetrics(
+        request: Modelbox_GetMetricsRequest, context: ServerContext
+    ) async throws -> Modelbox_GetMetricsResponse {
+        try await handling {
+            let series = try await store.metrics(parentID: request.parentID)
+            return .with { response in
+                response.metrics = series.map { Modelbox_Metrics(key: $0.key, columns: $0.columns) }
+            }
+        }
+    }
+
+    // MARK: Events
+
+    func logEvent(
+        request: Modelbox_LogEventRequest, context: ServerContext
+    ) async throws -> Modelbox_LogEventResponse {
+        try await handling {
+            try limits.checkParentID(request.parentID)
+            let event = try validatedEvent(request.event, parentID: request.parentID, limits: limits)
+            let createdAt = try await store.logEvent(event)
+            return .with { $0.createdAt = .init(nanoseconds: createdAt) }
+        }
+    }
+
+    func listEvents(
+        request: Modelbox_ListEventsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListEventsResponse {
+        try await handling {
+            let since = request.hasSince && request.since.nanoseconds != 0 ? request.since.nanoseconds : .min
+            let events = try await store.events(parentID: request.parentID, since: since)
+            return .with { $0.events = events.map(Modelbox_Event.init) }
+        }
+    }
+
+    // MARK: Artifacts
+
+    func trackArtifacts(
+        request: Modelbox_TrackArtifactsRequest, context: ServerContext
+    ) async throws -> Modelbox_TrackArtifactsResponse {
+        try await handling {
+            guard request.files.count <= limits.maxFilesPerRequest else {
+                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest) per call")
+            }
+            let files = try request.files.map { try validatedFile($0, limits: limits) }
+            let records = try await store.addFiles(files)
+            return .with {
+                $0.numFilesTracked = Int32(records.count)
+                $0.createdAt = .init(nanoseconds: records.first?.createdAt ?? WallClock.now())
+            }
+        }
+    }
+
+    func listArtifacts(
+        request: Modelbox_ListArtifactsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListArtifactsResponse {
+        try await handling {
+            let files = try await store.files(parentID: request.parentID)
+            return .with { $0.files = files.map(Modelbox_FileMetadata.init) }
+        }
+    }
+
+    func uploadFile(
+        request: RPCAsyncSequence<Modelbox_UploadFileRequest, any Error>, context: ServerContext
+    ) async throws -> Modelbox_UploadFileResponse {
+        try await handling {
+            var frames = request.makeAsyncIterator()
+            guard let first = try await frames.next(), case .metadata(let metadata) = first.streamFrame else {
+                throw ValidationError("the first frame of UploadFile must be metadata (parent_id, file_type, checksum, path)")
+            }
+            var file = try validatedFile(metadata, limits: limits)
+            let expected = try ExpectedChecksum(metadata.checksum)
+            // Refuse an unknown parent before taking any bytes.
+            guard try await store.objectKind(file.parentID) != nil else {
+                throw NotFoundError("parent_id \(file.parentID) names no experiment, checkpoint, model, version or file")
+            }
+            let upload = try artifacts.beginUpload(maxBytes: limits.maxUploadBytes)
+            defer { upload.abort() }
+            do {
+                while let frame = try await frames.next() {
+                    guard case .chunks(let chunk) = frame.streamFrame else {
+                        throw ValidationError("UploadFile takes one metadata frame, first; the rest must be chunks")
+                    }
+                    try upload.write(chunk)
+                }
+            } catch let error as ArtifactError {
+                throw RPCError(code: .resourceExhausted, message: error.description)
+            }
+            let digests = upload.digests()
+            try expected.verify(digests)
+            try upload.commit(sha256: digests.sha256)
+            file.blob = digests.sha256
+            file.size = upload.size
+            do {
+                let records = try await store.addFiles([file])
+                return .with { $0.fileID = records[0].id }
+            } catch {
+                // The record was refused: leave no bytes behind unless another upload holds them.
+                if (try? await store.blobIsReferenced(digests.sha256)) == false {
+                    artifacts.removeBlob(digests.sha256)
+                }
+                throw error
+            }
+        }
+    }
+
+    func downloadFile(
+        request: Modelbox_DownloadFileRequest, response: RPCWriter<Modelbox_DownloadFileResponse>,
+        context: ServerContext
+    ) async throws {
+        try await handling {
+            guard let file = try await store.file(id: request.fileID) else {
+                throw NotFoundError("file \(request.fileID) does not exist")
+            }
+            guard let blob = file.blob else {
+                throw RPCError(
+                    code: .failedPrecondition,
+                    message: "file \(file.id) (\(file.path)) was tracked, not uploaded: the agent holds no bytes for it")
+            }
+            guard let reader = artifacts.openBlob(blob) else {
+                throw RPCError(
+                    code: .failedPrecondition,
+                    message: "the bytes of file \(file.id) are missing from the artifacts directory \(artifacts.root)")
+            }
+            try await response.write(.with { $0.metadata = Modelbox_FileMetadata(file) })
+            while let chunk = try reader.next(maxBytes: Self.downloadChunkBytes) {
+                try await response.write(.with { $0.chunks = chunk })
+            }
+        }
+    }
+
+    // MARK: Checkpoints
+
+    func createCheckpoint(
+        request: Modelbox_CreateCheckpointRequest, context: ServerContext
+    ) async throws -> Modelbox_CreateCheckpointResponse {
+        try await handling {
+            try limits.checkParentID(request.experimentID, "experiment_id")
+            for key in request.metrics.keys { try limits.checkKey(key, "metrics key") }
+            let metadata = request.metadata.domain
+            try limits.checkMetadata(metadata)
+            guard request.files.count <= limits.maxFilesPerRequest else {
+                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
+            }
+            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
+            let checkpoint = try await store.createCheckpoint(
+                experimentID: request.experimentID, epoch: request.epoch, metrics: request.metrics,
+                files: files, metadata: metadata)
+            return .with {
+                $0.checkpointID = checkpoint.id
+                $0.createdAt = .init(nanoseconds: checkpoint.createdAt)
+                $0.updatedAt = .init(nanoseconds: checkpoint.updatedAt)
+            }
+        }
+    }
+
+    func getCheckpoint(
+        request: Modelbox_GetCheckpointRequest, context: ServerContext
+    ) async throws -> Modelbox_GetCheckpointResponse {
+        try await handling {
+            guard let (checkpoint, files) = try await store.checkpoint(
+                experimentID: request.experimentID, epoch: request.epoch)
+            else {
+                throw NotFoundError("experiment \(request.experimentID) has no checkpoint at epoch \(request.epoch)")
+            }
+            return .with { $0.checkpoint = Modelbox_Checkpoint(checkpoint, files: files) }
+        }
+    }
+
+    func listCheckpoints(
+        request: Modelbox_ListCheckpointsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListCheckpointsResponse {
+        try await handling {
+            let checkpoints = try await store.checkpoints(experimentID: request.experimentID)
+            return .with { $0.checkpoints = checkpoints.map { Modelbox_Checkpoint($0.0, files: $0.1) } }
+        }
+    }
+
+    // MARK: Models
+
+    func createModel(
+        request: Modelbox_CreateModelRequest, context: ServerContext
+    ) async throws -> Modelbox_CreateModelResponse {
+        try await handling {
+            try limits.checkName(request.name, "name")
+            try limits.checkName(request.namespace, "namespace", required: false)
+            try limits.checkName(request.owner, "owner", required: false)
+            try limits.checkName(request.task, "task", required: false)
+            try limits.checkText(request.description_p, "description")
+            let metadata = request.metadata.domain
+            try limits.checkMetadata(metadata)
+            guard request.files.count <= limits.maxFilesPerRequest else {
+                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
+            }
+            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
+            let (model, existed) = try await store.createModel(.init(
+                name: request.name, owner: request.owner, namespace: request.namespace,
+                task: request.task, description: request.description_p, metadata: metadata,
+                files: files))
+            if !existed { changes.publish(.model(model, created: true)) }
+            return .with {
+                $0.id = model.id
+                $0.createdAt = .init(nanoseconds: model.createdAt)
+                $0.updatedAt = .init(nanoseconds: model.updatedAt)
+            }
+        }
+    }
+
+    func listModels(
+        request: Modelbox_ListModelsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListModelsResponse {
+        try await handling {
+            let models = try await store.models(namespace: request.namespace)
+            return .with { $0.models = models.map { Modelbox_Model($0.0, files: $0.1) } }
+        }
+    }
+
+    func createModelVersion(
+        request: Modelbox_CreateModelVersionRequest, context: ServerContext
+    ) async throws -> Modelbox_CreateModelVersionResponse {
+        try await handling {
+            try limits.checkParentID(request.model, "model")
+            try limits.checkName(request.name, "name", required: false)
+            try limits.checkName(request.version, "version")
+            try limits.checkText(request.description_p, "description")
+            for tag in request.uniqueTags { try limits.checkName(tag, "unique_tags") }
+            let metadata = request.metadata.domain
+            try limits.checkMetadata(metadata)
+            guard request.files.count <= limits.maxFilesPerRequest else {
+                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
+            }
+            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
+            let version = try await store.createModelVersion(.init(
+                modelID: request.model, name: request.name, version: request.version,
+                description: request.description_p, framework: MLFramework(request.framework),
+                uniqueTags: request.uniqueTags, metadata: metadata, files: files))
+            return .with {
+                $0.modelVersion = version.id
+                $0.createdAt = .init(nanoseconds: version.createdAt)
+                $0.updatedAt = .init(nanoseconds: version.updatedAt)
+            }
+        }
+    }
+
+    func listModelVersions(
+        request: Modelbox_ListModelVersionsRequest, context: ServerContext
+    ) async throws -> Modelbox_ListModelVersionsResponse {
+        try await handling {
+            // The schema has room for one version: the latest.
+            guard let (version, files, metadata) = try await store.latestModelVersion(modelID: request.model) else {
+                return Modelbox_ListModelVersionsResponse()
+            }
+            return .with { $0.models = Modelbox_ModelVersion(version, files: files, metadata: metadata) }
+        }
+    }
+
+    // MARK: Watching and the cluster
+
+    func watchNamespace(
+        request: Modelbox_WatchNamespaceRequest, response: RPCWriter<Modelbox_WatchNamespaceResponse>,
+        context: ServerContext
+    ) async throws {
+        try await handling {
+            // Subscribe before reading the past, so nothing falls between the two.
+            let live = changes.subscribe(namespace: request.namespace)
+            let since = Int64(clamping: request.since).multipliedReportingOverflow(by: 1_000_000_000)
+            let sinceNanos = since.overflow ? Int64.max : since.partialValue
+            var past: [ObjectChange] = []
+            for experiment in try await store.experiments(namespace: request.namespace)
+            where experiment.updatedAt >= sinceNanos {
+                past.append(.experiment(experiment, created: experiment.createdAt == experiment.updatedAt))
+            }
+            for (model, _) in try await store.models(namespace: request.namespace) where model.updatedAt >= sinceNanos {
+                past.append(.model(model, created: model.createdAt == model.updatedAt))
+            }
+            past.sort { $0.at < $1.at }
+            var sentUpTo: Nanoseconds = .min
+            for change in past {
+                try await response.write(Self.message(change))
+                sentUpTo = max(sentUpTo, change.at)
+            }
+            for await change in live where change.at > sentUpTo {
+                try await response.write(Self.message(change))
+            }
+        }
+    }
+
+    static func message(_ change: ObjectChange) -> Modelbox_WatchNamespaceResponse {
+        .with {
+            $0.event = change.kind == .created ? .objectCreated : .objectUpdated
+            $0.payload = change.payload.protobuf
+        }
+    }
+
+    func getClusterMembers(
+        request: Modelbox_GetClusterMembersRequest, context: ServerContext
+    ) async throws -> Modelbox_GetClusterMembersResponse {
+        .with { $0.members = [member] }
+    }
+}
+
+// MARK: Validation shared by the services
+
+/// A file description as sent, checked against the limits. `parentRequired` is false where the
+/// request itself names the parent (files of a checkpoint or model).
+func validatedFile(
+    _ file: Modelbox_FileMetadata, limits: Limits, parentRequired: Bool = true
+) throws -> Store.NewFile {
+    if parentRequired { try limits.checkParentID(file.parentID, "file parent_id") }
+    try limits.checkText(file.path, "path")
+    try limits.checkLength(file.checksum, "checksum", max: limits.maxChecksumBytes)
+    return Store.NewFile(
+        parentID: file.parentID, fileType: FileType(file.fileType), checksum: file.checksum,
+        path: file.path)
+}
+
+func validatedEvent(_ event: Modelbox_Event, parentID: String, limits: Limits) throws -> Event {
+    try limits.checkName(event.name, "event name")
+    try limits.checkName(event.source.name, "event source", required: false)
+    let domain = event.domain(parentID: parentID)
+    try limits.checkMetadata(domain.metadata, "event metadata")
+    return domain
+}
+
+/// The checksum a client sent with an upload: MD5 (32 hex digits, what ModelBox clients send),
+/// SHA-256 (64), or none.
+struct ExpectedChecksum {
+    enum Kind { case none, md5, sha256 }
+    let kind: Kind
+    let hex: String
+
+    init(_ checksum: String) throws {
+        hex = checksum.lowercased()
+        let isHex = hex.allSatisfy { $0.isHexDigit }
+        switch (hex.count, isHex) {
+        case (0, _): kind = .none
+        case (32, true): kind = .md5
+        case (64, true): kind = .sha256
+        default:
+            throw ValidationError(
+                "checksum must be an MD5 (32 hex digits) or SHA-256 (64 hex digits) of the file, or empty")
+        }
+    }
+
+    func verify(_ digests: ArtifactStore.Upload.Digests) throws {
+        let actual: String
+        switch kind {
+        case .none: return
+        case .md5: actual = digests.md5
+        case .sha256: actual = digests.sha256
+        }
+        guard actual == hex else {
+            throw ValidationError("checksum mismatch: the upload says \(hex), its bytes hash to \(actual); nothing was stored")
+        }
+    }
+}

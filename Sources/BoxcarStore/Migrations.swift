@@ -1,0 +1,163 @@
+/// Versioned schema migrations. `PRAGMA user_version` holds how many have run; each runs once,
+/// in order, inside the transaction that bumps the version. Append new ones; never edit old ones.
+enum Migrations {
+    static let all: [String] = [
+        // 1: the first schema.
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO meta (key, value) VALUES ('sequence', 0);
+
+        -- Every object a parent_id may name, whatever its kind: one lookup answers NOT_FOUND.
+        CREATE TABLE objects (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL DEFAULT '',
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            framework INTEGER NOT NULL,
+            task TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            updated_ns INTEGER NOT NULL,
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX experiments_namespace ON experiments (namespace, created_ns);
+
+        CREATE TABLE models (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            description TEXT NOT NULL,
+            task TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            updated_ns INTEGER NOT NULL,
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX models_namespace ON models (namespace, created_ns);
+
+        CREATE TABLE model_versions (
+            id TEXT PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            description TEXT NOT NULL,
+            framework INTEGER NOT NULL,
+            unique_tags TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            updated_ns INTEGER NOT NULL,
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX model_versions_model ON model_versions (model_id, seq);
+
+        CREATE TABLE checkpoints (
+            id TEXT PRIMARY KEY,
+            experiment_id TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            metrics TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            updated_ns INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            UNIQUE (experiment_id, epoch)
+        ) WITHOUT ROWID;
+
+        -- Tracked files (blob NULL) and uploaded ones (blob = SHA-256 of the bytes held).
+        CREATE TABLE files (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            parent_id TEXT NOT NULL,
+            file_type INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            path TEXT NOT NULL,
+            blob TEXT,
+            size INTEGER,
+            created_ns INTEGER NOT NULL,
+            updated_ns INTEGER NOT NULL
+        );
+        CREATE INDEX files_parent ON files (parent_id, seq);
+
+        CREATE TABLE metadata (
+            parent_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_ns INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (parent_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            parent_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            wallclock_ns INTEGER NOT NULL,
+            metadata TEXT NOT NULL,
+            created_ns INTEGER NOT NULL
+        );
+        CREATE INDEX events_parent ON events (parent_id, wallclock_ns, seq);
+
+        -- A series is (parent, key); its points live in blocks of packed columns, a row per
+        -- series per write (see MetricBlock.swift).
+        CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            parent_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            UNIQUE (parent_id, key)
+        );
+
+        CREATE TABLE metric_blocks (
+            seq INTEGER PRIMARY KEY,
+            series_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            step_min INTEGER NOT NULL,
+            step_max INTEGER NOT NULL,
+            wallclock_min INTEGER NOT NULL,
+            wallclock_max INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX metric_blocks_series ON metric_blocks (series_id, seq);
+
+        CREATE TABLE attachments (
+            seq INTEGER PRIMARY KEY,
+            experiment_id TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            attached_ns INTEGER NOT NULL,
+            detached_ns INTEGER
+        );
+        CREATE INDEX attachments_experiment ON attachments (experiment_id, pid);
+        """
+    ]
+
+    /// Brings the database to the newest schema. Fails on a database newer than this program.
+    static func migrate(_ connection: Connection) throws {
+        let current = try userVersion(connection)
+        guard current <= all.count else {
+            throw SQLiteError(
+                code: 1,
+                message: "the database has schema version \(current), newer than this boxcar knows (\(all.count)); upgrade boxcar")
+        }
+        for (index, sql) in all.enumerated().dropFirst(current) {
+            try connection.execute("BEGIN IMMEDIATE")
+            do {
+                try connection.execute(sql)
+                try connection.execute("PRAGMA user_version = \(index + 1)")
+                try connection.execute("COMMIT")
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    static func userVersion(_ connection: Connection) throws -> Int {
+        let statement = try connection.statement("PRAGMA user_version")
+        defer { statement.reset() }
+        return try statement.step() ? Int(statement.int64(0)) : 0
+    }
+}

@@ -1,0 +1,120 @@
+import BoxcarModel
+import Dispatch
+import Logging
+import Synchronization
+
+/// How hard a commit tries to reach the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// synchronous=NORMAL in WAL mode: a commit survives a crash of the agent, not of the machine.
+    case normal
+    /// synchronous=FULL: a commit survives power loss too, at an fsync per commit.
+    case full
+}
+
+/// The SQLite database: one writer thread with group commit, and a pool of reader connections
+/// that WAL lets run beside it.
+public final class Store: Sendable {
+    public let path: String
+    public let readOnly: Bool
+    let writer: Writer?
+    private let readers: Mutex<[Connection]>
+    private let readQueue = DispatchQueue(label: "boxcar.store.read", attributes: .concurrent)
+
+    /// Opens (creating if needed) the database at `path` for the agent: migrates it and starts the
+    /// writer.
+    public static func open(
+        path: String, durability: Durability = .normal, queueCapacity: Int = 8192,
+        logger: Logger = Logger(label: "boxcar.store")
+    ) throws -> Store {
+        let connection = try Connection(path: path, readOnly: false)
+        try connection.execute("PRAGMA journal_mode = WAL")
+        try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+        try connection.execute("PRAGMA foreign_keys = OFF")
+        try Migrations.migrate(connection)
+        let writer = try Writer(connection: connection, capacity: queueCapacity, logger: logger)
+        return Store(path: path, readOnly: false, writer: writer)
+    }
+
+    /// Opens an existing database for reading only, also while an agent writes to it.
+    public static func openReadOnly(path: String) throws -> Store {
+        let connection = try Connection(path: path, readOnly: true)
+        let version = try Migrations.userVersion(connection)
+        guard version > 0 else {
+            throw SQLiteError(code: 1, message: "\(path) is not a boxcar database")
+        }
+        guard version <= Migrations.all.count else {
+            throw SQLiteError(
+                code: 1,
+                message: "\(path) has schema version \(version), newer than this boxcar knows; upgrade boxcar")
+        }
+        let store = Store(path: path, readOnly: true, writer: nil)
+        store.giveBack(connection)
+        return store
+    }
+
+    private init(path: String, readOnly: Bool, writer: Writer?) {
+        self.path = path
+        self.readOnly = readOnly
+        self.writer = writer
+        self.readers = Mutex([])
+    }
+
+    /// Commits every write already accepted, then refuses new ones.
+    public func close() async {
+        await writer?.close()
+    }
+
+    /// Writes waiting for the writer thread.
+    public var pendingWrites: Int { writer?.pending ?? 0 }
+
+    /// The sequence number of the last committed record.
+    public var lastSequence: Int64 {
+        if let writer { return writer.lastSequence }
+        return (try? readSync { connection in
+            let statement = try connection.statement("SELECT value FROM meta WHERE key = 'sequence'")
+            defer { statement.reset() }
+            return try statement.step() ? statement.int64(0) : 0
+        }) ?? 0
+    }
+
+    // MARK: Plumbing for the operations in Store+Writes and Store+Reads
+
+    func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
+        guard let writer else { throw ReadOnlyError(path: path) }
+        return try await writer.write(body)
+    }
+
+    /// Runs `body` on a pooled reader connection, off the Swift concurrency pool, inside one read
+    /// transaction (so it sees one snapshot).
+    func read<R: Sendable>(_ body: @escaping @Sendable (Connection) throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            readQueue.async {
+                continuation.resume(with: Result { try self.readSync(body) })
+            }
+        }
+    }
+
+    private func readSync<R>(_ body: (Connection) throws -> R) throws -> R {
+        let connection = try borrow()
+        defer { giveBack(connection) }
+        try connection.execute("BEGIN")
+        defer { try? connection.execute("COMMIT") }
+        return try body(connection)
+    }
+
+    private func borrow() throws -> Connection {
+        if let connection = readers.withLock({ $0.popLast() }) { return connection }
+        return try Connection(path: path, readOnly: true)
+    }
+
+    private func giveBack(_ connection: Connection) {
+        readers.withLock { pool in
+            if pool.count < 8 { pool.append(connection) }
+        }
+    }
+}
+
+public struct ReadOnlyError: Error, CustomStringConvertible {
+    public var path: String
+    public var description: String { "\(path) was opened read-only" }
+}

@@ -1,0 +1,130 @@
+import BoxcarModel
+
+/// What a write job sees: the writer's connection inside an open transaction, the sequence
+/// counter, and caches of ids known to exist. Only the writer thread touches it.
+///
+/// Every record a job stores takes the next sequence number, so the store reads as an outbox
+/// ordered by `seq`. Numbers taken by a job that is rolled back are skipped, never reused.
+public final class WriteContext {
+    let connection: Connection
+    private(set) var sequence: Int64
+
+    /// Parents known to exist, and series ids by (parent, key). A job's additions are journaled so
+    /// that rolling the job back forgets them too.
+    private var knownParents: Set<String> = []
+    private var seriesIDs: [SeriesName: Int64] = [:]
+    private var journal: [SeriesName?] = []
+    private var parentJournal: [String] = []
+
+    struct SeriesName: Hashable {
+        var parentID: String
+        var key: String
+    }
+
+    init(connection: Connection) throws {
+        self.connection = connection
+        let statement = try connection.statement("SELECT value FROM meta WHERE key = 'sequence'")
+        sequence = try statement.step() ? statement.int64(0) : 0
+        statement.reset()
+    }
+
+    func nextSequence() -> Int64 {
+        sequence += 1
+        return sequence
+    }
+
+    // MARK: Transactions
+
+    func begin() throws {
+        try connection.execute("BEGIN IMMEDIATE")
+    }
+
+    func savepoint() throws {
+        journal.removeAll(keepingCapacity: true)
+        parentJournal.removeAll(keepingCapacity: true)
+        try connection.execute("SAVEPOINT job")
+    }
+
+    func release() throws {
+        try connection.execute("RELEASE job")
+    }
+
+    func rollbackToSavepoint() {
+        try? connection.execute("ROLLBACK TO job")
+        try? connection.execute("RELEASE job")
+        for name in journal.compactMap({ $0 }) { seriesIDs[name] = nil }
+        for id in parentJournal { knownParents.remove(id) }
+    }
+
+    func commit() throws {
+        let statement = try connection.statement("UPDATE meta SET value = ? WHERE key = 'sequence'")
+        statement.bind(1, sequence)
+        try statement.run()
+        try connection.execute("COMMIT")
+    }
+
+    /// After a failed commit nothing of the group is stored: forget every cached id.
+    func rollbackTransaction() {
+        try? connection.execute("ROLLBACK")
+        knownParents.removeAll()
+        seriesIDs.removeAll()
+    }
+
+    // MARK: Objects and parents
+
+    /// Registers a new object id so that later writes may name it as their parent.
+    func registerObject(id: String, kind: String, namespace: String, seq: Int64) throws {
+        let statement = try connection.statement(
+            "INSERT INTO objects (id, kind, namespace, seq) VALUES (?, ?, ?, ?)")
+        statement.bind([id, kind, namespace, seq])
+        try statement.run()
+        knownParents.insert(id)
+        parentJournal.append(id)
+    }
+
+    func objectExists(_ id: String) throws -> Bool {
+        if knownParents.contains(id) { return true }
+        let statement = try connection.statement("SELECT 1 FROM objects WHERE id = ?")
+        statement.bind(1, id)
+        let found = try statement.step()
+        statement.reset()
+        if found { knownParents.insert(id) }
+        return found
+    }
+
+    /// Throws NotFoundError unless `id` names an object.
+    func requireParent(_ id: String, _ field: String = "parent_id") throws {
+        guard try objectExists(id) else {
+            throw NotFoundError("\(field) \(id) names no experiment, checkpoint, model, version or file")
+        }
+    }
+
+    // MARK: Series
+
+    func seriesID(parentID: String, key: String) throws -> Int64 {
+        let name = SeriesName(parentID: parentID, key: key)
+        if let id = seriesIDs[name] { return id }
+        let select = try connection.statement("SELECT id FROM series WHERE parent_id = ? AND key = ?")
+        select.bind(1, parentID)
+        select.bind(2, key)
+        if try select.step() {
+            let id = select.int64(0)
+            select.reset()
+            seriesIDs[name] = id
+            return id
+        }
+        select.reset()
+        let insert = try connection.statement("INSERT INTO series (parent_id, key) VALUES (?, ?)")
+        insert.bind(1, parentID)
+        insert.bind(2, key)
+        try insert.run()
+        let id = sqlite3LastInsertRowID()
+        seriesIDs[name] = id
+        journal.append(name)
+        return id
+    }
+
+    func sqlite3LastInsertRowID() -> Int64 {
+        lastInsertRowID(connection)
+    }
+}

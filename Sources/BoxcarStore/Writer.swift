@@ -1,0 +1,256 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarModel
+import Logging
+import Synchronization
+
+/// The one connection that writes, on a thread of its own, fed by a bounded queue.
+///
+/// Group commit: the thread takes every job waiting (up to `maxGroup`), runs each inside its own
+/// savepoint within one transaction, commits once, and only then completes the jobs. A job that
+/// throws is rolled back to its savepoint alone, so a refused request stores nothing while the
+/// others in its group still commit. SQLite calls block, so they stay off the Swift concurrency
+/// pool.
+final class Writer: @unchecked Sendable {
+    private struct Job {
+        let run: (WriteContext) throws -> Void
+        let finish: (Error?) -> Void
+    }
+
+    private let context: WriteContext
+    private let capacity: Int
+    private let maxGroup: Int
+    private let logger: Logger
+
+    // Guarded by `mutex`.
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var queue: [Job] = []
+    private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closed = false
+    private var finished = false
+    private var finishWaiters: [CheckedContinuation<Void, Never>] = []
+    private var committedSequence: Int64 = 0
+
+    init(connection: Connection, capacity: Int, maxGroup: Int = 1024, logger: Logger) throws {
+        self.context = try WriteContext(connection: connection)
+        self.capacity = capacity
+        self.maxGroup = maxGroup
+        self.logger = logger
+        self.committedSequence = context.sequence
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+        let thread = Thread { [self] in self.loop() }
+        thread.start()
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Runs `body` in the writer's transaction and returns once that transaction committed.
+    func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
+        try await submit(body).value()
+    }
+
+    /// Queues `body` (waiting only while the queue is full) and returns at once with the promise
+    /// of its committed result. Jobs run in the order they were submitted.
+    func submit<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> Pending<R> {
+        try await waitForSpace()
+        let pending = Pending<R>()
+        let box = ResultBox<R>()
+        let job = Job(
+            run: { context in box.value = try body(context) },
+            finish: { error in
+                if let error {
+                    pending.complete(.failure(error))
+                } else {
+                    pending.complete(.success(box.value!))
+                }
+            })
+        lock()
+        if closed {
+            unlock()
+            throw StoreClosedError()
+        }
+        queue.append(job)
+        pthread_cond_signal(&condition)
+        unlock()
+        return pending
+    }
+
+    var pending: Int {
+        lock()
+        defer { unlock() }
+        return queue.count
+    }
+
+    var lastSequence: Int64 {
+        lock()
+        defer { unlock() }
+        return committedSequence
+    }
+
+    /// Refuses new jobs, lets the thread commit every job already queued, and returns when it has.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock()
+            closed = true
+            let waiters = spaceWaiters
+            spaceWaiters.removeAll()
+            if finished {
+                unlock()
+                continuation.resume()
+            } else {
+                finishWaiters.append(continuation)
+                pthread_cond_signal(&condition)
+                unlock()
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    private func waitForSpace() async throws {
+        while true {
+            lock()
+            if closed {
+                unlock()
+                throw StoreClosedError()
+            }
+            if queue.count < capacity {
+                unlock()
+                return
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                spaceWaiters.append(continuation)
+                unlock()
+            }
+        }
+    }
+
+    private func loop() {
+        while true {
+            lock()
+            while queue.isEmpty && !closed {
+                pthread_cond_wait(&condition, &mutex)
+            }
+            if queue.isEmpty && closed {
+                finished = true
+                let waiters = finishWaiters
+                finishWaiters.removeAll()
+                unlock()
+                for waiter in waiters { waiter.resume() }
+                return
+            }
+            let group = Array(queue.prefix(maxGroup))
+            queue.removeFirst(group.count)
+            let waiters = spaceWaiters
+            spaceWaiters.removeAll()
+            unlock()
+            for waiter in waiters { waiter.resume() }
+
+            let outcomes = commit(group)
+            lock()
+            committedSequence = context.sequence
+            unlock()
+            for (job, error) in zip(group, outcomes) { job.finish(error) }
+        }
+    }
+
+    /// One transaction for the whole group; returns each job's error, or nil for those committed.
+    private func commit(_ group: [Job]) -> [Error?] {
+        var outcomes: [Error?] = []
+        outcomes.reserveCapacity(group.count)
+        do {
+            try context.begin()
+        } catch {
+            return group.map { _ in error }
+        }
+        for job in group {
+            do {
+                try context.savepoint()
+                try job.run(context)
+                try context.release()
+                outcomes.append(nil)
+            } catch {
+                context.rollbackToSavepoint()
+                outcomes.append(error)
+            }
+        }
+        do {
+            try context.commit()
+        } catch {
+            logger.error("commit failed; \(group.count) writes refused", metadata: ["error": "\(error)"])
+            context.rollbackTransaction()
+            return group.map { _ in error }
+        }
+        return outcomes
+    }
+
+    private func lock() { pthread_mutex_lock(&mutex) }
+    private func unlock() { pthread_mutex_unlock(&mutex) }
+}
+
+public struct StoreClosedError: Error, CustomStringConvertible {
+    public var description: String { "the store is shutting down" }
+}
+
+private final class ResultBox<R>: @unchecked Sendable {
+    var value: R?
+}
+
+/// A plain POSIX thread: the writer must not occupy a thread of the Swift concurrency pool.
+private final class Thread {
+    private let body: () -> Void
+
+    init(_ body: @escaping () -> Void) { self.body = body }
+
+    func start() {
+        let unmanaged = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            let this = Unmanaged<Thread>.fromOpaque(argument!).takeRetainedValue()
+            this.body()
+            return nil
+        }, unmanaged.toOpaque())
+        precondition(rc == 0, "cannot start the writer thread: \(rc)")
+        pthread_detach(thread)
+    }
+}
+
+/// The result of a submitted write, available once its transaction committed (or failed).
+public final class Pending<R: Sendable>: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<R, Error>])
+        case done(Result<R, Error>)
+    }
+
+    private let state = Mutex<State>(.waiting([]))
+
+    init() {}
+
+    fileprivate func complete(_ result: Result<R, Error>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<R, Error>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .done(result)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(with: result) }
+    }
+
+    public func value() async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            let done = state.withLock { state -> Result<R, Error>? in
+                switch state {
+                case .done(let result): return result
+                case .waiting(let waiters):
+                    state = .waiting(waiters + [continuation])
+                    return nil
+                }
+            }
+            if let done { continuation.resume(with: done) }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+@testable import BoxcarStore
+import BoxcarModel
+import Testing
+
+/// Float points at the given steps, wallclock = step × 1000.
+func points(_ values: [(UInt64, Double)]) -> MetricColumns {
+    var columns = MetricColumns()
+    for (step, value) in values { columns.append(step: step, wallclock: Int64(step) * 1000, value: value) }
+    return columns
+}
+
+@Suite struct StoreTests {
+    let directory = TemporaryDirectory()
+    var path: String { directory.file("boxcar.db") }
+
+    @Test func migratesAFreshDatabaseToTheNewestSchema() async throws {
+        let store = try Store.open(path: path)
+        await store.close()
+        let connection = try Connection(path: path, readOnly: true)
+        #expect(try Migrations.userVersion(connection) == Migrations.all.count)
+    }
+
+    @Test func refusesADatabaseFromANewerBoxcar() async throws {
+        let store = try Store.open(path: path)
+        await store.close()
+        let connection = try Connection(path: path, readOnly: false)
+        try connection.execute("PRAGMA user_version = \(Migrations.all.count + 1)")
+        #expect(throws: SQLiteError.self) { try Store.open(path: path) }
+        #expect(throws: SQLiteError.self) { try Store.openReadOnly(path: path) }
+    }
+
+    @Test func everythingReadsBackAfterReopening() async throws {
+        var store = try Store.open(path: path)
+        let (experiment, existed) = try await store.createExperiment(.init(
+            name: "run", namespace: "ns", owner: "ada", metadata: ["lr": .number(0.01)]))
+        #expect(!existed)
+        try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points([(1, 0.9), (2, 0.5)]))
+        _ = try await store.logEvent(Event(
+            parentID: experiment.id, name: "epoch", source: "trainer", wallclock: 5,
+            metadata: ["n": .number(1)], createdAt: 0))
+        let sequence = store.lastSequence
+        await store.close()
+
+        store = try Store.open(path: path)
+        #expect(try await store.experiment(id: experiment.id) == experiment)
+        #expect(try await store.metadata(parentID: experiment.id) == ["lr": .number(0.01)])
+        let series = try await store.metrics(parentID: experiment.id)
+        #expect(series.map(\.key) == ["loss"])
+        #expect(series[0].columns.values == [0.9, 0.5])
+        #expect(try await store.events(parentID: experiment.id).map(\.name) == ["epoch"])
+        #expect(store.lastSequence == sequence)
+        // Sequence numbers keep rising across restarts.
+        _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.02)])
+        #expect(store.lastSequence > sequence)
+        await store.close()
+    }
+
+    @Test func creatingTheSameExperimentAgainChangesNothing() async throws {
+        let store = try Store.open(path: path)
+        let first = try await store.createExperiment(.init(name: "run", namespace: "ns", metadata: ["a": .number(1)]))
+        let second = try await store.createExperiment(.init(name: "run", namespace: "ns", owner: "other", metadata: ["a": .number(2)]))
+        #expect(second.existed)
+        #expect(second.experiment == first.experiment)
+        #expect(try await store.metadata(parentID: first.experiment.id) == ["a": .number(1)])
+        await store.close()
+    }
+
+    @Test func aRefusedWriteStoresNothingAndSparesItsGroup() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        // Many writes queued at once share commits; one of them names an unknown parent.
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    do {
+                        let batch = IngestBatch(series: [
+                            .init(parentID: experiment.id, key: "loss", columns: points([(UInt64(index), 1)])),
+                            .init(parentID: index == 100 ? "missing" : experiment.id, key: "acc", columns: points([(UInt64(index), 1)])),
+                        ])
+                        try await store.ingest(batch)
+                        return true
+                    } catch is NotFoundError {
+                        return false
+                    }
+                }
+            }
+            var refused = 0
+            for try await accepted in group where !accepted { refused += 1 }
+            #expect(refused == 1)
+        }
+        let series = try await store.metrics(parentID: experiment.id)
+        // The refused batch's "loss" point was rolled back with the rest of it.
+        #expect(series.first { $0.key == "loss" }?.columns.count == 199)
+        #expect(series.first { $0.key == "acc" }?.columns.count == 199)
+        #expect(!(series.first { $0.key == "loss" }?.columns.steps.contains(100) ?? true))
+        #expect(try await store.objectKind("missing") == nil)
+        await store.close()
+    }
+
+    @Test func readersRunBesideTheWriterAndSeeOnlyCommittedBatches() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        let reader = try Store.openReadOnly(path: path)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for batch in 0..<50 {
+                    let columns = points((0..<100).map { (UInt64(batch * 100 + $0), 1.0) })
+                    try await store.appendMetrics(parentID: experiment.id, key: "x", columns: columns)
+                }
+            }
+            group.addTask {
+                var last = 0
+                while last < 5000 {
+                    let count = try await reader.metrics(parentID: experiment.id).first?.columns.count ?? 0
+                    // Whole batches only, and never fewer than before.
+                    #expect(count % 100 == 0)
+                    #expect(count >= last)
+                    last = count
+                }
+            }
+            try await group.waitForAll()
+        }
+        await store.close()
+    }
+
+    @Test func unknownParentsAreNotFoundForReadsAndWrites() async throws {
+        let store = try Store.open(path: path)
+        await #expect(throws: NotFoundError.self) { try await store.metrics(parentID: "nope") }
+        await #expect(throws: NotFoundError.self) { try await store.metadata(parentID: "nope") }
+        await #expect(throws: NotFoundError.self) { try await store.updateMetadata(parentID: "nope", metadata: ["a": .null]) }
+        await #expect(throws: NotFoundError.self) {
+            try await store.addFiles([.init(parentID: "nope", fileType: .text, checksum: "", path: "/a")])
+        }
+        await store.close()
+    }
+
+    @Test func checkpointsModelsAndVersions() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        let checkpoint = try await store.createCheckpoint(
+            experimentID: experiment.id, epoch: 3, metrics: ["loss": 0.25],
+            files: [.init(parentID: "", fileType: .checkpoint, checksum: "abc", path: "/ckpt/3.pt")],
+            metadata: ["note": .string("best")])
+        let found = try #require(try await store.checkpoint(experimentID: experiment.id, epoch: 3))
+        #expect(found.0.id == checkpoint.id)
+        #expect(found.0.metrics == ["loss": 0.25])
+        #expect(found.1.map(\.path) == ["/ckpt/3.pt"])
+        #expect(try await store.metadata(parentID: checkpoint.id) == ["note": .string("best")])
+
+        let (model, _) = try await store.createModel(.init(
+            name: "resnet", owner: "ada", namespace: "ns", task: "classify", description: "", metadata: [:], files: []))
+        _ = try await store.createModelVersion(.init(
+            modelID: model.id, name: "resnet", version: "1", description: "", framework: .pytorch,
+            uniqueTags: ["a"], metadata: [:], files: []))
+        _ = try await store.createModelVersion(.init(
+            modelID: model.id, name: "resnet", version: "2", description: "", framework: .pytorch,
+            uniqueTags: ["b"], metadata: [:], files: []))
+        let latest = try #require(try await store.latestModelVersion(modelID: model.id))
+        #expect(latest.0.version == "2")
+        #expect(latest.0.uniqueTags == ["b"])
+        await #expect(throws: NotFoundError.self) {
+            try await store.createModelVersion(.init(
+                modelID: "nope", name: "", version: "1", description: "", framework: .unknown,
+                uniqueTags: [], metadata: [:], files: []))
+        }
+        await store.close()
+    }
+
+    @Test func attachmentsRecordTheirWindow() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        let attached = try await store.attach(experimentID: experiment.id, pid: 4242)
+        let detached = try await store.detach(experimentID: experiment.id, pid: 4242)
+        let windows = try await store.attachments(experimentID: experiment.id)
+        #expect(windows == [Attachment(experimentID: experiment.id, pid: 4242, attachedAt: attached, detachedAt: detached)])
+        await #expect(throws: NotFoundError.self) { try await store.detach(experimentID: experiment.id, pid: 4242) }
+        await store.close()
+    }
+
+    @Test func closeCommitsEveryAcceptedWriteThenRefuses() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        var pending: [Pending<Int64>] = []
+        for step in 0..<100 {
+            pending.append(try await store.submitIngest(IngestBatch(series: [
+                .init(parentID: experiment.id, key: "x", columns: points([(UInt64(step), 1)]))
+            ])))
+        }
+        await store.close()
+        for item in pending { _ = try await item.value() }
+        await #expect(throws: StoreClosedError.self) { try await store.updateMetadata(parentID: experiment.id, metadata: [:]) }
+        let reopened = try Store.openReadOnly(path: path)
+        #expect(try await reopened.metrics(parentID: experiment.id).first?.columns.count == 100)
+    }
+}

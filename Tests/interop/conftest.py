@@ -1,0 +1,146 @@
+"""Fixtures for the cross-language tests: a real Boxcar agent on a unix socket in a temp dir.
+
+The agent binary is $BOXCAR_BIN, or .build/debug/boxcar under the repository root (found from
+this file's location). A missing binary fails the tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "Clients" / "python"))
+
+from boxcar._proto.modelbox import modelbox_pb2, modelbox_pb2_grpc  # noqa: E402
+
+STARTUP_TIMEOUT_S = 20
+SHUTDOWN_TIMEOUT_S = 20
+# sockaddr_un.sun_path is 104 bytes on macOS, 108 on Linux (terminating NUL included).
+MAX_SOCKET_PATH = 100
+
+
+def agent_binary() -> Path:
+    configured = os.environ.get("BOXCAR_BIN")
+    path = Path(configured) if configured else REPO_ROOT / ".build" / "debug" / "boxcar"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        source = "$BOXCAR_BIN" if configured else "the default location"
+        pytest.fail(
+            f"boxcar agent binary not found at {path} ({source}); build it with `swift build` "
+            "or point BOXCAR_BIN at it",
+            pytrace=False,
+        )
+    return path
+
+
+class Agent:
+    """One agent process on a fixed database and socket, restartable on the same files."""
+
+    def __init__(self, binary: Path, directory: Path, socket_path: Path):
+        self.binary = binary
+        self.dir = directory
+        self.db = directory / "boxcar.db"
+        self.artifacts = directory / "artifacts"
+        self.socket = socket_path
+        self.target = f"unix://{socket_path}"
+        self.process: subprocess.Popen | None = None
+        self.channel: grpc.Channel | None = None
+        self.stub: modelbox_pb2_grpc.ModelStoreStub | None = None
+        self._starts = 0
+
+    def start(self) -> None:
+        self._starts += 1
+        self.log = self.dir / f"agent-{self._starts}.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.binary), "agent", "--db", str(self.db), "--socket", str(self.socket)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = modelbox_pb2_grpc.ModelStoreStub(self.channel)
+        self._wait_until_serving()
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        last_error = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"agent exited with {self.process.returncode} before serving:\n{self.output()}",
+                    pytrace=False,
+                )
+            try:
+                self.stub.GetClusterMembers(modelbox_pb2.GetClusterMembersRequest(), timeout=1)
+                return
+            except grpc.RpcError as error:
+                last_error = error
+                time.sleep(0.05)
+        self.process.kill()
+        self.process.wait()
+        pytest.fail(
+            f"agent did not answer GetClusterMembers on {self.target} within {STARTUP_TIMEOUT_S} s "
+            f"(last error: {last_error}):\n{self.output()}",
+            pytrace=False,
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the agent; it must exit 0 and remove its socket."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"agent ignored SIGTERM for {SHUTDOWN_TIMEOUT_S} s:\n{self.output()}")
+        assert code == 0, f"agent exited with {code} on SIGTERM:\n{self.output()}"
+        assert not self.socket.exists(), f"agent left its socket {self.socket} behind"
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def agent(tmp_path: Path):
+    """A running agent in tmp_path; stopped (and checked) at the end of the test."""
+    binary = agent_binary()
+    socket_path = tmp_path / "agent.sock"
+    short_dir = None
+    if len(str(socket_path)) > MAX_SOCKET_PATH:
+        short_dir = Path(tempfile.mkdtemp(prefix="bx-"))
+        socket_path = short_dir / "agent.sock"
+    running = Agent(binary, tmp_path, socket_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        try:
+            running.stop()
+        finally:
+            if short_dir is not None:
+                shutil.rmtree(short_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def stub(agent: Agent) -> modelbox_pb2_grpc.ModelStoreStub:
+    return agent.stub
