@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "boxcar-bench",
             dependencies: [
-                "BoxcarServer", "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel",
+                "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -99,11 +99,19 @@ let package = Package(
         .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
         .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel"]),
         .testTarget(
+            name: "BoxcarAPITests",
+            dependencies: [
+                "BoxcarAPI", "BoxcarModel", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+        .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
                 "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ]
 )

@@ -4,6 +4,8 @@ import BoxcarServer
 import BoxcarStore
 import Configuration
 import Logging
+import NIOPosix
+import NIOCore
 import ServiceLifecycle
 import SystemPackage
 
@@ -36,10 +38,22 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
+    @Option(help: "swift (the default) or nio: run Swift concurrency on NIO's event loops.")
+    var executor: String?
+
     @Option(help: "A YAML configuration file.")
     var config: String?
 
     func run() async throws {
+        // NIO's event loops as the global executor save the hops between NIO and the Swift
+        // concurrency pool that dominate the cost of a small unary call (see the README's
+        // benchmark notes); it must happen before any other task starts.
+        let executorChoice = executor ?? Defaults.environment["BOXCAR_EXECUTOR"]
+        if executorChoice == "nio" {
+            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        } else if let executorChoice, executorChoice != "swift" {
+            throw CLIError("executor must be swift or nio, not \(executorChoice)")
+        }
         let settings = try await AgentSettings.resolve(
             flags: [
                 "db": db, "socket": socket, "listen": listen, "artifacts": artifacts,

@@ -143,7 +143,8 @@ extension Modelbox_Event {
         name = event.name
         source = Modelbox_EventSource.with { $0.name = event.source }
         wallclockTime = .init(nanoseconds: event.wallclock)
-        metadata = Modelbox_Metadata(event.metadata)
+        // An event logged without metadata comes back without it, not with an empty set.
+        if !event.metadata.isEmpty { metadata = Modelbox_Metadata(event.metadata) }
     }
 
     /// The domain event for `parentID`, stamped `createdAt`.

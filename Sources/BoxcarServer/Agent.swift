@@ -139,6 +139,23 @@ public final class Agent: Service, Sendable {
 
         let allServers = servers
         defer { unlink(configuration.socketPath) }
+        // Whatever ends the servers (a graceful shutdown, cancellation after its deadline, an
+        // error), the store commits what it accepted before the agent returns.
+        let outcome: (any Error)?
+        do {
+            try await serve(allServers, changes: changes)
+            outcome = nil
+        } catch {
+            outcome = error
+        }
+        changes.finishAll()
+        await store.close()
+        if let outcome, !(outcome is CancellationError) { throw outcome }
+        logger.info("stopped; every accepted write is committed")
+    }
+
+    private func serve(_ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], changes: ChangeFeed) async throws {
+        let configuration = self.configuration
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 for server in allServers {
@@ -146,8 +163,7 @@ public final class Agent: Service, Sendable {
                 }
                 var bound: [String] = []
                 for server in allServers {
-                    guard let transport = server.transport as? HTTP2ServerTransport.Posix else { continue }
-                    let address = try await transport.listeningAddress
+                    let address = try await server.transport.listeningAddress
                     if let unix = address.unixDomainSocket {
                         bound.append("unix://\(unix.path)")
                     } else if let ipv4 = address.ipv4 {
@@ -170,8 +186,6 @@ public final class Agent: Service, Sendable {
             for server in allServers { server.beginGracefulShutdown() }
             changes.finishAll()
         }
-        await store.close()
-        logger.info("stopped; every accepted write is committed")
     }
 
     private func announce(_ bound: [String]) {

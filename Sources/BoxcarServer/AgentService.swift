@@ -23,7 +23,10 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     ) async throws {
         let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Pending<Int64>).self)
         try await handling {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            // The reader returns the refusal of a bad batch instead of throwing it, so that the
+            // acknowledger first answers every batch before it; an error thrown by either task
+            // (a failed commit, a broken stream) cancels the other.
+            let refusal = try await withThrowingTaskGroup(of: RPCError?.self) { group in
                 group.addTask {
                     for await (batchID, points, pending) in commits {
                         let sequence: Int64
@@ -38,10 +41,11 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             $0.points = points
                         })
                     }
+                    return nil
                 }
-                var knownParents: Set<String> = []
-                var refusal: RPCError?
-                do {
+                group.addTask {
+                    defer { committed.finish() }
+                    var knownParents: Set<String> = []
                     for try await batch in request {
                         let ingest: IngestBatch
                         do {
@@ -55,21 +59,18 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                                 knownParents.insert(parent)
                             }
                         } catch {
-                            refusal = Self.refusal(batchID: batch.batchID, error)
-                            break
+                            return Self.refusal(batchID: batch.batchID, error)
                         }
                         let pending = try await store.submitIngest(ingest)
                         committed.yield((batch.batchID, UInt32(ingest.pointCount), pending))
                     }
-                } catch {
-                    committed.finish()
-                    throw error
+                    return nil
                 }
-                committed.finish()
-                // Every batch before a refused one is acknowledged first.
-                try await group.waitForAll()
-                if let refusal { throw refusal }
+                var refusal: RPCError?
+                for try await result in group where result != nil { refusal = result }
+                return refusal
             }
+            if let refusal { throw refusal }
         }
     }
 

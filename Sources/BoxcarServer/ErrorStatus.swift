@@ -13,6 +13,11 @@ func rpcError(_ error: any Error) -> RPCError {
         return RPCError(code: .notFound, message: error.message)
     case let error as SQLiteError where error.isFull:
         return RPCError(code: .resourceExhausted, message: "the disk holding the database is full: \(error.message)")
+    case let error as ArtifactError where error.isFull:
+        return RPCError(code: .resourceExhausted, message: "the disk holding the artifacts is full: \(error)")
+    case let error as ArtifactError:
+        if case .tooLarge = error { return RPCError(code: .resourceExhausted, message: error.description) }
+        return RPCError(code: .internalError, message: error.description)
     case is StoreClosedError:
         return RPCError(code: .unavailable, message: "the agent is shutting down")
     case is CancellationError:

@@ -190,15 +190,11 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
             }
             let upload = try artifacts.beginUpload(maxBytes: limits.maxUploadBytes)
             defer { upload.abort() }
-            do {
-                while let frame = try await frames.next() {
-                    guard case .chunks(let chunk) = frame.streamFrame else {
-                        throw ValidationError("UploadFile takes one metadata frame, first; the rest must be chunks")
-                    }
-                    try upload.write(chunk)
+            while let frame = try await frames.next() {
+                guard case .chunks(let chunk) = frame.streamFrame else {
+                    throw ValidationError("UploadFile takes one metadata frame, first; the rest must be chunks")
                 }
-            } catch let error as ArtifactError {
-                throw RPCError(code: .resourceExhausted, message: error.description)
+                try upload.write(chunk)
             }
             let digests = upload.digests()
             try expected.verify(digests)

@@ -1,0 +1,334 @@
+import ArgumentParser
+import BoxcarAPI
+import BoxcarClient
+import BoxcarModel
+import BoxcarStore
+import Foundation
+import GRPCCore
+
+/// `boxcar-bench [SCENARIO…]`: measures the agent and prints one JSON line per scenario and
+/// client count. Without --socket it starts `boxcar agent` (the binary beside this one) on a
+/// temporary directory, so client and agent are separate processes as in production.
+@main
+struct BoxcarBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "boxcar-bench",
+        abstract: "Measure ingest, query and storage of a Boxcar agent.",
+        discussion: "Scenarios: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")). No argument: all.")
+
+    enum Scenario: String, CaseIterable, ExpressibleByArgument {
+        case baselineStore = "baseline-store"
+        case ingestStream = "ingest-stream"
+        case storage
+        case ingestUnary = "ingest-unary"
+        case query
+    }
+
+    @Argument(help: "Scenarios to run.")
+    var scenarios: [Scenario] = []
+
+    @Option(help: "Use the agent already listening on this socket instead of starting one.")
+    var socket: String?
+
+    @Option(help: "Points per client count in ingest-stream.")
+    var streamPoints = 5_000_000
+
+    @Option(help: "Calls per in-flight count in ingest-unary.")
+    var unaryCalls = 20_000
+
+    @Option(help: "Points in the experiment that query reads.")
+    var queryPoints = 1_000_000
+
+    @Option(help: "Repetitions of each query; the median is reported.")
+    var queryRuns = 5
+
+    func run() async throws {
+        let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var agent = try socket == nil ? AgentProcess.start(directory: directory) : nil
+        let socketPath = socket ?? agent!.socketPath
+
+        if chosen.contains(.baselineStore) {
+            try await baselineStore(directory: directory)
+        }
+        var streamed = 0
+        if chosen.contains(.ingestStream) || chosen.contains(.storage) {
+            for clients in [1, 4] {
+                streamed += try await ingestStream(socketPath: socketPath, clients: clients)
+            }
+        }
+        if chosen.contains(.storage) {
+            guard let running = agent else {
+                throw BenchError("storage needs the bench's own agent (no --socket): it measures its database file")
+            }
+            // Stopping the agent checkpoints the WAL into the database file.
+            try running.stop()
+            let bytes = try fileSize(running.databasePath) + ((try? fileSize(running.databasePath + "-wal")) ?? 0)
+            report([
+                "scenario": "storage", "clients": 0, "points": streamed, "seconds": 0,
+                "bytes_per_point": Double(bytes) / Double(streamed),
+            ])
+            agent = try AgentProcess.start(directory: directory, reuse: running)
+        }
+        if chosen.contains(.ingestUnary) {
+            for inFlight in [1, 16] {
+                try await ingestUnary(socketPath: agent?.socketPath ?? socketPath, inFlight: inFlight)
+            }
+        }
+        if chosen.contains(.query) {
+            try await query(socketPath: agent?.socketPath ?? socketPath)
+        }
+        try agent?.stop()
+    }
+
+    // MARK: Scenarios
+
+    /// The store alone, in this process, fed the same batches as ingest-stream: the ceiling that
+    /// gRPC and the agent's decoding take their share from.
+    func baselineStore(directory: String) async throws {
+        let store = try Store.open(path: directory + "/baseline.db")
+        let (experiment, _) = try await store.createExperiment(.init(name: "baseline", namespace: "bench"))
+        let batches = streamPoints / Workload.pointsPerBatch
+        let started = ContinuousClock.now
+        var pending: [Pending<Int64>] = []
+        for index in 0..<batches {
+            pending.append(try await store.submitIngest(Workload.ingestBatch(experimentID: experiment.id, index: index)))
+            if pending.count >= 16 { _ = try await pending.removeFirst().value() }
+        }
+        for item in pending { _ = try await item.value() }
+        let seconds = (ContinuousClock.now - started).seconds
+        await store.close()
+        let points = batches * Workload.pointsPerBatch
+        report([
+            "scenario": "baseline-store", "clients": 1, "points": points, "seconds": seconds,
+            "points_per_s": Double(points) / seconds,
+        ])
+    }
+
+    /// `Log` with batches of 1,000 points (10 keys × 100 steps) from `clients` concurrent streams,
+    /// each on its own connection, timed to the last acknowledgement.
+    func ingestStream(socketPath: String, clients: Int) async throws -> Int {
+        let perClient = streamPoints / clients / Workload.pointsPerBatch
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    try await AgentClient.with(.unixSocket(socketPath)) { agent in
+                        let experimentID = try await agent.modelStore.createExperiment(.with {
+                            $0.name = "stream-\(clients)-\(client)-\(UUID().uuidString)"
+                            $0.namespace = "bench"
+                        }).experimentID
+                        let acks = try await agent.log(count: perClient, window: 16) { index in
+                            Workload.logBatch(experimentID: experimentID, index: index)
+                        }
+                        guard acks.count == perClient else {
+                            throw BenchError("expected \(perClient) acknowledgements, got \(acks.count)")
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let points = perClient * clients * Workload.pointsPerBatch
+        report([
+            "scenario": "ingest-stream", "clients": clients, "points": points, "seconds": seconds,
+            "points_per_s": Double(points) / seconds,
+        ])
+        return points
+    }
+
+    /// ModelBox's `LogMetrics`, one point per call, `inFlight` calls outstanding on one connection.
+    func ingestUnary(socketPath: String, inFlight: Int) async throws {
+        let calls = inFlight == 1 ? max(1, unaryCalls / 4) : unaryCalls
+        try await AgentClient.with(.unixSocket(socketPath)) { agent in
+            let experimentID = try await agent.modelStore.createExperiment(.with {
+                $0.name = "unary-\(inFlight)-\(UUID().uuidString)"
+                $0.namespace = "bench"
+            }).experimentID
+            let started = ContinuousClock.now
+            let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
+                for worker in 0..<inFlight {
+                    group.addTask {
+                        var latencies: [Duration] = []
+                        var step = worker
+                        while step < calls {
+                            let begin = ContinuousClock.now
+                            _ = try await agent.modelStore.logMetrics(.with {
+                                $0.parentID = experimentID
+                                $0.key = "loss"
+                                $0.value = .with {
+                                    $0.step = UInt64(step)
+                                    $0.wallclockTime = UInt64(step)
+                                    $0.fVal = Float(step)
+                                }
+                            })
+                            latencies.append(ContinuousClock.now - begin)
+                            step += inFlight
+                        }
+                        return latencies
+                    }
+                }
+                var all: [Duration] = []
+                for try await part in group { all += part }
+                return all.sorted()
+            }
+            let seconds = (ContinuousClock.now - started).seconds
+            report([
+                "scenario": "ingest-unary", "clients": inFlight, "points": calls, "seconds": seconds,
+                "calls_per_s": Double(calls) / seconds,
+                "p50_us": latencies[latencies.count / 2].seconds * 1e6,
+                "p99_us": latencies[min(latencies.count - 1, latencies.count * 99 / 100)].seconds * 1e6,
+            ])
+        }
+    }
+
+    /// GetMetrics and QueryMetrics for an experiment of `queryPoints` points over 10 keys; the
+    /// median of `queryRuns` runs each.
+    func query(socketPath: String) async throws {
+        try await AgentClient.with(.unixSocket(socketPath)) { agent in
+            let experimentID = try await agent.modelStore.createExperiment(.with {
+                $0.name = "query-\(UUID().uuidString)"
+                $0.namespace = "bench"
+            }).experimentID
+            let batches = queryPoints / Workload.pointsPerBatch
+            _ = try await agent.log(count: batches, window: 16) { index in
+                Workload.logBatch(experimentID: experimentID, index: index)
+            }
+            let points = batches * Workload.pointsPerBatch
+            var getTimes: [Double] = []
+            var queryTimes: [Double] = []
+            for _ in 0..<queryRuns {
+                var started = ContinuousClock.now
+                let metrics = try await agent.modelStore.getMetrics(.with { $0.parentID = experimentID })
+                getTimes.append((ContinuousClock.now - started).seconds)
+                guard metrics.metrics.reduce(0, { $0 + $1.values.count }) == points else {
+                    throw BenchError("GetMetrics returned the wrong number of points")
+                }
+                started = ContinuousClock.now
+                let query = try await agent.agent.queryMetrics(.with { $0.parentID = experimentID })
+                queryTimes.append((ContinuousClock.now - started).seconds)
+                guard query.series.reduce(0, { $0 + $1.value.count }) == points else {
+                    throw BenchError("QueryMetrics returned the wrong number of points")
+                }
+            }
+            for (name, times) in [("GetMetrics", getTimes), ("QueryMetrics", queryTimes)] {
+                report([
+                    "scenario": "query", "call": name, "clients": 1, "points": points,
+                    "seconds": median(times), "runs": times.count,
+                ])
+            }
+        }
+    }
+
+    // MARK: Output
+
+    func report(_ fields: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+}
+
+/// The benchmark's data: 10 keys, each batch 100 consecutive steps of each, wallclocks 10 ms apart.
+enum Workload {
+    static let keys = (0..<10).map { "train/metric_\($0)" }
+    static let stepsPerBatch = 100
+    static var pointsPerBatch: Int { keys.count * stepsPerBatch }
+    static let start: Int64 = 1_764_000_000_000_000_000
+
+    static func logBatch(experimentID: String, index: Int) -> Boxcar_V1_LogBatch {
+        var batch = Boxcar_V1_LogBatch()
+        batch.series = keys.map { key in .with { $0.parentID = experimentID; $0.key = key } }
+        var points = Boxcar_V1_FloatColumns()
+        points.key.reserveCapacity(pointsPerBatch)
+        points.step.reserveCapacity(pointsPerBatch)
+        points.wallclockNs.reserveCapacity(pointsPerBatch)
+        points.value.reserveCapacity(pointsPerBatch)
+        for offset in 0..<stepsPerBatch {
+            let step = index * stepsPerBatch + offset
+            for key in 0..<keys.count {
+                points.key.append(UInt32(key))
+                points.step.append(UInt64(step))
+                points.wallclockNs.append(start + Int64(step) * 10_000_000)
+                points.value.append(1.0 / Double(step + key + 1))
+            }
+        }
+        batch.points = points
+        return batch
+    }
+
+    static func ingestBatch(experimentID: String, index: Int) -> IngestBatch {
+        IngestBatch(series: keys.enumerated().map { keyIndex, key in
+            var columns = MetricColumns()
+            columns.reserveCapacity(stepsPerBatch)
+            for offset in 0..<stepsPerBatch {
+                let step = index * stepsPerBatch + offset
+                columns.append(step: UInt64(step), wallclock: start + Int64(step) * 10_000_000, value: 1.0 / Double(step + keyIndex + 1))
+            }
+            return .init(parentID: experimentID, key: key, columns: columns)
+        })
+    }
+}
+
+/// `boxcar agent` as a child process on a temporary directory.
+struct AgentProcess {
+    let process: Process
+    let databasePath: String
+    let socketPath: String
+
+    static func start(directory: String, reuse: AgentProcess? = nil) throws -> AgentProcess {
+        let binary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appending(path: "boxcar").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw BenchError("boxcar-bench starts the agent at \(binary); build it first (swift build -c release)")
+        }
+        let databasePath = reuse?.databasePath ?? directory + "/boxcar.db"
+        let socketPath = reuse?.socketPath ?? directory + "/agent.sock"
+        let process = Process()
+        process.executableURL = URL(filePath: binary)
+        process.arguments = ["agent", "--db", databasePath, "--socket", socketPath, "--log-level", "warning"]
+        try process.run()
+        // Ready when the socket accepts a call.
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: socketPath) {
+            guard process.isRunning, Date() < deadline else {
+                throw BenchError("the agent did not start listening on \(socketPath)")
+            }
+            usleep(20_000)
+        }
+        return AgentProcess(process: process, databasePath: databasePath, socketPath: socketPath)
+    }
+
+    func stop() throws {
+        process.terminate()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw BenchError("the agent exited with status \(process.terminationStatus)")
+        }
+    }
+}
+
+func temporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "boxcar-bench-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func fileSize(_ path: String) throws -> Int {
+    (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,192 @@
+"""The `boxcar` command as a person or a script uses it: the read commands over the socket and
+from the database file, export, errors, and how `boxcar agent` resolves its settings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import agent_binary
+from boxcar._proto.modelbox import modelbox_pb2 as mb
+
+
+def boxcar(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(agent_binary()), *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def seed(stub) -> str:
+    """An experiment with two keys, a string value, two events and a tracked file."""
+    experiment_id = stub.CreateExperiment(
+        mb.CreateExperimentRequest(name="cli-run", namespace="cli", owner="ada")
+    ).experiment_id
+    for step, loss in [(1, 0.75), (2, 0.5)]:
+        stub.LogMetrics(mb.LogMetricsRequest(
+            parent_id=experiment_id, key="loss",
+            value=mb.MetricsValue(step=step, wallclock_time=1_700_000_000 + step, f_val=loss)))
+    stub.LogMetrics(mb.LogMetricsRequest(
+        parent_id=experiment_id, key="note",
+        value=mb.MetricsValue(step=1, wallclock_time=1_700_000_001, s_tensor='said "hi", twice')))
+    for name in ["start", "end"]:
+        stub.LogEvent(mb.LogEventRequest(parent_id=experiment_id, event=mb.Event(name=name)))
+    stub.TrackArtifacts(mb.TrackArtifactsRequest(files=[
+        mb.FileMetadata(parent_id=experiment_id, path="/data/train.csv", checksum="abc")]))
+    return experiment_id
+
+
+def test_reads_over_the_socket_and_from_the_database_agree(agent):
+    experiment_id = seed(agent.stub)
+    via_socket = ["--socket", str(agent.socket)]
+    via_db = ["--db", str(agent.db)]  # read-only, while the agent runs
+    for source in (via_socket, via_db):
+        experiments = json.loads(boxcar("experiments", "--json", *source).stdout)
+        assert [(e["id"], e["name"], e["namespace"], e["owner"]) for e in experiments] == [
+            (experiment_id, "cli-run", "cli", "ada")]
+
+        points = json.loads(boxcar("metrics", experiment_id, "--key", "loss", "--json", *source).stdout)
+        assert [(p["step"], p["wallclock"], p["value"], p["type"]) for p in points] == [
+            (1, 1_700_000_001, 0.75, "float"), (2, 1_700_000_002, 0.5, "float")]
+
+        events = json.loads(boxcar("events", experiment_id, "--json", *source).stdout)
+        assert [e["name"] for e in events] == ["start", "end"]
+
+        files = json.loads(boxcar("artifacts", experiment_id, "--json", *source).stdout)
+        assert [(f["path"], f["checksum"], f["uploaded"]) for f in files] == [
+            ("/data/train.csv", "abc", False)]
+
+
+def test_tables_for_people_are_aligned(agent):
+    experiment_id = seed(agent.stub)
+    result = boxcar("metrics", experiment_id, "--socket", str(agent.socket))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["KEY", "STEP", "WALLCLOCK", "VALUE"]
+    assert len(lines) == 4
+    # Every column starts at the same offset on every line.
+    value_column = lines[0].index("VALUE")
+    assert all(line[value_column - 2:value_column] == "  " for line in lines)
+    assert lines[1].split()[:4] == ["loss", "1", "1700000001", "0.75"]
+
+
+def test_export_csv_and_jsonl(agent, tmp_path: Path):
+    experiment_id = seed(agent.stub)
+    out = tmp_path / "run.csv"
+    result = boxcar("export", experiment_id, "--format", "csv", "--output", str(out), "--socket", str(agent.socket))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["key"], r["step"], r["type"], r["value"]) for r in rows] == [
+        ("loss", "1", "float", "0.75"), ("loss", "2", "float", "0.5"),
+        ("note", "1", "string", 'said "hi", twice')]
+
+    result = boxcar("export", experiment_id, "--format", "jsonl", "--db", str(agent.db))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(p["key"], p["step"], p["value"]) for p in lines] == [
+        ("loss", 1, 0.75), ("loss", 2, 0.5), ("note", 1, 'said "hi", twice')]
+
+
+def test_unknown_ids_and_a_missing_agent_are_clear_errors(agent, tmp_path: Path):
+    result = boxcar("metrics", "no-such-id", "--socket", str(agent.socket))
+    assert result.returncode != 0
+    assert "no-such-id" in result.stderr
+
+    result = boxcar("events", "no-such-id", "--db", str(agent.db))
+    assert result.returncode != 0
+    assert "no-such-id" in result.stderr
+
+    result = boxcar("experiments", "--socket", str(tmp_path / "nobody.sock"))
+    assert result.returncode != 0
+    assert "no agent answers" in result.stderr
+
+    result = boxcar("experiments", "--db", str(tmp_path / "missing.db"))
+    assert result.returncode != 0
+    assert "missing.db" in result.stderr
+
+
+def wait_for_socket(process: subprocess.Popen, *candidates: Path) -> Path:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for path in candidates:
+            if path.exists():
+                return path
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.02)
+    raise AssertionError("the agent never created a socket")
+
+
+def run_agent_until_socket(args: list[str], env: dict, *candidates: Path) -> Path:
+    process = subprocess.Popen(
+        [str(agent_binary()), "agent", *args], env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        return wait_for_socket(process, *candidates)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def test_settings_come_from_flag_then_environment_then_file(tmp_path: Path):
+    from_file, from_env, from_flag = (tmp_path / n for n in ("file.sock", "env.sock", "flag.sock"))
+    config = tmp_path / "boxcar.yaml"
+    config.write_text(f"db: {tmp_path / 'file.db'}\nsocket: {from_file}\n")
+    sockets = (from_file, from_env, from_flag)
+
+    assert run_agent_until_socket(["--config", str(config)], {}, *sockets) == from_file
+    assert (tmp_path / "file.db").exists()
+    assert run_agent_until_socket(
+        ["--config", str(config)], {"BOXCAR_SOCKET": str(from_env)}, *sockets) == from_env
+    assert run_agent_until_socket(
+        ["--config", str(config), "--socket", str(from_flag)], {"BOXCAR_SOCKET": str(from_env)},
+        *sockets) == from_flag
+
+
+def test_bad_settings_are_refused_with_a_message(tmp_path: Path):
+    result = boxcar("agent", "--db", str(tmp_path / "x.db"), "--socket", str(tmp_path / "a.sock"),
+                    "--durability", "sometimes")
+    assert result.returncode != 0
+    assert "durability must be normal or full" in result.stderr
+
+    result = boxcar("agent", "--db", str(tmp_path / "x.db"), "--socket", str(tmp_path / "a.sock"),
+                    "--listen", "localhost")
+    assert result.returncode != 0
+    assert "HOST:PORT" in result.stderr
+
+
+def test_a_second_agent_on_the_same_socket_is_refused(agent):
+    result = boxcar("agent", "--db", str(agent.dir / "second.db"), "--socket", str(agent.socket))
+    assert result.returncode != 0
+    assert "already listening" in result.stderr
+
+
+def test_listen_serves_the_same_api_on_tcp(tmp_path: Path):
+    import socket as sockets
+
+    import grpc
+    from boxcar._proto.modelbox import modelbox_pb2_grpc
+
+    with sockets.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unix_socket = tmp_path / "a.sock"
+    process = subprocess.Popen(
+        [str(agent_binary()), "agent", "--db", str(tmp_path / "x.db"), "--socket", str(unix_socket),
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_socket(process, unix_socket)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = modelbox_pb2_grpc.ModelStoreStub(channel)
+            created = stub.CreateExperiment(mb.CreateExperimentRequest(name="tcp", namespace="n"), timeout=10)
+        result = boxcar("experiments", "--json", "--socket", str(unix_socket))
+        assert [e["id"] for e in json.loads(result.stdout)] == [created.experiment_id]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
