@@ -77,7 +77,7 @@ struct BoxcarBench: AsyncParsableCommand {
             }
         }
         if chosen.contains(.query) {
-            try await query(socketPath: agent?.socketPath ?? socketPath)
+            try await query(socketPath: agent?.socketPath ?? socketPath, databasePath: agent?.databasePath)
         }
         try agent?.stop()
     }
@@ -185,8 +185,9 @@ struct BoxcarBench: AsyncParsableCommand {
     }
 
     /// GetMetrics and QueryMetrics for an experiment of `queryPoints` points over 10 keys; the
-    /// median of `queryRuns` runs each.
-    func query(socketPath: String) async throws {
+    /// median of `queryRuns` runs each. The baseline is the same read from the store in this
+    /// process (no gRPC), when the bench runs its own agent.
+    func query(socketPath: String, databasePath: String?) async throws {
         try await AgentClient.with(.unixSocket(socketPath)) { agent in
             let experimentID = try await agent.modelStore.createExperiment(.with {
                 $0.name = "query-\(UUID().uuidString)"
@@ -213,7 +214,20 @@ struct BoxcarBench: AsyncParsableCommand {
                     throw BenchError("QueryMetrics returned the wrong number of points")
                 }
             }
-            for (name, times) in [("GetMetrics", getTimes), ("QueryMetrics", queryTimes)] {
+            var baselineTimes: [Double] = []
+            if let databasePath {
+                let store = try Store.openReadOnly(path: databasePath)
+                for _ in 0..<queryRuns {
+                    let started = ContinuousClock.now
+                    let series = try await store.metrics(parentID: experimentID)
+                    baselineTimes.append((ContinuousClock.now - started).seconds)
+                    guard series.reduce(0, { $0 + $1.columns.count }) == points else {
+                        throw BenchError("the store returned the wrong number of points")
+                    }
+                }
+            }
+            for (name, times) in [("store", baselineTimes), ("GetMetrics", getTimes), ("QueryMetrics", queryTimes)]
+            where !times.isEmpty {
                 report([
                     "scenario": "query", "call": name, "clients": 1, "points": points,
                     "seconds": median(times), "runs": times.count,

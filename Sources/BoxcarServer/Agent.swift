@@ -116,6 +116,8 @@ public final class Agent: Service, Sendable {
             AgentService(
                 store: store, limits: configuration.limits, startedAt: .now, version: Self.version,
                 logger: logger),
+            // After ModelStoreService: replaces its GetMetrics handler.
+            GetMetricsFastPath(store: store),
         ]
         let transportConfig = HTTP2ServerTransport.Posix.Config.defaults {
             $0.rpc.maxRequestPayloadSize = configuration.limits.maxMessageBytes

@@ -75,7 +75,6 @@ enum MetricBlock {
             for _ in 0..<count { kinds.append(try reader.byte()) }
         }
         let base = columns.count
-        columns.reserveCapacity(base + count)
         var step: UInt64 = 0
         for _ in 0..<count {
             step = step &+ UInt64(bitPattern: unzigzag(try reader.varint()))

@@ -103,12 +103,18 @@ extension Store {
                 let wanted = Set(keys)
                 series = series.filter { wanted.contains($0.key) }
             }
+            let total = try connection.statement(
+                "SELECT coalesce(sum(count), 0) FROM metric_blocks WHERE series_id = ?")
             let blocks = try connection.statement(
                 "SELECT data FROM metric_blocks WHERE series_id = ? ORDER BY seq")
             var out: [SeriesResult] = []
             for (id, key) in series {
-                blocks.bind(1, id)
+                // Size the columns once: growing them block by block copies them over and over.
+                total.bind(1, id)
                 var columns = MetricColumns()
+                if try total.step() { columns.reserveCapacity(Int(total.int64(0))) }
+                total.reset()
+                blocks.bind(1, id)
                 while try blocks.step() {
                     try blocks.withBlob(0) { try MetricBlock.decode($0, into: &columns) }
                 }

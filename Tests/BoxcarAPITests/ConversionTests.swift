@@ -56,3 +56,24 @@ import Testing
         #expect(wire.domain(parentID: "p") == event)
     }
 }
+
+@Suite struct GetMetricsEncodingTests {
+    @Test func writesWhatSwiftProtobufWrites() throws {
+        var loss = MetricColumns()
+        loss.append(step: 0, wallclock: 0, value: 0)  // zero fields are omitted, as proto3 does
+        loss.append(step: 1, wallclock: 1_700_000_001, value: 0.5)
+        loss.append(step: .max, wallclock: -1, value: -.infinity)
+        loss.append(MetricPoint(step: 300, wallclock: 7, value: .string("héllo")))
+        loss.append(MetricPoint(step: 301, wallclock: 8, value: .bytes(Array(repeating: 7, count: 200))))
+        var empty = MetricColumns()
+        empty.reserveCapacity(0)
+        let series: [(key: String, columns: MetricColumns)] = [("loss", loss), ("", empty), (String(repeating: "k", count: 200), loss)]
+
+        let expected = Modelbox_GetMetricsResponse.with { response in
+            response.metrics = series.map { Modelbox_Metrics(key: $0.key, columns: $0.columns) }
+        }
+        let bytes = GetMetricsEncoding.encode(series)
+        #expect(try Modelbox_GetMetricsResponse(serializedBytes: bytes) == expected)
+        #expect(bytes == (try expected.serializedBytes() as [UInt8]))
+    }
+}
