@@ -17,7 +17,7 @@ public struct Limits: Sendable, Hashable {
     public var maxMetricValueBytes = 1024 * 1024
     /// Points (of every kind) in one Log batch.
     public var maxBatchPoints = 200_000
-    /// Events plus metadata updates in one Log batch.
+    /// Series in one Log batch; and events plus metadata updates in one Log batch.
     public var maxBatchRecords = 10_000
     /// Files in one TrackArtifacts call, checkpoint or model.
     public var maxFilesPerRequest = 10_000

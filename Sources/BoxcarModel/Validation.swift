@@ -30,8 +30,10 @@ extension Limits {
         }
     }
 
+    /// Free text (paths, descriptions): any characters but NUL, which SQLite text would cut at.
     public func checkText(_ value: String, _ field: String) throws {
         try checkLength(value, field, max: maxTextBytes)
+        if value.utf8.contains(0) { throw ValidationError("\(field) must not contain a NUL character") }
     }
 
     public func checkLength(_ value: String, _ field: String, max: Int) throws {
@@ -44,6 +46,17 @@ extension Limits {
     public func checkParentID(_ value: String, _ field: String = "parent_id") throws {
         if value.isEmpty { throw ValidationError("\(field) must not be empty") }
         try checkLength(value, field, max: maxNameBytes)
+        if value.utf8.contains(0) { throw ValidationError("\(field) must not contain a NUL character") }
+    }
+
+    /// Checkpoint metrics: keys as metric keys, values finite.
+    public func checkCheckpointMetrics(_ metrics: [String: Float]) throws {
+        for (key, value) in metrics {
+            try checkKey(key, "metrics key")
+            guard value.isFinite else {
+                throw ValidationError("checkpoint metric \(key) is \(value); only finite values can be stored")
+            }
+        }
     }
 
     /// Keys, finiteness, nesting and total size of a metadata map; returns its JSON text.

@@ -61,7 +61,7 @@ public final class Agent: Service, Sendable {
     public let configuration: AgentConfiguration
     private let logger: Logger
     private let ready = Mutex<[CheckedContinuation<[String], Error>]>([])
-    private let addresses = Mutex<[String]?>(nil)
+    private let addresses = Mutex<Result<[String], any Error>?>(nil)
 
     public static let version = "0.1.0"
 
@@ -73,12 +73,12 @@ public final class Agent: Service, Sendable {
     /// The addresses served ("unix:///…", "127.0.0.1:7070"), once the agent listens.
     public func listeningAddresses() async throws -> [String] {
         try await withCheckedThrowingContinuation { continuation in
-            let known = ready.withLock { waiters -> [String]? in
+            let known = ready.withLock { waiters -> Result<[String], any Error>? in
                 if let known = addresses.withLock({ $0 }) { return known }
                 waiters.append(continuation)
                 return nil
             }
-            if let known { continuation.resume(returning: known) }
+            if let known { continuation.resume(with: known) }
         }
     }
 
@@ -87,6 +87,7 @@ public final class Agent: Service, Sendable {
             try await serve()
         } catch {
             let waiters = ready.withLock { waiters in
+                addresses.withLock { $0 = $0 ?? .failure(error) }
                 defer { waiters.removeAll() }
                 return waiters
             }
@@ -140,12 +141,21 @@ public final class Agent: Service, Sendable {
         }
 
         let allServers = servers
-        defer { unlink(configuration.socketPath) }
+        let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
+        defer {
+            if let bound = boundSocket.withLock({ $0 }), let now = socketIdentity(configuration.socketPath),
+                bound == now
+            {
+                unlink(configuration.socketPath)
+            }
+        }
         // Whatever ends the servers (a graceful shutdown, cancellation after its deadline, an
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, changes: changes)
+            try await serve(allServers, changes: changes) {
+                boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
+            }
             outcome = nil
         } catch {
             outcome = error
@@ -156,7 +166,10 @@ public final class Agent: Service, Sendable {
         logger.info("stopped; every accepted write is committed")
     }
 
-    private func serve(_ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], changes: ChangeFeed) async throws {
+    private func serve(
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], changes: ChangeFeed,
+        onListening: @escaping @Sendable () -> Void
+    ) async throws {
         let configuration = self.configuration
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
@@ -174,6 +187,7 @@ public final class Agent: Service, Sendable {
                         bound.append("[\(ipv6.host)]:\(ipv6.port)")
                     }
                 }
+                onListening()
                 self.announce(bound)
                 logger.info(
                     "boxcar agent listening",
@@ -191,8 +205,8 @@ public final class Agent: Service, Sendable {
     }
 
     private func announce(_ bound: [String]) {
-        addresses.withLock { $0 = bound }
         let waiters = ready.withLock { waiters in
+            addresses.withLock { $0 = .success(bound) }
             defer { waiters.removeAll() }
             return waiters
         }
@@ -203,7 +217,13 @@ public final class Agent: Service, Sendable {
     /// socket another agent still answers on is an error, not something to steal.
     private func prepareSocketPath(_ path: String) throws {
         let directory = parent(of: path)
-        try makeDirectories(directory)
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            try makeDirectories(parent(of: directory))
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw ArtifactError.io("cannot create the socket directory \(directory)", errno)
+            }
+        }
+        try checkSocketDirectory(directory)
         guard path.utf8.count < 108 else {
             throw ValidationError("the socket path \(path) is longer than the 107 bytes a unix socket address holds")
         }
@@ -217,6 +237,33 @@ public final class Agent: Service, Sendable {
         }
         unlink(path)
     }
+}
+
+/// Whoever can write to the socket's directory can put their own listener in the agent's place:
+/// refuse a directory that another user owns or may write to (sticky ones like /tmp excepted).
+func checkSocketDirectory(_ directory: String) throws {
+    var info = stat()
+    guard lstat(directory, &info) == 0 else {
+        throw ArtifactError.io("cannot inspect the socket directory \(directory)", errno)
+    }
+    guard (info.st_mode & S_IFMT) == S_IFDIR else {
+        throw ValidationError("the socket directory \(directory) is not a directory")
+    }
+    if info.st_uid != getuid() && info.st_uid != 0 {
+        throw ValidationError("the socket directory \(directory) belongs to another user (uid \(info.st_uid))")
+    }
+    let writableByOthers = info.st_mode & (S_IWGRP | S_IWOTH) != 0
+    let sticky = info.st_mode & S_ISVTX != 0
+    if writableByOthers && !sticky {
+        throw ValidationError("the socket directory \(directory) is writable by other users; make it 0700 or choose another --socket")
+    }
+}
+
+/// The device and inode of the socket this agent bound, so that it removes its own socket on exit
+/// and never one a newer agent has put there since.
+func socketIdentity(_ path: String) -> (dev_t, ino_t)? {
+    var info = stat()
+    return lstat(path, &info) == 0 ? (info.st_dev, info.st_ino) : nil
 }
 
 func parent(of path: String) -> String {

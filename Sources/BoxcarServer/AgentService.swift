@@ -22,6 +22,10 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Pending<Int64>).self)
+        // Batches of this stream after a refused one are refused too, never stored.
+        let chain = WriteChain()
+        // What one stream may hold in memory: batches read but not yet acknowledged.
+        let window = Credits(Self.maxBatchesInFlight)
         try await handling {
             // The reader returns the refusal of a bad batch instead of throwing it, so that the
             // acknowledger first answers every batch before it; an error thrown by either task
@@ -40,6 +44,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             $0.sequence = UInt64(sequence)
                             $0.points = points
                         })
+                        window.release()
                     }
                     return nil
                 }
@@ -61,8 +66,15 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                         } catch {
                             return Self.refusal(batchID: batch.batchID, error)
                         }
-                        let pending = try await store.submitIngest(ingest)
-                        committed.yield((batch.batchID, UInt32(ingest.pointCount), pending))
+                        do {
+                            try await window.acquire()
+                            let pending = try await store.submitIngest(ingest, chain: chain)
+                            committed.yield((batch.batchID, UInt32(ingest.pointCount), pending))
+                        } catch {
+                            // Shutting down: the batches queued before this one still commit and
+                            // are acknowledged before the stream ends.
+                            return Self.refusal(batchID: batch.batchID, error)
+                        }
                     }
                     return nil
                 }
@@ -73,6 +85,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             if let refusal { throw refusal }
         }
     }
+
+    /// Batches one stream may have read but not yet acknowledged; the client's window is smaller.
+    static let maxBatchesInFlight = 64
 
     static func refusal(batchID: UInt64, _ error: any Error) -> RPCError {
         let status = rpcError(error)
@@ -103,6 +118,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         guard batch.events.count + batch.metadata.count <= limits.maxBatchRecords else {
             throw ValidationError(
                 "\(batch.events.count + batch.metadata.count) events and metadata updates in one batch; the limit is \(limits.maxBatchRecords)")
+        }
+        guard batch.series.count <= limits.maxBatchRecords else {
+            throw ValidationError("\(batch.series.count) series in one batch; the limit is \(limits.maxBatchRecords)")
         }
         for series in batch.series {
             try limits.checkParentID(series.parentID, "series parent_id")

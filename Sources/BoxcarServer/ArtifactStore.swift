@@ -56,11 +56,6 @@ public struct ArtifactStore: Sendable {
         }
     }
 
-    /// Removes the blob's bytes (an upload whose record could not be stored).
-    public func removeBlob(_ sha256: String) {
-        unlink(blobPath(sha256))
-    }
-
     /// An upload in progress: bytes go to a temporary file while both digests are computed.
     public final class Upload {
         let store: ArtifactStore
@@ -120,6 +115,9 @@ public struct ArtifactStore: Sendable {
             guard rename(temporaryPath, destination) == 0 else {
                 throw ArtifactError.io("cannot move the upload to \(destination)", errno)
             }
+            // The new name must reach the disk too, or a power loss could lose an acknowledged file.
+            try syncDirectory(String(destination.prefix(upTo: destination.lastIndex(of: "/")!)))
+            try syncDirectory(store.root + "/blobs")
         }
 
         /// Drops the temporary file; nothing of the upload stays behind.
@@ -160,4 +158,11 @@ func makeDirectories(_ path: String) throws {
             throw ArtifactError.io("cannot create directory \(current)", errno)
         }
     }
+}
+
+func syncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw ArtifactError.io("cannot open directory \(path)", errno) }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw ArtifactError.io("cannot sync directory \(path)", errno) }
 }

@@ -5,6 +5,7 @@ import Synchronization
 public struct ObjectChange: Sendable {
     public enum Kind: Sendable { case created, updated }
     public var kind: Kind
+    public var id: String
     public var namespace: String
     /// The object as JSON: its kind, id and fields.
     public var payload: JSONValue
@@ -54,7 +55,7 @@ final class ChangeFeed: Sendable {
 extension ObjectChange {
     static func experiment(_ experiment: Experiment, created: Bool) -> ObjectChange {
         ObjectChange(
-            kind: created ? .created : .updated, namespace: experiment.namespace,
+            kind: created ? .created : .updated, id: experiment.id, namespace: experiment.namespace,
             payload: .object([
                 "kind": .string("experiment"), "id": .string(experiment.id),
                 "name": .string(experiment.name), "namespace": .string(experiment.namespace),
@@ -69,7 +70,7 @@ extension ObjectChange {
 
     static func model(_ model: Model, created: Bool) -> ObjectChange {
         ObjectChange(
-            kind: created ? .created : .updated, namespace: model.namespace,
+            kind: created ? .created : .updated, id: model.id, namespace: model.namespace,
             payload: .object([
                 "kind": .string("model"), "id": .string(model.id), "name": .string(model.name),
                 "namespace": .string(model.namespace), "owner": .string(model.owner),

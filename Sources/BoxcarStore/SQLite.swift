@@ -65,6 +65,19 @@ final class Connection: @unchecked Sendable {
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// True outside a transaction.
+    var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
+
+    /// Resets every statement of the connection: a statement left stepping (a read that threw
+    /// halfway) would pin its snapshot and keep the WAL from being checkpointed.
+    func resetAllStatements() {
+        var statement = sqlite3_next_stmt(handle, nil)
+        while let current = statement {
+            sqlite3_reset(current)
+            statement = sqlite3_next_stmt(handle, current)
+        }
+    }
 }
 
 final class Statement {

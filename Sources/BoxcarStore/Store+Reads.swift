@@ -176,16 +176,6 @@ extension Store {
         }
     }
 
-    /// Whether any recorded upload holds the blob (the artifact store removes orphans by this).
-    public func blobIsReferenced(_ blob: String) async throws -> Bool {
-        try await read { connection in
-            let statement = try connection.statement("SELECT 1 FROM files WHERE blob = ? LIMIT 1")
-            defer { statement.reset() }
-            statement.bind(1, blob)
-            return try statement.step()
-        }
-    }
-
     static let fileColumns =
         "id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns"
 

@@ -1,4 +1,21 @@
 import BoxcarModel
+import Synchronization
+
+/// Writes that must stop at the first failure, such as the batches of one Log stream: once one
+/// fails, the writer refuses those after it without storing them.
+public final class WriteChain: Sendable {
+    private let broken = Atomic<Bool>(false)
+
+    public init() {}
+
+    public var isBroken: Bool { broken.load(ordering: .acquiring) }
+
+    func breakChain() { broken.store(true, ordering: .releasing) }
+
+    public struct Broken: Error, CustomStringConvertible {
+        public var description: String { "an earlier batch of this stream was refused" }
+    }
+}
 
 /// Every write of the agent. Each runs as one job of the writer: validated against what the
 /// database holds (unknown parents are NOT_FOUND), stored whole, acknowledged after commit.
@@ -84,6 +101,12 @@ extension Store {
             statement.bind([parentID, key, values[key]!, now, context.nextSequence()])
             try statement.run()
         }
+        // New metadata is a change of its experiment or model (WatchNamespace reports it).
+        for table in ["experiments", "models"] {
+            let touch = try context.connection.statement("UPDATE \(table) SET updated_ns = ? WHERE id = ?")
+            touch.bind([now, parentID])
+            try touch.run()
+        }
     }
 
     // MARK: Metrics and events
@@ -96,12 +119,14 @@ extension Store {
     }
 
     /// Queues a batch and returns at once with the promise of its commit: a stream keeps reading
-    /// while earlier batches commit, and batches commit in the order they were submitted.
-    public func submitIngest(_ batch: IngestBatch) async throws -> Pending<Int64> {
+    /// while earlier batches commit, and batches commit in the order they were submitted. With a
+    /// chain, a batch whose predecessor in the chain failed is refused without being stored.
+    public func submitIngest(_ batch: IngestBatch, chain: WriteChain? = nil) async throws -> Pending<Int64> {
         let events = try batch.events.map { ($0, try $0.metadata.jsonText()) }
         let metadata = try batch.metadata.map { ($0.parentID, try $0.metadata.mapValues { try $0.jsonText() }) }
         guard let writer else { throw ReadOnlyError(path: path) }
-        return try await writer.submit { context in
+        return try await writer.submit({ context in
+            if let chain, chain.isBroken { throw WriteChain.Broken() }
             for series in batch.series where !series.columns.isEmpty {
                 try context.requireParent(series.parentID)
                 try Self.appendBlock(context, parentID: series.parentID, key: series.key, columns: series.columns)
@@ -116,7 +141,7 @@ extension Store {
                 try Self.upsertMetadata(context, parentID: parentID, values: values, now: now)
             }
             return context.sequence
-        }
+        }, onFailure: { chain?.breakChain() })
     }
 
     /// Appends points to one series (ModelBox's LogMetrics, one point per call).

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BoxcarModel
 import Dispatch
 import Logging
@@ -26,13 +29,28 @@ public final class Store: Sendable {
         path: String, durability: Durability = .normal, queueCapacity: Int = 8192,
         logger: Logger = Logger(label: "boxcar.store")
     ) throws -> Store {
-        let connection = try Connection(path: path, readOnly: false)
+        // One writer per database: a second agent on the same file would reuse sequence numbers.
+        let lock = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else {
+            throw SQLiteError(code: 1, message: "cannot create \(path).lock: \(String(cString: strerror(errno)))")
+        }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lock)
+            throw SQLiteError(code: 1, message: "another boxcar agent is writing to \(path)")
+        }
+        let connection: Connection
+        do {
+            connection = try Connection(path: path, readOnly: false)
+        } catch {
+            Glibc.close(lock)
+            throw error
+        }
         try connection.execute("PRAGMA journal_mode = WAL")
         try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try connection.execute("PRAGMA foreign_keys = OFF")
         try Migrations.migrate(connection)
         let writer = try Writer(connection: connection, capacity: queueCapacity, logger: logger)
-        return Store(path: path, readOnly: false, writer: writer)
+        return Store(path: path, readOnly: false, writer: writer, lock: lock)
     }
 
     /// Opens an existing database for reading only, also while an agent writes to it.
@@ -47,19 +65,28 @@ public final class Store: Sendable {
                 code: 1,
                 message: "\(path) has schema version \(version), newer than this boxcar knows; upgrade boxcar")
         }
-        let store = Store(path: path, readOnly: true, writer: nil)
+        let store = Store(path: path, readOnly: true, writer: nil, lock: -1)
         store.giveBack(connection)
         return store
     }
 
-    private init(path: String, readOnly: Bool, writer: Writer?) {
+    /// The descriptor holding the writer's lock on `<path>.lock`; -1 for read-only stores.
+    private let lock: Int32
+
+    private init(path: String, readOnly: Bool, writer: Writer?, lock: Int32) {
         self.path = path
         self.readOnly = readOnly
         self.writer = writer
         self.readers = Mutex([])
+        self.lock = lock
     }
 
-    /// Commits every write already accepted, then refuses new ones.
+    deinit {
+        if lock >= 0 { Glibc.close(lock) }
+    }
+
+    /// Commits every write already accepted, then refuses new ones. The lock on the database is
+    /// held until the store is released, so no other agent starts writing before this one is done.
     public func close() async {
         await writer?.close()
     }
@@ -98,7 +125,10 @@ public final class Store: Sendable {
         let connection = try borrow()
         defer { giveBack(connection) }
         try connection.execute("BEGIN")
-        defer { try? connection.execute("COMMIT") }
+        defer {
+            connection.resetAllStatements()
+            try? connection.execute("COMMIT")
+        }
         return try body(connection)
     }
 

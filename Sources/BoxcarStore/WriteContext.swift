@@ -56,6 +56,9 @@ public final class WriteContext {
         for id in parentJournal { knownParents.remove(id) }
     }
 
+    /// False once SQLite has rolled the transaction back on its own (a full disk, an I/O error).
+    var transactionIsOpen: Bool { !connection.isAutocommit }
+
     func commit() throws {
         let statement = try connection.statement("UPDATE meta SET value = ? WHERE key = 'sequence'")
         statement.bind(1, sequence)

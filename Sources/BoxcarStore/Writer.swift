@@ -24,8 +24,10 @@ final class Writer: @unchecked Sendable {
     private let logger: Logger
 
     // Guarded by `mutex`.
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    // Heap-allocated: pthread objects must not move, and Swift gives no stable address to a
+    // stored property passed with &.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var queue: [Job] = []
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     private var closed = false
@@ -39,15 +41,17 @@ final class Writer: @unchecked Sendable {
         self.maxGroup = maxGroup
         self.logger = logger
         self.committedSequence = context.sequence
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
         let thread = Thread { [self] in self.loop() }
         thread.start()
     }
 
     deinit {
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
     }
 
     /// Runs `body` in the writer's transaction and returns once that transaction committed.
@@ -57,14 +61,27 @@ final class Writer: @unchecked Sendable {
 
     /// Queues `body` (waiting only while the queue is full) and returns at once with the promise
     /// of its committed result. Jobs run in the order they were submitted.
-    func submit<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> Pending<R> {
+    func submit<R: Sendable>(
+        _ body: @escaping @Sendable (WriteContext) throws -> R,
+        onFailure: (@Sendable () -> Void)? = nil
+    ) async throws -> Pending<R> {
         try await waitForSpace()
         let pending = Pending<R>()
         let box = ResultBox<R>()
         let job = Job(
-            run: { context in box.value = try body(context) },
+            run: { context in
+                do {
+                    box.value = try body(context)
+                } catch {
+                    // Before the next job of the group runs.
+                    onFailure?()
+                    throw error
+                }
+            },
             finish: { error in
                 if let error {
+                    // A failed commit: on the writer thread, before the next group runs.
+                    onFailure?()
                     pending.complete(.failure(error))
                 } else {
                     pending.complete(.success(box.value!))
@@ -76,7 +93,7 @@ final class Writer: @unchecked Sendable {
             throw StoreClosedError()
         }
         queue.append(job)
-        pthread_cond_signal(&condition)
+        pthread_cond_signal(condition)
         unlock()
         return pending
     }
@@ -105,7 +122,7 @@ final class Writer: @unchecked Sendable {
                 continuation.resume()
             } else {
                 finishWaiters.append(continuation)
-                pthread_cond_signal(&condition)
+                pthread_cond_signal(condition)
                 unlock()
             }
             for waiter in waiters { waiter.resume() }
@@ -134,7 +151,7 @@ final class Writer: @unchecked Sendable {
         while true {
             lock()
             while queue.isEmpty && !closed {
-                pthread_cond_wait(&condition, &mutex)
+                pthread_cond_wait(condition, mutex)
             }
             if queue.isEmpty && closed {
                 finished = true
@@ -152,45 +169,68 @@ final class Writer: @unchecked Sendable {
             for waiter in waiters { waiter.resume() }
 
             let outcomes = commit(group)
-            lock()
-            committedSequence = context.sequence
-            unlock()
             for (job, error) in zip(group, outcomes) { job.finish(error) }
         }
     }
 
     /// One transaction for the whole group; returns each job's error, or nil for those committed.
+    ///
+    /// Some errors (a full disk, an I/O error) make SQLite roll back the whole transaction, not
+    /// just the failing statement. Then the jobs already run in it are lost too: they are failed
+    /// with that error, every cached id is forgotten, and the rest of the group runs in a new
+    /// transaction, so nothing runs outside one.
     private func commit(_ group: [Job]) -> [Error?] {
-        var outcomes: [Error?] = []
-        outcomes.reserveCapacity(group.count)
-        do {
-            try context.begin()
-        } catch {
-            return group.map { _ in error }
-        }
-        for job in group {
+        var outcomes: [Error?] = Array(repeating: nil, count: group.count)
+        var pendingInTransaction: [Int] = []
+        var index = 0
+        var inTransaction = false
+        while index < group.count {
+            if !inTransaction {
+                do {
+                    try context.begin()
+                    inTransaction = true
+                } catch {
+                    for rest in index..<group.count { outcomes[rest] = error }
+                    return outcomes
+                }
+            }
             do {
                 try context.savepoint()
-                try job.run(context)
+                try group[index].run(context)
                 try context.release()
-                outcomes.append(nil)
+                pendingInTransaction.append(index)
             } catch {
-                context.rollbackToSavepoint()
-                outcomes.append(error)
+                outcomes[index] = error
+                if context.transactionIsOpen {
+                    context.rollbackToSavepoint()
+                } else {
+                    logger.error(
+                        "SQLite rolled back the transaction; \(pendingInTransaction.count) writes in it refused",
+                        metadata: ["error": "\(error)"])
+                    for lost in pendingInTransaction { outcomes[lost] = error }
+                    pendingInTransaction.removeAll()
+                    context.rollbackTransaction()
+                    inTransaction = false
+                }
             }
+            index += 1
         }
+        guard inTransaction else { return outcomes }
         do {
             try context.commit()
+            lock()
+            committedSequence = context.sequence
+            unlock()
         } catch {
-            logger.error("commit failed; \(group.count) writes refused", metadata: ["error": "\(error)"])
+            logger.error("commit failed; \(pendingInTransaction.count) writes refused", metadata: ["error": "\(error)"])
             context.rollbackTransaction()
-            return group.map { _ in error }
+            for lost in pendingInTransaction { outcomes[lost] = error }
         }
         return outcomes
     }
 
-    private func lock() { pthread_mutex_lock(&mutex) }
-    private func unlock() { pthread_mutex_unlock(&mutex) }
+    private func lock() { pthread_mutex_lock(mutex) }
+    private func unlock() { pthread_mutex_unlock(mutex) }
 }
 
 public struct StoreClosedError: Error, CustomStringConvertible {

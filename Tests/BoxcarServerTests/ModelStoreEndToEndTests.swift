@@ -233,7 +233,6 @@ import Testing
             }
             await #expect(performing: { try await upload(metadataFirst: false, size: 10) }, throws: code(.invalidArgument))
             await #expect(performing: { try await upload(checksum: String(repeating: "0", count: 32), size: 10) }, throws: code(.invalidArgument))
-            await #expect(performing: { try await upload(checksum: "not-a-digest", size: 10) }, throws: code(.invalidArgument))
             await #expect(performing: { try await upload(size: 1001) }, throws: code(.resourceExhausted))
             await #expect(performing: { try await upload(size: 10, parent: "nope") }, throws: code(.notFound))
             #expect(try await store.listArtifacts(.with { $0.parentID = id }).files.isEmpty)
@@ -241,10 +240,13 @@ import Testing
             let incoming = try FileManager.default.contentsOfDirectory(atPath: directory.file("data/artifacts/incoming"))
             #expect(blobs.isEmpty)
             #expect(incoming.isEmpty)
-            // A correct SHA-256 checksum is accepted.
+            // A correct SHA-256 checksum is verified and accepted; one that is neither MD5 nor
+            // SHA-256 is recorded as sent, unverified.
             let sha = SHA256.hash(data: Data(repeating: 7, count: 10)).hexString
             try await upload(checksum: sha.uppercased(), size: 10)
-            #expect(try await store.listArtifacts(.with { $0.parentID = id }).files.count == 1)
+            try await upload(checksum: "sha1:not-checked", size: 10)
+            let files = try await store.listArtifacts(.with { $0.parentID = id }).files
+            #expect(files.map(\.checksum) == [sha.uppercased(), "sha1:not-checked"])
         }
     }
 
@@ -315,6 +317,54 @@ import Testing
             #expect(try await store.listMetadata(.with { $0.parentID = id }).metadata == ["k": JSONValue.string("v").protobuf])
             #expect(try await store.listEvents(.with { $0.parentID = id }).events.map(\.name) == ["e"])
             #expect(try await store.createExperiment(.with { $0.name = "m"; $0.namespace = "n" }).experimentExists)
+        }
+    }
+}
+
+@Suite struct ModelStoreWatchAndEdgeTests {
+    let directory = TemporaryDirectory()
+
+    @Test func watchReplaysThePastThenStreamsCreationsAndUpdates() async throws {
+        try await withAgent(in: directory) { client in
+            let store = client.modelStore
+            let first = try await store.createExperiment(.with { $0.name = "first"; $0.namespace = "w" }).experimentID
+            let seen = try await store.watchNamespace(.with { $0.namespace = "w"; $0.since = 0 }) { response in
+                var seen: [(Modelbox_ServerEvent, String)] = []
+                for try await change in response.messages {
+                    let id = change.payload.structValue.fields["id"]?.stringValue ?? ""
+                    seen.append((change.event, id))
+                    if seen.count == 1 {
+                        _ = try await store.createExperiment(.with { $0.name = "second"; $0.namespace = "w" })
+                        _ = try await store.createExperiment(.with { $0.name = "elsewhere"; $0.namespace = "other" })
+                    } else if seen.count == 2 {
+                        _ = try await store.updateMetadata(.with {
+                            $0.parentID = first
+                            $0.metadata = Modelbox_Metadata(["k": .bool(true)])
+                        })
+                    } else {
+                        break
+                    }
+                }
+                return seen
+            }
+            let second = Identifiers.experiment(name: "second", namespace: "w")
+            #expect(seen.map(\.0) == [.objectCreated, .objectCreated, .objectUpdated])
+            #expect(seen.map(\.1) == [first, second, first])
+        }
+    }
+
+    @Test func textWithNULAndNonFiniteCheckpointMetricsAreRefused() async throws {
+        try await withAgent(in: directory) { client in
+            let store = client.modelStore
+            let id = try await store.createExperiment(.with { $0.name = "m"; $0.namespace = "n" }).experimentID
+            await #expect(performing: {
+                try await store.trackArtifacts(.with { $0.files = [.with { $0.parentID = id; $0.path = "/a\u{0}b" }] })
+            }, throws: { ($0 as? RPCError)?.code == .invalidArgument })
+            await #expect(performing: {
+                try await store.createCheckpoint(.with { $0.experimentID = id; $0.epoch = 1; $0.metrics = ["loss": .nan] })
+            }, throws: { ($0 as? RPCError)?.code == .invalidArgument })
+            #expect(try await store.listArtifacts(.with { $0.parentID = id }).files.isEmpty)
+            #expect(try await store.listCheckpoints(.with { $0.experimentID = id }).checkpoints.isEmpty)
         }
     }
 }

@@ -21,27 +21,32 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
     }
 
     @Test func refusesADatabaseFromANewerBoxcar() async throws {
-        let store = try Store.open(path: path)
-        await store.close()
+        do {
+            let store = try Store.open(path: path)
+            await store.close()
+        }
         let connection = try Connection(path: path, readOnly: false)
         try connection.execute("PRAGMA user_version = \(Migrations.all.count + 1)")
-        #expect(throws: SQLiteError.self) { try Store.open(path: path) }
-        #expect(throws: SQLiteError.self) { try Store.openReadOnly(path: path) }
+        for open in [{ try Store.open(path: path) }, { try Store.openReadOnly(path: path) }] {
+            #expect { _ = try open() } throws: { error in
+                "\(error)".contains("newer than this boxcar knows")
+            }
+        }
+    }
+
+    @Test func refusesASecondWriterOnTheSameDatabase() async throws {
+        let store = try Store.open(path: path)
+        #expect { _ = try Store.open(path: path) } throws: { error in
+            "\(error)".contains("another boxcar agent is writing to \(path)")
+        }
+        // Readers are welcome.
+        _ = try Store.openReadOnly(path: path)
+        await store.close()
     }
 
     @Test func everythingReadsBackAfterReopening() async throws {
-        var store = try Store.open(path: path)
-        let (experiment, existed) = try await store.createExperiment(.init(
-            name: "run", namespace: "ns", owner: "ada", metadata: ["lr": .number(0.01)]))
-        #expect(!existed)
-        try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points([(1, 0.9), (2, 0.5)]))
-        _ = try await store.logEvent(Event(
-            parentID: experiment.id, name: "epoch", source: "trainer", wallclock: 5,
-            metadata: ["n": .number(1)], createdAt: 0))
-        let sequence = store.lastSequence
-        await store.close()
-
-        store = try Store.open(path: path)
+        let (experiment, sequence) = try await writeOneOfEach()
+        let store = try Store.open(path: path)
         #expect(try await store.experiment(id: experiment.id) == experiment)
         #expect(try await store.metadata(parentID: experiment.id) == ["lr": .number(0.01)])
         let series = try await store.metrics(parentID: experiment.id)
@@ -53,6 +58,22 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.02)])
         #expect(store.lastSequence > sequence)
         await store.close()
+    }
+
+    /// An experiment with metadata, a series and an event, in a store that is then closed and
+    /// released.
+    func writeOneOfEach() async throws -> (Experiment, Int64) {
+        let store = try Store.open(path: path)
+        let (experiment, existed) = try await store.createExperiment(.init(
+            name: "run", namespace: "ns", owner: "ada", metadata: ["lr": .number(0.01)]))
+        #expect(!existed)
+        try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points([(1, 0.9), (2, 0.5)]))
+        _ = try await store.logEvent(Event(
+            parentID: experiment.id, name: "epoch", source: "trainer", wallclock: 5,
+            metadata: ["n": .number(1)], createdAt: 0))
+        let sequence = store.lastSequence
+        await store.close()
+        return (experiment, sequence)
     }
 
     @Test func creatingTheSameExperimentAgainChangesNothing() async throws {
@@ -191,5 +212,62 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         await #expect(throws: StoreClosedError.self) { try await store.updateMetadata(parentID: experiment.id, metadata: [:]) }
         let reopened = try Store.openReadOnly(path: path)
         #expect(try await reopened.metrics(parentID: experiment.id).first?.columns.count == 100)
+    }
+}
+
+@Suite struct StoreFailureTests {
+    let directory = TemporaryDirectory()
+    var path: String { directory.file("boxcar.db") }
+
+    @Test func aBrokenChainRefusesTheWritesAfterItsFailure() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        let chain = WriteChain()
+        var pending: [Pending<Int64>] = []
+        for (index, parent) in [experiment.id, "missing", experiment.id].enumerated() {
+            pending.append(try await store.submitIngest(
+                IngestBatch(series: [.init(parentID: parent, key: "x", columns: points([(UInt64(index), 1)]))]),
+                chain: chain))
+        }
+        _ = try await pending[0].value()
+        await #expect(throws: NotFoundError.self) { try await pending[1].value() }
+        await #expect(throws: WriteChain.Broken.self) { try await pending[2].value() }
+        #expect(try await store.metrics(parentID: experiment.id).first?.columns.steps == [0])
+        await store.close()
+    }
+
+    @Test func aFullDiskRefusesExactlyTheWritesItDidNotStore() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        // Cap the file a few pages above its size now: SQLite then fails with SQLITE_FULL and
+        // rolls back whole transactions, as on a full disk.
+        try await store.write { context in
+            let pages = try context.connection.statement("PRAGMA page_count")
+            defer { pages.reset() }
+            _ = try pages.step()
+            try context.connection.execute("PRAGMA max_page_count = \(pages.int64(0) + 12)")
+        }
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for batch in 0..<60 {
+                group.addTask {
+                    let steps = (0..<200).map { (UInt64(batch * 1000 + $0), Double($0)) }
+                    do {
+                        try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "x", columns: points(steps))]))
+                        return (batch, true)
+                    } catch let error as SQLiteError where error.isFull {
+                        return (batch, false)
+                    }
+                }
+            }
+            var outcomes: [Int: Bool] = [:]
+            for try await (batch, stored) in group { outcomes[batch] = stored }
+            return outcomes
+        }
+        let accepted = Set(outcomes.filter(\.value).map(\.key))
+        #expect(!accepted.isEmpty)
+        #expect(accepted.count < 60)
+        let stored = Set(try await store.metrics(parentID: experiment.id).first?.columns.steps.map { Int($0) / 1000 } ?? [])
+        #expect(stored == accepted)
+        await store.close()
     }
 }
