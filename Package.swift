@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "boxcar", targets: ["boxcar"]),
         .executable(name: "boxcar-bench", targets: ["boxcar-bench"]),
         .library(name: "BoxcarClient", targets: ["BoxcarClient"]),
+        // A scripted stand-in for libnvidia-ml, for the tests: nothing links it; they dlopen it.
+        .library(name: "FakeNVML", type: .dynamic, targets: ["CFakeNVML"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
@@ -33,6 +35,11 @@ let package = Package(
             name: "BoxcarModel",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
+        // Readers of the machine: /proc, /sys, NVML (dlopen). Knows nothing of storage.
+        .target(name: "BoxcarSensors", dependencies: ["CNVML"]),
+        .target(name: "CNVML"),
+        .target(name: "CFakeNVML", path: "Sources/CFakeNVML"),
+
         // Schema, migrations, the single writer with group commit, queries.
         .target(
             name: "BoxcarStore",
@@ -57,7 +64,7 @@ let package = Package(
         .target(
             name: "BoxcarServer",
             dependencies: [
-                "BoxcarAPI", "BoxcarStore", "BoxcarModel",
+                "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -98,6 +105,7 @@ let package = Package(
 
         .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
         .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel"]),
+        .testTarget(name: "BoxcarSensorsTests", dependencies: ["BoxcarSensors"]),
         .testTarget(
             name: "BoxcarAPITests",
             dependencies: [

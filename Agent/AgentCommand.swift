@@ -38,6 +38,18 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
+    @Option(help: "Seconds between samples of the machine; 0 turns sampling off. Default: 1.")
+    var sampleInterval: String?
+
+    @Option(help: "Where /proc is read. Default: /proc.")
+    var procRoot: String?
+
+    @Option(help: "Where /sys is read. Default: /sys.")
+    var sysRoot: String?
+
+    @Option(help: "The NVML library to load. Default: libnvidia-ml.so.1.")
+    var nvmlLibrary: String?
+
     @Option(help: "swift (the default) or nio: run Swift concurrency on NIO's event loops.")
     var executor: String?
 
@@ -57,7 +69,8 @@ struct AgentCommand: AsyncParsableCommand {
         let settings = try await AgentSettings.resolve(
             flags: [
                 "db": db, "socket": socket, "listen": listen, "artifacts": artifacts,
-                "durability": durability, "log-level": logLevel,
+                "durability": durability, "log-level": logLevel, "sample-interval": sampleInterval,
+                "proc-root": procRoot, "sys-root": sysRoot, "nvml-library": nvmlLibrary,
             ],
             configFile: config, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
@@ -114,6 +127,10 @@ struct AgentSettings {
         guard let level = Logger.Level(rawValue: levelText) else {
             throw CLIError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \(levelText)")
         }
+        let intervalText = config.string(forKey: "sample-interval") ?? "1"
+        guard let intervalSeconds = Double(intervalText), intervalSeconds >= 0, intervalSeconds.isFinite else {
+            throw CLIError("sample-interval must be a number of seconds (0 turns sampling off), not \(intervalText)")
+        }
         var listen: TCPAddress?
         if let text = config.string(forKey: "listen"), !text.isEmpty {
             do { listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
@@ -125,7 +142,11 @@ struct AgentSettings {
                 listen: listen,
                 artifactsDirectory: config.string(forKey: "artifacts")
                     ?? Defaults.artifactsDirectory(forDatabase: databasePath),
-                durability: durability),
+                durability: durability,
+                sampleInterval: intervalSeconds > 0 ? .milliseconds(Int64(intervalSeconds * 1000)) : nil,
+                procRoot: config.string(forKey: "proc-root") ?? "/proc",
+                sysRoot: config.string(forKey: "sys-root") ?? "/sys",
+                nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1"),
             logLevel: level)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BoxcarAPI
 import BoxcarModel
+import BoxcarSensors
 import BoxcarStore
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -19,10 +20,19 @@ public struct AgentConfiguration: Sendable {
     public var artifactsDirectory: String
     public var durability: Durability
     public var limits: Limits
+    /// How often the machine is sampled; nil: not at all.
+    public var sampleInterval: Duration?
+    /// Where /proc and /sys are read ("/proc" and "/sys"; a fixture tree in tests).
+    public var procRoot: String
+    public var sysRoot: String
+    /// The NVML library to dlopen.
+    public var nvmlLibrary: String
 
     public init(
         databasePath: String, socketPath: String, listen: TCPAddress? = nil,
-        artifactsDirectory: String, durability: Durability = .normal, limits: Limits = .standard
+        artifactsDirectory: String, durability: Durability = .normal, limits: Limits = .standard,
+        sampleInterval: Duration? = nil, procRoot: String = "/proc", sysRoot: String = "/sys",
+        nvmlLibrary: String = "libnvidia-ml.so.1"
     ) {
         self.databasePath = databasePath
         self.socketPath = socketPath
@@ -30,6 +40,10 @@ public struct AgentConfiguration: Sendable {
         self.artifactsDirectory = artifactsDirectory
         self.durability = durability
         self.limits = limits
+        self.sampleInterval = sampleInterval
+        self.procRoot = procRoot
+        self.sysRoot = sysRoot
+        self.nvmlLibrary = nvmlLibrary
     }
 }
 
@@ -140,6 +154,12 @@ public final class Agent: Service, Sendable {
                 services: services))
         }
 
+        var sampler: Sampler?
+        if let interval = configuration.sampleInterval, interval > .zero {
+            sampler = Sampler(
+                store: store, interval: interval, sensors: Self.hostSensors(configuration),
+                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
+        }
         let allServers = servers
         let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
         defer {
@@ -153,7 +173,7 @@ public final class Agent: Service, Sendable {
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, changes: changes) {
+            try await serve(allServers, sampler: sampler, changes: changes) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
             }
             outcome = nil
@@ -166,8 +186,31 @@ public final class Agent: Service, Sendable {
         logger.info("stopped; every accepted write is committed")
     }
 
+    static func hostSensors(_ configuration: AgentConfiguration) -> [any Sensor] {
+        [CPUSensor(procRoot: configuration.procRoot), MemorySensor(procRoot: configuration.procRoot)]
+    }
+
+    /// NVML when the machine has it; its absence is reported, never fatal.
+    private func loadNVIDIA(_ path: String) -> NVIDIAGPUSensor? {
+        do {
+            let sensor = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: path))
+            logger.info("NVML loaded", metadata: [
+                "library": "\(path)", "driver": "\(sensor.library.driverVersion)", "gpus": "\(sensor.gpus.count)",
+            ])
+            for (index, reasons) in sensor.unsupported.sorted(by: { $0.key < $1.key }) {
+                logger.info("GPU \(index) lacks some metrics", metadata: [
+                    "metrics": "\(reasons.map { "\($0.key.rawValue): \($0.value)" }.sorted().joined(separator: "; "))"
+                ])
+            }
+            return sensor
+        } catch {
+            logger.info("NVIDIA GPUs are not sampled", metadata: ["reason": "\(error)"])
+            return nil
+        }
+    }
+
     private func serve(
-        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], changes: ChangeFeed,
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, changes: ChangeFeed,
         onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
@@ -175,6 +218,12 @@ public final class Agent: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 for server in allServers {
                     group.addTask { try await server.serve() }
+                }
+                if let sampler {
+                    group.addTask {
+                        // Sampling simply stops at shutdown.
+                        try? await cancelWhenGracefulShutdown { try await sampler.run() }
+                    }
                 }
                 var bound: [String] = []
                 for server in allServers {

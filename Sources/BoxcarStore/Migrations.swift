@@ -131,7 +131,11 @@ enum Migrations {
             detached_ns INTEGER
         );
         CREATE INDEX attachments_experiment ON attachments (experiment_id, pid);
+        """,
+        // 2: the machine itself, parent of the sampled host series ("host").
         """
+        INSERT INTO objects (id, kind, namespace, seq) VALUES ('host', 'host', '', 0);
+        """,
     ]
 
     /// Brings the database to the newest schema. Fails on a database newer than this program.

@@ -1,0 +1,95 @@
+/// CPU time by state, overall and per CPU, as fractions of the time between two ticks
+/// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
+public final class CPUSensor: Sensor {
+    public let name = "cpu"
+    let procRoot: String
+    private var previous: ProcStat?
+
+    public init(procRoot: String = "/proc") {
+        self.procRoot = procRoot
+    }
+
+    /// The counters of /proc/stat that matter here, in clock ticks.
+    struct ProcStat: Equatable {
+        /// "" for the cpu line (all CPUs), else the CPU number.
+        var cpus: [(cpu: String, times: [UInt64])]
+        var contextSwitches: UInt64
+
+        static func == (a: ProcStat, b: ProcStat) -> Bool {
+            a.contextSwitches == b.contextSwitches && a.cpus.map(\.cpu) == b.cpus.map(\.cpu)
+                && a.cpus.map(\.times) == b.cpus.map(\.times)
+        }
+    }
+
+    /// The states of a cpu line, in the kernel's order (guest time is already counted in user).
+    static let states = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+
+    static func parseStat(_ bytes: [UInt8]) throws -> ProcStat {
+        var stat = ProcStat(cpus: [], contextSwitches: 0)
+        for fields in lines(bytes) {
+            guard let first = fields.first else { continue }
+            if first.hasPrefix("cpu") {
+                let times = fields.dropFirst().prefix(states.count).map { UInt64($0) ?? 0 }
+                guard times.count == states.count else { throw SensorError("a cpu line of /proc/stat has \(times.count) fields") }
+                stat.cpus.append((String(first.dropFirst(3)), times))
+            } else if first == "ctxt", fields.count > 1 {
+                stat.contextSwitches = UInt64(fields[1]) ?? 0
+            }
+        }
+        guard !stat.cpus.isEmpty else { throw SensorError("/proc/stat has no cpu line") }
+        return stat
+    }
+
+    /// Fractions of each state between two readings, and context switches per second.
+    static func readings(from old: ProcStat, to new: ProcStat, seconds: Double) -> [Reading] {
+        var out: [Reading] = []
+        let before = Dictionary(old.cpus.map { ($0.cpu, $0.times) }, uniquingKeysWith: { a, _ in a })
+        for (cpu, times) in new.cpus {
+            guard let earlier = before[cpu] else { continue }
+            // A counter that went backwards (a CPU that went offline and came back) counts as 0.
+            let deltas = zip(times, earlier).map { $0 >= $1 ? Double($0 - $1) : 0 }
+            let total = deltas.reduce(0, +)
+            guard total > 0 else { continue }
+            for (state, delta) in zip(states, deltas) {
+                var labels = [Reading.Label("state", state)]
+                if !cpu.isEmpty { labels.append(.init("cpu", cpu)) }
+                out.append(Reading("system.cpu.utilization", labels, delta / total))
+            }
+        }
+        if seconds > 0, new.contextSwitches >= old.contextSwitches {
+            out.append(Reading("system.cpu.context_switches", [], Double(new.contextSwitches - old.contextSwitches) / seconds))
+        }
+        return out
+    }
+
+    static func parseLoadAverage(_ bytes: [UInt8]) throws -> [Reading] {
+        guard let fields = lines(bytes).first, fields.count >= 3,
+            let one = Double(fields[0]), let five = Double(fields[1]), let fifteen = Double(fields[2])
+        else { throw SensorError("/proc/loadavg is not three load averages") }
+        return [
+            Reading("system.cpu.load_average.1m", [], one),
+            Reading("system.cpu.load_average.5m", [], five),
+            Reading("system.cpu.load_average.15m", [], fifteen),
+        ]
+    }
+
+    public func sample(elapsed: Duration?) throws -> [Reading] {
+        let stat = try Self.parseStat(try readFile(procRoot + "/stat"))
+        defer { previous = stat }
+        var out = try Self.parseLoadAverage(try readFile(procRoot + "/loadavg"))
+        if let previous, let elapsed {
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            out += Self.readings(from: previous, to: stat, seconds: seconds)
+        }
+        return out
+    }
+}
+
+extension CPUSensor {
+    /// The rates between two /proc trees read `seconds` apart (fixtures in tests).
+    public static func readingsBetween(a: String, b: String, seconds: Double) throws -> [Reading] {
+        let old = try parseStat(try readFile(a + "/stat"))
+        let new = try parseStat(try readFile(b + "/stat"))
+        return readings(from: old, to: new, seconds: seconds)
+    }
+}

@@ -1,0 +1,43 @@
+/// Memory and swap (`/proc/meminfo`), in bytes.
+public final class MemorySensor: Sensor {
+    public let name = "memory"
+    let procRoot: String
+
+    public init(procRoot: String = "/proc") {
+        self.procRoot = procRoot
+    }
+
+    /// /proc/meminfo's fields in bytes (the file says kB and means KiB).
+    static func parse(_ bytes: [UInt8]) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for fields in lines(bytes) where fields.count >= 2 {
+            guard let value = Double(fields[1]) else { continue }
+            let unit = fields.count >= 3 && fields[2] == "kB" ? 1024.0 : 1
+            out[String(fields[0].dropLast(fields[0].hasSuffix(":") ? 1 : 0))] = value * unit
+        }
+        return out
+    }
+
+    static func readings(_ info: [String: Double]) throws -> [Reading] {
+        guard let total = info["MemTotal"], let available = info["MemAvailable"] else {
+            throw SensorError("/proc/meminfo lacks MemTotal or MemAvailable (a kernel older than 3.14?)")
+        }
+        var out = [
+            Reading("system.memory.limit", [], total),
+            Reading("system.memory.usage", [.init("state", "used")], total - available),
+            Reading("system.memory.usage", [.init("state", "available")], available),
+        ]
+        for (field, state) in [("Cached", "cached"), ("Buffers", "buffers"), ("Dirty", "dirty")] {
+            if let value = info[field] { out.append(Reading("system.memory.usage", [.init("state", state)], value)) }
+        }
+        if let swapTotal = info["SwapTotal"], let swapFree = info["SwapFree"] {
+            out.append(Reading("system.paging.limit", [], swapTotal))
+            out.append(Reading("system.paging.usage", [.init("state", "used")], swapTotal - swapFree))
+        }
+        return out
+    }
+
+    public func sample(elapsed: Duration?) throws -> [Reading] {
+        try Self.readings(Self.parse(try readFile(procRoot + "/meminfo")))
+    }
+}

@@ -1,0 +1,264 @@
+import CNVML
+
+/// NVIDIA GPUs through NVML: one set of series per GPU, labelled with its index, name and UUID.
+///
+/// Which metrics a GPU has is found once, at start: a function the library lacks, or one that
+/// answers NOT_SUPPORTED for a device, drops that metric for that device for good (and is listed
+/// in `unsupported`), instead of failing every tick.
+public final class NVIDIAGPUSensor: @unchecked Sendable {
+    public struct GPU: Sendable, Hashable {
+        public var index: Int
+        public var name: String
+        public var uuid: String
+
+        public init(index: Int, name: String, uuid: String) {
+            self.index = index
+            self.name = name
+            self.uuid = uuid
+        }
+    }
+
+    public enum Metric: String, CaseIterable, Sendable {
+        case utilization, memory, memoryReserved, temperature, power, powerLimit, energy
+        case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
+        case clocksEventReasons, eccCorrected, eccUncorrected, migMode, processMemory
+    }
+
+    public let library: NVMLLibrary
+    public private(set) var gpus: [GPU] = []
+    /// Per GPU index, the metrics it cannot give, with the reason.
+    public private(set) var unsupported: [Int: [Metric: String]] = [:]
+    private var devices: [NVMLLibrary.Device] = []
+    private var supported: [Set<Metric>] = []
+    private var eventSet: OpaquePointer?
+
+    public init(library: NVMLLibrary) throws {
+        self.library = library
+        guard let deviceCount = library.deviceCount, let handleByIndex = library.handleByIndex else {
+            throw NVMLError.symbolMissing(path: library.path, name: "nvmlDeviceGetCount_v2")
+        }
+        var count: UInt32 = 0
+        let rc = deviceCount(&count)
+        guard rc == NVMLReturn.success else {
+            throw NVMLError.initFailed(code: rc, message: library.describe(rc))
+        }
+        for index in 0..<count {
+            var device: NVMLLibrary.Device?
+            guard handleByIndex(index, &device) == NVMLReturn.success, let device else { continue }
+            let gpu = GPU(
+                index: Int(index),
+                name: Self.string(device, library.name) ?? "unknown",
+                uuid: Self.string(device, library.uuid) ?? "unknown")
+            gpus.append(gpu)
+            devices.append(device)
+            var works = Set<Metric>()
+            var reasons: [Metric: String] = [:]
+            for metric in Metric.allCases {
+                switch probe(metric, device) {
+                case .success: works.insert(metric)
+                case .failure(let failure): reasons[metric] = failure.reason
+                }
+            }
+            supported.append(works)
+            if !reasons.isEmpty { unsupported[gpu.index] = reasons }
+        }
+        registerXIDEvents()
+    }
+
+    /// Every supported metric of every GPU. `processes` limits per-process GPU memory to those
+    /// PIDs (the attached trainers' trees); empty: none.
+    public func sample(processes: Set<Int32> = []) -> [Reading] {
+        var readings: [Reading] = []
+        for (position, gpu) in gpus.enumerated() {
+            let device = devices[position]
+            let labels = [Reading.Label("index", String(gpu.index)), .init("name", gpu.name), .init("uuid", gpu.uuid)]
+            for metric in supported[position] {
+                read(metric, device, labels: labels, processes: processes, into: &readings)
+            }
+        }
+        return readings
+    }
+
+    /// XID errors reported since the last call: (GPU index, XID code). Never blocks.
+    public func xidErrors() -> [(gpu: Int, xid: UInt64)] {
+        guard let eventSet, let wait = library.eventSetWait else { return [] }
+        var out: [(Int, UInt64)] = []
+        var data = boxcar_nvmlEventData_t()
+        while wait(eventSet, &data, 0) == NVMLReturn.success {
+            let index = devices.firstIndex { UnsafeMutableRawPointer($0) == data.device }.map { gpus[$0].index } ?? -1
+            out.append((index, data.eventData))
+            data = boxcar_nvmlEventData_t()
+        }
+        return out
+    }
+
+    // MARK: Reading
+
+    struct ProbeFailure: Error {
+        var reason: String
+    }
+
+    private func probe(_ metric: Metric, _ device: NVMLLibrary.Device) -> Result<Void, ProbeFailure> {
+        var scratch: [Reading] = []
+        let rc = call(metric, device, labels: [], processes: [], into: &scratch)
+        switch rc {
+        case nil: return .failure(ProbeFailure(reason: "the library has no function for it"))
+        case NVMLReturn.success?: return .success(())
+        case NVMLReturn.notSupported?: return .failure(ProbeFailure(reason: "not supported by this GPU"))
+        case let code?: return .failure(ProbeFailure(reason: library.describe(code)))
+        }
+    }
+
+    private func read(
+        _ metric: Metric, _ device: NVMLLibrary.Device, labels: [Reading.Label], processes: Set<Int32>,
+        into readings: inout [Reading]
+    ) {
+        _ = call(metric, device, labels: labels, processes: processes, into: &readings)
+    }
+
+    /// Calls NVML for one metric and appends its readings; returns NVML's code, nil when the
+    /// function is missing.
+    private func call(
+        _ metric: Metric, _ device: NVMLLibrary.Device, labels: [Reading.Label], processes: Set<Int32>,
+        into readings: inout [Reading]
+    ) -> Int32? {
+        let nvml = library
+        func with(_ extra: Reading.Label) -> [Reading.Label] { labels + [extra] }
+        func scalar(_ function: ((NVMLLibrary.Device, UnsafeMutablePointer<UInt32>) -> Int32)?, _ emit: (Double) -> Void) -> Int32? {
+            guard let function else { return nil }
+            var value: UInt32 = 0
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success { emit(Double(value)) }
+            return rc
+        }
+        switch metric {
+        case .utilization:
+            guard let function = nvml.utilization else { return nil }
+            var value = boxcar_nvmlUtilization_t()
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.utilization", labels, Double(value.gpu) / 100))
+                readings.append(Reading("hw.gpu.memory.utilization", labels, Double(value.memory) / 100))
+            }
+            return rc
+        case .memory:
+            guard let function = nvml.memoryInfo else { return nil }
+            var value = boxcar_nvmlMemory_t()
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.memory.usage", labels, Double(value.used)))
+                readings.append(Reading("hw.gpu.memory.limit", labels, Double(value.total)))
+            }
+            return rc
+        case .memoryReserved:
+            guard let function = nvml.memoryInfoV2 else { return nil }
+            var value = boxcar_nvmlMemory_v2_t()
+            value.version = boxcar_nvmlMemory_v2_version()
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success { readings.append(Reading("hw.gpu.memory.reserved", labels, Double(value.reserved))) }
+            return rc
+        case .temperature:
+            guard let function = nvml.temperature else { return nil }
+            var value: UInt32 = 0
+            let rc = function(device, 0, &value)  // NVML_TEMPERATURE_GPU
+            if rc == NVMLReturn.success { readings.append(Reading("hw.temperature", labels, Double(value))) }
+            return rc
+        case .power:
+            return scalar(nvml.powerUsage) { readings.append(Reading("hw.power", labels, $0 / 1000)) }  // mW → W
+        case .powerLimit:
+            return scalar(nvml.powerLimit) { readings.append(Reading("hw.power.limit", labels, $0 / 1000)) }
+        case .energy:
+            guard let function = nvml.totalEnergy else { return nil }
+            var value: UInt64 = 0
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success { readings.append(Reading("hw.energy", labels, Double(value) / 1000)) }  // mJ → J
+            return rc
+        case .clockGraphics, .clockSM, .clockMemory:
+            guard let function = nvml.clockInfo else { return nil }
+            let (type, label): (Int32, String) = metric == .clockGraphics ? (0, "graphics") : metric == .clockSM ? (1, "sm") : (2, "memory")
+            var value: UInt32 = 0
+            let rc = function(device, type, &value)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.clock", with(.init("clock", label)), Double(value) * 1_000_000))  // MHz → Hz
+            }
+            return rc
+        case .pcieTransmit, .pcieReceive:
+            guard let function = nvml.pcieThroughput else { return nil }
+            let (counter, direction): (Int32, String) = metric == .pcieTransmit ? (0, "transmit") : (1, "receive")
+            var value: UInt32 = 0
+            let rc = function(device, counter, &value)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.io", with(.init("direction", direction)), Double(value) * 1024))  // KB/s → B/s
+            }
+            return rc
+        case .fan:
+            return scalar(nvml.fanSpeed) { readings.append(Reading("hw.fan.speed_ratio", labels, $0 / 100)) }
+        case .clocksEventReasons:
+            guard let function = nvml.clocksEventReasons else { return nil }
+            var value: UInt64 = 0
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success {
+                for (bit, reason) in Self.clocksEventReasons {
+                    readings.append(Reading("hw.gpu.clocks_event", with(.init("reason", reason)), value & bit != 0 ? 1 : 0))
+                }
+            }
+            return rc
+        case .eccCorrected, .eccUncorrected:
+            guard let function = nvml.totalEccErrors else { return nil }
+            let (type, label): (Int32, String) = metric == .eccCorrected ? (0, "corrected") : (1, "uncorrected")
+            var value: UInt64 = 0
+            let rc = function(device, type, 0, &value)  // NVML_VOLATILE_ECC
+            if rc == NVMLReturn.success { readings.append(Reading("hw.errors", with(.init("type", label)), Double(value))) }
+            return rc
+        case .migMode:
+            guard let function = nvml.migMode else { return nil }
+            var current: UInt32 = 0
+            var pending: UInt32 = 0
+            let rc = function(device, &current, &pending)
+            if rc == NVMLReturn.success { readings.append(Reading("hw.gpu.mig.mode", labels, Double(current))) }
+            return rc
+        case .processMemory:
+            guard let function = nvml.computeProcesses else { return nil }
+            var count: UInt32 = 64
+            var infos = [boxcar_nvmlProcessInfo_t](repeating: boxcar_nvmlProcessInfo_t(), count: Int(count))
+            var rc = infos.withUnsafeMutableBufferPointer { function(device, &count, $0.baseAddress) }
+            if rc == NVMLReturn.insufficientSize {
+                infos = [boxcar_nvmlProcessInfo_t](repeating: boxcar_nvmlProcessInfo_t(), count: Int(count))
+                rc = infos.withUnsafeMutableBufferPointer { function(device, &count, $0.baseAddress) }
+            }
+            if rc == NVMLReturn.success {
+                for info in infos.prefix(Int(count)) where processes.contains(Int32(bitPattern: info.pid)) {
+                    readings.append(Reading(
+                        "hw.gpu.process.memory.usage", with(.init("pid", String(info.pid))), Double(info.usedGpuMemory)))
+                }
+            }
+            return rc
+        }
+    }
+
+    /// nvmlClocksEventReason* bits, named as nvml.h names them.
+    static let clocksEventReasons: [(UInt64, String)] = [
+        (0x1, "gpu_idle"), (0x2, "applications_clocks_setting"), (0x4, "sw_power_cap"),
+        (0x8, "hw_slowdown"), (0x10, "sync_boost"), (0x20, "sw_thermal_slowdown"),
+        (0x40, "hw_thermal_slowdown"), (0x80, "hw_power_brake_slowdown"), (0x100, "display_clock_setting"),
+    ]
+
+    private func registerXIDEvents() {
+        guard let create = library.eventSetCreate, let register = library.registerEvents, !devices.isEmpty else { return }
+        var set: OpaquePointer?
+        guard create(&set) == NVMLReturn.success, let set else { return }
+        for device in devices {
+            _ = register(device, 0x8, set)  // nvmlEventTypeXidCriticalError
+        }
+        eventSet = set
+    }
+
+    private static func string(
+        _ device: NVMLLibrary.Device, _ function: ((NVMLLibrary.Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32)?
+    ) -> String? {
+        guard let function else { return nil }
+        var buffer = [CChar](repeating: 0, count: 96)
+        guard function(device, &buffer, UInt32(buffer.count)) == NVMLReturn.success else { return nil }
+        return String(cString: buffer)
+    }
+}

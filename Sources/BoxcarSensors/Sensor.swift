@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A reader of one part of the machine. Called once per tick, from one task at a time.
+public protocol Sensor: AnyObject {
+    /// Its name in logs and `boxcar doctor`: "cpu", "memory", "nvidia", …
+    var name: String { get }
+    /// This tick's readings. Counters become rates against the previous tick, `elapsed` apart
+    /// on a monotonic clock; the first tick (elapsed nil) has no rates.
+    func sample(elapsed: Duration?) throws -> [Reading]
+}
+
+public struct SensorError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A whole small file (under /proc or /sys) as bytes, or an error naming it.
+func readFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SensorError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16384)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { throw SensorError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        if count == 0 { return out }
+        out.append(contentsOf: buffer[0..<count])
+    }
+}
+
+/// Whitespace-separated fields of each line.
+func lines(_ bytes: [UInt8]) -> [[Substring]] {
+    String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+}

@@ -1,0 +1,285 @@
+// A scripted stand-in for libnvidia-ml.so.1, built by the package for the tests.
+//
+// The script is the file named by $FAKE_NVML_SCRIPT, one setting per line:
+//   init <return code>                  what nvmlInit_v2 answers (default 0, success)
+//   gpus <n>                            how many devices (default 0, at most 16)
+//   <index> <field> <value>             a device's value, e.g. "0 utilization.gpu 87"
+//   <index> <field> unsupported         that call answers NVML_ERROR_NOT_SUPPORTED (3)
+//   <index> process <pid> <bytes>       a compute process and the GPU memory it uses
+//   xid <index> <code>                  one XID event, delivered by the first nvmlEventSetWait
+// Fields: name, uuid, utilization.gpu, utilization.memory, memory.total, memory.used,
+// memory.free, memory.reserved, temperature, power, power.limit, energy, clock.graphics,
+// clock.sm, clock.memory, pcie.tx, pcie.rx, fan, clocks_event_reasons, ecc.corrected,
+// ecc.uncorrected, mig.
+// Every call counts itself in a counter the test can read with fake_nvml_calls().
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int nvmlReturn_t;
+typedef struct FakeDevice *nvmlDevice_t;
+typedef struct FakeEventSet *nvmlEventSet_t;
+
+enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
+enum { FIELDS = 22, MAX_GPUS = 16, MAX_PROCESSES = 64 };
+
+static const char *field_names[FIELDS] = {
+    "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
+    "memory.free", "memory.reserved", "temperature", "power", "power.limit", "energy",
+    "clock.graphics", "clock.sm", "clock.memory", "pcie.tx", "pcie.rx", "fan",
+    "clocks_event_reasons", "ecc.corrected", "ecc.uncorrected", "mig",
+};
+enum {
+    F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
+    F_TEMPERATURE, F_POWER, F_POWER_LIMIT, F_ENERGY, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEM,
+    F_PCIE_TX, F_PCIE_RX, F_FAN, F_EVENT_REASONS, F_ECC_CORRECTED, F_ECC_UNCORRECTED, F_MIG,
+};
+
+struct FakeDevice {
+    int index;
+    unsigned long long values[FIELDS];
+    int unsupported[FIELDS];
+    char name[96];
+    char uuid[96];
+    unsigned int pids[MAX_PROCESSES];
+    unsigned long long process_memory[MAX_PROCESSES];
+    int processes;
+};
+
+struct FakeEventSet { int delivered; };
+
+static struct FakeDevice devices[MAX_GPUS];
+static int gpu_count = 0;
+static int init_result = SUCCESS;
+static int initialized = 0;
+static int xid_device = -1;
+static unsigned long long xid_code = 0;
+static struct FakeEventSet event_set;
+static long calls = 0;
+
+long fake_nvml_calls(void) { return calls; }
+
+static int field_index(const char *name) {
+    for (int i = 0; i < FIELDS; i++) if (strcmp(field_names[i], name) == 0) return i;
+    return -1;
+}
+
+static void load_script(void) {
+    memset(devices, 0, sizeof devices);
+    gpu_count = 0;
+    init_result = SUCCESS;
+    xid_device = -1;
+    for (int i = 0; i < MAX_GPUS; i++) {
+        devices[i].index = i;
+        snprintf(devices[i].name, sizeof devices[i].name, "Fake GPU");
+        snprintf(devices[i].uuid, sizeof devices[i].uuid, "GPU-fake-%d", i);
+    }
+    const char *path = getenv("FAKE_NVML_SCRIPT");
+    FILE *file = path ? fopen(path, "r") : NULL;
+    if (!file) return;
+    char line[512];
+    while (fgets(line, sizeof line, file)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char a[128] = {0}, b[128] = {0}, c[256] = {0}, d[64] = {0};
+        int n = sscanf(line, "%127s %127s %255s %63s", a, b, c, d);
+        if (n < 2) continue;
+        if (strcmp(a, "init") == 0) { init_result = atoi(b); continue; }
+        if (strcmp(a, "gpus") == 0) { gpu_count = atoi(b); if (gpu_count > MAX_GPUS) gpu_count = MAX_GPUS; continue; }
+        if (strcmp(a, "xid") == 0 && n >= 3) { xid_device = atoi(b); xid_code = strtoull(c, NULL, 10); continue; }
+        int index = atoi(a);
+        if (index < 0 || index >= MAX_GPUS || n < 3) continue;
+        struct FakeDevice *device = &devices[index];
+        if (strcmp(b, "process") == 0 && n >= 4 && device->processes < MAX_PROCESSES) {
+            device->pids[device->processes] = (unsigned int)strtoul(c, NULL, 10);
+            device->process_memory[device->processes] = strtoull(d, NULL, 10);
+            device->processes++;
+            continue;
+        }
+        int field = field_index(b);
+        if (field < 0) continue;
+        if (strcmp(c, "unsupported") == 0) { device->unsupported[field] = 1; continue; }
+        if (field == F_NAME) { snprintf(device->name, sizeof device->name, "%s", c); continue; }
+        if (field == F_UUID) { snprintf(device->uuid, sizeof device->uuid, "%s", c); continue; }
+        device->values[field] = strtoull(c, NULL, 10);
+    }
+    fclose(file);
+}
+
+nvmlReturn_t nvmlInit_v2(void) {
+    calls++;
+    load_script();
+    if (init_result != SUCCESS) return init_result;
+    initialized = 1;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlShutdown(void) { calls++; initialized = 0; return SUCCESS; }
+
+const char *nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+    case SUCCESS: return "Success";
+    case NOT_SUPPORTED: return "Not Supported";
+    case 9: return "Driver Not Loaded";
+    case 18: return "RM has detected an NVML/RM version mismatch.";
+    default: return "Unknown Error";
+    }
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    calls++;
+    snprintf(version, length, "999.99-fake");
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    calls++;
+    if (!initialized) return UNINITIALIZED;
+    *count = (unsigned int)gpu_count;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+    calls++;
+    if (!initialized) return UNINITIALIZED;
+    if ((int)index >= gpu_count) return INVALID_ARGUMENT;
+    *device = &devices[index];
+    return SUCCESS;
+}
+
+#define VALUE(field, type, out) \
+    calls++; \
+    if (!initialized) return UNINITIALIZED; \
+    if (device->unsupported[field]) return NOT_SUPPORTED; \
+    *(out) = (type)device->values[field]; \
+    return SUCCESS;
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
+    calls++;
+    if (device->unsupported[F_NAME]) return NOT_SUPPORTED;
+    snprintf(name, length, "%s", device->name);
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+    calls++;
+    snprintf(uuid, length, "%s", device->uuid);
+    return SUCCESS;
+}
+
+typedef struct { unsigned int gpu; unsigned int memory; } nvmlUtilization_t;
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
+    calls++;
+    if (device->unsupported[F_UTIL_GPU]) return NOT_SUPPORTED;
+    utilization->gpu = (unsigned int)device->values[F_UTIL_GPU];
+    utilization->memory = (unsigned int)device->values[F_UTIL_MEM];
+    return SUCCESS;
+}
+
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+    calls++;
+    if (device->unsupported[F_MEM_TOTAL]) return NOT_SUPPORTED;
+    memory->total = device->values[F_MEM_TOTAL];
+    memory->free = device->values[F_MEM_FREE];
+    memory->used = device->values[F_MEM_USED];
+    return SUCCESS;
+}
+
+typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } nvmlMemory_v2_t;
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
+    calls++;
+    if (device->unsupported[F_MEM_RESERVED]) return NOT_SUPPORTED;
+    if (memory->version != ((unsigned int)sizeof(nvmlMemory_v2_t) | (2u << 24))) return 25;
+    memory->total = device->values[F_MEM_TOTAL];
+    memory->reserved = device->values[F_MEM_RESERVED];
+    memory->free = device->values[F_MEM_FREE];
+    memory->used = device->values[F_MEM_USED];
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned int *temperature) {
+    (void)sensor;
+    VALUE(F_TEMPERATURE, unsigned int, temperature)
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) { VALUE(F_POWER, unsigned int, power) }
+
+nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *limit) { VALUE(F_POWER_LIMIT, unsigned int, limit) }
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy) {
+    VALUE(F_ENERGY, unsigned long long, energy)
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, int type, unsigned int *clock) {
+    int field = type == 0 ? F_CLOCK_GRAPHICS : type == 1 ? F_CLOCK_SM : F_CLOCK_MEM;
+    VALUE(field, unsigned int, clock)
+}
+
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t device, int counter, unsigned int *value) {
+    int field = counter == 0 ? F_PCIE_TX : F_PCIE_RX;
+    VALUE(field, unsigned int, value)
+}
+
+nvmlReturn_t nvmlDeviceGetFanSpeed(nvmlDevice_t device, unsigned int *speed) { VALUE(F_FAN, unsigned int, speed) }
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons) {
+    VALUE(F_EVENT_REASONS, unsigned long long, reasons)
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, unsigned long long *count) {
+    (void)counterType;
+    int field = errorType == 0 ? F_ECC_CORRECTED : F_ECC_UNCORRECTED;
+    VALUE(field, unsigned long long, count)
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
+    calls++;
+    if (device->unsupported[F_MIG]) return NOT_SUPPORTED;
+    *current = (unsigned int)device->values[F_MIG];
+    *pending = *current;
+    return SUCCESS;
+}
+
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } nvmlProcessInfo_t;
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos) {
+    calls++;
+    if (*count < (unsigned int)device->processes) { *count = (unsigned int)device->processes; return INSUFFICIENT_SIZE; }
+    for (int i = 0; i < device->processes; i++) {
+        infos[i].pid = device->pids[i];
+        infos[i].usedGpuMemory = device->process_memory[i];
+        infos[i].gpuInstanceId = 0xFFFFFFFF;
+        infos[i].computeInstanceId = 0xFFFFFFFF;
+    }
+    *count = (unsigned int)device->processes;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set) { calls++; event_set.delivered = 0; *set = &event_set; return SUCCESS; }
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long types, nvmlEventSet_t set) {
+    (void)device; (void)types; (void)set;
+    calls++;
+    return SUCCESS;
+}
+
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType;
+    unsigned long long eventData;
+    unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeout) {
+    (void)timeout;
+    calls++;
+    if (xid_device < 0 || set->delivered) return TIMEOUT;
+    set->delivered = 1;
+    data->device = &devices[xid_device];
+    data->eventType = 0x8;  // nvmlEventTypeXidCriticalError
+    data->eventData = xid_code;
+    data->gpuInstanceId = 0xFFFFFFFF;
+    data->computeInstanceId = 0xFFFFFFFF;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) { (void)set; calls++; return SUCCESS; }

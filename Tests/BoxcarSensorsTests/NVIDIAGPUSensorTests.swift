@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarSensors
+import Testing
+
+/// The NVML sensor against the fake libnvidia-ml the package builds (libFakeNVML.so, beside the
+/// test binary). The fake keeps its script in process-wide state, so these run one at a time.
+@Suite(.serialized) struct NVIDIAGPUSensorTests {
+    static var fakeLibrary: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let executable = String(cString: Array(buffer[0..<max(count, 0)]) + [0])
+        var directory = executable
+        // swift test runs .build/<triple>/debug/boxcarPackageTests.xctest (or the swift-testing
+        // runner beside it): the library is in the same build directory.
+        while let slash = directory.lastIndex(of: "/"), !directory.isEmpty {
+            directory = String(directory[..<slash])
+            if access(directory + "/libFakeNVML.so", F_OK) == 0 { return directory + "/libFakeNVML.so" }
+        }
+        return "libFakeNVML.so"
+    }
+
+    /// Loads the fake after writing `script` for it.
+    func load(_ script: String, hiding: Set<String> = []) throws -> NVMLLibrary {
+        let path = "/tmp/boxcar-fake-nvml-\(getpid()).txt"
+        let file = fopen(path, "w")!
+        fputs(script, file)
+        fclose(file)
+        setenv("FAKE_NVML_SCRIPT", path, 1)
+        return try NVMLLibrary.load(path: Self.fakeLibrary, hiding: hiding)
+    }
+
+    func value(_ readings: [Reading], _ key: String) -> Double? {
+        readings.first { $0.seriesKey == key }?.value
+    }
+
+    @Test func noLibraryIsReportedNotFatal() {
+        #expect(throws: NVMLError.self) { try NVMLLibrary.load(path: "/nonexistent/libnvidia-ml.so.1") }
+        do {
+            _ = try NVMLLibrary.load(path: "/nonexistent/libnvidia-ml.so.1")
+        } catch {
+            #expect("\(error)".contains("NVIDIA GPUs are not sampled"))
+        }
+    }
+
+    @Test func initFailureSaysWhy() throws {
+        #expect(throws: NVMLError.initFailed(code: 9, message: "Driver Not Loaded")) { try load("init 9\n") }
+        #expect("\(NVMLError.initFailed(code: 18, message: "x"))".contains("differ in version"))
+    }
+
+    @Test func noGPUsGiveNoReadings() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("gpus 0\n"))
+        #expect(sensor.gpus.isEmpty)
+        #expect(sensor.sample().isEmpty)
+    }
+
+    @Test func oneGPUReportsEveryMetricInItsUnit() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("""
+            gpus 1
+            0 name NVIDIA-H200
+            0 uuid GPU-1234
+            0 utilization.gpu 87
+            0 utilization.memory 40
+            0 memory.total 150000000000
+            0 memory.used 60000000000
+            0 memory.free 90000000000
+            0 memory.reserved 500000000
+            0 temperature 61
+            0 power 512345
+            0 power.limit 700000
+            0 energy 123456789
+            0 clock.graphics 1980
+            0 clock.sm 1980
+            0 clock.memory 3201
+            0 pcie.tx 2048
+            0 pcie.rx 1024
+            0 fan 35
+            0 clocks_event_reasons 5
+            0 ecc.corrected 2
+            0 ecc.uncorrected 0
+            0 mig 0
+            0 process 4242 1073741824
+            0 process 99 2048
+
+            """))
+        #expect(sensor.gpus == [.init(index: 0, name: "NVIDIA-H200", uuid: "GPU-1234")])
+        #expect(sensor.unsupported.isEmpty)
+        let readings = sensor.sample(processes: [4242])
+        let gpu = #"index="0",name="NVIDIA-H200",uuid="GPU-1234""#
+        #expect(value(readings, "system/hw.gpu.utilization{\(gpu)}") == 0.87)
+        #expect(value(readings, "system/hw.gpu.memory.utilization{\(gpu)}") == 0.40)
+        #expect(value(readings, "system/hw.gpu.memory.usage{\(gpu)}") == 60_000_000_000)
+        #expect(value(readings, "system/hw.gpu.memory.limit{\(gpu)}") == 150_000_000_000)
+        #expect(value(readings, "system/hw.gpu.memory.reserved{\(gpu)}") == 500_000_000)
+        #expect(value(readings, "system/hw.temperature{\(gpu)}") == 61)
+        #expect(value(readings, "system/hw.power{\(gpu)}") == 512.345)  // 512,345 mW
+        #expect(value(readings, "system/hw.power.limit{\(gpu)}") == 700)
+        #expect(value(readings, "system/hw.energy{\(gpu)}") == 123_456.789)  // mJ → J
+        #expect(value(readings, "system/hw.gpu.clock{clock=\"sm\",\(gpu)}") == 1_980_000_000)
+        #expect(value(readings, "system/hw.gpu.clock{clock=\"memory\",\(gpu)}") == 3_201_000_000)
+        #expect(value(readings, "system/hw.gpu.io{direction=\"transmit\",\(gpu)}") == 2_097_152)  // 2048 KB/s
+        #expect(value(readings, "system/hw.gpu.io{direction=\"receive\",\(gpu)}") == 1_048_576)
+        #expect(value(readings, "system/hw.fan.speed_ratio{\(gpu)}") == 0.35)
+        // 5 = gpu_idle (0x1) | sw_power_cap (0x4)
+        // Labels sorted by name: index, name, reason, uuid.
+        let device = #"index="0",name="NVIDIA-H200""#
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"gpu_idle\",uuid=\"GPU-1234\"}") == 1)
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"sw_power_cap\",uuid=\"GPU-1234\"}") == 1)
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"hw_slowdown\",uuid=\"GPU-1234\"}") == 0)
+        #expect(value(readings, "system/hw.errors{\(device),type=\"corrected\",uuid=\"GPU-1234\"}") == 2)
+        #expect(value(readings, "system/hw.gpu.mig.mode{\(gpu)}") == 0)
+        // Only the attached trainers' processes.
+        #expect(value(readings, "system/hw.gpu.process.memory.usage{\(device),pid=\"4242\",uuid=\"GPU-1234\"}") == 1_073_741_824)
+        #expect(!readings.contains { $0.seriesKey.contains("pid=\"99\"") })
+    }
+
+    @Test func eightGPUsAreEachLabelled() throws {
+        var script = "gpus 8\n"
+        for index in 0..<8 { script += "\(index) utilization.gpu \(index * 10)\n\(index) uuid GPU-\(index)\n" }
+        let sensor = try NVIDIAGPUSensor(library: try load(script))
+        #expect(sensor.gpus.map(\.uuid) == (0..<8).map { "GPU-\($0)" })
+        let utilization = sensor.sample().filter { $0.name == "hw.gpu.utilization" }
+        #expect(utilization.count == 8)
+        for reading in utilization {
+            let index = Int(reading.labels.first { $0.name == "index" }!.value)!
+            #expect(reading.value == Double(index * 10) / 100)
+        }
+    }
+
+    @Test func unsupportedAndMissingFunctionsDropOnlyThatMetricOfThatGPU() throws {
+        let library = try load("""
+            gpus 2
+            0 fan unsupported
+            1 temperature 50
+            1 fan 20
+
+            """, hiding: ["nvmlDeviceGetTotalEnergyConsumption"])
+        #expect(library.missingSymbols == ["nvmlDeviceGetTotalEnergyConsumption"])
+        let sensor = try NVIDIAGPUSensor(library: library)
+        #expect(sensor.unsupported[0]?[.fan] == "not supported by this GPU")
+        #expect(sensor.unsupported[0]?[.energy] == "the library has no function for it")
+        #expect(sensor.unsupported[1]?[.fan] == nil)
+        let readings = sensor.sample()
+        #expect(readings.filter { $0.name == "hw.fan.speed_ratio" }.map(\.value) == [0.2])
+        #expect(!readings.contains { $0.name == "hw.energy" })
+        #expect(readings.filter { $0.name == "hw.temperature" }.count == 2)
+    }
+
+    @Test func xidErrorsAreDeliveredOnce() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("gpus 2\nxid 1 79\n"))
+        let first = sensor.xidErrors()
+        #expect(first.map(\.gpu) == [1])
+        #expect(first.map(\.xid) == [79])
+        #expect(sensor.xidErrors().isEmpty)
+    }
+}
