@@ -104,7 +104,9 @@ let package = Package(
             path: "Bench"),
 
         .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
-        .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel"]),
+        // What several test targets share (a temporary directory that cleans up after itself).
+        .target(name: "BoxcarTestSupport", path: "Tests/BoxcarTestSupport"),
+        .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel", "BoxcarTestSupport"]),
         .testTarget(name: "BoxcarSensorsTests", dependencies: ["BoxcarSensors"]),
         .testTarget(
             name: "BoxcarAPITests",
@@ -114,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
-                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel",
+                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

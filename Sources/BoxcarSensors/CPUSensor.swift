@@ -1,9 +1,14 @@
 /// CPU time by state, overall and per CPU, as fractions of the time between two ticks
 /// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
-public final class CPUSensor: Sensor {
+public final class CPUSensor: CounterSensor {
     public let name = "cpu"
     let procRoot: String
-    private var previous: ProcStat?
+    var previous: Snapshot?
+
+    struct Snapshot {
+        var stat: ProcStat
+        var load: [Reading]
+    }
 
     public init(procRoot: String = "/proc") {
         self.procRoot = procRoot
@@ -73,23 +78,14 @@ public final class CPUSensor: Sensor {
         ]
     }
 
-    public func sample(elapsed: Duration?) throws -> [Reading] {
-        let stat = try Self.parseStat(try readFile(procRoot + "/stat"))
-        defer { previous = stat }
-        var out = try Self.parseLoadAverage(try readFile(procRoot + "/loadavg"))
-        if let previous, let elapsed {
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            out += Self.readings(from: previous, to: stat, seconds: seconds)
-        }
-        return out
+    func snapshot() throws -> Snapshot {
+        Snapshot(
+            stat: try Self.parseStat(try readFile(procRoot + "/stat")),
+            load: try Self.parseLoadAverage(try readFile(procRoot + "/loadavg")))
     }
-}
 
-extension CPUSensor {
-    /// The rates between two /proc trees read `seconds` apart (fixtures in tests).
-    public static func readingsBetween(a: String, b: String, seconds: Double) throws -> [Reading] {
-        let old = try parseStat(try readFile(a + "/stat"))
-        let new = try parseStat(try readFile(b + "/stat"))
-        return readings(from: old, to: new, seconds: seconds)
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+        guard let old else { return new.load }
+        return new.load + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
     }
 }

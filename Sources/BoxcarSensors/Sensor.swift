@@ -36,3 +36,32 @@ func readFile(_ path: String) throws -> [UInt8] {
 func lines(_ bytes: [UInt8]) -> [[Substring]] {
     String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
 }
+
+/// A sensor of counters: each tick takes a snapshot, and readings come from it and the one before
+/// (rates need two). Snapshots are plain values, so tests build them from two fixture trees.
+protocol CounterSensor: Sensor {
+    associatedtype Snapshot
+    var previous: Snapshot? { get set }
+    func snapshot() throws -> Snapshot
+    /// `old` is nil on the first tick: only gauges then.
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading]
+}
+
+extension CounterSensor {
+    public func sample(elapsed: Duration?) throws -> [Reading] {
+        let current = try snapshot()
+        defer { previous = current }
+        let seconds = elapsed.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+        return readings(from: elapsed == nil ? nil : previous, to: current, seconds: seconds)
+    }
+}
+
+/// The increase of a counter per second; nil when it went backwards (a reset) or no time passed.
+func rate(_ old: UInt64, _ new: UInt64, _ seconds: Double) -> Double? {
+    guard new >= old, seconds > 0 else { return nil }
+    return Double(new - old) / seconds
+}
+
+func exists(_ path: String) -> Bool {
+    access(path, F_OK) == 0
+}

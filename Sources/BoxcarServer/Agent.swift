@@ -158,6 +158,7 @@ public final class Agent: Service, Sendable {
         if let interval = configuration.sampleInterval, interval > .zero {
             sampler = Sampler(
                 store: store, interval: interval, sensors: Self.hostSensors(configuration),
+                processes: ProcessTreeSensor(procRoot: configuration.procRoot),
                 nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
         }
         let allServers = servers
@@ -187,7 +188,12 @@ public final class Agent: Service, Sendable {
     }
 
     static func hostSensors(_ configuration: AgentConfiguration) -> [any Sensor] {
-        [CPUSensor(procRoot: configuration.procRoot), MemorySensor(procRoot: configuration.procRoot)]
+        let proc = configuration.procRoot
+        let sys = configuration.sysRoot
+        return [
+            CPUSensor(procRoot: proc), MemorySensor(procRoot: proc), PressureSensor(procRoot: proc),
+            NetworkSensor(procRoot: proc, sysRoot: sys), DiskSensor(procRoot: proc, sysRoot: sys),
+        ]
     }
 
     /// NVML when the machine has it; its absence is reported, never fatal.

@@ -5,7 +5,8 @@ import Logging
 
 /// Reads the machine every `interval` and records the readings as the host's series
 /// (`system/<name>{labels}` under the parent `host`), each point at step = the tick's Unix time
-/// in milliseconds. Experiments attached through `Attach` see these series for their windows.
+/// in milliseconds. Experiments attached through `Attach` see these series for their windows,
+/// and get the series of their own process trees (`system/process.…{pid=…}`) stored as theirs.
 ///
 /// Ticks follow a fixed monotonic schedule (no drift); a tick that overruns skips the ticks it
 /// missed rather than bunching them. A sensor that fails is logged once and tried again each tick.
@@ -15,11 +16,14 @@ final class Sampler: Sendable {
     let logger: Logger
     private let sensors: SensorSet
 
-    init(store: Store, interval: Duration, sensors: [any Sensor], nvidia: NVIDIAGPUSensor?, logger: Logger) {
+    init(
+        store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
+        nvidia: NVIDIAGPUSensor?, logger: Logger
+    ) {
         self.store = store
         self.interval = interval
         self.logger = logger
-        self.sensors = SensorSet(sensors: sensors, nvidia: nvidia)
+        self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia)
     }
 
     func run() async throws {
@@ -39,14 +43,19 @@ final class Sampler: Sendable {
 
     func tick(elapsed: Duration?) async throws {
         let attached = (try? await store.attachedProcesses()) ?? []
-        let (readings, xids) = sensors.sample(elapsed: elapsed, processes: Set(attached.map(\.pid)), logger: logger)
+        let roots = attached.map(\.pid)
+        let (readings, trees, xids) = sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
         let wallclock = WallClock.now()
         let step = UInt64(wallclock / 1_000_000)
-        var batch = IngestBatch()
-        batch.series = readings.map { reading in
+        func point(_ reading: Reading, parent: String) -> IngestBatch.Series {
             var columns = MetricColumns()
             columns.append(step: step, wallclock: wallclock, value: reading.value)
-            return .init(parentID: Store.hostID, key: reading.seriesKey, columns: columns)
+            return .init(parentID: parent, key: reading.seriesKey, columns: columns)
+        }
+        var batch = IngestBatch()
+        batch.series = readings.map { point($0, parent: Store.hostID) }
+        for (experimentID, pid) in attached {
+            for reading in trees[pid] ?? [] { batch.series.append(point(reading, parent: experimentID)) }
         }
         // XID errors are events of the host and of every experiment attached now.
         let parents = [Store.hostID] + Set(attached.map(\.experimentID)).sorted()
@@ -66,15 +75,20 @@ final class Sampler: Sendable {
 /// already logged.
 private final class SensorSet: @unchecked Sendable {
     let sensors: [any Sensor]
+    let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
     var reported: Set<String> = []
 
-    init(sensors: [any Sensor], nvidia: NVIDIAGPUSensor?) {
+    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?) {
         self.sensors = sensors
+        self.processes = processes
         self.nvidia = nvidia
     }
 
-    func sample(elapsed: Duration?, processes: Set<Int32>, logger: Logger) -> ([Reading], [(gpu: Int, xid: UInt64)]) {
+    /// The host's readings, each root's process-tree readings, and XID errors.
+    func sample(
+        elapsed: Duration?, roots: [Int32], logger: Logger
+    ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)]) {
         var readings: [Reading] = []
         for sensor in sensors {
             do {
@@ -86,11 +100,15 @@ private final class SensorSet: @unchecked Sendable {
                 }
             }
         }
+        let seconds = elapsed.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+        let trees = processes.sample(roots: roots, seconds: seconds)
         var xids: [(gpu: Int, xid: UInt64)] = []
         if let nvidia {
-            readings += nvidia.sample(processes: processes)
+            // GPU memory of the trainers' processes: every PID of their trees.
+            let pids = Set(roots.flatMap { processes.lastTree[$0] ?? [$0] })
+            readings += nvidia.sample(processes: pids)
             xids = nvidia.xidErrors()
         }
-        return (readings, xids)
+        return (readings, trees, xids)
     }
 }

@@ -1,6 +1,8 @@
 // A scripted stand-in for libnvidia-ml.so.1, built by the package for the tests.
 //
-// The script is the file named by $FAKE_NVML_SCRIPT, one setting per line:
+// The script is the file beside the library named like it plus ".script" (so that a test can
+// copy the library and script its copy alone), else the file named by $FAKE_NVML_SCRIPT. One
+// setting per line:
 //   init <return code>                  what nvmlInit_v2 answers (default 0, success)
 //   gpus <n>                            how many devices (default 0, at most 16)
 //   <index> <field> <value>             a device's value, e.g. "0 utilization.gpu 87"
@@ -12,6 +14,8 @@
 // clock.sm, clock.memory, pcie.tx, pcie.rx, fan, clocks_event_reasons, ecc.corrected,
 // ecc.uncorrected, mig.
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +78,15 @@ static void load_script(void) {
         snprintf(devices[i].name, sizeof devices[i].name, "Fake GPU");
         snprintf(devices[i].uuid, sizeof devices[i].uuid, "GPU-fake-%d", i);
     }
+    FILE *file = NULL;
+    Dl_info self;
+    if (dladdr((void *)&load_script, &self) && self.dli_fname) {
+        char beside[4096];
+        snprintf(beside, sizeof beside, "%s.script", self.dli_fname);
+        file = fopen(beside, "r");
+    }
     const char *path = getenv("FAKE_NVML_SCRIPT");
-    FILE *file = path ? fopen(path, "r") : NULL;
+    if (!file && path) file = fopen(path, "r");
     if (!file) return;
     char line[512];
     while (fgets(line, sizeof line, file)) {

@@ -1,4 +1,4 @@
-import BoxcarSensors
+@testable import BoxcarSensors
 import Testing
 
 /// Fixture trees captured from a 2-CPU machine of this kind: proc-a as read, proc-b the same
@@ -15,6 +15,79 @@ import Testing
         readings.first { $0.seriesKey == key }?.value
     }
 
+    /// The readings of sensor `b` (proc-b) taken 2 seconds after sensor `a` (proc-a).
+    func between<S: CounterSensor>(_ a: S, _ b: S) throws -> [Reading] {
+        b.readings(from: try a.snapshot(), to: try b.snapshot(), seconds: 2)
+    }
+
+    @Test func pressureIsTheShareStalledAndStallSecondsPerSecond() throws {
+        // proc-b: cpu some avg10 12.50 and total +500,000 µs; memory some +100,000, full +40,000.
+        let readings = try between(
+            PressureSensor(procRoot: Self.fixtures + "/proc-a"), PressureSensor(procRoot: Self.fixtures + "/proc-b"))
+        #expect(value(readings, #"system/system.pressure.avg10{kind="some",resource="cpu"}"#) == 0.125)
+        #expect(value(readings, #"system/system.pressure.stall{kind="some",resource="cpu"}"#) == 0.25)
+        #expect(value(readings, #"system/system.pressure.stall{kind="some",resource="memory"}"#) == 0.05)
+        #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="memory"}"#) == 0.02)
+        #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="io"}"#) == 0)
+        // The first tick has the averages but no stall rate.
+        let first = try PressureSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
+        #expect(first.count == 6)
+        #expect(!first.contains { $0.name == "system.pressure.stall" })
+    }
+
+    @Test func networkCountsPhysicalInterfacesPerSecond() throws {
+        // eth0 (the one with a device link in sys/class/net): receive +2,000,000 bytes, +1,000
+        // packets, +2 errors; transmit +400,000 bytes, +600 packets, +4 drops. lo changes too.
+        let sys = Self.fixtures + "/sys"
+        let readings = try between(
+            NetworkSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
+            NetworkSensor(procRoot: Self.fixtures + "/proc-b", sysRoot: sys))
+        #expect(value(readings, #"system/system.network.io{device="eth0",direction="receive"}"#) == 1_000_000)
+        #expect(value(readings, #"system/system.network.packets{device="eth0",direction="receive"}"#) == 500)
+        #expect(value(readings, #"system/system.network.errors{device="eth0",direction="receive"}"#) == 1)
+        #expect(value(readings, #"system/system.network.io{device="eth0",direction="transmit"}"#) == 200_000)
+        #expect(value(readings, #"system/system.network.packets{device="eth0",direction="transmit"}"#) == 300)
+        #expect(value(readings, #"system/system.network.dropped{device="eth0",direction="transmit"}"#) == 2)
+        #expect(!readings.contains { $0.seriesKey.contains(#"device="lo""#) || $0.seriesKey.contains("ifb") })
+    }
+
+    @Test func disksReportBytesOperationsBusyAndQueue() throws {
+        // vda: +200 reads of 4,000 sectors, +50 writes of 1,000 sectors, +500 ms busy,
+        // +3,000 weighted ms, over 2 s. loop0 and zram0... zram0 has no changes; loop0 is skipped.
+        let sys = Self.fixtures + "/sys"
+        let readings = try between(
+            DiskSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
+            DiskSensor(procRoot: Self.fixtures + "/proc-b", sysRoot: sys))
+        #expect(value(readings, #"system/system.disk.io{device="vda",direction="read"}"#) == 1_024_000)
+        #expect(value(readings, #"system/system.disk.operations{device="vda",direction="read"}"#) == 100)
+        #expect(value(readings, #"system/system.disk.io{device="vda",direction="write"}"#) == 256_000)
+        #expect(value(readings, #"system/system.disk.operations{device="vda",direction="write"}"#) == 25)
+        #expect(value(readings, #"system/system.disk.busy{device="vda"}"#) == 0.25)
+        #expect(value(readings, #"system/system.disk.queue_length{device="vda"}"#) == 1.5)
+        #expect(!readings.contains { $0.seriesKey.contains("loop") })
+    }
+
+    @Test func aProcessTreeIsSummedUnderItsRoot() {
+        // proc-tree: 100 (python3 train.py) ← 101 (pt_data (worker)) ← 102 (sh); 200 is unrelated.
+        // From a to b: cpu ticks +150 (100) and +50 (101); 100 read +2,000,000 and wrote
+        // +400,000 bytes. 100 ticks a second, 4 CPUs, 4 KiB pages, 2 seconds.
+        let sensor = ProcessTreeSensor(procRoot: Self.fixtures + "/proc-tree-a", clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
+        let first = sensor.sample(roots: [100], seconds: 0)[100] ?? []
+        #expect(value(first, #"system/process.count{pid="100"}"#) == 3)
+        #expect(!first.contains { $0.name == "process.cpu.utilization" })
+        let later = ProcessTreeSensor(procRoot: Self.fixtures + "/proc-tree-b", clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
+        later.previous = sensor.previous
+        let readings = later.sample(roots: [100], seconds: 2)[100] ?? []
+        #expect(value(readings, #"system/process.cpu.utilization{pid="100"}"#) == 0.25)  // 200 ticks = 2 s of CPU over 2 s × 4 CPUs
+        #expect(value(readings, #"system/process.memory.usage{pid="100"}"#) == 6_553_600)  // 1,600 pages
+        #expect(value(readings, #"system/process.thread.count{pid="100"}"#) == 14)
+        #expect(value(readings, #"system/process.open_file_descriptor.count{pid="100"}"#) == 8)
+        #expect(value(readings, #"system/process.disk.io{direction="read",pid="100"}"#) == 1_000_000)
+        #expect(value(readings, #"system/process.disk.io{direction="write",pid="100"}"#) == 200_000)
+        #expect(value(readings, #"system/process.count{pid="100"}"#) == 3)
+        #expect(ProcessTreeSensor.parseStat(Array("101 (pt_data (worker)) S 100 0 0 0 0 0 0 0 0 0 2000 300 0 0 0 0 3 0 12345 100000000 500".utf8))?.parent == 100)
+    }
+
     @Test func cpuUtilizationIsEachStatesShareOfTheTicksBetweenReadings() throws {
         // Deltas from proc-a to proc-b, in clock ticks:
         //   cpu0: user +60, system +20, idle +100, iowait +10, softirq +5, steal +5 (200)
@@ -25,8 +98,7 @@ import Testing
         #expect(value(first, "system/system.cpu.load_average.1m") == 3.21)
         #expect(value(first, "system/system.cpu.load_average.15m") == 1.66)
 
-        let readings = try CPUSensor.readingsBetween(
-            a: Self.fixtures + "/proc-a", b: Self.fixtures + "/proc-b", seconds: 2)
+        let readings = try between(CPUSensor(procRoot: Self.fixtures + "/proc-a"), CPUSensor(procRoot: Self.fixtures + "/proc-b"))
         #expect(value(readings, #"system/system.cpu.utilization{state="user"}"#) == 0.4)
         #expect(value(readings, #"system/system.cpu.utilization{state="system"}"#) == 0.05)
         #expect(value(readings, #"system/system.cpu.utilization{state="idle"}"#) == 0.5)

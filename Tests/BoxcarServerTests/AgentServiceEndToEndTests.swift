@@ -4,6 +4,7 @@ import BoxcarModel
 import Foundation
 import GRPCCore
 import Testing
+import BoxcarTestSupport
 
 /// Every RPC of `boxcar.v1.Agent` against a real agent.
 @Suite struct AgentServiceEndToEndTests {

@@ -6,6 +6,7 @@ import Foundation
 import GRPCCore
 import SwiftProtobuf
 import Testing
+import BoxcarTestSupport
 
 /// Every RPC of `modelbox.ModelStore` against a real agent on a unix socket, through the
 /// generated Swift client, bad input included.

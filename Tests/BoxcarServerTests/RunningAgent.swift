@@ -3,16 +3,19 @@ import BoxcarModel
 import BoxcarServer
 import Logging
 import ServiceLifecycle
+import BoxcarTestSupport
 
 /// Runs a real agent (the same service `boxcar agent` runs) on a socket in `directory`, calls
 /// `body` with a client connected to it, then shuts it down gracefully as SIGTERM would.
 func withAgent<R: Sendable>(
     in directory: TemporaryDirectory, limits: Limits = .standard,
+    configure: (inout AgentConfiguration) -> Void = { _ in },
     _ body: (AgentClient) async throws -> R
 ) async throws -> R {
-    let configuration = AgentConfiguration(
+    var configuration = AgentConfiguration(
         databasePath: directory.file("data/boxcar.db"), socketPath: directory.file("agent.sock"),
         artifactsDirectory: directory.file("data/artifacts"), limits: limits)
+    configure(&configuration)
     var logger = Logger(label: "test-agent")
     logger.logLevel = .warning
     let agent = Agent(configuration: configuration, logger: logger)

@@ -1,6 +1,7 @@
 @testable import BoxcarStore
 import BoxcarModel
 import Testing
+import BoxcarTestSupport
 
 /// Float points at the given steps, wallclock = step × 1000.
 func points(_ values: [(UInt64, Double)]) -> MetricColumns {

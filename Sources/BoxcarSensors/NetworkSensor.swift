@@ -1,0 +1,64 @@
+/// Network interfaces (`/proc/net/dev`): bytes, packets, errors and drops per second, each way.
+/// Physical interfaces only by default (those with a `device` link under /sys/class/net): the
+/// loopback and virtual ones (bridges, veths, ifb) would count the same traffic twice.
+public final class NetworkSensor: CounterSensor {
+    public let name = "network"
+    let procRoot: String
+    let sysRoot: String
+    let includeVirtual: Bool
+    var previous: Snapshot?
+
+    public init(procRoot: String = "/proc", sysRoot: String = "/sys", includeVirtual: Bool = false) {
+        self.procRoot = procRoot
+        self.sysRoot = sysRoot
+        self.includeVirtual = includeVirtual
+    }
+
+    struct Counters: Equatable {
+        var receive: [UInt64]  // bytes packets errs drop fifo frame compressed multicast
+        var transmit: [UInt64]  // bytes packets errs drop fifo colls carrier compressed
+    }
+
+    typealias Snapshot = [String: Counters]
+
+    static func parse(_ bytes: [UInt8]) -> Snapshot {
+        var out: Snapshot = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].trimmingCharacters(in: " ")
+            let values = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
+            guard values.count >= 16 else { continue }
+            out[name] = Counters(receive: Array(values[0..<8]), transmit: Array(values[8..<16]))
+        }
+        return out
+    }
+
+    func snapshot() throws -> Snapshot {
+        let all = Self.parse(try readFile(procRoot + "/net/dev"))
+        guard !includeVirtual else { return all }
+        return all.filter { exists(sysRoot + "/class/net/" + $0.key + "/device") }
+    }
+
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+        guard let old else { return [] }
+        var out: [Reading] = []
+        for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
+            guard let before = old[device] else { continue }
+            for (direction, now, then) in [("receive", counters.receive, before.receive), ("transmit", counters.transmit, before.transmit)] {
+                let labels = [Reading.Label("device", device), .init("direction", direction)]
+                for (name, index) in [("system.network.io", 0), ("system.network.packets", 1), ("system.network.errors", 2), ("system.network.dropped", 3)] {
+                    if let perSecond = rate(then[index], now[index], seconds) {
+                        out.append(Reading(name, labels, perSecond))
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}

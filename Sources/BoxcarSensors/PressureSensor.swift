@@ -1,0 +1,62 @@
+/// Pressure stall information (`/proc/pressure/{cpu,memory,io}`, Linux 4.20+): the share of the
+/// last 10 s that tasks stalled on the resource, and stalled seconds per second between ticks.
+/// "some": at least one task stalled; "full": all non-idle tasks did at once.
+public final class PressureSensor: CounterSensor {
+    public let name = "pressure"
+    let procRoot: String
+    var previous: Snapshot?
+
+    public init(procRoot: String = "/proc") {
+        self.procRoot = procRoot
+    }
+
+    static let resources = ["cpu", "memory", "io"]
+
+    struct Line: Equatable {
+        var resource: String
+        var kind: String
+        var avg10: Double
+        /// Stalled time, microseconds since boot.
+        var total: UInt64
+    }
+
+    typealias Snapshot = [Line]
+
+    static func parse(_ bytes: [UInt8], resource: String) throws -> [Line] {
+        var out: [Line] = []
+        for fields in lines(bytes) {
+            guard let kind = fields.first, kind == "some" || kind == "full" else { continue }
+            var avg10: Double?
+            var total: UInt64?
+            for field in fields.dropFirst() {
+                if field.hasPrefix("avg10=") { avg10 = Double(field.dropFirst(6)) }
+                if field.hasPrefix("total=") { total = UInt64(field.dropFirst(6)) }
+            }
+            guard let avg10, let total else { throw SensorError("a line of /proc/pressure/\(resource) lacks avg10 or total") }
+            out.append(Line(resource: resource, kind: String(kind), avg10: avg10, total: total))
+        }
+        return out
+    }
+
+    func snapshot() throws -> Snapshot {
+        var out: [Line] = []
+        for resource in Self.resources {
+            out += try Self.parse(try readFile(procRoot + "/pressure/" + resource), resource: resource)
+        }
+        return out
+    }
+
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+        var out: [Reading] = []
+        for line in new {
+            let labels = [Reading.Label("resource", line.resource), .init("kind", line.kind)]
+            out.append(Reading("system.pressure.avg10", labels, line.avg10 / 100))
+            if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
+                let perSecond = rate(before.total, line.total, seconds)
+            {
+                out.append(Reading("system.pressure.stall", labels, perSecond / 1_000_000))
+            }
+        }
+        return out
+    }
+}

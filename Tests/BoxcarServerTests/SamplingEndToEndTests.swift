@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarAPI
+import BoxcarClient
+import BoxcarModel
+import BoxcarServer
+import BoxcarTestSupport
+import Foundation
+import GRPCCore
+import Testing
+
+/// An agent sampling a fixture /proc tree and a fake NVML: an attached experiment's GetMetrics
+/// holds the host's series and its process tree's.
+@Suite struct SamplingEndToEndTests {
+    let directory = TemporaryDirectory()
+
+    static var fixtures: String {
+        var path = Substring(#filePath)
+        for _ in 0..<2 { path = path[..<path.lastIndex(of: "/")!] }
+        return path + "/Fixtures"
+    }
+
+    /// The fake NVML library built beside the test binary, copied here with its own script.
+    func fakeNVML(script: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        var search = URL(filePath: String(cString: Array(buffer[0..<max(count, 0)]) + [0]))
+        var source: URL?
+        while search.path != "/" {
+            search.deleteLastPathComponent()
+            let candidate = search.appending(path: "libFakeNVML.so")
+            if FileManager.default.fileExists(atPath: candidate.path) { source = candidate; break }
+        }
+        let library = directory.file("libnvidia-ml.so.1")
+        try FileManager.default.copyItem(atPath: try #require(source).path, toPath: library)
+        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
+        return library
+    }
+
+    /// proc-a's machine files plus the process tree of proc-tree-a, in one /proc.
+    func procRoot() throws -> String {
+        let root = directory.file("proc")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for tree in ["proc-a", "proc-tree-a"] {
+            for entry in try FileManager.default.contentsOfDirectory(atPath: Self.fixtures + "/" + tree) {
+                try FileManager.default.copyItem(atPath: Self.fixtures + "/\(tree)/\(entry)", toPath: root + "/" + entry)
+            }
+        }
+        return root
+    }
+
+    @Test func anAttachedExperimentGetsHostGPUAndProcessSeries() async throws {
+        let library = try fakeNVML(script: "gpus 1\n0 name Fake-GPU\n0 uuid GPU-e2e\n0 utilization.gpu 50\n0 memory.total 1000\n0 memory.used 250\n")
+        let proc = try procRoot()
+        try await withAgent(in: directory, configure: {
+            $0.sampleInterval = .milliseconds(100)
+            $0.procRoot = proc
+            $0.sysRoot = Self.fixtures + "/sys"
+            $0.nvmlLibrary = library
+        }) { client in
+            let store = client.modelStore
+            let id = try await store.createExperiment(.with { $0.name = "sampled"; $0.namespace = "n" }).experimentID
+            _ = try await client.agent.attach(.with { $0.experimentID = id; $0.pid = 100 })
+            var metrics: [String: [Float]] = [:]
+            let gpu = #"{index="0",name="Fake-GPU",uuid="GPU-e2e"}"#
+            for _ in 0..<100 where (metrics[#"system/process.count{pid="100"}"#]?.count ?? 0) < 2 {
+                try await Task.sleep(for: .milliseconds(100))
+                let response = try await store.getMetrics(.with { $0.parentID = id })
+                metrics = Dictionary(uniqueKeysWithValues: response.metrics.map { ($0.key, $0.values.map(\.fVal)) })
+            }
+            #expect(metrics["system/hw.gpu.utilization" + gpu]?.last == 0.5)
+            #expect(metrics["system/hw.gpu.memory.usage" + gpu]?.last == 250)
+            #expect(metrics["system/system.memory.limit"]?.last == 25_276_514_304)
+            #expect(metrics["system/system.cpu.load_average.1m"]?.last == 3.21)
+            #expect(metrics[#"system/process.count{pid="100"}"#]?.last == 3)
+            #expect(metrics[#"system/process.thread.count{pid="100"}"#]?.last == 14)
+            // The host keeps its own series whatever is attached.
+            let host = try await client.metrics(parentID: "host", keys: ["system/system.memory.limit"])
+            #expect(host.first?.columns.values.last == 25_276_514_304)
+            // An experiment never attached sees no machine series.
+            let other = try await store.createExperiment(.with { $0.name = "quiet"; $0.namespace = "n" }).experimentID
+            #expect(try await store.getMetrics(.with { $0.parentID = other }).metrics.isEmpty)
+        }
+    }
+}
