@@ -19,7 +19,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     }
 
     public enum Metric: String, CaseIterable, Sendable {
-        case utilization, memory, memoryReserved, temperature, power, powerLimit, energy
+        case utilization, memory, temperature, power, powerLimit, energy
         case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
         case clocksEventReasons, eccCorrected, eccUncorrected, migMode, processMemory
     }
@@ -142,6 +142,19 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         case .memory:
+            // Version 2 splits out the memory the driver reserves, and its `used` excludes it, as
+            // nvidia-smi shows; version 1's `used` includes it (H200 on driver 580: 615 MiB more).
+            if let function = nvml.memoryInfoV2 {
+                var value = boxcar_nvmlMemory_v2_t()
+                value.version = boxcar_nvmlMemory_v2_version()
+                let rc = function(device, &value)
+                if rc == NVMLReturn.success {
+                    readings.append(Reading("hw.gpu.memory.usage", labels, Double(value.used)))
+                    readings.append(Reading("hw.gpu.memory.limit", labels, Double(value.total)))
+                    readings.append(Reading("hw.gpu.memory.reserved", labels, Double(value.reserved)))
+                    return rc
+                }
+            }
             guard let function = nvml.memoryInfo else { return nil }
             var value = boxcar_nvmlMemory_t()
             let rc = function(device, &value)
@@ -149,13 +162,6 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 readings.append(Reading("hw.gpu.memory.usage", labels, Double(value.used)))
                 readings.append(Reading("hw.gpu.memory.limit", labels, Double(value.total)))
             }
-            return rc
-        case .memoryReserved:
-            guard let function = nvml.memoryInfoV2 else { return nil }
-            var value = boxcar_nvmlMemory_v2_t()
-            value.version = boxcar_nvmlMemory_v2_version()
-            let rc = function(device, &value)
-            if rc == NVMLReturn.success { readings.append(Reading("hw.gpu.memory.reserved", labels, Double(value.reserved))) }
             return rc
         case .temperature:
             guard let function = nvml.temperature else { return nil }

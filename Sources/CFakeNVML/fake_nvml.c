@@ -204,7 +204,8 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
     memory->total = device->values[F_MEM_TOTAL];
     memory->reserved = device->values[F_MEM_RESERVED];
     memory->free = device->values[F_MEM_FREE];
-    memory->used = device->values[F_MEM_USED];
+    // As the real driver does: version 2's used leaves out what the driver reserves.
+    memory->used = device->values[F_MEM_USED] - device->values[F_MEM_RESERVED];
     return SUCCESS;
 }
 

@@ -90,7 +90,8 @@ import Testing
         let gpu = #"index="0",name="NVIDIA-H200",uuid="GPU-1234""#
         #expect(value(readings, "system/hw.gpu.utilization{\(gpu)}") == 0.87)
         #expect(value(readings, "system/hw.gpu.memory.utilization{\(gpu)}") == 0.40)
-        #expect(value(readings, "system/hw.gpu.memory.usage{\(gpu)}") == 60_000_000_000)
+        // nvmlDeviceGetMemoryInfo_v2: used without the 500 MB the driver reserves, as nvidia-smi.
+        #expect(value(readings, "system/hw.gpu.memory.usage{\(gpu)}") == 59_500_000_000)
         #expect(value(readings, "system/hw.gpu.memory.limit{\(gpu)}") == 150_000_000_000)
         #expect(value(readings, "system/hw.gpu.memory.reserved{\(gpu)}") == 500_000_000)
         #expect(value(readings, "system/hw.temperature{\(gpu)}") == 61)
@@ -113,6 +114,15 @@ import Testing
         // Only the attached trainers' processes.
         #expect(value(readings, "system/hw.gpu.process.memory.usage{\(device),pid=\"4242\",uuid=\"GPU-1234\"}") == 1_073_741_824)
         #expect(!readings.contains { $0.seriesKey.contains("pid=\"99\"") })
+    }
+
+    @Test func withoutMemoryInfoV2UsedIncludesTheReserve() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load(
+            "gpus 1\n0 memory.total 1000\n0 memory.used 300\n0 memory.reserved 100\n",
+            hiding: ["nvmlDeviceGetMemoryInfo_v2"]))
+        let readings = sensor.sample()
+        #expect(readings.first { $0.name == "hw.gpu.memory.usage" }?.value == 300)
+        #expect(!readings.contains { $0.name == "hw.gpu.memory.reserved" })
     }
 
     @Test func eightGPUsAreEachLabelled() throws {
