@@ -71,12 +71,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     /// Every process's stat line, by PID.
     func processes() -> [Int32: Stat] {
         var out: [Int32: Stat] = [:]
-        guard let directory = opendir(procRoot) else { return out }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+        for name in directoryEntries(procRoot) {
             guard let pid = Int32(name), let bytes = try? readFile("\(procRoot)/\(name)/stat"),
                 let stat = Self.parseStat(bytes)
             else { continue }
@@ -162,14 +157,5 @@ public final class ProcessTreeSensor: @unchecked Sendable {
 
 /// Entries of a directory, "." and ".." aside; 0 when it cannot be read (another user's fd/).
 func countEntries(_ path: String) -> Int {
-    guard let directory = opendir(path) else { return 0 }
-    defer { closedir(directory) }
-    var count = 0
-    while let entry = readdir(directory) {
-        let isDot = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            raw[0] == UInt8(ascii: ".") && (raw[1] == 0 || (raw[1] == UInt8(ascii: ".") && raw[2] == 0))
-        }
-        if !isDot { count += 1 }
-    }
-    return count
+    directoryEntries(path).count
 }

@@ -9,6 +9,12 @@ public protocol Sensor: AnyObject {
     /// This tick's readings. Counters become rates against the previous tick, `elapsed` apart
     /// on a monotonic clock; the first tick (elapsed nil) has no rates.
     func sample(elapsed: Duration?) throws -> [Reading]
+    /// Sampled every this many ticks: slow sensors (statvfs on network filesystems) less often.
+    var cadence: Int { get }
+}
+
+extension Sensor {
+    public var cadence: Int { 1 }
 }
 
 public struct SensorError: Error, CustomStringConvertible {
@@ -64,4 +70,18 @@ func rate(_ old: UInt64, _ new: UInt64, _ seconds: Double) -> Double? {
 
 func exists(_ path: String) -> Bool {
     access(path, F_OK) == 0
+}
+
+/// The names in a directory, "." and ".." aside; empty when it cannot be read.
+func directoryEntries(_ path: String) -> [String] {
+    guard let directory = opendir(path) else { return [] }
+    defer { closedir(directory) }
+    var out: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out
 }

@@ -192,7 +192,9 @@ public final class Agent: Service, Sendable {
         let sys = configuration.sysRoot
         return [
             CPUSensor(procRoot: proc), MemorySensor(procRoot: proc), PressureSensor(procRoot: proc),
-            NetworkSensor(procRoot: proc, sysRoot: sys), DiskSensor(procRoot: proc, sysRoot: sys),
+            CgroupSensor(procRoot: proc, sysRoot: sys), NetworkSensor(procRoot: proc, sysRoot: sys),
+            InfiniBandSensor(sysRoot: sys), DiskSensor(procRoot: proc, sysRoot: sys),
+            FilesystemSensor(procRoot: proc), AMDGPUSensor(sysRoot: sys),
         ]
     }
 

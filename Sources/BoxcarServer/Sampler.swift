@@ -78,6 +78,7 @@ private final class SensorSet: @unchecked Sendable {
     let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
     var reported: Set<String> = []
+    var ticks = 0
 
     init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?) {
         self.sensors = sensors
@@ -90,7 +91,12 @@ private final class SensorSet: @unchecked Sendable {
         elapsed: Duration?, roots: [Int32], logger: Logger
     ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)]) {
         var readings: [Reading] = []
-        for sensor in sensors {
+        defer { ticks += 1 }
+        // The container numbers of the trainer when one is attached, else of the agent.
+        for case let cgroup as CgroupSensor in sensors {
+            cgroup.process = roots.first.map { String($0) } ?? "self"
+        }
+        for sensor in sensors where ticks % sensor.cadence == 0 {
             do {
                 readings += try sensor.sample(elapsed: elapsed)
                 reported.remove(sensor.name)

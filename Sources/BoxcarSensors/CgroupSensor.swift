@@ -1,0 +1,69 @@
+/// The cgroup (v2) a process runs in: inside a container, the container's own memory and CPU,
+/// not the host's. `memory.current` and `memory.max`, `cpu.max` as a number of CPUs, and from
+/// `cpu.stat` the CPUs in use and the time throttled per second. The process is the attached
+/// trainer's when there is one (the sampler says so), else the agent itself.
+public final class CgroupSensor: Sensor {
+    public let name = "cgroup"
+    let procRoot: String
+    let sysRoot: String
+    /// Whose cgroup: a PID, or "self".
+    public var process: String = "self"
+    var previous: (path: String, stat: [String: UInt64])?
+
+    public init(procRoot: String = "/proc", sysRoot: String = "/sys") {
+        self.procRoot = procRoot
+        self.sysRoot = sysRoot
+    }
+
+    /// The cgroup v2 path from /proc/PID/cgroup ("0::/kubepods/…"). A file that also lists v1
+    /// controllers ("4:memory:/…", a hybrid or v1 host) is an error: the memory and CPU
+    /// controllers are then in v1 hierarchies, which are not read.
+    static func path(_ bytes: [UInt8]) throws -> String {
+        let entries = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        guard !entries.contains(where: { !$0.hasPrefix("0::") }),
+            let unified = entries.first(where: { $0.hasPrefix("0::") })
+        else {
+            throw SensorError("the process's controllers are in cgroup v1 hierarchies, which are not read (cgroup v2 only)")
+        }
+        return String(unified.dropFirst(3))
+    }
+
+    /// `key value` lines (cpu.stat).
+    static func keyed(_ bytes: [UInt8]) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for fields in lines(bytes) where fields.count == 2 {
+            if let value = UInt64(fields[1]) { out[String(fields[0])] = value }
+        }
+        return out
+    }
+
+    public func sample(elapsed: Duration?) throws -> [Reading] {
+        let path = try Self.path(try readFile("\(procRoot)/\(process)/cgroup"))
+        let directory = sysRoot + "/fs/cgroup" + (path == "/" ? "" : path)
+        var out: [Reading] = []
+        if let current = number(directory + "/memory.current") {
+            out.append(Reading("container.memory.usage", [], current))
+        }
+        if let max = number(directory + "/memory.max") {  // "max": no limit, no reading
+            out.append(Reading("container.memory.limit", [], max))
+        }
+        if let fields = (try? text(directory + "/cpu.max"))?.split(separator: " "), fields.count == 2,
+            let quota = Double(fields[0]), let period = Double(fields[1]), period > 0
+        {
+            out.append(Reading("container.cpu.limit", [], quota / period))
+        }
+        let stat = Self.keyed((try? readFile(directory + "/cpu.stat")) ?? [])
+        if let elapsed, let previous, previous.path == path {
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if let old = previous.stat["usage_usec"], let new = stat["usage_usec"], let perSecond = rate(old, new, seconds) {
+                out.append(Reading("container.cpu.usage", [], perSecond / 1_000_000))
+            }
+            if let old = previous.stat["throttled_usec"], let new = stat["throttled_usec"], let perSecond = rate(old, new, seconds) {
+                out.append(Reading("container.cpu.throttled", [], perSecond / 1_000_000))
+            }
+        }
+        previous = (path, stat)
+        if out.isEmpty { throw SensorError("no cgroup v2 files under \(directory)") }
+        return out
+    }
+}

@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Mounted filesystems (`/proc/self/mountinfo`, then statvfs on each mount point): bytes and
+/// inodes used, free and in all. Real filesystems only, network and parallel ones included (nfs,
+/// lustre, ceph, …); pseudo ones (proc, sysfs, cgroup, tmpfs, …) are skipped. A mount point seen
+/// twice (bind mounts) is counted once.
+public final class FilesystemSensor: Sensor {
+    public let name = "filesystem"
+    /// statvfs on a network filesystem can take long: every 10th tick.
+    public let cadence = 10
+    let procRoot: String
+    let statfs: (String) -> Usage?
+
+    public struct Usage: Sendable, Equatable {
+        public var totalBytes, freeBytes, availableBytes: Double
+        public var totalInodes, freeInodes: Double
+
+        public init(totalBytes: Double, freeBytes: Double, availableBytes: Double, totalInodes: Double, freeInodes: Double) {
+            self.totalBytes = totalBytes
+            self.freeBytes = freeBytes
+            self.availableBytes = availableBytes
+            self.totalInodes = totalInodes
+            self.freeInodes = freeInodes
+        }
+    }
+
+    /// `statfs` answers for a mount point; tests give fixed numbers instead of statvfs.
+    public init(procRoot: String = "/proc", statfs: @escaping (String) -> Usage? = FilesystemSensor.statvfsUsage) {
+        self.procRoot = procRoot
+        self.statfs = statfs
+    }
+
+    static let pseudo: Set<String> = [
+        "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "pstore", "bpf",
+        "tracefs", "debugfs", "securityfs", "configfs", "fusectl", "mqueue", "hugetlbfs",
+        "autofs", "binfmt_misc", "rpc_pipefs", "nsfs", "ramfs", "efivarfs", "squashfs", "overlay",
+        "fuse.lxcfs", "fuse.gvfsd-fuse", "fuse.portal", "selinuxfs",
+    ]
+
+    struct Mount: Equatable {
+        var mountPoint: String
+        var type: String
+        var source: String
+    }
+
+    /// mountinfo lines: "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
+    /// the fields after " - " are the type and the source. Mount points escape spaces as \040.
+    static func parse(_ bytes: [UInt8]) -> [Mount] {
+        var out: [Mount] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard let dash = fields.firstIndex(of: "-"), dash >= 5, fields.count >= dash + 3 else { continue }
+            let mountPoint = String(fields[4]).replacingEscapes()
+            out.append(Mount(mountPoint: mountPoint, type: String(fields[dash + 1]), source: String(fields[dash + 2])))
+        }
+        return out
+    }
+
+    public func sample(elapsed: Duration?) throws -> [Reading] {
+        var seen: Set<String> = []
+        var out: [Reading] = []
+        for mount in Self.parse(try readFile(procRoot + "/self/mountinfo"))
+        where !Self.pseudo.contains(mount.type) && seen.insert(mount.mountPoint).inserted {
+            guard let usage = statfs(mount.mountPoint), usage.totalBytes > 0 else { continue }
+            let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]
+            out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))
+            out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))
+            out.append(Reading("system.filesystem.usage", labels + [.init("state", "free")], usage.availableBytes))
+            out.append(Reading("system.filesystem.inodes.limit", labels, usage.totalInodes))
+            out.append(Reading("system.filesystem.inodes.usage", labels + [.init("state", "used")], usage.totalInodes - usage.freeInodes))
+        }
+        return out
+    }
+
+    /// statvfs(3): free is what root may use; available what others may (the "free" users see).
+    public static func statvfsUsage(_ path: String) -> Usage? {
+        // The struct and the function share the name: pick the function by its type.
+        let call: (UnsafePointer<CChar>, UnsafeMutablePointer<statvfs>) -> Int32 = statvfs
+        var info = statvfs()
+        guard call(path, &info) == 0 else { return nil }
+        let block = Double(info.f_frsize)
+        return Usage(
+            totalBytes: Double(info.f_blocks) * block, freeBytes: Double(info.f_bfree) * block,
+            availableBytes: Double(info.f_bavail) * block, totalInodes: Double(info.f_files),
+            freeInodes: Double(info.f_ffree))
+    }
+}
+
+extension String {
+    /// mountinfo's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash).
+    func replacingEscapes() -> String {
+        guard contains("\\") else { return self }
+        var out: [UInt8] = []
+        let bytes = Array(utf8)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "\\"), index + 3 < bytes.count,
+                let value = UInt8(String(decoding: bytes[(index + 1)...(index + 3)], as: UTF8.self), radix: 8)
+            {
+                out.append(value)
+                index += 4
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,49 @@
+/// InfiniBand ports (`/sys/class/infiniband/<device>/ports/<port>/counters`): data sent and
+/// received per second. The kernel counts port_xmit_data and port_rcv_data in 4-byte words.
+public final class InfiniBandSensor: CounterSensor {
+    public let name = "infiniband"
+    let sysRoot: String
+    var previous: Snapshot?
+
+    public init(sysRoot: String = "/sys") {
+        self.sysRoot = sysRoot
+    }
+
+    struct Port: Hashable {
+        var device: String
+        var port: String
+    }
+
+    typealias Snapshot = [Port: (transmitWords: UInt64, receiveWords: UInt64)]
+
+    func snapshot() throws -> Snapshot {
+        var out: Snapshot = [:]
+        let root = sysRoot + "/class/infiniband"
+        for device in directoryEntries(root) {
+            for port in directoryEntries(root + "/\(device)/ports") {
+                let counters = root + "/\(device)/ports/\(port)/counters"
+                guard let transmit = (try? text(counters + "/port_xmit_data")).flatMap({ UInt64($0) }),
+                    let receive = (try? text(counters + "/port_rcv_data")).flatMap({ UInt64($0) })
+                else { continue }
+                out[Port(device: device, port: port)] = (transmit, receive)
+            }
+        }
+        return out
+    }
+
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+        guard let old else { return [] }
+        var out: [Reading] = []
+        for (port, counters) in new.sorted(by: { ($0.key.device, $0.key.port) < ($1.key.device, $1.key.port) }) {
+            guard let before = old[port] else { continue }
+            let labels = [Reading.Label("device", port.device), .init("port", port.port)]
+            if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
+                out.append(Reading("system.network.io", labels + [.init("direction", "transmit")], words * 4))
+            }
+            if let words = rate(before.receiveWords, counters.receiveWords, seconds) {
+                out.append(Reading("system.network.io", labels + [.init("direction", "receive")], words * 4))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,83 @@
+@testable import BoxcarSensors
+import Testing
+
+/// Sensors of machines this one is not: fixture trees written by hand for a 2-GPU AMD box, an
+/// InfiniBand host, a cgroup v2 container, and a host with NFS and Lustre mounts.
+@Suite struct DeviceSensorTests {
+    static var fixtures: String { HostSensorTests.fixtures }
+
+    func value(_ readings: [Reading], _ key: String) -> Double? {
+        readings.first { $0.seriesKey == key }?.value
+    }
+
+    @Test func amdGPUsAreReadFromSysfs() throws {
+        // card0: 73 % busy, 16 GiB of 64 GiB VRAM, 245 W (245,000,000 µW), 58 °C (58000 m°C);
+        // card1: no power file. card2 is NVIDIA's (vendor 0x10de); card0-DP-1 a connector.
+        let readings = try AMDGPUSensor(sysRoot: Self.fixtures + "/sys-amd").sample(elapsed: nil)
+        let card0 = #"{index="0",vendor="amd"}"#
+        #expect(value(readings, "system/hw.gpu.utilization" + card0) == 0.73)
+        #expect(value(readings, "system/hw.gpu.memory.usage" + card0) == 17_179_869_184)
+        #expect(value(readings, "system/hw.gpu.memory.limit" + card0) == 68_702_699_520)
+        #expect(value(readings, "system/hw.power" + card0) == 245)
+        #expect(value(readings, "system/hw.temperature" + card0) == 58)
+        #expect(value(readings, #"system/hw.gpu.utilization{index="1",vendor="amd"}"#) == 0.05)
+        #expect(value(readings, #"system/hw.temperature{index="1",vendor="amd"}"#) == 41)
+        #expect(!readings.contains { $0.seriesKey.contains(#"index="2""#) })
+        #expect(readings.filter { $0.name == "hw.power" }.count == 1)
+    }
+
+    @Test func infinibandCountsFourByteWords() throws {
+        // mlx5_0 port 1 over 2 s: +500,000,000 words sent, +250,000,000 received.
+        let a = InfiniBandSensor(sysRoot: Self.fixtures + "/sys-ib-a")
+        let b = InfiniBandSensor(sysRoot: Self.fixtures + "/sys-ib-b")
+        let readings = b.readings(from: try a.snapshot(), to: try b.snapshot(), seconds: 2)
+        #expect(value(readings, #"system/system.network.io{device="mlx5_0",direction="transmit",port="1"}"#) == 1_000_000_000)
+        #expect(value(readings, #"system/system.network.io{device="mlx5_0",direction="receive",port="1"}"#) == 500_000_000)
+    }
+
+    @Test func aContainersCgroupGivesItsOwnLimitsAndUse() throws {
+        // /kubepods/pod42/trainer: 4 GiB of 8 GiB, cpu.max 400000/100000 = 4 CPUs; over 2 s
+        // usage_usec +6,000,000 (3 CPUs busy) and throttled_usec +500,000 (0.25 s/s).
+        let a = CgroupSensor(procRoot: Self.fixtures + "/proc-cg", sysRoot: Self.fixtures + "/sys-cg-a")
+        let first = try a.sample(elapsed: nil)
+        #expect(value(first, "system/container.memory.usage") == 4_294_967_296)
+        #expect(value(first, "system/container.memory.limit") == 8_589_934_592)
+        #expect(value(first, "system/container.cpu.limit") == 4)
+        #expect(value(first, "system/container.cpu.usage") == nil)
+        let b = CgroupSensor(procRoot: Self.fixtures + "/proc-cg", sysRoot: Self.fixtures + "/sys-cg-b")
+        b.previous = a.previous
+        let readings = try b.sample(elapsed: .seconds(2))
+        #expect(value(readings, "system/container.cpu.usage") == 3)
+        #expect(value(readings, "system/container.cpu.throttled") == 0.25)
+    }
+
+    @Test func cgroupV1IsReportedNotGuessed() {
+        // proc-v1/self/cgroup was captured on this machine, which runs cgroup v1.
+        #expect { try CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: "/nonexistent").sample(elapsed: nil) } throws: { error in
+            "\(error)".contains("cgroup v1")
+        }
+    }
+
+    @Test func filesystemsAreRealMountsOnce() throws {
+        var asked: [String] = []
+        let sensor = FilesystemSensor(procRoot: Self.fixtures + "/proc-fs") { mountPoint in
+            asked.append(mountPoint)
+            return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
+        }
+        let readings = try sensor.sample(elapsed: nil)
+        // ext4 /, nfs4 /data, lustre /scratch, xfs "/mnt/my disk"; not proc, tmpfs, cgroup2, nor / twice.
+        #expect(asked == ["/", "/data", "/scratch", "/mnt/my disk"])
+        let data = #"device="fileserver:/export/data",mountpoint="/data""#
+        #expect(value(readings, "system/system.filesystem.limit{\(data),type=\"nfs4\"}") == 1000)
+        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"used\",type=\"nfs4\"}") == 600)
+        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"free\",type=\"nfs4\"}") == 300)
+        #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),state=\"used\",type=\"nfs4\"}") == 10)
+        #expect(readings.contains { $0.seriesKey.contains(#"type="lustre""#) })
+    }
+
+    @Test func theRealFilesystemsHaveSaneNumbers() throws {
+        let readings = try FilesystemSensor().sample(elapsed: nil)
+        #expect(!readings.isEmpty)
+        #expect(readings.allSatisfy { $0.value >= 0 })
+    }
+}
