@@ -21,7 +21,7 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
 
 /// JSON for machines. Integers stay exact (nanosecond wallclocks pass 2^53); NaN and infinities,
 /// which JSON cannot hold, are written as the strings "NaN", "Infinity" and "-Infinity".
-func json(_ value: some Encodable) throws -> String {
+func encodeJSON(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(

@@ -14,7 +14,7 @@ struct ExperimentsCommand: AsyncParsableCommand {
     func run() async throws {
         let experiments = try await source.withSource { try await $0.experiments(namespace: namespace) }
         if source.json {
-            print(try json(experiments.map(ExperimentRecord.init)))
+            print(try encodeJSON(experiments.map(ExperimentRecord.init)))
             return
         }
         print(table(
@@ -44,7 +44,7 @@ struct MetricsCommand: AsyncParsableCommand {
             entry.columns.points.map { PointRecord(key: entry.key, point: $0) }
         }
         if source.json {
-            print(try json(records))
+            print(try encodeJSON(records))
             return
         }
         print(table(
@@ -66,7 +66,7 @@ struct EventsCommand: AsyncParsableCommand {
         let events = try await source.withSource { try await $0.events(parentID: experiment) }
         let records = events.map(EventRecord.init)
         if source.json {
-            print(try json(records))
+            print(try encodeJSON(records))
             return
         }
         print(table(
@@ -88,7 +88,7 @@ struct ArtifactsCommand: AsyncParsableCommand {
         let files = try await source.withSource { try await $0.files(parentID: experiment) }
         let records = files.map(FileRecordOutput.init)
         if source.json {
-            print(try json(records))
+            print(try encodeJSON(records))
             return
         }
         print(table(
@@ -137,7 +137,7 @@ struct ExportCommand: AsyncParsableCommand {
                     text += [csvField(record.key), String(record.step), String(record.wallclock), record.type,
                              csvField(record.value.plain)].joined(separator: ",") + "\n"
                 case .jsonl:
-                    text += try json(record) + "\n"
+                    text += try encodeJSON(record) + "\n"
                 }
             }
         }

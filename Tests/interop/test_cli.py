@@ -190,3 +190,27 @@ def test_listen_serves_the_same_api_on_tcp(tmp_path: Path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+def test_doctor_says_what_works_and_why_not(tmp_path: Path):
+    import shutil
+
+    fake = agent_binary().parent / "libFakeNVML.so"
+    assert fake.exists(), f"the fake NVML library is built beside the agent: {fake}"
+    library = tmp_path / "libnvidia-ml.so.1"
+    shutil.copy(fake, library)
+    (tmp_path / "libnvidia-ml.so.1.script").write_text("gpus 2\n1 fan unsupported\n")
+    result = boxcar("doctor", "--json", "--nvml-library", str(library), "--pid", str(os.getpid()))
+    assert result.returncode == 0, result.stderr
+    findings = {f["sensor"]: f for f in json.loads(result.stdout)}
+    assert findings["cpu"]["works"] and findings["cpu"]["series"] > 0
+    assert findings["memory"]["works"]
+    assert findings["nvidia"]["works"]
+    assert "2 GPU(s)" in findings["nvidia"]["detail"]
+    assert "GPU 1 lacks fan" in findings["nvidia"]["detail"]
+    assert findings[f"process {os.getpid()}"]["works"]
+
+    missing = boxcar("doctor", "--json", "--nvml-library", str(tmp_path / "nope.so"))
+    nvidia = next(f for f in json.loads(missing.stdout) if f["sensor"] == "nvidia")
+    assert not nvidia["works"]
+    assert "no NVML library" in nvidia["detail"]

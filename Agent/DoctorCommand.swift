@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import BoxcarSensors
+
+/// `boxcar doctor`: which sensors work on this machine, and why the others do not.
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Say which sensors work on this machine and why the others do not.")
+
+    @Option(help: "Where /proc is read.")
+    var procRoot = "/proc"
+
+    @Option(help: "Where /sys is read.")
+    var sysRoot = "/sys"
+
+    @Option(help: "The NVML library to load.")
+    var nvmlLibrary = "libnvidia-ml.so.1"
+
+    @Option(help: "Also check what can be read of this process (a trainer's PID).")
+    var pid: Int32?
+
+    @Flag(help: "Print JSON for machines instead of a table for people.")
+    var json = false
+
+    struct Finding: Encodable {
+        var sensor: String
+        var works: Bool
+        var series: Int
+        var detail: String
+    }
+
+    func run() async throws {
+        var findings: [Finding] = []
+        let sensors: [any Sensor] = [
+            CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), PressureSensor(procRoot: procRoot),
+            CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
+            InfiniBandSensor(sysRoot: sysRoot), DiskSensor(procRoot: procRoot, sysRoot: sysRoot),
+            FilesystemSensor(procRoot: procRoot), AMDGPUSensor(sysRoot: sysRoot),
+        ]
+        for sensor in sensors {
+            do {
+                // Twice, so that the counters give rates.
+                _ = try sensor.sample(elapsed: nil)
+                try await Task.sleep(for: .milliseconds(50))
+                let readings = try sensor.sample(elapsed: .milliseconds(50))
+                let series = Set(readings.map(\.seriesKey)).count
+                findings.append(Finding(
+                    sensor: sensor.name, works: series > 0, series: series,
+                    detail: series > 0 ? "ok" : Self.nothingFound[sensor.name] ?? "nothing to read"))
+            } catch {
+                findings.append(Finding(sensor: sensor.name, works: false, series: 0, detail: "\(error)"))
+            }
+        }
+        findings.append(nvidia())
+        findings.append(udev())
+        if let pid {
+            findings.append(processAccess(pid))
+        }
+        if json {
+            print(try encodeJSON(findings))
+            return
+        }
+        print(table(
+            ["SENSOR", "WORKS", "SERIES", "DETAIL"],
+            findings.map { [$0.sensor, $0.works ? "yes" : "no", String($0.series), $0.detail] }))
+    }
+
+    static let nothingFound = [
+        "infiniband": "no InfiniBand devices under /sys/class/infiniband",
+        "amdgpu": "no AMD GPUs (amdgpu) under /sys/class/drm",
+        "disk": "no whole disks in /proc/diskstats",
+        "network": "no physical network interfaces",
+    ]
+
+    func nvidia() -> Finding {
+        do {
+            let library = try NVMLLibrary.load(path: nvmlLibrary)
+            let sensor = try NVIDIAGPUSensor(library: library)
+            let series = Set(sensor.sample().map(\.seriesKey)).count
+            var detail = "driver \(library.driverVersion), \(sensor.gpus.count) GPU(s)"
+            for (index, reasons) in sensor.unsupported.sorted(by: { $0.key < $1.key }) {
+                detail += "; GPU \(index) lacks " + reasons.keys.map(\.rawValue).sorted().joined(separator: ", ")
+            }
+            if !library.missingSymbols.isEmpty {
+                detail += "; the library lacks " + library.missingSymbols.joined(separator: ", ")
+            }
+            return Finding(sensor: "nvidia", works: !sensor.gpus.isEmpty, series: series, detail: detail)
+        } catch {
+            return Finding(sensor: "nvidia", works: false, series: 0, detail: "\(error)")
+        }
+    }
+
+    func udev() -> Finding {
+        let handle = dlopen("libudev.so.1", RTLD_NOW | RTLD_LOCAL)
+        defer { if let handle { dlclose(handle) } }
+        return Finding(
+            sensor: "udev", works: false, series: 0,
+            detail: (handle == nil ? "no libudev.so.1" : "libudev.so.1 present but not used yet")
+                + "; disk names come from /sys/block")
+    }
+
+    func processAccess(_ pid: Int32) -> Finding {
+        let sensor = ProcessTreeSensor(procRoot: procRoot)
+        let readings = sensor.sample(roots: [pid], seconds: 0)[pid] ?? []
+        guard !readings.isEmpty else {
+            return Finding(sensor: "process \(pid)", works: false, series: 0, detail: "no process \(pid) under \(procRoot)")
+        }
+        let io = access("\(procRoot)/\(pid)/io", R_OK) == 0
+        return Finding(
+            sensor: "process \(pid)", works: true, series: readings.count,
+            detail: io ? "ok" : "no permission on \(procRoot)/\(pid)/io: no disk I/O rates (run the agent as the trainer's user or root)")
+    }
+}
