@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "boxcar-bench",
             dependencies: [
-                "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel",
+                "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import BoxcarAPI
 import BoxcarClient
 import BoxcarModel
+import BoxcarSensors
 import BoxcarStore
 import Foundation
 import GRPCCore
@@ -22,6 +23,8 @@ struct BoxcarBench: AsyncParsableCommand {
         case storage
         case ingestUnary = "ingest-unary"
         case query
+        case sensors
+        case idle
     }
 
     @Argument(help: "Scenarios to run.")
@@ -41,6 +44,12 @@ struct BoxcarBench: AsyncParsableCommand {
 
     @Option(help: "Repetitions of each query; the median is reported.")
     var queryRuns = 5
+
+    @Option(help: "Ticks timed in the sensors scenario.")
+    var sensorTicks = 1000
+
+    @Option(help: "Seconds the idle scenario watches the agent.")
+    var idleSeconds = 60
 
     func run() async throws {
         let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
@@ -80,6 +89,12 @@ struct BoxcarBench: AsyncParsableCommand {
             try await query(socketPath: agent?.socketPath ?? socketPath, databasePath: agent?.databasePath)
         }
         try agent?.stop()
+        if chosen.contains(.sensors) {
+            try await sensors(directory: directory)
+        }
+        if chosen.contains(.idle) {
+            try await idle(directory: directory)
+        }
     }
 
     // MARK: Scenarios
@@ -236,6 +251,78 @@ struct BoxcarBench: AsyncParsableCommand {
         }
     }
 
+    /// CPU time of one full tick: every host sensor, a process tree of 50 processes and 8 GPUs
+    /// of the fake NVML library (built beside this binary), over `sensorTicks` ticks.
+    func sensors(directory: String) async throws {
+        let here = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let fake = here.appending(path: "libFakeNVML.so").path
+        guard FileManager.default.fileExists(atPath: fake) else {
+            throw BenchError("sensors needs the fake NVML library at \(fake): swift build -c release builds it")
+        }
+        let library = directory + "/libnvidia-ml.so.1"
+        try FileManager.default.copyItem(atPath: fake, toPath: library)
+        var script = "gpus 8\n"
+        for gpu in 0..<8 {
+            script += "\(gpu) utilization.gpu 90\n\(gpu) memory.total 150000000000\n\(gpu) memory.used 100000000000\n"
+        }
+        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
+        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: library))
+        // The tree: this process and 50 children.
+        var children: [Process] = []
+        for _ in 0..<50 {
+            let child = Process()
+            child.executableURL = URL(filePath: "/bin/sleep")
+            child.arguments = ["600"]
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            children.append(child)
+        }
+        defer { for child in children { kill(child.processIdentifier, SIGKILL) } }
+        let host: [any Sensor] = [
+            CPUSensor(), MemorySensor(), PressureSensor(), CgroupSensor(), NetworkSensor(), InfiniBandSensor(),
+            DiskSensor(), FilesystemSensor(), AMDGPUSensor(),
+        ]
+        let tree = ProcessTreeSensor()
+        let root = getpid()
+        var readings = 0
+        let started = cpuSeconds()
+        let wall = ContinuousClock.now
+        for tick in 0..<sensorTicks {
+            for sensor in host where tick % sensor.cadence == 0 {
+                readings += (try? sensor.sample(elapsed: tick == 0 ? nil : .seconds(1)).count) ?? 0
+            }
+            let trees = tree.sample(roots: [root], seconds: tick == 0 ? 0 : 1)
+            readings += trees[root]?.count ?? 0
+            readings += nvidia.sample(processes: Set(tree.lastTree[root] ?? [])).count
+        }
+        let cpu = cpuSeconds() - started
+        let processes = tree.sample(roots: [root], seconds: 1)[root]?.first { $0.name == "process.count" }?.value ?? 0
+        report([
+            "scenario": "sensors", "clients": 0, "points": readings, "seconds": (ContinuousClock.now - wall).seconds,
+            "ticks": sensorTicks, "us_per_tick": cpu / Double(sensorTicks) * 1e6, "processes": Int(processes), "gpus": 8,
+        ])
+    }
+
+    /// The agent sampling every second for `idleSeconds` with no API traffic: its share of one
+    /// core and its peak resident memory.
+    func idle(directory: String) async throws {
+        let agent = try AgentProcess.start(directory: directory + "/idle", sampleInterval: "1")
+        let pid = agent.process.processIdentifier
+        try await Task.sleep(for: .seconds(2))  // past start-up
+        let before = try processCPUSeconds(pid)
+        let started = ContinuousClock.now
+        try await Task.sleep(for: .seconds(idleSeconds))
+        let cpu = try processCPUSeconds(pid) - before
+        let seconds = (ContinuousClock.now - started).seconds
+        let peak = try peakRSS(pid)
+        try agent.stop()
+        report([
+            "scenario": "idle", "clients": 0, "points": 0, "seconds": seconds,
+            "cpu_fraction": cpu / seconds, "peak_rss_bytes": peak,
+        ])
+    }
+
     // MARK: Output
 
     func report(_ fields: [String: Any]) {
@@ -291,7 +378,7 @@ struct AgentProcess {
     let databasePath: String
     let socketPath: String
 
-    static func start(directory: String, reuse: AgentProcess? = nil) throws -> AgentProcess {
+    static func start(directory: String, reuse: AgentProcess? = nil, sampleInterval: String = "0") throws -> AgentProcess {
         let binary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appending(path: "boxcar").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -301,7 +388,12 @@ struct AgentProcess {
         let socketPath = reuse?.socketPath ?? directory + "/agent.sock"
         let process = Process()
         process.executableURL = URL(filePath: binary)
-        process.arguments = ["agent", "--db", databasePath, "--socket", socketPath, "--log-level", "warning"]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Sampling off unless asked: the other scenarios measure the API alone.
+        process.arguments = [
+            "agent", "--db", databasePath, "--socket", socketPath, "--log-level", "error",
+            "--sample-interval", sampleInterval,
+        ]
         try process.run()
         // Ready when the socket accepts a call.
         let deadline = Date().addingTimeInterval(30)
@@ -345,4 +437,28 @@ extension Duration {
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// CPU time of another process, from /proc/PID/stat (utime + stime, clock ticks).
+func processCPUSeconds(_ pid: Int32) throws -> Double {
+    let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+    let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
+    return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// The peak resident set of a process (VmHWM), in bytes.
+func peakRSS(_ pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Int(line.split(separator: " ")[1])
+    else { throw BenchError("no VmHWM in /proc/\(pid)/status") }
+    return kilobytes * 1024
 }

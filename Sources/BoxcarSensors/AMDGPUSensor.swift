@@ -3,6 +3,7 @@
 /// temperature. A file the card lacks drops that metric for that card.
 public final class AMDGPUSensor: Sensor {
     public let name = "amdgpu"
+    let files = OpenFiles()
     let sysRoot: String
 
     public init(sysRoot: String = "/sys") {
@@ -14,7 +15,7 @@ public final class AMDGPUSensor: Sensor {
         let drm = sysRoot + "/class/drm"
         return directoryEntries(drm).filter { entry in
             entry.hasPrefix("card") && entry.dropFirst(4).allSatisfy(\.isNumber)
-                && (try? text(drm + "/\(entry)/device/vendor")) == "0x1002"
+                && (try? files.text(drm + "/\(entry)/device/vendor")) == "0x1002"
         }.sorted { Int($0.dropFirst(4))! < Int($1.dropFirst(4))! }
     }
 
@@ -23,37 +24,27 @@ public final class AMDGPUSensor: Sensor {
         for card in cards() {
             let device = sysRoot + "/class/drm/\(card)/device"
             let labels = [Reading.Label("index", String(card.dropFirst(4))), .init("vendor", "amd")]
-            if let busy = number(device + "/gpu_busy_percent") {
+            if let busy = files.number(device + "/gpu_busy_percent") {
                 out.append(Reading("hw.gpu.utilization", labels, busy / 100))
             }
-            if let used = number(device + "/mem_info_vram_used") {
+            if let used = files.number(device + "/mem_info_vram_used") {
                 out.append(Reading("hw.gpu.memory.usage", labels, used))
             }
-            if let total = number(device + "/mem_info_vram_total") {
+            if let total = files.number(device + "/mem_info_vram_total") {
                 out.append(Reading("hw.gpu.memory.limit", labels, total))
             }
             for hwmon in directoryEntries(device + "/hwmon").sorted() {
                 let base = device + "/hwmon/" + hwmon
-                if let microwatts = number(base + "/power1_average") {
+                if let microwatts = files.number(base + "/power1_average") {
                     out.append(Reading("hw.power", labels, microwatts / 1_000_000))
                 }
-                if let millidegrees = number(base + "/temp1_input") {
+                if let millidegrees = files.number(base + "/temp1_input") {
                     out.append(Reading("hw.temperature", labels, millidegrees / 1000))
                 }
             }
         }
         return out
     }
-}
-
-/// A sysfs file's contents without the trailing newline.
-func text(_ path: String) throws -> String {
-    String(decoding: try readFile(path), as: UTF8.self).trimmingCharacters(in: "\n")
-}
-
-/// A sysfs file holding one number; nil when absent or not a number.
-func number(_ path: String) -> Double? {
-    (try? text(path)).flatMap { Double($0) }
 }
 
 extension String {

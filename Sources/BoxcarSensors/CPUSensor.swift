@@ -2,6 +2,7 @@
 /// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
 public final class CPUSensor: CounterSensor {
     public let name = "cpu"
+    let files = OpenFiles()
     let procRoot: String
     var previous: Snapshot?
 
@@ -80,8 +81,8 @@ public final class CPUSensor: CounterSensor {
 
     func snapshot() throws -> Snapshot {
         Snapshot(
-            stat: try Self.parseStat(try readFile(procRoot + "/stat")),
-            load: try Self.parseLoadAverage(try readFile(procRoot + "/loadavg")))
+            stat: try Self.parseStat(try files.read(procRoot + "/stat")),
+            load: try Self.parseLoadAverage(try files.read(procRoot + "/loadavg")))
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {

@@ -4,6 +4,7 @@
 /// trainer's when there is one (the sampler says so), else the agent itself.
 public final class CgroupSensor: Sensor {
     public let name = "cgroup"
+    let files = OpenFiles()
     let procRoot: String
     let sysRoot: String
     /// Whose cgroup: a PID, or "self".
@@ -38,21 +39,21 @@ public final class CgroupSensor: Sensor {
     }
 
     public func sample(elapsed: Duration?) throws -> [Reading] {
-        let path = try Self.path(try readFile("\(procRoot)/\(process)/cgroup"))
+        let path = try Self.path(try files.read("\(procRoot)/\(process)/cgroup"))
         let directory = sysRoot + "/fs/cgroup" + (path == "/" ? "" : path)
         var out: [Reading] = []
-        if let current = number(directory + "/memory.current") {
+        if let current = files.number(directory + "/memory.current") {
             out.append(Reading("container.memory.usage", [], current))
         }
-        if let max = number(directory + "/memory.max") {  // "max": no limit, no reading
+        if let max = files.number(directory + "/memory.max") {  // "max": no limit, no reading
             out.append(Reading("container.memory.limit", [], max))
         }
-        if let fields = (try? text(directory + "/cpu.max"))?.split(separator: " "), fields.count == 2,
+        if let fields = (try? files.text(directory + "/cpu.max"))?.split(separator: " "), fields.count == 2,
             let quota = Double(fields[0]), let period = Double(fields[1]), period > 0
         {
             out.append(Reading("container.cpu.limit", [], quota / period))
         }
-        let stat = Self.keyed((try? readFile(directory + "/cpu.stat")) ?? [])
+        let stat = Self.keyed((try? files.read(directory + "/cpu.stat")) ?? [])
         if let elapsed, let previous, previous.path == path {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if let old = previous.stat["usage_usec"], let new = stat["usage_usec"], let perSecond = rate(old, new, seconds) {

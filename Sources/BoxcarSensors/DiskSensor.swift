@@ -2,6 +2,7 @@
 /// bytes and operations per second each way, the busy fraction and the average queue length.
 public final class DiskSensor: CounterSensor {
     public let name = "disk"
+    let files = OpenFiles()
     let procRoot: String
     let sysRoot: String
     var previous: Snapshot?
@@ -25,7 +26,7 @@ public final class DiskSensor: CounterSensor {
     }
 
     func snapshot() throws -> Snapshot {
-        Self.parse(try readFile(procRoot + "/diskstats")).filter { name, _ in
+        Self.parse(try files.read(procRoot + "/diskstats")).filter { name, _ in
             !name.hasPrefix("loop") && !name.hasPrefix("ram") && exists(sysRoot + "/block/" + name)
         }
     }

@@ -8,6 +8,7 @@ import Glibc
 /// twice (bind mounts) is counted once.
 public final class FilesystemSensor: Sensor {
     public let name = "filesystem"
+    let files = OpenFiles()
     /// statvfs on a network filesystem can take long: every 10th tick.
     public let cadence = 10
     let procRoot: String
@@ -61,7 +62,7 @@ public final class FilesystemSensor: Sensor {
     public func sample(elapsed: Duration?) throws -> [Reading] {
         var seen: Set<String> = []
         var out: [Reading] = []
-        for mount in Self.parse(try readFile(procRoot + "/self/mountinfo"))
+        for mount in Self.parse(try files.read(procRoot + "/self/mountinfo"))
         where !Self.pseudo.contains(mount.type) && seen.insert(mount.mountPoint).inserted {
             guard let usage = statfs(mount.mountPoint), usage.totalBytes > 0 else { continue }
             let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]

@@ -2,6 +2,7 @@
 /// received per second. The kernel counts port_xmit_data and port_rcv_data in 4-byte words.
 public final class InfiniBandSensor: CounterSensor {
     public let name = "infiniband"
+    let files = OpenFiles()
     let sysRoot: String
     var previous: Snapshot?
 
@@ -22,8 +23,8 @@ public final class InfiniBandSensor: CounterSensor {
         for device in directoryEntries(root) {
             for port in directoryEntries(root + "/\(device)/ports") {
                 let counters = root + "/\(device)/ports/\(port)/counters"
-                guard let transmit = (try? text(counters + "/port_xmit_data")).flatMap({ UInt64($0) }),
-                    let receive = (try? text(counters + "/port_rcv_data")).flatMap({ UInt64($0) })
+                guard let transmit = (try? files.text(counters + "/port_xmit_data")).flatMap({ UInt64($0) }),
+                    let receive = (try? files.text(counters + "/port_rcv_data")).flatMap({ UInt64($0) })
                 else { continue }
                 out[Port(device: device, port: port)] = (transmit, receive)
             }

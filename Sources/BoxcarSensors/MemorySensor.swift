@@ -1,6 +1,7 @@
 /// Memory and swap (`/proc/meminfo`), in bytes.
 public final class MemorySensor: Sensor {
     public let name = "memory"
+    let files = OpenFiles()
     let procRoot: String
 
     public init(procRoot: String = "/proc") {
@@ -38,6 +39,6 @@ public final class MemorySensor: Sensor {
     }
 
     public func sample(elapsed: Duration?) throws -> [Reading] {
-        try Self.readings(Self.parse(try readFile(procRoot + "/meminfo")))
+        try Self.readings(Self.parse(try files.read(procRoot + "/meminfo")))
     }
 }

@@ -3,6 +3,7 @@
 /// loopback and virtual ones (bridges, veths, ifb) would count the same traffic twice.
 public final class NetworkSensor: CounterSensor {
     public let name = "network"
+    let files = OpenFiles()
     let procRoot: String
     let sysRoot: String
     let includeVirtual: Bool
@@ -34,7 +35,7 @@ public final class NetworkSensor: CounterSensor {
     }
 
     func snapshot() throws -> Snapshot {
-        let all = Self.parse(try readFile(procRoot + "/net/dev"))
+        let all = Self.parse(try files.read(procRoot + "/net/dev"))
         guard !includeVirtual else { return all }
         return all.filter { exists(sysRoot + "/class/net/" + $0.key + "/device") }
     }

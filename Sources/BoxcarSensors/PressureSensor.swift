@@ -3,6 +3,7 @@
 /// "some": at least one task stalled; "full": all non-idle tasks did at once.
 public final class PressureSensor: CounterSensor {
     public let name = "pressure"
+    let files = OpenFiles()
     let procRoot: String
     var previous: Snapshot?
 
@@ -41,7 +42,7 @@ public final class PressureSensor: CounterSensor {
     func snapshot() throws -> Snapshot {
         var out: [Line] = []
         for resource in Self.resources {
-            out += try Self.parse(try readFile(procRoot + "/pressure/" + resource), resource: resource)
+            out += try Self.parse(try files.read(procRoot + "/pressure/" + resource), resource: resource)
         }
         return out
     }

@@ -11,6 +11,7 @@ import Glibc
 /// them adds nothing to that interval's CPU and I/O rates.
 public final class ProcessTreeSensor: @unchecked Sendable {
     public let name = "process"
+    let files = OpenFiles()
     let procRoot: String
     let clockTicksPerSecond: Double
     let pageSize: Double
@@ -44,35 +45,33 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     }
 
     /// One /proc/PID/stat line. The command name sits in parentheses and may itself hold spaces
-    /// and parentheses: the fields are counted from the last ')'.
+    /// and parentheses: the fields are counted from the last ')'. Parsed as bytes: this runs for
+    /// every process of every tree on every tick.
     static func parseStat(_ bytes: [UInt8]) -> Stat? {
-        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")),
-            let pid = Int32(String(decoding: bytes.prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self))
-        else { return nil }
-        let rest = String(decoding: bytes[(close + 1)...], as: UTF8.self).split(separator: " ")
-        guard rest.count >= 22, let parent = Int32(rest[1]), let user = UInt64(rest[11]),
-            let system = UInt64(rest[12]), let threads = UInt64(rest[17]), let rss = UInt64(rest[21])
-        else { return nil }
-        return Stat(pid: pid, parent: parent, cpuTicks: user + system, threads: threads, residentPages: rss)
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let pid = integers(bytes, limit: 1)
+        // After ") S ": ppid (field 4) … utime (14), stime (15) … num_threads (20) … rss (24).
+        // The state letter is not a number, so the integers start at the parent PID.
+        let fields = integers(bytes, from: close + 1, limit: 21)
+        guard pid.count == 1, fields.count == 21 else { return nil }
+        return Stat(
+            pid: Int32(truncatingIfNeeded: pid[0]), parent: Int32(truncatingIfNeeded: fields[0]),
+            cpuTicks: fields[10] + fields[11], threads: fields[16], residentPages: fields[20])
     }
 
-    /// read_bytes and write_bytes of /proc/PID/io (bytes that reached the storage layer).
+    /// read_bytes and write_bytes of /proc/PID/io (bytes that reached the storage layer): the
+    /// fifth and sixth numbers of the file.
     static func parseIO(_ bytes: [UInt8]) -> (read: UInt64, write: UInt64)? {
-        var read: UInt64?
-        var write: UInt64?
-        for fields in lines(bytes) where fields.count >= 2 {
-            if fields[0] == "read_bytes:" { read = UInt64(fields[1]) }
-            if fields[0] == "write_bytes:" { write = UInt64(fields[1]) }
-        }
-        guard let read, let write else { return nil }
-        return (read, write)
+        let values = integers(bytes, limit: 6)
+        guard values.count == 6 else { return nil }
+        return (values[4], values[5])
     }
 
     /// Every process's stat line, by PID.
     func processes() -> [Int32: Stat] {
         var out: [Int32: Stat] = [:]
         for name in directoryEntries(procRoot) {
-            guard let pid = Int32(name), let bytes = try? readFile("\(procRoot)/\(name)/stat"),
+            guard let pid = Int32(name), let bytes = try? files.read("\(procRoot)/\(name)/stat"),
                 let stat = Self.parseStat(bytes)
             else { continue }
             out[pid] = stat
@@ -96,9 +95,34 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         return out.sorted()
     }
 
+    /// The stat lines of each root's tree. Where the kernel lists each task's children
+    /// (/proc/PID/task/TID/children, Linux 3.5+), only the tree's own processes are read;
+    /// elsewhere every process is, to find the tree from their parent PIDs.
+    func treeProcesses(roots: [Int32]) -> [Int32: Stat] {
+        var out: [Int32: Stat] = [:]
+        for root in roots {
+            var stack = [root]
+            while let pid = stack.popLast() {
+                guard out[pid] == nil, let bytes = try? files.read("\(procRoot)/\(pid)/stat"),
+                    let stat = Self.parseStat(bytes)
+                else { continue }
+                out[pid] = stat
+                let tasks = directoryEntries("\(procRoot)/\(pid)/task")
+                var listed = false
+                for task in tasks {
+                    guard let children = try? files.read("\(procRoot)/\(pid)/task/\(task)/children") else { continue }
+                    listed = true
+                    stack += integers(children).map { Int32(truncatingIfNeeded: $0) }
+                }
+                if !listed { return processes() }
+            }
+        }
+        return out
+    }
+
     /// Readings per root PID. `seconds` since the last call; 0 on the first (no rates).
     public func sample(roots: [Int32], seconds: Double) -> [Int32: [Reading]] {
-        let all = processes()
+        let all = treeProcesses(roots: roots)
         var current: [Int32: Counters] = [:]
         var out: [Int32: [Reading]] = [:]
         lastTree = [:]
@@ -115,7 +139,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var descriptors = 0
             for pid in members {
                 let stat = all[pid]!
-                let io = (try? readFile("\(procRoot)/\(pid)/io")).flatMap(Self.parseIO)
+                let io = (try? files.read("\(procRoot)/\(pid)/io")).flatMap(Self.parseIO)
                 let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write)
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
@@ -151,6 +175,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             out[root] = readings
         }
         previous = current
+        files.prune()
         return out
     }
 }
