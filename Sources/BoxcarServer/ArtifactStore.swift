@@ -3,7 +3,16 @@ import Glibc
 #endif
 import BoxcarModel
 import Crypto
+import Dispatch
 import FoundationEssentials
+
+/// Runs blocking file work (writes, fsync, reads of large files) off the Swift concurrency pool,
+/// whose few threads (two on a 2-core machine) must stay free for every other call.
+func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
 
 /// Uploaded bytes, stored by content: `blobs/<first two hex digits>/<sha256>` under the artifacts
 /// directory. The path a client sends is only recorded, never used to place bytes, so no upload
@@ -35,7 +44,7 @@ public struct ArtifactStore: Sendable {
         return fd >= 0 ? BlobReader(fd: fd) : nil
     }
 
-    public final class BlobReader {
+    public final class BlobReader: @unchecked Sendable {
         private let fd: Int32
 
         init(fd: Int32) { self.fd = fd }
@@ -57,7 +66,7 @@ public struct ArtifactStore: Sendable {
     }
 
     /// An upload in progress: bytes go to a temporary file while both digests are computed.
-    public final class Upload {
+    public final class Upload: @unchecked Sendable {
         let store: ArtifactStore
         let temporaryPath: String
         private var fd: Int32

@@ -194,11 +194,11 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                 guard case .chunks(let chunk) = frame.streamFrame else {
                     throw ValidationError("UploadFile takes one metadata frame, first; the rest must be chunks")
                 }
-                try upload.write(chunk)
+                try await blocking { try upload.write(chunk) }
             }
             let digests = upload.digests()
             try expected.verify(digests)
-            try upload.commit(sha256: digests.sha256)
+            try await blocking { try upload.commit(sha256: digests.sha256) }
             file.blob = digests.sha256
             file.size = upload.size
             // Should recording fail now (shutdown, a full disk), the blob stays: another upload of
@@ -227,7 +227,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                     message: "the bytes of file \(file.id) are missing from the artifacts directory \(artifacts.root)")
             }
             try await response.write(.with { $0.metadata = Modelbox_FileMetadata(file) })
-            while let chunk = try reader.next(maxBytes: Self.downloadChunkBytes) {
+            while let chunk = try await blocking({ try reader.next(maxBytes: Self.downloadChunkBytes) }) {
                 try await response.write(.with { $0.chunks = chunk })
             }
         }
