@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import BoxcarModel
 import BoxcarServer
@@ -66,6 +69,7 @@ struct AgentCommand: AsyncParsableCommand {
         } else if let executorChoice, executorChoice != "swift" {
             throw CLIError("executor must be swift or nio, not \(executorChoice)")
         }
+        raiseFileLimit()
         let settings = try await AgentSettings.resolve(
             flags: [
                 "db": db, "socket": socket, "listen": listen, "artifacts": artifacts,
@@ -149,4 +153,14 @@ struct AgentSettings {
                 nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1"),
             logLevel: level)
     }
+}
+
+/// The agent keeps /proc and /sys files open between samples; the usual soft limit (1024) is
+/// raised to the hard one so that a large trainer's process tree cannot starve SQLite and the
+/// listeners of descriptors.
+func raiseFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }

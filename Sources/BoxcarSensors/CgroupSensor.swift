@@ -64,6 +64,7 @@ public final class CgroupSensor: Sensor {
             }
         }
         previous = (path, stat)
+        files.prune()  // the cgroup of a trainer that left, the files of its cgroup
         if out.isEmpty { throw SensorError("no cgroup v2 files under \(directory)") }
         return out
     }

@@ -4,8 +4,9 @@ import Glibc
 
 /// Mounted filesystems (`/proc/self/mountinfo`, then statvfs on each mount point): bytes and
 /// inodes used, free and in all. Real filesystems only, network and parallel ones included (nfs,
-/// lustre, ceph, …); pseudo ones (proc, sysfs, cgroup, tmpfs, …) are skipped. A mount point seen
-/// twice (bind mounts) is counted once.
+/// lustre, ceph, …); pseudo ones (proc, sysfs, cgroup, tmpfs, …) are skipped. A filesystem
+/// mounted more than once (bind mounts: a pod's /etc/hosts, the same volume twice) is counted
+/// once, at its first mount point.
 public final class FilesystemSensor: Sensor {
     public let name = "filesystem"
     let files = OpenFiles()
@@ -44,6 +45,8 @@ public final class FilesystemSensor: Sensor {
         var mountPoint: String
         var type: String
         var source: String
+        /// major:minor: the same device mounted twice has the same one.
+        var device: String
     }
 
     /// mountinfo lines: "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
@@ -54,7 +57,9 @@ public final class FilesystemSensor: Sensor {
             let fields = line.split(separator: " ")
             guard let dash = fields.firstIndex(of: "-"), dash >= 5, fields.count >= dash + 3 else { continue }
             let mountPoint = String(fields[4]).replacingEscapes()
-            out.append(Mount(mountPoint: mountPoint, type: String(fields[dash + 1]), source: String(fields[dash + 2])))
+            out.append(Mount(
+                mountPoint: mountPoint, type: String(fields[dash + 1]), source: String(fields[dash + 2]),
+                device: String(fields[2])))
         }
         return out
     }
@@ -63,7 +68,7 @@ public final class FilesystemSensor: Sensor {
         var seen: Set<String> = []
         var out: [Reading] = []
         for mount in Self.parse(try files.read(procRoot + "/self/mountinfo"))
-        where !Self.pseudo.contains(mount.type) && seen.insert(mount.mountPoint).inserted {
+        where !Self.pseudo.contains(mount.type) && seen.insert(mount.device).inserted {
             guard let usage = statfs(mount.mountPoint), usage.totalBytes > 0 else { continue }
             let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]
             out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))

@@ -103,9 +103,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         let rc = call(metric, device, labels: [], processes: [], into: &scratch)
         switch rc {
         case nil: return .failure(ProbeFailure(reason: "the library has no function for it"))
-        case NVMLReturn.success?: return .success(())
         case NVMLReturn.notSupported?: return .failure(ProbeFailure(reason: "not supported by this GPU"))
-        case let code?: return .failure(ProbeFailure(reason: library.describe(code)))
+        // Any other answer (success, or a passing error such as NO_PERMISSION or GPU busy) keeps
+        // the metric: it is read each tick and simply missing from the ticks it fails.
+        case _?: return .success(())
         }
     }
 
@@ -233,7 +234,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 rc = infos.withUnsafeMutableBufferPointer { function(device, &count, $0.baseAddress) }
             }
             if rc == NVMLReturn.success {
-                for info in infos.prefix(Int(count)) where processes.contains(Int32(bitPattern: info.pid)) {
+                // NVML_VALUE_NOT_AVAILABLE (all ones): the driver could not say, e.g. without permission.
+                for info in infos.prefix(Int(count))
+                where processes.contains(Int32(bitPattern: info.pid)) && info.usedGpuMemory != UInt64.max {
                     readings.append(Reading(
                         "hw.gpu.process.memory.usage", with(.init("pid", String(info.pid))), Double(info.usedGpuMemory)))
                 }

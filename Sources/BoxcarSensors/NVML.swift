@@ -48,12 +48,14 @@ public final class NVMLLibrary: @unchecked Sendable {
             throw NVMLError.libraryNotFound(path: path, reason: reason)
         }
         var missing: [String] = []
-        func symbol<F>(_ name: String, as type: F.Type) -> F? {
-            guard !hiding.contains(name), let address = dlsym(handle, name) else {
-                missing.append(name)
-                return nil
+        /// The first of `names` the library has (newer drivers renamed some functions, with
+        /// the same signature).
+        func symbol<F>(_ names: String..., as type: F.Type) -> F? {
+            for name in names where !hiding.contains(name) {
+                if let address = dlsym(handle, name) { return unsafeBitCast(address, to: type) }
             }
-            return unsafeBitCast(address, to: type)
+            missing.append(names[0])
+            return nil
         }
         guard let initialize = symbol("nvmlInit_v2", as: (@convention(c) () -> Int32).self) else {
             dlclose(handle)
@@ -91,10 +93,10 @@ public final class NVMLLibrary: @unchecked Sendable {
             clockInfo: symbol("nvmlDeviceGetClockInfo", as: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32).self),
             pcieThroughput: symbol("nvmlDeviceGetPcieThroughput", as: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32).self),
             fanSpeed: symbol("nvmlDeviceGetFanSpeed", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            clocksEventReasons: symbol("nvmlDeviceGetCurrentClocksEventReasons", as: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32).self),
+            clocksEventReasons: symbol("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons", as: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32).self),
             totalEccErrors: symbol("nvmlDeviceGetTotalEccErrors", as: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32).self),
             migMode: symbol("nvmlDeviceGetMigMode", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            computeProcesses: symbol("nvmlDeviceGetComputeRunningProcesses_v3", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32).self),
+            computeProcesses: symbol("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32).self),
             eventSetCreate: symbol("nvmlEventSetCreate", as: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
             registerEvents: symbol("nvmlDeviceRegisterEvents", as: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32).self),
             eventSetWait: symbol("nvmlEventSetWait_v2", as: (@convention(c) (OpaquePointer, UnsafeMutablePointer<boxcar_nvmlEventData_t>, UInt32) -> Int32).self),

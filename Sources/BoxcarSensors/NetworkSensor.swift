@@ -37,7 +37,10 @@ public final class NetworkSensor: CounterSensor {
     func snapshot() throws -> Snapshot {
         let all = Self.parse(try files.read(procRoot + "/net/dev"))
         guard !includeVirtual else { return all }
-        return all.filter { exists(sysRoot + "/class/net/" + $0.key + "/device") }
+        let physical = all.filter { exists(sysRoot + "/class/net/" + $0.key + "/device") }
+        // In a container's network namespace every interface is virtual (a veth): then count
+        // them all but the loopback.
+        return physical.isEmpty ? all.filter { $0.key != "lo" } : physical
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {

@@ -71,7 +71,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     func processes() -> [Int32: Stat] {
         var out: [Int32: Stat] = [:]
         for name in directoryEntries(procRoot) {
-            guard let pid = Int32(name), let bytes = try? files.read("\(procRoot)/\(name)/stat"),
+            // Every process of the machine: read and closed, not kept open (that would hold a
+            // descriptor per process).
+            guard let pid = Int32(name), let bytes = try? readFile("\(procRoot)/\(name)/stat"),
                 let stat = Self.parseStat(bytes)
             else { continue }
             out[pid] = stat
@@ -110,7 +112,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 let tasks = directoryEntries("\(procRoot)/\(pid)/task")
                 var listed = false
                 for task in tasks {
-                    guard let children = try? files.read("\(procRoot)/\(pid)/task/\(task)/children") else { continue }
+                    // One file per thread: read and closed, or a trainer's hundreds of threads
+                    // would each hold a descriptor.
+                    guard let children = try? readFile("\(procRoot)/\(pid)/task/\(task)/children") else { continue }
                     listed = true
                     stack += integers(children).map { Int32(truncatingIfNeeded: $0) }
                 }
@@ -136,7 +140,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var ioSeen = false
             var rss = 0.0
             var threads: UInt64 = 0
-            var descriptors = 0
+            var descriptors: Int?
             for pid in members {
                 let stat = all[pid]!
                 let io = (try? files.read("\(procRoot)/\(pid)/io")).flatMap(Self.parseIO)
@@ -144,7 +148,8 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
                 threads += stat.threads
-                descriptors += countEntries("\(procRoot)/\(pid)/fd")
+                // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
+                if let count = countEntries("\(procRoot)/\(pid)/fd") { descriptors = (descriptors ?? 0) + count }
                 if let before = previous[pid] {
                     if counters.cpuTicks >= before.cpuTicks { cpuDelta += counters.cpuTicks - before.cpuTicks }
                     if let read = counters.readBytes, let write = counters.writeBytes,
@@ -160,9 +165,11 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var readings = [
                 Reading("process.memory.usage", labels, rss),
                 Reading("process.thread.count", labels, Double(threads)),
-                Reading("process.open_file_descriptor.count", labels, Double(descriptors)),
                 Reading("process.count", labels, Double(members.count)),
             ]
+            if let descriptors {
+                readings.append(Reading("process.open_file_descriptor.count", labels, Double(descriptors)))
+            }
             if seconds > 0 {
                 readings.append(Reading(
                     "process.cpu.utilization", labels,
@@ -180,7 +187,16 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     }
 }
 
-/// Entries of a directory, "." and ".." aside; 0 when it cannot be read (another user's fd/).
-func countEntries(_ path: String) -> Int {
-    directoryEntries(path).count
+/// Entries of a directory, "." and ".." aside; nil when it cannot be read (another user's fd/).
+func countEntries(_ path: String) -> Int? {
+    guard access(path, R_OK | X_OK) == 0, let directory = opendir(path) else { return nil }
+    closedir(directory)
+    return directoryEntries(path).count
+}
+
+extension ProcessTreeSensor {
+    /// Whether a process with this PID exists.
+    public func exists(_ pid: Int32) -> Bool {
+        access("\(procRoot)/\(pid)", F_OK) == 0
+    }
 }

@@ -30,11 +30,21 @@ final class Sampler: Sendable {
         let clock = ContinuousClock()
         var next = clock.now
         var last: ContinuousClock.Instant?
+        var failing = false
         while !Task.isCancelled {
             let now = clock.now
             let elapsed = last.map { now - $0 }
             last = now
-            try await tick(elapsed: elapsed)
+            do {
+                try await tick(elapsed: elapsed)
+                failing = false
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // A refused write (a full disk) loses this tick, not the sampler.
+                if !failing { logger.error("a sample could not be stored; sampling goes on", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
             next = next.advanced(by: interval)
             while next <= clock.now { next = next.advanced(by: interval) }
             try await Task.sleep(until: next, clock: clock)
@@ -44,7 +54,17 @@ final class Sampler: Sendable {
     func tick(elapsed: Duration?) async throws {
         let attached = (try? await store.attachedProcesses()) ?? []
         let roots = attached.map(\.pid)
-        let (readings, trees, xids) = sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
+        // Sensors block (file reads, NVML): on Dispatch's threads, not the concurrency pool's.
+        let sensors = self.sensors
+        let logger = self.logger
+        let (readings, trees, xids, gone) = try await blocking {
+            sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
+        }
+        // A trainer that died without detaching (killed, out of memory) is detached for it.
+        for (experimentID, pid) in attached where gone.contains(pid) {
+            _ = try? await store.detach(experimentID: experimentID, pid: pid)
+            logger.info("attached process is gone; detached", metadata: ["experiment": "\(experimentID)", "pid": "\(pid)"])
+        }
         let wallclock = WallClock.now()
         let step = UInt64(wallclock / 1_000_000)
         func point(_ reading: Reading, parent: String) -> IngestBatch.Series {
@@ -73,7 +93,7 @@ final class Sampler: Sendable {
 
 /// The sensors, touched by one tick at a time (the sampler's loop), and which failures were
 /// already logged.
-private final class SensorSet: @unchecked Sendable {
+final class SensorSet: @unchecked Sendable {
     let sensors: [any Sensor]
     let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
@@ -86,10 +106,11 @@ private final class SensorSet: @unchecked Sendable {
         self.nvidia = nvidia
     }
 
-    /// The host's readings, each root's process-tree readings, and XID errors.
+    /// The host's readings, each root's process-tree readings, XID errors, and the roots whose
+    /// process no longer exists.
     func sample(
         elapsed: Duration?, roots: [Int32], logger: Logger
-    ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)]) {
+    ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
         var readings: [Reading] = []
         defer { ticks += 1 }
         // The container numbers of the trainer when one is attached, else of the agent.
@@ -115,6 +136,7 @@ private final class SensorSet: @unchecked Sendable {
             readings += nvidia.sample(processes: pids)
             xids = nvidia.xidErrors()
         }
-        return (readings, trees, xids)
+        let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
+        return (readings, trees, xids, gone)
     }
 }

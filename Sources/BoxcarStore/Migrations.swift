@@ -136,6 +136,10 @@ enum Migrations {
         """
         INSERT INTO objects (id, kind, namespace, seq) VALUES ('host', 'host', '', 0);
         """,
+        // 3: an attached experiment reads the host's blocks of its windows, not all of them.
+        """
+        CREATE INDEX metric_blocks_wallclock ON metric_blocks (series_id, wallclock_max);
+        """,
     ]
 
     /// Brings the database to the newest schema. Fails on a database newer than this program.

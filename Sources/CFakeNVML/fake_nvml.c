@@ -238,6 +238,11 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigne
     VALUE(F_EVENT_REASONS, unsigned long long, reasons)
 }
 
+// The name drivers before R535 give the same function.
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long *reasons) {
+    VALUE(F_EVENT_REASONS, unsigned long long, reasons)
+}
+
 nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, int errorType, int counterType, unsigned long long *count) {
     (void)counterType;
     int field = errorType == 0 ? F_ECC_CORRECTED : F_ECC_UNCORRECTED;

@@ -157,6 +157,14 @@ import Testing
         #expect(readings.filter { $0.name == "hw.temperature" }.count == 2)
     }
 
+    @Test func olderDriversAreReadThroughTheOlderNames() throws {
+        // A driver before R535 has nvmlDeviceGetCurrentClocksThrottleReasons only.
+        let library = try load("gpus 1\n0 clocks_event_reasons 8\n", hiding: ["nvmlDeviceGetCurrentClocksEventReasons"])
+        #expect(library.missingSymbols.isEmpty)
+        let readings = try NVIDIAGPUSensor(library: library).sample()
+        #expect(readings.first { $0.seriesKey.contains(#"reason="hw_slowdown""#) }?.value == 1)
+    }
+
     @Test func xidErrorsAreDeliveredOnce() throws {
         let sensor = try NVIDIAGPUSensor(library: try load("gpus 2\nxid 1 79\n"))
         let first = sensor.xidErrors()

@@ -61,7 +61,11 @@ import Testing
         }) { client in
             let store = client.modelStore
             let id = try await store.createExperiment(.with { $0.name = "sampled"; $0.namespace = "n" }).experimentID
-            _ = try await client.agent.attach(.with { $0.experimentID = id; $0.pid = 100 })
+            // Let the host gather points before the trainer attaches: those must not show.
+            for _ in 0..<100 where (try? await client.metrics(parentID: "host", keys: ["system/system.memory.limit"]).first?.columns.count ?? 0) ?? 0 < 3 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let attachedAt = try await client.agent.attach(.with { $0.experimentID = id; $0.pid = 100 }).attachedAt.nanoseconds
             var metrics: [String: [Float]] = [:]
             let gpu = #"{index="0",name="Fake-GPU",uuid="GPU-e2e"}"#
             for _ in 0..<100 where (metrics[#"system/process.count{pid="100"}"#]?.count ?? 0) < 2 {
@@ -72,12 +76,28 @@ import Testing
             #expect(metrics["system/hw.gpu.utilization" + gpu]?.last == 0.5)
             #expect(metrics["system/hw.gpu.memory.usage" + gpu]?.last == 250)
             #expect(metrics["system/system.memory.limit"]?.last == 25_276_514_304)
+            let window = try await store.getMetrics(.with { $0.parentID = id }).metrics
+                .first { $0.key == "system/system.memory.limit" }?.values.map { Int64(bitPattern: $0.wallclockTime) } ?? []
+            #expect(!window.isEmpty)
+            #expect(window.allSatisfy { $0 >= attachedAt })
             #expect(metrics["system/system.cpu.load_average.1m"]?.last == 3.21)
             #expect(metrics[#"system/process.count{pid="100"}"#]?.last == 3)
             #expect(metrics[#"system/process.thread.count{pid="100"}"#]?.last == 14)
             // The host keeps its own series whatever is attached.
             let host = try await client.metrics(parentID: "host", keys: ["system/system.memory.limit"])
             #expect(host.first?.columns.values.last == 25_276_514_304)
+            // The trainer dies without detaching: the agent closes its window for it, so the
+            // experiment stops getting host points while the host goes on.
+            try FileManager.default.removeItem(atPath: proc + "/100")
+            func lastWallclock(_ parent: String) async throws -> Int64 {
+                let series = try await client.metrics(parentID: parent, keys: ["system/system.memory.limit"])
+                return series.first?.columns.wallclocks.max() ?? 0
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let closedAt = try await lastWallclock(id)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await lastWallclock(id) == closedAt)
+            #expect(try await lastWallclock("host") > closedAt)
             // An experiment never attached sees no machine series.
             let other = try await store.createExperiment(.with { $0.name = "quiet"; $0.namespace = "n" }).experimentID
             #expect(try await store.getMetrics(.with { $0.parentID = other }).metrics.isEmpty)
