@@ -9,6 +9,13 @@ public final class CgroupSensor: Sensor {
     let sysRoot: String
     /// Whose cgroup: a PID, or "self".
     public var process: String = "self"
+
+    /// A sensor of the same roots for another process's cgroup (an attached trainer's).
+    public func following(process pid: Int32) -> CgroupSensor {
+        let sensor = CgroupSensor(procRoot: procRoot, sysRoot: sysRoot)
+        sensor.process = String(pid)
+        return sensor
+    }
     var previous: (path: String, stat: [String: UInt64])?
 
     public init(procRoot: String = "/proc", sysRoot: String = "/sys") {

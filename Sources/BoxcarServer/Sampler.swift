@@ -99,6 +99,8 @@ final class SensorSet: @unchecked Sendable {
     let nvidia: NVIDIAGPUSensor?
     var reported: Set<String> = []
     var ticks = 0
+    /// The cgroup of each attached trainer, which may be another container than the agent's.
+    var trainerCgroups: [Int32: CgroupSensor] = [:]
 
     init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?) {
         self.sensors = sensors
@@ -113,10 +115,6 @@ final class SensorSet: @unchecked Sendable {
     ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
         var readings: [Reading] = []
         defer { ticks += 1 }
-        // The container numbers of the trainer when one is attached, else of the agent.
-        for case let cgroup as CgroupSensor in sensors {
-            cgroup.process = roots.first.map { String($0) } ?? "self"
-        }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             do {
                 readings += try sensor.sample(elapsed: elapsed)
@@ -128,12 +126,34 @@ final class SensorSet: @unchecked Sendable {
             }
         }
         let seconds = elapsed.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
-        let trees = processes.sample(roots: roots, seconds: seconds)
+        var trees = processes.sample(roots: roots, seconds: seconds)
+        // Each trainer's own container numbers (the host's cgroup series are the agent's).
+        let host = sensors.lazy.compactMap { $0 as? CgroupSensor }.first
+        trainerCgroups = trainerCgroups.filter { roots.contains($0.key) }
+        for root in roots where trees[root] != nil {
+            guard let host else { break }
+            let cgroup = trainerCgroups[root] ?? host.following(process: root)
+            trainerCgroups[root] = cgroup
+            // cgroup v1 and unreadable cgroups are reported once by the host's cgroup sensor.
+            let mine = (try? cgroup.sample(elapsed: elapsed)) ?? []
+            trees[root, default: []] += mine.map { Reading($0.name, $0.labels + [.init("pid", String(root))], $0.value) }
+        }
         var xids: [(gpu: Int, xid: UInt64)] = []
         if let nvidia {
-            // GPU memory of the trainers' processes: every PID of their trees.
-            let pids = Set(roots.flatMap { processes.lastTree[$0] ?? [$0] })
-            readings += nvidia.sample(processes: pids)
+            // GPU memory of the trainers' processes goes to the tree holding each PID.
+            var owner: [String: Int32] = [:]
+            for root in roots {
+                for pid in processes.lastTree[root] ?? [root] { owner[String(pid)] = root }
+            }
+            for reading in nvidia.sample(processes: Set(owner.keys.compactMap { Int32($0) })) {
+                if reading.name == "hw.gpu.process.memory.usage" {
+                    if let pid = reading.labels.first(where: { $0.name == "pid" })?.value, let root = owner[pid] {
+                        trees[root, default: []].append(reading)
+                    }
+                } else {
+                    readings.append(reading)
+                }
+            }
             xids = nvidia.xidErrors()
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })

@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func anAttachedExperimentGetsHostGPUAndProcessSeries() async throws {
-        let library = try fakeNVML(script: "gpus 1\n0 name Fake-GPU\n0 uuid GPU-e2e\n0 utilization.gpu 50\n0 memory.total 1000\n0 memory.used 250\n")
+        let library = try fakeNVML(script: "gpus 1\n0 name Fake-GPU\n0 uuid GPU-e2e\n0 utilization.gpu 50\n0 memory.total 1000\n0 memory.used 250\n0 process 101 4096\n0 process 200 8192\n")
         let proc = try procRoot()
         try await withAgent(in: directory, configure: {
             $0.sampleInterval = .milliseconds(100)
@@ -83,6 +83,10 @@ import Testing
             #expect(metrics["system/system.cpu.load_average.1m"]?.last == 3.21)
             #expect(metrics[#"system/process.count{pid="100"}"#]?.last == 3)
             #expect(metrics[#"system/process.thread.count{pid="100"}"#]?.last == 14)
+            // GPU memory of a process of the trainer's tree (101, a child of 100) is the
+            // experiment's; that of an unrelated process (200) is nobody's.
+            #expect(metrics[#"system/hw.gpu.process.memory.usage{index="0",name="Fake-GPU",pid="101",uuid="GPU-e2e"}"#]?.last == 4096)
+            #expect(!metrics.keys.contains { $0.contains(#"pid="200""#) })
             // The host keeps its own series whatever is attached.
             let host = try await client.metrics(parentID: "host", keys: ["system/system.memory.limit"])
             #expect(host.first?.columns.values.last == 25_276_514_304)
