@@ -430,9 +430,6 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 struct BenchError: Error, CustomStringConvertible {
     var description: String

@@ -75,7 +75,4 @@ public struct AgentClient: Sendable {
         try await modelStore.listArtifacts(.with { $0.parentID = parentID }).files.map(\.domain)
     }
 
-    public func experiment(id: String) async throws -> Experiment {
-        try await modelStore.getExperiment(.with { $0.id = id }).experiment.domain
-    }
 }

@@ -46,9 +46,3 @@ public final class AMDGPUSensor: Sensor {
         return out
     }
 }
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        Substring(self).trimmingCharacters(in: set)
-    }
-}

@@ -62,7 +62,7 @@ public final class CgroupSensor: Sensor {
         }
         let stat = Self.keyed((try? files.read(directory + "/cpu.stat")) ?? [])
         if let elapsed, let previous, previous.path == path {
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             if let old = previous.stat["usage_usec"], let new = stat["usage_usec"], let perSecond = rate(old, new, seconds) {
                 out.append(Reading("container.cpu.usage", [], perSecond / 1_000_000))
             }

@@ -193,6 +193,5 @@ enum NVMLReturn {
     static let notSupported: Int32 = 3
     static let insufficientSize: Int32 = 7
     static let driverNotLoaded: Int32 = 9
-    static let timeout: Int32 = 10
     static let libraryVersionMismatch: Int32 = 18
 }

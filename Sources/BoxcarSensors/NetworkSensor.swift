@@ -60,9 +60,3 @@ public final class NetworkSensor: CounterSensor {
         return out
     }
 }
-
-extension Substring {
-    func trimmingCharacters(in set: Character) -> String {
-        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
-    }
-}

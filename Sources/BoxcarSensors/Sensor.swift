@@ -125,7 +125,7 @@ extension CounterSensor {
     public func sample(elapsed: Duration?) throws -> [Reading] {
         let current = try snapshot()
         defer { previous = current }
-        let seconds = elapsed.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+        let seconds = elapsed?.seconds ?? 0
         return readings(from: elapsed == nil ? nil : previous, to: current, seconds: seconds)
     }
 }
@@ -175,4 +175,18 @@ func integers(_ bytes: [UInt8], from start: Int = 0, limit: Int = .max) -> [UInt
     }
     if inNumber && out.count < limit { out.append(value) }
     return out
+}
+
+extension Duration {
+    /// The duration in seconds, as rates divide by it.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+extension StringProtocol {
+    /// Without `character` at either end.
+    func trimmingCharacters(in character: Character) -> String {
+        String(drop { $0 == character }.reversed().drop { $0 == character }.reversed())
+    }
 }

@@ -1,5 +1,6 @@
 import BoxcarAPI
 import BoxcarModel
+import BoxcarSensors
 import BoxcarStore
 import GRPCCore
 import Logging
@@ -219,7 +220,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         return .with {
             $0.status = "serving"
             $0.version = version
-            $0.uptimeSeconds = Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18
+            $0.uptimeSeconds = uptime.seconds
             $0.database = store.path
             $0.lastSequence = UInt64(store.lastSequence)
             $0.pendingWrites = UInt64(store.pendingWrites)

@@ -125,7 +125,7 @@ final class SensorSet: @unchecked Sendable {
                 }
             }
         }
-        let seconds = elapsed.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } ?? 0
+        let seconds = elapsed?.seconds ?? 0
         var trees = processes.sample(roots: roots, seconds: seconds)
         // Each trainer's own container numbers (the host's cgroup series are the agent's).
         let host = sensors.lazy.compactMap { $0 as? CgroupSensor }.first

@@ -18,7 +18,6 @@ public enum Durability: String, Sendable, CaseIterable {
 /// that WAL lets run beside it.
 public final class Store: Sendable {
     public let path: String
-    public let readOnly: Bool
     let writer: Writer?
     private let readers: Mutex<[Connection]>
     private let readQueue = DispatchQueue(label: "boxcar.store.read", attributes: .concurrent)
@@ -50,7 +49,7 @@ public final class Store: Sendable {
         try connection.execute("PRAGMA foreign_keys = OFF")
         try Migrations.migrate(connection)
         let writer = try Writer(connection: connection, capacity: queueCapacity, logger: logger)
-        return Store(path: path, readOnly: false, writer: writer, lock: lock)
+        return Store(path: path, writer: writer, lock: lock)
     }
 
     /// Opens an existing database for reading only, also while an agent writes to it.
@@ -65,7 +64,7 @@ public final class Store: Sendable {
                 code: 1,
                 message: "\(path) has schema version \(version), newer than this boxcar knows; upgrade boxcar")
         }
-        let store = Store(path: path, readOnly: true, writer: nil, lock: -1)
+        let store = Store(path: path, writer: nil, lock: -1)
         store.giveBack(connection)
         return store
     }
@@ -73,9 +72,8 @@ public final class Store: Sendable {
     /// The descriptor holding the writer's lock on `<path>.lock`; -1 for read-only stores.
     private let lock: Int32
 
-    private init(path: String, readOnly: Bool, writer: Writer?, lock: Int32) {
+    private init(path: String, writer: Writer?, lock: Int32) {
         self.path = path
-        self.readOnly = readOnly
         self.writer = writer
         self.readers = Mutex([])
         self.lock = lock
