@@ -107,7 +107,7 @@ let package = Package(
         // What several test targets share (a temporary directory that cleans up after itself).
         .target(name: "BoxcarTestSupport", path: "Tests/BoxcarTestSupport"),
         .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel", "BoxcarTestSupport"]),
-        .testTarget(name: "BoxcarSensorsTests", dependencies: ["BoxcarSensors"]),
+        .testTarget(name: "BoxcarSensorsTests", dependencies: ["BoxcarSensors", "BoxcarTestSupport"]),
         .testTarget(
             name: "BoxcarAPITests",
             dependencies: [

@@ -286,21 +286,28 @@ struct BoxcarBench: AsyncParsableCommand {
         let tree = ProcessTreeSensor()
         let root = getpid()
         var readings = 0
+        // Each sensor's share, on this thread's CPU clock (the loop never suspends).
+        var spent: [String: Double] = [:]
+        func timed(_ name: String, _ body: () -> Int) {
+            let before = threadCPUSeconds()
+            readings += body()
+            spent[name, default: 0] += threadCPUSeconds() - before
+        }
         let started = cpuSeconds()
         let wall = ContinuousClock.now
         for tick in 0..<sensorTicks {
             for sensor in host where tick % sensor.cadence == 0 {
-                readings += (try? sensor.sample(elapsed: tick == 0 ? nil : .seconds(1)).count) ?? 0
+                timed(sensor.name) { (try? sensor.sample(elapsed: tick == 0 ? nil : .seconds(1)).count) ?? 0 }
             }
-            let trees = tree.sample(roots: [root], seconds: tick == 0 ? 0 : 1)
-            readings += trees[root]?.count ?? 0
-            readings += nvidia.sample(processes: Set(tree.lastTree[root] ?? [])).count
+            timed(tree.name) { tree.sample(roots: [root], seconds: tick == 0 ? 0 : 1)[root]?.count ?? 0 }
+            timed("nvidia") { nvidia.sample(processes: Set(tree.lastTree[root] ?? [])).count }
         }
         let cpu = cpuSeconds() - started
         let processes = tree.sample(roots: [root], seconds: 1)[root]?.first { $0.name == "process.count" }?.value ?? 0
         report([
             "scenario": "sensors", "clients": 0, "points": readings, "seconds": (ContinuousClock.now - wall).seconds,
             "ticks": sensorTicks, "us_per_tick": cpu / Double(sensorTicks) * 1e6, "processes": Int(processes), "gpus": 8,
+            "us_per_tick_by_sensor": spent.mapValues { ($0 / Double(sensorTicks) * 1e6).rounded() },
         ])
     }
 
@@ -442,6 +449,13 @@ func cpuSeconds() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// CPU time of the calling thread, to the nanosecond.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 /// CPU time of another process, from /proc/PID/stat (utime + stime, clock ticks).

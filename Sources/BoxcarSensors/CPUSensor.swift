@@ -2,7 +2,7 @@
 /// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
 public final class CPUSensor: CounterSensor {
     public let name = "cpu"
-    let files = OpenFiles()
+    let files = OpenFiles<String>()
     let procRoot: String
     var previous: Snapshot?
 

@@ -2,7 +2,7 @@
 /// bytes and operations per second each way, the busy fraction and the average queue length.
 public final class DiskSensor: CounterSensor {
     public let name = "disk"
-    let files = OpenFiles()
+    let files = OpenFiles<String>()
     let procRoot: String
     let sysRoot: String
     var previous: Snapshot?
@@ -25,10 +25,17 @@ public final class DiskSensor: CounterSensor {
         return out
     }
 
+    /// Whether each device seen is a whole disk: asked of /sys once per name, not every tick.
+    var wholeDisk: [String: Bool] = [:]
+
     func snapshot() throws -> Snapshot {
-        Self.parse(try files.read(procRoot + "/diskstats")).filter { name, _ in
-            !name.hasPrefix("loop") && !name.hasPrefix("ram") && exists(sysRoot + "/block/" + name)
+        let all = Self.parse(try files.read(procRoot + "/diskstats"))
+        if all.keys.contains(where: { wholeDisk[$0] == nil }) {
+            wholeDisk = Dictionary(uniqueKeysWithValues: all.keys.map { name in
+                (name, wholeDisk[name] ?? (!name.hasPrefix("loop") && !name.hasPrefix("ram") && exists(sysRoot + "/block/" + name)))
+            })
         }
+        return all.filter { wholeDisk[$0.key] == true }
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {

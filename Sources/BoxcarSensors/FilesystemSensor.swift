@@ -9,7 +9,7 @@ import Glibc
 /// once, at its first mount point.
 public final class FilesystemSensor: Sensor {
     public let name = "filesystem"
-    let files = OpenFiles()
+    let files = OpenFiles<String>()
     /// statvfs on a network filesystem can take long: every 10th tick.
     public let cadence = 10
     let procRoot: String

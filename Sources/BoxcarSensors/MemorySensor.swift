@@ -1,7 +1,7 @@
 /// Memory and swap (`/proc/meminfo`), in bytes.
 public final class MemorySensor: Sensor {
     public let name = "memory"
-    let files = OpenFiles()
+    let files = OpenFiles<String>()
     let procRoot: String
 
     public init(procRoot: String = "/proc") {

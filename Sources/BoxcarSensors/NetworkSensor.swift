@@ -3,7 +3,7 @@
 /// loopback and virtual ones (bridges, veths, ifb) would count the same traffic twice.
 public final class NetworkSensor: CounterSensor {
     public let name = "network"
-    let files = OpenFiles()
+    let files = OpenFiles<String>()
     let procRoot: String
     let sysRoot: String
     let includeVirtual: Bool
@@ -24,23 +24,31 @@ public final class NetworkSensor: CounterSensor {
 
     static func parse(_ bytes: [UInt8]) -> Snapshot {
         var out: Snapshot = [:]
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingCharacters(in: " ")
-            let values = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
+        for line in String(decoding: bytes, as: UTF8.self).utf8.split(separator: UInt8(ascii: "\n")) {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = Substring(line[..<colon]).trimmingCharacters(in: " ")
+            let values = line[line.index(after: colon)...].split(separator: UInt8(ascii: " ")).compactMap { UInt64(Substring($0)) }
             guard values.count >= 16 else { continue }
             out[name] = Counters(receive: Array(values[0..<8]), transmit: Array(values[8..<16]))
         }
         return out
     }
 
+    /// Whether each interface seen is physical: asked of /sys once per name, not every tick.
+    var physical: [String: Bool] = [:]
+
     func snapshot() throws -> Snapshot {
         let all = Self.parse(try files.read(procRoot + "/net/dev"))
         guard !includeVirtual else { return all }
-        let physical = all.filter { exists(sysRoot + "/class/net/" + $0.key + "/device") }
+        if all.keys.contains(where: { physical[$0] == nil }) {
+            physical = Dictionary(uniqueKeysWithValues: all.keys.map { name in
+                (name, physical[name] ?? exists(sysRoot + "/class/net/" + name + "/device"))
+            })
+        }
+        let chosen = all.filter { physical[$0.key] == true }
         // In a container's network namespace every interface is virtual (a veth): then count
         // them all but the loopback.
-        return physical.isEmpty ? all.filter { $0.key != "lo" } : physical
+        return chosen.isEmpty ? all.filter { $0.key != "lo" } : chosen
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {

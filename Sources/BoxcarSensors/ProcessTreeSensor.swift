@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The trainer's process tree: for each attached root PID, the root and all its descendants
-/// (found anew each tick from the parent PIDs in /proc/*/stat), summed: CPU utilization, resident
+/// (found each tick from the parent PIDs in /proc/*/stat), summed: CPU utilization, resident
 /// memory, threads, open file descriptors, disk bytes per second (where /proc/PID/io is readable)
 /// and the number of processes. Every reading carries the root's `pid` label.
 ///
@@ -11,11 +11,17 @@ import Glibc
 /// them adds nothing to that interval's CPU and I/O rates.
 public final class ProcessTreeSensor: @unchecked Sendable {
     public let name = "process"
-    let files = OpenFiles()
+    /// /proc/PID/stat and /proc/PID/io of the trees' processes, kept open between ticks.
+    let files = OpenFiles<ProcessFile>()
+    struct ProcessFile: Hashable {
+        var pid: Int32
+        var isIO: Bool
+    }
     let procRoot: String
     let clockTicksPerSecond: Double
     let pageSize: Double
     let cpuCount: Double
+    var sizeIsDescriptorCount: Bool
     var previous: [Int32: Counters] = [:]
     /// Each root's tree as of the last sample (the PIDs whose GPU memory is the trainer's).
     public private(set) var lastTree: [Int32: [Int32]] = [:]
@@ -28,6 +34,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         self.clockTicksPerSecond = Double(max(clockTicksPerSecond, 1))
         self.pageSize = Double(pageSize)
         self.cpuCount = Double(max(cpuCount, 1))
+        self.sizeIsDescriptorCount = Self.sizeCountsDescriptors(procRoot: procRoot)
     }
 
     struct Stat: Equatable {
@@ -67,25 +74,37 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         return (values[4], values[5])
     }
 
-    /// Every process's stat line, by PID.
-    func processes() -> [Int32: Stat] {
-        var out: [Int32: Stat] = [:]
-        for name in directoryEntries(procRoot) {
-            // Every process of the machine: read and closed, not kept open (that would hold a
-            // descriptor per process).
-            guard let pid = Int32(name), let bytes = try? readFile("\(procRoot)/\(name)/stat"),
-                let stat = Self.parseStat(bytes)
-            else { continue }
-            out[pid] = stat
+    /// Every process's parent, from its stat line. A process's parent changes only when its
+    /// parent dies, so each new PID's stat is read once and the answer kept while the PID stays
+    /// listed; the trees' own members are read every tick anyway and correct it. Once every
+    /// `rescanEvery` ticks all are read again, for what the cache cannot see: a PID reused within
+    /// a tick, an orphan adopted by a subreaper inside the tree. (Reading each thread's
+    /// /proc/PID/task/TID/children instead costs a read per thread: hundreds for a trainer.)
+    var parents: [Int32: Int32] = [:]
+    var ticksSinceRescan = 0
+    static let rescanEvery = 30
+
+    func refreshParents() {
+        let rescan = ticksSinceRescan == 0
+        ticksSinceRescan = (ticksSinceRescan + 1) % Self.rescanEvery
+        var next: [Int32: Int32] = [:]
+        next.reserveCapacity(parents.count)
+        for pid in processIDs(procRoot) {
+            if !rescan, let parent = parents[pid] {
+                next[pid] = parent
+            } else if let bytes = try? readFile("\(procRoot)/\(pid)/stat"), let stat = Self.parseStat(bytes) {
+                // Read and closed: a descriptor per process of the machine is too many to keep.
+                next[pid] = stat.parent
+            }
         }
-        return out
+        parents = next
     }
 
-    /// The root and its descendants that exist now.
-    static func tree(of root: Int32, in processes: [Int32: Stat]) -> [Int32] {
-        guard processes[root] != nil else { return [] }
+    /// The root and its descendants, by the parents known.
+    static func tree(of root: Int32, parents: [Int32: Int32]) -> [Int32] {
+        guard parents[root] != nil else { return [] }
         var children: [Int32: [Int32]] = [:]
-        for stat in processes.values { children[stat.parent, default: []].append(stat.pid) }
+        for (pid, parent) in parents { children[parent, default: []].append(pid) }
         var out: [Int32] = []
         var stack = [root]
         var seen: Set<Int32> = []
@@ -97,41 +116,23 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         return out.sorted()
     }
 
-    /// The stat lines of each root's tree. Where the kernel lists each task's children
-    /// (/proc/PID/task/TID/children, Linux 3.5+), only the tree's own processes are read;
-    /// elsewhere every process is, to find the tree from their parent PIDs.
-    func treeProcesses(roots: [Int32]) -> [Int32: Stat] {
-        var out: [Int32: Stat] = [:]
-        for root in roots {
-            var stack = [root]
-            while let pid = stack.popLast() {
-                guard out[pid] == nil, let bytes = try? files.read("\(procRoot)/\(pid)/stat"),
-                    let stat = Self.parseStat(bytes)
-                else { continue }
-                out[pid] = stat
-                let tasks = directoryEntries("\(procRoot)/\(pid)/task")
-                var listed = false
-                for task in tasks {
-                    // One file per thread: read and closed, or a trainer's hundreds of threads
-                    // would each hold a descriptor.
-                    guard let children = try? readFile("\(procRoot)/\(pid)/task/\(task)/children") else { continue }
-                    listed = true
-                    stack += integers(children).map { Int32(truncatingIfNeeded: $0) }
-                }
-                if !listed { return processes() }
-            }
-        }
-        return out
-    }
-
     /// Readings per root PID. `seconds` since the last call; 0 on the first (no rates).
     public func sample(roots: [Int32], seconds: Double) -> [Int32: [Reading]] {
-        let all = treeProcesses(roots: roots)
+        refreshParents()
         var current: [Int32: Counters] = [:]
         var out: [Int32: [Reading]] = [:]
         lastTree = [:]
         for root in Set(roots).sorted() {
-            let members = Self.tree(of: root, in: all)
+            var members: [Int32] = []
+            var stats: [Stat] = []
+            for pid in Self.tree(of: root, parents: parents) {
+                guard let bytes = try? files.read(.init(pid: pid, isIO: false), path: { "\(procRoot)/\(pid)/stat" }), let stat = Self.parseStat(bytes) else {
+                    continue  // ended since the listing
+                }
+                parents[pid] = stat.parent
+                members.append(pid)
+                stats.append(stat)
+            }
             guard !members.isEmpty else { continue }
             lastTree[root] = members
             var cpuDelta: UInt64 = 0
@@ -141,15 +142,14 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var rss = 0.0
             var threads: UInt64 = 0
             var descriptors: Int?
-            for pid in members {
-                let stat = all[pid]!
-                let io = (try? files.read("\(procRoot)/\(pid)/io")).flatMap(Self.parseIO)
+            for (pid, stat) in zip(members, stats) {
+                let io = (try? files.read(.init(pid: pid, isIO: true), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
                 let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write)
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
                 threads += stat.threads
                 // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
-                if let count = countEntries("\(procRoot)/\(pid)/fd") { descriptors = (descriptors ?? 0) + count }
+                if let count = descriptorCount(pid) { descriptors = (descriptors ?? 0) + count }
                 if let before = previous[pid] {
                     if counters.cpuTicks >= before.cpuTicks { cpuDelta += counters.cpuTicks - before.cpuTicks }
                     if let read = counters.readBytes, let write = counters.writeBytes,
@@ -187,14 +187,38 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     }
 }
 
-/// Entries of a directory, "." and ".." aside; nil when it cannot be read (another user's fd/).
-func countEntries(_ path: String) -> Int? {
-    guard access(path, R_OK | X_OK) == 0, let directory = opendir(path) else { return nil }
-    closedir(directory)
-    return directoryEntries(path).count
-}
-
 extension ProcessTreeSensor {
+    /// The number of descriptors a process holds; nil where its fd/ cannot be read (another
+    /// user's). Linux 6.2+ gives the count as the size of /proc/PID/fd: one stat instead of
+    /// listing the directory.
+    func descriptorCount(_ pid: Int32) -> Int? {
+        let path = "\(procRoot)/\(pid)/fd"
+        if sizeIsDescriptorCount {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            return Int(info.st_size)
+        }
+        guard access(path, R_OK | X_OK) == 0, let directory = opendir(path) else { return nil }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let dot = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] == UInt8(ascii: ".") }
+            if !dot { count += 1 }
+        }
+        return count
+    }
+
+    /// Whether the size of /proc/PID/fd counts the descriptors: only on the kernel's own procfs
+    /// (its `self` links to this process; a fixture tree's directories have sizes of their own),
+    /// and only from Linux 6.2 (older ones report 0).
+    static func sizeCountsDescriptors(procRoot: String) -> Bool {
+        var link = [CChar](repeating: 0, count: 32)
+        let length = readlink(procRoot + "/self", &link, link.count)
+        var info = stat()
+        return length > 0 && String(decoding: link.prefix(length).map(UInt8.init), as: UTF8.self) == String(getpid())
+            && stat(procRoot + "/self/fd", &info) == 0 && info.st_size > 0
+    }
+
     /// Whether a process with this PID exists.
     public func exists(_ pid: Int32) -> Bool {
         access("\(procRoot)/\(pid)", F_OK) == 0

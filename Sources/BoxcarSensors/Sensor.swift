@@ -41,24 +41,27 @@ func readFile(_ path: String) throws -> [UInt8] {
 /// Files read every tick, kept open and read again from offset 0 with pread: /proc and /sys
 /// files give fresh contents on each read, and keeping them open saves an open and a close per
 /// file per tick (opening /proc files was a quarter of a tick's cost). A file that can no longer
-/// be read (its process ended) is closed and forgotten.
-final class OpenFiles {
-    private var descriptors: [String: Int32] = [:]
+/// be read (its process ended) is closed and forgotten. Files are found by a key: their path, or
+/// something cheaper to hash where there are many (the process tree's PID and file).
+final class OpenFiles<Key: Hashable> {
+    private var descriptors: [Key: Int32] = [:]
     private var buffer = [UInt8](repeating: 0, count: 65536)
-    /// Paths read since the last `prune`.
-    private var used: Set<String> = []
+    /// Keys read since the last `prune`.
+    private var used: Set<Key> = []
 
     deinit {
         for fd in descriptors.values { close(fd) }
     }
 
-    func read(_ path: String) throws -> [UInt8] {
-        used.insert(path)
-        if let fd = descriptors[path] {
+    /// The file's contents; `path` is only made when the file is not open yet.
+    func read(_ key: Key, path: () -> String) throws -> [UInt8] {
+        used.insert(key)
+        if let fd = descriptors[key] {
             if let bytes = readAll(fd) { return bytes }
             close(fd)
-            descriptors[path] = nil
+            descriptors[key] = nil
         }
+        let path = path()
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SensorError("cannot open \(path): \(String(cString: strerror(errno)))") }
         guard let bytes = readAll(fd) else {
@@ -66,25 +69,15 @@ final class OpenFiles {
             close(fd)
             throw SensorError("cannot read \(path): \(reason)")
         }
-        descriptors[path] = fd
+        descriptors[key] = fd
         return bytes
-    }
-
-    /// A sysfs file's contents without the trailing newline.
-    func text(_ path: String) throws -> String {
-        String(decoding: try read(path), as: UTF8.self).trimmingCharacters(in: "\n")
-    }
-
-    /// A sysfs file holding one number; nil when absent or not a number.
-    func number(_ path: String) -> Double? {
-        (try? text(path)).flatMap { Double($0) }
     }
 
     /// Closes the files not read since the last call (processes that left the tree).
     func prune() {
-        for (path, fd) in descriptors where !used.contains(path) {
+        for (key, fd) in descriptors where !used.contains(key) {
             close(fd)
-            descriptors[path] = nil
+            descriptors[key] = nil
         }
         used.removeAll(keepingCapacity: true)
     }
@@ -106,9 +99,28 @@ final class OpenFiles {
     }
 }
 
-/// Whitespace-separated fields of each line.
+extension OpenFiles where Key == String {
+    func read(_ path: String) throws -> [UInt8] {
+        try read(path, path: { path })
+    }
+
+    /// A sysfs file's contents without the trailing newline.
+    func text(_ path: String) throws -> String {
+        String(decoding: try read(path), as: UTF8.self).trimmingCharacters(in: "\n")
+    }
+
+    /// A sysfs file holding one number; nil when absent or not a number.
+    func number(_ path: String) -> Double? {
+        (try? text(path)).flatMap { Double($0) }
+    }
+}
+
+/// Whitespace-separated fields of each line. Split on the UTF-8 bytes, not on Characters:
+/// finding grapheme boundaries was most of the cost of parsing /proc/meminfo and /proc/stat.
 func lines(_ bytes: [UInt8]) -> [[Substring]] {
-    String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+    String(decoding: bytes, as: UTF8.self).utf8.split(separator: UInt8(ascii: "\n")).map { line in
+        line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).map { Substring($0) }
+    }
 }
 
 /// A sensor of counters: each tick takes a snapshot, and readings come from it and the one before
@@ -150,6 +162,27 @@ func directoryEntries(_ path: String) -> [String] {
             String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
         }
         if name != "." && name != ".." { out.append(name) }
+    }
+    return out
+}
+
+/// The PIDs listed in a /proc directory (its all-digit names), parsed from the directory
+/// entries without making a String for each: the process tree lists them every tick.
+func processIDs(_ procRoot: String) -> [Int32] {
+    guard let directory = opendir(procRoot) else { return [] }
+    defer { closedir(directory) }
+    var out: [Int32] = []
+    while let entry = readdir(directory) {
+        let pid = withUnsafeBytes(of: entry.pointee.d_name) { name -> Int32? in
+            var value: Int32 = 0
+            for byte in name {
+                if byte == 0 { break }
+                guard byte >= 48 && byte <= 57, value < Int32.max / 10 else { return nil }
+                value = value * 10 + Int32(byte - 48)
+            }
+            return value > 0 ? value : nil
+        }
+        if let pid { out.append(pid) }
     }
     return out
 }

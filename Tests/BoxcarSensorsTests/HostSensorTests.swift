@@ -1,4 +1,6 @@
 @testable import BoxcarSensors
+import BoxcarTestSupport
+import Foundation
 import Testing
 
 /// Fixture trees captured from a 2-CPU machine of this kind: proc-a as read, proc-b the same
@@ -86,6 +88,56 @@ import Testing
         #expect(value(readings, #"system/process.disk.io{direction="write",pid="100"}"#) == 200_000)
         #expect(value(readings, #"system/process.count{pid="100"}"#) == 3)
         #expect(ProcessTreeSensor.parseStat(Array("101 (pt_data (worker)) S 100 0 0 0 0 0 0 0 0 0 2000 300 0 0 0 0 3 0 12345 100000000 500".utf8))?.parent == 100)
+    }
+
+    @Test func theTreeFollowsProcessesThatStartAndEnd() throws {
+        // One sensor over a /proc that changes between ticks: the parents it learned stay known,
+        // a new grandchild joins the tree at once, an ended child leaves it with its children.
+        let proc = TemporaryDirectory()
+        let files = FileManager.default
+        for pid in ["100", "101", "102", "200"] {
+            try files.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
+        }
+        let sensor = ProcessTreeSensor(procRoot: proc.path, clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
+        func count() -> Double? { value(sensor.sample(roots: [100], seconds: 1)[100] ?? [], #"system/process.count{pid="100"}"#) }
+        #expect(count() == 3)
+        try files.createDirectory(atPath: proc.file("103"), withIntermediateDirectories: false)
+        try "103 (python3 -c) R 102 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1 0 12345 100000000 10 0\n"
+            .write(toFile: proc.file("103/stat"), atomically: true, encoding: .utf8)
+        #expect(count() == 4)
+        #expect(sensor.lastTree[100] == [100, 101, 102, 103])
+        // 101 ends; the kernel gives its orphans to init (parent 1).
+        try files.removeItem(atPath: proc.file("101"))
+        try "102 (sh) S 1 0 0 0 0 0 0 0 0 0 10 5 0 0 0 0 1 0 12345 100000000 100 0\n"
+            .write(toFile: proc.file("102/stat"), atomically: true, encoding: .utf8)
+        try "103 (python3 -c) R 1 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1 0 12345 100000000 10 0\n"
+            .write(toFile: proc.file("103/stat"), atomically: true, encoding: .utf8)
+        #expect(count() == 1)
+        #expect(sensor.lastTree[100] == [100])
+    }
+
+    @Test func descriptorsAreCountedTheSameFromTheSizeOfFdAndByListingIt() throws {
+        // On this kernel's /proc the size of /proc/PID/fd is the count; both ways must agree on a
+        // child that opens nothing after stdin, stdout and stderr.
+        let child = Process()
+        child.executableURL = URL(filePath: "/bin/sleep")
+        child.arguments = ["30"]
+        child.standardInput = FileHandle.nullDevice
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        defer { child.terminate() }
+        // Until the exec, the child still holds what Foundation opened to start it.
+        let comm = "/proc/\(child.processIdentifier)/comm"
+        for _ in 0..<200 where (try? String(contentsOfFile: comm, encoding: .utf8)) != "sleep\n" { usleep(10_000) }
+        usleep(50_000)  // the exec renames the process a moment before it closes those
+        let sensor = ProcessTreeSensor()
+        #expect(sensor.sizeIsDescriptorCount)
+        let fromSize = sensor.descriptorCount(child.processIdentifier)
+        sensor.sizeIsDescriptorCount = false
+        #expect((fromSize ?? 0) >= 3)
+        #expect(sensor.descriptorCount(child.processIdentifier) == fromSize)
+        #expect(!ProcessTreeSensor.sizeCountsDescriptors(procRoot: Self.fixtures + "/proc-tree-a"))
     }
 
     @Test func cpuUtilizationIsEachStatesShareOfTheTicksBetweenReadings() throws {
