@@ -34,13 +34,7 @@ struct DoctorCommand: AsyncParsableCommand {
 
     func run() async throws {
         var findings: [Finding] = []
-        let sensors: [any Sensor] = [
-            CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), PressureSensor(procRoot: procRoot),
-            CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
-            InfiniBandSensor(sysRoot: sysRoot), DiskSensor(procRoot: procRoot, sysRoot: sysRoot),
-            FilesystemSensor(procRoot: procRoot), AMDGPUSensor(sysRoot: sysRoot),
-        ]
-        for sensor in sensors {
+        for sensor in hostSensors(procRoot: procRoot, sysRoot: sysRoot) {
             do {
                 // Twice, so that the counters give rates.
                 _ = try sensor.sample(elapsed: nil)
@@ -94,12 +88,21 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     func udev() -> Finding {
-        let handle = dlopen("libudev.so.1", RTLD_NOW | RTLD_LOCAL)
-        defer { if let handle { dlclose(handle) } }
-        return Finding(
-            sensor: "udev", works: false, series: 0,
-            detail: (handle == nil ? "no libudev.so.1" : "libudev.so.1 present but not used yet")
-                + "; disk names come from /sys/block")
+        guard sysRoot == "/sys" else {
+            return Finding(sensor: "udev", works: false, series: 0, detail: "not used with --sys-root: disk identities come from \(sysRoot)/block")
+        }
+        do {
+            let udev = try Udev()
+            // Without udevd's database (most containers) libudev knows no models or serials.
+            let database = access("/run/udev/data", R_OK | X_OK) == 0
+            return Finding(
+                sensor: "udev", works: database, series: 0,
+                detail: database
+                    ? "\(udev.path) loaded: disk models, serials and names from udev's database"
+                    : "\(udev.path) loaded, but there is no udev database (/run/udev/data): disk identities come from /sys/block")
+        } catch {
+            return Finding(sensor: "udev", works: false, series: 0, detail: "\(error): disk identities come from /sys/block")
+        }
     }
 
     func processAccess(_ pid: Int32) -> Finding {

@@ -279,10 +279,7 @@ struct BoxcarBench: AsyncParsableCommand {
             children.append(child)
         }
         defer { for child in children { kill(child.processIdentifier, SIGKILL) } }
-        let host: [any Sensor] = [
-            CPUSensor(), MemorySensor(), PressureSensor(), CgroupSensor(), NetworkSensor(), InfiniBandSensor(),
-            DiskSensor(), FilesystemSensor(), AMDGPUSensor(),
-        ]
+        let host = hostSensors(procRoot: "/proc", sysRoot: "/sys")
         let tree = ProcessTreeSensor()
         let root = getpid()
         var readings = 0

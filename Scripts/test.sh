@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
-  echo "== installing libsqlite3-dev"
-  apt-get update -qq && apt-get install -y -qq libsqlite3-dev
+# libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen).
+missing=""
+for package in libsqlite3-dev libudev1; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  echo "== installing$missing"
+  apt-get update -qq && apt-get install -y -qq $missing
 fi
 echo "== installing the Python test requirements"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \

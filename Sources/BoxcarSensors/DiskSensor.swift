@@ -1,15 +1,21 @@
 /// Whole disks (`/proc/diskstats`, those listed in /sys/block; loop and ram devices skipped):
-/// bytes and operations per second each way, the busy fraction and the average queue length.
+/// bytes and operations per second each way, the busy fraction and the average queue length;
+/// and each disk's model, serial number and given name as the labels of `system.disk.info`,
+/// from libudev where it is loaded, else (and for what udev does not know) from /sys.
 public final class DiskSensor: CounterSensor {
     public let name = "disk"
     let files = OpenFiles<String>()
     let procRoot: String
     let sysRoot: String
+    let udev: Udev?
+    let sysfs: SysfsDiskIdentities
     var previous: Snapshot?
 
-    public init(procRoot: String = "/proc", sysRoot: String = "/sys") {
+    public init(procRoot: String = "/proc", sysRoot: String = "/sys", udev: Udev? = nil) {
         self.procRoot = procRoot
         self.sysRoot = sysRoot
+        self.udev = udev
+        self.sysfs = SysfsDiskIdentities(sysRoot: sysRoot)
     }
 
     /// The counters after the device name, in the kernel's order: reads completed, reads merged,
@@ -25,22 +31,35 @@ public final class DiskSensor: CounterSensor {
         return out
     }
 
-    /// Whether each device seen is a whole disk: asked of /sys once per name, not every tick.
-    var wholeDisk: [String: Bool] = [:]
+    /// Each whole disk seen, with its identity; nil for the devices that are not whole disks.
+    /// Asked of /sys and udev once per name, not every tick.
+    var disks: [String: DiskIdentity?] = [:]
 
     func snapshot() throws -> Snapshot {
         let all = Self.parse(try files.read(procRoot + "/diskstats"))
-        if all.keys.contains(where: { wholeDisk[$0] == nil }) {
-            wholeDisk = Dictionary(uniqueKeysWithValues: all.keys.map { name in
-                (name, wholeDisk[name] ?? (!name.hasPrefix("loop") && !name.hasPrefix("ram") && exists(sysRoot + "/block/" + name)))
-            })
+        if all.keys.contains(where: { disks[$0] == nil }) {
+            disks = Dictionary(uniqueKeysWithValues: all.keys.map { name in (name, disks[name] ?? identify(name)) })
         }
-        return all.filter { wholeDisk[$0.key] == true }
+        return all.filter { disks[$0.key] != .some(nil) }
+    }
+
+    func identify(_ device: String) -> DiskIdentity? {
+        guard !device.hasPrefix("loop"), !device.hasPrefix("ram"), exists(sysRoot + "/block/" + device) else { return nil }
+        let fromSysfs = sysfs.identity(of: device)
+        return udev.map { $0.identity(of: device).filled(from: fromSysfs) } ?? fromSysfs
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
-        guard let old else { return [] }
         var out: [Reading] = []
+        for device in new.keys.sorted() {
+            guard let identity = disks[device] ?? nil else { continue }
+            var labels = [Reading.Label("device", device)]
+            if let model = identity.model { labels.append(.init("model", model)) }
+            if let serial = identity.serial { labels.append(.init("serial", serial)) }
+            if let name = identity.name { labels.append(.init("name", name)) }
+            out.append(Reading("system.disk.info", labels, 1))
+        }
+        guard let old else { return out }
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             guard let before = old[device], counters.count >= 11, before.count >= 11 else { continue }
             // diskstats counts 512-byte sectors whatever the device's own sector size.

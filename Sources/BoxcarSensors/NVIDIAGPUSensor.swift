@@ -21,7 +21,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     public enum Metric: String, CaseIterable, Sendable {
         case utilization, memory, temperature, power, powerLimit, energy
         case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
-        case clocksEventReasons, eccCorrected, eccUncorrected, migMode, processMemory
+        case clocksEventReasons, eccCorrected, eccUncorrected, migMode, migMemory, processMemory
     }
 
     public let library: NVMLLibrary
@@ -143,27 +143,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         case .memory:
-            // Version 2 splits out the memory the driver reserves, and its `used` excludes it, as
-            // nvidia-smi shows; version 1's `used` includes it (H200 on driver 580: 615 MiB more).
-            if let function = nvml.memoryInfoV2 {
-                var value = boxcar_nvmlMemory_v2_t()
-                value.version = boxcar_nvmlMemory_v2_version()
-                let rc = function(device, &value)
-                if rc == NVMLReturn.success {
-                    readings.append(Reading("hw.gpu.memory.usage", labels, Double(value.used)))
-                    readings.append(Reading("hw.gpu.memory.limit", labels, Double(value.total)))
-                    readings.append(Reading("hw.gpu.memory.reserved", labels, Double(value.reserved)))
-                    return rc
-                }
-            }
-            guard let function = nvml.memoryInfo else { return nil }
-            var value = boxcar_nvmlMemory_t()
-            let rc = function(device, &value)
-            if rc == NVMLReturn.success {
-                readings.append(Reading("hw.gpu.memory.usage", labels, Double(value.used)))
-                readings.append(Reading("hw.gpu.memory.limit", labels, Double(value.total)))
-            }
-            return rc
+            return memory(of: device, labels: labels, as: "hw.gpu.memory", into: &readings)
         case .temperature:
             guard let function = nvml.temperature else { return nil }
             var value: UInt32 = 0
@@ -224,6 +204,20 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let rc = function(device, &current, &pending)
             if rc == NVMLReturn.success { readings.append(Reading("hw.gpu.mig.mode", labels, Double(current))) }
             return rc
+        case .migMemory:
+            // Each MIG instance's own memory: the GPU's totals cannot say which instance is full.
+            guard let maximum = nvml.maxMigDeviceCount, let handle = nvml.migDeviceHandleByIndex else { return nil }
+            var slots: UInt32 = 0
+            let rc = maximum(device, &slots)
+            guard rc == NVMLReturn.success else { return rc }
+            for slot in 0..<slots {
+                var instance: NVMLLibrary.Device?
+                // NOT_FOUND: no instance in this slot.
+                guard handle(device, slot, &instance) == NVMLReturn.success, let instance else { continue }
+                let migLabels = labels + [.init("mig", String(slot)), .init("mig_uuid", Self.string(instance, nvml.uuid) ?? "unknown")]
+                _ = memory(of: instance, labels: migLabels, as: "hw.gpu.mig.memory", into: &readings)
+            }
+            return rc
         case .processMemory:
             guard let function = nvml.computeProcesses else { return nil }
             var count: UInt32 = 64
@@ -243,6 +237,33 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         }
+    }
+
+    /// The memory of a GPU or of a MIG instance as `<prefix>.usage`, `.limit` and (version 2)
+    /// `.reserved`. Version 2 splits out the memory the driver reserves, and its `used` excludes
+    /// it, as nvidia-smi shows; version 1's `used` includes it (H200 on driver 580: 615 MiB more).
+    private func memory(
+        of device: NVMLLibrary.Device, labels: [Reading.Label], as prefix: String, into readings: inout [Reading]
+    ) -> Int32? {
+        if let function = library.memoryInfoV2 {
+            var value = boxcar_nvmlMemory_v2_t()
+            value.version = boxcar_nvmlMemory_v2_version()
+            let rc = function(device, &value)
+            if rc == NVMLReturn.success {
+                readings.append(Reading(prefix + ".usage", labels, Double(value.used)))
+                readings.append(Reading(prefix + ".limit", labels, Double(value.total)))
+                readings.append(Reading(prefix + ".reserved", labels, Double(value.reserved)))
+                return rc
+            }
+        }
+        guard let function = library.memoryInfo else { return nil }
+        var value = boxcar_nvmlMemory_t()
+        let rc = function(device, &value)
+        if rc == NVMLReturn.success {
+            readings.append(Reading(prefix + ".usage", labels, Double(value.used)))
+            readings.append(Reading(prefix + ".limit", labels, Double(value.total)))
+        }
+        return rc
     }
 
     /// nvmlClocksEventReason* bits, named as nvml.h names them.

@@ -33,6 +33,8 @@ public final class NVMLLibrary: @unchecked Sendable {
     let clocksEventReasons: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32)?
     let totalEccErrors: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32)?
     let migMode: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32)?
+    let maxMigDeviceCount: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?
+    let migDeviceHandleByIndex: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32)?
     let computeProcesses: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32)?
     let eventSetCreate: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?
     let registerEvents: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32)?
@@ -96,6 +98,8 @@ public final class NVMLLibrary: @unchecked Sendable {
             clocksEventReasons: symbol("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons", as: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32).self),
             totalEccErrors: symbol("nvmlDeviceGetTotalEccErrors", as: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32).self),
             migMode: symbol("nvmlDeviceGetMigMode", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32).self),
+            maxMigDeviceCount: symbol("nvmlDeviceGetMaxMigDeviceCount", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
+            migDeviceHandleByIndex: symbol("nvmlDeviceGetMigDeviceHandleByIndex", as: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32).self),
             computeProcesses: symbol("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32).self),
             eventSetCreate: symbol("nvmlEventSetCreate", as: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
             registerEvents: symbol("nvmlDeviceRegisterEvents", as: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32).self),
@@ -124,6 +128,8 @@ public final class NVMLLibrary: @unchecked Sendable {
         clocksEventReasons: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32)?,
         totalEccErrors: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32)?,
         migMode: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32)?,
+        maxMigDeviceCount: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?,
+        migDeviceHandleByIndex: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32)?,
         computeProcesses: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32)?,
         eventSetCreate: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?,
         registerEvents: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32)?,
@@ -152,6 +158,8 @@ public final class NVMLLibrary: @unchecked Sendable {
         self.clocksEventReasons = clocksEventReasons
         self.totalEccErrors = totalEccErrors
         self.migMode = migMode
+        self.maxMigDeviceCount = maxMigDeviceCount
+        self.migDeviceHandleByIndex = migDeviceHandleByIndex
         self.computeProcesses = computeProcesses
         self.eventSetCreate = eventSetCreate
         self.registerEvents = registerEvents
@@ -191,6 +199,7 @@ public enum NVMLError: Error, CustomStringConvertible, Equatable {
 enum NVMLReturn {
     static let success: Int32 = 0
     static let notSupported: Int32 = 3
+    static let notFound: Int32 = 6
     static let insufficientSize: Int32 = 7
     static let driverNotLoaded: Int32 = 9
     static let libraryVersionMismatch: Int32 = 18

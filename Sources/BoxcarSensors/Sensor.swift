@@ -17,6 +17,18 @@ extension Sensor {
     public var cadence: Int { 1 }
 }
 
+/// Every sensor of the machine as a whole (the process tree and GPUs through NVML aside: they
+/// need the attached PIDs and a library), reading /proc and /sys under these roots.
+public func hostSensors(procRoot: String, sysRoot: String) -> [any Sensor] {
+    [
+        CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), PressureSensor(procRoot: procRoot),
+        CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
+        InfiniBandSensor(sysRoot: sysRoot),
+        DiskSensor(procRoot: procRoot, sysRoot: sysRoot, udev: Udev.forSysRoot(sysRoot)),
+        FilesystemSensor(procRoot: procRoot), AMDGPUSensor(sysRoot: sysRoot),
+    ]
+}
+
 public struct SensorError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }

@@ -157,7 +157,7 @@ public final class Agent: Service, Sendable {
         var sampler: Sampler?
         if let interval = configuration.sampleInterval, interval > .zero {
             sampler = Sampler(
-                store: store, interval: interval, sensors: Self.hostSensors(configuration),
+                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot),
                 processes: ProcessTreeSensor(procRoot: configuration.procRoot),
                 nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
         }
@@ -185,17 +185,6 @@ public final class Agent: Service, Sendable {
         await store.close()
         if let outcome, !(outcome is CancellationError) { throw outcome }
         logger.info("stopped; every accepted write is committed")
-    }
-
-    static func hostSensors(_ configuration: AgentConfiguration) -> [any Sensor] {
-        let proc = configuration.procRoot
-        let sys = configuration.sysRoot
-        return [
-            CPUSensor(procRoot: proc), MemorySensor(procRoot: proc), PressureSensor(procRoot: proc),
-            CgroupSensor(procRoot: proc, sysRoot: sys), NetworkSensor(procRoot: proc, sysRoot: sys),
-            InfiniBandSensor(sysRoot: sys), DiskSensor(procRoot: proc, sysRoot: sys),
-            FilesystemSensor(procRoot: proc), AMDGPUSensor(sysRoot: sys),
-        ]
     }
 
     /// NVML when the machine has it; its absence is reported, never fatal.

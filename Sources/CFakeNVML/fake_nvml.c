@@ -9,6 +9,9 @@
 //   <index> <field> unsupported         that call answers NVML_ERROR_NOT_SUPPORTED (3)
 //   <index> process <pid> <bytes>       a compute process and the GPU memory it uses
 //   xid <index> <code>                  one XID event, delivered by the first nvmlEventSetWait
+//   <index> mig.instance <i> <used> <total>
+//                                       a MIG instance in slot i (0-6) of a GPU in MIG mode
+//                                       ("<index> mig 1"), its memory used and total in bytes
 // Fields: name, uuid, utilization.gpu, utilization.memory, memory.total, memory.used,
 // memory.free, memory.reserved, temperature, power, power.limit, energy, clock.graphics,
 // clock.sm, clock.memory, pcie.tx, pcie.rx, fan, clocks_event_reasons, ecc.corrected,
@@ -25,7 +28,7 @@ typedef struct FakeDevice *nvmlDevice_t;
 typedef struct FakeEventSet *nvmlEventSet_t;
 
 enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
-enum { FIELDS = 22, MAX_GPUS = 16, MAX_PROCESSES = 64 };
+enum { FIELDS = 22, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6 };
 
 static const char *field_names[FIELDS] = {
     "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
@@ -53,6 +56,9 @@ struct FakeDevice {
 struct FakeEventSet { int delivered; };
 
 static struct FakeDevice devices[MAX_GPUS];
+// MIG devices are devices too (the memory and UUID calls take their handles); used: slot filled.
+static struct FakeDevice mig_devices[MAX_GPUS][MIG_SLOTS];
+static int mig_used[MAX_GPUS][MIG_SLOTS];
 static int gpu_count = 0;
 static int init_result = SUCCESS;
 static int initialized = 0;
@@ -70,6 +76,8 @@ static int field_index(const char *name) {
 
 static void load_script(void) {
     memset(devices, 0, sizeof devices);
+    memset(mig_devices, 0, sizeof mig_devices);
+    memset(mig_used, 0, sizeof mig_used);
     gpu_count = 0;
     init_result = SUCCESS;
     xid_device = -1;
@@ -104,6 +112,19 @@ static void load_script(void) {
             device->pids[device->processes] = (unsigned int)strtoul(c, NULL, 10);
             device->process_memory[device->processes] = strtoull(d, NULL, 10);
             device->processes++;
+            continue;
+        }
+        if (strcmp(b, "mig.instance") == 0) {
+            unsigned long long used = 0, total = 0;
+            int slot = atoi(c);
+            if (slot < 0 || slot >= MIG_SLOTS || sscanf(line, "%*s %*s %*s %llu %llu", &used, &total) != 2) continue;
+            struct FakeDevice *mig = &mig_devices[index][slot];
+            mig->index = slot;
+            snprintf(mig->uuid, sizeof mig->uuid, "MIG-fake-%d-%d", index, slot);
+            mig->values[F_MEM_USED] = used;
+            mig->values[F_MEM_TOTAL] = total;
+            mig->values[F_MEM_FREE] = total - used;
+            mig_used[index][slot] = 1;
             continue;
         }
         int field = field_index(b);
@@ -254,6 +275,22 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, un
     if (device->unsupported[F_MIG]) return NOT_SUPPORTED;
     *current = (unsigned int)device->values[F_MIG];
     *pending = *current;
+    return SUCCESS;
+}
+
+// Zero when MIG mode is off, as the real driver answers.
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count) {
+    calls++;
+    if (device->unsupported[F_MIG]) return NOT_SUPPORTED;
+    *count = device->values[F_MIG] ? MIG_SLOTS : 0;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index, nvmlDevice_t *mig) {
+    calls++;
+    if (!device->values[F_MIG] || index >= MIG_SLOTS) return INVALID_ARGUMENT;
+    if (!mig_used[device->index][index]) return NOT_FOUND;
+    *mig = &mig_devices[device->index][index];
     return SUCCESS;
 }
 

@@ -2,12 +2,39 @@
 import Testing
 
 /// Sensors of machines this one is not: fixture trees written by hand for a 2-GPU AMD box, an
-/// InfiniBand host, a cgroup v2 container, and a host with NFS and Lustre mounts.
+/// InfiniBand host, a cgroup v2 container, a host with NFS and Lustre mounts, and one with NVMe,
+/// SATA and device-mapper disks.
 @Suite struct DeviceSensorTests {
     static var fixtures: String { HostSensorTests.fixtures }
 
     func value(_ readings: [Reading], _ key: String) -> Double? {
         readings.first { $0.seriesKey == key }?.value
+    }
+
+    @Test func disksAreNamedByModelSerialAndGivenName() throws {
+        // sys-disks: nvme0n1 and sda give their model (and nvme0n1 its serial) in device/, padded
+        // with spaces as drivers do; dm-0 its name in dm/name. sda1, a partition, is no disk.
+        let sensor = DiskSensor(procRoot: Self.fixtures + "/proc-disks", sysRoot: Self.fixtures + "/sys-disks")
+        let info = try sensor.sample(elapsed: nil).filter { $0.name == "system.disk.info" }.map(\.seriesKey)
+        #expect(info == [
+            #"system/system.disk.info{device="dm-0",name="vg0-root"}"#,
+            #"system/system.disk.info{device="nvme0n1",model="Samsung SSD 980 PRO 1TB",serial="S5GXNX0T123456K"}"#,
+            #"system/system.disk.info{device="sda",model="INTEL SSDSC2KB96"}"#,
+        ])
+    }
+
+    @Test func libudevDescribesThisMachinesDisks() throws {
+        // libudev reads the real /sys: every block device here is known to it, as a disk.
+        let udev = try Udev()
+        let disks = directoryEntries("/sys/block")
+        #expect(!disks.isEmpty)
+        for disk in disks {
+            #expect(udev.properties(ofBlockDevice: disk, ["DEVTYPE"]) == ["DEVTYPE": "disk"], "\(disk)")
+        }
+        #expect(udev.properties(ofBlockDevice: "no-such-disk", ["DEVTYPE"]).isEmpty)
+        #expect(throws: SensorError.self) { try Udev(path: "/nonexistent/libudev.so.1") }
+        // A fixture tree is described from itself, never by the machine's udev.
+        #expect(Udev.forSysRoot(Self.fixtures + "/sys-disks") == nil)
     }
 
     @Test func amdGPUsAreReadFromSysfs() throws {

@@ -125,6 +125,32 @@ import Testing
         #expect(!readings.contains { $0.name == "hw.gpu.memory.reserved" })
     }
 
+    @Test func eachMIGInstanceReportsItsOwnMemory() throws {
+        // GPU 0 in MIG mode with instances in slots 0 and 3 (of 7); GPU 1 not in MIG mode.
+        let sensor = try NVIDIAGPUSensor(library: try load("""
+            gpus 2
+            0 mig 1
+            0 mig.instance 0 4000000000 20000000000
+            0 mig.instance 3 1000 10000000000
+            1 mig 0
+
+            """))
+        let readings = sensor.sample()
+        let instance0 = #"{index="0",mig="0",mig_uuid="MIG-fake-0-0",name="Fake GPU",uuid="GPU-fake-0"}"#
+        let instance3 = #"{index="0",mig="3",mig_uuid="MIG-fake-0-3",name="Fake GPU",uuid="GPU-fake-0"}"#
+        #expect(value(readings, "system/hw.gpu.mig.memory.usage" + instance0) == 4_000_000_000)
+        #expect(value(readings, "system/hw.gpu.mig.memory.limit" + instance0) == 20_000_000_000)
+        #expect(value(readings, "system/hw.gpu.mig.memory.usage" + instance3) == 1000)
+        #expect(value(readings, "system/hw.gpu.mig.memory.limit" + instance3) == 10_000_000_000)
+        #expect(readings.filter { $0.name == "hw.gpu.mig.memory.usage" }.count == 2)
+        #expect(value(readings, #"system/hw.gpu.mig.mode{index="0",name="Fake GPU",uuid="GPU-fake-0"}"#) == 1)
+        #expect(!readings.contains { $0.name.hasPrefix("hw.gpu.mig.memory") && $0.seriesKey.contains(#"index="1""#) })
+        // A library without the MIG functions loses those series only.
+        let older = try NVIDIAGPUSensor(library: try load("gpus 1\n0 mig 1\n0 mig.instance 0 1 2\n", hiding: ["nvmlDeviceGetMaxMigDeviceCount"]))
+        #expect(older.unsupported[0]?[.migMemory] == "the library has no function for it")
+        #expect(older.sample().contains { $0.name == "hw.gpu.mig.mode" })
+    }
+
     @Test func eightGPUsAreEachLabelled() throws {
         var script = "gpus 8\n"
         for index in 0..<8 { script += "\(index) utilization.gpu \(index * 10)\n\(index) uuid GPU-\(index)\n" }
