@@ -116,6 +116,15 @@ class Agent:
         assert code == 0, f"agent exited with {code} on SIGTERM:\n{self.output()}"
         assert not self.socket.exists(), f"agent left its socket {self.socket} behind"
 
+    def kill(self) -> None:
+        """SIGKILL the agent, as a crash would: its socket file stays behind."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        process, self.process = self.process, None
+        process.kill()
+        process.wait()
+
     def restart(self) -> None:
         self.stop()
         self.start()

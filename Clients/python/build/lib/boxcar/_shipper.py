@@ -1,0 +1,361 @@
+"""The background thread that ships metrics and events over ``boxcar.v1.Agent/Log``.
+
+The training loop only appends to a bounded buffer (``put``); this thread turns what is buffered
+into batches of packed columns, keeps up to ``WINDOW`` batches in flight on one stream, and
+counts a batch as delivered when the agent acknowledges it (after its commit). When the stream
+breaks (the agent stopped or restarted) it reconnects with backoff and sends every batch that was
+not acknowledged again, in order: nothing acknowledged is lost, and a batch the agent committed
+but could not acknowledge before it died may be stored twice (at-least-once).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+import grpc
+
+from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger("boxcar")
+
+WINDOW = 32  # batches in flight per stream (the agent reads at most 64 ahead)
+BATCH_POINTS = 20_000  # points per batch, at most (the agent takes up to 200,000)
+BATCH_SERIES = 10_000  # series, and events plus metadata updates, per batch (the agent's limit)
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+# Buffered items: (METRICS, parent, step, wallclock_ns, {key: value}) with values already float,
+# str or bytes; (EVENT, agent_pb2.ParentEvent); (METADATA, agent_pb2.MetadataUpdate).
+METRICS, EVENT, METADATA = 0, 1, 2
+
+
+class Refused(Exception):
+    """The agent refused a batch (bad input): it is dropped, the rest goes on."""
+
+
+class Shipper:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        before_stream: Callable[[], None],
+        max_buffered: int,
+        block_when_full: bool,
+        strict: bool,
+    ):
+        self._connect = connect  # → a fresh channel to the agent, ready
+        self._before_stream = before_stream  # creates experiments the agent missed; may raise
+        self._max = max_buffered
+        self._block = block_when_full
+        self._strict = strict
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the shipper waits for work
+        self._space = threading.Condition(self._lock)  # producers wait for room (block policy)
+        self._progress = threading.Condition(self._lock)  # flush waits for acknowledgements
+        self._items: Deque[tuple] = collections.deque()
+        self._buffered = 0  # records in _items
+        self._enqueued = 0  # records ever accepted
+        self._settled = 0  # records acknowledged, or dropped after a refusal
+        self._idle = False
+        self._closing = False
+        self.dropped = 0  # records dropped because the buffer was full
+        self.refused = 0  # records of batches the agent refused
+        self.error: Optional[BaseException] = None  # the first refusal or outage (strict mode raises it)
+        self._warned_full = False
+        self._thread = threading.Thread(target=self._run, name="boxcar-shipper", daemon=True)
+        self._thread.start()
+
+    # MARK: the caller's side
+
+    def put(self, item: tuple, records: int) -> bool:
+        """Buffers one item of `records` points or events; False when it was dropped."""
+        with self._lock:
+            if self._buffered + records > self._max and self._buffered > 0:
+                if not self._block:
+                    self.dropped += records
+                    if not self._warned_full:
+                        self._warned_full = True
+                        log.warning("boxcar: the buffer is full (%d records); dropping until it drains", self._max)
+                    return False
+                while self._buffered + records > self._max and self._buffered > 0 and not self._closing:
+                    self._space.wait()
+            self._items.append(item)
+            self._buffered += records
+            self._enqueued += records
+            if self._idle:
+                self._wake.notify()
+            return True
+
+    def flush(self, timeout: Optional[float]) -> bool:
+        """Waits until everything buffered before the call is acknowledged; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._enqueued
+            self._wake.notify()
+            while self._settled < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining if remaining is None else min(remaining, 1.0))
+            return True
+
+    def close(self, timeout: Optional[float]) -> bool:
+        flushed = self.flush(timeout)
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+            self._space.notify_all()
+        self._thread.join(timeout=1.0)
+        return flushed
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._enqueued - self._settled - self.dropped
+
+    # MARK: the shipper's side
+
+    def _run(self) -> None:
+        in_flight: Deque[Tuple[agent_pb2.LogBatch, int]] = collections.deque()  # sent, not acknowledged
+        next_id = 1
+        backoff = BACKOFF_START_S
+        stream: Optional[_Stream] = None
+        down_since: Optional[float] = None
+        while True:
+            with self._lock:
+                # Sleep until there is something to do: items to send (with room in the window),
+                # acknowledgements to count, a broken stream, or the end.
+                while True:
+                    if stream is not None and (stream.acks or stream.broken is not None):
+                        break
+                    if self._items and (stream is None or len(in_flight) < WINDOW):
+                        break
+                    if stream is None and in_flight:
+                        break
+                    if self._closing and not in_flight and not self._items:
+                        break
+                    self._idle = True
+                    self._wake.wait()
+                    self._idle = False
+                if self._closing and not in_flight and not self._items:
+                    break
+                acks = stream.take_acks() if stream is not None else []
+            # Acknowledgements come in order: each settles the oldest batch in flight.
+            for ack in acks:
+                if in_flight and in_flight[0][0].batch_id == ack.batch_id:
+                    _, records = in_flight.popleft()
+                    self._settle(records)
+            if stream is not None and stream.broken is not None:
+                failure = stream.broken
+                stream.close()
+                stream = None
+                if isinstance(failure, Refused) and in_flight:
+                    # The oldest unacknowledged batch was refused; those after it were not read.
+                    _, records = in_flight.popleft()
+                    self._settle(records, refused=True, error=failure)
+                elif down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("boxcar: lost the agent (%s); buffering and reconnecting", _describe(failure))
+            if stream is None:
+                try:
+                    self._before_stream()
+                    stream = _Stream(self._connect(), self._lock, self._wake)
+                    for batch, _ in in_flight:
+                        stream.send(batch)
+                    if down_since is not None:
+                        log.warning("boxcar: reached the agent after %.1f s; resent %d batches",
+                                    time.monotonic() - down_since, len(in_flight))
+                        down_since = None
+                    backoff = BACKOFF_START_S
+                except Exception as error:  # noqa: BLE001 - any failure to reach the agent is retried
+                    if stream is not None:
+                        stream.close()
+                        stream = None
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.warning("boxcar: cannot reach the agent (%s); buffering and retrying", _describe(error))
+                    with self._lock:
+                        self.error = self.error or error
+                        if self._closing:
+                            break
+                        self._wake.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+            while len(in_flight) < WINDOW:
+                items = self._take()
+                if not items:
+                    break
+                batch, records, rest = _build(items, next_id)
+                if rest:
+                    with self._lock:
+                        self._items.extendleft(reversed(rest))
+                        self._buffered += sum(_records(item) for item in rest)
+                next_id += 1
+                in_flight.append((batch, records))
+                stream.send(batch)
+        if stream is not None:
+            stream.close()
+        with self._lock:
+            self._progress.notify_all()
+
+    def _take(self) -> List[tuple]:
+        with self._lock:
+            taken: List[tuple] = []
+            points = 0
+            while self._items and points < BATCH_POINTS:
+                item = self._items.popleft()
+                count = _records(item)
+                points += count
+                self._buffered -= count
+                taken.append(item)
+            if taken:
+                self._space.notify_all()
+            return taken
+
+    def _settle(self, records: int, refused: bool = False, error: Optional[BaseException] = None) -> None:
+        with self._lock:
+            self._settled += records
+            if refused:
+                self.refused += records
+                self.error = self.error or error
+                log.warning("boxcar: the agent refused a batch of %d records: %s", records, error)
+            self._progress.notify_all()
+
+
+def _records(item: tuple) -> int:
+    return len(item[4]) if item[0] == METRICS else 1
+
+
+def _build(items: List[tuple], batch_id: int) -> Tuple[agent_pb2.LogBatch, int, List[tuple]]:
+    """One LogBatch from buffered items, and the items that did not fit (too many series)."""
+    series: Dict[str, Dict[str, int]] = {}
+    refs: List[agent_pb2.SeriesRef] = []
+    keys: List[int] = []
+    steps: List[int] = []
+    walls: List[int] = []
+    values: List[float] = []
+    strings: List[agent_pb2.StringPoint] = []
+    blobs: List[agent_pb2.BytesPoint] = []
+    events: List[agent_pb2.ParentEvent] = []
+    metadata: List[agent_pb2.MetadataUpdate] = []
+    records = 0
+    for position, item in enumerate(items):
+        kind = item[0]
+        if kind == METRICS:
+            _, parent, step, wall, metrics = item
+            indexes = series.get(parent)
+            if indexes is None:
+                indexes = series[parent] = {}
+            if len(refs) + len(metrics) > BATCH_SERIES and position > 0:
+                return _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata), records, items[position:]
+            for key, value in metrics.items():
+                index = indexes.get(key)
+                if index is None:
+                    index = indexes[key] = len(refs)
+                    refs.append(agent_pb2.SeriesRef(parent_id=parent, key=key))
+                kind_of_value = type(value)
+                if kind_of_value is float:
+                    keys.append(index)
+                    steps.append(step)
+                    walls.append(wall)
+                    values.append(value)
+                elif kind_of_value is str:
+                    strings.append(agent_pb2.StringPoint(key=index, step=step, wallclock_ns=wall, value=value))
+                else:
+                    blobs.append(agent_pb2.BytesPoint(key=index, step=step, wallclock_ns=wall, value=value))
+            records += len(metrics)
+        else:
+            if len(events) + len(metadata) >= BATCH_SERIES and position > 0:
+                return _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata), records, items[position:]
+            (events if kind == EVENT else metadata).append(item[1])
+            records += 1
+    return _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata), records, []
+
+
+def _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata) -> agent_pb2.LogBatch:
+    return agent_pb2.LogBatch(
+        batch_id=batch_id,
+        series=refs,
+        points=agent_pb2.FloatColumns(key=keys, step=steps, wallclock_ns=walls, value=values),
+        string_points=strings,
+        bytes_points=blobs,
+        events=events,
+        metadata=metadata,
+    )
+
+
+class _Stream:
+    """One Log call. Batches go in through a queue that gRPC's thread reads; a reader thread
+    collects the acknowledgements (or the failure) under the shipper's lock and wakes it."""
+
+    _END = object()
+
+    def __init__(self, channel: grpc.Channel, lock: threading.Lock, wake: threading.Condition):
+        self._channel = channel
+        self._lock = lock
+        self._wake = wake
+        self._requests: "queue.Queue[Any]" = queue.Queue()
+        self.acks: List[agent_pb2.LogAck] = []  # guarded by the shipper's lock
+        self.broken: Optional[BaseException] = None
+        self._call = agent_pb2_grpc.AgentStub(channel).Log(self._generate())
+        self._reader = threading.Thread(target=self._read, name="boxcar-acks", daemon=True)
+        self._reader.start()
+
+    def _generate(self):
+        while True:
+            batch = self._requests.get()
+            if batch is self._END:
+                return
+            yield batch
+
+    def _read(self) -> None:
+        failure: BaseException
+        try:
+            for ack in self._call:
+                with self._lock:
+                    self.acks.append(ack)
+                    self._wake.notify()
+            failure = ConnectionError("the agent ended the stream")
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else None
+            if code in _REFUSALS:
+                failure = Refused(f"{code.name}: {error.details()}")
+            else:
+                failure = error
+        except Exception as error:  # noqa: BLE001
+            failure = error
+        with self._lock:
+            self.broken = failure
+            self._wake.notify()
+
+    def send(self, batch: agent_pb2.LogBatch) -> None:
+        self._requests.put(batch)
+
+    def take_acks(self) -> List[agent_pb2.LogAck]:
+        """The acknowledgements received so far (call with the shipper's lock held)."""
+        out, self.acks = self.acks, []
+        return out
+
+    def close(self) -> None:
+        self._requests.put(self._END)
+        self._call.cancel()
+        self._channel.close()  # an open channel can hold the interpreter's exit
+
+
+# What the agent answers for a batch it will never store: bad input, no such parent. Anything
+# else (UNAVAILABLE while it restarts, RESOURCE_EXHAUSTED while its disk is full) is retried.
+_REFUSALS = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
+        return f"{error.code().name}: {error.details()}"
+    return str(error)
