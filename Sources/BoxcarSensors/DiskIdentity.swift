@@ -71,7 +71,8 @@ public final class Udev: @unchecked Sendable {
 
     deinit {
         _ = unref(context)
-        dlclose(handle)
+        // The library stays loaded: libudev keeps state of its own (thread-local caches,
+        // destructors) that unloading it would leave dangling.
     }
 
     /// The udev properties of one block device (`sda`, `nvme0n1`, `dm-0`); empty when udev does

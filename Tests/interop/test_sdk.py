@@ -245,9 +245,14 @@ def test_interpreter_exit_flushes(agent):
 
 def test_pip_installs_the_package(tmp_path):
     # Offline apart from grpcio and protobuf: no build isolation, no dependencies fetched.
+    # From a copy: pip builds in the source tree, and the checkout stays clean.
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT / "Clients" / "python", source, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(target), str(REPO_ROOT / "Clients" / "python")],
+                    "--disable-pip-version-check", "--root-user-action=ignore", "--target", str(target), str(source)],
                    check=True, timeout=300)
     check = "import boxcar, boxcar.lightning; print(boxcar.__version__, boxcar.Boxcar.__name__)"
     out = subprocess.run([sys.executable, "-c", check], env={**os.environ, "PYTHONPATH": str(target)},
