@@ -40,6 +40,7 @@ public final class Store: Sendable {
         let connection: Connection
         do {
             connection = try Connection(path: path, readOnly: false)
+            try checkBeforeWriting(connection, path: path)
         } catch {
             Glibc.close(lock)
             throw error
@@ -50,6 +51,30 @@ public final class Store: Sendable {
         try Migrations.migrate(connection)
         let writer = try Writer(connection: connection, capacity: queueCapacity, logger: logger)
         return Store(path: path, writer: writer, lock: lock)
+    }
+
+    /// Refuses, before anything is written (switching to WAL rewrites the header), a file that is
+    /// not a SQLite database, a SQLite database that is not Boxcar's, and one from a newer Boxcar:
+    /// each is left exactly as it was.
+    static func checkBeforeWriting(_ connection: Connection, path: String) throws {
+        let version: Int
+        let tables: Int
+        do {
+            version = try Migrations.userVersion(connection)
+            let statement = try connection.statement("SELECT count(*) FROM sqlite_master")
+            defer { statement.reset() }
+            tables = try statement.step() ? Int(statement.int64(0)) : 0
+        } catch let error as SQLiteError {
+            throw SQLiteError(code: error.code, message: "cannot use the database \(path): \(error.message); it is left as it is")
+        }
+        if version == 0 && tables > 0 {
+            throw SQLiteError(code: 1, message: "\(path) is a SQLite database but not a boxcar one; it is left as it is")
+        }
+        if version > Migrations.all.count {
+            throw SQLiteError(
+                code: 1,
+                message: "\(path) has schema version \(version), newer than this boxcar knows (\(Migrations.all.count)); upgrade boxcar")
+        }
     }
 
     /// Opens an existing database for reading only, also while an agent writes to it.

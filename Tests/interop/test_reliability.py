@@ -1,0 +1,269 @@
+"""Reliability of the agent beside a long run: crashes, graceful stops under load, start-up faults
+and a full disk. Each test drives a real agent process from this checkout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from conftest import agent_binary
+from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+from boxcar._proto.modelbox import modelbox_pb2 as mb
+from boxcar._proto.modelbox import modelbox_pb2_grpc
+
+STEPS_PER_BATCH = 500  # × 2 keys: 1,000 points a batch
+
+
+def batch(parent: str, batch_id: int) -> agent_pb2.LogBatch:
+    """Batch n holds steps [n × 500, (n + 1) × 500) of the keys "a" and "b"."""
+    first = batch_id * STEPS_PER_BATCH
+    steps = list(range(first, first + STEPS_PER_BATCH))
+    return agent_pb2.LogBatch(
+        batch_id=batch_id,
+        series=[agent_pb2.SeriesRef(parent_id=parent, key="a"), agent_pb2.SeriesRef(parent_id=parent, key="b")],
+        points=agent_pb2.FloatColumns(
+            key=[0] * len(steps) + [1] * len(steps), step=steps + steps,
+            wallclock_ns=[1] * (2 * len(steps)), value=[float(step) for step in steps] * 2))
+
+
+def stream_until_broken(target: str, parent: str, first_batch: int, acknowledged: list) -> None:
+    """Streams batches from `first_batch` on as fast as the agent takes them, recording each
+    acknowledged batch id, until the stream breaks (the agent died or stopped)."""
+    channel = grpc.insecure_channel(target)
+    try:
+        requests = (batch(parent, batch_id) for batch_id in range(first_batch, first_batch + 1_000_000))
+        for ack in agent_pb2_grpc.AgentStub(channel).Log(requests):
+            acknowledged.append(ack.batch_id)
+    except grpc.RpcError:
+        pass
+    finally:
+        channel.close()
+
+
+def stored_steps(target: str, parent: str) -> dict:
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 1 << 30)])
+    try:
+        response = agent_pb2_grpc.AgentStub(channel).QueryMetrics(
+            agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["a", "b"]), timeout=30)
+        return {series.key: set(series.step) for series in response.series}
+    finally:
+        channel.close()
+
+
+def integrity(database: Path) -> str:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_sigkill_at_random_moments_loses_nothing_acknowledged(agent):
+    parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="crash", namespace="r")).experiment_id
+    rng = random.Random(20261127)
+    acknowledged: list = []
+    next_batch = 0
+    for crash in range(10):
+        streamer = threading.Thread(target=stream_until_broken, args=(agent.target, parent, next_batch, acknowledged))
+        streamer.start()
+        time.sleep(rng.uniform(0.2, 1.5))  # a random moment mid-stream
+        agent.kill()
+        streamer.join(timeout=30)
+        assert integrity(agent.db) == "ok", f"after crash {crash + 1}"
+        agent.start()
+        next_batch = max(acknowledged, default=next_batch) + 1_000  # fresh steps past anything sent
+    stored = stored_steps(agent.target, parent)
+    expected = {step for batch_id in acknowledged
+                for step in range(batch_id * STEPS_PER_BATCH, (batch_id + 1) * STEPS_PER_BATCH)}
+    assert len(acknowledged) >= 10, "the stream never got going"
+    missing = expected - stored.get("a", set()) | expected - stored.get("b", set())
+    print(f"\ncrash safety: 10 SIGKILLs, {len(expected) * 2} points acknowledged, "
+          f"{len(stored.get('a', ())) + len(stored.get('b', ()))} found, {len(missing)} acknowledged missing")
+    assert not missing
+
+
+def test_sigterm_under_load_commits_what_it_accepted_and_exits_in_time(agent):
+    parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="stop", namespace="r")).experiment_id
+    outcomes: list = []  # (step, "ok" | status name)
+    stop_writers = threading.Event()
+
+    def writer(offset: int) -> None:
+        channel = grpc.insecure_channel(agent.target)
+        stub = modelbox_pb2_grpc.ModelStoreStub(channel)
+        step = offset
+        while not stop_writers.is_set():
+            try:
+                stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="a",
+                                                     value=mb.MetricsValue(step=step, wallclock_time=1, f_val=1.0)), timeout=10)
+                outcomes.append((step, "ok"))
+            except grpc.RpcError as error:
+                outcomes.append((step, error.code().name))
+            step += 8
+        channel.close()
+
+    writers = [threading.Thread(target=writer, args=(offset,)) for offset in range(8)]
+    for thread in writers:
+        thread.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    agent.process.send_signal(signal.SIGTERM)
+    code = agent.process.wait(timeout=20)
+    took = time.monotonic() - started
+    time.sleep(0.3)  # the writers see the agent gone
+    stop_writers.set()
+    for thread in writers:
+        thread.join()
+    agent.process = None
+    assert code == 0
+    assert took < 5, f"the agent took {took:.1f} s to stop"
+    assert not agent.socket.exists()
+    succeeded = {step for step, outcome in outcomes if outcome == "ok"}
+    refused = {outcome for _, outcome in outcomes if outcome != "ok"}
+    assert len(succeeded) > 100
+    assert refused <= {"UNAVAILABLE"}, refused
+    assert "UNAVAILABLE" in refused  # calls after the stop were turned away
+    agent.start()
+    assert succeeded <= stored_steps(agent.target, parent).get("a", set())
+    print(f"\ngraceful stop: {len(succeeded)} calls acknowledged, all stored; exit in {took:.2f} s")
+
+
+def test_a_second_agent_on_the_same_database_exits_with_a_clear_error(agent, tmp_path):
+    result = subprocess.run([str(agent_binary()), "agent", "--db", str(agent.db), "--socket", str(tmp_path / "second.sock")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "another boxcar" in result.stderr.lower() or "in use" in result.stderr.lower(), result.stderr
+
+
+def start_on(database: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(agent_binary()), "agent", "--db", str(database), "--socket", str(tmp_path / "run" / "a.sock"),
+                           "--sample-interval", "0"], capture_output=True, text=True, timeout=60)
+
+
+def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):
+    database = tmp_path / "corrupt.db"
+    database.write_bytes(b"this is not a database" + os.urandom(8192))
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    result = start_on(database, tmp_path)
+    assert result.returncode != 0
+    assert str(database) in result.stderr and "not a database" in result.stderr, result.stderr
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+    # No journal or WAL left beside it (the lock file is the agent's own).
+    assert not [path for path in tmp_path.iterdir() if path.name in ("corrupt.db-wal", "corrupt.db-journal")]
+
+
+def test_an_unreadable_database_path_is_a_clear_error(tmp_path):
+    database = tmp_path / "directory.db"
+    database.mkdir()
+    result = start_on(database, tmp_path)
+    assert result.returncode != 0
+    assert str(database) in result.stderr, result.stderr
+
+
+def test_a_database_from_a_newer_boxcar_is_refused_and_left_untouched(tmp_path):
+    database = tmp_path / "newer.db"
+    connection = sqlite3.connect(database)
+    connection.execute("PRAGMA user_version = 999")
+    connection.execute("CREATE TABLE future (x)")
+    connection.commit()
+    connection.close()
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    result = start_on(database, tmp_path)
+    assert result.returncode != 0
+    assert "newer" in result.stderr and "upgrade boxcar" in result.stderr, result.stderr
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def test_a_stale_socket_is_replaced(agent):
+    agent.kill()  # leaves its socket file behind
+    assert agent.socket.exists()
+    agent.start()  # must not refuse the dead socket
+    assert agent.stub.GetClusterMembers(mb.GetClusterMembersRequest(), timeout=10).members
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs for the database and the artifacts (the tests run as root, as CI does)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
+    assert result.returncode == 0, f"the full-disk test mounts a tmpfs and needs root: {result.stderr}"
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_path):
+    from conftest import Agent
+
+    agent = Agent(agent_binary(), small_disk, tmp_path / "full.sock")
+    agent.start()
+    try:
+        stub = agent.stub
+        parent = stub.CreateExperiment(mb.CreateExperimentRequest(name="full", namespace="r")).experiment_id
+        # Fill the disk beside the database, leaving a little room.
+        filler = small_disk / "filler"
+        with open(filler, "wb") as file:
+            try:
+                while True:
+                    file.write(b"\0" * 65536)
+                    file.flush()
+            except OSError:
+                pass
+        filler_size = filler.stat().st_size
+        os.truncate(filler, max(filler_size - 200_000, 0))
+        channel = grpc.insecure_channel(agent.target)
+        log = agent_pb2_grpc.AgentStub(channel)
+        stored_batches = []
+        refusal = None
+        for batch_id in range(1, 2_000):
+            try:
+                list(log.Log(iter([batch(parent, batch_id)]), timeout=30))
+                stored_batches.append(batch_id)
+            except grpc.RpcError as error:
+                refusal = error
+                break
+        assert refusal is not None, "the disk never filled"
+        assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refusal
+        assert "full" in refusal.details()
+        with pytest.raises(grpc.RpcError) as upload:
+            modelbox_pb2_grpc.ModelStoreStub(channel).UploadFile(iter([
+                mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path="big.bin")),
+                mb.UploadFileRequest(chunks=os.urandom(1 << 20))]), timeout=30)
+        assert upload.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, upload.value
+        assert not [path for path in (small_disk / "artifacts").rglob("*") if path.is_file()]
+        # Reads go on while writes are refused.
+        steps = stored_steps(agent.target, parent).get("a", set())
+        assert steps == {step for b in stored_batches for step in range(b * STEPS_PER_BATCH, (b + 1) * STEPS_PER_BATCH)}
+        assert stub.GetExperiment(mb.GetExperimentRequest(id=parent), timeout=10).experiment.name == "full"
+        # Space freed: writes resume.
+        filler.unlink()
+        list(log.Log(iter([batch(parent, 5_000)]), timeout=30))
+        assert 5_000 * STEPS_PER_BATCH in stored_steps(agent.target, parent)["a"]
+        channel.close()
+    finally:
+        agent.stop()
+    assert integrity(small_disk / "boxcar.db") == "ok"
+
+
+def test_someone_elses_sqlite_database_is_refused_and_left_untouched(tmp_path):
+    database = tmp_path / "other.db"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE customers (name)")
+    connection.commit()
+    connection.close()
+    before = hashlib.sha256(database.read_bytes()).hexdigest()
+    result = start_on(database, tmp_path)
+    assert result.returncode != 0
+    assert "not a boxcar one" in result.stderr, result.stderr
+    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
