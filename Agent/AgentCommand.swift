@@ -32,6 +32,15 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Also serve on TCP at HOST:PORT (off by default).")
     var listen: String?
 
+    @Flag(help: "Let --listen take an address other than loopback; needs --token-file.")
+    var allowRemote = false
+
+    @Option(help: "A file holding the bearer token that every call on the TCP listener must carry.")
+    var tokenFile: String?
+
+    @Option(help: "A group given access to the socket (directory 0750, socket 0660). Default: none (0700).")
+    var socketGroup: String?
+
     @Option(help: "Where uploaded artifacts are stored. Default: beside the database, in artifacts/.")
     var artifacts: String?
 
@@ -75,6 +84,7 @@ struct AgentCommand: AsyncParsableCommand {
                 "db": db, "socket": socket, "listen": listen, "artifacts": artifacts,
                 "durability": durability, "log-level": logLevel, "sample-interval": sampleInterval,
                 "proc-root": procRoot, "sys-root": sysRoot, "nvml-library": nvmlLibrary,
+                "allow-remote": allowRemote ? "true" : nil, "token-file": tokenFile, "socket-group": socketGroup,
             ],
             configFile: config, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
@@ -139,8 +149,19 @@ struct AgentSettings {
         if let text = config.string(forKey: "listen"), !text.isEmpty {
             do { listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
         }
-        return AgentSettings(
-            agent: AgentConfiguration(
+        let allowRemoteText = config.string(forKey: "allow-remote") ?? "false"
+        guard let allowRemote = Bool(allowRemoteText) else {
+            throw CLIError("allow-remote must be true or false, not \(allowRemoteText)")
+        }
+        var token: String?
+        if let file = config.string(forKey: "token-file") {
+            token = try readToken(file)
+        }
+        var socketGroup: gid_t?
+        if let group = config.string(forKey: "socket-group") {
+            socketGroup = try groupID(group)
+        }
+        let agentConfiguration = AgentConfiguration(
                 databasePath: databasePath,
                 socketPath: config.string(forKey: "socket") ?? Defaults.socketPath,
                 listen: listen,
@@ -150,8 +171,33 @@ struct AgentSettings {
                 sampleInterval: intervalSeconds > 0 ? .milliseconds(Int64(intervalSeconds * 1000)) : nil,
                 procRoot: config.string(forKey: "proc-root") ?? "/proc",
                 sysRoot: config.string(forKey: "sys-root") ?? "/sys",
-                nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1"),
-            logLevel: level)
+                nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1",
+                allowRemote: allowRemote, token: token, socketGroup: socketGroup)
+        do { try agentConfiguration.checkListener() } catch { throw CLIError(describe(error)) }
+        return AgentSettings(agent: agentConfiguration, logLevel: level)
+    }
+
+    /// The token in `file`, without surrounding whitespace. A token others can read protects
+    /// nothing: a file readable by group or others is refused.
+    static func readToken(_ file: String) throws -> String {
+        var info = stat()
+        guard stat(file, &info) == 0 else { throw CLIError("cannot read the token file \(file): \(String(cString: strerror(errno)))") }
+        guard info.st_mode & (S_IRWXG | S_IRWXO) == 0 else {
+            throw CLIError("the token file \(file) can be read by other users; chmod 600 it")
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw CLIError("cannot read the token file \(file)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIError("the token file \(file) is empty") }
+        return token
+    }
+
+    /// A group by name or number.
+    static func groupID(_ group: String) throws -> gid_t {
+        if let number = gid_t(group) { return number }
+        guard let entry = getgrnam(group) else { throw CLIError("no group named \(group)") }
+        return entry.pointee.gr_gid
     }
 }
 

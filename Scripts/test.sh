@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen).
+# libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen);
+# systemd for systemd-analyze, which checks Config/boxcar.service.
 missing=""
-for package in libsqlite3-dev libudev1; do
+for package in libsqlite3-dev libudev1 systemd; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

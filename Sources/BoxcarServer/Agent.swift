@@ -27,12 +27,19 @@ public struct AgentConfiguration: Sendable {
     public var sysRoot: String
     /// The NVML library to dlopen.
     public var nvmlLibrary: String
+    /// Whether `listen` may be an address other than loopback (then `token` is required).
+    public var allowRemote: Bool
+    /// The bearer token every call on the TCP listener must carry; nil: none asked.
+    public var token: String?
+    /// The group given access to the socket (its directory becomes 0750, the socket 0660).
+    public var socketGroup: gid_t?
 
     public init(
         databasePath: String, socketPath: String, listen: TCPAddress? = nil,
         artifactsDirectory: String, durability: Durability = .normal, limits: Limits = .standard,
         sampleInterval: Duration? = nil, procRoot: String = "/proc", sysRoot: String = "/sys",
-        nvmlLibrary: String = "libnvidia-ml.so.1"
+        nvmlLibrary: String = "libnvidia-ml.so.1", allowRemote: Bool = false, token: String? = nil,
+        socketGroup: gid_t? = nil
     ) {
         self.databasePath = databasePath
         self.socketPath = socketPath
@@ -44,6 +51,21 @@ public struct AgentConfiguration: Sendable {
         self.procRoot = procRoot
         self.sysRoot = sysRoot
         self.nvmlLibrary = nvmlLibrary
+        self.allowRemote = allowRemote
+        self.token = token
+        self.socketGroup = socketGroup
+    }
+
+    /// Refuses a TCP listener that would open the API to the network without a token.
+    public func checkListener() throws {
+        guard let listen else { return }
+        if !listen.isLoopback && !allowRemote {
+            throw ValidationError(
+                "listening on \(listen) would open the API to other machines: listen on 127.0.0.1 or ::1, or pass --allow-remote with --token-file")
+        }
+        if allowRemote && token == nil {
+            throw ValidationError("--allow-remote needs --token-file: every call from another machine must carry the token")
+        }
     }
 }
 
@@ -66,6 +88,11 @@ public struct TCPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// 127.0.0.0/8, ::1 and localhost: reachable from this machine only.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
 }
 
 /// The running agent: the store, the artifact directory and the gRPC servers on the unix socket
@@ -112,6 +139,7 @@ public final class Agent: Service, Sendable {
 
     private func serve() async throws {
         let configuration = self.configuration
+        try configuration.checkListener()
         try makeDirectories(parent(of: configuration.databasePath))
         let store = try Store.open(
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
@@ -151,7 +179,8 @@ public final class Agent: Service, Sendable {
                         ? .ipv6(host: listen.host, port: listen.port)
                         : .ipv4(host: listen.host, port: listen.port),
                     transportSecurity: .plaintext, config: transportConfig),
-                services: services))
+                services: services,
+                interceptors: configuration.token.map { [BearerTokenInterceptor(token: $0)] } ?? []))
         }
 
         var sampler: Sampler?
@@ -176,6 +205,9 @@ public final class Agent: Service, Sendable {
         do {
             try await serve(allServers, sampler: sampler, changes: changes) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
+                // The directory (0700, or 0750 for --socket-group) already keeps others out.
+                chmod(configuration.socketPath, 0o660)
+                if let group = configuration.socketGroup { chown(configuration.socketPath, uid_t.max, group) }
             }
             outcome = nil
         } catch {
@@ -263,10 +295,18 @@ public final class Agent: Service, Sendable {
     /// socket another agent still answers on is an error, not something to steal.
     private func prepareSocketPath(_ path: String) throws {
         let directory = parent(of: path)
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+        var created = mkdir(directory, 0o700) == 0
+        if !created && errno != EEXIST {
             try makeDirectories(parent(of: directory))
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            created = mkdir(directory, 0o700) == 0
+            if !created && errno != EEXIST {
                 throw ArtifactError.io("cannot create the socket directory \(directory)", errno)
+            }
+        }
+        if created, let group = configuration.socketGroup {
+            // The group may reach the socket, not write to the directory.
+            guard chown(directory, uid_t.max, group) == 0, chmod(directory, 0o750) == 0 else {
+                throw ArtifactError.io("cannot give the socket directory \(directory) to group \(group)", errno)
             }
         }
         try checkSocketDirectory(directory)
@@ -275,6 +315,9 @@ public final class Agent: Service, Sendable {
         }
         var status = stat()
         guard lstat(path, &status) == 0 else { return }
+        if (status.st_mode & S_IFMT) == S_IFLNK {
+            throw ValidationError("the socket path \(path) is a symbolic link; refusing to follow it (remove it or choose another --socket)")
+        }
         guard (status.st_mode & S_IFMT) == S_IFSOCK else {
             throw ValidationError("\(path) exists and is not a socket; refusing to replace it")
         }
@@ -291,6 +334,9 @@ func checkSocketDirectory(_ directory: String) throws {
     var info = stat()
     guard lstat(directory, &info) == 0 else {
         throw ArtifactError.io("cannot inspect the socket directory \(directory)", errno)
+    }
+    if (info.st_mode & S_IFMT) == S_IFLNK {
+        throw ValidationError("the socket directory \(directory) is a symbolic link; refusing to follow it")
     }
     guard (info.st_mode & S_IFMT) == S_IFDIR else {
         throw ValidationError("the socket directory \(directory) is not a directory")

@@ -56,13 +56,14 @@ class Agent:
         self.channel: grpc.Channel | None = None
         self.stub: modelbox_pb2_grpc.ModelStoreStub | None = None
         self._starts = 0
+        self.extra_args: list = []
 
     def start(self) -> None:
         self._starts += 1
         self.log = self.dir / f"agent-{self._starts}.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.binary), "agent", "--db", str(self.db), "--socket", str(self.socket)],
+                [str(self.binary), "agent", "--db", str(self.db), "--socket", str(self.socket), *self.extra_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

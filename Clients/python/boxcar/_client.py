@@ -97,7 +97,8 @@ class Boxcar:
     the logging call wait for room, ``on_full="drop"`` drops the new records and counts them in
     ``dropped``. An agent that is down gets a warning and the SDK reconnects with backoff;
     ``strict=True`` raises ``BoxcarError`` instead. Interpreter exit flushes (at most
-    ``exit_timeout`` seconds).
+    ``exit_timeout`` seconds). ``token`` (or ``$BOXCAR_TOKEN``) is sent as a bearer token on every
+    call, for an agent that listens beyond loopback.
     """
 
     def __init__(
@@ -109,12 +110,15 @@ class Boxcar:
         on_full: str = "block",
         timeout: float = 10.0,
         exit_timeout: float = 10.0,
+        token: Optional[str] = None,
     ):
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
         if max_buffered < 1:
             raise ValueError("max_buffered must be at least 1")
         self.target = grpc_target(target or default_target())
+        # The bearer token of an agent listening with --allow-remote (or $BOXCAR_TOKEN).
+        self._token = token or os.environ.get("BOXCAR_TOKEN") or None
         self.strict = strict
         self.timeout = timeout
         self.exit_timeout = exit_timeout
@@ -136,13 +140,16 @@ class Boxcar:
     # MARK: connections
 
     def _open_channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(
+        channel = grpc.insecure_channel(
             self.target,
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ],
         )
+        if self._token is None:
+            return channel
+        return _with_token(channel, self._token)
 
     def _stubs(self):
         with self._lock:
@@ -518,6 +525,49 @@ class Experiment:
         self._client.flush(self._client.timeout)
         response = self._client._call(self._client._modelbox.ListMetadata, modelbox_pb2.ListMetadataRequest(parent_id=self.id))
         return from_struct(response.metadata)
+
+
+class _TokenInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details):
+        metadata = list(details.metadata or []) + [self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
+def _with_token(channel: grpc.Channel, token: str) -> grpc.Channel:
+    return grpc.intercept_channel(channel, _TokenInterceptor(token))
 
 
 def experiment_id(name: str, namespace: str) -> str:

@@ -1,0 +1,152 @@
+"""Who may reach the agent: the socket's permissions, symbolic links, TCP beyond loopback only
+with --allow-remote and a bearer token."""
+
+from __future__ import annotations
+
+import grp
+import os
+import signal
+import socket as sockets
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from conftest import Agent, agent_binary
+from boxcar import Boxcar, BoxcarError
+from boxcar._proto.modelbox import modelbox_pb2 as mb
+from boxcar._proto.modelbox import modelbox_pb2_grpc
+
+
+def run_agent(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(agent_binary()), "agent", "--sample-interval", "0", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def free_port() -> int:
+    with sockets.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_socket_is_0660_in_a_0700_directory(agent):
+    assert stat.S_IMODE(agent.socket.stat().st_mode) == 0o660
+    assert stat.S_IMODE(agent.socket.parent.stat().st_mode) in (0o700, 0o1777)  # its own, or /tmp's short path
+
+
+def test_a_socket_group_gets_a_0750_directory_and_the_socket(tmp_path):
+    group = grp.getgrnam("daemon")
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "run" / "agent.sock")
+    agent.extra_args = ["--socket-group", "daemon"]
+    agent.start()
+    try:
+        socket_info = agent.socket.stat()
+        directory_info = agent.socket.parent.stat()
+        assert (stat.S_IMODE(socket_info.st_mode), socket_info.st_gid) == (0o660, group.gr_gid)
+        assert (stat.S_IMODE(directory_info.st_mode), directory_info.st_gid) == (0o750, group.gr_gid)
+    finally:
+        agent.stop()
+
+
+def test_a_symlinked_socket_path_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere"
+    (run / "agent.sock").symlink_to(target)
+    result = run_agent("--db", str(tmp_path / "b.db"), "--socket", str(run / "agent.sock"))
+    assert result.returncode != 0
+    assert "symbolic link" in result.stderr, result.stderr
+    assert not target.exists()
+
+
+def test_a_symlinked_socket_directory_is_refused(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    result = run_agent("--db", str(tmp_path / "b.db"), "--socket", str(tmp_path / "link" / "agent.sock"))
+    assert result.returncode != 0
+    assert "symbolic link" in result.stderr, result.stderr
+
+
+def test_tcp_beyond_loopback_needs_allow_remote_and_a_token(tmp_path):
+    common = ["--db", str(tmp_path / "b.db"), "--socket", str(tmp_path / "run" / "a.sock")]
+    refused = run_agent(*common, "--listen", f"0.0.0.0:{free_port()}")
+    assert refused.returncode != 0 and "--allow-remote" in refused.stderr, refused.stderr
+    no_token = run_agent(*common, "--listen", f"0.0.0.0:{free_port()}", "--allow-remote")
+    assert no_token.returncode != 0 and "--token-file" in no_token.stderr, no_token.stderr
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    token_file.chmod(0o644)
+    readable = run_agent(*common, "--listen", f"0.0.0.0:{free_port()}", "--allow-remote", "--token-file", str(token_file))
+    assert readable.returncode != 0 and "chmod 600" in readable.stderr, readable.stderr
+
+
+def test_a_remote_listener_answers_only_calls_with_the_token(tmp_path):
+    token = "s3cret-token-" + os.urandom(8).hex()
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "run" / "agent.sock")
+    agent.extra_args = ["--listen", f"0.0.0.0:{port}", "--allow-remote", "--token-file", str(token_file)]
+    agent.start()
+    try:
+        request = mb.CreateExperimentRequest(name="remote", namespace="s")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = modelbox_pb2_grpc.ModelStoreStub(channel)
+            for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", token)]]:
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.CreateExperiment(request, metadata=metadata, timeout=10)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            created = stub.CreateExperiment(request, metadata=[("authorization", f"Bearer {token}")], timeout=10)
+        # The SDK sends it too; the unix socket needs none (its permissions guard it).
+        with Boxcar(f"127.0.0.1:{port}", token=token) as mbox:
+            assert mbox.experiment(created.experiment_id).name == "remote"
+        with Boxcar(f"127.0.0.1:{port}", timeout=2) as mbox:
+            with pytest.raises(BoxcarError) as unauthenticated:
+                mbox.experiment(created.experiment_id)
+            assert unauthenticated.value.code == "UNAUTHENTICATED"
+        assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=created.experiment_id), timeout=10).experiment.name == "remote"
+    finally:
+        agent.stop()
+    assert token not in agent.output()  # never logged
+
+
+def test_the_systemd_unit_verifies_and_is_hardened(tmp_path):
+    unit = (Path(__file__).resolve().parents[2] / "Config" / "boxcar.service").read_text()
+    # systemd-analyze checks the file as systemd would load it (the binary must exist).
+    local = tmp_path / "boxcar.service"
+    local.write_text(unit.replace("/usr/local/bin/boxcar", str(agent_binary())))
+    result = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    directives = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in unit.splitlines()
+                  if "=" in line and not line.startswith("#")}
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "PrivateTmp": "yes",
+                       "ReadWritePaths": "/var/lib/boxcar /run/boxcar", "CapabilityBoundingSet": "",
+                       "RestrictSUIDSGID": "yes", "KillSignal": "SIGTERM"}.items():
+        assert directives.get(key) == value, key
+    assert "--socket-group boxcar" in directives["ExecStart"]
+
+
+def test_the_kubernetes_sidecar_shares_the_socket_and_the_process_namespace():
+    import yaml
+
+    pod = yaml.safe_load((Path(__file__).resolve().parents[2] / "Config" / "kubernetes" / "sidecar.yaml").read_text())
+    spec = pod["spec"]
+    assert spec["shareProcessNamespace"] is True
+    containers = {container["name"]: container for container in spec["containers"]}
+    agent, trainer = containers["boxcar"], containers["trainer"]
+    assert agent["securityContext"]["readOnlyRootFilesystem"] is True
+    assert agent["securityContext"]["allowPrivilegeEscalation"] is False
+    socket_flag = next(arg for arg in agent["command"] if arg.startswith("--socket="))
+    socket_path = socket_flag.split("=", 1)[1]
+    assert {"name": "BOXCAR_SOCKET", "value": socket_path} in trainer["env"]
+    mounts = {name: {m["name"]: m["mountPath"] for m in containers[name]["volumeMounts"]} for name in containers}
+    assert mounts["boxcar"]["boxcar-socket"] == mounts["trainer"]["boxcar-socket"]
+    assert socket_path.startswith(mounts["boxcar"]["boxcar-socket"] + "/")
+    # Every path the agent writes is a volume, as a read-only root needs.
+    db = next(arg for arg in agent["command"] if arg.startswith("--db=")).split("=", 1)[1]
+    assert any(db.startswith(path + "/") for path in mounts["boxcar"].values())
