@@ -34,18 +34,31 @@ struct DoctorCommand: AsyncParsableCommand {
 
     func run() async throws {
         var findings: [Finding] = []
+        // A sensor that hangs (statvfs on a dead NFS server) is reported, not waited for.
+        let guardian = HangGuard<String>()
         for sensor in hostSensors(procRoot: procRoot, sysRoot: sysRoot) {
-            do {
-                // Twice, so that the counters give rates.
-                _ = try sensor.sample(elapsed: nil)
-                try await Task.sleep(for: .milliseconds(50))
-                let readings = try sensor.sample(elapsed: .milliseconds(50))
+            // Twice, so that the counters give rates.
+            let answer = guardian.run(sensor.name, within: Self.deadline) {
+                Result {
+                    _ = try sensor.sample(elapsed: nil)
+                    usleep(50_000)
+                    return try sensor.sample(elapsed: .milliseconds(50))
+                }
+            }
+            switch answer {
+            case .finished(.success(let readings)):
                 let series = Set(readings.map(\.seriesKey)).count
-                findings.append(Finding(
-                    sensor: sensor.name, works: series > 0, series: series,
-                    detail: series > 0 ? "ok" : Self.nothingFound[sensor.name] ?? "nothing to read"))
-            } catch {
+                var detail = series > 0 ? "ok" : Self.nothingFound[sensor.name] ?? "nothing to read"
+                if let filesystems = sensor as? FilesystemSensor, !filesystems.hungMounts.isEmpty {
+                    detail = "statvfs did not answer within 1 s on \(filesystems.hungMounts.joined(separator: ", ")) (a network filesystem whose server is gone?): left out; the others are read"
+                }
+                findings.append(Finding(sensor: sensor.name, works: series > 0, series: series, detail: detail))
+            case .finished(.failure(let error)):
                 findings.append(Finding(sensor: sensor.name, works: false, series: 0, detail: "\(error)"))
+            case .timedOut, .stillRunning:
+                findings.append(Finding(
+                    sensor: sensor.name, works: false, series: 0,
+                    detail: "did not answer within \(Self.deadline) (a hung filesystem or driver?); the agent leaves it out until it does"))
             }
         }
         findings.append(nvidia())
@@ -61,6 +74,8 @@ struct DoctorCommand: AsyncParsableCommand {
             ["SENSOR", "WORKS", "SERIES", "DETAIL"],
             findings.map { [$0.sensor, $0.works ? "yes" : "no", String($0.series), $0.detail] }))
     }
+
+    static let deadline: Duration = .seconds(3)
 
     static let nothingFound = [
         "infiniband": "no InfiniBand devices under /sys/class/infiniband",

@@ -14,6 +14,11 @@ public final class FilesystemSensor: Sensor {
     public let cadence = 10
     let procRoot: String
     let statfs: (String) -> Usage?
+    /// statvfs on a network filesystem whose server is gone blocks (a hard NFS mount: until it
+    /// comes back): each call gets `statfsDeadline`, and a mount whose call has not returned is
+    /// left out, without a second call, until it does. The other mounts go on.
+    let statfsGuard = HangGuard<String>()
+    let statfsDeadline: Duration
 
     public struct Usage: Sendable, Equatable {
         public var totalBytes, freeBytes, availableBytes: Double
@@ -29,10 +34,17 @@ public final class FilesystemSensor: Sensor {
     }
 
     /// `statfs` answers for a mount point; tests give fixed numbers instead of statvfs.
-    public init(procRoot: String = "/proc", statfs: @escaping (String) -> Usage? = FilesystemSensor.statvfsUsage) {
+    public init(
+        procRoot: String = "/proc", statfs: @escaping (String) -> Usage? = FilesystemSensor.statvfsUsage,
+        statfsDeadline: Duration = .seconds(1)
+    ) {
         self.procRoot = procRoot
         self.statfs = statfs
+        self.statfsDeadline = statfsDeadline
     }
+
+    /// The mount points whose statvfs has not returned.
+    public var hungMounts: [String] { statfsGuard.hung.keys.sorted() }
 
     static let pseudo: Set<String> = [
         "proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup", "cgroup2", "pstore", "bpf",
@@ -69,7 +81,11 @@ public final class FilesystemSensor: Sensor {
         var out: [Reading] = []
         for mount in Self.parse(try files.read(procRoot + "/self/mountinfo"))
         where !Self.pseudo.contains(mount.type) && seen.insert(mount.device).inserted {
-            guard let usage = statfs(mount.mountPoint), usage.totalBytes > 0 else { continue }
+            let statfs = self.statfs
+            let mountPoint = mount.mountPoint
+            guard case .finished(let answer) = statfsGuard.run(mountPoint, within: statfsDeadline, { statfs(mountPoint) }),
+                let usage = answer, usage.totalBytes > 0
+            else { continue }
             let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]
             out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))

@@ -9,7 +9,8 @@ import Logging
 /// and get the series of their own process trees (`system/process.…{pid=…}`) stored as theirs.
 ///
 /// Ticks follow a fixed monotonic schedule (no drift); a tick that overruns skips the ticks it
-/// missed rather than bunching them. A sensor that fails is logged once and tried again each tick.
+/// missed rather than bunching them. A sensor that fails, hangs or gives readings that cannot be
+/// stored is logged once and loses its own series only (see `SensorSet`).
 final class Sampler: Sendable {
     let store: Store
     let interval: Duration
@@ -18,12 +19,12 @@ final class Sampler: Sendable {
 
     init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
-        nvidia: NVIDIAGPUSensor?, logger: Logger
+        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = .seconds(2)
     ) {
         self.store = store
         self.interval = interval
         self.logger = logger
-        self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia)
+        self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
     }
 
     func run() async throws {
@@ -93,19 +94,73 @@ final class Sampler: Sendable {
 
 /// The sensors, touched by one tick at a time (the sampler's loop), and which failures were
 /// already logged.
+///
+/// Each sensor is isolated from the others: one that throws, hangs or returns what cannot be
+/// stored loses its own series only. Each call runs under a `HangGuard` with `deadline`: a
+/// sensor that has not answered by then (a stuck driver, /proc of a process in D state) is left
+/// out of this tick and of every tick until its call returns; the others go on.
 final class SensorSet: @unchecked Sendable {
     let sensors: [any Sensor]
     let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
-    var reported: Set<String> = []
+    let deadline: Duration
+    let limits = Limits.standard
+    private let guardian = HangGuard<String>()
+    /// Each sensor's last answered call: its counters' rates span the time since then, which is
+    /// more than a tick after it skipped some.
+    private var lastAnswered: [String: ContinuousClock.Instant] = [:]
+    /// What is wrong with each sensor now (for the log, once per new problem).
+    private(set) var problems: [String: String] = [:]
     var ticks = 0
     /// The cgroup of each attached trainer, which may be another container than the agent's.
     var trainerCgroups: [Int32: CgroupSensor] = [:]
 
-    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?) {
+    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = .seconds(2)) {
         self.sensors = sensors
         self.processes = processes
         self.nvidia = nvidia
+        self.deadline = deadline
+    }
+
+    /// Calls `body` for the sensor `name` under the guard; nil when it failed or did not answer.
+    private func guarded<Value>(_ name: String, logger: Logger, _ body: @escaping (Duration?) throws -> Value) -> Value? {
+        let started = ContinuousClock.now
+        let elapsed = lastAnswered[name].map { started - $0 }
+        switch guardian.run(name, within: deadline, { Result { try body(elapsed) } }) {
+        case .finished(.success(let value)):
+            lastAnswered[name] = started
+            if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
+            return value
+        case .finished(.failure(let error)):
+            report(name, "failed: \(error)", logger: logger)
+        case .timedOut:
+            lastAnswered[name] = nil
+            report(name, "did not answer within \(deadline); its series stop until it does", logger: logger)
+        case .stillRunning:
+            break
+        }
+        return nil
+    }
+
+    private func report(_ name: String, _ problem: String, logger: Logger) {
+        guard problems[name] != problem else { return }
+        problems[name] = problem
+        logger.warning("sensor \(name) \(problem); the other sensors go on")
+    }
+
+    /// The readings that can be stored: a finite value under a valid key. A sensor that gives
+    /// others (garbage in a sysfs file, a label with control characters) loses those only.
+    private func storable(_ readings: [Reading], from name: String, logger: Logger) -> [Reading] {
+        var rejected: [String] = []
+        let kept = readings.filter { reading in
+            let ok = reading.value.isFinite && (try? limits.checkKey(reading.seriesKey)) != nil
+            if !ok { rejected.append(reading.seriesKey) }
+            return ok
+        }
+        if let first = rejected.first {
+            report(name, "gave \(rejected.count) readings that cannot be stored (such as \(first.debugDescription)); they are dropped", logger: logger)
+        }
+        return kept
     }
 
     /// The host's readings, each root's process-tree readings, XID errors, and the roots whose
@@ -116,13 +171,8 @@ final class SensorSet: @unchecked Sendable {
         var readings: [Reading] = []
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
-            do {
-                readings += try sensor.sample(elapsed: elapsed)
-                reported.remove(sensor.name)
-            } catch {
-                if reported.insert(sensor.name).inserted {
-                    logger.warning("sensor \(sensor.name) failed; retrying each tick", metadata: ["error": "\(error)"])
-                }
+            if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
+                readings += storable(answer, from: sensor.name, logger: logger)
             }
         }
         let seconds = elapsed?.seconds ?? 0
@@ -145,7 +195,10 @@ final class SensorSet: @unchecked Sendable {
             for root in roots {
                 for pid in processes.lastTree[root] ?? [root] { owner[String(pid)] = root }
             }
-            for reading in nvidia.sample(processes: Set(owner.keys.compactMap { Int32($0) })) {
+            let pids = Set(owner.keys.compactMap { Int32($0) })
+            let answer = guarded("nvidia", logger: logger) { _ in (nvidia.sample(processes: pids), nvidia.xidErrors()) }
+            xids = answer?.1 ?? []
+            for reading in storable(answer?.0 ?? [], from: "nvidia", logger: logger) {
                 if reading.name == "hw.gpu.process.memory.usage" {
                     if let pid = reading.labels.first(where: { $0.name == "pid" })?.value, let root = owner[pid] {
                         trees[root, default: []].append(reading)
@@ -154,7 +207,6 @@ final class SensorSet: @unchecked Sendable {
                     readings.append(reading)
                 }
             }
-            xids = nvidia.xidErrors()
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         return (readings, trees, xids, gone)

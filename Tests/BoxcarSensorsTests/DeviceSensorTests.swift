@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import BoxcarSensors
+import Synchronization
 import Testing
 
 /// Sensors of machines this one is not: fixture trees written by hand for a 2-GPU AMD box, an
@@ -100,6 +104,33 @@ import Testing
         #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"free\",type=\"nfs4\"}") == 300)
         #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),state=\"used\",type=\"nfs4\"}") == 10)
         #expect(readings.contains { $0.seriesKey.contains(#"type="lustre""#) })
+    }
+
+    @Test func aHungNetworkMountIsLeftOutAndTheOthersAreRead() throws {
+        // statvfs on /data (nfs4) does not return while its server is gone.
+        final class Server: @unchecked Sendable {
+            let state = Mutex(false)
+            var isUp: Bool { state.withLock { $0 } }
+        }
+        let server = Server()
+        let sensor = FilesystemSensor(procRoot: Self.fixtures + "/proc-fs", statfs: { mountPoint in
+            while mountPoint == "/data" && !server.isUp { usleep(1000) }
+            return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
+        }, statfsDeadline: .milliseconds(200))
+        func mountPoints() throws -> Set<String> {
+            Set(try sensor.sample(elapsed: nil).compactMap { $0.labels.first { $0.name == "mountpoint" }?.value })
+        }
+        let started = ContinuousClock.now
+        #expect(try mountPoints() == ["/", "/scratch", "/mnt/my disk"])
+        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(sensor.hungMounts == ["/data"])
+        let again = ContinuousClock.now
+        #expect(try mountPoints() == ["/", "/scratch", "/mnt/my disk"])
+        #expect(ContinuousClock.now - again < .milliseconds(150))  // not waited for a second time
+        server.state.withLock { $0 = true }  // the server is back
+        usleep(100_000)
+        #expect(sensor.hungMounts.isEmpty)
+        #expect(try mountPoints() == ["/", "/data", "/scratch", "/mnt/my disk"])
     }
 
     @Test func theRealFilesystemsHaveSaneNumbers() throws {

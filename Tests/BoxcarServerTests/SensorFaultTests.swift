@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import BoxcarServer
+import BoxcarSensors
+import BoxcarStore
+import BoxcarTestSupport
+import Dispatch
+import Logging
+import Testing
+
+/// Sensors that throw, hang or give what cannot be stored lose their own series only: the other
+/// sensors, and the sampler's ticks, go on.
+@Suite struct SensorFaultTests {
+    final class Broken: Sensor {
+        let name = "broken"
+        func sample(elapsed: Duration?) throws -> [Reading] { throw SensorError("cannot parse /proc/broken") }
+    }
+
+    /// Hangs on its first call until released, as statvfs does on a dead NFS server.
+    final class Hanging: Sensor, @unchecked Sendable {
+        let name = "hanging"
+        let release = DispatchSemaphore(value: 0)
+        var calls = 0
+        func sample(elapsed: Duration?) throws -> [Reading] {
+            calls += 1
+            if calls == 1 { release.wait() }
+            return [Reading("hanging.value", [], 7)]
+        }
+    }
+
+    final class Garbage: Sensor {
+        let name = "garbage"
+        func sample(elapsed: Duration?) throws -> [Reading] {
+            [Reading("garbage.nan", [], .nan), Reading("garbage.ok", [], 2), Reading("garbage.label", [.init("model", "bad\u{1}")], 3)]
+        }
+    }
+
+    final class Good: Sensor {
+        let name = "good"
+        var elapsedSeen: [Duration?] = []
+        func sample(elapsed: Duration?) throws -> [Reading] {
+            elapsedSeen.append(elapsed)
+            return [Reading("good.value", [], 42)]
+        }
+    }
+
+    let directory = TemporaryDirectory()
+    let logger = Logger(label: "test")
+
+    @Test func aThrowingHangingOrGarbageSensorLosesOnlyItsOwnSeries() throws {
+        let hanging = Hanging()
+        let set = SensorSet(
+            sensors: [Broken(), hanging, Garbage(), Good()], processes: ProcessTreeSensor(procRoot: directory.path),
+            nvidia: nil, deadline: .milliseconds(200))
+        func keys() -> (keys: [String], took: Duration) {
+            let started = ContinuousClock.now
+            let readings = set.sample(elapsed: nil, roots: [], logger: logger).0
+            return (readings.map(\.seriesKey).sorted(), ContinuousClock.now - started)
+        }
+        let first = keys()
+        #expect(first.keys == ["system/garbage.ok", "system/good.value"])
+        #expect(first.took < .seconds(1))  // one deadline for the hung sensor, not forever
+        #expect(set.problems.keys.sorted() == ["broken", "garbage", "hanging"])
+        #expect(set.problems["hanging"]?.contains("did not answer") == true)
+        #expect(set.problems["broken"]?.contains("cannot parse /proc/broken") == true)
+        // While its call has not returned, the hung sensor is not called again nor waited for.
+        let second = keys()
+        #expect(second.keys == ["system/garbage.ok", "system/good.value"])
+        #expect(second.took < .milliseconds(150))
+        #expect(hanging.calls == 1)
+        // Once it returns, it is read again.
+        hanging.release.signal()
+        usleep(100_000)
+        #expect(keys().keys == ["system/garbage.ok", "system/good.value", "system/hanging.value"])
+        #expect(set.problems["hanging"] == nil)
+    }
+
+    @Test func theSamplerStoresTheOtherSensorsWhileOneHangs() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        let hanging = Hanging()
+        let good = Good()
+        let sampler = Sampler(
+            store: store, interval: .seconds(1), sensors: [hanging, good],
+            processes: ProcessTreeSensor(procRoot: directory.path), nvidia: nil, logger: logger,
+            sensorDeadline: .milliseconds(200))
+        for _ in 0..<3 { try await sampler.tick(elapsed: .seconds(1)) }
+        let series = try await store.metrics(parentID: Store.hostID)
+        #expect(series.map(\.key) == ["system/good.value"])
+        #expect(series.first?.columns.count == 3)
+        // Each sensor's rates span the time since its own last answer, not the tick's.
+        #expect(good.elapsedSeen.first! == nil)
+        #expect(good.elapsedSeen.dropFirst().allSatisfy { $0 != nil && $0! < .seconds(1) })
+        hanging.release.signal()
+        await store.close()
+    }
+}
