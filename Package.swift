@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -107,11 +108,16 @@ let package = Package(
         // What several test targets share (a temporary directory that cleans up after itself).
         .target(name: "BoxcarTestSupport", path: "Tests/BoxcarTestSupport"),
         .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel", "BoxcarTestSupport"]),
-        .testTarget(name: "BoxcarSensorsTests", dependencies: ["BoxcarSensors", "BoxcarTestSupport"]),
+        .testTarget(
+            name: "BoxcarSensorsTests",
+            dependencies: [
+                "BoxcarSensors", "BoxcarTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
         .testTarget(
             name: "BoxcarAPITests",
             dependencies: [
                 "BoxcarAPI", "BoxcarModel", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         .testTarget(
             name: "BoxcarServerTests",

@@ -41,6 +41,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "A group given access to the socket (directory 0750, socket 0660). Default: none (0700).")
     var socketGroup: String?
 
+    @Option(help: "The largest file an upload may hold, in bytes. Default: 17179869184 (16 GiB).")
+    var maxUploadBytes: String?
+
     @Option(help: "Where uploaded artifacts are stored. Default: beside the database, in artifacts/.")
     var artifacts: String?
 
@@ -85,6 +88,7 @@ struct AgentCommand: AsyncParsableCommand {
                 "durability": durability, "log-level": logLevel, "sample-interval": sampleInterval,
                 "proc-root": procRoot, "sys-root": sysRoot, "nvml-library": nvmlLibrary,
                 "allow-remote": allowRemote ? "true" : nil, "token-file": tokenFile, "socket-group": socketGroup,
+                "max-upload-bytes": maxUploadBytes,
             ],
             configFile: config, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
@@ -161,6 +165,13 @@ struct AgentSettings {
         if let group = config.string(forKey: "socket-group") {
             socketGroup = try groupID(group)
         }
+        var limits = Limits.standard
+        if let text = config.string(forKey: "max-upload-bytes") {
+            guard let bytes = Int64(text), bytes > 0 else {
+                throw CLIError("max-upload-bytes must be a positive number of bytes, not \(text)")
+            }
+            limits.maxUploadBytes = bytes
+        }
         let agentConfiguration = AgentConfiguration(
                 databasePath: databasePath,
                 socketPath: config.string(forKey: "socket") ?? Defaults.socketPath,
@@ -168,6 +179,7 @@ struct AgentSettings {
                 artifactsDirectory: config.string(forKey: "artifacts")
                     ?? Defaults.artifactsDirectory(forDatabase: databasePath),
                 durability: durability,
+                limits: limits,
                 sampleInterval: intervalSeconds > 0 ? .milliseconds(Int64(intervalSeconds * 1000)) : nil,
                 procRoot: config.string(forKey: "proc-root") ?? "/proc",
                 sysRoot: config.string(forKey: "sys-root") ?? "/sys",

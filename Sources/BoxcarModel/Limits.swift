@@ -19,6 +19,9 @@ public struct Limits: Sendable, Hashable {
     public var maxBatchPoints = 200_000
     /// Series in one Log batch; and events plus metadata updates in one Log batch.
     public var maxBatchRecords = 10_000
+    /// Distinct series (metric keys) of one experiment or other parent: a trainer that logs a
+    /// new key per step would otherwise grow the database without end.
+    public var maxSeriesPerParent = 50_000
     /// Files in one TrackArtifacts call, checkpoint or model.
     public var maxFilesPerRequest = 10_000
     /// One uploaded file.

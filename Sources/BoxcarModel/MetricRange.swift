@@ -17,9 +17,10 @@ public struct MetricRange: Sendable, Hashable {
         let indices = (0..<columns.count).filter { index in
             switch axis {
             case .step:
-                // Steps are unsigned; a negative bound is below every step.
+                // Steps are unsigned; a negative bound is below every step, and `to == .max`
+                // (no bound) is above every one, those past Int64.max included.
                 let step = columns.steps[index]
-                return (from <= 0 || step >= UInt64(from)) && (to >= 0 && step <= UInt64(to))
+                return (from <= 0 || step >= UInt64(from)) && (to == .max || (to >= 0 && step <= UInt64(to)))
             case .wallclock:
                 let wallclock = columns.wallclocks[index]
                 return wallclock >= from && wallclock <= to

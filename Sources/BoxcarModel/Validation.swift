@@ -5,6 +5,13 @@ public struct ValidationError: Error, Sendable, Hashable, CustomStringConvertibl
     public var description: String { message }
 }
 
+/// Well-formed input over a limit on what is stored (the series of one parent): RESOURCE_EXHAUSTED.
+public struct LimitExceededError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// A parent id, checkpoint or file that names no object.
 public struct NotFoundError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String

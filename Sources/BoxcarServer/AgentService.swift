@@ -191,6 +191,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         request: Boxcar_V1_QueryMetricsRequest, context: ServerContext
     ) async throws -> Boxcar_V1_QueryMetricsResponse {
         try await handling {
+            if request.to != 0 && request.to < request.from {
+                throw ValidationError("to (\(request.to)) is before from (\(request.from)); 0 means no upper bound")
+            }
             let series = try await store.metrics(
                 parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys)
             let range = MetricRange(
@@ -210,6 +213,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         request: Boxcar_V1_ListExperimentsRequest, context: ServerContext
     ) async throws -> Boxcar_V1_ListExperimentsResponse {
         try await handling {
+            try limits.checkName(request.namespace, "namespace", required: false)
             let experiments = try await store.experiments(namespace: request.hasNamespace ? request.namespace : nil)
             return .with { $0.experiments = experiments.map(Modelbox_Experiment.init) }
         }

@@ -9,6 +9,8 @@ func rpcError(_ error: any Error) -> RPCError {
         return error
     case let error as ValidationError:
         return RPCError(code: .invalidArgument, message: error.message)
+    case let error as LimitExceededError:
+        return RPCError(code: .resourceExhausted, message: error.message)
     case let error as NotFoundError:
         return RPCError(code: .notFound, message: error.message)
     case let error as SQLiteError where error.isFull:

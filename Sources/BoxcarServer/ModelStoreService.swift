@@ -61,6 +61,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_ListExperimentsRequest, context: ServerContext
     ) async throws -> Modelbox_ListExperimentsResponse {
         try await handling {
+            try limits.checkName(request.namespace, "namespace", required: false)
             let experiments = try await store.experiments(namespace: request.namespace)
             return .with { $0.experiments = experiments.map(Modelbox_Experiment.init) }
         }
@@ -365,6 +366,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         try await handling {
+            try limits.checkName(request.namespace, "namespace", required: false)
             // Subscribe before reading the past, so nothing falls between the two.
             let live = changes.subscribe(namespace: request.namespace)
             let since = Int64(clamping: request.since).multipliedReportingOverflow(by: 1_000_000_000)

@@ -15,14 +15,20 @@ public final class WriteContext {
     private var seriesIDs: [SeriesName: Int64] = [:]
     private var journal: [SeriesName?] = []
     private var parentJournal: [String] = []
+    /// Series per parent, counted once and kept up to date, for the cardinality limit; the
+    /// parents a job added series to are journaled like the ids.
+    private var seriesCounts: [String: Int] = [:]
+    private var countJournal: [String] = []
+    let maxSeriesPerParent: Int
 
     struct SeriesName: Hashable {
         var parentID: String
         var key: String
     }
 
-    init(connection: Connection) throws {
+    init(connection: Connection, maxSeriesPerParent: Int = Limits.standard.maxSeriesPerParent) throws {
         self.connection = connection
+        self.maxSeriesPerParent = maxSeriesPerParent
         let statement = try connection.statement("SELECT value FROM meta WHERE key = 'sequence'")
         sequence = try statement.step() ? statement.int64(0) : 0
         statement.reset()
@@ -42,6 +48,7 @@ public final class WriteContext {
     func savepoint() throws {
         journal.removeAll(keepingCapacity: true)
         parentJournal.removeAll(keepingCapacity: true)
+        countJournal.removeAll(keepingCapacity: true)
         try connection.execute("SAVEPOINT job")
     }
 
@@ -54,6 +61,7 @@ public final class WriteContext {
         try? connection.execute("RELEASE job")
         for name in journal.compactMap({ $0 }) { seriesIDs[name] = nil }
         for id in parentJournal { knownParents.remove(id) }
+        for parent in countJournal { seriesCounts[parent]? -= 1 }
     }
 
     /// False once SQLite has rolled the transaction back on its own (a full disk, an I/O error).
@@ -71,6 +79,7 @@ public final class WriteContext {
         try? connection.execute("ROLLBACK")
         knownParents.removeAll()
         seriesIDs.removeAll()
+        seriesCounts.removeAll()
     }
 
     // MARK: Objects and parents
@@ -117,6 +126,7 @@ public final class WriteContext {
             return id
         }
         select.reset()
+        try reserveSeries(parentID: parentID, key: key)
         let insert = try connection.statement("INSERT INTO series (parent_id, key) VALUES (?, ?)")
         insert.bind(1, parentID)
         insert.bind(2, key)
@@ -125,6 +135,26 @@ public final class WriteContext {
         seriesIDs[name] = id
         journal.append(name)
         return id
+    }
+
+    /// Counts a new series of `parentID`, or refuses it past the limit.
+    private func reserveSeries(parentID: String, key: String) throws {
+        let count: Int
+        if let known = seriesCounts[parentID] {
+            count = known
+        } else {
+            let statement = try connection.statement("SELECT count(*) FROM series WHERE parent_id = ?")
+            statement.bind(1, parentID)
+            count = try statement.step() ? Int(statement.int64(0)) : 0
+            statement.reset()
+        }
+        guard count < maxSeriesPerParent else {
+            seriesCounts[parentID] = count
+            throw LimitExceededError(
+                "\(parentID) already has \(count) series, the limit per experiment; a new key (\(key.prefix(64))) is refused")
+        }
+        seriesCounts[parentID] = count + 1
+        countJournal.append(parentID)
     }
 
     func sqlite3LastInsertRowID() -> Int64 {

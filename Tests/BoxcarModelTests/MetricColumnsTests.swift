@@ -41,5 +41,9 @@ import Testing
         for step in 0..<10 { columns.append(step: UInt64(step), wallclock: Int64(100 + step), value: 0) }
         #expect(MetricRange(from: 3, to: 5, axis: .step).filter(columns).steps == [3, 4, 5])
         #expect(MetricRange(from: 108, to: .max, axis: .wallclock).filter(columns).steps == [8, 9])
+        // Steps past Int64.max are within an unbounded range, and within none that ends below them.
+        columns.append(step: .max, wallclock: 0, value: 0)
+        #expect(MetricRange(from: 9, to: .max, axis: .step).filter(columns).steps == [9, .max])
+        #expect(MetricRange(from: 9, to: .max - 1, axis: .step).filter(columns).steps == [9])
     }
 }
