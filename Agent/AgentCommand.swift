@@ -44,6 +44,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The largest file an upload may hold, in bytes. Default: 17179869184 (16 GiB).")
     var maxUploadBytes: String?
 
+    @Option(help: "Bytes of Log batches the agent holds before it commits them, across all streams; faster clients wait. Default: 134217728 (128 MiB).")
+    var ingestMemoryBytes: String?
+
     @Option(help: "Where uploaded artifacts are stored. Default: beside the database, in artifacts/.")
     var artifacts: String?
 
@@ -88,7 +91,7 @@ struct AgentCommand: AsyncParsableCommand {
                 "durability": durability, "log-level": logLevel, "sample-interval": sampleInterval,
                 "proc-root": procRoot, "sys-root": sysRoot, "nvml-library": nvmlLibrary,
                 "allow-remote": allowRemote ? "true" : nil, "token-file": tokenFile, "socket-group": socketGroup,
-                "max-upload-bytes": maxUploadBytes,
+                "max-upload-bytes": maxUploadBytes, "ingest-memory-bytes": ingestMemoryBytes,
             ],
             configFile: config, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
@@ -172,7 +175,7 @@ struct AgentSettings {
             }
             limits.maxUploadBytes = bytes
         }
-        let agentConfiguration = AgentConfiguration(
+        var agentConfiguration = AgentConfiguration(
                 databasePath: databasePath,
                 socketPath: config.string(forKey: "socket") ?? Defaults.socketPath,
                 listen: listen,
@@ -185,6 +188,12 @@ struct AgentSettings {
                 sysRoot: config.string(forKey: "sys-root") ?? "/sys",
                 nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1",
                 allowRemote: allowRemote, token: token, socketGroup: socketGroup)
+        if let text = config.string(forKey: "ingest-memory-bytes") {
+            guard let bytes = Int(text), bytes >= 1 << 20 else {
+                throw CLIError("ingest-memory-bytes must be a number of bytes, at least 1048576, not \(text)")
+            }
+            agentConfiguration.ingestMemoryBytes = bytes
+        }
         do { try agentConfiguration.checkListener() } catch { throw CLIError(describe(error)) }
         return AgentSettings(agent: agentConfiguration, logLevel: level)
     }

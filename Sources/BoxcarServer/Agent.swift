@@ -33,6 +33,9 @@ public struct AgentConfiguration: Sendable {
     public var token: String?
     /// The group given access to the socket (its directory becomes 0750, the socket 0660).
     public var socketGroup: gid_t?
+    /// Bytes of Log batches accepted and not yet committed, across every stream; a stream past
+    /// it waits (backpressure), so clients faster than the disk are slowed, not buffered.
+    public var ingestMemoryBytes: Int = 128 << 20
 
     public init(
         databasePath: String, socketPath: String, listen: TCPAddress? = nil,
@@ -158,7 +161,7 @@ public final class Agent: Service, Sendable {
                 member: member, logger: logger),
             AgentService(
                 store: store, limits: configuration.limits, startedAt: .now, version: Self.version,
-                logger: logger),
+                logger: logger, budget: ByteBudget(capacity: configuration.ingestMemoryBytes)),
             // After ModelStoreService: replaces its GetMetrics handler.
             GetMetricsFastPath(store: store),
         ]

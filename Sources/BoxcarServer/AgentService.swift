@@ -12,6 +12,8 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     let startedAt: ContinuousClock.Instant
     let version: String
     let logger: Logger
+    /// Shared by every Log stream: bytes of batches accepted and not yet committed.
+    let budget: ByteBudget
 
     // MARK: Log
 
@@ -22,20 +24,25 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         request: RPCAsyncSequence<Boxcar_V1_LogBatch, any Error>, response: RPCWriter<Boxcar_V1_LogAck>,
         context: ServerContext
     ) async throws {
-        let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Pending<Int64>).self)
+        let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Int, Pending<Int64>).self)
         // Batches of this stream after a refused one are refused too, never stored.
         let chain = WriteChain()
         // What one stream may hold in memory: batches read but not yet acknowledged.
         let window = Credits(Self.maxBatchesInFlight)
+        // The memory budget this stream holds; what a broken stream still holds is given back
+        // when it ends.
+        let account = ByteBudget.Account(budget)
+        defer { account.close() }
         try await handling {
             // The reader returns the refusal of a bad batch instead of throwing it, so that the
             // acknowledger first answers every batch before it; an error thrown by either task
             // (a failed commit, a broken stream) cancels the other.
             let refusal = try await withThrowingTaskGroup(of: RPCError?.self) { group in
                 group.addTask {
-                    for await (batchID, points, pending) in commits {
+                    for await (batchID, points, bytes, pending) in commits {
                         let sequence: Int64
                         do {
+                            defer { account.release(bytes) }
                             sequence = try await pending.value()
                         } catch {
                             throw Self.refusal(batchID: batchID, error)
@@ -52,7 +59,19 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                 group.addTask {
                     defer { committed.finish() }
                     var knownParents: Set<String> = []
-                    for try await batch in request {
+                    var batches = request.makeAsyncIterator()
+                    // Room in the window and in the budget is taken before the next batch is
+                    // read, so that a stream that waits has not read it: its bytes stay with the
+                    // client (HTTP/2 flow control) instead of in the agent. The room taken is the
+                    // size of the batch before, corrected once the batch is read.
+                    var reserved = Self.firstReservation
+                    while true {
+                        try await window.acquire()
+                        try await account.acquire(reserved)
+                        guard let batch = try await batches.next() else {
+                            account.release(reserved)
+                            return nil
+                        }
                         let ingest: IngestBatch
                         do {
                             ingest = try Self.ingestBatch(batch, limits: limits)
@@ -68,16 +87,21 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             return Self.refusal(batchID: batch.batchID, error)
                         }
                         do {
-                            try await window.acquire()
+                            let bytes = ingest.estimatedBytes
+                            if bytes > reserved {
+                                try await account.acquire(bytes - reserved)
+                            } else {
+                                account.release(reserved - bytes)
+                            }
+                            reserved = max(bytes, Self.firstReservation)
                             let pending = try await store.submitIngest(ingest, chain: chain)
-                            committed.yield((batch.batchID, UInt32(ingest.pointCount), pending))
+                            committed.yield((batch.batchID, UInt32(ingest.pointCount), bytes, pending))
                         } catch {
                             // Shutting down: the batches queued before this one still commit and
                             // are acknowledged before the stream ends.
                             return Self.refusal(batchID: batch.batchID, error)
                         }
                     }
-                    return nil
                 }
                 var refusal: RPCError?
                 for try await result in group where result != nil { refusal = result }
@@ -89,6 +113,10 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
 
     /// Batches one stream may have read but not yet acknowledged; the client's window is smaller.
     static let maxBatchesInFlight = 64
+
+    /// The budget taken before a stream's first batch is read: enough for a batch of a few
+    /// thousand points.
+    static let firstReservation = 256 << 10
 
     static func refusal(batchID: UInt64, _ error: any Error) -> RPCError {
         let status = rpcError(error)

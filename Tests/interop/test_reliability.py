@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import agent_binary
+from conftest import Agent, agent_binary
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 from boxcar._proto.modelbox import modelbox_pb2_grpc
@@ -204,7 +204,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_path):
-    from conftest import Agent
+
 
     agent = Agent(agent_binary(), small_disk, tmp_path / "full.sock")
     agent.start()
@@ -267,3 +267,69 @@ def test_someone_elses_sqlite_database_is_refused_and_left_untouched(tmp_path):
     assert result.returncode != 0
     assert "not a boxcar one" in result.stderr, result.stderr
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def peak_rss(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_a_flood_is_slowed_not_buffered(tmp_path):
+    # 32 streams send 20,000-point batches (the SDK's size) as fast as they can, each with 64
+    # batches allowed in flight, into an agent that fsyncs every commit; its memory stays under
+    # the README's bound: 192 MB here, with a 16 MiB budget for batches not yet committed.
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
+    agent.extra_args = ["--durability", "full", "--ingest-memory-bytes", str(16 << 20), "--sample-interval", "0"]
+    agent.start()
+    try:
+        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="flood", namespace="r")).experiment_id
+        points = 20_000
+        message = ag_batch_bytes(parent, points)
+        stop = threading.Event()
+        acknowledged = []
+
+        def flood():
+            channel = grpc.insecure_channel(agent.target, options=[("grpc.max_send_message_length", 64 << 20)])
+            log = channel.stream_stream("/boxcar.v1.Agent/Log", request_serializer=lambda b: b,
+                                        response_deserializer=agent_pb2.LogAck.FromString)
+
+            def batches():
+                while not stop.is_set():
+                    yield message
+
+            try:
+                for _ in log(batches()):
+                    acknowledged.append(1)
+            except grpc.RpcError:
+                pass
+            channel.close()
+
+        clients = [threading.Thread(target=flood) for _ in range(32)]
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 4
+        peak = 0
+        while time.monotonic() < deadline:
+            peak = max(peak, peak_rss(agent.process.pid))
+            time.sleep(0.1)
+        stop.set()
+        for client in clients:
+            client.join(timeout=60)
+        peak = max(peak, peak_rss(agent.process.pid))
+        print(f"\nflood: 32 streams, {len(acknowledged) * points} points acknowledged in 4 s, peak RSS {peak / 1e6:.0f} MB")
+        assert acknowledged
+        assert peak < 192e6
+        assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=parent), timeout=10).experiment.name == "flood"
+    finally:
+        agent.stop()
+
+
+def ag_batch_bytes(parent: str, points: int) -> bytes:
+    steps = list(range(points))
+    return agent_pb2.LogBatch(
+        batch_id=1, series=[agent_pb2.SeriesRef(parent_id=parent, key=f"k{index}") for index in range(10)],
+        points=agent_pb2.FloatColumns(key=[step % 10 for step in steps], step=steps,
+                                      wallclock_ns=[1_700_000_000_000_000_000 + step for step in steps],
+                                      value=[float(step) for step in steps])).SerializeToString()
