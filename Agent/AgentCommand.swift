@@ -47,6 +47,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Bytes of Log batches the agent holds before it commits them, across all streams; faster clients wait. Default: 134217728 (128 MiB).")
     var ingestMemoryBytes: String?
 
+    @Option(help: "How long the machine's own series are kept: 30d, 12h, 90m, 45s or seconds. Default: for ever.")
+    var retention: String?
+
+    @Option(help: "The most the database may use (bytes, or with K, M, G); the oldest machine series go first. Default: no limit.")
+    var maxDbSize: String?
+
     @Option(help: "Where uploaded artifacts are stored. Default: beside the database, in artifacts/.")
     var artifacts: String?
 
@@ -92,6 +98,7 @@ struct AgentCommand: AsyncParsableCommand {
                 "proc-root": procRoot, "sys-root": sysRoot, "nvml-library": nvmlLibrary,
                 "allow-remote": allowRemote ? "true" : nil, "token-file": tokenFile, "socket-group": socketGroup,
                 "max-upload-bytes": maxUploadBytes, "ingest-memory-bytes": ingestMemoryBytes,
+                "retention": retention, "max-db-size": maxDbSize,
             ],
             configFile: config, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
@@ -194,6 +201,12 @@ struct AgentSettings {
             }
             agentConfiguration.ingestMemoryBytes = bytes
         }
+        if let text = config.string(forKey: "retention") {
+            agentConfiguration.retention = try parseDuration(text, setting: "retention")
+        }
+        if let text = config.string(forKey: "max-db-size") {
+            agentConfiguration.maxDatabaseBytes = try parseBytes(text, setting: "max-db-size")
+        }
         do { try agentConfiguration.checkListener() } catch { throw CLIError(describe(error)) }
         return AgentSettings(agent: agentConfiguration, logLevel: level)
     }
@@ -212,6 +225,36 @@ struct AgentSettings {
         let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw CLIError("the token file \(file) is empty") }
         return token
+    }
+
+    /// "30d", "12h", "90m", "45s" or a number of seconds; more than zero.
+    static func parseDuration(_ text: String, setting: String) throws -> Duration {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var number = Substring(text)
+        var unit = 1.0
+        if let last = text.last, let factor = units[last] {
+            number = number.dropLast()
+            unit = factor
+        }
+        guard let value = Double(number), value.isFinite, value > 0 else {
+            throw CLIError("\(setting) must be a duration such as 30d, 12h, 90m, 45s or a number of seconds, not \(text)")
+        }
+        return .milliseconds(Int64(value * unit * 1000))
+    }
+
+    /// Bytes, or with a K, M or G suffix (powers of 1024); more than zero.
+    static func parseBytes(_ text: String, setting: String) throws -> Int64 {
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var number = Substring(text)
+        var unit = 1.0
+        if let last = text.uppercased().last, let factor = units[last] {
+            number = number.dropLast()
+            unit = factor
+        }
+        guard let value = Double(number), value.isFinite, value >= 1 else {
+            throw CLIError("\(setting) must be a number of bytes, with K, M or G if you like, not \(text)")
+        }
+        return Int64(value * unit)
     }
 
     /// A group by name or number.

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import ArgumentParser
 import BoxcarSensors
+import BoxcarStore
+import Foundation
 
 /// `boxcar doctor`: which sensors work on this machine, and why the others do not.
 struct DoctorCommand: AsyncParsableCommand {
@@ -18,6 +20,9 @@ struct DoctorCommand: AsyncParsableCommand {
 
     @Option(help: "The NVML library to load.")
     var nvmlLibrary = "libnvidia-ml.so.1"
+
+    @Option(help: "The database whose size is shown. Default: $XDG_DATA_HOME/boxcar/boxcar.db.")
+    var db: String?
 
     @Option(help: "Also check what can be read of this process (a trainer's PID).")
     var pid: Int32?
@@ -63,6 +68,7 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         findings.append(nvidia())
         findings.append(udev())
+        findings.append(await database(db ?? Defaults.databasePath))
         if let pid {
             findings.append(processAccess(pid))
         }
@@ -99,6 +105,30 @@ struct DoctorCommand: AsyncParsableCommand {
             return Finding(sensor: "nvidia", works: !sensor.gpus.isEmpty, series: series, detail: detail)
         } catch {
             return Finding(sensor: "nvidia", works: false, series: 0, detail: "\(error)")
+        }
+    }
+
+    /// The database's size on disk and in use (read-only, also while an agent writes to it).
+    func database(_ path: String) async -> Finding {
+        guard access(path, F_OK) == 0 else {
+            return Finding(sensor: "database", works: false, series: 0, detail: "no database at \(path) yet")
+        }
+        do {
+            let store = try Store.openReadOnly(path: path)
+            let size: Store.Size
+            do {
+                size = try await store.size()
+                await store.close()
+            } catch {
+                await store.close()
+                throw error
+            }
+            func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+            return Finding(
+                sensor: "database", works: true, series: 0,
+                detail: "\(path): \(megabytes(size.fileBytes)) on disk (with its WAL), \(megabytes(size.usedBytes)) in use")
+        } catch {
+            return Finding(sensor: "database", works: false, series: 0, detail: "\(path): \(error)")
         }
     }
 

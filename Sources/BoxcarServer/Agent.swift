@@ -36,6 +36,10 @@ public struct AgentConfiguration: Sendable {
     /// Bytes of Log batches accepted and not yet committed, across every stream; a stream past
     /// it waits (backpressure), so clients faster than the disk are slowed, not buffered.
     public var ingestMemoryBytes: Int = 128 << 20
+    /// The machine's own series are kept this long; nil: for ever.
+    public var retention: Duration?
+    /// The most bytes the database may use; the oldest host points go first. nil: no limit.
+    public var maxDatabaseBytes: Int64?
 
     public init(
         databasePath: String, socketPath: String, listen: TCPAddress? = nil,
@@ -193,6 +197,11 @@ public final class Agent: Service, Sendable {
                 processes: ProcessTreeSensor(procRoot: configuration.procRoot),
                 nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
         }
+        var retention: Retention?
+        if configuration.retention != nil || configuration.maxDatabaseBytes != nil {
+            retention = Retention(
+                store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes, logger: logger)
+        }
         let allServers = servers
         let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
         defer {
@@ -206,7 +215,7 @@ public final class Agent: Service, Sendable {
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, sampler: sampler, changes: changes) {
+            try await serve(allServers, sampler: sampler, retention: retention, changes: changes) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out.
                 chmod(configuration.socketPath, 0o660)
@@ -242,7 +251,7 @@ public final class Agent: Service, Sendable {
     }
 
     private func serve(
-        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, changes: ChangeFeed,
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, retention: Retention?, changes: ChangeFeed,
         onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
@@ -255,6 +264,11 @@ public final class Agent: Service, Sendable {
                     group.addTask {
                         // Sampling simply stops at shutdown.
                         try? await cancelWhenGracefulShutdown { try await sampler.run() }
+                    }
+                }
+                if let retention {
+                    group.addTask {
+                        try? await cancelWhenGracefulShutdown { try await retention.run() }
                     }
                 }
                 var bound: [String] = []

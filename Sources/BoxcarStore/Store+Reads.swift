@@ -153,8 +153,9 @@ extension Store {
                     window.contains { $0.contains(columns.wallclocks[index]) }
                 }
                 columns = columns.selecting(inside)
-                if columns.isEmpty { continue }
             }
+            // A host series whose points retention removed is not shown.
+            if columns.isEmpty { continue }
             columns.sortByStep()
             out.append(SeriesResult(key: key, columns: columns))
         }

@@ -46,6 +46,8 @@ public final class Store: Sendable {
             throw error
         }
         try connection.execute("PRAGMA journal_mode = WAL")
+        // A checkpoint truncates the WAL back to this, so a burst does not leave it large.
+        try connection.execute("PRAGMA journal_size_limit = \(32 << 20)")
         try connection.execute("PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
         try connection.execute("PRAGMA foreign_keys = OFF")
         try Migrations.migrate(connection)

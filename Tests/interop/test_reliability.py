@@ -333,3 +333,54 @@ def ag_batch_bytes(parent: str, points: int) -> bytes:
         points=agent_pb2.FloatColumns(key=[step % 10 for step in steps], step=steps,
                                       wallclock_ns=[1_700_000_000_000_000_000 + step for step in steps],
                                       value=[float(step) for step in steps])).SerializeToString()
+
+
+def host_wallclocks(target: str) -> list:
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 1 << 30)])
+    try:
+        response = agent_pb2_grpc.AgentStub(channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id="host"), timeout=30)
+        return [wallclock for series in response.series for wallclock in series.wallclock]
+    finally:
+        channel.close()
+
+
+def test_retention_removes_old_machine_points_and_keeps_experiments(tmp_path):
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
+    agent.extra_args = ["--sample-interval", "0.2", "--retention", "2s"]
+    agent.start()
+    try:
+        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="kept", namespace="r")).experiment_id
+        agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="loss", value=mb.MetricsValue(step=1, wallclock_time=12345, f_val=0.5)))
+        time.sleep(5)
+        now = time.time_ns()
+        wallclocks = host_wallclocks(agent.target)
+        assert wallclocks, "sampling goes on"
+        # Nothing older than the retention (2 s), give or take one pass (0.5 s) and this test's pace.
+        assert min(wallclocks) > now - int(3.5e9), f"oldest host point is {(now - min(wallclocks)) / 1e9:.1f} s old"
+        [series] = agent_pb2_grpc.AgentStub(agent.channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["loss"])).series
+        assert list(series.wallclock) == [12345]  # the ancient experiment point is kept
+    finally:
+        agent.stop()
+
+
+def test_max_db_size_removes_the_oldest_machine_points_and_doctor_shows_the_size(tmp_path):
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
+    agent.extra_args = ["--sample-interval", "0.02", "--max-db-size", "1M"]
+    agent.start()
+    try:
+        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="kept", namespace="r")).experiment_id
+        agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="loss", value=mb.MetricsValue(step=1, f_val=0.5)))
+        started = time.time_ns()
+        time.sleep(12)
+        # Sampling 50 times a second fills a megabyte in a few seconds: the first points are gone.
+        assert min(host_wallclocks(agent.target)) > started + int(1e9)
+        doctor = subprocess.run([str(agent_binary()), "doctor", "--json", "--db", str(agent.db)], capture_output=True, text=True, timeout=60)
+        import json
+        [database] = [f for f in json.loads(doctor.stdout) if f["sensor"] == "database"]
+        used_mb = float(database["detail"].split(", ")[1].split(" MB")[0])
+        print(f"\nmax-db-size 1M: doctor says {database['detail']}")
+        assert used_mb < 1.05 * 1.048576 + 1.5, database["detail"]  # the limit, and at most one pass (5 s) of growth
+        [series] = agent_pb2_grpc.AgentStub(agent.channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["loss"])).series
+        assert list(series.step) == [1]
+    finally:
+        agent.stop()

@@ -1,0 +1,82 @@
+import BoxcarModel
+import BoxcarStore
+import Logging
+
+/// Keeps the machine's own series within `--retention` (an age) and the database within
+/// `--max-db-size` (bytes in use), by removing the oldest host points in small jobs queued with
+/// ingest, so removal never stalls it. Experiments' data is never removed: a database over its
+/// size with host series gone is logged once.
+final class Retention: Sendable {
+    let store: Store
+    let maxAge: Duration?
+    let maxBytes: Int64?
+    let logger: Logger
+    /// Blocks removed per write job: small enough that ingest waits a few milliseconds at most.
+    static let blocksPerJob = 2_000
+    /// When over the size, the oldest host points are removed this much at a time.
+    static let sizeStep: Int64 = 10 * 60 * 1_000_000_000
+
+    init(store: Store, maxAge: Duration?, maxBytes: Int64?, logger: Logger) {
+        self.store = store
+        self.maxAge = maxAge
+        self.maxBytes = maxBytes
+        self.logger = logger
+    }
+
+    /// How often it looks: a tenth of the retention, between half a second and a minute; at least
+    /// every 5 seconds under a size limit (measuring the size is a cheap read).
+    var period: Duration {
+        let byAge = maxAge.map { min(max($0 / 10, .milliseconds(500)), .seconds(60)) } ?? .seconds(60)
+        return maxBytes == nil ? byAge : min(byAge, .seconds(5))
+    }
+
+    func run() async throws {
+        var warnedFull = false
+        while !Task.isCancelled {
+            do {
+                if let maxAge {
+                    let cutoff = WallClock.now() - Int64(maxAge.seconds * 1e9)
+                    let removed = try await removeAll(olderThan: cutoff)
+                    if removed > 0 { logger.debug("retention removed old host points", metadata: ["blocks": "\(removed)"]) }
+                }
+                if let maxBytes {
+                    warnedFull = try await shrink(to: maxBytes, warned: warnedFull)
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("retention could not remove old points; trying again later", metadata: ["error": "\(error)"])
+            }
+            try await Task.sleep(for: period)
+        }
+    }
+
+    /// Removes every host block older than `cutoff`, a job at a time; returns how many.
+    func removeAll(olderThan cutoff: Int64) async throws -> Int {
+        var total = 0
+        while true {
+            let removed = try await store.removeHostBlocks(olderThan: cutoff, limit: Self.blocksPerJob)
+            total += removed
+            if removed < Self.blocksPerJob { return total }
+            await Task.yield()
+        }
+    }
+
+    /// Removes the oldest host points, ten minutes of them at a time, until the database uses at
+    /// most `maxBytes`; returns whether it is still over with nothing left to remove.
+    func shrink(to maxBytes: Int64, warned: Bool) async throws -> Bool {
+        while true {
+            let used = try await store.size().usedBytes
+            guard used > maxBytes else { return false }
+            guard let oldest = try await store.oldestHostWallclock() else {
+                if !warned {
+                    logger.warning("the database is over --max-db-size with the machine's series all removed; experiments are kept", metadata: [
+                        "max-db-size": "\(maxBytes)", "used": "\(used)",
+                    ])
+                }
+                return true
+            }
+            _ = try await removeAll(olderThan: oldest + Self.sizeStep)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Retention of the machine's own series (parent `host`): points older than a cutoff are removed
+/// in small write jobs, queued with ingest like any write, so that a large removal never holds
+/// the writer for long. Experiments' data is never removed here.
+extension Store {
+    /// The database's size: the file (and its WAL), and the bytes its pages hold in use (SQLite
+    /// reuses freed pages before it grows the file, so removal shows in `used` first).
+    public struct Size: Sendable, Equatable {
+        public var fileBytes: Int64
+        public var usedBytes: Int64
+    }
+
+    public func size() async throws -> Size {
+        let path = self.path
+        return try await read { connection in
+            func pragma(_ name: String) throws -> Int64 {
+                let statement = try connection.statement("PRAGMA \(name)")
+                defer { statement.reset() }
+                return try statement.step() ? statement.int64(0) : 0
+            }
+            let pageSize = try pragma("page_size")
+            let used = (try pragma("page_count") - pragma("freelist_count")) * pageSize
+            return Size(fileBytes: fileSize(path) + fileSize(path + "-wal"), usedBytes: used)
+        }
+    }
+
+    /// Removes up to `limit` blocks of host series whose newest point is older than `cutoff`
+    /// (nanoseconds since the epoch); returns how many it removed.
+    public func removeHostBlocks(olderThan cutoff: Int64, limit: Int) async throws -> Int {
+        try await write { context in
+            let statement = try context.connection.statement("""
+                DELETE FROM metric_blocks WHERE rowid IN (
+                    SELECT b.rowid FROM series s JOIN metric_blocks b ON b.series_id = s.id
+                    WHERE s.parent_id = ? AND b.wallclock_max < ? LIMIT ?)
+                """)
+            statement.bind(1, Store.hostID)
+            statement.bind(2, cutoff)
+            statement.bind(3, Int64(limit))
+            try statement.run()
+            return context.connection.changes
+        }
+    }
+
+    /// The newest point of the oldest host block: where removing by age starts.
+    public func oldestHostWallclock() async throws -> Int64? {
+        try await read { connection in
+            let statement = try connection.statement("""
+                SELECT min(b.wallclock_max) FROM series s JOIN metric_blocks b ON b.series_id = s.id
+                WHERE s.parent_id = ?
+                """)
+            statement.bind(1, Store.hostID)
+            defer { statement.reset() }
+            guard try statement.step() else { return nil }
+            return statement.optionalInt64(0)
+        }
+    }
+}
+
+private func fileSize(_ path: String) -> Int64 {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+}
