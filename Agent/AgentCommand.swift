@@ -236,7 +236,8 @@ struct AgentSettings {
             number = number.dropLast()
             unit = factor
         }
-        guard let value = Double(number), value.isFinite, value > 0 else {
+        // At most about 290 years: beyond, the milliseconds overflow.
+        guard let value = Double(number), value.isFinite, value > 0, value * unit < 9e15 else {
             throw CLIError("\(setting) must be a duration such as 30d, 12h, 90m, 45s or a number of seconds, not \(text)")
         }
         return .milliseconds(Int64(value * unit * 1000))
@@ -251,7 +252,7 @@ struct AgentSettings {
             number = number.dropLast()
             unit = factor
         }
-        guard let value = Double(number), value.isFinite, value >= 1 else {
+        guard let value = Double(number), value.isFinite, value >= 1, value * unit < 9e18 else {
             throw CLIError("\(setting) must be a number of bytes, with K, M or G if you like, not \(text)")
         }
         return Int64(value * unit)

@@ -1,19 +1,17 @@
 import Synchronization
 
 /// Bytes of accepted but not yet committed writes the agent may hold, shared by every stream:
-/// when clients send faster than the disk takes, a stream waits here (and, not reading, makes
-/// HTTP/2 flow control slow its client) instead of the agent buffering without end. Waiters are
-/// served in order; a request larger than the whole budget waits for all of it.
+/// when clients send faster than the disk takes, a stream waits here before it reads its next
+/// batch (and, not reading, makes HTTP/2 flow control slow its client) instead of the agent
+/// buffering without end.
+///
+/// A batch already read is counted at once, even past the capacity: its memory exists whether or
+/// not it is counted, and a stream that waited while holding a share could wait for ever. Only
+/// reading the next batch waits, and a waiter holds nothing.
 public final class ByteBudget: Sendable {
-    private struct Waiter {
-        var id: UInt64
-        var bytes: Int
-        var continuation: CheckedContinuation<Void, any Error>
-    }
-
     private struct State {
         var available: Int
-        var waiters: [Waiter] = []
+        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextID: UInt64 = 0
     }
 
@@ -25,65 +23,63 @@ public final class ByteBudget: Sendable {
         state = Mutex(State(available: capacity))
     }
 
-    /// The bytes held now.
+    /// The bytes counted now (may exceed the capacity).
     public var inUse: Int { capacity - state.withLock { $0.available } }
 
-    /// Takes `bytes` (at most the capacity), waiting for them; throws when the task is cancelled.
-    public func acquire(_ bytes: Int) async throws {
-        let wanted = min(max(bytes, 0), capacity)
+    /// Waits while the budget is spent; throws when the task is cancelled.
+    public func waitForRoom() async throws {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let ready = state.withLock { state -> Bool in
-                    if state.waiters.isEmpty && state.available >= wanted {
-                        state.available -= wanted
-                        return true
-                    }
-                    state.waiters.append(Waiter(id: id, bytes: wanted, continuation: continuation))
-                    return false
+                // Checked under the lock that `onCancel` takes: a cancellation either finds this
+                // waiter queued or is seen here, never neither.
+                let outcome = state.withLock { state -> Result<Void, any Error>? in
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if state.available > 0 { return .success(()) }
+                    state.waiters[id] = continuation
+                    return nil
                 }
-                if ready { continuation.resume() }
+                if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let cancelled = state.withLock { state -> Waiter? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index)
-            }
-            cancelled?.continuation.resume(throwing: CancellationError())
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
         }
     }
 
-    /// Gives back what `acquire(bytes)` took.
+    /// Counts `bytes` without waiting.
+    public func take(_ bytes: Int) {
+        state.withLock { $0.available -= max(bytes, 0) }
+    }
+
+    /// Gives back what `take(bytes)` counted; wakes the waiters once there is room.
     public func release(_ bytes: Int) {
-        let returned = min(max(bytes, 0), capacity)
-        let woken = state.withLock { state -> [Waiter] in
-            state.available += returned
-            var woken: [Waiter] = []
-            while let first = state.waiters.first, first.bytes <= state.available {
-                state.available -= first.bytes
-                woken.append(state.waiters.removeFirst())
-            }
-            return woken
+        let woken = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.available += max(bytes, 0)
+            guard state.available > 0 else { return [] }
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
         }
-        for waiter in woken { waiter.continuation.resume() }
+        for waiter in woken { waiter.resume() }
     }
 }
 
 extension ByteBudget {
-    /// What one holder (a stream) took and has not given back, so that a holder that ends early
-    /// can give back all of it.
+    /// What one holder (a stream) counted and has not given back, so that a holder that ends
+    /// early gives back all of it.
     public final class Account: Sendable {
         private let budget: ByteBudget
         private let held = Mutex(0)
 
         public init(_ budget: ByteBudget) { self.budget = budget }
 
-        public func acquire(_ bytes: Int) async throws {
-            try await budget.acquire(bytes)
+        public func waitForRoom() async throws { try await budget.waitForRoom() }
+
+        public func take(_ bytes: Int) {
             held.withLock { $0 += bytes }
+            budget.take(bytes)
         }
 
         public func release(_ bytes: Int) {

@@ -6,7 +6,8 @@ import Synchronization
 public final class Credits: Sendable {
     private struct State {
         var available: Int
-        var waiters: [CheckedContinuation<Void, Error>] = []
+        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
+        var nextID: UInt64 = 0
         var failure: (any Error)?
     }
 
@@ -14,18 +15,33 @@ public final class Credits: Sendable {
 
     public init(_ window: Int) { state = Mutex(State(available: window)) }
 
+    /// Takes one credit, waiting for one; throws when the window failed or the task is cancelled.
     public func acquire() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            let result = state.withLock { state -> Result<Void, Error>? in
-                if let failure = state.failure { return .failure(failure) }
-                if state.available > 0 {
-                    state.available -= 1
-                    return .success(())
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                // Checked under the lock `onCancel` takes, so a cancellation is never missed.
+                let result = state.withLock { state -> Result<Void, Error>? in
+                    if let failure = state.failure { return .failure(failure) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if state.available > 0 {
+                        state.available -= 1
+                        return .success(())
+                    }
+                    state.waiters.append((id, continuation))
+                    return nil
                 }
-                state.waiters.append(continuation)
-                return nil
+                if let result { continuation.resume(with: result) }
             }
-            if let result { continuation.resume(with: result) }
+        } onCancel: {
+            let cancelled = state.withLock { state -> CheckedContinuation<Void, Error>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            cancelled?.resume(throwing: CancellationError())
         }
     }
 
@@ -35,7 +51,7 @@ public final class Credits: Sendable {
                 state.available += 1
                 return nil
             }
-            return state.waiters.removeFirst()
+            return state.waiters.removeFirst().continuation
         }
         waiter?.resume()
     }
@@ -47,6 +63,6 @@ public final class Credits: Sendable {
             defer { state.waiters.removeAll() }
             return state.waiters
         }
-        for waiter in waiters { waiter.resume(throwing: error) }
+        for waiter in waiters { waiter.continuation.resume(throwing: error) }
     }
 }

@@ -147,6 +147,9 @@ public final class Agent: Service, Sendable {
     private func serve() async throws {
         let configuration = self.configuration
         try configuration.checkListener()
+        if let listen = configuration.listen, configuration.token == nil {
+            logger.warning("the TCP listener needs no token: every user of this machine can reach the API on \(listen) (the socket's permissions do not apply); pass --token-file to require one")
+        }
         try makeDirectories(parent(of: configuration.databasePath))
         let store = try Store.open(
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
@@ -219,7 +222,11 @@ public final class Agent: Service, Sendable {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out.
                 chmod(configuration.socketPath, 0o660)
-                if let group = configuration.socketGroup { chown(configuration.socketPath, uid_t.max, group) }
+                if let group = configuration.socketGroup, chown(configuration.socketPath, uid_t.max, group) != 0 {
+                    self.logger.warning("cannot give the socket to group \(group); only this user can reach it", metadata: [
+                        "error": "\(String(cString: strerror(errno)))",
+                    ])
+                }
             }
             outcome = nil
         } catch {

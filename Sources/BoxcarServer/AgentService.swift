@@ -39,39 +39,42 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             // (a failed commit, a broken stream) cancels the other.
             let refusal = try await withThrowingTaskGroup(of: RPCError?.self) { group in
                 group.addTask {
-                    for await (batchID, points, bytes, pending) in commits {
-                        let sequence: Int64
-                        do {
-                            defer { account.release(bytes) }
-                            sequence = try await pending.value()
-                        } catch {
-                            throw Self.refusal(batchID: batchID, error)
+                    do {
+                        for await (batchID, points, bytes, pending) in commits {
+                            let sequence: Int64
+                            do {
+                                defer { account.release(bytes) }
+                                sequence = try await pending.value()
+                            } catch {
+                                throw Self.refusal(batchID: batchID, error)
+                            }
+                            try await response.write(.with {
+                                $0.batchID = batchID
+                                $0.sequence = UInt64(sequence)
+                                $0.points = points
+                            })
+                            window.release()
                         }
-                        try await response.write(.with {
-                            $0.batchID = batchID
-                            $0.sequence = UInt64(sequence)
-                            $0.points = points
-                        })
-                        window.release()
+                        return nil
+                    } catch {
+                        // A reader parked on a full window must not wait for acknowledgements
+                        // that will never come.
+                        window.fail(error)
+                        throw error
                     }
-                    return nil
                 }
                 group.addTask {
                     defer { committed.finish() }
                     var knownParents: Set<String> = []
                     var batches = request.makeAsyncIterator()
-                    // Room in the window and in the budget is taken before the next batch is
-                    // read, so that a stream that waits has not read it: its bytes stay with the
-                    // client (HTTP/2 flow control) instead of in the agent. The room taken is the
-                    // size of the batch before, corrected once the batch is read.
-                    var reserved = Self.firstReservation
+                    // The window and the budget are waited for before the next batch is read, so
+                    // that a stream that waits has not read it: its bytes stay with the client
+                    // (HTTP/2 flow control) rather than in the agent. A batch read is counted at
+                    // once; waiting holds nothing, so streams cannot wait on each other.
                     while true {
                         try await window.acquire()
-                        try await account.acquire(reserved)
-                        guard let batch = try await batches.next() else {
-                            account.release(reserved)
-                            return nil
-                        }
+                        try await account.waitForRoom()
+                        guard let batch = try await batches.next() else { return nil }
                         let ingest: IngestBatch
                         do {
                             ingest = try Self.ingestBatch(batch, limits: limits)
@@ -88,12 +91,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                         }
                         do {
                             let bytes = ingest.estimatedBytes
-                            if bytes > reserved {
-                                try await account.acquire(bytes - reserved)
-                            } else {
-                                account.release(reserved - bytes)
-                            }
-                            reserved = max(bytes, Self.firstReservation)
+                            account.take(bytes)
                             let pending = try await store.submitIngest(ingest, chain: chain)
                             committed.yield((batch.batchID, UInt32(ingest.pointCount), bytes, pending))
                         } catch {
@@ -113,10 +111,6 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
 
     /// Batches one stream may have read but not yet acknowledged; the client's window is smaller.
     static let maxBatchesInFlight = 64
-
-    /// The budget taken before a stream's first batch is read: enough for a batch of a few
-    /// thousand points.
-    static let firstReservation = 256 << 10
 
     static func refusal(batchID: UInt64, _ error: any Error) -> RPCError {
         let status = rpcError(error)

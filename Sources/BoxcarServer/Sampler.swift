@@ -97,8 +97,10 @@ final class Sampler: Sendable {
 ///
 /// Each sensor is isolated from the others: one that throws, hangs or returns what cannot be
 /// stored loses its own series only. Each call runs under a `HangGuard` with `deadline`: a
-/// sensor that has not answered by then (a stuck driver, /proc of a process in D state) is left
-/// out of this tick and of every tick until its call returns; the others go on.
+/// sensor that has not answered by then (a stuck driver, a hung network filesystem) is left out
+/// of this tick and of every tick until its call returns; the others go on. (The process tree
+/// reads /proc of the trainers' own processes, which answers even for one in D state; it is not
+/// guarded.)
 final class SensorSet: @unchecked Sendable {
     let sensors: [any Sensor]
     let processes: ProcessTreeSensor
@@ -153,12 +155,16 @@ final class SensorSet: @unchecked Sendable {
     private func storable(_ readings: [Reading], from name: String, logger: Logger) -> [Reading] {
         var rejected: [String] = []
         let kept = readings.filter { reading in
-            let ok = reading.value.isFinite && (try? limits.checkKey(reading.seriesKey)) != nil
+            let ok = reading.isStorable(limits)
             if !ok { rejected.append(reading.seriesKey) }
             return ok
         }
+        // Kept apart from the sensor's call problems, which an answered call clears.
+        let key = name + " readings"
         if let first = rejected.first {
-            report(name, "gave \(rejected.count) readings that cannot be stored (such as \(first.debugDescription)); they are dropped", logger: logger)
+            report(key, "gave \(rejected.count) readings that cannot be stored (such as \(first.debugDescription)); they are dropped", logger: logger)
+        } else if problems.removeValue(forKey: key) != nil {
+            logger.notice("sensor \(name) gives readings that can be stored again")
         }
         return kept
     }
@@ -196,9 +202,11 @@ final class SensorSet: @unchecked Sendable {
                 for pid in processes.lastTree[root] ?? [root] { owner[String(pid)] = root }
             }
             let pids = Set(owner.keys.compactMap { Int32($0) })
-            let answer = guarded("nvidia", logger: logger) { _ in (nvidia.sample(processes: pids), nvidia.xidErrors()) }
-            xids = answer?.1 ?? []
-            for reading in storable(answer?.0 ?? [], from: "nvidia", logger: logger) {
+            // XID events apart: a GPU call that hangs must not take the event queue with it,
+            // when a GPU falling off the bus is what the events report.
+            xids = guarded("nvidia.xid", logger: logger) { _ in nvidia.xidErrors() } ?? []
+            let answer = guarded("nvidia", logger: logger) { _ in nvidia.sample(processes: pids) }
+            for reading in storable(answer ?? [], from: "nvidia", logger: logger) {
                 if reading.name == "hw.gpu.process.memory.usage" {
                     if let pid = reading.labels.first(where: { $0.name == "pid" })?.value, let root = owner[pid] {
                         trees[root, default: []].append(reading)
@@ -210,5 +218,12 @@ final class SensorSet: @unchecked Sendable {
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         return (readings, trees, xids, gone)
+    }
+}
+
+extension Reading {
+    /// A finite value under a key the store takes (length, no control characters).
+    public func isStorable(_ limits: Limits = .standard) -> Bool {
+        value.isFinite && (try? limits.checkKey(seriesKey)) != nil
     }
 }

@@ -61,15 +61,20 @@ public final class Store: Sendable {
     static func checkBeforeWriting(_ connection: Connection, path: String) throws {
         let version: Int
         let tables: Int
+        let hasMeta: Bool
         do {
             version = try Migrations.userVersion(connection)
-            let statement = try connection.statement("SELECT count(*) FROM sqlite_master")
+            let statement = try connection.statement("SELECT count(*), count(CASE WHEN name = 'meta' THEN 1 END) FROM sqlite_master WHERE type = 'table'")
             defer { statement.reset() }
-            tables = try statement.step() ? Int(statement.int64(0)) : 0
+            _ = try statement.step()
+            tables = Int(statement.int64(0))
+            hasMeta = statement.int64(1) == 1
         } catch let error as SQLiteError {
             throw SQLiteError(code: error.code, message: "cannot use the database \(path): \(error.message); it is left as it is")
         }
-        if version == 0 && tables > 0 {
+        // Boxcar's schema starts with its `meta` table: a database with tables but without it
+        // (whatever its user_version) is someone else's.
+        if (version == 0 && tables > 0) || (version > 0 && !hasMeta) {
             throw SQLiteError(code: 1, message: "\(path) is a SQLite database but not a boxcar one; it is left as it is")
         }
         if version > Migrations.all.count {

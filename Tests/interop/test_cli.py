@@ -214,3 +214,23 @@ def test_doctor_says_what_works_and_why_not(tmp_path: Path):
     nvidia = next(f for f in json.loads(missing.stdout) if f["sensor"] == "nvidia")
     assert not nvidia["works"]
     assert "no NVML library" in nvidia["detail"]
+
+
+def test_doctor_says_which_sensor_gives_garbage_and_why(tmp_path: Path):
+    # A /proc whose files are not what the kernel writes: the sensors reading them are named,
+    # with the reason; the others are unaffected.
+    proc = tmp_path / "proc"
+    (proc / "pressure").mkdir(parents=True)
+    (proc / "stat").write_text("this is not /proc/stat\n")
+    (proc / "loadavg").write_text("0.10 0.20 0.30 1/100 4242\n")
+    (proc / "meminfo").write_text("MemTotal: nan kB\nMemAvailable: 1000 kB\n")
+    for resource in ["cpu", "memory", "io"]:
+        (proc / "pressure" / resource).write_text("some avg10=1.00 avg60=0.00 avg300=0.00 total=5\n")
+    result = boxcar("doctor", "--json", "--proc-root", str(proc), "--db", str(tmp_path / "none.db"))
+    assert result.returncode == 0, result.stderr
+    findings = {f["sensor"]: f for f in json.loads(result.stdout)}
+    assert not findings["cpu"]["works"] and "no cpu line" in findings["cpu"]["detail"]
+    assert "cannot be stored" in findings["memory"]["detail"] and "nan" in findings["memory"]["detail"]
+    assert findings["memory"]["series"] == 1  # only "available": the limit and "used" are NaN
+    assert findings["pressure"]["works"]
+    assert "no database at" in findings["database"]["detail"]

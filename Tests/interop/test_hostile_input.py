@@ -259,6 +259,10 @@ def test_a_thousand_silent_streams_leave_the_agent_serving(target):
     started = time.monotonic()
     target.ms.GetClusterMembers(mb.GetClusterMembersRequest(), timeout=10)
     target.ms.LogMetrics(mb.LogMetricsRequest(parent_id=target.parent, key="while-silent", value=mb.MetricsValue(step=1, f_val=1)), timeout=10)
+    # A Log stream too: silent streams hold no share of the ingest budget.
+    batch = ag.LogBatch(batch_id=1, series=[ag.SeriesRef(parent_id=target.parent, key="while-silent")],
+                        points=ag.FloatColumns(key=[0], step=[2], wallclock_ns=[1], value=[1.0]))
+    assert [ack.batch_id for ack in target.ag.Log(iter([batch]), timeout=10)] == [1]
     assert time.monotonic() - started < 5
     silent.set()
     for call in calls:

@@ -173,6 +173,7 @@ def test_a_database_from_a_newer_boxcar_is_refused_and_left_untouched(tmp_path):
     database = tmp_path / "newer.db"
     connection = sqlite3.connect(database)
     connection.execute("PRAGMA user_version = 999")
+    connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")  # as Boxcar's schema begins
     connection.execute("CREATE TABLE future (x)")
     connection.commit()
     connection.close()
@@ -256,9 +257,11 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_pat
     assert integrity(small_disk / "boxcar.db") == "ok"
 
 
-def test_someone_elses_sqlite_database_is_refused_and_left_untouched(tmp_path):
+@pytest.mark.parametrize("user_version", [0, 2])
+def test_someone_elses_sqlite_database_is_refused_and_left_untouched(tmp_path, user_version):
     database = tmp_path / "other.db"
     connection = sqlite3.connect(database)
+    connection.execute(f"PRAGMA user_version = {user_version}")
     connection.execute("CREATE TABLE customers (name)")
     connection.commit()
     connection.close()

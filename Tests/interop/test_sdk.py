@@ -94,6 +94,10 @@ def test_values_keep_their_types(agent):
             experiment.log_metrics({"list": [1, 2]}, step=2)
         with pytest.raises(ValueError):
             experiment.log_metrics({"x": 1.0}, step=-1)
+        with pytest.raises(ValueError):
+            experiment.log_metrics({"x": 1.0}, step=2**64)  # caught here, not in the shipper
+        with pytest.raises(ValueError):
+            experiment.log_metrics({"x": 1.0}, step=1, wallclock=2**63)
         experiment.update_metadata("nested", {"a": [1, 2.5, "x", None, True], "b": {"c": 10**12}})
         with pytest.raises(ValueError):
             experiment.update_metadata("bad", float("nan"))
@@ -154,7 +158,7 @@ def test_no_agent_warns_and_the_loop_goes_on_then_ships_when_it_comes(agent):
         experiment.log_metrics({"loss": float(step)}, step=step)
     experiment.log_event(Event(name="went on"))
     assert experiment.update_metadata("lr", 0.1).queued
-    assert time.monotonic() - started < 1.0  # nothing waited for the agent
+    assert time.monotonic() - started < 2.0  # nothing waited for the agent (the call timeout is 1 s)
     assert not mbox.flush(timeout=0.5)
     agent.start()
     assert mbox.flush(timeout=30)
@@ -222,6 +226,20 @@ def test_a_refused_batch_is_counted_and_the_rest_arrives(agent):
         assert mbox.flush(timeout=30)
         assert mbox.refused == 1
         assert [p.value for p in own_metrics(experiment)["ok"]] == [1.0, 2.0]
+
+
+def test_a_batch_past_the_series_limit_is_refused_not_retried(agent):
+    # 60,000 distinct keys against the agent's 50,000 per experiment: the batch that crosses the
+    # limit is refused and counted, the shipper goes on, and flush returns.
+    with Boxcar(str(agent.socket)) as mbox:
+        experiment = mbox.new_experiment(name="cardinality", namespace="t", attach=False)
+        for chunk in range(60):
+            experiment.log_metrics({f"k{chunk}/{index}": 1.0 for index in range(1_000)}, step=chunk)
+        assert mbox.flush(timeout=120)
+        assert mbox.refused > 0
+        experiment.log_metrics({"k0/0": 2.0}, step=99)  # an existing key is still taken
+        assert mbox.flush(timeout=30)
+        assert [p.step for p in experiment.metrics(["k0/0"])["k0/0"]] == [0, 99]
 
 
 def test_interpreter_exit_flushes(agent):

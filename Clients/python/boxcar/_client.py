@@ -228,9 +228,16 @@ class Boxcar:
         with self._lock:
             missed = list(self._to_create.items())
         for experiment, (request, attach) in missed:
-            self._call(self._modelbox.CreateExperiment, request)
-            if attach:
-                self._call(self._agent.Attach, agent_pb2.AttachRequest(experiment_id=experiment, pid=os.getpid()))
+            try:
+                self._call(self._modelbox.CreateExperiment, request)
+                if attach:
+                    self._call(self._agent.Attach, agent_pb2.AttachRequest(experiment_id=experiment, pid=os.getpid()))
+            except BoxcarError as error:
+                if error.code == "UNAVAILABLE":
+                    raise  # still away: tried again with the next connection
+                # Refused for good (bad input): its batches will be refused in turn, and counted.
+                log.warning("boxcar: the agent refused experiment %s made while it was away: %s", experiment, error)
+                self._shipper.error = self._shipper.error or error
             with self._lock:
                 self._to_create.pop(experiment, None)
 
@@ -347,10 +354,12 @@ class Experiment:
         too) are stored as doubles, str as a text tensor, bytes as a bytes tensor. ``wallclock``
         is nanoseconds since the epoch, the time of the call by default."""
         wall = time.time_ns() if wallclock is None else wallclock
-        if type(step) is not int or step < 0:
+        if type(step) is not int or not 0 <= step < _STEP_END:
             _bad_step(step)
         if type(wall) is not int:
             wall = nanoseconds(wall, 0)
+        if not _WALL_MIN <= wall <= _WALL_MAX:
+            raise ValueError(f"wallclock must be nanoseconds since the epoch within int64, not {wall}")
         values = metrics
         for key, value in metrics.items():
             if type(value) not in _FAST_VALUE_TYPES or type(key) is not str:
@@ -598,10 +607,14 @@ def _converted(metrics: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+_STEP_END = 2**64
+_WALL_MIN, _WALL_MAX = -(2**63), 2**63 - 1
+
+
 def _bad_step(step: Any) -> None:
     if isinstance(step, bool) or not isinstance(step, int):
         raise TypeError(f"step must be an int, not {type(step).__name__}")
-    raise ValueError(f"step must be 0 or more, not {step}")
+    raise ValueError(f"step must be from 0 to 2**64 - 1, not {step}")
 
 
 def _paths(paths: Any) -> List[Any]:

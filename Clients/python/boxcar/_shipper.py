@@ -143,14 +143,15 @@ class Shipper:
                     self._idle = False
                 if self._closing and not in_flight and not self._items:
                     break
+                # Both under the lock: acknowledgements that came before the break are counted.
                 acks = stream.take_acks() if stream is not None else []
+                failure = stream.broken if stream is not None else None
             # Acknowledgements come in order: each settles the oldest batch in flight.
             for ack in acks:
                 if in_flight and in_flight[0][0].batch_id == ack.batch_id:
                     _, records = in_flight.popleft()
                     self._settle(records)
-            if stream is not None and stream.broken is not None:
-                failure = stream.broken
+            if stream is not None and failure is not None:
                 stream.close()
                 stream = None
                 if isinstance(failure, Refused) and in_flight:
@@ -160,6 +161,8 @@ class Shipper:
                 elif down_since is None:
                     down_since = time.monotonic()
                     log.warning("boxcar: lost the agent (%s); buffering and reconnecting", _describe(failure))
+                    with self._lock:
+                        self.error = self.error or failure
             if stream is None:
                 try:
                     self._before_stream()
@@ -189,7 +192,13 @@ class Shipper:
                 items = self._take()
                 if not items:
                     break
-                batch, records, rest = _build(items, next_id)
+                try:
+                    batch, records, rest = _build(items, next_id)
+                except Exception as error:  # noqa: BLE001 - one bad item must not stop the shipper
+                    # The caller checks what it can; whatever protobuf still refuses is dropped
+                    # and counted, and the rest goes on.
+                    self._settle(sum(_records(item) for item in items), refused=True, error=error)
+                    continue
                 if rest:
                     with self._lock:
                         self._items.extendleft(reversed(rest))
@@ -322,8 +331,9 @@ class _Stream:
             failure = ConnectionError("the agent ended the stream")
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
-            if code in _REFUSALS:
-                failure = Refused(f"{code.name}: {error.details()}")
+            details = error.details() if hasattr(error, "details") else ""
+            if code in _REFUSALS or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and "is full" not in (details or "")):
+                failure = Refused(f"{code.name}: {details}")
             else:
                 failure = error
         except Exception as error:  # noqa: BLE001
@@ -346,8 +356,9 @@ class _Stream:
         self._channel.close()  # an open channel can hold the interpreter's exit
 
 
-# What the agent answers for a batch it will never store: bad input, no such parent. Anything
-# else (UNAVAILABLE while it restarts, RESOURCE_EXHAUSTED while its disk is full) is retried.
+# What the agent answers for a batch it will never store: bad input, no such parent, a limit
+# (RESOURCE_EXHAUSTED but for a full disk). Anything else (UNAVAILABLE while it restarts, a full
+# disk) is retried.
 _REFUSALS = (
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
