@@ -220,13 +220,14 @@ public final class Agent: Service, Sendable {
         do {
             try await serve(allServers, sampler: sampler, retention: retention, changes: changes) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
-                // The directory (0700, or 0750 for --socket-group) already keeps others out.
-                chmod(configuration.socketPath, 0o660)
+                // The directory (0700, or 0750 for --socket-group) already keeps others out. The
+                // group first, the mode last: once the mode is 0660 both are set.
                 if let group = configuration.socketGroup, chown(configuration.socketPath, uid_t.max, group) != 0 {
                     self.logger.warning("cannot give the socket to group \(group); only this user can reach it", metadata: [
                         "error": "\(String(cString: strerror(errno)))",
                     ])
                 }
+                chmod(configuration.socketPath, 0o660)
             }
             outcome = nil
         } catch {
