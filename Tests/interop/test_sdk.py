@@ -179,6 +179,24 @@ def test_strict_mode_raises_instead(agent):
     agent.start()
 
 
+def test_strict_mode_raises_when_the_agent_goes_away_mid_run(agent):
+    mbox = Boxcar(str(agent.socket), strict=True, timeout=2)
+    experiment = mbox.new_experiment(name="strict-mid-run", namespace="t", attach=False)
+    experiment.log_metrics({"loss": 1.0}, step=1)
+    assert mbox.flush(timeout=30)
+    agent.kill()
+    experiment.log_metrics({"loss": 2.0}, step=2)
+    with pytest.raises(BoxcarError):
+        mbox.flush(timeout=3)  # the outage, or the timeout it causes
+    with pytest.raises(BoxcarError):
+        for step in range(3, 1000):  # the outage is raised in the loop, once seen
+            experiment.log_metrics({"loss": float(step)}, step=step)
+            time.sleep(0.01)
+    mbox.exit_timeout = 0.1
+    mbox.close()
+    agent.start()
+
+
 def test_a_full_buffer_drops_and_counts_when_asked(agent):
     agent.stop()
     with warnings.catch_warnings():
