@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grp
 import os
-import signal
 import socket as sockets
 import stat
 import subprocess

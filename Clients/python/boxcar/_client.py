@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import logging
 import os
@@ -10,7 +11,6 @@ import threading
 import time
 import warnings
 import weakref
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -133,7 +133,6 @@ class Boxcar:
             before_stream=self._create_missed,
             max_buffered=max_buffered,
             block_when_full=on_full == "block",
-            strict=strict,
         )
         _live_clients.add(self)
 
@@ -212,7 +211,7 @@ class Boxcar:
         )
         try:
             response = self._call(self._modelbox.CreateExperiment, request)
-            info = _replace(info, id=response.experiment_id, created_at=from_timestamp(response.created_at),
+            info = dataclasses.replace(info, id=response.experiment_id, created_at=from_timestamp(response.created_at),
                             updated_at=from_timestamp(response.updated_at))
             if attach:
                 self._call(self._agent.Attach, agent_pb2.AttachRequest(experiment_id=info.id, pid=os.getpid()))
@@ -590,12 +589,6 @@ def _info(item: modelbox_pb2.Experiment) -> ExperimentInfo:
         id=item.id, name=item.name, namespace=item.namespace, owner=item.owner, framework=framework,
         external_id=item.external_id, created_at=from_timestamp(item.created_at), updated_at=from_timestamp(item.updated_at),
     )
-
-
-def _replace(info: ExperimentInfo, **changes: Any) -> ExperimentInfo:
-    import dataclasses
-
-    return dataclasses.replace(info, **changes)
 
 
 def _converted(metrics: Dict[str, Any]) -> Dict[str, Any]:

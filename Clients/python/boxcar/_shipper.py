@@ -45,13 +45,11 @@ class Shipper:
         before_stream: Callable[[], None],
         max_buffered: int,
         block_when_full: bool,
-        strict: bool,
     ):
         self._connect = connect  # → a fresh channel to the agent, ready
         self._before_stream = before_stream  # creates experiments the agent missed; may raise
         self._max = max_buffered
         self._block = block_when_full
-        self._strict = strict
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # the shipper waits for work
         self._space = threading.Condition(self._lock)  # producers wait for room (block policy)
