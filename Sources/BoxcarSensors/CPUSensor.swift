@@ -32,14 +32,14 @@ public final class CPUSensor: CounterSensor {
 
     static func parseStat(_ bytes: [UInt8]) throws -> ProcStat {
         var stat = ProcStat(cpus: [], contextSwitches: 0)
-        for fields in lines(bytes) {
-            guard let first = fields.first else { continue }
+        try forEachLine(bytes) { fields in
+            let first = fields[0]
             if first.hasPrefix("cpu") {
-                let times = fields.dropFirst().prefix(states.count).map { UInt64($0) ?? 0 }
+                let times = fields.dropFirst().prefix(states.count).map { $0.integer ?? 0 }
                 guard times.count == states.count else { throw SensorError("a cpu line of /proc/stat has \(times.count) fields") }
-                stat.cpus.append((String(first.dropFirst(3)), times))
-            } else if first == "ctxt", fields.count > 1 {
-                stat.contextSwitches = UInt64(fields[1]) ?? 0
+                stat.cpus.append((first.dropFirst(3).string, times))
+            } else if first.equals("ctxt"), fields.count > 1 {
+                stat.contextSwitches = fields[1].integer ?? 0
             }
         }
         guard !stat.cpus.isEmpty else { throw SensorError("/proc/stat has no cpu line") }
@@ -57,8 +57,7 @@ public final class CPUSensor: CounterSensor {
             let total = deltas.reduce(0, +)
             guard total > 0 else { continue }
             for (state, delta) in zip(states, deltas) {
-                var labels = [Reading.Label("state", state)]
-                if !cpu.isEmpty { labels.append(.init("cpu", cpu)) }
+                let labels = cpu.isEmpty ? [Reading.Label("state", state)] : [.init("cpu", cpu), .init("state", state)]
                 out.append(Reading("system.cpu.utilization", labels, delta / total))
             }
         }
@@ -69,8 +68,9 @@ public final class CPUSensor: CounterSensor {
     }
 
     static func parseLoadAverage(_ bytes: [UInt8]) throws -> [Reading] {
-        guard let fields = lines(bytes).first, fields.count >= 3,
-            let one = Double(fields[0]), let five = Double(fields[1]), let fifteen = Double(fields[2])
+        var first: [ArraySlice<UInt8>] = []
+        forEachLine(bytes) { fields in if first.isEmpty { first = fields } }
+        guard first.count >= 3, let one = first[0].number, let five = first[1].number, let fifteen = first[2].number
         else { throw SensorError("/proc/loadavg is not three load averages") }
         return [
             Reading("system.cpu.load_average.1m", [], one),

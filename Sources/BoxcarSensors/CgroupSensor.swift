@@ -27,20 +27,18 @@ public final class CgroupSensor: Sensor {
     /// controllers ("4:memory:/…", a hybrid or v1 host) is an error: the memory and CPU
     /// controllers are then in v1 hierarchies, which are not read.
     static func path(_ bytes: [UInt8]) throws -> String {
-        let entries = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
-        guard !entries.contains(where: { !$0.hasPrefix("0::") }),
-            let unified = entries.first(where: { $0.hasPrefix("0::") })
-        else {
+        let entries = bytes.split(separator: UInt8(ascii: "\n"))
+        guard !entries.contains(where: { !$0.hasPrefix("0::") }), let unified = entries.first else {
             throw SensorError("the process's controllers are in cgroup v1 hierarchies, which are not read (cgroup v2 only)")
         }
-        return String(unified.dropFirst(3))
+        return unified.dropFirst(3).string
     }
 
     /// `key value` lines (cpu.stat).
     static func keyed(_ bytes: [UInt8]) -> [String: UInt64] {
         var out: [String: UInt64] = [:]
-        for fields in lines(bytes) where fields.count == 2 {
-            if let value = UInt64(fields[1]) { out[String(fields[0])] = value }
+        forEachLine(bytes) { fields in
+            if fields.count == 2, let value = fields[1].integer { out[fields[0].string] = value }
         }
         return out
     }
@@ -55,9 +53,9 @@ public final class CgroupSensor: Sensor {
         if let max = files.number(directory + "/memory.max") {  // "max": no limit, no reading
             out.append(Reading("container.memory.limit", [], max))
         }
-        if let fields = (try? files.text(directory + "/cpu.max"))?.split(separator: " "), fields.count == 2,
-            let quota = Double(fields[0]), let period = Double(fields[1]), period > 0
-        {
+        var cpuMax: [ArraySlice<UInt8>] = []
+        forEachLine((try? files.read(directory + "/cpu.max")) ?? []) { cpuMax = $0 }
+        if cpuMax.count == 2, let quota = cpuMax[0].number, let period = cpuMax[1].number, period > 0 {
             out.append(Reading("container.cpu.limit", [], quota / period))
         }
         let stat = Self.keyed((try? files.read(directory + "/cpu.stat")) ?? [])

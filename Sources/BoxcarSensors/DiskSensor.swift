@@ -25,8 +25,9 @@ public final class DiskSensor: CounterSensor {
 
     static func parse(_ bytes: [UInt8]) -> Snapshot {
         var out: Snapshot = [:]
-        for fields in lines(bytes) where fields.count >= 14 {
-            out[String(fields[2])] = fields[3...].map { UInt64($0) ?? 0 }
+        forEachLine(bytes) { fields in
+            guard fields.count >= 14 else { return }
+            out[fields[2].string] = fields[3...].map { $0.integer ?? 0 }
         }
         return out
     }
@@ -55,8 +56,8 @@ public final class DiskSensor: CounterSensor {
             guard let identity = disks[device] ?? nil else { continue }
             var labels = [Reading.Label("device", device)]
             if let model = identity.model { labels.append(.init("model", model)) }
-            if let serial = identity.serial { labels.append(.init("serial", serial)) }
             if let name = identity.name { labels.append(.init("name", name)) }
+            if let serial = identity.serial { labels.append(.init("serial", serial)) }
             out.append(Reading("system.disk.info", labels, 1))
         }
         guard let old else { return out }

@@ -65,13 +65,11 @@ public final class FilesystemSensor: Sensor {
     /// the fields after " - " are the type and the source. Mount points escape spaces as \040.
     static func parse(_ bytes: [UInt8]) -> [Mount] {
         var out: [Mount] = []
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard let dash = fields.firstIndex(of: "-"), dash >= 5, fields.count >= dash + 3 else { continue }
-            let mountPoint = String(fields[4]).replacingEscapes()
+        forEachLine(bytes) { fields in
+            guard let dash = fields.firstIndex(where: { $0.equals("-") }), dash >= 5, fields.count >= dash + 3 else { return }
             out.append(Mount(
-                mountPoint: mountPoint, type: String(fields[dash + 1]), source: String(fields[dash + 2]),
-                device: String(fields[2])))
+                mountPoint: fields[4].string.replacingEscapes(), type: fields[dash + 1].string,
+                source: fields[dash + 2].string, device: fields[2].string))
         }
         return out
     }

@@ -8,13 +8,18 @@ public final class MemorySensor: Sensor {
         self.procRoot = procRoot
     }
 
-    /// /proc/meminfo's fields in bytes (the file says kB and means KiB).
+    /// The fields of /proc/meminfo that readings come from (of some fifty).
+    static let fields: [StaticString] = ["MemTotal", "MemAvailable", "Cached", "Buffers", "Dirty", "SwapTotal", "SwapFree"]
+
+    /// Those fields of /proc/meminfo in bytes (the file says kB and means KiB).
     static func parse(_ bytes: [UInt8]) -> [String: Double] {
         var out: [String: Double] = [:]
-        for fields in lines(bytes) where fields.count >= 2 {
-            guard let value = Double(fields[1]) else { continue }
-            let unit = fields.count >= 3 && fields[2] == "kB" ? 1024.0 : 1
-            out[String(fields[0].dropLast(fields[0].hasSuffix(":") ? 1 : 0))] = value * unit
+        forEachLine(bytes) { line in
+            guard line.count >= 2, let value = line[1].number else { return }
+            let name = line[0].dropLast(line[0].last == UInt8(ascii: ":") ? 1 : 0)
+            guard fields.contains(where: { name.equals($0) }) else { return }
+            let unit = line.count >= 3 && line[2].equals("kB") ? 1024.0 : 1
+            out[name.string] = value * unit
         }
         return out
     }

@@ -30,6 +30,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     public private(set) var unsupported: [Int: [Metric: String]] = [:]
     private var devices: [NVMLLibrary.Device] = []
     private var supported: [Set<Metric>] = []
+    /// Each GPU's labels, made once: they are on every reading of every tick.
+    private var gpuLabels: [[Reading.Label]] = []
     private var eventSet: OpaquePointer?
 
     public init(library: NVMLLibrary) throws {
@@ -50,6 +52,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 name: Self.string(device, library.name) ?? "unknown",
                 uuid: Self.string(device, library.uuid) ?? "unknown")
             gpus.append(gpu)
+            gpuLabels.append([.init("index", String(gpu.index)), .init("name", gpu.name), .init("uuid", gpu.uuid)])
             devices.append(device)
             var works = Set<Metric>()
             var reasons: [Metric: String] = [:]
@@ -71,7 +74,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         var readings: [Reading] = []
         for (position, gpu) in gpus.enumerated() {
             let device = devices[position]
-            let labels = [Reading.Label("index", String(gpu.index)), .init("name", gpu.name), .init("uuid", gpu.uuid)]
+            let labels = gpuLabels[position]
             for metric in supported[position] {
                 read(metric, device, labels: labels, processes: processes, into: &readings)
             }
@@ -124,7 +127,12 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         into readings: inout [Reading]
     ) -> Int32? {
         let nvml = library
-        func with(_ extra: Reading.Label) -> [Reading.Label] { labels + [extra] }
+        // Placed in order: Reading would otherwise sort a new array for each.
+        func with(_ extra: Reading.Label) -> [Reading.Label] {
+            var out = labels
+            out.insert(extra, at: labels.firstIndex { $0.name > extra.name } ?? labels.endIndex)
+            return out
+        }
         func scalar(_ function: ((NVMLLibrary.Device, UnsafeMutablePointer<UInt32>) -> Int32)?, _ emit: (Double) -> Void) -> Int32? {
             guard let function else { return nil }
             var value: UInt32 = 0
@@ -143,7 +151,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         case .memory:
-            return memory(of: device, labels: labels, as: "hw.gpu.memory", into: &readings)
+            return memory(of: device, labels: labels, as: Self.gpuMemory, into: &readings)
         case .temperature:
             guard let function = nvml.temperature else { return nil }
             var value: UInt32 = 0
@@ -215,7 +223,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 // NOT_FOUND: no instance in this slot.
                 guard handle(device, slot, &instance) == NVMLReturn.success, let instance else { continue }
                 let migLabels = labels + [.init("mig", String(slot)), .init("mig_uuid", Self.string(instance, nvml.uuid) ?? "unknown")]
-                _ = memory(of: instance, labels: migLabels, as: "hw.gpu.mig.memory", into: &readings)
+                _ = memory(of: instance, labels: migLabels, as: Self.migMemory, into: &readings)
             }
             return rc
         case .processMemory:
@@ -239,20 +247,24 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         }
     }
 
-    /// The memory of a GPU or of a MIG instance as `<prefix>.usage`, `.limit` and (version 2)
+    typealias MemoryNames = (usage: String, limit: String, reserved: String)
+    static let gpuMemory: MemoryNames = ("hw.gpu.memory.usage", "hw.gpu.memory.limit", "hw.gpu.memory.reserved")
+    static let migMemory: MemoryNames = ("hw.gpu.mig.memory.usage", "hw.gpu.mig.memory.limit", "hw.gpu.mig.memory.reserved")
+
+    /// The memory of a GPU or of a MIG instance as `….usage`, `.limit` and (version 2)
     /// `.reserved`. Version 2 splits out the memory the driver reserves, and its `used` excludes
     /// it, as nvidia-smi shows; version 1's `used` includes it (H200 on driver 580: 615 MiB more).
     private func memory(
-        of device: NVMLLibrary.Device, labels: [Reading.Label], as prefix: String, into readings: inout [Reading]
+        of device: NVMLLibrary.Device, labels: [Reading.Label], as names: MemoryNames, into readings: inout [Reading]
     ) -> Int32? {
         if let function = library.memoryInfoV2 {
             var value = boxcar_nvmlMemory_v2_t()
             value.version = boxcar_nvmlMemory_v2_version()
             let rc = function(device, &value)
             if rc == NVMLReturn.success {
-                readings.append(Reading(prefix + ".usage", labels, Double(value.used)))
-                readings.append(Reading(prefix + ".limit", labels, Double(value.total)))
-                readings.append(Reading(prefix + ".reserved", labels, Double(value.reserved)))
+                readings.append(Reading(names.usage, labels, Double(value.used)))
+                readings.append(Reading(names.limit, labels, Double(value.total)))
+                readings.append(Reading(names.reserved, labels, Double(value.reserved)))
                 return rc
             }
         }
@@ -260,8 +272,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         var value = boxcar_nvmlMemory_t()
         let rc = function(device, &value)
         if rc == NVMLReturn.success {
-            readings.append(Reading(prefix + ".usage", labels, Double(value.used)))
-            readings.append(Reading(prefix + ".limit", labels, Double(value.total)))
+            readings.append(Reading(names.usage, labels, Double(value.used)))
+            readings.append(Reading(names.limit, labels, Double(value.total)))
         }
         return rc
     }

@@ -24,12 +24,14 @@ public final class NetworkSensor: CounterSensor {
 
     static func parse(_ bytes: [UInt8]) -> Snapshot {
         var out: Snapshot = [:]
-        for line in String(decoding: bytes, as: UTF8.self).utf8.split(separator: UInt8(ascii: "\n")) {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
-            let name = Substring(line[..<colon]).trimmingCharacters(in: " ")
-            let values = line[line.index(after: colon)...].split(separator: UInt8(ascii: " ")).compactMap { UInt64(Substring($0)) }
-            guard values.count >= 16 else { continue }
-            out[name] = Counters(receive: Array(values[0..<8]), transmit: Array(values[8..<16]))
+        // "  eth0: 123 4 …": the name may touch its first number ("eth0:123") when that is long.
+        forEachLine(bytes) { fields in
+            guard let colon = fields[0].firstIndex(of: UInt8(ascii: ":")) else { return }
+            let name = fields[0][..<colon]
+            let first = fields[0][(colon + 1)...]
+            let values = ((first.isEmpty ? [] : [first]) + fields.dropFirst()).compactMap(\.integer)
+            guard !name.isEmpty, values.count >= 16 else { return }
+            out[name.string] = Counters(receive: Array(values[0..<8]), transmit: Array(values[8..<16]))
         }
         return out
     }

@@ -25,16 +25,17 @@ public final class PressureSensor: CounterSensor {
 
     static func parse(_ bytes: [UInt8], resource: String) throws -> [Line] {
         var out: [Line] = []
-        for fields in lines(bytes) {
-            guard let kind = fields.first, kind == "some" || kind == "full" else { continue }
+        try forEachLine(bytes) { fields in
+            let kind = fields[0]
+            guard kind.equals("some") || kind.equals("full") else { return }
             var avg10: Double?
             var total: UInt64?
             for field in fields.dropFirst() {
-                if field.hasPrefix("avg10=") { avg10 = Double(field.dropFirst(6)) }
-                if field.hasPrefix("total=") { total = UInt64(field.dropFirst(6)) }
+                if field.hasPrefix("avg10=") { avg10 = field.dropFirst(6).number }
+                if field.hasPrefix("total=") { total = field.dropFirst(6).integer }
             }
             guard let avg10, let total else { throw SensorError("a line of /proc/pressure/\(resource) lacks avg10 or total") }
-            out.append(Line(resource: resource, kind: String(kind), avg10: avg10, total: total))
+            out.append(Line(resource: resource, kind: kind.equals("some") ? "some" : "full", avg10: avg10, total: total))
         }
         return out
     }
@@ -50,7 +51,7 @@ public final class PressureSensor: CounterSensor {
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         var out: [Reading] = []
         for line in new {
-            let labels = [Reading.Label("resource", line.resource), .init("kind", line.kind)]
+            let labels = [Reading.Label("kind", line.kind), .init("resource", line.resource)]
             out.append(Reading("system.pressure.avg10", labels, line.avg10 / 100))
             if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
                 let perSecond = rate(before.total, line.total, seconds)

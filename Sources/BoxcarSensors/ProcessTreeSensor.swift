@@ -11,16 +11,21 @@ import Glibc
 /// them adds nothing to that interval's CPU and I/O rates.
 public final class ProcessTreeSensor: @unchecked Sendable {
     public let name = "process"
-    /// /proc/PID/stat and /proc/PID/io of the trees' processes, kept open between ticks.
+    /// /proc/PID/stat, /proc/PID/io and /proc/PID/fd of the trees' processes, kept open between
+    /// ticks.
     let files = OpenFiles<ProcessFile>()
     struct ProcessFile: Hashable {
         var pid: Int32
-        var isIO: Bool
+        var kind: Kind
+        enum Kind { case stat, io, descriptors, loadavg }
     }
     let procRoot: String
     let clockTicksPerSecond: Double
     let pageSize: Double
     let cpuCount: Double
+    /// Whether `procRoot` is the kernel's procfs of this process's PID namespace (its `self`
+    /// links to this process), not a fixture tree or another namespace's.
+    let isOwnProcfs: Bool
     var sizeIsDescriptorCount: Bool
     var previous: [Int32: Counters] = [:]
     /// Each root's tree as of the last sample (the PIDs whose GPU memory is the trainer's).
@@ -34,7 +39,8 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         self.clockTicksPerSecond = Double(max(clockTicksPerSecond, 1))
         self.pageSize = Double(pageSize)
         self.cpuCount = Double(max(cpuCount, 1))
-        self.sizeIsDescriptorCount = Self.sizeCountsDescriptors(procRoot: procRoot)
+        self.isOwnProcfs = Self.isOwnProcfs(procRoot)
+        self.sizeIsDescriptorCount = isOwnProcfs && Self.sizeCountsDescriptors(procRoot: procRoot)
     }
 
     struct Stat: Equatable {
@@ -52,41 +58,60 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     }
 
     /// One /proc/PID/stat line. The command name sits in parentheses and may itself hold spaces
-    /// and parentheses: the fields are counted from the last ')'. Parsed as bytes: this runs for
-    /// every process of every tree on every tick.
+    /// and parentheses: the fields are counted from the last ')'. Parsed as bytes into no array:
+    /// this runs for every process of every tree on every tick.
     static func parseStat(_ bytes: [UInt8]) -> Stat? {
         guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let pid = integers(bytes, limit: 1)
+        var pid: UInt64?
+        forEachInteger(bytes, limit: 1) { _, value in pid = value }
         // After ") S ": ppid (field 4) … utime (14), stime (15) … num_threads (20) … rss (24).
         // The state letter is not a number, so the integers start at the parent PID.
-        let fields = integers(bytes, from: close + 1, limit: 21)
-        guard pid.count == 1, fields.count == 21 else { return nil }
-        return Stat(
-            pid: Int32(truncatingIfNeeded: pid[0]), parent: Int32(truncatingIfNeeded: fields[0]),
-            cpuTicks: fields[10] + fields[11], threads: fields[16], residentPages: fields[20])
+        var stat = Stat(pid: Int32(truncatingIfNeeded: pid ?? 0), parent: 0, cpuTicks: 0, threads: 0, residentPages: 0)
+        let count = forEachInteger(bytes, from: close + 1, limit: 21) { index, value in
+            switch index {
+            case 0: stat.parent = Int32(truncatingIfNeeded: value)
+            case 10, 11: stat.cpuTicks &+= value
+            case 16: stat.threads = value
+            case 20: stat.residentPages = value
+            default: break
+            }
+        }
+        guard pid != nil, count == 21 else { return nil }
+        return stat
     }
 
     /// read_bytes and write_bytes of /proc/PID/io (bytes that reached the storage layer): the
     /// fifth and sixth numbers of the file.
     static func parseIO(_ bytes: [UInt8]) -> (read: UInt64, write: UInt64)? {
-        let values = integers(bytes, limit: 6)
-        guard values.count == 6 else { return nil }
-        return (values[4], values[5])
+        var out: (read: UInt64, write: UInt64) = (0, 0)
+        let count = forEachInteger(bytes, limit: 6) { index, value in
+            if index == 4 { out.read = value } else if index == 5 { out.write = value }
+        }
+        return count == 6 ? out : nil
     }
 
     /// Every process's parent, from its stat line. A process's parent changes only when its
     /// parent dies, so each new PID's stat is read once and the answer kept while the PID stays
-    /// listed; the trees' own members are read every tick anyway and correct it. Once every
-    /// `rescanEvery` ticks all are read again, for what the cache cannot see: a PID reused within
-    /// a tick, an orphan adopted by a subreaper inside the tree. (Reading each thread's
-    /// /proc/PID/task/TID/children instead costs a read per thread: hundreds for a trainer.)
+    /// listed; the trees' own members are read every tick anyway and correct it (an orphan is
+    /// adopted by an ancestor, so it was in the tree already if its new parent is). A PID that
+    /// ended and was reused between two listings would keep its old parent: that takes the
+    /// kernel handing out every other PID in between, and once every `rescanEvery` ticks all are
+    /// read again regardless. (Reading each thread's /proc/PID/task/TID/children instead costs a
+    /// read per thread: hundreds for a trainer.)
     var parents: [Int32: Int32] = [:]
     var ticksSinceRescan = 0
-    static let rescanEvery = 30
+    static let rescanEvery = 300
+    /// The PID the kernel handed out last, at the last listing.
+    var lastPIDListed: UInt64?
 
     func refreshParents() {
         let rescan = ticksSinceRescan == 0
         ticksSinceRescan = (ticksSinceRescan + 1) % Self.rescanEvery
+        // No process or thread started since the last listing: no PID is new, and listing /proc
+        // (a tenth of a tick) would only tell which ended; those fail their stat read instead.
+        let lastPID = newestPID()
+        defer { lastPIDListed = lastPID }
+        if !rescan, let lastPID, lastPID == lastPIDListed { return }
         var next: [Int32: Int32] = [:]
         next.reserveCapacity(parents.count)
         for pid in processIDs(procRoot) {
@@ -97,14 +122,26 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 next[pid] = stat.parent
             }
         }
-        parents = next
+        if next != parents {
+            parents = next
+            childrenCache = nil
+        }
+    }
+
+    /// Each parent's children, by the parents known; made again only when a parent changed.
+    var childrenCache: [Int32: [Int32]]?
+
+    func setParent(_ pid: Int32, _ parent: Int32?) {
+        guard parents[pid] != parent else { return }
+        parents[pid] = parent
+        childrenCache = nil
     }
 
     /// The root and its descendants, by the parents known.
-    static func tree(of root: Int32, parents: [Int32: Int32]) -> [Int32] {
+    func tree(of root: Int32) -> [Int32] {
         guard parents[root] != nil else { return [] }
-        var children: [Int32: [Int32]] = [:]
-        for (pid, parent) in parents { children[parent, default: []].append(pid) }
+        let children = childrenCache ?? Dictionary(grouping: parents.keys) { parents[$0]! }
+        childrenCache = children
         var out: [Int32] = []
         var stack = [root]
         var seen: Set<Int32> = []
@@ -120,16 +157,18 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     public func sample(roots: [Int32], seconds: Double) -> [Int32: [Reading]] {
         refreshParents()
         var current: [Int32: Counters] = [:]
+        current.reserveCapacity(previous.count)
         var out: [Int32: [Reading]] = [:]
         lastTree = [:]
         for root in Set(roots).sorted() {
             var members: [Int32] = []
             var stats: [Stat] = []
-            for pid in Self.tree(of: root, parents: parents) {
-                guard let bytes = try? files.read(.init(pid: pid, isIO: false), path: { "\(procRoot)/\(pid)/stat" }), let stat = Self.parseStat(bytes) else {
-                    continue  // ended since the listing
+            for pid in tree(of: root) {
+                guard let bytes = try? files.read(.init(pid: pid, kind: .stat), path: { "\(procRoot)/\(pid)/stat" }), let stat = Self.parseStat(bytes) else {
+                    setParent(pid, nil)  // ended since the listing
+                    continue
                 }
-                parents[pid] = stat.parent
+                setParent(pid, stat.parent)
                 members.append(pid)
                 stats.append(stat)
             }
@@ -143,7 +182,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var threads: UInt64 = 0
             var descriptors: Int?
             for (pid, stat) in zip(members, stats) {
-                let io = (try? files.read(.init(pid: pid, isIO: true), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
+                let io = (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
                 let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write)
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
@@ -175,8 +214,8 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                     "process.cpu.utilization", labels,
                     Double(cpuDelta) / clockTicksPerSecond / seconds / cpuCount))
                 if ioSeen {
-                    readings.append(Reading("process.disk.io", labels + [.init("direction", "read")], Double(readDelta) / seconds))
-                    readings.append(Reading("process.disk.io", labels + [.init("direction", "write")], Double(writeDelta) / seconds))
+                    readings.append(Reading("process.disk.io", [.init("direction", "read")] + labels, Double(readDelta) / seconds))
+                    readings.append(Reading("process.disk.io", [.init("direction", "write")] + labels, Double(writeDelta) / seconds))
                 }
             }
             out[root] = readings
@@ -189,13 +228,18 @@ public final class ProcessTreeSensor: @unchecked Sendable {
 
 extension ProcessTreeSensor {
     /// The number of descriptors a process holds; nil where its fd/ cannot be read (another
-    /// user's). Linux 6.2+ gives the count as the size of /proc/PID/fd: one stat instead of
-    /// listing the directory.
+    /// user's). Linux 6.2+ gives the count as the size of /proc/PID/fd: an fstat of the directory
+    /// kept open (no path to look up) instead of listing it.
     func descriptorCount(_ pid: Int32) -> Int? {
         let path = "\(procRoot)/\(pid)/fd"
         if sizeIsDescriptorCount {
+            let key = ProcessFile(pid: pid, kind: .descriptors)
             var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
+            guard let fd = try? files.descriptor(key, flags: O_RDONLY | O_DIRECTORY, path: { path }) else { return nil }
+            guard fstat(fd, &info) == 0 else {
+                files.forget(key)
+                return nil
+            }
             return Int(info.st_size)
         }
         guard access(path, R_OK | X_OK) == 0, let directory = opendir(path) else { return nil }
@@ -208,15 +252,31 @@ extension ProcessTreeSensor {
         return count
     }
 
-    /// Whether the size of /proc/PID/fd counts the descriptors: only on the kernel's own procfs
-    /// (its `self` links to this process; a fixture tree's directories have sizes of their own),
-    /// and only from Linux 6.2 (older ones report 0).
+    /// Whether the size of /proc/PID/fd counts the descriptors: only on the kernel's procfs (a
+    /// fixture tree's directories have sizes of their own), and only from Linux 6.2 (older ones
+    /// report 0).
     static func sizeCountsDescriptors(procRoot: String) -> Bool {
+        var info = stat()
+        return stat(procRoot + "/self/fd", &info) == 0 && info.st_size > 0
+    }
+
+    static func isOwnProcfs(_ procRoot: String) -> Bool {
         var link = [CChar](repeating: 0, count: 32)
         let length = readlink(procRoot + "/self", &link, link.count)
-        var info = stat()
         return length > 0 && String(decoding: link.prefix(length).map(UInt8.init), as: UTF8.self) == String(getpid())
-            && stat(procRoot + "/self/fd", &info) == 0 && info.st_size > 0
+    }
+
+    /// The PID the kernel handed out last in this PID namespace (the fifth field of
+    /// /proc/loadavg, which the kernel fills from the reader's namespace: hence only on this
+    /// process's own procfs); nil elsewhere or when it cannot be read.
+    func newestPID() -> UInt64? {
+        guard isOwnProcfs, let bytes = try? files.read(.init(pid: 0, kind: .loadavg), path: { "\(procRoot)/loadavg" }) else {
+            return nil
+        }
+        var newest: UInt64?
+        // "0.52 0.58 0.59 3/467 12345": the integers are 0 52 0 58 0 59 3 467 12345.
+        forEachInteger(bytes, limit: 9) { index, value in if index == 8 { newest = value } }
+        return newest
     }
 
     /// Whether a process with this PID exists.

@@ -17,7 +17,9 @@ public struct Reading: Sendable, Hashable {
 
     public init(_ name: String, _ labels: [Label] = [], _ value: Double) {
         self.name = name
-        self.labels = labels.sorted { $0.name < $1.name }
+        // Most come sorted already: checking is cheaper than sorting into a new array.
+        let sorted = zip(labels, labels.dropFirst()).allSatisfy { $0.name <= $1.name }
+        self.labels = sorted ? labels : labels.sorted { $0.name < $1.name }
         self.value = value
     }
 

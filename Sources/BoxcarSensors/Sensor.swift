@@ -56,42 +56,52 @@ func readFile(_ path: String) throws -> [UInt8] {
 /// be read (its process ended) is closed and forgotten. Files are found by a key: their path, or
 /// something cheaper to hash where there are many (the process tree's PID and file).
 final class OpenFiles<Key: Hashable> {
-    private var descriptors: [Key: Int32] = [:]
+    /// Each open file's descriptor and the `prune` round it was last used in.
+    private var descriptors: [Key: (fd: Int32, round: Int)] = [:]
+    private var round = 0
     private var buffer = [UInt8](repeating: 0, count: 65536)
-    /// Keys read since the last `prune`.
-    private var used: Set<Key> = []
 
     deinit {
-        for fd in descriptors.values { close(fd) }
+        for entry in descriptors.values { close(entry.fd) }
     }
 
     /// The file's contents; `path` is only made when the file is not open yet.
     func read(_ key: Key, path: () -> String) throws -> [UInt8] {
-        used.insert(key)
-        if let fd = descriptors[key] {
-            if let bytes = readAll(fd) { return bytes }
-            close(fd)
-            descriptors[key] = nil
-        }
-        let path = path()
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SensorError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let fd = try descriptor(key, path: path)
         guard let bytes = readAll(fd) else {
             let reason = String(cString: strerror(errno))
-            close(fd)
-            throw SensorError("cannot read \(path): \(reason)")
+            forget(key)
+            throw SensorError("cannot read \(path()): \(reason)")
         }
-        descriptors[key] = fd
         return bytes
     }
 
-    /// Closes the files not read since the last call (processes that left the tree).
+    /// The file's open descriptor, opened with `flags` if it is not open yet; for what is not
+    /// read but asked with fstat (a directory's size).
+    func descriptor(_ key: Key, flags: Int32 = O_RDONLY, path: () -> String) throws -> Int32 {
+        if let index = descriptors.index(forKey: key) {
+            descriptors.values[index].round = round
+            return descriptors.values[index].fd
+        }
+        let path = path()
+        let fd = open(path, flags | O_CLOEXEC)
+        guard fd >= 0 else { throw SensorError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        descriptors[key] = (fd, round)
+        return fd
+    }
+
+    /// Closes a file that can no longer be read (its process ended).
+    func forget(_ key: Key) {
+        if let entry = descriptors.removeValue(forKey: key) { close(entry.fd) }
+    }
+
+    /// Closes the files not used since the last call (processes that left the tree).
     func prune() {
-        for (key, fd) in descriptors where !used.contains(key) {
-            close(fd)
+        for (key, entry) in descriptors where entry.round != round {
+            close(entry.fd)
             descriptors[key] = nil
         }
-        used.removeAll(keepingCapacity: true)
+        round += 1
     }
 
     private func readAll(_ fd: Int32) -> [UInt8]? {
@@ -123,15 +133,71 @@ extension OpenFiles where Key == String {
 
     /// A sysfs file holding one number; nil when absent or not a number.
     func number(_ path: String) -> Double? {
-        (try? text(path)).flatMap { Double($0) }
+        guard let bytes = try? read(path) else { return nil }
+        var field = bytes[...]
+        while field.last == UInt8(ascii: "\n") { field = field.dropLast() }
+        return field.number
     }
 }
 
-/// Whitespace-separated fields of each line. Split on the UTF-8 bytes, not on Characters:
-/// finding grapheme boundaries was most of the cost of parsing /proc/meminfo and /proc/stat.
-func lines(_ bytes: [UInt8]) -> [[Substring]] {
-    String(decoding: bytes, as: UTF8.self).utf8.split(separator: UInt8(ascii: "\n")).map { line in
-        line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).map { Substring($0) }
+/// Calls `body` with the whitespace-separated fields of each line that has any, as slices of
+/// `bytes`. Split on the bytes, into one array reused from line to line: making Strings and an
+/// array per line was most of the cost of reading /proc/meminfo, /proc/stat and their kind.
+func forEachLine(_ bytes: [UInt8], _ body: ([ArraySlice<UInt8>]) throws -> Void) rethrows {
+    var fields: [ArraySlice<UInt8>] = []
+    fields.reserveCapacity(32)
+    var start = 0
+    for index in 0...bytes.count {
+        let byte = index < bytes.count ? bytes[index] : UInt8(ascii: "\n")
+        guard byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") else { continue }
+        if index > start { fields.append(bytes[start..<index]) }
+        start = index + 1
+        if byte == UInt8(ascii: "\n") && !fields.isEmpty {
+            try body(fields)
+            fields.removeAll(keepingCapacity: true)
+        }
+    }
+}
+
+/// A field of a /proc or /sys line, read without making a String where it is a number.
+extension ArraySlice<UInt8> {
+    /// An unsigned decimal integer; nil for anything else or one past UInt64.max.
+    var integer: UInt64? {
+        guard !isEmpty else { return nil }
+        var value: UInt64 = 0
+        for byte in self {
+            guard byte >= 48 && byte <= 57 else { return nil }
+            let (times10, over1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, over2) = times10.addingReportingOverflow(UInt64(byte - 48))
+            guard !over1 && !over2 else { return nil }
+            value = sum
+        }
+        return value
+    }
+
+    /// A decimal number as /proc writes them ("12", "-3", "0.25"); others go through Double's
+    /// own parser.
+    var number: Double? {
+        if let value = integer { return Double(value) }
+        // digits.digits: one exact integer (15 digits at most) divided once, rounded as
+        // Double("…") rounds it.
+        if count <= 16, let dot = firstIndex(of: UInt8(ascii: ".")),
+            let whole = self[..<dot].integer, let fraction = self[(dot + 1)...].integer
+        {
+            let scale = (0..<(endIndex - dot - 1)).reduce(1.0) { value, _ in value * 10 }
+            return (Double(whole) * scale + Double(fraction)) / scale
+        }
+        return Double(string)
+    }
+
+    var string: String { String(decoding: self, as: UTF8.self) }
+
+    func equals(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { elementsEqual($0) }
+    }
+
+    func hasPrefix(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { count >= $0.count && prefix($0.count).elementsEqual($0) }
     }
 }
 
@@ -199,27 +265,33 @@ func processIDs(_ procRoot: String) -> [Int32] {
     return out
 }
 
-/// The unsigned decimal integers of `bytes[range]`, in order, each field ended by any byte that
-/// is not a digit: a hot-path parser for /proc lines that makes no Strings.
-func integers(_ bytes: [UInt8], from start: Int = 0, limit: Int = .max) -> [UInt64] {
-    var out: [UInt64] = []
+/// The unsigned decimal integers of `bytes[start...]`, in order, each field ended by any byte that
+/// is not a digit, handed to `body` with their index: a hot-path parser for /proc lines that
+/// makes no Strings and no array. Returns how many there were (at most `limit`).
+@discardableResult
+func forEachInteger(_ bytes: [UInt8], from start: Int = 0, limit: Int = .max, _ body: (Int, UInt64) -> Void) -> Int {
+    var count = 0
     var value: UInt64 = 0
     var inNumber = false
     var index = start
-    while index < bytes.count && out.count < limit {
+    while index < bytes.count && count < limit {
         let byte = bytes[index]
         if byte >= 48 && byte <= 57 {
             value = value &* 10 &+ UInt64(byte - 48)
             inNumber = true
         } else if inNumber {
-            out.append(value)
+            body(count, value)
+            count += 1
             value = 0
             inNumber = false
         }
         index += 1
     }
-    if inNumber && out.count < limit { out.append(value) }
-    return out
+    if inNumber && count < limit {
+        body(count, value)
+        count += 1
+    }
+    return count
 }
 
 extension Duration {

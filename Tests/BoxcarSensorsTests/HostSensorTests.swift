@@ -116,6 +116,43 @@ import Testing
         #expect(sensor.lastTree[100] == [100])
     }
 
+    @Test func onTheRealProcAChildStartedBetweenTicksJoinsTheTree() throws {
+        // On this machine's /proc the sensor lists /proc only when the kernel has handed out a
+        // PID since its last listing: a child forked between two ticks must still be seen.
+        let shell = Process()
+        shell.executableURL = URL(filePath: "/bin/sh")
+        shell.arguments = ["-c", "read go; sleep 30 & read done"]
+        let input = Pipe()
+        shell.standardInput = input
+        try shell.run()
+        defer { kill(shell.processIdentifier, SIGKILL) }
+        let root = shell.processIdentifier
+        let sensor = ProcessTreeSensor()
+        #expect(sensor.isOwnProcfs)
+        func count() -> Double? { value(sensor.sample(roots: [root], seconds: 1)[root] ?? [], "system/process.count{pid=\"\(root)\"}") }
+        #expect(count() == 1)
+        #expect(count() == 1)
+        input.fileHandleForWriting.write(Data("go\n".utf8))
+        var seen = count()
+        for _ in 0..<100 where seen != 2 {
+            usleep(20_000)
+            seen = count()
+        }
+        #expect(seen == 2)
+        let child = try #require(sensor.lastTree[root]?.first { $0 != root })
+        kill(child, SIGKILL)
+        kill(root, SIGKILL)
+        shell.waitUntilExit()
+        // Gone once reaped (a zombie is still a process); Foundation reaps on a thread of its own.
+        var left = count()
+        for _ in 0..<100 where left != nil {
+            usleep(20_000)
+            left = count()
+        }
+        #expect(left == nil)
+        #expect(sensor.lastTree[root] == nil)
+    }
+
     @Test func descriptorsAreCountedTheSameFromTheSizeOfFdAndByListingIt() throws {
         // On this kernel's /proc the size of /proc/PID/fd is the count; both ways must agree on a
         // child that opens nothing after stdin, stdout and stderr.

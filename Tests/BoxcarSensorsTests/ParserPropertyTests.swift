@@ -31,6 +31,12 @@ import Testing
         }
     }
 
+    func integers(_ bytes: [UInt8]) -> [UInt64] {
+        var out: [UInt64] = []
+        forEachInteger(bytes) { _, value in out.append(value) }
+        return out
+    }
+
     @Test func changedFixtureFilesNeverCrashAParser() async throws {
         let captured = try Self.files.map { try [UInt8](Data(contentsOf: URL(filePath: Self.fixtures + "/" + $0.path))) }
         // (which file, where, what byte, how much of the file is kept, how often it repeats)
@@ -53,6 +59,17 @@ import Testing
             for value in values { text += Array(String(value).utf8) + [separators[separator]] }
             #expect(integers(text) == values)
         }
+    }
+
+    @Test func decimalsReadAsDoubleReadsThem() async {
+        // The hand-written decimal reader must round exactly as Double("…") does.
+        await propertyCheck(count: 500, input: Gen.uint64(in: 0...99_999_999), Gen.uint64(in: 0...9_999_999), Gen.int(in: 0...7)) { whole, fraction, digits in
+            let text = digits == 0 ? String(whole) : "\(whole)." + String(String(fraction).suffix(digits))
+            #expect(Array(text.utf8)[...].number == Double(text), "\(text)")
+        }
+        #expect(Array("-3".utf8)[...].number == -3)
+        #expect(Array("max".utf8)[...].number == nil)
+        #expect(Array("18446744073709551616".utf8)[...].number == 18446744073709551616)
     }
 
     @Test func aProcessStatLineIsReadWhateverItsCommandName() async {
