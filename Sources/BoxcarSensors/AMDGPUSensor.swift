@@ -3,7 +3,7 @@
 /// temperature. A file the card lacks drops that metric for that card.
 public final class AMDGPUSensor: Sensor {
     public let name = "amdgpu"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let sysRoot: String
 
     public init(sysRoot: String = "/sys") {

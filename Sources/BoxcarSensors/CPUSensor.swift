@@ -2,7 +2,7 @@
 /// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
 public final class CPUSensor: CounterSensor {
     public let name = "cpu"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
     var previous: Snapshot?
 

@@ -4,7 +4,7 @@
 /// trainer's when there is one (the sampler says so), else the agent itself.
 public final class CgroupSensor: Sensor {
     public let name = "cgroup"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
     let sysRoot: String
     /// Whose cgroup: a PID, or "self".

@@ -2,7 +2,7 @@
 /// received per second. The kernel counts port_xmit_data and port_rcv_data in 4-byte words.
 public final class InfiniBandSensor: CounterSensor {
     public let name = "infiniband"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let sysRoot: String
     var previous: Snapshot?
 

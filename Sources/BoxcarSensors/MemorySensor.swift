@@ -1,7 +1,7 @@
 /// Memory and swap (`/proc/meminfo`), in bytes.
 public final class MemorySensor: Sensor {
     public let name = "memory"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
 
     public init(procRoot: String = "/proc") {

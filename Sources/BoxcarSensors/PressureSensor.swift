@@ -3,7 +3,7 @@
 /// "some": at least one task stalled; "full": all non-idle tasks did at once.
 public final class PressureSensor: CounterSensor {
     public let name = "pressure"
-    let files = OpenFiles<String>()
+    let files = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
     var previous: Snapshot?
 

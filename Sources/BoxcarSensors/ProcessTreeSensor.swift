@@ -13,7 +13,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     public let name = "process"
     /// /proc/PID/stat, /proc/PID/io and /proc/PID/fd of the trees' processes, kept open between
     /// ticks.
-    let files = OpenFiles<ProcessFile>()
+    let files = OpenFiles<ProcessFile>(wholeInOneRead: true)
     struct ProcessFile: Hashable {
         var pid: Int32
         var kind: Kind

@@ -60,6 +60,17 @@ final class OpenFiles<Key: Hashable> {
     private var descriptors: [Key: (fd: Int32, round: Int)] = [:]
     private var round = 0
     private var buffer = [UInt8](repeating: 0, count: 65536)
+    /// Whether the files are ones the kernel writes out whole on the first read (one record:
+    /// /proc/PID/stat, /proc/meminfo, sysfs attributes), so that a read which leaves room in the
+    /// buffer is the whole file. Reading again to find the end would have the kernel write the
+    /// file out a second time, only to answer 0: for /proc/PID/stat that was a third of a tick.
+    /// Not so for files of many records (/proc/diskstats, /proc/net/dev, mountinfo), which come
+    /// a page at a time.
+    private let wholeInOneRead: Bool
+
+    init(wholeInOneRead: Bool = false) {
+        self.wholeInOneRead = wholeInOneRead
+    }
 
     deinit {
         for entry in descriptors.values { close(entry.fd) }
@@ -115,8 +126,8 @@ final class OpenFiles<Key: Hashable> {
                 if errno == EINTR { continue }
                 return nil
             }
-            if count == 0 { return Array(buffer[0..<total]) }
             total += count
+            if count == 0 || (wholeInOneRead && total < buffer.count) { return Array(buffer[0..<total]) }
         }
     }
 }

@@ -153,6 +153,20 @@ import Testing
         #expect(sensor.lastTree[root] == nil)
     }
 
+    @Test func aFileLargerThanOneReadIsReadWhole() throws {
+        // Files "written out whole on the first read" still come whole when the first read fills
+        // the buffer (/proc/stat of a machine with a thousand CPUs is over 64 KiB).
+        let directory = TemporaryDirectory()
+        let text = Array((0..<30_000).map { "line \($0)\n" }.joined().utf8)
+        try Data(text).write(to: URL(filePath: directory.file("big")))
+        for whole in [true, false] {
+            let files = OpenFiles<String>(wholeInOneRead: whole)
+            #expect(try files.read(directory.file("big")) == text)
+            #expect(try files.read(directory.file("big")) == text)  // again, from offset 0
+        }
+        #expect(try OpenFiles<String>(wholeInOneRead: true).read("/proc/self/stat").last == UInt8(ascii: "\n"))
+    }
+
     @Test func descriptorsAreCountedTheSameFromTheSizeOfFdAndByListingIt() throws {
         // On this kernel's /proc the size of /proc/PID/fd is the count; both ways must agree on a
         // child that opens nothing after stdin, stdout and stderr.
