@@ -74,7 +74,6 @@ private final class Worker: Sendable {
         var done = false
         /// Its caller stopped waiting: the thread ends once the job returns.
         var letGo = false
-        var stopped = false
     }
 
     private let state = Mutex(State())
@@ -105,8 +104,7 @@ private final class Worker: Sendable {
     }
 
     func stop() {
-        state.withLock { $0.stopped = true }
-        wake.signal()
+        wake.signal()  // with no job: the thread ends
     }
 
     private func loop() {

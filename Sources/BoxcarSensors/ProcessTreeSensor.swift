@@ -101,17 +101,19 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     var parents: [Int32: Int32] = [:]
     var ticksSinceRescan = 0
     static let rescanEvery = 300
-    /// The PID the kernel handed out last, at the last listing.
-    var lastPIDListed: UInt64?
+    /// The PID the kernel had handed out last at the previous tick and at the one before.
+    var newestPIDs: (previous: UInt64?, before: UInt64?)
 
     func refreshParents() {
         let rescan = ticksSinceRescan == 0
         ticksSinceRescan = (ticksSinceRescan + 1) % Self.rescanEvery
-        // No process or thread started since the last listing: no PID is new, and listing /proc
-        // (a tenth of a tick) would only tell which ended; those fail their stat read instead.
-        let lastPID = newestPID()
-        defer { lastPIDListed = lastPID }
-        if !rescan, let lastPID, lastPID == lastPIDListed { return }
+        // No process or thread started for two ticks: no PID is new, and listing /proc (a tenth
+        // of a tick) would only tell which ended; those fail their stat read instead. Two, as the
+        // kernel counts a PID a moment before its process shows in /proc: the tick after a change
+        // lists again.
+        let newest = newestPID()
+        defer { newestPIDs = (newest, newestPIDs.previous) }
+        if !rescan, let newest, newest == newestPIDs.previous, newest == newestPIDs.before { return }
         var next: [Int32: Int32] = [:]
         next.reserveCapacity(parents.count)
         for pid in processIDs(procRoot) {
@@ -165,7 +167,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var stats: [Stat] = []
             for pid in tree(of: root) {
                 guard let bytes = try? files.read(.init(pid: pid, kind: .stat), path: { "\(procRoot)/\(pid)/stat" }), let stat = Self.parseStat(bytes) else {
-                    setParent(pid, nil)  // ended since the listing
+                    // Ended since the listing; any other failure (out of descriptors) is no reason
+                    // to lose the process and its subtree: list /proc again next tick.
+                    if exists(pid) { newestPIDs = (nil, nil) } else { setParent(pid, nil) }
                     continue
                 }
                 setParent(pid, stat.parent)
@@ -235,7 +239,11 @@ extension ProcessTreeSensor {
         if sizeIsDescriptorCount {
             let key = ProcessFile(pid: pid, kind: .descriptors)
             var info = stat()
-            guard let fd = try? files.descriptor(key, flags: O_RDONLY | O_DIRECTORY, path: { path }) else { return nil }
+            // Opening needs the right to read fd/ (another user's, a setuid process's): where that
+            // is refused, stat the path, which needs none.
+            guard let fd = try? files.descriptor(key, flags: O_RDONLY | O_DIRECTORY, path: { path }) else {
+                return stat(path, &info) == 0 ? Int(info.st_size) : nil
+            }
             guard fstat(fd, &info) == 0 else {
                 files.forget(key)
                 return nil

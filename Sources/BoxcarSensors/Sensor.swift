@@ -78,6 +78,12 @@ final class OpenFiles<Key: Hashable> {
 
     /// The file's contents; `path` is only made when the file is not open yet.
     func read(_ key: Key, path: () -> String) throws -> [UInt8] {
+        if let index = descriptors.index(forKey: key) {
+            descriptors.values[index].round = round
+            if let bytes = readAll(descriptors.values[index].fd) { return bytes }
+            // Gone stale (a re-plugged device, a recreated cgroup): the path may work again.
+            forget(key)
+        }
         let fd = try descriptor(key, path: path)
         guard let bytes = readAll(fd) else {
             let reason = String(cString: strerror(errno))
