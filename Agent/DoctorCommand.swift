@@ -54,11 +54,12 @@ struct DoctorCommand: AsyncParsableCommand {
             switch answer {
             case .finished(.success(let all)):
                 // What the agent would drop: a value that is not finite, a key it cannot store.
-                let readings = all.filter { $0.isStorable() }
-                let series = Set(readings.map(\.seriesKey)).count
+                let keyed = all.map(KeyedReading.init)
+                let readings = keyed.filter { $0.isStorable() }
+                let series = Set(readings.map(\.key)).count
                 var detail = series > 0 ? "ok" : Self.nothingFound[sensor.name] ?? "nothing to read"
-                if let bad = all.first(where: { !$0.isStorable() }) {
-                    detail = "\(all.count - readings.count) readings cannot be stored and are dropped, such as \(bad.seriesKey.debugDescription) = \(bad.value)"
+                if let bad = keyed.first(where: { !$0.isStorable() }) {
+                    detail = "\(all.count - readings.count) readings cannot be stored and are dropped, such as \(bad.key.debugDescription) = \(bad.value)"
                 }
                 if let filesystems = sensor as? FilesystemSensor, !filesystems.hungMounts.isEmpty {
                     detail = "statvfs did not answer within 1 s on \(filesystems.hungMounts.joined(separator: ", ")) (a network filesystem whose server is gone?): left out; the others are read"

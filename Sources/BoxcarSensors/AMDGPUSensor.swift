@@ -15,7 +15,7 @@ public final class AMDGPUSensor: Sensor {
         let drm = sysRoot + "/class/drm"
         return directoryEntries(drm).filter { entry in
             entry.hasPrefix("card") && entry.dropFirst(4).allSatisfy(\.isNumber)
-                && (try? files.text(drm + "/\(entry)/device/vendor")) == "0x1002"
+                && files.text(drm + "/\(entry)/device/vendor") == "0x1002"
         }.sorted { Int($0.dropFirst(4))! < Int($1.dropFirst(4))! }
     }
 

@@ -23,8 +23,8 @@ public final class InfiniBandSensor: CounterSensor {
         for device in directoryEntries(root) {
             for port in directoryEntries(root + "/\(device)/ports") {
                 let counters = root + "/\(device)/ports/\(port)/counters"
-                guard let transmit = (try? files.text(counters + "/port_xmit_data")).flatMap({ UInt64($0) }),
-                    let receive = (try? files.text(counters + "/port_rcv_data")).flatMap({ UInt64($0) })
+                guard let transmit = files.integer(counters + "/port_xmit_data"),
+                    let receive = files.integer(counters + "/port_rcv_data")
                 else { continue }
                 out[Port(device: device, port: port)] = (transmit, receive)
             }
@@ -37,12 +37,14 @@ public final class InfiniBandSensor: CounterSensor {
         var out: [Reading] = []
         for (port, counters) in new.sorted(by: { ($0.key.device, $0.key.port) < ($1.key.device, $1.key.port) }) {
             guard let before = old[port] else { continue }
-            let labels = [Reading.Label("device", port.device), .init("port", port.port)]
+            func labels(_ direction: String) -> [Reading.Label] {
+                [.init("device", port.device), .init("direction", direction), .init("port", port.port)]
+            }
             if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
-                out.append(Reading("system.network.io", labels + [.init("direction", "transmit")], words * 4))
+                out.append(Reading("system.network.io", labels("transmit"), words * 4))
             }
             if let words = rate(before.receiveWords, counters.receiveWords, seconds) {
-                out.append(Reading("system.network.io", labels + [.init("direction", "receive")], words * 4))
+                out.append(Reading("system.network.io", labels("receive"), words * 4))
             }
         }
         return out

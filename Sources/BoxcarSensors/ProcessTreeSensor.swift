@@ -235,14 +235,14 @@ extension ProcessTreeSensor {
     /// user's). Linux 6.2+ gives the count as the size of /proc/PID/fd: an fstat of the directory
     /// kept open (no path to look up) instead of listing it.
     func descriptorCount(_ pid: Int32) -> Int? {
-        let path = "\(procRoot)/\(pid)/fd"
+        let path = { "\(self.procRoot)/\(pid)/fd" }  // made only where the directory is not open
         if sizeIsDescriptorCount {
             let key = ProcessFile(pid: pid, kind: .descriptors)
             var info = stat()
             // Opening needs the right to read fd/ (another user's, a setuid process's): where that
             // is refused, stat the path, which needs none.
-            guard let fd = try? files.descriptor(key, flags: O_RDONLY | O_DIRECTORY, path: { path }) else {
-                return stat(path, &info) == 0 ? Int(info.st_size) : nil
+            guard let fd = try? files.descriptor(key, flags: O_RDONLY | O_DIRECTORY, path: path) else {
+                return stat(path(), &info) == 0 ? Int(info.st_size) : nil
             }
             guard fstat(fd, &info) == 0 else {
                 files.forget(key)
@@ -250,7 +250,7 @@ extension ProcessTreeSensor {
             }
             return Int(info.st_size)
         }
-        guard access(path, R_OK | X_OK) == 0, let directory = opendir(path) else { return nil }
+        guard access(path(), R_OK | X_OK) == 0, let directory = opendir(path()) else { return nil }
         defer { closedir(directory) }
         var count = 0
         while let entry = readdir(directory) {

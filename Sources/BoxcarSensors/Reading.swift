@@ -25,20 +25,29 @@ public struct Reading: Sendable, Hashable {
 
     /// The metric key it is stored under: `system/<name>{label="value",…}`, labels sorted,
     /// no braces without labels; quotes and backslashes in values escaped as Prometheus does.
+    /// Escaped on the UTF-8 bytes (the three are ASCII, never part of a longer character): the
+    /// agent makes a key for every reading of every tick.
     public var seriesKey: String {
         guard !labels.isEmpty else { return "system/" + name }
-        let inner = labels.map { label in
-            var escaped = ""
-            for character in label.value {
-                switch character {
-                case "\\": escaped += "\\\\"
-                case "\"": escaped += "\\\""
-                case "\n": escaped += "\\n"
-                default: escaped.append(character)
+        var key: [UInt8] = []
+        key.reserveCapacity(16 + name.utf8.count + labels.count * 32)
+        key += "system/".utf8
+        key += name.utf8
+        for (index, label) in labels.enumerated() {
+            key.append(index == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            key += label.name.utf8
+            key += #"=""#.utf8
+            for byte in label.value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): key += #"\\"#.utf8
+                case UInt8(ascii: "\""): key += #"\""#.utf8
+                case UInt8(ascii: "\n"): key += #"\n"#.utf8
+                default: key.append(byte)
                 }
             }
-            return "\(label.name)=\"\(escaped)\""
+            key.append(UInt8(ascii: "\""))
         }
-        return "system/\(name){\(inner.joined(separator: ","))}"
+        key.append(UInt8(ascii: "}"))
+        return String(decoding: key, as: UTF8.self)
     }
 }

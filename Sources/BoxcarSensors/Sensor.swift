@@ -143,18 +143,20 @@ extension OpenFiles where Key == String {
         try read(path, path: { path })
     }
 
-    /// A sysfs file's contents without the trailing newline.
-    func text(_ path: String) throws -> String {
-        String(decoding: try read(path), as: UTF8.self).trimmingCharacters(in: "\n")
+    /// A sysfs file's one value, without the trailing newline; nil when it cannot be read.
+    func value(_ path: String) -> ArraySlice<UInt8>? {
+        guard var value = (try? read(path))?[...] else { return nil }
+        while value.last == UInt8(ascii: "\n") { value = value.dropLast() }
+        return value
     }
 
-    /// A sysfs file holding one number; nil when absent or not a number.
-    func number(_ path: String) -> Double? {
-        guard let bytes = try? read(path) else { return nil }
-        var field = bytes[...]
-        while field.last == UInt8(ascii: "\n") { field = field.dropLast() }
-        return field.number
-    }
+    func text(_ path: String) -> String? { value(path)?.string }
+
+    /// nil when absent or not a number.
+    func number(_ path: String) -> Double? { value(path)?.number }
+
+    /// nil when absent or not an unsigned integer.
+    func integer(_ path: String) -> UInt64? { value(path)?.integer }
 }
 
 /// Calls `body` with the whitespace-separated fields of each line that has any, as slices of

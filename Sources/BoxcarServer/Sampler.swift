@@ -68,27 +68,35 @@ final class Sampler: Sendable {
         }
         let wallclock = WallClock.now()
         let step = UInt64(wallclock / 1_000_000)
-        func point(_ reading: Reading, parent: String) -> IngestBatch.Series {
+        // One batch per parent: an experiment at its series limit loses its own series only,
+        // not the machine's nor the other experiments'.
+        var batches: [String: IngestBatch] = [Store.hostID: IngestBatch()]
+        func add(_ reading: KeyedReading, to parent: String) {
             var columns = MetricColumns()
             columns.append(step: step, wallclock: wallclock, value: reading.value)
-            return .init(parentID: parent, key: reading.seriesKey, columns: columns)
+            batches[parent, default: IngestBatch()].series.append(.init(parentID: parent, key: reading.key, columns: columns))
         }
-        var batch = IngestBatch()
-        batch.series = readings.map { point($0, parent: Store.hostID) }
+        for reading in readings { add(reading, to: Store.hostID) }
         for (experimentID, pid) in attached {
-            for reading in trees[pid] ?? [] { batch.series.append(point(reading, parent: experimentID)) }
+            for reading in trees[pid] ?? [] { add(reading, to: experimentID) }
         }
         // XID errors are events of the host and of every experiment attached now.
-        let parents = [Store.hostID] + Set(attached.map(\.experimentID)).sorted()
         for (gpu, xid) in xids {
-            for parent in parents {
-                batch.events.append(Event(
+            for parent in [Store.hostID] + Set(attached.map(\.experimentID)).sorted() {
+                batches[parent, default: IngestBatch()].events.append(Event(
                     parentID: parent, name: "gpu.xid", source: "boxcar.nvml", wallclock: wallclock,
                     metadata: ["gpu": .number(Double(gpu)), "xid": .number(Double(xid))], createdAt: 0))
             }
         }
-        guard !batch.series.isEmpty || !batch.events.isEmpty else { return }
-        try await store.ingest(batch)
+        var failure: (any Error)?
+        for (_, batch) in batches.sorted(by: { $0.key < $1.key }) where !batch.series.isEmpty || !batch.events.isEmpty {
+            do {
+                try await store.ingest(batch)
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
     }
 }
 
@@ -150,14 +158,16 @@ final class SensorSet: @unchecked Sendable {
         logger.warning("sensor \(name) \(problem); the other sensors go on")
     }
 
-    /// The readings that can be stored: a finite value under a valid key. A sensor that gives
-    /// others (garbage in a sysfs file, a label with control characters) loses those only.
-    private func storable(_ readings: [Reading], from name: String, logger: Logger) -> [Reading] {
+    /// The readings that can be stored, with their keys: a finite value under a valid key. A
+    /// sensor that gives others (garbage in a sysfs file, a label with control characters) loses
+    /// those only.
+    private func storable(_ readings: [Reading], from name: String, logger: Logger) -> [KeyedReading] {
         var rejected: [String] = []
-        let kept = readings.filter { reading in
-            let ok = reading.isStorable(limits)
-            if !ok { rejected.append(reading.seriesKey) }
-            return ok
+        var kept: [KeyedReading] = []
+        kept.reserveCapacity(readings.count)
+        for reading in readings {
+            let keyed = KeyedReading(reading)
+            if keyed.isStorable(limits) { kept.append(keyed) } else { rejected.append(keyed.key) }
         }
         // Kept apart from the sensor's call problems, which an answered call clears.
         let key = name + " readings"
@@ -173,8 +183,8 @@ final class SensorSet: @unchecked Sendable {
     /// process no longer exists.
     func sample(
         elapsed: Duration?, roots: [Int32], logger: Logger
-    ) -> ([Reading], [Int32: [Reading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
-        var readings: [Reading] = []
+    ) -> ([KeyedReading], [Int32: [KeyedReading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
+        var readings: [KeyedReading] = []
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
@@ -197,33 +207,43 @@ final class SensorSet: @unchecked Sendable {
         var xids: [(gpu: Int, xid: UInt64)] = []
         if let nvidia {
             // GPU memory of the trainers' processes goes to the tree holding each PID.
-            var owner: [String: Int32] = [:]
+            var owner: [Int32: Int32] = [:]
             for root in roots {
-                for pid in processes.lastTree[root] ?? [root] { owner[String(pid)] = root }
+                for pid in processes.lastTree[root] ?? [root] { owner[pid] = root }
             }
-            let pids = Set(owner.keys.compactMap { Int32($0) })
+            let pids = Set(owner.keys)
             // XID events apart: a GPU call that hangs must not take the event queue with it,
             // when a GPU falling off the bus is what the events report.
             xids = guarded("nvidia.xid", logger: logger) { _ in nvidia.xidErrors() } ?? []
             let answer = guarded("nvidia", logger: logger) { _ in nvidia.sample(processes: pids) }
-            for reading in storable(answer ?? [], from: "nvidia", logger: logger) {
-                if reading.name == "hw.gpu.process.memory.usage" {
-                    if let pid = reading.labels.first(where: { $0.name == "pid" })?.value, let root = owner[pid] {
-                        trees[root, default: []].append(reading)
+            for keyed in storable(answer ?? [], from: "nvidia", logger: logger) {
+                if keyed.reading.name == "hw.gpu.process.memory.usage" {
+                    if let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
+                        trees[root, default: []].append(keyed.reading)
                     }
                 } else {
-                    readings.append(reading)
+                    readings.append(keyed)
                 }
             }
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
-        return (readings, trees, xids, gone)
+        return (readings, trees.mapValues { $0.map(KeyedReading.init) }, xids, gone)
     }
 }
 
-extension Reading {
+/// A reading and its series key, made once: the key is checked and then stored.
+public struct KeyedReading: Sendable {
+    public let reading: Reading
+    public let key: String
+    public var value: Double { reading.value }
+
+    public init(_ reading: Reading) {
+        self.reading = reading
+        self.key = reading.seriesKey
+    }
+
     /// A finite value under a key the store takes (length, no control characters).
     public func isStorable(_ limits: Limits = .standard) -> Bool {
-        value.isFinite && (try? limits.checkKey(seriesKey)) != nil
+        value.isFinite && (try? limits.checkKey(key)) != nil
     }
 }

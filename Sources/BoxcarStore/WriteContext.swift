@@ -19,16 +19,15 @@ public final class WriteContext {
     /// parents a job added series to are journaled like the ids.
     private var seriesCounts: [String: Int] = [:]
     private var countJournal: [String] = []
-    let maxSeriesPerParent: Int
+    let maxSeriesPerParent = Limits.standard.maxSeriesPerParent
 
     struct SeriesName: Hashable {
         var parentID: String
         var key: String
     }
 
-    init(connection: Connection, maxSeriesPerParent: Int = Limits.standard.maxSeriesPerParent) throws {
+    init(connection: Connection) throws {
         self.connection = connection
-        self.maxSeriesPerParent = maxSeriesPerParent
         let statement = try connection.statement("SELECT value FROM meta WHERE key = 'sequence'")
         sequence = try statement.step() ? statement.int64(0) : 0
         statement.reset()
@@ -137,8 +136,11 @@ public final class WriteContext {
         return id
     }
 
-    /// Counts a new series of `parentID`, or refuses it past the limit.
+    /// Counts a new series of `parentID`, or refuses it past the limit. The machine's own series
+    /// (`host`) have none: the sensors make them, so there are as many as the machine has
+    /// devices, and refusing one would stop its sampling for good.
     private func reserveSeries(parentID: String, key: String) throws {
+        guard parentID != Store.hostID else { return }
         let count: Int
         if let known = seriesCounts[parentID] {
             count = known

@@ -55,7 +55,7 @@ import Testing
 
     @Test func disksReportBytesOperationsBusyAndQueue() throws {
         // vda: +200 reads of 4,000 sectors, +50 writes of 1,000 sectors, +500 ms busy,
-        // +3,000 weighted ms, over 2 s. loop0 and zram0... zram0 has no changes; loop0 is skipped.
+        // +3,000 weighted ms, over 2 s. zram0 has no changes; loop0 is skipped.
         let sys = Self.fixtures + "/sys"
         let readings = try between(
             DiskSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
@@ -251,6 +251,8 @@ import Testing
         let reading = Reading("hw.gpu.utilization", [.init("uuid", "GPU-1"), .init("index", "0"), .init("name", #"A "quoted" \ name"#)], 1)
         #expect(reading.seriesKey == #"system/hw.gpu.utilization{index="0",name="A \"quoted\" \\ name",uuid="GPU-1"}"#)
         #expect(Reading("system.memory.limit", [], 1).seriesKey == "system/system.memory.limit")
+        // A newline is escaped; characters of more than one byte pass whole.
+        #expect(Reading("x", [.init("model", "Disque dur\n\u{e9}t\u{e9} 💾")], 1).seriesKey == #"system/x{model="Disque dur\nété 💾"}"#)
     }
 
     @Test func aMissingFileIsAnErrorNamingIt() {

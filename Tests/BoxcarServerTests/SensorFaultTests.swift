@@ -57,7 +57,7 @@ import Testing
         func keys() -> (keys: [String], took: Duration) {
             let started = ContinuousClock.now
             let readings = set.sample(elapsed: nil, roots: [], logger: logger).0
-            return (readings.map(\.seriesKey).sorted(), ContinuousClock.now - started)
+            return (readings.map(\.key).sorted(), ContinuousClock.now - started)
         }
         let first = keys()
         #expect(first.keys == ["system/garbage.ok", "system/good.value"])
