@@ -177,10 +177,7 @@ struct AgentSettings {
         }
         var limits = Limits.standard
         if let text = config.string(forKey: "max-upload-bytes") {
-            guard let bytes = Int64(text), bytes > 0 else {
-                throw CLIError("max-upload-bytes must be a positive number of bytes, not \(text)")
-            }
-            limits.maxUploadBytes = bytes
+            limits.maxUploadBytes = try parseBytes(text, setting: "max-upload-bytes")
         }
         var agentConfiguration = AgentConfiguration(
                 databasePath: databasePath,
@@ -196,10 +193,9 @@ struct AgentSettings {
                 nvmlLibrary: config.string(forKey: "nvml-library") ?? "libnvidia-ml.so.1",
                 allowRemote: allowRemote, token: token, socketGroup: socketGroup)
         if let text = config.string(forKey: "ingest-memory-bytes") {
-            guard let bytes = Int(text), bytes >= 1 << 20 else {
-                throw CLIError("ingest-memory-bytes must be a number of bytes, at least 1048576, not \(text)")
-            }
-            agentConfiguration.ingestMemoryBytes = bytes
+            let bytes = try parseBytes(text, setting: "ingest-memory-bytes")
+            guard bytes >= 1 << 20 else { throw CLIError("ingest-memory-bytes must be at least 1M (one batch may need that much), not \(text)") }
+            agentConfiguration.ingestMemoryBytes = Int(bytes)
         }
         if let text = config.string(forKey: "retention") {
             agentConfiguration.retention = try parseDuration(text, setting: "retention")
@@ -236,8 +232,8 @@ struct AgentSettings {
             number = number.dropLast()
             unit = factor
         }
-        // At most about 290 years: beyond, the milliseconds overflow.
-        guard let value = Double(number), value.isFinite, value > 0, value * unit < 9e15 else {
+        // At most about 285 years: beyond, the nanoseconds retention counts back overflow.
+        guard let value = Double(number), value.isFinite, value > 0, value * unit < 9e9 else {
             throw CLIError("\(setting) must be a duration such as 30d, 12h, 90m, 45s or a number of seconds, not \(text)")
         }
         return .milliseconds(Int64(value * unit * 1000))

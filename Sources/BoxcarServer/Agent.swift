@@ -328,13 +328,14 @@ public final class Agent: Service, Sendable {
                 throw ArtifactError.io("cannot create the socket directory \(directory)", errno)
             }
         }
-        if created, let group = configuration.socketGroup {
-            // The group may reach the socket, not write to the directory.
+        try checkSocketDirectory(directory)
+        if let group = configuration.socketGroup {
+            // The group may reach the socket, not write to the directory; one made by an earlier
+            // run without the group is given to it as well.
             guard chown(directory, uid_t.max, group) == 0, chmod(directory, 0o750) == 0 else {
                 throw ArtifactError.io("cannot give the socket directory \(directory) to group \(group)", errno)
             }
         }
-        try checkSocketDirectory(directory)
         guard path.utf8.count < 108 else {
             throw ValidationError("the socket path \(path) is longer than the 107 bytes a unix socket address holds")
         }

@@ -44,12 +44,14 @@ extension Store {
         }
     }
 
-    /// The newest point of the oldest host block: where removing by age starts.
+    /// The newest point of the oldest host block: where removing by age starts. Asked of each
+    /// series' first entry in the (series, wallclock) index: a min over the join would read every
+    /// host block's entry, and shrinking to a size asks this once a step.
     public func oldestHostWallclock() async throws -> Int64? {
         try await read { connection in
             let statement = try connection.statement("""
-                SELECT min(b.wallclock_max) FROM series s JOIN metric_blocks b ON b.series_id = s.id
-                WHERE s.parent_id = ?
+                SELECT min((SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max LIMIT 1))
+                FROM series s WHERE s.parent_id = ?
                 """)
             statement.bind(1, Store.hostID)
             defer { statement.reset() }

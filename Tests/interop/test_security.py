@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import Agent, agent_binary
+from conftest import REPO_ROOT, agent_binary, running_agent
 from boxcar import Boxcar, BoxcarError
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 from boxcar._proto.modelbox import modelbox_pb2_grpc
@@ -42,22 +42,18 @@ def settled_mode(path: Path) -> int:
 
 def test_the_socket_is_0660_in_a_0700_directory(agent):
     assert settled_mode(agent.socket) == 0o660
-    assert stat.S_IMODE(agent.socket.parent.stat().st_mode) in (0o700, 0o1777)  # its own, or /tmp's short path
+    assert stat.S_IMODE(agent.socket.parent.stat().st_mode) == 0o700
 
 
 def test_a_socket_group_gets_a_0750_directory_and_the_socket(tmp_path):
     group = grp.getgrnam("daemon")
-    agent = Agent(agent_binary(), tmp_path, tmp_path / "run" / "agent.sock")
-    agent.extra_args = ["--socket-group", "daemon"]
-    agent.start()
-    try:
+    (tmp_path / "run").mkdir(mode=0o700)  # as an earlier run without the group left it
+    with running_agent(tmp_path, "--socket-group", "daemon", socket_path=tmp_path / "run" / "agent.sock") as agent:
         assert settled_mode(agent.socket) == 0o660
         socket_info = agent.socket.stat()
         directory_info = agent.socket.parent.stat()
         assert socket_info.st_gid == group.gr_gid
         assert (stat.S_IMODE(directory_info.st_mode), directory_info.st_gid) == (0o750, group.gr_gid)
-    finally:
-        agent.stop()
 
 
 def test_a_symlinked_socket_path_is_refused(tmp_path):
@@ -99,10 +95,8 @@ def test_a_remote_listener_answers_only_calls_with_the_token(tmp_path):
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     port = free_port()
-    agent = Agent(agent_binary(), tmp_path, tmp_path / "run" / "agent.sock")
-    agent.extra_args = ["--listen", f"0.0.0.0:{port}", "--allow-remote", "--token-file", str(token_file)]
-    agent.start()
-    try:
+    with running_agent(tmp_path, "--listen", f"0.0.0.0:{port}", "--allow-remote", "--token-file", str(token_file),
+                       socket_path=tmp_path / "run" / "agent.sock") as agent:
         request = mb.CreateExperimentRequest(name="remote", namespace="s")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = modelbox_pb2_grpc.ModelStoreStub(channel)
@@ -119,13 +113,11 @@ def test_a_remote_listener_answers_only_calls_with_the_token(tmp_path):
                 mbox.experiment(created.experiment_id)
             assert unauthenticated.value.code == "UNAUTHENTICATED"
         assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=created.experiment_id), timeout=10).experiment.name == "remote"
-    finally:
-        agent.stop()
     assert token not in agent.output()  # never logged
 
 
 def test_the_systemd_unit_verifies_and_is_hardened(tmp_path):
-    unit = (Path(__file__).resolve().parents[2] / "Config" / "boxcar.service").read_text()
+    unit = (REPO_ROOT / "Config" / "boxcar.service").read_text()
     # systemd-analyze checks the file as systemd would load it (the binary must exist).
     local = tmp_path / "boxcar.service"
     local.write_text(unit.replace("/usr/local/bin/boxcar", str(agent_binary())))
@@ -143,7 +135,7 @@ def test_the_systemd_unit_verifies_and_is_hardened(tmp_path):
 def test_the_kubernetes_sidecar_shares_the_socket_and_the_process_namespace():
     import yaml
 
-    pod = yaml.safe_load((Path(__file__).resolve().parents[2] / "Config" / "kubernetes" / "sidecar.yaml").read_text())
+    pod = yaml.safe_load((REPO_ROOT / "Config" / "kubernetes" / "sidecar.yaml").read_text())
     spec = pod["spec"]
     assert spec["shareProcessNamespace"] is True
     containers = {container["name"]: container for container in spec["containers"]}
