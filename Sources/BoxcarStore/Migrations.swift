@@ -142,14 +142,38 @@ enum Migrations {
         """,
     ]
 
-    /// Brings the database to the newest schema. Fails on a database newer than this program.
+    /// The schema version of a database this program may use (0: a new, empty one). Refuses a
+    /// file that is not a SQLite database, a SQLite database that is not Boxcar's, and one from a
+    /// newer Boxcar, each left exactly as it was.
+    static func checkedVersion(_ connection: Connection, path: String) throws -> Int {
+        let version: Int
+        let tables: Int
+        let hasMeta: Bool
+        do {
+            version = try userVersion(connection)
+            let statement = try connection.statement("SELECT count(*), count(CASE WHEN name = 'meta' THEN 1 END) FROM sqlite_master WHERE type = 'table'")
+            defer { statement.reset() }
+            _ = try statement.step()
+            tables = Int(statement.int64(0))
+            hasMeta = statement.int64(1) == 1
+        } catch let error as SQLiteError {
+            throw SQLiteError(code: error.code, message: "cannot use the database \(path): \(error.message); it is left as it is")
+        }
+        // Boxcar's schema starts with its `meta` table: a database with tables but without it
+        // (whatever its user_version) is someone else's.
+        if (version == 0 && tables > 0) || (version > 0 && !hasMeta) {
+            throw SQLiteError(code: 1, message: "\(path) is a SQLite database but not a boxcar one; it is left as it is")
+        }
+        if version > all.count {
+            throw SQLiteError(
+                code: 1, message: "\(path) has schema version \(version), newer than this boxcar knows (\(all.count)); upgrade boxcar")
+        }
+        return version
+    }
+
+    /// Brings a database that `checkedVersion` took to the newest schema.
     static func migrate(_ connection: Connection) throws {
         let current = try userVersion(connection)
-        guard current <= all.count else {
-            throw SQLiteError(
-                code: 1,
-                message: "the database has schema version \(current), newer than this boxcar knows (\(all.count)); upgrade boxcar")
-        }
         for (index, sql) in all.enumerated().dropFirst(current) {
             try connection.execute("BEGIN IMMEDIATE")
             do {

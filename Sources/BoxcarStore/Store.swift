@@ -40,7 +40,8 @@ public final class Store: Sendable {
         let connection: Connection
         do {
             connection = try Connection(path: path, readOnly: false)
-            try checkBeforeWriting(connection, path: path)
+            // Before anything is written: switching to WAL rewrites the header.
+            _ = try Migrations.checkedVersion(connection, path: path)
         } catch {
             Glibc.close(lock)
             throw error
@@ -55,46 +56,11 @@ public final class Store: Sendable {
         return Store(path: path, writer: writer, lock: lock)
     }
 
-    /// Refuses, before anything is written (switching to WAL rewrites the header), a file that is
-    /// not a SQLite database, a SQLite database that is not Boxcar's, and one from a newer Boxcar:
-    /// each is left exactly as it was.
-    static func checkBeforeWriting(_ connection: Connection, path: String) throws {
-        let version: Int
-        let tables: Int
-        let hasMeta: Bool
-        do {
-            version = try Migrations.userVersion(connection)
-            let statement = try connection.statement("SELECT count(*), count(CASE WHEN name = 'meta' THEN 1 END) FROM sqlite_master WHERE type = 'table'")
-            defer { statement.reset() }
-            _ = try statement.step()
-            tables = Int(statement.int64(0))
-            hasMeta = statement.int64(1) == 1
-        } catch let error as SQLiteError {
-            throw SQLiteError(code: error.code, message: "cannot use the database \(path): \(error.message); it is left as it is")
-        }
-        // Boxcar's schema starts with its `meta` table: a database with tables but without it
-        // (whatever its user_version) is someone else's.
-        if (version == 0 && tables > 0) || (version > 0 && !hasMeta) {
-            throw SQLiteError(code: 1, message: "\(path) is a SQLite database but not a boxcar one; it is left as it is")
-        }
-        if version > Migrations.all.count {
-            throw SQLiteError(
-                code: 1,
-                message: "\(path) has schema version \(version), newer than this boxcar knows (\(Migrations.all.count)); upgrade boxcar")
-        }
-    }
-
     /// Opens an existing database for reading only, also while an agent writes to it.
     public static func openReadOnly(path: String) throws -> Store {
         let connection = try Connection(path: path, readOnly: true)
-        let version = try Migrations.userVersion(connection)
-        guard version > 0 else {
+        guard try Migrations.checkedVersion(connection, path: path) > 0 else {
             throw SQLiteError(code: 1, message: "\(path) is not a boxcar database")
-        }
-        guard version <= Migrations.all.count else {
-            throw SQLiteError(
-                code: 1,
-                message: "\(path) has schema version \(version), newer than this boxcar knows; upgrade boxcar")
         }
         let store = Store(path: path, writer: nil, lock: -1)
         store.giveBack(connection)

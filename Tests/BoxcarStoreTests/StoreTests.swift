@@ -35,6 +35,16 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         }
     }
 
+    @Test func readersAndWritersRefuseSomeoneElsesDatabase() throws {
+        let connection = try Connection(path: path, readOnly: false)
+        try connection.execute("CREATE TABLE notes (text TEXT); PRAGMA user_version = 1")
+        for open in [{ try Store.open(path: path) }, { try Store.openReadOnly(path: path) }] {
+            #expect { _ = try open() } throws: { error in
+                "\(error)".contains("is a SQLite database but not a boxcar one")
+            }
+        }
+    }
+
     @Test func refusesASecondWriterOnTheSameDatabase() async throws {
         let store = try Store.open(path: path)
         #expect { _ = try Store.open(path: path) } throws: { error in
