@@ -6,6 +6,7 @@ this file's location). A missing binary fails the tests; it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
@@ -134,16 +136,18 @@ class Agent:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture
-def agent(tmp_path: Path):
-    """A running agent in tmp_path; stopped (and checked) at the end of the test."""
-    binary = agent_binary()
-    socket_path = tmp_path / "agent.sock"
+@contextlib.contextmanager
+def running_agent(directory: Path, *args: str, socket_path: Path | None = None) -> Iterator[Agent]:
+    """An agent on the database in `directory`, with these extra arguments, stopped (and checked)
+    on exit. Its socket is `socket_path`, else agent.sock beside the database; a path too long for
+    a socket address keeps its last two parts under a short temporary directory."""
+    socket_path = socket_path or directory / "agent.sock"
     short_dir = None
     if len(str(socket_path)) > MAX_SOCKET_PATH:
         short_dir = Path(tempfile.mkdtemp(prefix="bx-"))
-        socket_path = short_dir / "agent.sock"
-    running = Agent(binary, tmp_path, socket_path)
+        socket_path = short_dir / socket_path.parent.name / socket_path.name
+    running = Agent(agent_binary(), directory, socket_path)
+    running.extra_args = list(args)
     running.start()
     try:
         yield running
@@ -153,6 +157,13 @@ def agent(tmp_path: Path):
         finally:
             if short_dir is not None:
                 shutil.rmtree(short_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def agent(tmp_path: Path):
+    """A running agent in tmp_path; stopped (and checked) at the end of the test."""
+    with running_agent(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from conftest import Agent, agent_binary
+from conftest import Agent, running_agent
 from boxcar._proto.boxcar.v1 import agent_pb2 as ag
 from boxcar._proto.boxcar.v1 import agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
@@ -55,11 +55,8 @@ class Target:
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     directory = tmp_path_factory.mktemp("hostile")
-    agent = Agent(agent_binary(), directory, directory / "agent.sock")
-    agent.extra_args = ["--max-upload-bytes", str(MAX_UPLOAD), "--sample-interval", "0"]
-    agent.start()
-    yield Target(agent)
-    agent.stop()
+    with running_agent(directory, "--max-upload-bytes", str(MAX_UPLOAD), "--sample-interval", "0") as agent:
+        yield Target(agent)
 
 
 def value(number: float) -> struct_pb2.Value:

@@ -4,6 +4,7 @@ and a full disk. Each test drives a real agent process from this checkout."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import Agent, agent_binary
+from conftest import agent_binary, running_agent
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 from boxcar._proto.modelbox import modelbox_pb2_grpc
@@ -50,14 +51,18 @@ def stream_until_broken(target: str, parent: str, first_batch: int, acknowledged
         channel.close()
 
 
-def stored_steps(target: str, parent: str) -> dict:
+def query(target: str, parent: str, keys: tuple = ()) -> list:
+    """The series of `parent` (all, or those of `keys`) as QueryMetrics gives them."""
     channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 1 << 30)])
     try:
-        response = agent_pb2_grpc.AgentStub(channel).QueryMetrics(
-            agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["a", "b"]), timeout=30)
-        return {series.key: set(series.step) for series in response.series}
+        request = agent_pb2.QueryMetricsRequest(parent_id=parent, keys=list(keys))
+        return list(agent_pb2_grpc.AgentStub(channel).QueryMetrics(request, timeout=30).series)
     finally:
         channel.close()
+
+
+def stored_steps(target: str, parent: str) -> dict:
+    return {series.key: set(series.step) for series in query(target, parent, ("a", "b"))}
 
 
 def integrity(database: Path) -> str:
@@ -205,11 +210,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_path):
-
-
-    agent = Agent(agent_binary(), small_disk, tmp_path / "full.sock")
-    agent.start()
-    try:
+    with running_agent(small_disk, socket_path=tmp_path / "full.sock") as agent:
         stub = agent.stub
         parent = stub.CreateExperiment(mb.CreateExperimentRequest(name="full", namespace="r")).experiment_id
         # Fill the disk beside the database, leaving a little room.
@@ -252,8 +253,6 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_pat
         list(log.Log(iter([batch(parent, 5_000)]), timeout=30))
         assert 5_000 * STEPS_PER_BATCH in stored_steps(agent.target, parent)["a"]
         channel.close()
-    finally:
-        agent.stop()
     assert integrity(small_disk / "boxcar.db") == "ok"
 
 
@@ -283,10 +282,7 @@ def test_a_flood_is_slowed_not_buffered(tmp_path):
     # 32 streams send 20,000-point batches (the SDK's size) as fast as they can, each with 64
     # batches allowed in flight, into an agent that fsyncs every commit; its memory stays under
     # the README's bound: 192 MB here, with a 16 MiB budget for batches not yet committed.
-    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
-    agent.extra_args = ["--durability", "full", "--ingest-memory-bytes", str(16 << 20), "--sample-interval", "0"]
-    agent.start()
-    try:
+    with running_agent(tmp_path, "--durability", "full", "--ingest-memory-bytes", str(16 << 20), "--sample-interval", "0") as agent:
         parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="flood", namespace="r")).experiment_id
         points = 20_000
         message = ag_batch_bytes(parent, points)
@@ -325,8 +321,6 @@ def test_a_flood_is_slowed_not_buffered(tmp_path):
         assert acknowledged
         assert peak < 192e6
         assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=parent), timeout=10).experiment.name == "flood"
-    finally:
-        agent.stop()
 
 
 def ag_batch_bytes(parent: str, points: int) -> bytes:
@@ -339,51 +333,44 @@ def ag_batch_bytes(parent: str, points: int) -> bytes:
 
 
 def host_wallclocks(target: str) -> list:
-    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 1 << 30)])
-    try:
-        response = agent_pb2_grpc.AgentStub(channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id="host"), timeout=30)
-        return [wallclock for series in response.series for wallclock in series.wallclock]
-    finally:
-        channel.close()
+    return [wallclock for series in query(target, "host") for wallclock in series.wallclock]
+
+
+def experiment_with_one_point(agent) -> str:
+    """An experiment holding one ancient point (step 1, wallclock 12345 ns): retention must keep it."""
+    parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="kept", namespace="r")).experiment_id
+    agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="loss", value=mb.MetricsValue(step=1, wallclock_time=12345, f_val=0.5)))
+    return parent
+
+
+def points(target: str, parent: str) -> list:
+    return [(step, wallclock) for series in query(target, parent) for step, wallclock in zip(series.step, series.wallclock)]
 
 
 def test_retention_removes_old_machine_points_and_keeps_experiments(tmp_path):
-    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
-    agent.extra_args = ["--sample-interval", "0.2", "--retention", "2s"]
-    agent.start()
-    try:
-        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="kept", namespace="r")).experiment_id
-        agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="loss", value=mb.MetricsValue(step=1, wallclock_time=12345, f_val=0.5)))
+    with running_agent(tmp_path, "--sample-interval", "0.2", "--retention", "2s") as agent:
+        parent = experiment_with_one_point(agent)
         time.sleep(5)
         now = time.time_ns()
         wallclocks = host_wallclocks(agent.target)
         assert wallclocks, "sampling goes on"
         # Nothing older than the retention (2 s), give or take one pass (0.5 s) and this test's pace.
         assert min(wallclocks) > now - int(3.5e9), f"oldest host point is {(now - min(wallclocks)) / 1e9:.1f} s old"
-        [series] = agent_pb2_grpc.AgentStub(agent.channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["loss"])).series
-        assert list(series.wallclock) == [12345]  # the ancient experiment point is kept
-    finally:
-        agent.stop()
+        assert points(agent.target, parent) == [(1, 12345)]  # the ancient experiment point is kept
 
 
 def test_max_db_size_removes_the_oldest_machine_points_and_doctor_shows_the_size(tmp_path):
-    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
-    agent.extra_args = ["--sample-interval", "0.02", "--max-db-size", "1M"]
-    agent.start()
-    try:
-        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="kept", namespace="r")).experiment_id
-        agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="loss", value=mb.MetricsValue(step=1, f_val=0.5)))
+    with running_agent(tmp_path, "--sample-interval", "0.02", "--max-db-size", "1M") as agent:
+        parent = experiment_with_one_point(agent)
         started = time.time_ns()
         time.sleep(12)
         # Sampling 50 times a second fills a megabyte in a few seconds: the first points are gone.
         assert min(host_wallclocks(agent.target)) > started + int(1e9)
         doctor = subprocess.run([str(agent_binary()), "doctor", "--json", "--db", str(agent.db)], capture_output=True, text=True, timeout=60)
-        import json
         [database] = [f for f in json.loads(doctor.stdout) if f["sensor"] == "database"]
         used_mb = float(database["detail"].split(", ")[1].split(" MB")[0])
         print(f"\nmax-db-size 1M: doctor says {database['detail']}")
-        assert used_mb < 1.05 * 1.048576 + 1.5, database["detail"]  # the limit, and at most one pass (5 s) of growth
-        [series] = agent_pb2_grpc.AgentStub(agent.channel).QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id=parent, keys=["loss"])).series
-        assert list(series.step) == [1]
-    finally:
-        agent.stop()
+        # At most the limit (1 MiB, 5 % slack) and what sampling adds before the next pass (5 s
+        # apart): 2.0 MB measured here at 50 samples a second with a release build; 2.5 allowed.
+        assert used_mb < 1.05 * 1.048576 + 2.5, database["detail"]
+        assert points(agent.target, parent) == [(1, 12345)]

@@ -85,7 +85,7 @@ def test_the_documented_flow_reads_back_whole(agent, tmp_path, monkeypatch):
 
 
 def test_values_keep_their_types(agent):
-    numpy = pytest.importorskip("numpy")  # numpy is in requirements-dev.txt: this never skips in CI
+    import numpy  # in requirements-dev.txt
     with Boxcar(str(agent.socket)) as mbox:
         experiment = mbox.new_experiment(name="types", namespace="t", attach=False)
         experiment.log_metrics({"int": 3, "float": 0.25, "np32": numpy.float32(1.5), "np64": numpy.int64(7),
@@ -206,6 +206,7 @@ def test_a_full_buffer_drops_and_counts_when_asked(agent):
     for step in range(30):  # 300 points into room for 100
         experiment.log_metrics({f"k{index}": 1.0 for index in range(10)}, step=step)
     assert mbox.dropped == 200
+    assert mbox.pending == 100  # what was dropped is not waiting to be sent
     agent.start()
     assert mbox.flush(timeout=30)
     assert {len(points) for points in own_metrics(experiment).values()} == {10}
@@ -254,7 +255,11 @@ def test_a_batch_past_the_series_limit_is_refused_not_retried(agent):
         for chunk in range(60):
             experiment.log_metrics({f"k{chunk}/{index}": 1.0 for index in range(1_000)}, step=chunk)
         assert mbox.flush(timeout=120)
+        # Every point was either stored or refused with its batch, and the limit held.
+        stored = own_metrics(experiment)
         assert mbox.refused > 0
+        assert len(stored) <= 50_000
+        assert sum(len(points) for points in stored.values()) + mbox.refused == 60_000
         experiment.log_metrics({"k0/0": 2.0}, step=99)  # an existing key is still taken
         assert mbox.flush(timeout=30)
         assert [p.step for p in experiment.metrics(["k0/0"])["k0/0"]] == [0, 99]

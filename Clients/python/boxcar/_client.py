@@ -11,14 +11,15 @@ import threading
 import time
 import warnings
 import weakref
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import grpc
 
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from ._proto.modelbox import modelbox_pb2, modelbox_pb2_grpc
-from ._shipper import EVENT, METADATA, METRICS, Shipper
+from ._shipper import EVENT, METADATA, METRICS, Shipper, status
 from ._types import (
     Artifact,
     Event,
@@ -126,7 +127,7 @@ class Boxcar:
         self._channel: Optional[grpc.Channel] = None
         self._unreachable_warned = False
         # Experiments made while the agent was away: created (and attached) before the next stream.
-        self._to_create: Dict[str, modelbox_pb2.CreateExperimentRequest] = {}
+        self._to_create: Dict[str, Tuple[modelbox_pb2.CreateExperimentRequest, bool]] = {}
         self._closed = False
         self._shipper = Shipper(
             connect=self._log_channel,
@@ -300,10 +301,10 @@ class Boxcar:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _enqueue(self, item: tuple, records: int) -> None:
+    def _enqueue(self, item: tuple) -> None:
         if self.strict:
             self._raise_background_error()
-        self._shipper.put(item, records)
+        self._shipper.put(item)
 
     def _raise_background_error(self) -> None:
         error = self._shipper.error
@@ -348,10 +349,10 @@ class Experiment:
 
     # MARK: logging (never waits for the agent)
 
-    def log_metrics(self, metrics: Dict[str, Any], step: int, wallclock: Optional[int] = None) -> None:
+    def log_metrics(self, metrics: Dict[str, Any], step: int, wallclock: Union[int, datetime, None] = None) -> None:
         """Buffers one point per key at ``step``. Values: int and float (numpy and torch scalars
         too) are stored as doubles, str as a text tensor, bytes as a bytes tensor. ``wallclock``
-        is nanoseconds since the epoch, the time of the call by default."""
+        is nanoseconds since the epoch or a datetime, the time of the call by default."""
         wall = time.time_ns() if wallclock is None else wallclock
         if type(step) is not int or not 0 <= step < _STEP_END:
             _bad_step(step)
@@ -359,7 +360,6 @@ class Experiment:
             wall = nanoseconds(wall, 0)
         if not _WALL_MIN <= wall <= _WALL_MAX:
             raise ValueError(f"wallclock must be nanoseconds since the epoch within int64, not {wall}")
-        values = metrics
         for key, value in metrics.items():
             if type(value) not in _FAST_VALUE_TYPES or type(key) is not str:
                 values = _converted(metrics)
@@ -369,7 +369,7 @@ class Experiment:
             # caller's dict out of what was logged.
             values = {key: value if type(value) is float else float(value) for key, value in metrics.items()}
         if values:
-            self._client._enqueue((METRICS, self.id, step, wall, values), len(values))
+            self._client._enqueue((METRICS, self.id, step, wall, values))
 
     def log_event(self, event: Event) -> None:
         """Buffers one event (its ``wallclock_time`` defaults to the time of the call)."""
@@ -382,7 +382,7 @@ class Experiment:
                 metadata=modelbox_pb2.Metadata(metadata=to_struct(event.metadata or {}).fields),
             ),
         )
-        self._client._enqueue((EVENT, proto), 1)
+        self._client._enqueue((EVENT, proto))
 
     def update_metadata(self, key: str, value: Any) -> MetadataUpdate:
         """Sets one metadata key (values keep their JSON types; ints come back as ints).
@@ -399,7 +399,7 @@ class Experiment:
             if self._client.strict or error.code != "UNAVAILABLE":
                 raise
             self._client._warn_unreachable(error)
-            self._client._enqueue((METADATA, agent_pb2.MetadataUpdate(parent_id=self.id, metadata=struct.fields)), 1)
+            self._client._enqueue((METADATA, agent_pb2.MetadataUpdate(parent_id=self.id, metadata=struct.fields)))
             return MetadataUpdate(num_keys_written=1, updated_at=None, queued=True)
         return MetadataUpdate(num_keys_written=response.num_keys_written, updated_at=from_timestamp(response.updated_at))
 
@@ -625,7 +625,6 @@ def _sha256(path: Path) -> str:
 
 
 def _error(error: grpc.RpcError) -> BoxcarError:
-    code = error.code() if hasattr(error, "code") else None
-    details = error.details() if hasattr(error, "details") else str(error)
+    code, details = status(error)
     name = code.name if code is not None else "UNKNOWN"
     return BoxcarError(f"{name}: {details}", name)

@@ -69,8 +69,10 @@ class Shipper:
 
     # MARK: the caller's side
 
-    def put(self, item: tuple, records: int) -> bool:
-        """Buffers one item of `records` points or events; False when it was dropped."""
+    def put(self, item: tuple) -> None:
+        """Buffers one item (points of one step, an event, a metadata update), or drops it and
+        counts its records when the buffer is full and the policy is to drop."""
+        records = _records(item)
         with self._lock:
             if self._buffered + records > self._max and self._buffered > 0:
                 if not self._block:
@@ -78,7 +80,7 @@ class Shipper:
                     if not self._warned_full:
                         self._warned_full = True
                         log.warning("boxcar: the buffer is full (%d records); dropping until it drains", self._max)
-                    return False
+                    return
                 while self._buffered + records > self._max and self._buffered > 0 and not self._closing:
                     self._space.wait()
             self._items.append(item)
@@ -86,7 +88,6 @@ class Shipper:
             self._enqueued += records
             if self._idle:
                 self._wake.notify()
-            return True
 
     def flush(self, timeout: Optional[float]) -> bool:
         """Waits until everything buffered before the call is acknowledged; False on timeout."""
@@ -113,7 +114,7 @@ class Shipper:
     @property
     def pending(self) -> int:
         with self._lock:
-            return self._enqueued - self._settled - self.dropped
+            return self._enqueued - self._settled  # what was dropped was never enqueued
 
     # MARK: the shipper's side
 
@@ -328,9 +329,8 @@ class _Stream:
                     self._wake.notify()
             failure = ConnectionError("the agent ended the stream")
         except grpc.RpcError as error:
-            code = error.code() if hasattr(error, "code") else None
-            details = error.details() if hasattr(error, "details") else ""
-            if code in _REFUSALS or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and "is full" not in (details or "")):
+            code, details = status(error)
+            if code in _REFUSALS or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and "is full" not in details):
                 failure = Refused(f"{code.name}: {details}")
             else:
                 failure = error
@@ -364,7 +364,16 @@ _REFUSALS = (
 )
 
 
+def status(error: grpc.RpcError) -> Tuple[Optional[grpc.StatusCode], str]:
+    """The status code and details of a failed call (None for an error without them)."""
+    code = error.code() if hasattr(error, "code") else None
+    details = error.details() if hasattr(error, "details") else None
+    return code, details or str(error)
+
+
 def _describe(error: BaseException) -> str:
-    if isinstance(error, grpc.RpcError) and hasattr(error, "code"):
-        return f"{error.code().name}: {error.details()}"
+    if isinstance(error, grpc.RpcError):
+        code, details = status(error)
+        if code is not None:
+            return f"{code.name}: {details}"
     return str(error)
