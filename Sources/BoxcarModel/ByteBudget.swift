@@ -11,8 +11,7 @@ import Synchronization
 public final class ByteBudget: Sendable {
     private struct State {
         var available: Int
-        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
-        var nextID: UInt64 = 0
+        var waiters = WaitQueue()
     }
 
     public let capacity: Int
@@ -28,26 +27,11 @@ public final class ByteBudget: Sendable {
 
     /// Waits while the budget is spent; throws when the task is cancelled.
     public func waitForRoom() async throws {
-        let id = state.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                // Checked under the lock that `onCancel` takes: a cancellation either finds this
-                // waiter queued or is seen here, never neither.
-                let outcome = state.withLock { state -> Result<Void, any Error>? in
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    if state.available > 0 { return .success(()) }
-                    state.waiters[id] = continuation
-                    return nil
-                }
-                if let outcome { continuation.resume(with: outcome) }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
-        }
+        try await wait(in: state, queue: \.waiters) { $0.available > 0 ? .success(()) : nil }
     }
+
+    /// Tasks parked waiting (for tests: a waiter is known to wait, not just about to).
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Counts `bytes` without waiting.
     public func take(_ bytes: Int) {
@@ -56,11 +40,9 @@ public final class ByteBudget: Sendable {
 
     /// Gives back what `take(bytes)` counted; wakes the waiters once there is room.
     public func release(_ bytes: Int) {
-        let woken = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+        let woken = state.withLock { state -> [WaitQueue.Waiter] in
             state.available += max(bytes, 0)
-            guard state.available > 0 else { return [] }
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
+            return state.available > 0 ? state.waiters.takeAll() : []
         }
         for waiter in woken { waiter.resume() }
     }

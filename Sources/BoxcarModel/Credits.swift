@@ -6,8 +6,7 @@ import Synchronization
 public final class Credits: Sendable {
     private struct State {
         var available: Int
-        var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, Error>)] = []
-        var nextID: UInt64 = 0
+        var waiters = WaitQueue()
         var failure: (any Error)?
     }
 
@@ -17,41 +16,21 @@ public final class Credits: Sendable {
 
     /// Takes one credit, waiting for one; throws when the window failed or the task is cancelled.
     public func acquire() async throws {
-        let id = state.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                // Checked under the lock `onCancel` takes, so a cancellation is never missed.
-                let result = state.withLock { state -> Result<Void, Error>? in
-                    if let failure = state.failure { return .failure(failure) }
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    if state.available > 0 {
-                        state.available -= 1
-                        return .success(())
-                    }
-                    state.waiters.append((id, continuation))
-                    return nil
-                }
-                if let result { continuation.resume(with: result) }
-            }
-        } onCancel: {
-            let cancelled = state.withLock { state -> CheckedContinuation<Void, Error>? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index).continuation
-            }
-            cancelled?.resume(throwing: CancellationError())
+        try await wait(in: state, queue: \.waiters) { state in
+            if let failure = state.failure { return .failure(failure) }
+            guard state.available > 0 else { return nil }
+            state.available -= 1
+            return .success(())
         }
     }
 
+    /// Tasks parked waiting (for tests: a waiter is known to wait, not just about to).
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
     public func release() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Error>? in
-            if state.waiters.isEmpty {
-                state.available += 1
-                return nil
-            }
-            return state.waiters.removeFirst().continuation
+        let waiter = state.withLock { state -> WaitQueue.Waiter? in
+            if state.waiters.isEmpty { state.available += 1 }
+            return state.waiters.takeFirst()
         }
         waiter?.resume()
     }
@@ -60,9 +39,8 @@ public final class Credits: Sendable {
     public func fail(_ error: any Error) {
         let waiters = state.withLock { state in
             state.failure = error
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            return state.waiters.takeAll()
         }
-        for waiter in waiters { waiter.continuation.resume(throwing: error) }
+        for waiter in waiters { waiter.resume(throwing: error) }
     }
 }
