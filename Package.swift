@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
-                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarTestSupport",
+                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors", "BoxcarTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

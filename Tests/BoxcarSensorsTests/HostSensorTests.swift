@@ -6,12 +6,7 @@ import Testing
 /// Fixture trees captured from a 2-CPU machine of this kind: proc-a as read, proc-b the same
 /// 2 seconds later with counters advanced by hand (see each test for the deltas).
 @Suite struct HostSensorTests {
-    static let fixtures: String = {
-        // #filePath is …/Tests/BoxcarSensorsTests/HostSensorTests.swift.
-        var path = Substring(#filePath)
-        for _ in 0..<2 { path = path[..<path.lastIndex(of: "/")!] }
-        return path + "/Fixtures"
-    }()
+    static let fixtures = fixturesDirectory
 
     func value(_ readings: [Reading], _ key: String) -> Double? {
         readings.first { $0.seriesKey == key }?.value

@@ -2,25 +2,12 @@
 import Glibc
 #endif
 import BoxcarSensors
+import BoxcarTestSupport
 import Testing
 
 /// The NVML sensor against the fake libnvidia-ml the package builds (libFakeNVML.so, beside the
 /// test binary). The fake keeps its script in process-wide state, so these run one at a time.
 @Suite(.serialized) struct NVIDIAGPUSensorTests {
-    static var fakeLibrary: String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let executable = String(cString: Array(buffer[0..<max(count, 0)]) + [0])
-        var directory = executable
-        // swift test runs .build/<triple>/debug/boxcarPackageTests.xctest (or the swift-testing
-        // runner beside it): the library is in the same build directory.
-        while let slash = directory.lastIndex(of: "/"), !directory.isEmpty {
-            directory = String(directory[..<slash])
-            if access(directory + "/libFakeNVML.so", F_OK) == 0 { return directory + "/libFakeNVML.so" }
-        }
-        return "libFakeNVML.so"
-    }
-
     /// Loads the fake after writing `script` for it.
     func load(_ script: String, hiding: Set<String> = []) throws -> NVMLLibrary {
         let path = "/tmp/boxcar-fake-nvml-\(getpid()).txt"
@@ -28,7 +15,7 @@ import Testing
         fputs(script, file)
         fclose(file)
         setenv("FAKE_NVML_SCRIPT", path, 1)
-        return try NVMLLibrary.load(path: Self.fakeLibrary, hiding: hiding)
+        return try NVMLLibrary.load(path: fakeNVMLLibrary, hiding: hiding)
     }
 
     func value(_ readings: [Reading], _ key: String) -> Double? {

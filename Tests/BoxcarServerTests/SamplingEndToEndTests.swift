@@ -15,25 +15,12 @@ import Testing
 @Suite struct SamplingEndToEndTests {
     let directory = TemporaryDirectory()
 
-    static var fixtures: String {
-        var path = Substring(#filePath)
-        for _ in 0..<2 { path = path[..<path.lastIndex(of: "/")!] }
-        return path + "/Fixtures"
-    }
+    static let fixtures = fixturesDirectory
 
-    /// The fake NVML library built beside the test binary, copied here with its own script.
+    /// The fake NVML library, copied here with its own script.
     func fakeNVML(script: String) throws -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        var search = URL(filePath: String(cString: Array(buffer[0..<max(count, 0)]) + [0]))
-        var source: URL?
-        while search.path != "/" {
-            search.deleteLastPathComponent()
-            let candidate = search.appending(path: "libFakeNVML.so")
-            if FileManager.default.fileExists(atPath: candidate.path) { source = candidate; break }
-        }
         let library = directory.file("libnvidia-ml.so.1")
-        try FileManager.default.copyItem(atPath: try #require(source).path, toPath: library)
+        try FileManager.default.copyItem(atPath: fakeNVMLLibrary, toPath: library)
         try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
         return library
     }
