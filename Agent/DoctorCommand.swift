@@ -22,7 +22,7 @@ struct DoctorCommand: AsyncParsableCommand {
     @Option(help: "The NVML library to load.")
     var nvmlLibrary = "libnvidia-ml.so.1"
 
-    @Option(help: "The database whose size is shown. Default: $XDG_DATA_HOME/boxcar/boxcar.db.")
+    @Option(help: "The database whose size is shown. Default: $BOXCAR_DB, else the agent's default.")
     var db: String?
 
     @Option(help: "Also check what can be read of this process (a trainer's PID).")
@@ -75,7 +75,7 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         findings.append(nvidia())
         findings.append(udev())
-        findings.append(await database(db ?? Defaults.databasePath))
+        findings.append(await database(db ?? Defaults.environment["BOXCAR_DB"] ?? Defaults.databasePath))
         if let pid {
             findings.append(processAccess(pid))
         }
@@ -88,7 +88,7 @@ struct DoctorCommand: AsyncParsableCommand {
             findings.map { [$0.sensor, $0.works ? "yes" : "no", String($0.series), $0.detail] }))
     }
 
-    static let deadline: Duration = .seconds(3)
+    static let deadline = SensorSet.deadline
 
     static let nothingFound = [
         "infiniband": "no InfiniBand devices under /sys/class/infiniband",

@@ -19,7 +19,7 @@ final class Sampler: Sendable {
 
     init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
-        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = .seconds(2)
+        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = SensorSet.deadline
     ) {
         self.store = store
         self.interval = interval
@@ -109,7 +109,9 @@ final class Sampler: Sendable {
 /// of this tick and of every tick until its call returns; the others go on. (The process tree
 /// reads /proc of the trainers' own processes, which answers even for one in D state; it is not
 /// guarded.)
-final class SensorSet: @unchecked Sendable {
+public final class SensorSet: @unchecked Sendable {
+    /// How long a sensor's call is waited for (`boxcar doctor` waits as long).
+    public static let deadline: Duration = .seconds(2)
     let sensors: [any Sensor]
     let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
@@ -125,7 +127,7 @@ final class SensorSet: @unchecked Sendable {
     /// The cgroup of each attached trainer, which may be another container than the agent's.
     var trainerCgroups: [Int32: CgroupSensor] = [:]
 
-    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = .seconds(2)) {
+    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = SensorSet.deadline) {
         self.sensors = sensors
         self.processes = processes
         self.nvidia = nvidia

@@ -8,22 +8,6 @@ import Testing
 @Suite struct RetentionTests {
     let directory = TemporaryDirectory()
 
-    @Test func experimentsHaveASeriesLimitAndTheMachineNone() async throws {
-        // Retention removes host points, never host series: were the machine limited too, a
-        // host whose devices come and go would one day stop being sampled.
-        let store = try Store.open(path: directory.file("boxcar.db"))
-        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
-        let limit = Limits.standard.maxSeriesPerParent
-        func series(_ parent: String, _ range: Range<Int>) -> IngestBatch {
-            IngestBatch(series: range.map { .init(parentID: parent, key: "k\($0)", columns: points([(1, 1)])) })
-        }
-        try await store.ingest(series(experiment.id, 0..<limit))
-        await #expect(throws: LimitExceededError.self) { try await store.ingest(series(experiment.id, limit..<(limit + 1))) }
-        try await store.ingest(series(Store.hostID, 0..<(limit + 1)))
-        #expect(try await store.metrics(parentID: Store.hostID).count == limit + 1)
-        await store.close()
-    }
-
     @Test func oldHostPointsGoAndExperimentsKeepTheirs() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))

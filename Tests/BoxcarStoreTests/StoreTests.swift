@@ -45,6 +45,27 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         }
     }
 
+    @Test func experimentsHaveASeriesLimitAndTheMachineNone() async throws {
+        // Retention removes host points, never host series: were the machine limited too, a
+        // host whose devices come and go would one day stop being sampled.
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
+        let limit = Limits.standard.maxSeriesPerParent
+        func series(_ parent: String, _ range: Range<Int>) -> IngestBatch {
+            IngestBatch(series: range.map { .init(parentID: parent, key: "k\($0)", columns: points([(1, 1)])) })
+        }
+        try await store.ingest(series(experiment.id, 0..<(limit - 1)))
+        // A batch refused for another reason (an unknown parent) takes back the series it counted.
+        var refused = series(experiment.id, (limit - 1)..<limit)
+        refused.series += series("no-such-parent", 0..<1).series
+        await #expect(throws: (any Error).self) { try await store.ingest(refused) }
+        try await store.ingest(series(experiment.id, (limit - 1)..<limit))
+        await #expect(throws: LimitExceededError.self) { try await store.ingest(series(experiment.id, limit..<(limit + 1))) }
+        try await store.ingest(series(Store.hostID, 0..<(limit + 1)))
+        #expect(try await store.metrics(parentID: Store.hostID).count == limit + 1)
+        await store.close()
+    }
+
     @Test func refusesASecondWriterOnTheSameDatabase() async throws {
         let store = try Store.open(path: path)
         #expect { _ = try Store.open(path: path) } throws: { error in
