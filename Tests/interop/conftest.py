@@ -101,11 +101,14 @@ class Agent:
             pytrace=False,
         )
 
-    def stop(self) -> None:
-        """SIGTERM the agent; it must exit 0 and remove its socket."""
+    def _close_channel(self) -> None:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
+
+    def stop(self) -> None:
+        """SIGTERM the agent; it must exit 0 and remove its socket."""
+        self._close_channel()
         process, self.process = self.process, None
         if process is None:
             return
@@ -121,9 +124,7 @@ class Agent:
 
     def kill(self) -> None:
         """SIGKILL the agent, as a crash would: its socket file stays behind."""
-        if self.channel is not None:
-            self.channel.close()
-            self.channel = None
+        self._close_channel()
         process, self.process = self.process, None
         process.kill()
         process.wait()

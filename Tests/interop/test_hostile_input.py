@@ -86,7 +86,7 @@ def upload(t: Target, frames: list):
     return t.ms.UploadFile(iter(frames), timeout=60)
 
 
-def file_frame(path: str, parent: str | None = None, checksum: str = "") -> mb.UploadFileRequest:
+def file_frame(path: str, parent: str, checksum: str = "") -> mb.UploadFileRequest:
     return mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path=path, checksum=checksum))
 
 
@@ -164,10 +164,6 @@ def test_a_hostile_request_gets_its_status_and_stores_nothing(target, call, expe
     assert refused.value.details(), "every refusal says why"
     assert target.snapshot() == before
     target.ms.GetClusterMembers(mb.GetClusterMembersRequest(), timeout=10)  # still up
-
-
-def test_there_are_at_least_forty_cases():
-    assert len(CASES) >= 40
 
 
 def test_values_at_the_edges_are_stored_as_sent(target):

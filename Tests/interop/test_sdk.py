@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,6 +14,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import grpc
 import pytest
@@ -46,7 +51,6 @@ def test_the_documented_flow_reads_back_whole(agent, tmp_path, monkeypatch):
 
         artifacts = {a.path: a for a in experiment.artifacts()}
         assert set(artifacts) == {"model.pt", "config.json", "/mnt/datasets/imagenet", "s3://bucket/data.tar"}
-        import hashlib
         assert artifacts["model.pt"].checksum == hashlib.sha256(Path("model.pt").read_bytes()).hexdigest()
         assert artifacts["model.pt"].mime_type == "application/x-pytorch"
         assert artifacts["model.pt"].file_type == FileType.MODEL
@@ -238,7 +242,7 @@ def test_a_refused_batch_is_counted_and_the_rest_arrives(agent):
         experiment.log_metrics({"ok": 1.0}, step=1)
         assert mbox.flush(timeout=30)
         bad = mbox.experiment(experiment.id)
-        bad.info = type(bad.info)(**{**bad.info.__dict__, "id": "f" * 40})  # an experiment that does not exist
+        bad.info = dataclasses.replace(bad.info, id="f" * 40)  # an experiment that does not exist
         bad.log_metrics({"lost": 1.0}, step=1)
         assert mbox.flush(timeout=30)
         experiment.log_metrics({"ok": 2.0}, step=2)
@@ -287,7 +291,6 @@ def test_interpreter_exit_flushes(agent):
 def test_pip_installs_the_package(tmp_path):
     # Offline apart from grpcio and protobuf: no build isolation, no dependencies fetched.
     # From a copy: pip builds in the source tree, and the checkout stays clean.
-    import shutil
 
     source = tmp_path / "source"
     shutil.copytree(REPO_ROOT / "Clients" / "python", source, ignore=shutil.ignore_patterns("__pycache__"))
@@ -314,16 +317,11 @@ def test_the_lightning_logger_says_what_to_install_without_lightning():
 def test_the_lightning_logger_records_hyperparameters_metrics_and_checkpoints(agent, tmp_path, monkeypatch):
     # Lightning (and torch) are too heavy for CI: a stand-in for its Logger base class, which is
     # all the logger takes from it; Lightning calls these methods as the test does.
-    import importlib
-    import types
-    from types import SimpleNamespace
-
     class Logger:
-        def __init__(self):
-            pass
+        pass
 
     for name in ("lightning", "lightning.pytorch", "lightning.pytorch.loggers"):
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        monkeypatch.setitem(sys.modules, name, ModuleType(name))
     sys.modules["lightning.pytorch.loggers"].Logger = Logger
     import boxcar.lightning
 
