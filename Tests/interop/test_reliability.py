@@ -154,14 +154,21 @@ def start_on(database: Path, tmp_path: Path) -> subprocess.CompletedProcess:
                            "--sample-interval", "0"], capture_output=True, text=True, timeout=60)
 
 
-def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):
-    database = tmp_path / "corrupt.db"
-    database.write_bytes(b"this is not a database" + os.urandom(8192))
+def assert_refused_untouched(database: Path, tmp_path: Path, *messages: str) -> None:
+    """An agent started on `database` exits with an error saying `messages`, and the file is
+    byte for byte as it was."""
     before = hashlib.sha256(database.read_bytes()).hexdigest()
     result = start_on(database, tmp_path)
     assert result.returncode != 0
-    assert str(database) in result.stderr and "not a database" in result.stderr, result.stderr
+    for message in messages:
+        assert message in result.stderr, result.stderr
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+
+
+def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):
+    database = tmp_path / "corrupt.db"
+    database.write_bytes(b"this is not a database" + os.urandom(8192))
+    assert_refused_untouched(database, tmp_path, str(database), "not a database")
     # No journal or WAL left beside it (the lock file is the agent's own).
     assert not [path for path in tmp_path.iterdir() if path.name in ("corrupt.db-wal", "corrupt.db-journal")]
 
@@ -182,11 +189,7 @@ def test_a_database_from_a_newer_boxcar_is_refused_and_left_untouched(tmp_path):
     connection.execute("CREATE TABLE future (x)")
     connection.commit()
     connection.close()
-    before = hashlib.sha256(database.read_bytes()).hexdigest()
-    result = start_on(database, tmp_path)
-    assert result.returncode != 0
-    assert "newer" in result.stderr and "upgrade boxcar" in result.stderr, result.stderr
-    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+    assert_refused_untouched(database, tmp_path, "newer", "upgrade boxcar")
 
 
 def test_a_stale_socket_is_replaced(agent):
@@ -264,11 +267,7 @@ def test_someone_elses_sqlite_database_is_refused_and_left_untouched(tmp_path, u
     connection.execute("CREATE TABLE customers (name)")
     connection.commit()
     connection.close()
-    before = hashlib.sha256(database.read_bytes()).hexdigest()
-    result = start_on(database, tmp_path)
-    assert result.returncode != 0
-    assert "not a boxcar one" in result.stderr, result.stderr
-    assert hashlib.sha256(database.read_bytes()).hexdigest() == before
+    assert_refused_untouched(database, tmp_path, "not a boxcar one")
 
 
 def peak_rss(pid: int) -> int:
