@@ -24,4 +24,15 @@ swift test
 echo "== python interop tests"
 # `swift test` built the agent; this only makes sure (and is a no-op when it did).
 swift build --product boxcar
-BOXCAR_BIN="$(swift build --show-bin-path)/boxcar" python3 -m pytest -q Tests/interop
+BOXCAR_BIN="$(swift build --show-bin-path)/boxcar" python3 -m pytest -q Tests/interop Tests/release
+
+echo "== the release build (the README's start command) and an idle agent's peak RSS (at most 20 MB)"
+Scripts/build-release.sh
+.build-release/release/boxcar-bench idle | python3 -c '
+import json, sys
+result = json.loads(sys.stdin.readline())
+print(json.dumps(result))
+if result["peak_rss_bytes"] > 20_000_000:
+    sys.exit("the idle agent peaked over 20 MB resident: does Scripts/release/idle-layout.ld still fit"
+             " the code? sudo Scripts/release/profile-layout.py writes it again")
+'
