@@ -257,7 +257,7 @@ struct BoxcarBench: AsyncParsableCommand {
         let here = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let fake = here.appending(path: "libFakeNVML.so").path
         guard FileManager.default.fileExists(atPath: fake) else {
-            throw BenchError("sensors needs the fake NVML library at \(fake): swift build -c release builds it")
+            throw BenchError("sensors needs the fake NVML library at \(fake): Scripts/build-release.sh builds it")
         }
         let library = directory + "/libnvidia-ml.so.1"
         try FileManager.default.copyItem(atPath: fake, toPath: library)
@@ -419,7 +419,7 @@ struct AgentProcess {
         let binary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appending(path: "boxcar").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw BenchError("boxcar-bench starts the agent at \(binary); build it first (swift build -c release)")
+            throw BenchError("boxcar-bench starts the agent at \(binary); build it first (Scripts/build-release.sh)")
         }
         let databasePath = reuse?.databasePath ?? directory + "/boxcar.db"
         let socketPath = reuse?.socketPath ?? directory + "/agent.sock"
