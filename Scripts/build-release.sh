@@ -11,9 +11,10 @@
 #   so the loader reads 46 KB of relocations instead of 3.2 MB.
 # Arguments are passed on to `swift build`. BOXCAR_LAYOUT=none leaves the layout out.
 set -euo pipefail
+layout=${BOXCAR_LAYOUT:-$(dirname "$0")/release/idle-layout.ld}
+[ "$layout" = none ] || layout=$(realpath "$layout")
 cd "$(dirname "$0")/.."
 
-layout=${BOXCAR_LAYOUT:-$PWD/Scripts/release/idle-layout.ld}
 flags=(
   -c release --scratch-path .build-release --static-swift-stdlib
   -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections
@@ -22,14 +23,15 @@ flags=(
 if [ "$layout" != none ]; then
   # SwiftPM does not know the script is an input of the link: a copy named by its content makes
   # a changed layout a changed link command, which relinks.
-  mkdir -p .build-release
   copy=".build-release/idle-layout-$(sha256sum "$layout" | cut -c1-16).ld"
+  mkdir -p .build-release
+  find .build-release -maxdepth 1 -name 'idle-layout-*.ld' ! -name "${copy#.build-release/}" -delete
   cp "$layout" "$copy"
   flags+=(-Xlinker -T -Xlinker "$PWD/$copy")
 fi
 
-glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
-if [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" = 2.36 ]; then
+glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
+if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" = 2.36 ]; then
   flags+=(-Xlinker -z -Xlinker pack-relative-relocs)
 fi
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Swift suites (unit and end-to-end) and the Python interop tests against a
-# real agent. Installs what a fresh machine lacks first. CI runs exactly this (.ci/run).
+# Runs every test: the Swift suites (unit and end-to-end), the Python interop tests against a
+# real agent, the release layout's tests, then the release build (the README's start command)
+# and its idle agent's peak RSS. Installs what a fresh machine lacks first. CI runs exactly this
+# (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,10 @@ echo "== the release build (the README's start command) and an idle agent's peak
 Scripts/build-release.sh
 .build-release/release/boxcar-bench idle | python3 -c '
 import json, sys
-result = json.loads(sys.stdin.readline())
+line = sys.stdin.readline()
+if not line:
+    sys.exit("boxcar-bench idle printed no result")
+result = json.loads(line)
 print(json.dumps(result))
 if result["peak_rss_bytes"] > 20_000_000:
     sys.exit("the idle agent peaked over 20 MB resident: does Scripts/release/idle-layout.ld still fit"
