@@ -39,5 +39,5 @@ result = json.loads(line)
 print(json.dumps(result))
 if result["peak_rss_bytes"] > 20_000_000:
     sys.exit("the idle agent peaked over 20 MB resident: does Scripts/release/idle-layout.ld still fit"
-             " the code? sudo Scripts/release/profile-layout.py writes it again")
+             " the code? sudo env \"PATH=$PATH\" Scripts/release/profile-layout.py writes it again")
 '
