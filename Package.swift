@@ -37,15 +37,22 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
 
         // Readers of the machine: /proc, /sys, NVML (dlopen). Knows nothing of storage.
-        .target(name: "BoxcarSensors", dependencies: ["CNVML"]),
+        .target(name: "BoxcarSensors", dependencies: ["BoxcarModel", "CNVML"]),
         .target(name: "CNVML"),
         .target(name: "CFakeNVML", path: "Sources/CFakeNVML"),
 
-        // Schema, migrations, the single writer with group commit, queries.
+        // Waiting for room: the credits of a stream's window and the bytes held across streams.
+        .target(name: "BoxcarFlowControl", dependencies: ["BoxcarModel"]),
+
+        // The seam between the services and whatever stores records: the RecordStore protocol.
+        .target(name: "BoxcarStorage", dependencies: ["BoxcarModel"]),
+
+        // The agent's SQLite store: schema, migrations, the single writer with group commit,
+        // queries, retention.
         .target(
             name: "BoxcarStore",
             dependencies: [
-                "BoxcarModel", "CSQLite",
+                "BoxcarModel", "BoxcarStorage", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
@@ -61,15 +68,24 @@ let package = Package(
             ],
             exclude: ["Protos"]),
 
-        // The gRPC services and the listeners.
+        // The machine sampled on a schedule into the local store, and retention.
+        .target(
+            name: "BoxcarSampling",
+            dependencies: [
+                "BoxcarModel", "BoxcarSensors", "BoxcarStorage", "BoxcarStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
+
+        // The gRPC services over a RecordStore, and the listeners.
         .target(
             name: "BoxcarServer",
             dependencies: [
-                "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors",
+                "BoxcarAPI", "BoxcarFlowControl", "BoxcarModel", "BoxcarStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
@@ -77,7 +93,7 @@ let package = Package(
         .target(
             name: "BoxcarClient",
             dependencies: [
-                "BoxcarAPI", "BoxcarModel",
+                "BoxcarAPI", "BoxcarFlowControl", "BoxcarModel",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]),
@@ -85,7 +101,10 @@ let package = Package(
         .executableTarget(
             name: "boxcar",
             dependencies: [
-                "BoxcarServer", "BoxcarClient", "BoxcarStore", "BoxcarModel", "BoxcarAPI",
+                "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
+                "BoxcarModel", "BoxcarAPI", "BoxcarSensors",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -98,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "boxcar-bench",
             dependencies: [
-                "BoxcarClient", "BoxcarStore", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
+                "BoxcarClient", "BoxcarStore", "BoxcarStorage", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -107,7 +126,8 @@ let package = Package(
         .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
         // What several test targets share (a temporary directory that cleans up after itself).
         .target(name: "BoxcarTestSupport", path: "Tests/BoxcarTestSupport"),
-        .testTarget(name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarModel", "BoxcarTestSupport"]),
+        .testTarget(
+            name: "BoxcarStoreTests", dependencies: ["BoxcarStore", "BoxcarStorage", "BoxcarModel", "BoxcarTestSupport"]),
         .testTarget(
             name: "BoxcarSensorsTests",
             dependencies: [
@@ -120,9 +140,18 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         .testTarget(
-            name: "BoxcarServerTests",
+            name: "BoxcarSamplingTests",
             dependencies: [
-                "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors", "BoxcarTestSupport",
+                "BoxcarSampling", "BoxcarSensors", "BoxcarStore", "BoxcarStorage", "BoxcarTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
+        // End to end: the agent as `boxcar agent` runs it, in process, with a real client.
+        .testTarget(
+            name: "AgentTests",
+            dependencies: [
+                "boxcar", "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors",
+                "BoxcarTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import BoxcarSensors
+import BoxcarSampling
 import BoxcarServer
 import BoxcarStore
 import Foundation

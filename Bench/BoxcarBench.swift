@@ -3,6 +3,7 @@ import BoxcarAPI
 import BoxcarClient
 import BoxcarModel
 import BoxcarSensors
+import BoxcarStorage
 import BoxcarStore
 import Foundation
 import GRPCCore

@@ -1,4 +1,5 @@
 import BoxcarModel
+import SwiftProtobuf
 
 /// The bytes of a `modelbox.GetMetricsResponse`, written straight from columns.
 ///
@@ -7,28 +8,39 @@ import BoxcarModel
 /// ~0.5 s of 0.56 s); writing the wire format directly from the columns skips both. The output is
 /// what swift-protobuf writes for the same message (tests compare them).
 public enum GetMetricsEncoding {
+    /// A response that serializes to `encode(series)`: the bytes ride as the message's unknown
+    /// fields, which swift-protobuf writes out as they came. A message type with no fields
+    /// (`Empty`) reading the bytes keeps each top-level field whole, one per series, without
+    /// looking inside. Its `metrics` reads as empty in this process; only its bytes are for use.
+    public static func response(_ series: [(key: String, columns: MetricColumns)]) -> Modelbox_GetMetricsResponse {
+        var response = Modelbox_GetMetricsResponse()
+        // The bytes are well formed by construction, so reading them cannot fail.
+        response.unknownFields = try! Google_Protobuf_Empty(serializedBytes: encode(series)).unknownFields
+        return response
+    }
+
     public static func encode(_ series: [(key: String, columns: MetricColumns)]) -> [UInt8] {
         var sizes: [Int] = []
         var total = 0
         for entry in series {
             let size = metricsSize(key: entry.key, columns: entry.columns)
             sizes.append(size)
-            total += 1 + varintSize(UInt64(size)) + size
+            total += 1 + Varint.size(UInt64(size)) + size
         }
         var out: [UInt8] = []
         out.reserveCapacity(total)
         for (entry, size) in zip(series, sizes) {
             out.append(0x0A)  // GetMetricsResponse.metrics = 1, length-delimited
-            putVarint(&out, UInt64(size))
+            Varint.append(UInt64(size), to: &out)
             if !entry.key.isEmpty {
                 out.append(0x0A)  // Metrics.key = 1, omitted when empty as proto3 does
-                putVarint(&out, UInt64(entry.key.utf8.count))
+                Varint.append(UInt64(entry.key.utf8.count), to: &out)
                 out.append(contentsOf: entry.key.utf8)
             }
             let columns = entry.columns
             for index in 0..<columns.count {
                 out.append(0x12)  // Metrics.values = 2
-                putVarint(&out, UInt64(valueSize(columns, index)))
+                Varint.append(UInt64(valueSize(columns, index)), to: &out)
                 writeValue(&out, columns, index)
             }
         }
@@ -37,10 +49,10 @@ public enum GetMetricsEncoding {
 
     private static func metricsSize(key: String, columns: MetricColumns) -> Int {
         let keyBytes = key.utf8.count
-        var size = keyBytes == 0 ? 0 : 1 + varintSize(UInt64(keyBytes)) + keyBytes
+        var size = keyBytes == 0 ? 0 : 1 + Varint.size(UInt64(keyBytes)) + keyBytes
         for index in 0..<columns.count {
             let value = valueSize(columns, index)
-            size += 1 + varintSize(UInt64(value)) + value
+            size += 1 + Varint.size(UInt64(value)) + value
         }
         return size
     }
@@ -51,10 +63,10 @@ public enum GetMetricsEncoding {
     private static func valueSize(_ columns: MetricColumns, _ index: Int) -> Int {
         let step = columns.steps[index]
         let wallclock = UInt64(bitPattern: columns.wallclocks[index])
-        var size = (step == 0 ? 0 : 1 + varintSize(step)) + (wallclock == 0 ? 0 : 1 + varintSize(wallclock))
+        var size = (step == 0 ? 0 : 1 + Varint.size(step)) + (wallclock == 0 ? 0 : 1 + Varint.size(wallclock))
         switch columns.nonFloat.isEmpty ? nil : columns.nonFloat[index] {
-        case .string(let text): size += 1 + varintSize(UInt64(text.utf8.count)) + text.utf8.count
-        case .bytes(let bytes): size += 1 + varintSize(UInt64(bytes.count)) + bytes.count
+        case .string(let text): size += 1 + Varint.size(UInt64(text.utf8.count)) + text.utf8.count
+        case .bytes(let bytes): size += 1 + Varint.size(UInt64(bytes.count)) + bytes.count
         case .float, nil: size += 5
         }
         return size
@@ -66,40 +78,25 @@ public enum GetMetricsEncoding {
         let wallclock = UInt64(bitPattern: columns.wallclocks[index])
         if step != 0 {
             out.append(0x08)
-            putVarint(&out, step)
+            Varint.append(step, to: &out)
         }
         if wallclock != 0 {
             out.append(0x10)
-            putVarint(&out, wallclock)
+            Varint.append(wallclock, to: &out)
         }
         switch columns.nonFloat.isEmpty ? nil : columns.nonFloat[index] {
         case .string(let text):
             out.append(0x32)
-            putVarint(&out, UInt64(text.utf8.count))
+            Varint.append(UInt64(text.utf8.count), to: &out)
             out.append(contentsOf: text.utf8)
         case .bytes(let bytes):
             out.append(0x3A)
-            putVarint(&out, UInt64(bytes.count))
+            Varint.append(UInt64(bytes.count), to: &out)
             out.append(contentsOf: bytes)
         case .float, nil:
             out.append(0x2D)
             let bits = Float(columns.values[index]).bitPattern
             withUnsafeBytes(of: bits.littleEndian) { out.append(contentsOf: $0) }
         }
-    }
-
-    @inline(__always)
-    private static func varintSize(_ value: UInt64) -> Int {
-        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
-    }
-
-    @inline(__always)
-    private static func putVarint(_ out: inout [UInt8], _ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        out.append(UInt8(value))
     }
 }

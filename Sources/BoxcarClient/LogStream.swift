@@ -1,5 +1,6 @@
 import BoxcarAPI
 import GRPCCore
+import BoxcarFlowControl
 import BoxcarModel
 
 extension AgentClient {

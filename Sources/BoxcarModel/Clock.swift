@@ -12,3 +12,10 @@ public enum WallClock {
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as rates divide by it.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,3 +1,5 @@
+import BoxcarModel
+
 /// The cgroup (v2) a process runs in: inside a container, the container's own memory and CPU,
 /// not the host's. `memory.current` and `memory.max`, `cpu.max` as a number of CPUs, and from
 /// `cpu.stat` the CPUs in use and the time throttled per second. The process is the attached

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarModel
 
 /// Mounted filesystems (`/proc/self/mountinfo`, then statvfs on each mount point): bytes and
 /// inodes used, free and in all. Real filesystems only, network and parallel ones included (nfs,

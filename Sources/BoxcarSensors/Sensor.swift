@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarModel
 
 /// A reader of one part of the machine. Called once per tick, from one task at a time.
 public protocol Sensor: AnyObject {
@@ -311,13 +312,6 @@ func forEachInteger(_ bytes: [UInt8], from start: Int = 0, limit: Int = .max, _ 
         count += 1
     }
     return count
-}
-
-extension Duration {
-    /// The duration in seconds, as rates divide by it.
-    public var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
 }
 
 extension StringProtocol {

@@ -1,13 +1,13 @@
 import BoxcarAPI
+import BoxcarFlowControl
 import BoxcarModel
-import BoxcarSensors
-import BoxcarStore
+import BoxcarStorage
 import GRPCCore
 import Logging
 
 /// `boxcar.v1.Agent`: bulk ingest as packed columns, attachments, queries for exporters, health.
 struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
-    let store: Store
+    let store: any RecordStore
     let limits: Limits
     let startedAt: ContinuousClock.Instant
     let version: String
@@ -247,7 +247,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             $0.status = "serving"
             $0.version = version
             $0.uptimeSeconds = uptime.seconds
-            $0.database = store.path
+            $0.database = store.location
             $0.lastSequence = UInt64(store.lastSequence)
             $0.pendingWrites = UInt64(store.pendingWrites)
         }

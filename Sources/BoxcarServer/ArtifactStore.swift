@@ -3,21 +3,14 @@ import Glibc
 #endif
 import BoxcarModel
 import Crypto
-import Dispatch
 import FoundationEssentials
-
-/// Runs blocking file work (writes, fsync, reads of large files) off the Swift concurrency pool,
-/// whose few threads (two on a 2-core machine) must stay free for every other call.
-func blocking<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
-}
 
 /// Uploaded bytes, stored by content: `blobs/<first two hex digits>/<sha256>` under the artifacts
 /// directory. The path a client sends is only recorded, never used to place bytes, so no upload
 /// can write outside this directory. Uploads land in `incoming/` first and are renamed into place
-/// only once complete and verified.
+/// only once complete and verified. Its calls block on the disk: the services make them on NIO's
+/// pool of blocking threads, never on the Swift concurrency pool, whose few threads (two on a
+/// 2-core machine) must stay free for every other call.
 public struct ArtifactStore: Sendable {
     public let root: String
 
@@ -159,7 +152,7 @@ public enum ArtifactError: Error, CustomStringConvertible {
 }
 
 /// mkdir -p.
-func makeDirectories(_ path: String) throws {
+public func makeDirectories(_ path: String) throws {
     var current = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
         current += "/" + component

@@ -1,5 +1,5 @@
 import BoxcarModel
-import BoxcarStore
+import BoxcarStorage
 import GRPCCore
 
 /// Every refusal leaves the agent as a gRPC status with a message a person can act on.
@@ -13,7 +13,7 @@ func rpcError(_ error: any Error) -> RPCError {
         return RPCError(code: .resourceExhausted, message: error.message)
     case let error as NotFoundError:
         return RPCError(code: .notFound, message: error.message)
-    case let error as SQLiteError where error.isFull:
+    case let error as any StorageError where error.isOutOfSpace:
         return RPCError(code: .resourceExhausted, message: "the disk holding the database is full: \(error.message)")
     case let error as ArtifactError where error.isFull:
         return RPCError(code: .resourceExhausted, message: "the disk holding the artifacts is full: \(error)")

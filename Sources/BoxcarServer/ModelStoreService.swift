@@ -1,15 +1,16 @@
 import BoxcarAPI
 import BoxcarModel
-import BoxcarStore
+import BoxcarStorage
 import FoundationEssentials
 import GRPCCore
 import Logging
+import NIOPosix
 import SwiftProtobuf
 
 /// `modelbox.ModelStore`, per ../shared/api/modelbox-wire.md: what an existing ModelBox client
 /// expects, over the agent's socket.
 struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
-    let store: Store
+    let store: any RecordStore
     let artifacts: ArtifactStore
     let limits: Limits
     let changes: ChangeFeed
@@ -118,10 +119,9 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_GetMetricsRequest, context: ServerContext
     ) async throws -> Modelbox_GetMetricsResponse {
         try await handling {
-            let series = try await store.metrics(parentID: request.parentID)
-            return .with { response in
-                response.metrics = series.map { Modelbox_Metrics(key: $0.key, columns: $0.columns) }
-            }
+            // Written straight from the stored columns: a long run's answer holds millions of
+            // points (see GetMetricsEncoding).
+            GetMetricsEncoding.response(try await store.metrics(parentID: request.parentID))
         }
     }
 
@@ -195,11 +195,11 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                 guard case .chunks(let chunk) = frame.streamFrame else {
                     throw ValidationError("UploadFile takes one metadata frame, first; the rest must be chunks")
                 }
-                try await blocking { try upload.write(chunk) }
+                try await NIOThreadPool.singleton.runIfActive { try upload.write(chunk) }
             }
             let digests = upload.digests()
             try expected.verify(digests)
-            try await blocking { try upload.commit(sha256: digests.sha256) }
+            try await NIOThreadPool.singleton.runIfActive { try upload.commit(sha256: digests.sha256) }
             file.blob = digests.sha256
             file.size = upload.size
             // Should recording fail now (shutdown, a full disk), the blob stays: another upload of
@@ -228,7 +228,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                     message: "the bytes of file \(file.id) are missing from the artifacts directory \(artifacts.root)")
             }
             try await response.write(.with { $0.metadata = Modelbox_FileMetadata(file) })
-            while let chunk = try await blocking({ try reader.next(maxBytes: Self.downloadChunkBytes) }) {
+            while let chunk = try await NIOThreadPool.singleton.runIfActive({ try reader.next(maxBytes: Self.downloadChunkBytes) }) {
                 try await response.write(.with { $0.chunks = chunk })
             }
         }
@@ -413,12 +413,12 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
 /// request itself names the parent (files of a checkpoint or model).
 func validatedFile(
     _ file: Modelbox_FileMetadata, limits: Limits, parentRequired: Bool = true
-) throws -> Store.NewFile {
+) throws -> NewFile {
     if parentRequired { try limits.checkParentID(file.parentID, "file parent_id") }
     try limits.checkText(file.path, "path")
     try limits.checkLength(file.checksum, "checksum", max: limits.maxChecksumBytes)
     try limits.checkText(file.checksum, "checksum")
-    return Store.NewFile(
+    return NewFile(
         parentID: file.parentID, fileType: FileType(file.fileType), checksum: file.checksum,
         path: file.path)
 }

@@ -22,7 +22,7 @@ enum MetricBlock {
         out.append(version)
         let mixed = !columns.nonFloat.isEmpty
         out.append(mixed ? 1 : 0)
-        putVarint(&out, UInt64(count))
+        Varint.append(UInt64(count), to: &out)
         if mixed {
             for index in 0..<count {
                 switch columns.nonFloat[index] {
@@ -34,21 +34,21 @@ enum MetricBlock {
         }
         var previousStep: UInt64 = 0
         for step in columns.steps {
-            putVarint(&out, zigzag(Int64(bitPattern: step &- previousStep)))
+            Varint.append(Varint.zigzag(Int64(bitPattern: step &- previousStep)), to: &out)
             previousStep = step
         }
         var previousWallclock: Int64 = 0
         for wallclock in columns.wallclocks {
-            putVarint(&out, zigzag(wallclock &- previousWallclock))
+            Varint.append(Varint.zigzag(wallclock &- previousWallclock), to: &out)
             previousWallclock = wallclock
         }
         for index in 0..<count {
             switch mixed ? columns.nonFloat[index] : nil {
             case .string(let text):
-                putVarint(&out, UInt64(text.utf8.count))
+                Varint.append(UInt64(text.utf8.count), to: &out)
                 out.append(contentsOf: text.utf8)
             case .bytes(let bytes):
-                putVarint(&out, UInt64(bytes.count))
+                Varint.append(UInt64(bytes.count), to: &out)
                 out.append(contentsOf: bytes)
             case .float, nil:
                 let bits = columns.values[index].bitPattern
@@ -77,12 +77,12 @@ enum MetricBlock {
         let base = columns.count
         var step: UInt64 = 0
         for _ in 0..<count {
-            step = step &+ UInt64(bitPattern: unzigzag(try reader.varint()))
+            step = step &+ UInt64(bitPattern: Varint.unzigzag(try reader.varint()))
             columns.steps.append(step)
         }
         var wallclock: Int64 = 0
         for _ in 0..<count {
-            wallclock = wallclock &+ unzigzag(try reader.varint())
+            wallclock = wallclock &+ Varint.unzigzag(try reader.varint())
             columns.wallclocks.append(wallclock)
         }
         for index in 0..<count {
@@ -100,26 +100,6 @@ enum MetricBlock {
                 throw CorruptBlock()
             }
         }
-    }
-
-    @inline(__always)
-    static func putVarint(_ out: inout [UInt8], _ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        out.append(UInt8(value))
-    }
-
-    @inline(__always)
-    static func zigzag(_ value: Int64) -> UInt64 {
-        UInt64(bitPattern: (value << 1) ^ (value >> 63))
-    }
-
-    @inline(__always)
-    static func unzigzag(_ value: UInt64) -> Int64 {
-        Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
     }
 
     struct ByteReader {

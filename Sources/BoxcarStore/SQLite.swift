@@ -1,14 +1,15 @@
+import BoxcarStorage
 import CSQLite
 
 /// An error reported by SQLite, with its extended result code and message.
-public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+public struct SQLiteError: StorageError, Sendable {
     public var code: Int32
     public var message: String
 
     public var description: String { "SQLite error \(code): \(message)" }
 
     /// The disk or the database's quota is full: callers answer RESOURCE_EXHAUSTED.
-    public var isFull: Bool { code & 0xff == SQLITE_FULL }
+    public var isOutOfSpace: Bool { code & 0xff == SQLITE_FULL }
 }
 
 /// One SQLite connection, opened with SQLITE_OPEN_NOMUTEX: it is owned by one thread at a time

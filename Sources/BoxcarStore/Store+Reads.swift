@@ -1,4 +1,5 @@
 import BoxcarModel
+import BoxcarStorage
 
 /// Every query. Each runs on a reader connection inside one read transaction, beside the writer.
 extension Store {
@@ -89,7 +90,7 @@ extension Store {
     /// The parent's series (all, or those named by `keys`), sorted by key, each ordered by step,
     /// then wallclock, then arrival. An experiment that trainers attached to also gets the
     /// machine's series (`system/…`, stored under `host`) for the windows it was attached.
-    public func metrics(parentID: String, keys: [String]? = nil) async throws -> [(key: String, columns: MetricColumns)] {
+    public func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
         let result = try await read { connection in
             let kind = try Self.objectKind(parentID, connection: connection)
             guard kind != nil else {
@@ -207,7 +208,7 @@ extension Store {
 
     /// The parent's events with wallclock at or after `since`, oldest first (by wallclock, then
     /// by arrival).
-    public func events(parentID: String, since: Nanoseconds = .min) async throws -> [Event] {
+    public func events(parentID: String, since: Nanoseconds) async throws -> [Event] {
         try await read { connection in
             try Self.requireObject(parentID, connection: connection)
             let statement = try connection.statement("""

@@ -1,49 +1,11 @@
 import BoxcarModel
-import Synchronization
-
-/// Writes that must stop at the first failure, such as the batches of one Log stream: once one
-/// fails, the writer refuses those after it without storing them.
-public final class WriteChain: Sendable {
-    private let broken = Atomic<Bool>(false)
-
-    public init() {}
-
-    public var isBroken: Bool { broken.load(ordering: .acquiring) }
-
-    func breakChain() { broken.store(true, ordering: .releasing) }
-
-    public struct Broken: Error, CustomStringConvertible {
-        public var description: String { "an earlier batch of this stream was refused" }
-    }
-}
+import BoxcarStorage
 
 /// Every write of the agent. Each runs as one job of the writer: validated against what the
 /// database holds (unknown parents are NOT_FOUND), stored whole, acknowledged after commit.
 extension Store {
     // MARK: Experiments
 
-    public struct NewExperiment: Sendable {
-        public var name: String
-        public var namespace: String
-        public var owner: String
-        public var framework: MLFramework
-        public var task: String
-        public var externalID: String
-        public var metadata: Metadata
-
-        public init(
-            name: String, namespace: String, owner: String = "", framework: MLFramework = .unknown,
-            task: String = "", externalID: String = "", metadata: Metadata = [:]
-        ) {
-            self.name = name
-            self.namespace = namespace
-            self.owner = owner
-            self.framework = framework
-            self.task = task
-            self.externalID = externalID
-            self.metadata = metadata
-        }
-    }
 
     /// Creates the experiment, or finds the one with the same derived id and changes nothing.
     public func createExperiment(_ new: NewExperiment) async throws -> (experiment: Experiment, existed: Bool) {
@@ -111,20 +73,13 @@ extension Store {
 
     // MARK: Metrics and events
 
-    /// Stores a whole batch: every parent must exist, or nothing of it is stored.
-    /// Returns the sequence number of the last record written.
-    @discardableResult
-    public func ingest(_ batch: IngestBatch) async throws -> Int64 {
-        try await submitIngest(batch).value()
-    }
-
     /// Queues a batch and returns at once with the promise of its commit: a stream keeps reading
     /// while earlier batches commit, and batches commit in the order they were submitted. With a
     /// chain, a batch whose predecessor in the chain failed is refused without being stored.
     public func submitIngest(_ batch: IngestBatch, chain: WriteChain? = nil) async throws -> Pending<Int64> {
         let events = try batch.events.map { ($0, try $0.metadata.jsonText()) }
         let metadata = try batch.metadata.map { ($0.parentID, try $0.metadata.mapValues { try $0.jsonText() }) }
-        guard let writer else { throw ReadOnlyError(path: path) }
+        guard let writer else { throw ReadOnlyError(location: path) }
         return try await writer.submit({ context in
             if let chain, chain.isBroken { throw WriteChain.Broken() }
             for series in batch.series where !series.columns.isEmpty {
@@ -196,27 +151,6 @@ extension Store {
 
     // MARK: Files
 
-    public struct NewFile: Sendable {
-        public var parentID: String
-        public var fileType: FileType
-        public var checksum: String
-        public var path: String
-        /// For uploads: the SHA-256 of the bytes held in the artifact store, and their size.
-        public var blob: String?
-        public var size: Int64?
-
-        public init(
-            parentID: String, fileType: FileType, checksum: String, path: String,
-            blob: String? = nil, size: Int64? = nil
-        ) {
-            self.parentID = parentID
-            self.fileType = fileType
-            self.checksum = checksum
-            self.path = path
-            self.blob = blob
-            self.size = size
-        }
-    }
 
     /// Records files (tracked, or uploaded when `blob` is set); all or none.
     public func addFiles(_ files: [NewFile]) async throws -> [FileRecord] {
@@ -291,28 +225,6 @@ extension Store {
 
     // MARK: Models
 
-    public struct NewModel: Sendable {
-        public var name: String
-        public var owner: String
-        public var namespace: String
-        public var task: String
-        public var description: String
-        public var metadata: Metadata
-        public var files: [NewFile]
-
-        public init(
-            name: String, owner: String, namespace: String, task: String, description: String,
-            metadata: Metadata, files: [NewFile]
-        ) {
-            self.name = name
-            self.owner = owner
-            self.namespace = namespace
-            self.task = task
-            self.description = description
-            self.metadata = metadata
-            self.files = files
-        }
-    }
 
     /// Creates a model, or finds the one of the same name and namespace and changes nothing.
     public func createModel(_ new: NewModel) async throws -> (model: Model, existed: Bool) {
@@ -345,30 +257,6 @@ extension Store {
         }
     }
 
-    public struct NewModelVersion: Sendable {
-        public var modelID: String
-        public var name: String
-        public var version: String
-        public var description: String
-        public var framework: MLFramework
-        public var uniqueTags: [String]
-        public var metadata: Metadata
-        public var files: [NewFile]
-
-        public init(
-            modelID: String, name: String, version: String, description: String,
-            framework: MLFramework, uniqueTags: [String], metadata: Metadata, files: [NewFile]
-        ) {
-            self.modelID = modelID
-            self.name = name
-            self.version = version
-            self.description = description
-            self.framework = framework
-            self.uniqueTags = uniqueTags
-            self.metadata = metadata
-            self.files = files
-        }
-    }
 
     /// Creates a version of a model, or updates the one with the same name and version.
     public func createModelVersion(_ new: NewModelVersion) async throws -> ModelVersion {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BoxcarModel
+import BoxcarStorage
 import Dispatch
 import Logging
 import Synchronization
@@ -103,7 +104,7 @@ public final class Store: Sendable {
     // MARK: Plumbing for the operations in Store+Writes and Store+Reads
 
     func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
-        guard let writer else { throw ReadOnlyError(path: path) }
+        guard let writer else { throw ReadOnlyError(location: path) }
         return try await writer.write(body)
     }
 
@@ -140,7 +141,7 @@ public final class Store: Sendable {
     }
 }
 
-public struct ReadOnlyError: Error, CustomStringConvertible {
-    public var path: String
-    public var description: String { "\(path) was opened read-only" }
+/// The agent's SQLite file serves the services; its operations are in Store+Writes and Store+Reads.
+extension Store: RecordStore {
+    public var location: String { path }
 }

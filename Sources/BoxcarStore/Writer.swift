@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BoxcarModel
+import BoxcarStorage
 import Logging
 import Synchronization
 
@@ -233,10 +234,6 @@ final class Writer: @unchecked Sendable {
     private func unlock() { pthread_mutex_unlock(mutex) }
 }
 
-public struct StoreClosedError: Error, CustomStringConvertible {
-    public var description: String { "the store is shutting down" }
-}
-
 private final class ResultBox<R>: @unchecked Sendable {
     var value: R?
 }
@@ -257,40 +254,5 @@ private final class Thread {
         }, unmanaged.toOpaque())
         precondition(rc == 0, "cannot start the writer thread: \(rc)")
         pthread_detach(thread)
-    }
-}
-
-/// The result of a submitted write, available once its transaction committed (or failed).
-public final class Pending<R: Sendable>: Sendable {
-    private enum State {
-        case waiting([CheckedContinuation<R, Error>])
-        case done(Result<R, Error>)
-    }
-
-    private let state = Mutex<State>(.waiting([]))
-
-    init() {}
-
-    fileprivate func complete(_ result: Result<R, Error>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<R, Error>] in
-            guard case .waiting(let waiters) = state else { return [] }
-            state = .done(result)
-            return waiters
-        }
-        for waiter in waiters { waiter.resume(with: result) }
-    }
-
-    public func value() async throws -> R {
-        try await withCheckedThrowingContinuation { continuation in
-            let done = state.withLock { state -> Result<R, Error>? in
-                switch state {
-                case .done(let result): return result
-                case .waiting(let waiters):
-                    state = .waiting(waiters + [continuation])
-                    return nil
-                }
-            }
-            if let done { continuation.resume(with: done) }
-        }
     }
 }

@@ -75,5 +75,7 @@ import Testing
         let bytes = GetMetricsEncoding.encode(series)
         #expect(try Modelbox_GetMetricsResponse(serializedBytes: bytes) == expected)
         #expect(bytes == (try expected.serializedBytes() as [UInt8]))
+        // The response the service answers with goes out as the same bytes.
+        #expect((try GetMetricsEncoding.response(series).serializedBytes() as [UInt8]) == bytes)
     }
 }

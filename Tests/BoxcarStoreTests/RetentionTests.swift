@@ -1,4 +1,5 @@
 @testable import BoxcarStore
+import BoxcarStorage
 import BoxcarModel
 import BoxcarTestSupport
 import Testing

@@ -1,4 +1,5 @@
 @testable import BoxcarStore
+import BoxcarStorage
 import BoxcarModel
 import Testing
 import BoxcarTestSupport
@@ -286,7 +287,7 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
                     do {
                         try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "x", columns: points(steps))]))
                         return (batch, true)
-                    } catch let error as SQLiteError where error.isFull {
+                    } catch let error as SQLiteError where error.isOutOfSpace {
                         return (batch, false)
                     }
                 }

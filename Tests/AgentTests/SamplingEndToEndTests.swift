@@ -4,7 +4,7 @@ import Glibc
 import BoxcarAPI
 import BoxcarClient
 import BoxcarModel
-import BoxcarServer
+@testable import boxcar
 import BoxcarTestSupport
 import Foundation
 import GRPCCore

@@ -6,7 +6,7 @@ import Logging
 /// `--max-db-size` (bytes in use), by removing the oldest host points in small jobs queued with
 /// ingest, so removal never stalls it. Experiments' data is never removed: a database over its
 /// size with host series gone is logged once.
-final class Retention: Sendable {
+public final class Retention: Sendable {
     let store: Store
     let maxAge: Duration?
     let maxBytes: Int64?
@@ -16,7 +16,7 @@ final class Retention: Sendable {
     /// When over the size, the oldest host points are removed this much at a time.
     static let sizeStep: Int64 = 10 * 60 * 1_000_000_000
 
-    init(store: Store, maxAge: Duration?, maxBytes: Int64?, logger: Logger) {
+    public init(store: Store, maxAge: Duration?, maxBytes: Int64?, logger: Logger) {
         self.store = store
         self.maxAge = maxAge
         self.maxBytes = maxBytes
@@ -30,7 +30,7 @@ final class Retention: Sendable {
         return maxBytes == nil ? byAge : min(byAge, .seconds(5))
     }
 
-    func run() async throws {
+    public func run() async throws {
         var warnedFull = false
         while !Task.isCancelled {
             do {

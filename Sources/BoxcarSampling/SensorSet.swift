@@ -1,104 +1,6 @@
 import BoxcarModel
 import BoxcarSensors
-import BoxcarStore
 import Logging
-
-/// Reads the machine every `interval` and records the readings as the host's series
-/// (`system/<name>{labels}` under the parent `host`), each point at step = the tick's Unix time
-/// in milliseconds. Experiments attached through `Attach` see these series for their windows,
-/// and get the series of their own process trees (`system/process.…{pid=…}`) stored as theirs.
-///
-/// Ticks follow a fixed monotonic schedule (no drift); a tick that overruns skips the ticks it
-/// missed rather than bunching them. A sensor that fails, hangs or gives readings that cannot be
-/// stored is logged once and loses its own series only (see `SensorSet`).
-final class Sampler: Sendable {
-    let store: Store
-    let interval: Duration
-    let logger: Logger
-    private let sensors: SensorSet
-
-    init(
-        store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
-        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = SensorSet.deadline
-    ) {
-        self.store = store
-        self.interval = interval
-        self.logger = logger
-        self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
-    }
-
-    func run() async throws {
-        let clock = ContinuousClock()
-        var next = clock.now
-        var last: ContinuousClock.Instant?
-        var failing = false
-        while !Task.isCancelled {
-            let now = clock.now
-            let elapsed = last.map { now - $0 }
-            last = now
-            do {
-                try await tick(elapsed: elapsed)
-                failing = false
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                // A refused write (a full disk) loses this tick, not the sampler.
-                if !failing { logger.error("a sample could not be stored; sampling goes on", metadata: ["error": "\(error)"]) }
-                failing = true
-            }
-            next = next.advanced(by: interval)
-            while next <= clock.now { next = next.advanced(by: interval) }
-            try await Task.sleep(until: next, clock: clock)
-        }
-    }
-
-    func tick(elapsed: Duration?) async throws {
-        let attached = (try? await store.attachedProcesses()) ?? []
-        let roots = attached.map(\.pid)
-        // Sensors block (file reads, NVML): on Dispatch's threads, not the concurrency pool's.
-        let sensors = self.sensors
-        let logger = self.logger
-        let (readings, trees, xids, gone) = try await blocking {
-            sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
-        }
-        // A trainer that died without detaching (killed, out of memory) is detached for it.
-        for (experimentID, pid) in attached where gone.contains(pid) {
-            _ = try? await store.detach(experimentID: experimentID, pid: pid)
-            logger.info("attached process is gone; detached", metadata: ["experiment": "\(experimentID)", "pid": "\(pid)"])
-        }
-        let wallclock = WallClock.now()
-        let step = UInt64(wallclock / 1_000_000)
-        // One batch per parent: an experiment at its series limit loses its own series only,
-        // not the machine's nor the other experiments'.
-        var batches: [String: IngestBatch] = [Store.hostID: IngestBatch()]
-        func add(_ reading: KeyedReading, to parent: String) {
-            var columns = MetricColumns()
-            columns.append(step: step, wallclock: wallclock, value: reading.value)
-            batches[parent, default: IngestBatch()].series.append(.init(parentID: parent, key: reading.key, columns: columns))
-        }
-        for reading in readings { add(reading, to: Store.hostID) }
-        for (experimentID, pid) in attached {
-            for reading in trees[pid] ?? [] { add(reading, to: experimentID) }
-        }
-        // XID errors are events of the host and of every experiment attached now.
-        for (gpu, xid) in xids {
-            for parent in [Store.hostID] + Set(attached.map(\.experimentID)).sorted() {
-                batches[parent, default: IngestBatch()].events.append(Event(
-                    parentID: parent, name: "gpu.xid", source: "boxcar.nvml", wallclock: wallclock,
-                    metadata: ["gpu": .number(Double(gpu)), "xid": .number(Double(xid))], createdAt: 0))
-            }
-        }
-        var failure: (any Error)?
-        for (_, batch) in batches.sorted(by: { $0.key < $1.key }) where !batch.series.isEmpty || !batch.events.isEmpty {
-            do {
-                try await store.ingest(batch)
-            } catch {
-                failure = failure ?? error
-            }
-        }
-        if let failure { throw failure }
-    }
-}
 
 /// The sensors, touched by one tick at a time (the sampler's loop), and which failures were
 /// already logged.
@@ -115,7 +17,8 @@ public final class SensorSet: @unchecked Sendable {
     let sensors: [any Sensor]
     let processes: ProcessTreeSensor
     let nvidia: NVIDIAGPUSensor?
-    let deadline: Duration
+    /// How long each guarded call is waited for (changed by tests only).
+    var deadline: Duration
     let limits = Limits.standard
     private let guardian = HangGuard<String>()
     /// Each sensor's last answered call: its counters' rates span the time since then, which is
@@ -127,7 +30,7 @@ public final class SensorSet: @unchecked Sendable {
     /// The cgroup of each attached trainer, which may be another container than the agent's.
     var trainerCgroups: [Int32: CgroupSensor] = [:]
 
-    init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = SensorSet.deadline) {
+    public init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = SensorSet.deadline) {
         self.sensors = sensors
         self.processes = processes
         self.nvidia = nvidia

@@ -1,3 +1,9 @@
+// BoxcarFlowControl: waiting for room, so that a client faster than the disk is slowed, not
+// buffered. `Credits` bounds one stream's batches in flight, `ByteBudget` the bytes held across
+// every stream; both park waiters on a `WaitQueue` that cancellation and failure wake. Used by
+// the agent's Log service and by the Swift client's stream. Knows nothing of gRPC or storage.
+
+import BoxcarModel
 import Synchronization
 
 /// Bytes of accepted but not yet committed writes the agent may hold, shared by every stream:

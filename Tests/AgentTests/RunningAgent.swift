@@ -1,6 +1,6 @@
 import BoxcarClient
 import BoxcarModel
-import BoxcarServer
+@testable import boxcar
 import Logging
 import ServiceLifecycle
 import BoxcarTestSupport

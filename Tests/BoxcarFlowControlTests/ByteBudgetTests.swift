@@ -1,11 +1,20 @@
-@testable import BoxcarModel
+@testable import BoxcarFlowControl
 import Testing
 
 /// Each waiter is seen parked before it is woken or cancelled: a task that had not started yet
 /// would take the quick path and test nothing of the waking.
 @Suite struct ByteBudgetTests {
-    func parked(_ count: @escaping () -> Int, _ expected: Int = 1) async {
-        while count() < expected { await Task.yield() }
+    /// Waits until `expected` waiters are parked; one that never parks fails the test after a
+    /// minute instead of hanging it.
+    func parked(_ count: @escaping () -> Int, _ expected: Int = 1, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while count() < expected {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(count()) waiters parked after a minute; expected \(expected)", sourceLocation: sourceLocation)
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
     }
 
     @Test func aBatchReadIsCountedAtOnceAndTheNextReadWaitsForRoom() async throws {

@@ -1,0 +1,234 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarModel
+import BoxcarSampling
+import BoxcarSensors
+import BoxcarServer
+import BoxcarStore
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The running agent: the store, the artifact directory, the gRPC servers on the unix socket
+/// (and TCP when asked), the sampler and retention. A ServiceLifecycle service: on graceful
+/// shutdown it stops accepting, lets calls in flight finish, commits what was accepted and
+/// removes its socket.
+final class Agent: Service, Sendable {
+    let configuration: AgentConfiguration
+    private let logger: Logger
+    private let ready = Mutex<[CheckedContinuation<[String], Error>]>([])
+    private let addresses = Mutex<Result<[String], any Error>?>(nil)
+
+    static let version = "0.1.0"
+
+    init(configuration: AgentConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The addresses served ("unix:///…", "127.0.0.1:7070"), once the agent listens.
+    func listeningAddresses() async throws -> [String] {
+        try await withCheckedThrowingContinuation { continuation in
+            let known = ready.withLock { waiters -> Result<[String], any Error>? in
+                if let known = addresses.withLock({ $0 }) { return known }
+                waiters.append(continuation)
+                return nil
+            }
+            if let known { continuation.resume(with: known) }
+        }
+    }
+
+    func run() async throws {
+        do {
+            try await serve()
+        } catch {
+            let waiters = ready.withLock { waiters in
+                addresses.withLock { $0 = $0 ?? .failure(error) }
+                defer { waiters.removeAll() }
+                return waiters
+            }
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
+        }
+    }
+
+    private func serve() async throws {
+        let configuration = self.configuration
+        try configuration.checkListener()
+        if let listen = configuration.listen, configuration.token == nil {
+            logger.warning("the TCP listener needs no token: every user of this machine can reach the API on \(listen) (the socket's permissions do not apply); pass --token-file to require one")
+        }
+        try makeDirectories(parent(of: configuration.databasePath))
+        let store = try Store.open(
+            path: configuration.databasePath, durability: configuration.durability, logger: logger)
+        let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
+        try prepareSocketPath(configuration.socketPath)
+
+        let services = AgentServices(
+            store: store, artifacts: artifacts, limits: configuration.limits,
+            ingestMemoryBytes: configuration.ingestMemoryBytes, hostName: hostName(),
+            address: "unix://" + configuration.socketPath, version: Self.version, logger: logger)
+        let maxRequestBytes = configuration.limits.maxMessageBytes
+        var servers = [
+            Listener.unixSocket(path: configuration.socketPath).server(
+                serving: services.services, token: nil, maxRequestBytes: maxRequestBytes)
+        ]
+        if let listen = configuration.listen {
+            servers.append(Listener.tcp(listen).server(
+                serving: services.services, token: configuration.token, maxRequestBytes: maxRequestBytes))
+        }
+
+        var sampler: Sampler?
+        if let interval = configuration.sampleInterval, interval > .zero {
+            sampler = Sampler(
+                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot),
+                processes: ProcessTreeSensor(procRoot: configuration.procRoot),
+                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
+        }
+        var retention: Retention?
+        if configuration.retention != nil || configuration.maxDatabaseBytes != nil {
+            retention = Retention(
+                store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes, logger: logger)
+        }
+        let allServers = servers
+        let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
+        defer {
+            if let bound = boundSocket.withLock({ $0 }), let now = socketIdentity(configuration.socketPath),
+                bound == now
+            {
+                unlink(configuration.socketPath)
+            }
+        }
+        // Whatever ends the servers (a graceful shutdown, cancellation after its deadline, an
+        // error), the store commits what it accepted before the agent returns.
+        let outcome: (any Error)?
+        do {
+            try await serve(allServers, sampler: sampler, retention: retention, services: services) {
+                boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
+                // The directory (0700, or 0750 for --socket-group) already keeps others out. The
+                // group first, the mode last: once the mode is 0660 both are set.
+                if let group = configuration.socketGroup, chown(configuration.socketPath, uid_t.max, group) != 0 {
+                    self.logger.warning("cannot give the socket to group \(group); only this user can reach it", metadata: [
+                        "error": "\(String(cString: strerror(errno)))",
+                    ])
+                }
+                chmod(configuration.socketPath, 0o660)
+            }
+            outcome = nil
+        } catch {
+            outcome = error
+        }
+        services.finishWatches()
+        await store.close()
+        if let outcome, !(outcome is CancellationError) { throw outcome }
+        logger.info("stopped; every accepted write is committed")
+    }
+
+    /// NVML when the machine has it; its absence is reported, never fatal.
+    private func loadNVIDIA(_ path: String) -> NVIDIAGPUSensor? {
+        do {
+            let sensor = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: path))
+            logger.info("NVML loaded", metadata: [
+                "library": "\(path)", "driver": "\(sensor.library.driverVersion)", "gpus": "\(sensor.gpus.count)",
+            ])
+            for (index, reasons) in sensor.unsupported.sorted(by: { $0.key < $1.key }) {
+                logger.info("GPU \(index) lacks some metrics", metadata: [
+                    "metrics": "\(reasons.map { "\($0.key.rawValue): \($0.value)" }.sorted().joined(separator: "; "))"
+                ])
+            }
+            return sensor
+        } catch {
+            logger.info("NVIDIA GPUs are not sampled", metadata: ["reason": "\(error)"])
+            return nil
+        }
+    }
+
+    private func serve(
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, retention: Retention?,
+        services: AgentServices, onListening: @escaping @Sendable () -> Void
+    ) async throws {
+        let configuration = self.configuration
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                for server in allServers {
+                    group.addTask { try await server.serve() }
+                }
+                if let sampler {
+                    group.addTask {
+                        // Sampling simply stops at shutdown.
+                        try? await cancelWhenGracefulShutdown { try await sampler.run() }
+                    }
+                }
+                if let retention {
+                    group.addTask {
+                        try? await cancelWhenGracefulShutdown { try await retention.run() }
+                    }
+                }
+                var bound: [String] = []
+                for server in allServers { bound.append(try await server.boundAddress) }
+                onListening()
+                self.announce(bound)
+                logger.info(
+                    "boxcar agent listening",
+                    metadata: [
+                        "addresses": "\(bound.joined(separator: ", "))",
+                        "database": "\(configuration.databasePath)",
+                        "artifacts": "\(configuration.artifactsDirectory)",
+                    ])
+            }
+        } onGracefulShutdown: {
+            self.logger.info("shutting down: no new calls; finishing those in flight")
+            for server in allServers { server.beginGracefulShutdown() }
+            services.finishWatches()
+        }
+    }
+
+    private func announce(_ bound: [String]) {
+        let waiters = ready.withLock { waiters in
+            addresses.withLock { $0 = .success(bound) }
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: bound) }
+    }
+
+    /// Creates the socket's directory, and removes a stale socket left by an agent that died; a
+    /// socket another agent still answers on is an error, not something to steal.
+    private func prepareSocketPath(_ path: String) throws {
+        let directory = parent(of: path)
+        var created = mkdir(directory, 0o700) == 0
+        if !created && errno != EEXIST {
+            try makeDirectories(parent(of: directory))
+            created = mkdir(directory, 0o700) == 0
+            if !created && errno != EEXIST {
+                throw ArtifactError.io("cannot create the socket directory \(directory)", errno)
+            }
+        }
+        try checkSocketDirectory(directory)
+        if let group = configuration.socketGroup {
+            // The group may reach the socket, not write to the directory; one made by an earlier
+            // run without the group is given to it as well.
+            guard chown(directory, uid_t.max, group) == 0, chmod(directory, 0o750) == 0 else {
+                throw ArtifactError.io("cannot give the socket directory \(directory) to group \(group)", errno)
+            }
+        }
+        guard path.utf8.count < 108 else {
+            throw ValidationError("the socket path \(path) is longer than the 107 bytes a unix socket address holds")
+        }
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        if (status.st_mode & S_IFMT) == S_IFLNK {
+            throw ValidationError("the socket path \(path) is a symbolic link; refusing to follow it (remove it or choose another --socket)")
+        }
+        guard (status.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ValidationError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if socketAnswers(path) {
+            throw ValidationError("another agent is already listening on \(path)")
+        }
+        unlink(path)
+    }
+}

@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarModel
+import BoxcarServer
+import BoxcarStore
+
+/// What the agent needs to run; `boxcar agent` fills it from flags, environment and file.
+struct AgentConfiguration: Sendable {
+    var databasePath: String
+    var socketPath: String
+    /// A TCP address to serve too ("127.0.0.1:7070"); nil: the unix socket only.
+    var listen: TCPAddress?
+    var artifactsDirectory: String
+    var durability: Durability
+    var limits: Limits
+    /// How often the machine is sampled; nil: not at all.
+    var sampleInterval: Duration?
+    /// Where /proc and /sys are read ("/proc" and "/sys"; a fixture tree in tests).
+    var procRoot: String
+    var sysRoot: String
+    /// The NVML library to dlopen.
+    var nvmlLibrary: String
+    /// Whether `listen` may be an address other than loopback (then `token` is required).
+    var allowRemote: Bool
+    /// The bearer token every call on the TCP listener must carry; nil: none asked.
+    var token: String?
+    /// The group given access to the socket (its directory becomes 0750, the socket 0660).
+    var socketGroup: gid_t?
+    /// Bytes of Log batches accepted and not yet committed, across every stream; a stream past
+    /// it waits (backpressure), so clients faster than the disk are slowed, not buffered.
+    var ingestMemoryBytes: Int = 128 << 20
+    /// The machine's own series are kept this long; nil: for ever.
+    var retention: Duration?
+    /// The most bytes the database may use; the oldest host points go first. nil: no limit.
+    var maxDatabaseBytes: Int64?
+
+    init(
+        databasePath: String, socketPath: String, listen: TCPAddress? = nil,
+        artifactsDirectory: String, durability: Durability = .normal, limits: Limits = .standard,
+        sampleInterval: Duration? = nil, procRoot: String = "/proc", sysRoot: String = "/sys",
+        nvmlLibrary: String = "libnvidia-ml.so.1", allowRemote: Bool = false, token: String? = nil,
+        socketGroup: gid_t? = nil
+    ) {
+        self.databasePath = databasePath
+        self.socketPath = socketPath
+        self.listen = listen
+        self.artifactsDirectory = artifactsDirectory
+        self.durability = durability
+        self.limits = limits
+        self.sampleInterval = sampleInterval
+        self.procRoot = procRoot
+        self.sysRoot = sysRoot
+        self.nvmlLibrary = nvmlLibrary
+        self.allowRemote = allowRemote
+        self.token = token
+        self.socketGroup = socketGroup
+    }
+
+    /// Refuses a TCP listener that would open the API to the network without a token.
+    func checkListener() throws {
+        guard let listen else { return }
+        if !listen.isLoopback && !allowRemote {
+            throw ValidationError(
+                "listening on \(listen) would open the API to other machines: listen on 127.0.0.1 or ::1, or pass --allow-remote with --token-file")
+        }
+        if allowRemote && token == nil {
+            throw ValidationError("--allow-remote needs --token-file: every call from another machine must carry the token")
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import BoxcarAPI
+import BoxcarFlowControl
+import BoxcarModel
+import BoxcarStorage
+import GRPCCore
+import Logging
+
+// BoxcarServer: the agent's gRPC services and the listeners they are served on.
+//
+// `modelbox.ModelStore` (what every ModelBox client expects) and `boxcar.v1.Agent` (bulk ingest,
+// attachments, queries, health) are served over a `RecordStore`, so the same services run on the
+// agent's SQLite file and on any other store. Each request is validated here and each refusal
+// leaves as a gRPC status (ErrorStatus); the flow control of streams (FlowControl/) bounds what
+// a client can make the agent hold. It knows nothing of which store it serves, nor of the
+// process it runs in: opening the store, sampling and signals are the executable's.
+
+/// Every service the agent serves, over one store, ready for any number of listeners.
+public struct AgentServices: Sendable {
+    public let services: [any RegistrableRPCService]
+    private let changes: ChangeFeed
+
+    /// - Parameters:
+    ///   - address: where the agent is reached, as GetClusterMembers reports it.
+    ///   - ingestMemoryBytes: bytes of Log batches accepted and not yet committed, across every
+    ///     stream; a stream past it waits (backpressure).
+    public init(
+        store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
+        hostName: String, address: String, version: String, logger: Logger
+    ) {
+        let changes = ChangeFeed()
+        let member = Modelbox_ClusterMember.with {
+            $0.id = hostName + ":" + address
+            $0.hostName = hostName
+            $0.rpcAddr = address
+        }
+        self.changes = changes
+        self.services = [
+            ModelStoreService(
+                store: store, artifacts: artifacts, limits: limits, changes: changes, member: member,
+                logger: logger),
+            AgentService(
+                store: store, limits: limits, startedAt: .now, version: version, logger: logger,
+                budget: ByteBudget(capacity: ingestMemoryBytes)),
+        ]
+    }
+
+    /// Ends every WatchNamespace stream, which would otherwise hold a graceful shutdown open.
+    public func finishWatches() {
+        changes.finishAll()
+    }
+}

@@ -1,0 +1,72 @@
+import BoxcarModel
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+
+/// Where the services are served: the agent's unix socket, or a TCP address.
+public enum Listener: Sendable {
+    case unixSocket(path: String)
+    case tcp(TCPAddress)
+
+    /// A gRPC server for `services` on this listener. Calls must carry `token` as a bearer token
+    /// when one is given; requests larger than `maxRequestBytes` are refused by the transport.
+    public func server(
+        serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int
+    ) -> GRPCServer<HTTP2ServerTransport.Posix> {
+        let config = HTTP2ServerTransport.Posix.Config.defaults {
+            $0.rpc.maxRequestPayloadSize = maxRequestBytes
+        }
+        let transport: HTTP2ServerTransport.Posix
+        switch self {
+        case .unixSocket(let path):
+            transport = .http2NIOPosix(
+                address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config)
+        case .tcp(let tcp):
+            transport = .http2NIOPosix(
+                address: tcp.host.contains(":") ? .ipv6(host: tcp.host, port: tcp.port) : .ipv4(host: tcp.host, port: tcp.port),
+                transportSecurity: .plaintext, config: config)
+        }
+        return GRPCServer(
+            transport: transport,
+            services: services,
+            interceptors: token.map { [BearerTokenInterceptor(token: $0)] } ?? [])
+    }
+}
+
+extension GRPCServer where Transport == HTTP2ServerTransport.Posix {
+    /// The address bound, as the agent logs it: "unix:///…", "127.0.0.1:7070", "[::1]:7070".
+    public var boundAddress: String {
+        get async throws {
+            let address = try await transport.listeningAddress
+            if let unix = address.unixDomainSocket { return "unix://\(unix.path)" }
+            if let ipv4 = address.ipv4 { return "\(ipv4.host):\(ipv4.port)" }
+            if let ipv6 = address.ipv6 { return "[\(ipv6.host)]:\(ipv6.port)" }
+            return "\(address)"
+        }
+    }
+}
+
+public struct TCPAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    /// Parses "HOST:PORT" ("[::1]:7070" for IPv6).
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("listen address \(text) must be HOST:PORT, with a port from 0 to 65535")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("listen address \(text) has no host") }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// 127.0.0.0/8, ::1 and localhost: reachable from this machine only.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
