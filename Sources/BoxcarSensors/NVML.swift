@@ -14,8 +14,9 @@ public final class NVMLLibrary: @unchecked Sendable {
 
     // The functions Boxcar calls; nil where the library lacks the symbol.
     typealias Device = OpaquePointer
+    typealias ErrorString = @convention(c) (Int32) -> UnsafePointer<CChar>?
     let shutdown: (@convention(c) () -> Int32)?
-    let errorString: (@convention(c) (Int32) -> UnsafePointer<CChar>?)?
+    let errorString: ErrorString?
     let deviceCount: (@convention(c) (UnsafeMutablePointer<UInt32>) -> Int32)?
     let handleByIndex: (@convention(c) (UInt32, UnsafeMutablePointer<Device?>) -> Int32)?
     let name: (@convention(c) (Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32)?
@@ -49,122 +50,58 @@ public final class NVMLLibrary: @unchecked Sendable {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw NVMLError.libraryNotFound(path: path, reason: reason)
         }
-        var missing: [String] = []
-        /// The first of `names` the library has (newer drivers renamed some functions, with
-        /// the same signature).
-        func symbol<F>(_ names: String..., as type: F.Type) -> F? {
-            for name in names where !hiding.contains(name) {
-                if let address = dlsym(handle, name) { return unsafeBitCast(address, to: type) }
-            }
-            missing.append(names[0])
-            return nil
-        }
-        guard let initialize = symbol("nvmlInit_v2", as: (@convention(c) () -> Int32).self) else {
+        let symbols = SymbolTable(handle: handle, hiding: hiding)
+        guard let initialize: @convention(c) () -> Int32 = symbols.find("nvmlInit_v2") else {
             dlclose(handle)
             throw NVMLError.symbolMissing(path: path, name: "nvmlInit_v2")
         }
-        let errorString = symbol("nvmlErrorString", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self)
         let rc = initialize()
         guard rc == NVMLReturn.success else {
+            let errorString: ErrorString? = symbols.find("nvmlErrorString")
             let message = errorString?(rc).map { String(cString: $0) } ?? "error \(rc)"
             dlclose(handle)
             throw NVMLError.initFailed(code: rc, message: message)
         }
         var version = [CChar](repeating: 0, count: 96)
         var driver = "unknown"
-        if let getVersion = symbol("nvmlSystemGetDriverVersion", as: (@convention(c) (UnsafeMutablePointer<CChar>, UInt32) -> Int32).self),
-            getVersion(&version, UInt32(version.count)) == NVMLReturn.success
-        {
+        let getVersion: (@convention(c) (UnsafeMutablePointer<CChar>, UInt32) -> Int32)? = symbols.find("nvmlSystemGetDriverVersion")
+        if let getVersion, getVersion(&version, UInt32(version.count)) == NVMLReturn.success {
             driver = String(cString: version)
         }
-        return NVMLLibrary(
-            path: path, driverVersion: driver, handle: handle,
-            shutdown: symbol("nvmlShutdown", as: (@convention(c) () -> Int32).self),
-            errorString: errorString,
-            deviceCount: symbol("nvmlDeviceGetCount_v2", as: (@convention(c) (UnsafeMutablePointer<UInt32>) -> Int32).self),
-            handleByIndex: symbol("nvmlDeviceGetHandleByIndex_v2", as: (@convention(c) (UInt32, UnsafeMutablePointer<Device?>) -> Int32).self),
-            name: symbol("nvmlDeviceGetName", as: (@convention(c) (Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32).self),
-            uuid: symbol("nvmlDeviceGetUUID", as: (@convention(c) (Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32).self),
-            utilization: symbol("nvmlDeviceGetUtilizationRates", as: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlUtilization_t>) -> Int32).self),
-            memoryInfo: symbol("nvmlDeviceGetMemoryInfo", as: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlMemory_t>) -> Int32).self),
-            memoryInfoV2: symbol("nvmlDeviceGetMemoryInfo_v2", as: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlMemory_v2_t>) -> Int32).self),
-            temperature: symbol("nvmlDeviceGetTemperature", as: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            powerUsage: symbol("nvmlDeviceGetPowerUsage", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            powerLimit: symbol("nvmlDeviceGetEnforcedPowerLimit", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            totalEnergy: symbol("nvmlDeviceGetTotalEnergyConsumption", as: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32).self),
-            clockInfo: symbol("nvmlDeviceGetClockInfo", as: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            pcieThroughput: symbol("nvmlDeviceGetPcieThroughput", as: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            fanSpeed: symbol("nvmlDeviceGetFanSpeed", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            clocksEventReasons: symbol("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons", as: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32).self),
-            totalEccErrors: symbol("nvmlDeviceGetTotalEccErrors", as: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32).self),
-            migMode: symbol("nvmlDeviceGetMigMode", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            maxMigDeviceCount: symbol("nvmlDeviceGetMaxMigDeviceCount", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32).self),
-            migDeviceHandleByIndex: symbol("nvmlDeviceGetMigDeviceHandleByIndex", as: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32).self),
-            computeProcesses: symbol("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2", as: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32).self),
-            eventSetCreate: symbol("nvmlEventSetCreate", as: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32).self),
-            registerEvents: symbol("nvmlDeviceRegisterEvents", as: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32).self),
-            eventSetWait: symbol("nvmlEventSetWait_v2", as: (@convention(c) (OpaquePointer, UnsafeMutablePointer<boxcar_nvmlEventData_t>, UInt32) -> Int32).self),
-            missingSymbols: missing)
+        return NVMLLibrary(path: path, driverVersion: driver, handle: handle, symbols: symbols)
     }
 
-    private init(
-        path: String, driverVersion: String, handle: UnsafeMutableRawPointer,
-        shutdown: (@convention(c) () -> Int32)?,
-        errorString: (@convention(c) (Int32) -> UnsafePointer<CChar>?)?,
-        deviceCount: (@convention(c) (UnsafeMutablePointer<UInt32>) -> Int32)?,
-        handleByIndex: (@convention(c) (UInt32, UnsafeMutablePointer<Device?>) -> Int32)?,
-        name: (@convention(c) (Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32)?,
-        uuid: (@convention(c) (Device, UnsafeMutablePointer<CChar>, UInt32) -> Int32)?,
-        utilization: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlUtilization_t>) -> Int32)?,
-        memoryInfo: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlMemory_t>) -> Int32)?,
-        memoryInfoV2: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlMemory_v2_t>) -> Int32)?,
-        temperature: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        powerUsage: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        powerLimit: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        totalEnergy: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32)?,
-        clockInfo: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        pcieThroughput: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        fanSpeed: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        clocksEventReasons: (@convention(c) (Device, UnsafeMutablePointer<UInt64>) -> Int32)?,
-        totalEccErrors: (@convention(c) (Device, Int32, Int32, UnsafeMutablePointer<UInt64>) -> Int32)?,
-        migMode: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        maxMigDeviceCount: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?,
-        migDeviceHandleByIndex: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32)?,
-        computeProcesses: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32)?,
-        eventSetCreate: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?,
-        registerEvents: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32)?,
-        eventSetWait: (@convention(c) (OpaquePointer, UnsafeMutablePointer<boxcar_nvmlEventData_t>, UInt32) -> Int32)?,
-        missingSymbols: [String]
-    ) {
+    /// Binds every function; each takes its type from the property it is stored in.
+    private init(path: String, driverVersion: String, handle: UnsafeMutableRawPointer, symbols: SymbolTable) {
         self.path = path
         self.driverVersion = driverVersion
         self.handle = handle
-        self.shutdown = shutdown
-        self.errorString = errorString
-        self.deviceCount = deviceCount
-        self.handleByIndex = handleByIndex
-        self.name = name
-        self.uuid = uuid
-        self.utilization = utilization
-        self.memoryInfo = memoryInfo
-        self.memoryInfoV2 = memoryInfoV2
-        self.temperature = temperature
-        self.powerUsage = powerUsage
-        self.powerLimit = powerLimit
-        self.totalEnergy = totalEnergy
-        self.clockInfo = clockInfo
-        self.pcieThroughput = pcieThroughput
-        self.fanSpeed = fanSpeed
-        self.clocksEventReasons = clocksEventReasons
-        self.totalEccErrors = totalEccErrors
-        self.migMode = migMode
-        self.maxMigDeviceCount = maxMigDeviceCount
-        self.migDeviceHandleByIndex = migDeviceHandleByIndex
-        self.computeProcesses = computeProcesses
-        self.eventSetCreate = eventSetCreate
-        self.registerEvents = registerEvents
-        self.eventSetWait = eventSetWait
-        self.missingSymbols = missingSymbols
+        shutdown = symbols.find("nvmlShutdown")
+        errorString = symbols.find("nvmlErrorString")
+        deviceCount = symbols.find("nvmlDeviceGetCount_v2")
+        handleByIndex = symbols.find("nvmlDeviceGetHandleByIndex_v2")
+        name = symbols.find("nvmlDeviceGetName")
+        uuid = symbols.find("nvmlDeviceGetUUID")
+        utilization = symbols.find("nvmlDeviceGetUtilizationRates")
+        memoryInfo = symbols.find("nvmlDeviceGetMemoryInfo")
+        memoryInfoV2 = symbols.find("nvmlDeviceGetMemoryInfo_v2")
+        temperature = symbols.find("nvmlDeviceGetTemperature")
+        powerUsage = symbols.find("nvmlDeviceGetPowerUsage")
+        powerLimit = symbols.find("nvmlDeviceGetEnforcedPowerLimit")
+        totalEnergy = symbols.find("nvmlDeviceGetTotalEnergyConsumption")
+        clockInfo = symbols.find("nvmlDeviceGetClockInfo")
+        pcieThroughput = symbols.find("nvmlDeviceGetPcieThroughput")
+        fanSpeed = symbols.find("nvmlDeviceGetFanSpeed")
+        clocksEventReasons = symbols.find("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+        totalEccErrors = symbols.find("nvmlDeviceGetTotalEccErrors")
+        migMode = symbols.find("nvmlDeviceGetMigMode")
+        maxMigDeviceCount = symbols.find("nvmlDeviceGetMaxMigDeviceCount")
+        migDeviceHandleByIndex = symbols.find("nvmlDeviceGetMigDeviceHandleByIndex")
+        computeProcesses = symbols.find("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2")
+        eventSetCreate = symbols.find("nvmlEventSetCreate")
+        registerEvents = symbols.find("nvmlDeviceRegisterEvents")
+        eventSetWait = symbols.find("nvmlEventSetWait_v2")
+        missingSymbols = symbols.missing
     }
 
     deinit {
@@ -174,6 +111,28 @@ public final class NVMLLibrary: @unchecked Sendable {
 
     func describe(_ code: Int32) -> String {
         errorString?(code).map { String(cString: $0) } ?? "NVML error \(code)"
+    }
+}
+
+/// Looks functions up in an opened library, noting those it lacks.
+private final class SymbolTable {
+    let handle: UnsafeMutableRawPointer
+    let hiding: Set<String>
+    var missing: [String] = []
+
+    init(handle: UnsafeMutableRawPointer, hiding: Set<String>) {
+        self.handle = handle
+        self.hiding = hiding
+    }
+
+    /// The first of `names` the library has, as a function of type `F` (newer drivers renamed
+    /// some functions, with the same signature).
+    func find<F>(_ names: String...) -> F? {
+        for name in names where !hiding.contains(name) {
+            if let address = dlsym(handle, name) { return unsafeBitCast(address, to: F.self) }
+        }
+        missing.append(names[0])
+        return nil
     }
 }
 

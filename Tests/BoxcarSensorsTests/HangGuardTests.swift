@@ -1,43 +1,73 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import BoxcarSensors
+import BoxcarSensors
 import Synchronization
 import Testing
 
+/// What a hung sensor must not do: hold the tick past its deadline, be called again while it
+/// hangs, or keep the other sensors from answering, however many hang at once.
 @Suite struct HangGuardTests {
-    /// The thread a call ran on.
-    static func thread() -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(bitPattern: UInt(pthread_self())))) }
+    /// A call that blocks until `release`, counting how often it was made.
+    final class Blocking: Sendable {
+        private let released = Mutex(false)
+        private let count = Mutex(0)
+        var calls: Int { count.withLock { $0 } }
 
-    @Test func callsThatReturnInTimeShareOneThreadAndAHungOneIsLetGo() throws {
-        let guardian = HangGuard<String>()
-        guard case .finished(let first) = guardian.run("cpu", within: .seconds(1), { Self.thread() }),
-            case .finished(let second) = guardian.run("memory", within: .seconds(1), { Self.thread() })
-        else { Issue.record("a quick call did not finish"); return }
-        #expect(first == second)
-        #expect(first != Self.thread())  // not on the caller's
-        // A call that hangs until released: one deadline, then it is left to run.
-        let released = Mutex(false)
-        let started = ContinuousClock.now
-        guard case .timedOut = guardian.run("nfs", within: .milliseconds(100), {
+        func call() -> Int {
+            count.withLock { $0 += 1 }
             while !released.withLock({ $0 }) { usleep(1000) }
-            return Self.thread()
-        }) else { Issue.record("the hung call was not given up on"); return }
-        #expect(ContinuousClock.now - started < .seconds(1))
+            return 7
+        }
+
+        func release() { released.withLock { $0 = true } }
+    }
+
+    @Test func aQuickCallAnswersAndAHungOneIsGivenUpOnAfterItsDeadlineAndNotCalledAgain() throws {
+        let guardian = HangGuard<String>()
+        guard case .finished(let value) = guardian.run("cpu", within: .seconds(10), { 42 }) else {
+            Issue.record("a quick call did not finish"); return
+        }
+        #expect(value == 42)
+
+        let nfs = Blocking()
+        let started = ContinuousClock.now
+        guard case .timedOut = guardian.run("nfs", within: .milliseconds(100), nfs.call) else {
+            Issue.record("the hung call was not given up on"); return
+        }
+        // One deadline (0.1 s), not for ever; the bound leaves room for a loaded machine.
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(guardian.hung.keys.sorted() == ["nfs"])
-        guard case .stillRunning = guardian.run("nfs", within: .seconds(1), { Self.thread() }) else {
-            Issue.record("the hung key was called again"); return
+        guard case .stillRunning = guardian.run("nfs", within: .seconds(10), nfs.call) else {
+            Issue.record("the hung key was not reported as still running"); return
         }
-        // Other keys go on, on another thread than the hung one.
-        guard case .finished(let third) = guardian.run("cpu", within: .seconds(1), { Self.thread() }) else {
-            Issue.record("a call after the hung one did not finish"); return
-        }
-        #expect(third != first)
-        released.withLock { $0 = true }
-        for _ in 0..<100 where !guardian.hung.isEmpty { usleep(10_000) }
+        #expect(nfs.calls == 1)
+
+        nfs.release()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !guardian.hung.isEmpty && ContinuousClock.now < deadline { usleep(10_000) }
         #expect(guardian.hung.isEmpty)
-        guard case .finished = guardian.run("nfs", within: .seconds(1), { Self.thread() }) else {
+        guard case .finished(let again) = guardian.run("nfs", within: .seconds(10), { 8 }) else {
             Issue.record("the key was not called again once its call returned"); return
         }
+        #expect(again == 8)
+    }
+
+    /// More hung calls than the machine has cores: a pool the size of the CPU count (Dispatch's)
+    /// would have no thread left for the next call.
+    @Test func manyHungCallsLeaveTheOthersAnswering() throws {
+        let guardian = HangGuard<Int>()
+        let hung = Blocking()
+        defer { hung.release() }
+        for key in 0..<8 {
+            guard case .timedOut = guardian.run(key, within: .milliseconds(50), hung.call) else {
+                Issue.record("hung call \(key) was not given up on"); return
+            }
+        }
+        #expect(guardian.hung.count == 8)
+        guard case .finished(let value) = guardian.run(100, within: .seconds(10), { 1 }) else {
+            Issue.record("a call after eight hung ones did not finish"); return
+        }
+        #expect(value == 1)
     }
 }
