@@ -77,7 +77,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                         guard let batch = try await batches.next() else { return nil }
                         let ingest: IngestBatch
                         do {
-                            ingest = try Self.ingestBatch(batch, limits: limits)
+                            ingest = try batch.validated(limits)
                             // Check parents here, not only in the transaction, so that a refused
                             // batch is the last one read.
                             for parent in Self.parents(of: ingest) where !knownParents.contains(parent) {
@@ -116,7 +116,8 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         let status = rpcError(error)
         return RPCError(
             code: status.code,
-            message: "batch \(batchID) refused, nothing of it stored: \(status.message)")
+            message: "batch \(batchID) refused, nothing of it stored: \(status.message)",
+            metadata: status.metadata)
     }
 
     static func parents(of batch: IngestBatch) -> Set<String> {
@@ -124,67 +125,6 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         parents.formUnion(batch.events.map(\.parentID))
         parents.formUnion(batch.metadata.map(\.parentID))
         return parents
-    }
-
-    /// The batch as domain values, every limit checked: the points grouped by series.
-    static func ingestBatch(_ batch: Boxcar_V1_LogBatch, limits: Limits) throws -> IngestBatch {
-        let points = batch.points
-        let count = points.key.count
-        guard points.step.count == count, points.wallclockNs.count == count, points.value.count == count else {
-            throw ValidationError(
-                "points columns differ in length: key \(count), step \(points.step.count), wallclock_ns \(points.wallclockNs.count), value \(points.value.count)")
-        }
-        let total = count + batch.stringPoints.count + batch.bytesPoints.count
-        guard total <= limits.maxBatchPoints else {
-            throw ValidationError("\(total) points in one batch; the limit is \(limits.maxBatchPoints)")
-        }
-        guard batch.events.count + batch.metadata.count <= limits.maxBatchRecords else {
-            throw ValidationError(
-                "\(batch.events.count + batch.metadata.count) events and metadata updates in one batch; the limit is \(limits.maxBatchRecords)")
-        }
-        guard batch.series.count <= limits.maxBatchRecords else {
-            throw ValidationError("\(batch.series.count) series in one batch; the limit is \(limits.maxBatchRecords)")
-        }
-        for series in batch.series {
-            try limits.checkParentID(series.parentID, "series parent_id")
-            try limits.checkKey(series.key)
-        }
-        let seriesCount = batch.series.count
-        var columns = [MetricColumns](repeating: MetricColumns(), count: seriesCount)
-        for index in 0..<count {
-            let key = Int(points.key[index])
-            guard key < seriesCount else {
-                throw ValidationError("point \(index) names series \(key); the batch has \(seriesCount)")
-            }
-            columns[key].append(step: points.step[index], wallclock: points.wallclockNs[index], value: points.value[index])
-        }
-        for point in batch.stringPoints {
-            let key = Int(point.key)
-            guard key < seriesCount else { throw ValidationError("a string point names series \(key); the batch has \(seriesCount)") }
-            try limits.checkMetricValue(.string(point.value), key: batch.series[key].key)
-            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .string(point.value)))
-        }
-        for point in batch.bytesPoints {
-            let key = Int(point.key)
-            guard key < seriesCount else { throw ValidationError("a bytes point names series \(key); the batch has \(seriesCount)") }
-            try limits.checkMetricValue(.bytes(Array(point.value)), key: batch.series[key].key)
-            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .bytes(Array(point.value))))
-        }
-        var ingest = IngestBatch()
-        for (index, series) in batch.series.enumerated() where !columns[index].isEmpty {
-            ingest.series.append(.init(parentID: series.parentID, key: series.key, columns: columns[index]))
-        }
-        for event in batch.events {
-            try limits.checkParentID(event.parentID, "event parent_id")
-            ingest.events.append(try validatedEvent(event.event, parentID: event.parentID, limits: limits))
-        }
-        for update in batch.metadata {
-            try limits.checkParentID(update.parentID, "metadata parent_id")
-            let metadata = Metadata(protobuf: update.metadata)
-            try limits.checkMetadata(metadata)
-            ingest.metadata.append(.init(parentID: update.parentID, metadata: metadata))
-        }
-        return ingest
     }
 
     // MARK: Attachments

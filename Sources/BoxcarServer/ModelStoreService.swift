@@ -26,17 +26,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_CreateExperimentRequest, context: ServerContext
     ) async throws -> Modelbox_CreateExperimentResponse {
         try await handling {
-            try limits.checkName(request.name, "name")
-            try limits.checkName(request.namespace, "namespace", required: false)
-            try limits.checkName(request.owner, "owner", required: false)
-            try limits.checkName(request.task, "task", required: false)
-            try limits.checkName(request.externalID, "external_id", required: false)
-            let metadata = request.metadata.domain
-            try limits.checkMetadata(metadata)
-            let (experiment, existed) = try await store.createExperiment(.init(
-                name: request.name, namespace: request.namespace, owner: request.owner,
-                framework: MLFramework(request.framework), task: request.task,
-                externalID: request.externalID, metadata: metadata))
+            let (experiment, existed) = try await store.createExperiment(request.validated(limits))
             if !existed { changes.publish(.experiment(experiment, created: true)) }
             return .with {
                 $0.experimentID = experiment.id
@@ -75,8 +65,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     ) async throws -> Modelbox_UpdateMetadataResponse {
         try await handling {
             try limits.checkParentID(request.parentID)
-            let metadata = request.metadata.domain
-            try limits.checkMetadata(metadata)
+            let metadata = try request.metadata.validated(limits)
             let updatedAt = try await store.updateMetadata(parentID: request.parentID, metadata: metadata)
             if let experiment = try await store.experiment(id: request.parentID) {
                 changes.publish(.experiment(experiment, created: false))
@@ -103,14 +92,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_LogMetricsRequest, context: ServerContext
     ) async throws -> Modelbox_LogMetricsResponse {
         try await handling {
-            try limits.checkParentID(request.parentID)
-            try limits.checkKey(request.key)
-            guard request.hasValue, let point = MetricPoint(request.value) else {
-                throw ValidationError("value must hold f_val, s_tensor or b_tensor")
-            }
-            try limits.checkMetricValue(point.value, key: request.key)
-            try await store.appendMetrics(
-                parentID: request.parentID, key: request.key, columns: MetricColumns([point]))
+            let columns = try request.validated(limits)
+            try await store.appendMetrics(parentID: request.parentID, key: request.key, columns: columns)
             return Modelbox_LogMetricsResponse()
         }
     }
@@ -132,7 +115,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     ) async throws -> Modelbox_LogEventResponse {
         try await handling {
             try limits.checkParentID(request.parentID)
-            let event = try validatedEvent(request.event, parentID: request.parentID, limits: limits)
+            let event = try request.event.validated(limits, parentID: request.parentID)
             let createdAt = try await store.logEvent(event)
             return .with { $0.createdAt = .init(nanoseconds: createdAt) }
         }
@@ -154,11 +137,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_TrackArtifactsRequest, context: ServerContext
     ) async throws -> Modelbox_TrackArtifactsResponse {
         try await handling {
-            guard request.files.count <= limits.maxFilesPerRequest else {
-                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest) per call")
-            }
-            let files = try request.files.map { try validatedFile($0, limits: limits) }
-            let records = try await store.addFiles(files)
+            let records = try await store.addFiles(request.files.validated(limits, parentRequired: true))
             return .with {
                 $0.numFilesTracked = Int32(records.count)
                 $0.createdAt = .init(nanoseconds: records.first?.createdAt ?? WallClock.now())
@@ -183,7 +162,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
             guard let first = try await frames.next(), case .metadata(let metadata) = first.streamFrame else {
                 throw ValidationError("the first frame of UploadFile must be metadata (parent_id, file_type, checksum, path)")
             }
-            var file = try validatedFile(metadata, limits: limits)
+            var file = try metadata.validated(limits)
             let expected = ExpectedChecksum(metadata.checksum)
             // Refuse an unknown parent before taking any bytes.
             guard try await store.objectKind(file.parentID) != nil else {
@@ -240,17 +219,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_CreateCheckpointRequest, context: ServerContext
     ) async throws -> Modelbox_CreateCheckpointResponse {
         try await handling {
-            try limits.checkParentID(request.experimentID, "experiment_id")
-            try limits.checkCheckpointMetrics(request.metrics)
-            let metadata = request.metadata.domain
-            try limits.checkMetadata(metadata)
-            guard request.files.count <= limits.maxFilesPerRequest else {
-                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
-            }
-            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
-            let checkpoint = try await store.createCheckpoint(
-                experimentID: request.experimentID, epoch: request.epoch, metrics: request.metrics,
-                files: files, metadata: metadata)
+            let checkpoint = try await store.createCheckpoint(request.validated(limits))
             return .with {
                 $0.checkpointID = checkpoint.id
                 $0.createdAt = .init(nanoseconds: checkpoint.createdAt)
@@ -287,21 +256,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_CreateModelRequest, context: ServerContext
     ) async throws -> Modelbox_CreateModelResponse {
         try await handling {
-            try limits.checkName(request.name, "name")
-            try limits.checkName(request.namespace, "namespace", required: false)
-            try limits.checkName(request.owner, "owner", required: false)
-            try limits.checkName(request.task, "task", required: false)
-            try limits.checkText(request.description_p, "description")
-            let metadata = request.metadata.domain
-            try limits.checkMetadata(metadata)
-            guard request.files.count <= limits.maxFilesPerRequest else {
-                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
-            }
-            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
-            let (model, existed) = try await store.createModel(.init(
-                name: request.name, owner: request.owner, namespace: request.namespace,
-                task: request.task, description: request.description_p, metadata: metadata,
-                files: files))
+            let (model, existed) = try await store.createModel(request.validated(limits))
             if !existed { changes.publish(.model(model, created: true)) }
             return .with {
                 $0.id = model.id
@@ -324,21 +279,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_CreateModelVersionRequest, context: ServerContext
     ) async throws -> Modelbox_CreateModelVersionResponse {
         try await handling {
-            try limits.checkParentID(request.model, "model")
-            try limits.checkName(request.name, "name", required: false)
-            try limits.checkName(request.version, "version")
-            try limits.checkText(request.description_p, "description")
-            for tag in request.uniqueTags { try limits.checkName(tag, "unique_tags") }
-            let metadata = request.metadata.domain
-            try limits.checkMetadata(metadata)
-            guard request.files.count <= limits.maxFilesPerRequest else {
-                throw ValidationError("\(request.files.count) files; the limit is \(limits.maxFilesPerRequest)")
-            }
-            let files = try request.files.map { try validatedFile($0, limits: limits, parentRequired: false) }
-            let version = try await store.createModelVersion(.init(
-                modelID: request.model, name: request.name, version: request.version,
-                description: request.description_p, framework: MLFramework(request.framework),
-                uniqueTags: request.uniqueTags, metadata: metadata, files: files))
+            let version = try await store.createModelVersion(request.validated(limits))
             return .with {
                 $0.modelVersion = version.id
                 $0.createdAt = .init(nanoseconds: version.createdAt)
@@ -405,30 +346,6 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     ) async throws -> Modelbox_GetClusterMembersResponse {
         .with { $0.members = [member] }
     }
-}
-
-// MARK: Validation shared by the services
-
-/// A file description as sent, checked against the limits. `parentRequired` is false where the
-/// request itself names the parent (files of a checkpoint or model).
-func validatedFile(
-    _ file: Modelbox_FileMetadata, limits: Limits, parentRequired: Bool = true
-) throws -> NewFile {
-    if parentRequired { try limits.checkParentID(file.parentID, "file parent_id") }
-    try limits.checkText(file.path, "path")
-    try limits.checkLength(file.checksum, "checksum", max: limits.maxChecksumBytes)
-    try limits.checkText(file.checksum, "checksum")
-    return NewFile(
-        parentID: file.parentID, fileType: FileType(file.fileType), checksum: file.checksum,
-        path: file.path)
-}
-
-func validatedEvent(_ event: Modelbox_Event, parentID: String, limits: Limits) throws -> Event {
-    try limits.checkName(event.name, "event name")
-    try limits.checkName(event.source.name, "event source", required: false)
-    let domain = event.domain(parentID: parentID)
-    try limits.checkMetadata(domain.metadata, "event metadata")
-    return domain
 }
 
 /// The checksum a client sent with an upload: MD5 (32 hex digits, what ModelBox clients send)

@@ -48,6 +48,23 @@ public struct NewFile: Sendable {
     }
 }
 
+/// A checkpoint of an experiment at an epoch; its files' parent is the checkpoint itself.
+public struct NewCheckpoint: Sendable {
+    public var experimentID: String
+    public var epoch: UInt64
+    public var metrics: [String: Float]
+    public var files: [NewFile]
+    public var metadata: Metadata
+
+    public init(experimentID: String, epoch: UInt64, metrics: [String: Float], files: [NewFile], metadata: Metadata) {
+        self.experimentID = experimentID
+        self.epoch = epoch
+        self.metrics = metrics
+        self.files = files
+        self.metadata = metadata
+    }
+}
+
 public struct NewModel: Sendable {
     public var name: String
     public var owner: String

@@ -61,9 +61,7 @@ public protocol RecordStore: Sendable {
     func file(id: String) async throws -> FileRecord?
     /// Creates the checkpoint of an experiment at an epoch; a second call for the same epoch
     /// updates it (its metrics replaced, files added, metadata upserted).
-    func createCheckpoint(
-        experimentID: String, epoch: UInt64, metrics: [String: Float], files: [NewFile], metadata: Metadata
-    ) async throws -> Checkpoint
+    func createCheckpoint(_ new: NewCheckpoint) async throws -> Checkpoint
     func checkpoint(experimentID: String, epoch: UInt64) async throws -> (Checkpoint, [FileRecord])?
     func checkpoints(experimentID: String) async throws -> [(Checkpoint, [FileRecord])]
     /// Creates a model, or finds the one of the same name and namespace and changes nothing.

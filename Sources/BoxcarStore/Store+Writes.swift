@@ -186,10 +186,8 @@ extension Store {
 
     /// Creates the checkpoint of an experiment at an epoch; a second call for the same epoch
     /// updates it (its metrics replaced, files added, metadata upserted).
-    public func createCheckpoint(
-        experimentID: String, epoch: UInt64, metrics: [String: Float], files: [NewFile],
-        metadata: Metadata
-    ) async throws -> Checkpoint {
+    public func createCheckpoint(_ new: NewCheckpoint) async throws -> Checkpoint {
+        let (experimentID, epoch, metrics, files, metadata) = (new.experimentID, new.epoch, new.metrics, new.files, new.metadata)
         let metricsText = try JSONValue.object(metrics.mapValues { .number(Double($0)) }).jsonText()
         let metadataText = try metadata.mapValues { try $0.jsonText() }
         return try await write { context in

@@ -71,6 +71,7 @@ import BoxcarTestSupport
             } catch let error as RPCError {
                 #expect(error.code == .notFound)
                 #expect(error.message.contains("batch 3"))
+                #expect(Array(error.metadata[stringValues: "boxcar-reason"]) == ["not-found"])
             }
             let loss = try await client.metrics(parentID: id, keys: ["loss"])
             // Batches 0, 1 and 2 were acknowledged and kept; nothing of batch 3 or after.
@@ -88,7 +89,9 @@ import BoxcarTestSupport
             ]
             for batch in broken {
                 await #expect(performing: { _ = try await client.log(count: 1) { _ in batch } }, throws: { error in
-                    (error as? RPCError)?.code == .invalidArgument
+                    guard let error = error as? RPCError else { return false }
+                    return error.code == .invalidArgument
+                        && Array(error.metadata[stringValues: "boxcar-reason"]) == ["invalid-argument"]
                 })
             }
             #expect(try await client.metrics(parentID: id, keys: nil).isEmpty)

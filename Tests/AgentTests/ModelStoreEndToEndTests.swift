@@ -234,7 +234,10 @@ import BoxcarTestSupport
             }
             await #expect(performing: { try await upload(metadataFirst: false, size: 10) }, throws: code(.invalidArgument))
             await #expect(performing: { try await upload(checksum: String(repeating: "0", count: 32), size: 10) }, throws: code(.invalidArgument))
-            await #expect(performing: { try await upload(size: 1001) }, throws: code(.resourceExhausted))
+            await #expect(performing: { try await upload(size: 1001) }, throws: { error in
+                guard let error = error as? RPCError else { return false }
+                return error.code == .resourceExhausted && Array(error.metadata[stringValues: "boxcar-reason"]) == ["limit"]
+            })
             await #expect(performing: { try await upload(size: 10, parent: "nope") }, throws: code(.notFound))
             #expect(try await store.listArtifacts(.with { $0.parentID = id }).files.isEmpty)
             let blobs = try FileManager.default.subpathsOfDirectory(atPath: directory.file("data/artifacts/blobs"))

@@ -191,10 +191,10 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
     @Test func checkpointsModelsAndVersions() async throws {
         let store = try Store.open(path: path)
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
-        let checkpoint = try await store.createCheckpoint(
+        let checkpoint = try await store.createCheckpoint(.init(
             experimentID: experiment.id, epoch: 3, metrics: ["loss": 0.25],
             files: [.init(parentID: "", fileType: .checkpoint, checksum: "abc", path: "/ckpt/3.pt")],
-            metadata: ["note": .string("best")])
+            metadata: ["note": .string("best")]))
         let found = try #require(try await store.checkpoint(experimentID: experiment.id, epoch: 3))
         #expect(found.0.id == checkpoint.id)
         #expect(found.0.metrics == ["loss": 0.25])

@@ -218,6 +218,7 @@ def test_a_hundred_thousand_keys_meet_the_cardinality_limit(target):
     assert accepted == 50_000
     assert refusal is not None and refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "50000 series" in refusal.details()
+    assert ("boxcar-reason", "limit") in refusal.trailing_metadata()  # never worth retrying
     keys = target.ag.QueryMetrics(ag.QueryMetricsRequest(parent_id=parent, keys=["key/0", "key/49999", "key/50000"])).series
     assert sorted(s.key for s in keys) == ["key/0", "key/49999"]  # the refused batches stored nothing
 

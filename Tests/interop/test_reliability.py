@@ -241,11 +241,13 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_pat
         assert refusal is not None, "the disk never filled"
         assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refusal
         assert "full" in refusal.details()
+        assert ("boxcar-reason", "disk-full") in refusal.trailing_metadata()  # worth retrying
         with pytest.raises(grpc.RpcError) as upload:
             modelbox_pb2_grpc.ModelStoreStub(channel).UploadFile(iter([
                 mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path="big.bin")),
                 mb.UploadFileRequest(chunks=os.urandom(1 << 20))]), timeout=30)
         assert upload.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, upload.value
+        assert ("boxcar-reason", "disk-full") in upload.value.trailing_metadata()
         assert not [path for path in (small_disk / "artifacts").rglob("*") if path.is_file()]
         # Reads go on while writes are refused.
         steps = stored_steps(agent.target, parent).get("a", set())

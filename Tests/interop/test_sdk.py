@@ -84,7 +84,7 @@ def test_the_documented_flow_reads_back_whole(agent, tmp_path, monkeypatch):
             "yolo-v4", "cv", "foo@bar.com", "ext1", MLFramework.PYTORCH)
         with pytest.raises(BoxcarError) as missing:
             mbox.experiment("0" * 40)
-        assert missing.value.code == "NOT_FOUND"
+        assert (missing.value.code, missing.value.reason) == ("NOT_FOUND", "not-found")
         experiment.finish()
 
 

@@ -10,7 +10,10 @@ Logging never waits for the agent: a background thread ships batches over ``boxc
 The generated gRPC stubs live in ``boxcar._proto``.
 """
 
-from ._client import Boxcar, BoxcarError, Experiment, default_target, experiment_id
+from ._channel import default_target
+from ._client import Boxcar, experiment_id
+from ._errors import BoxcarError
+from ._experiment import Experiment
 from ._types import (
     Artifact,
     Event,

@@ -15,10 +15,11 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import grpc
 
+from ._errors import is_refusal, status
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("boxcar")
@@ -29,9 +30,30 @@ BATCH_SERIES = 10_000  # series, and events plus metadata updates, per batch (th
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 
-# Buffered items: (METRICS, parent, step, wallclock_ns, {key: value}) with values already float,
-# str or bytes; (EVENT, agent_pb2.ParentEvent); (METADATA, agent_pb2.MetadataUpdate).
-METRICS, EVENT, METADATA = 0, 1, 2
+class Points(NamedTuple):
+    """The metrics of one step of one parent, values already float, str or bytes."""
+
+    parent: str
+    step: int
+    wallclock_ns: int
+    values: Dict[str, Any]
+
+    @property
+    def records(self) -> int:
+        return len(self.values)
+
+
+class EventRecord(NamedTuple):
+    event: agent_pb2.ParentEvent
+    records: int = 1
+
+
+class MetadataRecord(NamedTuple):
+    update: agent_pb2.MetadataUpdate
+    records: int = 1
+
+
+Item = Union[Points, EventRecord, MetadataRecord]
 
 
 class Refused(Exception):
@@ -54,7 +76,7 @@ class Shipper:
         self._wake = threading.Condition(self._lock)  # the shipper waits for work
         self._space = threading.Condition(self._lock)  # producers wait for room (block policy)
         self._progress = threading.Condition(self._lock)  # flush waits for acknowledgements
-        self._items: Deque[tuple] = collections.deque()
+        self._items: Deque[Item] = collections.deque()
         self._buffered = 0  # records in _items
         self._enqueued = 0  # records ever accepted
         self._settled = 0  # records acknowledged, or dropped after a refusal
@@ -69,10 +91,10 @@ class Shipper:
 
     # MARK: the caller's side
 
-    def put(self, item: tuple) -> None:
+    def put(self, item: Item) -> None:
         """Buffers one item (points of one step, an event, a metadata update), or drops it and
         counts its records when the buffer is full and the policy is to drop."""
-        records = _records(item)
+        records = item.records
         with self._lock:
             if self._buffered + records > self._max and self._buffered > 0:
                 if not self._block:
@@ -119,104 +141,111 @@ class Shipper:
     # MARK: the shipper's side
 
     def _run(self) -> None:
-        in_flight: Deque[Tuple[agent_pb2.LogBatch, int]] = collections.deque()  # sent, not acknowledged
-        next_id = 1
-        backoff = BACKOFF_START_S
-        stream: Optional[_Stream] = None
-        down_since: Optional[float] = None
+        link = _Link()
         while True:
-            with self._lock:
-                # Sleep until there is something to do: items to send (with room in the window),
-                # acknowledgements to count, a broken stream, or the end.
-                while True:
-                    if stream is not None and (stream.acks or stream.broken is not None):
-                        break
-                    if self._items and (stream is None or len(in_flight) < WINDOW):
-                        break
-                    if stream is None and in_flight:
-                        break
-                    if self._closing and not in_flight and not self._items:
-                        break
-                    self._idle = True
-                    self._wake.wait()
-                    self._idle = False
-                if self._closing and not in_flight and not self._items:
+            work = self._wait_for_work(link)
+            if work is None:
+                break
+            acks, failure = work
+            link.count_acknowledged(acks, self._settle)
+            if failure is not None:
+                self._lost_stream(link, failure)
+            if link.stream is None and not self._connect_and_resend(link):
+                if self._closing:
                     break
-                # Both under the lock: acknowledgements that came before the break are counted.
-                acks = stream.take_acks() if stream is not None else []
-                failure = stream.broken if stream is not None else None
-            # Acknowledgements come in order: each settles the oldest batch in flight.
-            for ack in acks:
-                if in_flight and in_flight[0][0].batch_id == ack.batch_id:
-                    _, records = in_flight.popleft()
-                    self._settle(records)
-            if stream is not None and failure is not None:
-                stream.close()
-                stream = None
-                if isinstance(failure, Refused) and in_flight:
-                    # The oldest unacknowledged batch was refused; those after it were not read.
-                    _, records = in_flight.popleft()
-                    self._settle(records, refused=True, error=failure)
-                elif down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("boxcar: lost the agent (%s); buffering and reconnecting", _describe(failure))
-                    with self._lock:
-                        self.error = self.error or failure
-            if stream is None:
-                try:
-                    self._before_stream()
-                    stream = _Stream(self._connect(), self._lock, self._wake)
-                    for batch, _ in in_flight:
-                        stream.send(batch)
-                    if down_since is not None:
-                        log.warning("boxcar: reached the agent after %.1f s; resent %d batches",
-                                    time.monotonic() - down_since, len(in_flight))
-                        down_since = None
-                    backoff = BACKOFF_START_S
-                except Exception as error:  # noqa: BLE001 - any failure to reach the agent is retried
-                    if stream is not None:
-                        stream.close()
-                        stream = None
-                    if down_since is None:
-                        down_since = time.monotonic()
-                        log.warning("boxcar: cannot reach the agent (%s); buffering and retrying", _describe(error))
-                    with self._lock:
-                        self.error = self.error or error
-                        if self._closing:
-                            break
-                        self._wake.wait(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
-                    continue
-            while len(in_flight) < WINDOW:
-                items = self._take()
-                if not items:
-                    break
-                try:
-                    batch, records, rest = _build(items, next_id)
-                except Exception as error:  # noqa: BLE001 - one bad item must not stop the shipper
-                    # The caller checks what it can; whatever protobuf still refuses is dropped
-                    # and counted, and the rest goes on.
-                    self._settle(sum(_records(item) for item in items), refused=True, error=error)
-                    continue
-                if rest:
-                    with self._lock:
-                        self._items.extendleft(reversed(rest))
-                        self._buffered += sum(_records(item) for item in rest)
-                next_id += 1
-                in_flight.append((batch, records))
-                stream.send(batch)
-        if stream is not None:
-            stream.close()
+                continue
+            self._fill_window(link)
+        link.close()
         with self._lock:
             self._progress.notify_all()
 
-    def _take(self) -> List[tuple]:
+    def _wait_for_work(self, link: "_Link") -> Optional[Tuple[List[agent_pb2.LogAck], Optional[BaseException]]]:
+        """Sleeps until there is something to do: items to send (with room in the window),
+        acknowledgements to count, a broken stream, or the end (None)."""
         with self._lock:
-            taken: List[tuple] = []
+            while True:
+                stream = link.stream
+                if stream is not None and (stream.acks or stream.broken is not None):
+                    break
+                if self._items and (stream is None or len(link.in_flight) < WINDOW):
+                    break
+                if stream is None and link.in_flight:
+                    break
+                if self._closing and not link.in_flight and not self._items:
+                    return None
+                self._idle = True
+                self._wake.wait()
+                self._idle = False
+            # Both under the lock: acknowledgements that came before the break are counted.
+            if link.stream is None:
+                return [], None
+            return link.stream.take_acks(), link.stream.broken
+
+    def _lost_stream(self, link: "_Link", failure: BaseException) -> None:
+        link.drop_stream()
+        if isinstance(failure, Refused) and link.in_flight:
+            # The oldest unacknowledged batch was refused; those after it were not read.
+            _, records = link.in_flight.popleft()
+            self._settle(records, refused=True, error=failure)
+        elif link.down_since is None:
+            link.down_since = time.monotonic()
+            log.warning("boxcar: lost the agent (%s); buffering and reconnecting", _describe(failure))
+            with self._lock:
+                self.error = self.error or failure
+
+    def _connect_and_resend(self, link: "_Link") -> bool:
+        """Opens a stream and sends every batch not acknowledged again, in order; on failure waits
+        out the backoff (or until closing) and returns False."""
+        try:
+            self._before_stream()
+            link.stream = _Stream(self._connect(), self._lock, self._wake)
+            for batch, _ in link.in_flight:
+                link.stream.send(batch)
+            if link.down_since is not None:
+                log.warning("boxcar: reached the agent after %.1f s; resent %d batches",
+                            time.monotonic() - link.down_since, len(link.in_flight))
+                link.down_since = None
+            link.backoff = BACKOFF_START_S
+            return True
+        except Exception as error:  # noqa: BLE001 - any failure to reach the agent is retried
+            link.drop_stream()
+            if link.down_since is None:
+                link.down_since = time.monotonic()
+                log.warning("boxcar: cannot reach the agent (%s); buffering and retrying", _describe(error))
+            with self._lock:
+                self.error = self.error or error
+                if not self._closing:
+                    self._wake.wait(link.backoff)
+            link.backoff = min(link.backoff * 2, BACKOFF_MAX_S)
+            return False
+
+    def _fill_window(self, link: "_Link") -> None:
+        while len(link.in_flight) < WINDOW:
+            items = self._take()
+            if not items:
+                return
+            try:
+                batch, records, rest = _build(items, link.next_id)
+            except Exception as error:  # noqa: BLE001 - one bad item must not stop the shipper
+                # The caller checks what it can; whatever protobuf still refuses is dropped and
+                # counted, and the rest goes on.
+                self._settle(sum(item.records for item in items), refused=True, error=error)
+                continue
+            if rest:
+                with self._lock:
+                    self._items.extendleft(reversed(rest))
+                    self._buffered += sum(item.records for item in rest)
+            link.next_id += 1
+            link.in_flight.append((batch, records))
+            link.stream.send(batch)
+
+    def _take(self) -> List[Item]:
+        with self._lock:
+            taken: List[Item] = []
             points = 0
             while self._items and points < BATCH_POINTS:
                 item = self._items.popleft()
-                count = _records(item)
+                count = item.records
                 points += count
                 self._buffered -= count
                 taken.append(item)
@@ -234,11 +263,34 @@ class Shipper:
             self._progress.notify_all()
 
 
-def _records(item: tuple) -> int:
-    return len(item[4]) if item[0] == METRICS else 1
+class _Link:
+    """The shipper thread's own state: its stream, the batches sent and not acknowledged (oldest
+    first), and how long to wait before the next try while the agent is away."""
+
+    def __init__(self) -> None:
+        self.stream: Optional[_Stream] = None
+        self.in_flight: Deque[Tuple[agent_pb2.LogBatch, int]] = collections.deque()
+        self.next_id = 1
+        self.backoff = BACKOFF_START_S
+        self.down_since: Optional[float] = None
+
+    def count_acknowledged(self, acks: List[agent_pb2.LogAck], settle: Callable[[int], None]) -> None:
+        # Acknowledgements come in order: each settles the oldest batch in flight.
+        for ack in acks:
+            if self.in_flight and self.in_flight[0][0].batch_id == ack.batch_id:
+                _, records = self.in_flight.popleft()
+                settle(records)
+
+    def drop_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def close(self) -> None:
+        self.drop_stream()
 
 
-def _build(items: List[tuple], batch_id: int) -> Tuple[agent_pb2.LogBatch, int, List[tuple]]:
+def _build(items: List[Item], batch_id: int) -> Tuple[agent_pb2.LogBatch, int, List[Item]]:
     """One LogBatch from buffered items, and the items that did not fit (too many series)."""
     series: Dict[str, Dict[str, int]] = {}
     refs: List[agent_pb2.SeriesRef] = []
@@ -252,9 +304,8 @@ def _build(items: List[tuple], batch_id: int) -> Tuple[agent_pb2.LogBatch, int, 
     metadata: List[agent_pb2.MetadataUpdate] = []
     records = 0
     for position, item in enumerate(items):
-        kind = item[0]
-        if kind == METRICS:
-            _, parent, step, wall, metrics = item
+        if type(item) is Points:
+            parent, step, wall, metrics = item
             indexes = series.get(parent)
             if indexes is None:
                 indexes = series[parent] = {}
@@ -279,7 +330,10 @@ def _build(items: List[tuple], batch_id: int) -> Tuple[agent_pb2.LogBatch, int, 
         else:
             if len(events) + len(metadata) >= BATCH_SERIES and position > 0:
                 return _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata), records, items[position:]
-            (events if kind == EVENT else metadata).append(item[1])
+            if type(item) is EventRecord:
+                events.append(item.event)
+            else:
+                metadata.append(item.update)
             records += 1
     return _batch(batch_id, refs, keys, steps, walls, values, strings, blobs, events, metadata), records, []
 
@@ -330,10 +384,7 @@ class _Stream:
             failure = ConnectionError("the agent ended the stream")
         except grpc.RpcError as error:
             code, details = status(error)
-            if code in _REFUSALS or (code == grpc.StatusCode.RESOURCE_EXHAUSTED and "is full" not in details):
-                failure = Refused(f"{code.name}: {details}")
-            else:
-                failure = error
+            failure = Refused(f"{code.name}: {details}") if is_refusal(error) else error
         except Exception as error:  # noqa: BLE001
             failure = error
         with self._lock:
@@ -352,23 +403,6 @@ class _Stream:
         self._requests.put(self._END)
         self._call.cancel()
         self._channel.close()  # an open channel can hold the interpreter's exit
-
-
-# What the agent answers for a batch it will never store: bad input, no such parent, a limit
-# (RESOURCE_EXHAUSTED but for a full disk). Anything else (UNAVAILABLE while it restarts, a full
-# disk) is retried.
-_REFUSALS = (
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION,
-)
-
-
-def status(error: grpc.RpcError) -> Tuple[Optional[grpc.StatusCode], str]:
-    """The status code and details of a failed call (None for an error without them)."""
-    code = error.code() if hasattr(error, "code") else None
-    details = error.details() if hasattr(error, "details") else None
-    return code, details or str(error)
 
 
 def _describe(error: BaseException) -> str:

@@ -14,7 +14,8 @@ import os
 from argparse import Namespace
 from typing import Any, Dict, Mapping, Optional, Union
 
-from ._client import Boxcar, Experiment
+from ._client import Boxcar
+from ._experiment import Experiment
 from ._types import Event, EventSource, MLFramework
 
 
