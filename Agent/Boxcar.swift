@@ -12,6 +12,6 @@ struct Boxcar: AsyncParsableCommand {
             """,
         subcommands: [
             AgentCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
-            ArtifactsCommand.self, ExportCommand.self, DoctorCommand.self,
+            ArtifactsCommand.self, ExportCommand.self, DoctorCommand.self, SettingsCommand.self,
         ])
 }

@@ -2,13 +2,16 @@
 import Glibc
 #endif
 
-/// `Tests/Fixtures` of this checkout: captured and hand-written /proc and /sys trees.
-public let fixturesDirectory: String = {
+/// The root of this checkout.
+public let checkoutDirectory: String = {
     // #filePath is …/Tests/BoxcarTestSupport/Paths.swift.
     var path = Substring(#filePath)
-    for _ in 0..<2 { path = path[..<path.lastIndex(of: "/")!] }
-    return path + "/Fixtures"
+    for _ in 0..<3 { path = path[..<path.lastIndex(of: "/")!] }
+    return String(path)
 }()
+
+/// `Tests/Fixtures` of this checkout: captured and hand-written /proc and /sys trees.
+public let fixturesDirectory = checkoutDirectory + "/Tests/Fixtures"
 
 /// The fake NVML library the package builds. swift test runs
 /// .build/<triple>/debug/boxcarPackageTests.xctest (or the swift-testing runner beside it): the

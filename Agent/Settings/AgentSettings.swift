@@ -1,0 +1,285 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BoxcarModel
+import BoxcarServer
+import BoxcarStore
+import Configuration
+import Foundation
+import Logging
+import SystemPackage
+
+/// The agent's settings after applying flag > environment > file > default, each setting read
+/// through its one declaration in `all`.
+struct AgentSettings: Sendable {
+    enum Executor: String, Sendable {
+        case swift, nio
+    }
+
+    var agent = AgentConfiguration(databasePath: "", socketPath: "", artifactsDirectory: "")
+    var logLevel = Logger.Level.info
+    var executor = Executor.swift
+
+    /// Every setting, in the order they are applied (a default may depend on one before it) and
+    /// documented.
+    static let all: [Setting] = [
+        Setting(
+            "db", .value(placeholder: "PATH"),
+            default: "`$XDG_DATA_HOME/boxcar/boxcar.db`, else `~/.local/share/boxcar/boxcar.db`",
+            computed: { _ in Defaults.databasePath },
+            help: "the SQLite database",
+            note: "The SQLite database holding everything the agent records.",
+            example: "/var/lib/boxcar/boxcar.db"
+        ) { text, settings in settings.agent.databasePath = text },
+        Setting(
+            "socket", .value(placeholder: "PATH"),
+            default: "`$XDG_RUNTIME_DIR/boxcar/agent.sock`, else `/tmp/boxcar-<uid>/agent.sock`",
+            computed: { _ in Defaults.socketPath },
+            help: "the unix socket",
+            note: "The unix socket serving the ModelBox API and Boxcar's own API (gRPC target unix:///…).",
+            example: "/run/boxcar/agent.sock"
+        ) { text, settings in settings.agent.socketPath = text },
+        Setting(
+            "listen", .value(placeholder: "HOST:PORT"), default: "off", value: nil,
+            help: "also serve on TCP (plaintext); loopback only unless `--allow-remote`",
+            note: """
+                Also serve both APIs on TCP at HOST:PORT, without TLS. Loopback only (127.0.0.1, ::1,
+                localhost) unless allow-remote is true, which then needs token-file.
+                """,
+            example: "127.0.0.1:7070"
+        ) { text, settings in
+            guard !text.isEmpty else { return }
+            do { settings.agent.listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
+        },
+        Setting(
+            "allow-remote", .flag, default: "`false`", value: "false",
+            help: "let `--listen` take another address; needs `--token-file`",
+            note: """
+                Let listen take an address other than loopback. Every call on the TCP listener must then
+                carry `authorization: Bearer <token>` (the Python SDK: Boxcar(token=…) or BOXCAR_TOKEN).
+                """,
+            example: "true"
+        ) { text, settings in settings.agent.allowRemote = try Setting.bool(text, "allow-remote") },
+        Setting(
+            "token-file", .value(placeholder: "PATH"), default: "none", value: nil,
+            help: "a mode-0600 file holding the bearer token every TCP call must carry (`authorization: Bearer …`, compared in constant time, never logged)",
+            note: """
+                The file holding that token (mode 0600: a file others can read is refused). The token is
+                asked of TCP calls whenever it is set, and never logged.
+                """,
+            example: "/etc/boxcar/token"
+        ) { text, settings in settings.agent.token = try readToken(text) },
+        Setting(
+            "max-upload-bytes", .value(placeholder: "BYTES"), default: "`16G`", value: "16G",
+            help: "the largest file one upload may hold (bytes, or `K`, `M`, `G`)",
+            note: """
+                The largest file one upload may hold, in bytes or with K, M, G; a larger one is refused with
+                RESOURCE_EXHAUSTED and leaves nothing behind.
+                """,
+            example: "16G"
+        ) { text, settings in settings.agent.limits.maxUploadBytes = try Setting.bytes(text, "max-upload-bytes") },
+        Setting(
+            "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
+            help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
+            note: """
+                Bytes of Log batches the agent holds before committing them, across every stream: a stream
+                past it waits, and flow control slows its client. Bytes or with K, M, G; at least 1M.
+                """,
+            example: "128M"
+        ) { text, settings in
+            let bytes = try Setting.bytes(text, "ingest-memory-bytes")
+            guard bytes >= 1 << 20 else {
+                throw CLIError("ingest-memory-bytes must be at least 1M (one batch may need that much), not \(text)")
+            }
+            settings.agent.ingestMemoryBytes = Int(bytes)
+        },
+        Setting(
+            "retention", .value(placeholder: "DURATION"), default: "none (kept for ever)", value: nil,
+            help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s` or seconds",
+            note: """
+                How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s or seconds.
+                Experiments' data is never removed.
+                """,
+            example: "30d"
+        ) { text, settings in settings.agent.retention = try Setting.duration(text, "retention") },
+        Setting(
+            "max-db-size", .value(placeholder: "BYTES"), default: "none", value: nil,
+            help: "the most the database may use (bytes, or `K`, `M`, `G`); the oldest machine points go first",
+            note: """
+                The most the database may use, in bytes or with K, M, G: the oldest machine points go first,
+                ten minutes at a time. Experiments' data is never removed.
+                """,
+            example: "10G"
+        ) { text, settings in settings.agent.maxDatabaseBytes = try Setting.bytes(text, "max-db-size") },
+        Setting(
+            "socket-group", .value(placeholder: "GROUP"), default: "none", value: nil,
+            help: "a group given the socket and its directory: directory 0750, socket 0660 (default: directory 0700, socket 0660)",
+            note: """
+                A group given access to the socket: its directory becomes 0750 and the socket 0660 with that
+                group. Without it the directory is 0700 and the socket 0660.
+                """,
+            example: "boxcar"
+        ) { text, settings in settings.agent.socketGroup = try Setting.groupID(text) },
+        Setting(
+            "artifacts", .value(placeholder: "DIR"), default: "`artifacts/` beside the database",
+            computed: { settings in Defaults.artifactsDirectory(forDatabase: settings.agent.databasePath) },
+            help: "uploaded files, stored by content",
+            note: "Where uploaded artifacts are stored, by content (blobs/<2 hex>/<sha256>).",
+            example: "/var/lib/boxcar/artifacts"
+        ) { text, settings in settings.agent.artifactsDirectory = text },
+        Setting(
+            "durability", .value(placeholder: "normal|full"), default: "`normal`", value: "normal",
+            help: "`normal` survives a crash of the agent; `full` also power loss",
+            note: """
+                normal: a commit survives a crash of the agent (SQLite synchronous=NORMAL, WAL).
+                full:   a commit also survives power loss, at an fsync per commit (synchronous=FULL).
+                """,
+            example: "normal"
+        ) { text, settings in
+            guard let durability = Durability(rawValue: text) else {
+                throw CLIError("durability must be normal or full, not \(text)")
+            }
+            settings.agent.durability = durability
+        },
+        Setting(
+            "log-level", .value(placeholder: "LEVEL"), default: "`info`", value: "info",
+            help: "trace … critical",
+            note: "trace, debug, info, notice, warning, error or critical. Logs go to stderr.",
+            example: "info"
+        ) { text, settings in
+            guard let level = Logger.Level(rawValue: text) else {
+                throw CLIError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \(text)")
+            }
+            settings.logLevel = level
+        },
+        Setting(
+            "sample-interval", .value(placeholder: "SECONDS"), default: "`1`", value: "1",
+            help: "how often the machine is sampled; `0` turns sampling off",
+            note: "Seconds between samples of the machine (fractions allowed); 0 turns sampling off.",
+            example: "1"
+        ) { text, settings in
+            guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
+                throw CLIError("sample-interval must be a number of seconds (0 turns sampling off), not \(text)")
+            }
+            settings.agent.sampleInterval = seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : nil
+        },
+        Setting(
+            "proc-root", .value(placeholder: "DIR"), default: "`/proc`", value: "/proc",
+            help: "where /proc is read (a fixture tree in tests)",
+            note: """
+                Where /proc is read: the host's own by default; another tree to watch a container's host
+                mount, or a fixture tree in tests.
+                """,
+            example: "/proc"
+        ) { text, settings in settings.agent.procRoot = text },
+        Setting(
+            "sys-root", .value(placeholder: "DIR"), default: "`/sys`", value: "/sys",
+            help: "where /sys is read",
+            note: "Where /sys is read, as proc-root.",
+            example: "/sys"
+        ) { text, settings in settings.agent.sysRoot = text },
+        Setting(
+            "nvml-library", .value(placeholder: "PATH"), default: "`libnvidia-ml.so.1`", value: "libnvidia-ml.so.1",
+            help: "the NVML library loaded with dlopen",
+            note: "The NVML library, loaded with dlopen; absent: no NVIDIA GPU series, the agent runs on.",
+            example: "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
+        ) { text, settings in settings.agent.nvmlLibrary = text },
+        Setting(
+            "executor", .value(placeholder: "swift|nio"), default: "`swift`", value: "swift",
+            help: "`nio` runs Swift concurrency on NIO's event loops (fewer thread hops per unary call); not read from the file",
+            note: """
+                swift: Swift concurrency's own thread pool. nio: run Swift concurrency on NIO's event loops,
+                which saves thread hops on small unary calls. Flag and environment only (BOXCAR_EXECUTOR):
+                it must be chosen before the configuration file is read.
+                """,
+            example: "swift", inFile: false
+        ) { text, settings in
+            guard let executor = Executor(rawValue: text) else { throw CLIError("executor must be swift or nio, not \(text)") }
+            settings.executor = executor
+        },
+        Setting(
+            "config", .value(placeholder: "FILE"), default: "none", value: nil,
+            help: "the YAML file with the keys above",
+            note: "This file (flag and environment only).", example: "/etc/boxcar/boxcar.yaml", inFile: false
+        ) { _, _ in },
+    ]
+
+    /// The settings from the command line's `flags` (name → text), the environment and the
+    /// configuration file they name.
+    static func resolve(flags: [String: String], environment: [String: String]) async throws -> AgentSettings {
+        var file: ConfigReader?
+        if let path = flags["config"] ?? environment["BOXCAR_CONFIG"] {
+            do {
+                file = ConfigReader(provider: try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+            } catch {
+                throw CLIError("cannot read the configuration file \(path): \(error)")
+            }
+        }
+        return try resolve(flags: flags, environment: environment) { file?.string(forKey: ConfigKey($0)) }
+    }
+
+    /// Each setting from its flag, else the environment, else `file` (key → text), else its
+    /// default, in the order of `all`.
+    static func resolve(
+        flags: [String: String], environment: [String: String], file: (String) -> String?
+    ) throws -> AgentSettings {
+        var settings = AgentSettings()
+        for setting in all {
+            let text = flags[setting.name] ?? environment[setting.environmentName]
+                ?? (setting.inFile ? file(setting.name) : nil)
+                ?? setting.defaultValue(settings)
+            if let text { try setting.apply(text, &settings) }
+        }
+        do { try settings.agent.checkListener() } catch { throw CLIError(describe(error)) }
+        return settings
+    }
+
+    /// The executor, which must be chosen before anything else runs: flag, else environment.
+    static func executor(flags: [String: String], environment: [String: String]) throws -> Executor {
+        var settings = AgentSettings()
+        let setting = all.first { $0.name == "executor" }!
+        if let text = flags[setting.name] ?? environment[setting.environmentName] { try setting.apply(text, &settings) }
+        return settings.executor
+    }
+
+    /// The command line's settings: `--name VALUE`, `--name=VALUE`, and `--name` for a flag.
+    static func flags(_ arguments: [String]) throws -> [String: String] {
+        var flags: [String: String] = [:]
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--") else {
+                throw CLIError("unexpected argument \(argument): `boxcar agent --help` lists the settings")
+            }
+            let body = argument.dropFirst(2)
+            let name = String(body.prefix { $0 != "=" })
+            let inline = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
+            guard let setting = all.first(where: { $0.name == name }) else {
+                throw CLIError("unknown option --\(name): `boxcar agent --help` lists the settings")
+            }
+            switch setting.kind {
+            case .flag:
+                flags[name] = inline ?? "true"
+            case .value:
+                guard let value = inline ?? rest.popFirst() else { throw CLIError("--\(name) needs a value") }
+                flags[name] = value
+            }
+        }
+        return flags
+    }
+
+    /// The token in `file`, without surrounding whitespace. A token others can read protects
+    /// nothing: a file readable by group or others is refused.
+    static func readToken(_ file: String) throws -> String {
+        var info = stat()
+        guard stat(file, &info) == 0 else { throw CLIError("cannot read the token file \(file): \(String(cString: strerror(errno)))") }
+        guard info.st_mode & (S_IRWXG | S_IRWXO) == 0 else {
+            throw CLIError("the token file \(file) can be read by other users; chmod 600 it")
+        }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw CLIError("cannot read the token file \(file)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIError("the token file \(file) is empty") }
+        return token
+    }
+}

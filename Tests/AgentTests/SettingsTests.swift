@@ -1,0 +1,59 @@
+@testable import boxcar
+import BoxcarTestSupport
+import Foundation
+import Testing
+
+/// Each setting is declared once; what the README, the configuration file, the flags and the
+/// defaults say must all come from that declaration.
+@Suite struct SettingsTests {
+    @Test func theReadmeTableAndTheConfigurationFileAreWhatTheDeclarationsSay() throws {
+        let readme = try String(contentsOfFile: checkoutDirectory + "/README.md", encoding: .utf8)
+        let start = try #require(readme.range(of: SettingsDocs.readmeStart + "\n"), "README.md lost its settings section")
+        let end = try #require(readme.range(of: SettingsDocs.readmeEnd, range: start.upperBound..<readme.endIndex))
+        #expect(String(readme[start.upperBound..<end.lowerBound]) == SettingsDocs.markdownTable(),
+                "the README's settings table is out of date: run Scripts/generate-settings-docs.sh")
+        let file = try String(contentsOfFile: checkoutDirectory + "/Config/boxcar.yaml", encoding: .utf8)
+        #expect(file == SettingsDocs.configFile(), "Config/boxcar.yaml is out of date: run Scripts/generate-settings-docs.sh")
+    }
+
+    @Test func namesAreUniqueAndTheDocumentedDefaultsAreTheAppliedOnes() throws {
+        let names = AgentSettings.all.map(\.name)
+        #expect(Set(names).count == names.count)
+        #expect(AgentSettings.all.first { $0.name == "log-level" }?.environmentName == "BOXCAR_LOG_LEVEL")
+        // Defaults that are a value (not a path worked out from the machine) read as written.
+        for setting in AgentSettings.all where !["db", "socket", "artifacts"].contains(setting.name) {
+            if let value = setting.defaultValue(AgentSettings()) {
+                #expect(setting.defaultText == "`\(value)`", "\(setting.name)")
+            }
+        }
+        let defaults = try AgentSettings.resolve(flags: [:], environment: [:]) { _ in nil }
+        #expect(defaults.agent.limits.maxUploadBytes == 16 << 30)
+        #expect(defaults.agent.ingestMemoryBytes == 128 << 20)
+        #expect(defaults.agent.sampleInterval == .seconds(1))
+        #expect(defaults.agent.durability == .normal)
+        #expect(defaults.agent.listen == nil && defaults.agent.retention == nil && defaults.agent.maxDatabaseBytes == nil)
+        #expect(defaults.agent.artifactsDirectory == Defaults.artifactsDirectory(forDatabase: defaults.agent.databasePath))
+        #expect(defaults.logLevel == .info && defaults.executor == .swift)
+    }
+
+    @Test func flagsBeatTheEnvironmentWhichBeatsTheFileAndEachIsCheckedByItsDeclaration() throws {
+        let flags = try AgentSettings.flags(["--db", "/x/a.db", "--allow-remote=false", "--retention=2h", "--max-db-size", "1M"])
+        #expect(flags == ["db": "/x/a.db", "allow-remote": "false", "retention": "2h", "max-db-size": "1M"])
+        let file = ["log-level": "error", "durability": "full", "executor": "nio"]
+        let settings = try AgentSettings.resolve(
+            flags: flags, environment: ["BOXCAR_DB": "/y/b.db", "BOXCAR_SAMPLE_INTERVAL": "0", "BOXCAR_LOG_LEVEL": "debug"]
+        ) { file[$0] }
+        #expect(settings.agent.databasePath == "/x/a.db")
+        #expect(settings.agent.artifactsDirectory == "/x/artifacts")
+        #expect(settings.agent.retention == .seconds(7200))
+        #expect(settings.agent.maxDatabaseBytes == 1 << 20)
+        #expect(settings.agent.sampleInterval == nil)
+        #expect(settings.logLevel == .debug)  // the environment beats the file
+        #expect(settings.agent.durability == .full)  // the file beats the default
+        #expect(settings.executor == .swift)  // the file may not choose the executor
+        #expect(throws: CLIError.self) { try AgentSettings.flags(["--no-such-setting", "1"]) }
+        #expect(throws: CLIError.self) { try AgentSettings.flags(["--db"]) }
+        #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: ["ingest-memory-bytes": "512K"], environment: [:]) { _ in nil } }
+        #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: [:], environment: ["BOXCAR_EXECUTOR": "threads"]) { _ in nil } }
+    }
+}
