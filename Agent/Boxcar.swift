@@ -1,5 +1,10 @@
 import ArgumentParser
 
+// boxcar: the command. `boxcar agent` (Agent.swift) opens the store, serves the services on the
+// socket and TCP, samples the machine and handles signals; every setting is declared once in
+// Settings/AgentSettings.swift. The read commands go through BoxcarClient, or BoxcarStore with
+// --db. This is where the modules meet; none of them knows of it.
+
 @main
 struct Boxcar: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,8 +2,11 @@ import BoxcarModel
 import FoundationEssentials
 import SwiftProtobuf
 
-// Conversions between the wire messages and the domain values. Pure functions; validation of
-// limits happens where requests are handled.
+// BoxcarAPI: the wire contract. The .proto files (Protos/, excluded from the build), the Swift
+// code generated from them once by Scripts/generate-protos.sh and committed (Generated/), and
+// conversions between the wire messages and the domain values (here; pure functions: limits are
+// checked where requests are handled, in BoxcarServer). GetMetricsEncoding writes the largest
+// answer straight from columns. It knows nothing of stores, sockets or servers.
 
 // MARK: Metadata values
 

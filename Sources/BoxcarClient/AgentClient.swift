@@ -3,6 +3,10 @@ import BoxcarModel
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 
+// BoxcarClient: a Swift client of the agent over its socket or TCP, for the command line, the
+// tests and the benchmark. It speaks the wire types of BoxcarAPI; it knows nothing of the store
+// or the server's insides.
+
 /// Where an agent listens: its unix socket, or a TCP address.
 public enum AgentTarget: Sendable, CustomStringConvertible {
     case unixSocket(String)

@@ -1,3 +1,8 @@
+// BoxcarModel: the domain values every other module speaks in (experiments, metric points and
+// columns, events, files, checkpoints, models, metadata as JSON), their ids, the limits on input
+// and the checks against them, and the varint codec. Pure values: no I/O, no threads, nothing of
+// SQLite, gRPC or the machine.
+
 /// Nanoseconds since the Unix epoch: every time the agent itself stamps.
 public typealias Nanoseconds = Int64
 

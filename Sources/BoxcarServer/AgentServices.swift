@@ -10,7 +10,7 @@ import Logging
 // `modelbox.ModelStore` (what every ModelBox client expects) and `boxcar.v1.Agent` (bulk ingest,
 // attachments, queries, health) are served over a `RecordStore`, so the same services run on the
 // agent's SQLite file and on any other store. Each request is validated here and each refusal
-// leaves as a gRPC status (ErrorStatus); the flow control of streams (FlowControl/) bounds what
+// leaves as a gRPC status with a reason (ErrorStatus); flow control (BoxcarFlowControl) bounds what
 // a client can make the agent hold. It knows nothing of which store it serves, nor of the
 // process it runs in: opening the store, sampling and signals are the executable's.
 

@@ -113,6 +113,11 @@ extension Modelbox_CreateModelVersionRequest {
 extension Boxcar_V1_LogBatch {
     /// The batch as domain values, every limit checked: the points grouped by series.
     func validated(_ limits: Limits) throws -> IngestBatch {
+        // Once: `points` is a computed property of the generated message that copies the columns
+        // on each read (with a retain and release of each array), which per point cost a third
+        // of ingest's throughput (perf).
+        let points = self.points
+        let series = self.series
         let count = points.key.count
         guard points.step.count == count, points.wallclockNs.count == count, points.value.count == count else {
             throw ValidationError(
@@ -129,9 +134,9 @@ extension Boxcar_V1_LogBatch {
         guard series.count <= limits.maxBatchRecords else {
             throw ValidationError("\(series.count) series in one batch; the limit is \(limits.maxBatchRecords)")
         }
-        for series in series {
-            try limits.checkParentID(series.parentID, "series parent_id")
-            try limits.checkKey(series.key)
+        for reference in series {
+            try limits.checkParentID(reference.parentID, "series parent_id")
+            try limits.checkKey(reference.key)
         }
         let seriesCount = series.count
         var columns = [MetricColumns](repeating: MetricColumns(), count: seriesCount)
@@ -155,8 +160,8 @@ extension Boxcar_V1_LogBatch {
             columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .bytes(Array(point.value))))
         }
         var ingest = IngestBatch()
-        for (index, series) in series.enumerated() where !columns[index].isEmpty {
-            ingest.series.append(.init(parentID: series.parentID, key: series.key, columns: columns[index]))
+        for (index, reference) in series.enumerated() where !columns[index].isEmpty {
+            ingest.series.append(.init(parentID: reference.parentID, key: reference.key, columns: columns[index]))
         }
         for event in events {
             try limits.checkParentID(event.parentID, "event parent_id")

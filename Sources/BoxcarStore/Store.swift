@@ -7,6 +7,12 @@ import Dispatch
 import Logging
 import Synchronization
 
+// BoxcarStore: the agent's SQLite file, the embedded default store. Schema and migrations, one
+// writer thread with group commit (a write returns once committed), readers beside it (WAL),
+// metric blocks, and the removals retention asks for. It conforms to BoxcarStorage's
+// RecordStore, so the services serve it without knowing it is SQLite; it knows nothing of gRPC,
+// HTTP or the sensors.
+
 /// How hard a commit tries to reach the disk.
 public enum Durability: String, Sendable, CaseIterable {
     /// synchronous=NORMAL in WAL mode: a commit survives a crash of the agent, not of the machine.

@@ -19,7 +19,8 @@ from ._errors import BoxcarError, error_from_rpc
 from ._experiment import Experiment
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from ._proto.modelbox import modelbox_pb2, modelbox_pb2_grpc
-from ._shipper import Item, Shipper
+from ._batches import Item
+from ._shipper import Shipper
 from ._types import ExperimentInfo, MLFramework
 from ._values import from_timestamp, to_struct
 

@@ -15,7 +15,7 @@ import grpc
 from ._errors import BoxcarError, error_from_rpc
 from ._proto.boxcar.v1 import agent_pb2
 from ._proto.modelbox import modelbox_pb2
-from ._shipper import EventRecord, MetadataRecord, Points
+from ._batches import EventRecord, MetadataRecord, Points
 from ._types import (
     Artifact,
     Event,
