@@ -70,7 +70,7 @@ final class Agent: Service, Sendable {
         let services = AgentServices(
             store: store, artifacts: artifacts, limits: configuration.limits,
             ingestMemoryBytes: configuration.ingestMemoryBytes, hostName: hostName(),
-            address: "unix://" + configuration.socketPath, version: Self.version, logger: logger)
+            socketPath: configuration.socketPath, version: Self.version, logger: logger)
         let maxRequestBytes = configuration.limits.maxMessageBytes
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(

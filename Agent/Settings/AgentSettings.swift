@@ -20,8 +20,9 @@ struct AgentSettings: Sendable {
     var logLevel = Logger.Level.info
     var executor = Executor.swift
 
-    /// Every setting, in the order they are applied (a default may depend on one before it) and
-    /// documented.
+    /// Every setting, in the order they are applied and documented: the paths first (a default may
+    /// depend on one before it), then those that are checked, in the order their errors have
+    /// always been reported.
     static let all: [Setting] = [
         Setting(
             "db", .value(placeholder: "PATH"),
@@ -39,87 +40,6 @@ struct AgentSettings: Sendable {
             note: "The unix socket serving the ModelBox API and Boxcar's own API (gRPC target unix:///…).",
             example: "/run/boxcar/agent.sock"
         ) { text, settings in settings.agent.socketPath = text },
-        Setting(
-            "listen", .value(placeholder: "HOST:PORT"), default: "off", value: nil,
-            help: "also serve on TCP (plaintext); loopback only unless `--allow-remote`",
-            note: """
-                Also serve both APIs on TCP at HOST:PORT, without TLS. Loopback only (127.0.0.1, ::1,
-                localhost) unless allow-remote is true, which then needs token-file.
-                """,
-            example: "127.0.0.1:7070"
-        ) { text, settings in
-            guard !text.isEmpty else { return }
-            do { settings.agent.listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
-        },
-        Setting(
-            "allow-remote", .flag, default: "`false`", value: "false",
-            help: "let `--listen` take another address; needs `--token-file`",
-            note: """
-                Let listen take an address other than loopback. Every call on the TCP listener must then
-                carry `authorization: Bearer <token>` (the Python SDK: Boxcar(token=…) or BOXCAR_TOKEN).
-                """,
-            example: "true"
-        ) { text, settings in settings.agent.allowRemote = try Setting.bool(text, "allow-remote") },
-        Setting(
-            "token-file", .value(placeholder: "PATH"), default: "none", value: nil,
-            help: "a mode-0600 file holding the bearer token every TCP call must carry (`authorization: Bearer …`, compared in constant time, never logged)",
-            note: """
-                The file holding that token (mode 0600: a file others can read is refused). The token is
-                asked of TCP calls whenever it is set, and never logged.
-                """,
-            example: "/etc/boxcar/token"
-        ) { text, settings in settings.agent.token = try readToken(text) },
-        Setting(
-            "max-upload-bytes", .value(placeholder: "BYTES"), default: "`16G`", value: "16G",
-            help: "the largest file one upload may hold (bytes, or `K`, `M`, `G`)",
-            note: """
-                The largest file one upload may hold, in bytes or with K, M, G; a larger one is refused with
-                RESOURCE_EXHAUSTED and leaves nothing behind.
-                """,
-            example: "16G"
-        ) { text, settings in settings.agent.limits.maxUploadBytes = try Setting.bytes(text, "max-upload-bytes") },
-        Setting(
-            "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
-            help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
-            note: """
-                Bytes of Log batches the agent holds before committing them, across every stream: a stream
-                past it waits, and flow control slows its client. Bytes or with K, M, G; at least 1M.
-                """,
-            example: "128M"
-        ) { text, settings in
-            let bytes = try Setting.bytes(text, "ingest-memory-bytes")
-            guard bytes >= 1 << 20 else {
-                throw CLIError("ingest-memory-bytes must be at least 1M (one batch may need that much), not \(text)")
-            }
-            settings.agent.ingestMemoryBytes = Int(bytes)
-        },
-        Setting(
-            "retention", .value(placeholder: "DURATION"), default: "none (kept for ever)", value: nil,
-            help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s` or seconds",
-            note: """
-                How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s or seconds.
-                Experiments' data is never removed.
-                """,
-            example: "30d"
-        ) { text, settings in settings.agent.retention = try Setting.duration(text, "retention") },
-        Setting(
-            "max-db-size", .value(placeholder: "BYTES"), default: "none", value: nil,
-            help: "the most the database may use (bytes, or `K`, `M`, `G`); the oldest machine points go first",
-            note: """
-                The most the database may use, in bytes or with K, M, G: the oldest machine points go first,
-                ten minutes at a time. Experiments' data is never removed.
-                """,
-            example: "10G"
-        ) { text, settings in settings.agent.maxDatabaseBytes = try Setting.bytes(text, "max-db-size") },
-        Setting(
-            "socket-group", .value(placeholder: "GROUP"), default: "none", value: nil,
-            help: "a group given the socket and its directory: directory 0750, socket 0660 (default: directory 0700, socket 0660)",
-            note: """
-                A group given access to the socket: its directory becomes 0750 and the socket 0660 with that
-                group. Without it the directory is 0700 and the socket 0660.
-                """,
-            example: "boxcar"
-        ) { text, settings in settings.agent.socketGroup = try Setting.groupID(text) },
         Setting(
             "artifacts", .value(placeholder: "DIR"), default: "`artifacts/` beside the database",
             computed: { settings in Defaults.artifactsDirectory(forDatabase: settings.agent.databasePath) },
@@ -163,6 +83,87 @@ struct AgentSettings: Sendable {
             }
             settings.agent.sampleInterval = seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : nil
         },
+        Setting(
+            "listen", .value(placeholder: "HOST:PORT"), default: "off", value: nil,
+            help: "also serve on TCP (plaintext); loopback only unless `--allow-remote`",
+            note: """
+                Also serve both APIs on TCP at HOST:PORT, without TLS. Loopback only (127.0.0.1, ::1,
+                localhost) unless allow-remote is true, which then needs token-file.
+                """,
+            example: "127.0.0.1:7070"
+        ) { text, settings in
+            guard !text.isEmpty else { return }
+            do { settings.agent.listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
+        },
+        Setting(
+            "allow-remote", .flag, default: "`false`", value: "false",
+            help: "let `--listen` take another address; needs `--token-file`",
+            note: """
+                Let listen take an address other than loopback. Every call on the TCP listener must then
+                carry `authorization: Bearer <token>` (the Python SDK: Boxcar(token=…) or BOXCAR_TOKEN).
+                """,
+            example: "true"
+        ) { text, settings in settings.agent.allowRemote = try Setting.bool(text, "allow-remote") },
+        Setting(
+            "token-file", .value(placeholder: "PATH"), default: "none", value: nil,
+            help: "a mode-0600 file holding the bearer token every TCP call must carry (`authorization: Bearer …`, compared in constant time, never logged)",
+            note: """
+                The file holding that token (mode 0600: a file others can read is refused). The token is
+                asked of TCP calls whenever it is set, and never logged.
+                """,
+            example: "/etc/boxcar/token"
+        ) { text, settings in settings.agent.token = try readToken(text) },
+        Setting(
+            "socket-group", .value(placeholder: "GROUP"), default: "none", value: nil,
+            help: "a group given the socket and its directory: directory 0750, socket 0660 (default: directory 0700, socket 0660)",
+            note: """
+                A group given access to the socket: its directory becomes 0750 and the socket 0660 with that
+                group. Without it the directory is 0700 and the socket 0660.
+                """,
+            example: "boxcar"
+        ) { text, settings in settings.agent.socketGroup = try Setting.groupID(text) },
+        Setting(
+            "max-upload-bytes", .value(placeholder: "BYTES"), default: "`16G`", value: "16G",
+            help: "the largest file one upload may hold (bytes, or `K`, `M`, `G`)",
+            note: """
+                The largest file one upload may hold, in bytes or with K, M, G; a larger one is refused with
+                RESOURCE_EXHAUSTED and leaves nothing behind.
+                """,
+            example: "16G"
+        ) { text, settings in settings.agent.limits.maxUploadBytes = try Setting.bytes(text, "max-upload-bytes") },
+        Setting(
+            "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
+            help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
+            note: """
+                Bytes of Log batches the agent holds before committing them, across every stream: a stream
+                past it waits, and flow control slows its client. Bytes or with K, M, G; at least 1M.
+                """,
+            example: "128M"
+        ) { text, settings in
+            let bytes = try Setting.bytes(text, "ingest-memory-bytes")
+            guard bytes >= 1 << 20 else {
+                throw CLIError("ingest-memory-bytes must be at least 1M (one batch may need that much), not \(text)")
+            }
+            settings.agent.ingestMemoryBytes = Int(bytes)
+        },
+        Setting(
+            "retention", .value(placeholder: "DURATION"), default: "none (kept for ever)", value: nil,
+            help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s` or seconds",
+            note: """
+                How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s or seconds.
+                Experiments' data is never removed.
+                """,
+            example: "30d"
+        ) { text, settings in settings.agent.retention = try Setting.duration(text, "retention") },
+        Setting(
+            "max-db-size", .value(placeholder: "BYTES"), default: "none", value: nil,
+            help: "the most the database may use (bytes, or `K`, `M`, `G`); the oldest machine points go first",
+            note: """
+                The most the database may use, in bytes or with K, M, G: the oldest machine points go first,
+                ten minutes at a time. Experiments' data is never removed.
+                """,
+            example: "10G"
+        ) { text, settings in settings.agent.maxDatabaseBytes = try Setting.bytes(text, "max-db-size") },
         Setting(
             "proc-root", .value(placeholder: "DIR"), default: "`/proc`", value: "/proc",
             help: "where /proc is read (a fixture tree in tests)",

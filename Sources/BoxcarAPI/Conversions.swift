@@ -234,25 +234,6 @@ extension Modelbox_MetricsValue {
     }
 }
 
-extension Modelbox_Metrics {
-    public init(key: String, columns: MetricColumns) {
-        self.init()
-        self.key = key
-        values.reserveCapacity(columns.count)
-        for index in 0..<columns.count {
-            var value = Modelbox_MetricsValue()
-            value.step = columns.steps[index]
-            value.wallclockTime = UInt64(bitPattern: columns.wallclocks[index])
-            switch columns.nonFloat[index] {
-            case .string(let string): value.value = .sTensor(string)
-            case .bytes(let bytes): value.value = .bTensor(Data(bytes))
-            case .float, nil: value.value = .fVal(Float(columns.values[index]))
-            }
-            values.append(value)
-        }
-    }
-}
-
 extension Boxcar_V1_SeriesColumns {
     public init(key: String, columns: MetricColumns) {
         self.init()

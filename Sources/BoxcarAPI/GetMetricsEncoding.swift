@@ -12,10 +12,12 @@ public enum GetMetricsEncoding {
     /// fields, which swift-protobuf writes out as they came. A message type with no fields
     /// (`Empty`) reading the bytes keeps each top-level field whole, one per series, without
     /// looking inside. Its `metrics` reads as empty in this process; only its bytes are for use.
-    public static func response(_ series: [(key: String, columns: MetricColumns)]) -> Modelbox_GetMetricsResponse {
+    /// It costs two or three more copies of the answer than writing `encode`'s bytes straight to
+    /// the wire (swift-protobuf copies each field it reads, then the whole, 1.07–1.11× the time
+    /// of a 1,000,000-point answer), the price of one handler, the generated one, for the call.
+    public static func response(_ series: [(key: String, columns: MetricColumns)]) throws -> Modelbox_GetMetricsResponse {
         var response = Modelbox_GetMetricsResponse()
-        // The bytes are well formed by construction, so reading them cannot fail.
-        response.unknownFields = try! Google_Protobuf_Empty(serializedBytes: encode(series)).unknownFields
+        response.unknownFields = try Google_Protobuf_Empty(serializedBytes: encode(series)).unknownFields
         return response
     }
 

@@ -9,8 +9,9 @@ import NIOPosix
 //
 // The sampler ticks, asks the sensors (BoxcarSensors) under a guard against hangs, and stores
 // the readings as the host's series and each attached trainer's; retention keeps the machine's
-// series within an age and the database within a size. The exporter and the forwarder read what
-// it stored. It knows nothing of gRPC or HTTP: the services and the process start-up sit above it.
+// series within an age and the database within a size. What it stores is read back through the
+// store, like every series. It knows nothing of gRPC or HTTP: the services and the process
+// start-up sit above it.
 
 /// Reads the machine every `interval` and records the readings as the host's series
 /// (`system/<name>{labels}` under the parent `host`), each point at step = the tick's Unix time
@@ -25,6 +26,10 @@ public final class Sampler: Sendable {
     let interval: Duration
     let logger: Logger
     private let sensors: SensorSet
+    /// The thread the sensors are read on. A tick blocks it (file reads, NVML, and up to a
+    /// sensor's deadline when one hangs), so it is the sampler's own, not one of NIO's shared
+    /// blocking pool, which has a thread per core and carries the artifacts' disk I/O.
+    private let thread = NIOThreadPool(numberOfThreads: 1)
 
     public init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
@@ -34,6 +39,11 @@ public final class Sampler: Sendable {
         self.interval = interval
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
+        thread.start()
+    }
+
+    deinit {
+        thread.shutdownGracefully { _ in }
     }
 
     public func run() async throws {
@@ -64,11 +74,10 @@ public final class Sampler: Sendable {
     func tick(elapsed: Duration?) async throws {
         let attached = (try? await store.attachedProcesses()) ?? []
         let roots = attached.map(\.pid)
-        // Sensors block (file reads, NVML): on NIO's pool of blocking threads, not the concurrency
-        // pool's.
+        // Sensors block (file reads, NVML): on the sampler's own thread, not the concurrency pool's.
         let sensors = self.sensors
         let logger = self.logger
-        let (readings, trees, xids, gone) = try await NIOThreadPool.singleton.runIfActive {
+        let (readings, trees, xids, gone) = try await thread.runIfActive {
             sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
         }
         // A trainer that died without detaching (killed, out of memory) is detached for it.

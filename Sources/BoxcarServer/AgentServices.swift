@@ -20,18 +20,19 @@ public struct AgentServices: Sendable {
     private let changes: ChangeFeed
 
     /// - Parameters:
-    ///   - address: where the agent is reached, as GetClusterMembers reports it.
+    ///   - socketPath: the unix socket the agent serves, as GetClusterMembers reports it (its id
+    ///     is `host:path`, its address `unix://path`).
     ///   - ingestMemoryBytes: bytes of Log batches accepted and not yet committed, across every
     ///     stream; a stream past it waits (backpressure).
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
-        hostName: String, address: String, version: String, logger: Logger
+        hostName: String, socketPath: String, version: String, logger: Logger
     ) {
         let changes = ChangeFeed()
         let member = Modelbox_ClusterMember.with {
-            $0.id = hostName + ":" + address
+            $0.id = hostName + ":" + socketPath
             $0.hostName = hostName
-            $0.rpcAddr = address
+            $0.rpcAddr = "unix://" + socketPath
         }
         self.changes = changes
         self.services = [

@@ -104,7 +104,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         try await handling {
             // Written straight from the stored columns: a long run's answer holds millions of
             // points (see GetMetricsEncoding).
-            GetMetricsEncoding.response(try await store.metrics(parentID: request.parentID))
+            try GetMetricsEncoding.response(try await store.metrics(parentID: request.parentID))
         }
     }
 

@@ -2,9 +2,10 @@ import BoxcarAPI
 import BoxcarModel
 import BoxcarStorage
 
-// Every request is checked the same way: its `validated(_:)` turns it into the domain value the
-// store takes, every limit checked, or throws a ValidationError naming the field. The services
-// call it first and hand the store nothing unchecked.
+// Every request that carries more than an id is checked the same way: its `validated(_:)` turns
+// it into the domain value the store takes, every limit checked, or throws a ValidationError
+// naming the field. The services call it first and hand the store nothing unchecked; a request
+// of one id is checked where it is handled (`limits.checkParentID`).
 
 extension Modelbox_CreateExperimentRequest {
     func validated(_ limits: Limits) throws -> NewExperiment {
@@ -156,8 +157,9 @@ extension Boxcar_V1_LogBatch {
         for point in bytesPoints {
             let key = Int(point.key)
             guard key < seriesCount else { throw ValidationError("a bytes point names series \(key); the batch has \(seriesCount)") }
-            try limits.checkMetricValue(.bytes(Array(point.value)), key: series[key].key)
-            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: .bytes(Array(point.value))))
+            let value = MetricValue.bytes(Array(point.value))
+            try limits.checkMetricValue(value, key: series[key].key)
+            columns[key].append(MetricPoint(step: point.step, wallclock: point.wallclockNs, value: value))
         }
         var ingest = IngestBatch()
         for (index, reference) in series.enumerated() where !columns[index].isEmpty {

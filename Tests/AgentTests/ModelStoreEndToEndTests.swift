@@ -303,6 +303,8 @@ import BoxcarTestSupport
             let members = try await store.getClusterMembers(.init()).members
             #expect(members.count == 1)
             #expect(members[0].rpcAddr == "unix://" + directory.file("agent.sock"))
+            #expect(members[0].id == members[0].hostName + ":" + directory.file("agent.sock"))
+            #expect(!members[0].hostName.isEmpty)
         }
     }
 

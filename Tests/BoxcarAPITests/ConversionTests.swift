@@ -79,3 +79,24 @@ import Testing
         #expect((try GetMetricsEncoding.response(series).serializedBytes() as [UInt8]) == bytes)
     }
 }
+
+/// The message built field by field, as swift-protobuf would: the reference GetMetricsEncoding is
+/// held to.
+extension Modelbox_Metrics {
+    init(key: String, columns: MetricColumns) {
+        self.init()
+        self.key = key
+        values.reserveCapacity(columns.count)
+        for index in 0..<columns.count {
+            var value = Modelbox_MetricsValue()
+            value.step = columns.steps[index]
+            value.wallclockTime = UInt64(bitPattern: columns.wallclocks[index])
+            switch columns.nonFloat[index] {
+            case .string(let string): value.value = .sTensor(string)
+            case .bytes(let bytes): value.value = .bTensor(Data(bytes))
+            case .float, nil: value.value = .fVal(Float(columns.values[index]))
+            }
+            values.append(value)
+        }
+    }
+}

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BoxcarSensors
+import Foundation
 import Synchronization
 import Testing
 
@@ -51,6 +52,24 @@ import Testing
             Issue.record("the key was not called again once its call returned"); return
         }
         #expect(again == 8)
+    }
+
+    /// Calls that answer in time share threads: starting one per call cost more than most
+    /// sensors' whole reading, so a thousand calls must not have made a thousand threads.
+    @Test func callsThatAnswerInTimeDoNotEachCostAThread() throws {
+        let guardian = HangGuard<String>()
+        func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0 }
+        guard case .finished = guardian.run("warm", within: .seconds(10), { 0 }) else {
+            Issue.record("a quick call did not finish"); return
+        }
+        let before = threads()
+        for index in 0..<1000 {
+            guard case .finished = guardian.run("sensor \(index % 10)", within: .seconds(10), { index }) else {
+                Issue.record("call \(index) did not finish"); return
+            }
+        }
+        // Other tests run beside this one and start threads of their own: a margin, far below 1000.
+        #expect(threads() - before < 50)
     }
 
     /// More hung calls than the machine has cores: a pool the size of the CPU count (Dispatch's)

@@ -253,6 +253,31 @@ def test_a_refused_batch_is_counted_and_the_rest_arrives(agent):
         assert [p.value for p in own_metrics(experiment)["ok"]] == [1.0, 2.0]
 
 
+def test_strict_mode_raises_a_refusal_with_its_status_and_reason(agent):
+    with Boxcar(str(agent.socket), strict=True) as mbox:
+        experiment = mbox.new_experiment(name="strict-refused", namespace="t", attach=False)
+        bad = mbox.experiment(experiment.id)
+        bad.info = dataclasses.replace(bad.info, id="f" * 40)  # an experiment that does not exist
+        bad.log_metrics({"lost": 1.0}, step=1)
+        with pytest.raises(BoxcarError) as raised:
+            mbox.flush(timeout=30)
+        assert (raised.value.code, raised.value.reason) == ("NOT_FOUND", "not-found")
+
+
+def test_a_batch_over_the_message_limit_is_refused_not_retried(agent):
+    # One step of 70 values of 1 MiB: one batch of 70 MiB, over the 64 MiB a message may hold.
+    # gRPC refuses it before the agent reads it (RESOURCE_EXHAUSTED without the agent's reason):
+    # sent again it would be refused again, so it is dropped and counted and what follows arrives.
+    with Boxcar(str(agent.socket)) as mbox:
+        experiment = mbox.new_experiment(name="oversize", namespace="t", attach=False)
+        experiment.log_metrics({f"blob{index}": b"\0" * (1 << 20) for index in range(70)}, step=1)
+        assert mbox.flush(timeout=120)
+        assert mbox.refused == 70
+        experiment.log_metrics({"loss": 1.0}, step=2)
+        assert mbox.flush(timeout=30)
+        assert list(own_metrics(experiment)) == ["loss"]
+
+
 def test_a_batch_past_the_series_limit_is_refused_not_retried(agent):
     # 60,000 distinct keys against the agent's 50,000 per experiment: the batch that crosses the
     # limit is refused and counted, the shipper goes on, and flush returns.

@@ -20,7 +20,7 @@ from ._experiment import Experiment
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from ._proto.modelbox import modelbox_pb2, modelbox_pb2_grpc
 from ._batches import Item
-from ._shipper import Shipper
+from ._shipper import Refused, Shipper
 from ._types import ExperimentInfo, MLFramework
 from ._values import from_timestamp, to_struct
 
@@ -262,6 +262,8 @@ class Boxcar:
             self._shipper.error = None
             if isinstance(error, BoxcarError):
                 raise error
+            if isinstance(error, Refused):
+                raise error.error
             if isinstance(error, grpc.RpcError):
                 raise error_from_rpc(error)
             raise BoxcarError(str(error), "UNAVAILABLE")

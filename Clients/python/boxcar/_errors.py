@@ -27,12 +27,14 @@ _REFUSALS = (
 
 
 def is_refusal(error: grpc.RpcError) -> bool:
-    """Whether the agent refused the request for good (dropped and counted), as opposed to an
-    outage or a full disk (retried). RESOURCE_EXHAUSTED is both a limit and a full disk: the
-    reason the agent sends in the trailing metadata (``boxcar-reason``) tells them apart."""
+    """Whether the request was refused for good (dropped and counted), as opposed to an outage or
+    a full disk (retried). RESOURCE_EXHAUSTED is both a limit and a full disk: the reason the agent
+    sends in the trailing metadata (``boxcar-reason``) tells them apart, and one without a reason
+    (a message over the transport's size limit, refused before the agent saw it) is a limit too:
+    sent again, it would be refused again."""
     code, _ = status(error)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return reason(error) == "limit"
+        return reason(error) != "disk-full"
     return code in _REFUSALS
 
 

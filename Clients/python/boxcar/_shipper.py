@@ -20,7 +20,7 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 import grpc
 
 from ._batches import BATCH_POINTS, Item, build_batch
-from ._errors import is_refusal, status
+from ._errors import BoxcarError, error_from_rpc, is_refusal, status
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("boxcar")
@@ -30,7 +30,12 @@ BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 5.0
 
 class Refused(Exception):
-    """The agent refused a batch (bad input): it is dropped, the rest goes on."""
+    """The agent refused a batch (bad input, a limit): it is dropped, the rest goes on. ``error``
+    is what strict mode raises."""
+
+    def __init__(self, error: BoxcarError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class Shipper:
@@ -296,8 +301,7 @@ class _Stream:
                     self._wake.notify()
             failure = ConnectionError("the agent ended the stream")
         except grpc.RpcError as error:
-            code, details = status(error)
-            failure = Refused(f"{code.name}: {details}") if is_refusal(error) else error
+            failure = Refused(error_from_rpc(error)) if is_refusal(error) else error
         except Exception as error:  # noqa: BLE001
             failure = error
         with self._lock:
