@@ -13,13 +13,9 @@ struct ExperimentsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let experiments = try await source.withSource { try await $0.experiments(namespace: namespace) }
-        if source.json {
-            print(try encodeJSON(experiments.map(ExperimentRecord.init)))
-            return
+        try source.output(experiments.map(ExperimentRecord.init), columns: ["ID", "NAME", "NAMESPACE", "OWNER", "CREATED"]) {
+            [$0.id, $0.name, $0.namespace, $0.owner, $0.createdAt]
         }
-        print(table(
-            ["ID", "NAME", "NAMESPACE", "OWNER", "CREATED"],
-            experiments.map { [$0.id, $0.name, $0.namespace, $0.owner, timestamp($0.createdAt)] }))
     }
 }
 
@@ -43,13 +39,9 @@ struct MetricsCommand: AsyncParsableCommand {
         let records = series.flatMap { entry in
             entry.columns.points.map { PointRecord(key: entry.key, point: $0) }
         }
-        if source.json {
-            print(try encodeJSON(records))
-            return
+        try source.output(records, columns: ["KEY", "STEP", "WALLCLOCK", "VALUE"]) {
+            [$0.key, String($0.step), String($0.wallclock), $0.value.plain]
         }
-        print(table(
-            ["KEY", "STEP", "WALLCLOCK", "VALUE"],
-            records.map { [$0.key, String($0.step), String($0.wallclock), $0.value.plain] }))
     }
 }
 
@@ -65,13 +57,9 @@ struct EventsCommand: AsyncParsableCommand {
     func run() async throws {
         let events = try await source.withSource { try await $0.events(parentID: experiment) }
         let records = events.map(EventRecord.init)
-        if source.json {
-            print(try encodeJSON(records))
-            return
+        try source.output(records, columns: ["WALLCLOCK", "NAME", "SOURCE", "METADATA"]) {
+            [$0.wallclock, $0.name, $0.source, try $0.metadata.jsonText()]
         }
-        print(table(
-            ["WALLCLOCK", "NAME", "SOURCE", "METADATA"],
-            try records.map { [$0.wallclock, $0.name, $0.source, try $0.metadata.jsonText()] }))
     }
 }
 
@@ -87,15 +75,9 @@ struct ArtifactsCommand: AsyncParsableCommand {
     func run() async throws {
         let files = try await source.withSource { try await $0.files(parentID: experiment) }
         let records = files.map(FileRecordOutput.init)
-        if source.json {
-            print(try encodeJSON(records))
-            return
+        try source.output(records, columns: ["ID", "TYPE", "STORED", "CHECKSUM", "PATH"]) {
+            [$0.id, $0.type, $0.size.map { "\($0) bytes" } ?? "tracked", $0.checksum, $0.path]
         }
-        print(table(
-            ["ID", "TYPE", "STORED", "CHECKSUM", "PATH"],
-            records.map {
-                [$0.id, $0.type, $0.size.map { "\($0) bytes" } ?? "tracked", $0.checksum, $0.path]
-            }))
     }
 }
 

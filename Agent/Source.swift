@@ -15,6 +15,11 @@ struct SourceOptions: ParsableArguments {
     @Flag(help: "Print JSON for machines instead of tables for people.")
     var json = false
 
+    /// Prints `records` as JSON for machines (`--json`), else as a table of `columns` for people.
+    func output<Record: Encodable>(_ records: [Record], columns: [String], row: (Record) throws -> [String]) throws {
+        print(json ? try encodeJSON(records) : table(columns, try records.map(row)))
+    }
+
     /// Runs `body` against the chosen source, turning failures into messages a person can act on.
     func withSource<R: Sendable>(_ body: (any DataSource) async throws -> R) async throws -> R {
         if let db {
@@ -25,7 +30,7 @@ struct SourceOptions: ParsableArguments {
                 throw CLIError("cannot read the database \(db): \(describe(error))")
             }
             do {
-                return try await body(DatabaseSource(store: store))
+                return try await body(store)
             } catch {
                 throw CLIError(describe(error))
             }
@@ -33,7 +38,7 @@ struct SourceOptions: ParsableArguments {
         let path = socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath
         do {
             return try await AgentClient.with(.unixSocket(path)) { client in
-                try await body(AgentSource(client: client))
+                try await body(client)
             }
         } catch let error as RPCError where error.code == .unavailable {
             throw CLIError(
@@ -51,42 +56,6 @@ protocol DataSource: Sendable {
     func files(parentID: String) async throws -> [FileRecord]
 }
 
-struct AgentSource: DataSource {
-    let client: AgentClient
-
-    func experiments(namespace: String?) async throws -> [Experiment] {
-        try await client.experiments(namespace: namespace)
-    }
-
-    func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
-        try await client.metrics(parentID: parentID, keys: keys)
-    }
-
-    func events(parentID: String) async throws -> [Event] {
-        try await client.events(parentID: parentID)
-    }
-
-    func files(parentID: String) async throws -> [FileRecord] {
-        try await client.files(parentID: parentID)
-    }
-}
-
-struct DatabaseSource: DataSource {
-    let store: Store
-
-    func experiments(namespace: String?) async throws -> [Experiment] {
-        try await store.experiments(namespace: namespace)
-    }
-
-    func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
-        try await store.metrics(parentID: parentID, keys: keys)
-    }
-
-    func events(parentID: String) async throws -> [Event] {
-        try await store.events(parentID: parentID)
-    }
-
-    func files(parentID: String) async throws -> [FileRecord] {
-        try await store.files(parentID: parentID)
-    }
-}
+// The agent's client and its database answer these reads alike.
+extension AgentClient: DataSource {}
+extension Store: DataSource {}

@@ -9,14 +9,22 @@ import BoxcarStorage
 
 extension Modelbox_CreateExperimentRequest {
     func validated(_ limits: Limits) throws -> NewExperiment {
-        try limits.checkName(name, "name")
-        try limits.checkName(namespace, "namespace", required: false)
-        try limits.checkName(owner, "owner", required: false)
-        try limits.checkName(task, "task", required: false)
+        try limits.checkOwnedName(name: name, namespace: namespace, owner: owner, task: task)
         try limits.checkName(externalID, "external_id", required: false)
         return NewExperiment(
             name: name, namespace: namespace, owner: owner, framework: MLFramework(framework), task: task,
             externalID: externalID, metadata: try metadata.validated(limits))
+    }
+}
+
+extension Limits {
+    /// What experiments and models both carry: a required name, and an optional namespace, owner
+    /// and task.
+    fileprivate func checkOwnedName(name: String, namespace: String, owner: String, task: String) throws {
+        try checkName(name, "name")
+        try checkName(namespace, "namespace", required: false)
+        try checkName(owner, "owner", required: false)
+        try checkName(task, "task", required: false)
     }
 }
 
@@ -84,10 +92,7 @@ extension Modelbox_CreateCheckpointRequest {
 
 extension Modelbox_CreateModelRequest {
     func validated(_ limits: Limits) throws -> NewModel {
-        try limits.checkName(name, "name")
-        try limits.checkName(namespace, "namespace", required: false)
-        try limits.checkName(owner, "owner", required: false)
-        try limits.checkName(task, "task", required: false)
+        try limits.checkOwnedName(name: name, namespace: namespace, owner: owner, task: task)
         try limits.checkText(description_p, "description")
         let metadata = try metadata.validated(limits)
         return NewModel(
