@@ -39,14 +39,15 @@ fi
 
 swift build "${flags[@]}" "$@"
 
-# Shipped without its debug info and symbol table (174 MB with them, 78 MB without), which go beside it in
-# NAME.debug; gdb finds it through the debug link. Only a binary just linked still has it.
-for binary in .build-release/release/boxcar .build-release/release/boxcar-bench; do
-  if [ -f "$binary" ] && readelf -S "$binary" | grep -q '\.debug_info'; then
-    objcopy --only-keep-debug "$binary" "$binary.debug"
-    objcopy --strip-all --add-gnu-debuglink="$binary.debug" "$binary"
-  fi
-done
+# What is installed (Config/boxcar.service): the agent without its debug info and symbols (78 MB
+# instead of 174 MB), which go beside it in dist/boxcar.debug, where gdb finds them through the
+# debug link. The build's own binary keeps them: stripped in place, it would be relinked by every
+# later build.
+if [ -f .build-release/release/boxcar ] && [ .build-release/release/boxcar -nt .build-release/dist/boxcar ]; then
+  mkdir -p .build-release/dist
+  objcopy --only-keep-debug .build-release/release/boxcar .build-release/dist/boxcar.debug
+  objcopy --strip-all --add-gnu-debuglink=.build-release/dist/boxcar.debug .build-release/release/boxcar .build-release/dist/boxcar
+fi
 if [ "$layout" != none ]; then
   Scripts/release/check-layout.py --layout "$layout" || true  # a stale layout still links: say so, go on
 fi
