@@ -5,7 +5,7 @@ import BoxcarModel
 import BoxcarServer
 import BoxcarStore
 import Configuration
-import Foundation
+import FoundationEssentials
 import Logging
 import SystemPackage
 
@@ -279,7 +279,7 @@ struct AgentSettings: Sendable {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             throw CLIError("cannot read the token file \(file)")
         }
-        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
         guard !token.isEmpty else { throw CLIError("the token file \(file) is empty") }
         return token
     }
