@@ -6,7 +6,7 @@ import BoxcarSensors
 import BoxcarSampling
 import BoxcarServer
 import BoxcarStore
-import Foundation
+import FoundationEssentials
 
 /// `boxcar doctor`: which sensors work on this machine, and why the others do not.
 struct DoctorCommand: AsyncParsableCommand {
@@ -131,7 +131,10 @@ struct DoctorCommand: AsyncParsableCommand {
                 await store.close()
                 throw error
             }
-            func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+            func megabytes(_ bytes: Int64) -> String {
+                let tenths = Int64((Double(bytes) / 1e5).rounded())
+                return "\(tenths / 10).\(tenths % 10) MB"
+            }
             return Finding(
                 sensor: "database", works: true, series: 0,
                 detail: "\(path): \(megabytes(size.fileBytes)) on disk (with its WAL), \(megabytes(size.usedBytes)) in use")
