@@ -1,9 +1,5 @@
-"""Cross-language tests, continued: checkpoints, models, the cluster, a restart and WatchNamespace,
-driven the way an existing ModelBox client drives them (see test_modelbox_interop.py).
-
-Each test asserts the behaviour that ../../../shared/api/modelbox-wire.md (the ModelBox wire
-contract) requires. Run: `python3 -m pytest Tests/interop -q` from the repository root.
-"""
+"""The ModelBox wire contract, continued (test_modelbox_interop.py has the documented flow and bad
+input): checkpoints, models, the cluster, a restart and WatchNamespace."""
 
 from __future__ import annotations
 
