@@ -2,18 +2,19 @@
 # Builds boxcar and boxcar-bench for release into .build-release/release, laid out for a small
 # resident size (the README's "The release build" has the figures):
 # - the Swift libraries are linked in, and every function and constant gets its own section;
-# - Scripts/release/idle-layout.ld puts the sections an idle agent uses first, side by side, so
-#   the pages the kernel maps around each one it touches hold more of the same
-#   (Scripts/release/profile-layout.py writes it from a run of the agent);
+# - Scripts/release/idle-order.txt names the functions an idle agent runs, which lld puts first,
+#   side by side, so that the pages the kernel maps around each one it touches hold more of the
+#   same (Scripts/release/profile-layout.py writes it from a run of the agent under callgrind);
 # - the executable exports no symbols (nothing dlopens it), so the dynamic loader does not read
 #   a 4.7 MB table of every symbol linked in;
 # - relative relocations are packed (-z pack-relative-relocs) where glibc reads them (2.36 on),
 #   so the loader reads 46 KB of relocations instead of 3.2 MB.
-# Arguments are passed on to `swift build`. BOXCAR_LAYOUT=none leaves the layout out. After the
-# build, Scripts/release/check-layout.py says how much of the layout the code still has: lld
-# passes over what a linker script names and does not find without a word.
+# Arguments are passed on to `swift build`. BOXCAR_LAYOUT=none leaves the order out, BOXCAR_LAYOUT=FILE
+# takes another. After the build, Scripts/release/check-layout.py says how much of the list the
+# binary still has: lld is told to pass over names it does not find (a warning each would bury the
+# build's output), so a list the code has moved away from is reported there.
 set -euo pipefail
-layout=${BOXCAR_LAYOUT:-$(dirname "$0")/release/idle-layout.ld}
+layout=${BOXCAR_LAYOUT:-$(dirname "$0")/release/idle-order.txt}
 [ "$layout" = none ] || layout=$(realpath "$layout")
 cd "$(dirname "$0")/.."
 
@@ -23,13 +24,14 @@ flags=(
   -Xswiftc -use-ld=lld -Xlinker --no-export-dynamic
 )
 if [ "$layout" != none ]; then
-  # SwiftPM does not know the script is an input of the link: a copy named by its content makes
-  # a changed layout a changed link command, which relinks.
-  copy=".build-release/idle-layout-$(sha256sum "$layout" | cut -c1-16).ld"
+  # SwiftPM does not know the list is an input of the link: a copy named by its content makes a
+  # changed list a changed link command, which relinks.
+  copy=".build-release/idle-order-$(sha256sum "$layout" | cut -c1-16).txt"
   mkdir -p .build-release
-  find .build-release -maxdepth 1 -name 'idle-layout-*.ld' ! -name "${copy#.build-release/}" -delete
+  find .build-release -maxdepth 1 -name 'idle-order-*.txt' ! -name "${copy#.build-release/}" -delete
   cp "$layout" "$copy"
-  flags+=(-Xlinker -T -Xlinker "$PWD/$copy")
+  flags+=(-Xlinker "--symbol-ordering-file=$PWD/$copy" -Xlinker --no-warn-symbol-ordering
+          -Xlinker -T -Xlinker "$PWD/Scripts/release/local-helpers.ld")
 fi
 
 glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
@@ -49,5 +51,5 @@ if [ -f .build-release/release/boxcar ] && [ .build-release/release/boxcar -nt .
   objcopy --strip-all --add-gnu-debuglink=.build-release/dist/boxcar.debug .build-release/release/boxcar .build-release/dist/boxcar
 fi
 if [ "$layout" != none ]; then
-  Scripts/release/check-layout.py --layout "$layout" || true  # a stale layout still links: say so, go on
+  Scripts/release/check-layout.py --order "$layout" || true  # a stale list still links: say so, go on
 fi

@@ -1,35 +1,35 @@
 #!/usr/bin/env python3
-"""Writes Scripts/release/idle-layout.ld, the linker script that lays out first the sections an
-idle agent uses. Run it as root with the Swift toolchain on PATH, on a quiet machine, after code
-changes that move the idle path (the build files it relinks become root's):
+"""Writes Scripts/release/idle-order.txt, the functions an idle agent runs, one symbol name per
+line, which build-release.sh gives lld (--symbol-ordering-file) so that they sit side by side at
+the start of the code. Run it after changes that move what an idle agent runs (no root needed;
+valgrind must be installed; two relinks and a run, some 4 minutes):
 
-    sudo env "PATH=$PATH" Scripts/release/profile-layout.py [--seconds 15]
+    Scripts/release/profile-layout.py [--seconds 20]
 
-Why: when a process touches a page of a file it maps, the kernel maps up to 16 neighbouring
-pages that are already cached with it (fault-around). Scattered through 30 MB of code, the
-functions an idle agent runs drag in ten times their size. Put side by side, they do not.
+Why: when a process touches a page of a file it maps, the kernel maps the cached pages around it
+too (fault-around, 64 KB, or the whole large folio the page is in). Scattered through 28 MB of
+code, the functions an idle agent runs make it map three times their size. Side by side, they
+do not.
 
 How:
-1. Links the agent with every function and constant that has a symbol of its own (a name no
-   other section has) alone on its page: a page-aligned pad of one byte before each, placed
-   with --symbol-ordering-file.
-2. Empties the page cache and turns readahead off on the build's disk, so that only the pages
-   the agent touches are read and nothing is mapped around them. Starts the agent on a fresh
-   database with its defaults, waits, and reads which of its pages are mapped
-   (/proc/PID/pagemap). Restores readahead (also on an error, Ctrl-C, SIGTERM or SIGHUP).
-3. Maps the pages back to input sections through the linker map and writes those sections,
-   grouped by object file, as two output sections inserted before .text and .rodata.
-The other sections (local helpers that many files name alike, the whole .text of objects built
-without function sections) stay where the linker puts them: any on a touched page is kept, so a
-few untouched neighbours come along. The linker's own merged constants cannot be placed. At the
-end, and on any failure, it relinks the release build with the layout in the file (no recompile).
+1. Relinks the release agent with a map, to know each code section's place and symbols.
+2. Runs it on a fresh database with its defaults under valgrind's callgrind, which records every
+   instruction the agent executes (not samples: the list is the same on a busy machine), and
+   stops it. The sections those instructions lie in are the executed ones.
+3. For each executed section, lists one of its symbol names. lld moves every section that
+   defines a listed name, and the compiler defines some names in many files, or in an object's
+   whole code section (the Swift and Foundation libraries are not built a section per function):
+   a name is listed only when the sections it would move without being executed hold at most
+   16 KB. The compiler's local helpers that local-helpers.ld places by pattern are left out.
+4. Writes the names sorted (a new profile's diff shows what changed on the idle path) and relinks.
 """
-import argparse, collections, os, re, shutil, signal, struct, subprocess, sys, tempfile, time
+import argparse, bisect, collections, fnmatch, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAYOUT = os.path.join(ROOT, "Scripts/release/idle-layout.ld")
+ORDER = os.path.join(ROOT, "Scripts/release/idle-order.txt")
+HELPERS = os.path.join(ROOT, "Scripts/release/local-helpers.ld")
 BINARY = os.path.join(ROOT, ".build-release/release/boxcar")
-OUTPUTS = (".text", ".rodata")
+DRAG_LIMIT = 16 * 1024
 
 # An lld map line: VMA, LMA, size, alignment, then the output section (one space in), an input
 # section "file:(section)" (nine spaces in) or a symbol (seventeen).
@@ -37,18 +37,15 @@ MAP_LINE = re.compile(r"\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+( +)(\S.*)
 
 
 class Section:
-    def __init__(self, start, size, output, file, name):
-        self.start, self.end, self.output, self.file, self.name = start, start + size, output, file, name
-        self.symbol = None  # the first symbol the map lists in it
-
-    def pages(self):
-        return range(self.start // 4096, (self.end - 1) // 4096 + 1)
+    def __init__(self, start, size, name):
+        self.start, self.end, self.name, self.symbols = start, start + size, name, []
 
 
-def read_map(path):
-    """The non-empty input sections of .text and .rodata, in address order."""
+def code_sections(map_path):
+    """The non-empty input sections of the code (output sections named .text*), in address
+    order, each with the symbols the map lists in it."""
     sections, output, current = [], None, None
-    for line in open(path):
+    for line in open(map_path):
         match = MAP_LINE.match(line)
         if not match:
             continue
@@ -57,172 +54,125 @@ def read_map(path):
             output, current = rest, None
         elif ":(" in rest:
             current = None
-            if output in OUTPUTS and size:
-                file, name = rest.rsplit(":(", 1)
-                current = Section(start, size, output, file, name[:-1])
+            if output.startswith(".text") and size:
+                current = Section(start, size, rest.rsplit(":(", 1)[1][:-1])
                 sections.append(current)
-        elif current is not None and current.symbol is None:
-            current.symbol = rest
-    return sections
+        elif current is not None:
+            current.symbols.append(rest)
+    return sorted(sections, key=lambda section: section.start)
 
 
-def link(*linker_args, layout="none"):
-    """Relinks the release agent (the objects are already built) with extra linker arguments."""
+def executed_addresses(callgrind_output, binary_name):
+    """The instruction addresses callgrind counted in the object named binary_name (written with
+    --dump-instr=yes --compress-strings=no: "ob=PATH" lines, then one line per instruction)."""
+    addresses, current = set(), None
+    with open(callgrind_output, errors="replace") as profile:
+        for line in profile:
+            if line.startswith("ob="):
+                current = os.path.basename(line[3:].strip())
+            elif line.startswith("0x") and current == binary_name:
+                addresses.add(int(line.split(maxsplit=1)[0], 16))
+    return addresses
+
+
+def helper_patterns(linker_script):
+    """The section patterns of local-helpers.ld's *(...)."""
+    text = re.sub(r"/\*.*?\*/", "", open(linker_script).read(), flags=re.S)
+    return [pattern for group in re.findall(r"\*\(([^)]*)\)", text) for pattern in group.split()]
+
+
+def hot_names(sections, addresses, patterns):
+    """One name per executed section (see the module's step 3), and the executed sections that
+    no name can place without dragging more than DRAG_LIMIT of code that is never run."""
+    starts = [section.start for section in sections]
+    executed = set()
+    for address in addresses:
+        index = bisect.bisect_right(starts, address) - 1
+        if index >= 0 and address < sections[index].end:
+            executed.add(index)
+    holders = collections.defaultdict(list)
+    for index, section in enumerate(sections):
+        for name in section.symbols:
+            holders[name].append(index)
+
+    def drag(name):
+        return sum(sections[i].end - sections[i].start for i in holders[name] if i not in executed)
+
+    names, unplaced = set(), []
+    for index in sorted(executed):
+        section = sections[index]
+        if any(fnmatch.fnmatchcase(section.name, pattern) for pattern in patterns):
+            continue
+        best = min(section.symbols, key=drag, default=None)
+        if best is not None and drag(best) <= DRAG_LIMIT:
+            names.add(best)
+        else:
+            unplaced.append(section)
+    return sorted(names), unplaced
+
+
+def run_under_callgrind(binary, seconds, directory):
+    """Starts the agent under callgrind, lets it sample for `seconds` after it is up, stops it
+    with SIGTERM (callgrind writes its profile as the process exits); the profile's path. It runs
+    a copy without debug info, which the valgrind of Debian 12 cannot read (DWARF 5): callgrind
+    names functions by the symbol table, which the copy keeps."""
+    output = os.path.join(directory, "callgrind.out")
+    copy = os.path.join(directory, "boxcar")
+    subprocess.run(["objcopy", "--strip-debug", binary, copy], check=True)
+    socket = os.path.join(directory, "agent.sock")
+    with open(os.path.join(directory, "agent.log"), "wb") as log:
+        agent = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--demangle=no", "--compress-strings=no", "--compress-pos=no",
+             "--dump-instr=yes", "--dump-line=no", f"--callgrind-out-file={output}",
+             copy, "agent", "--db", os.path.join(directory, "boxcar.db"), "--socket", socket],
+            stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 300  # valgrind starts the agent some 50 times slower
+        while not os.path.exists(socket):
+            if agent.poll() is not None or time.monotonic() > deadline:
+                tail = open(os.path.join(directory, "agent.log"), errors="replace").read()[-2000:]
+                sys.exit(f"profile-layout: the agent did not start under valgrind:\n{tail}")
+            time.sleep(0.5)
+        time.sleep(seconds)
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=300)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    if not os.path.exists(output):
+        sys.exit("profile-layout: callgrind wrote no profile")
+    return output
+
+
+def relink(order, *linker_args):
+    """Relinks the release agent (the objects are already built) with the list in `order`."""
     flags = [arg for extra in linker_args for arg in ("-Xlinker", extra)]
     subprocess.run([os.path.join(ROOT, "Scripts/build-release.sh"), "--product", "boxcar", *flags],
-                   env=dict(os.environ, BOXCAR_LAYOUT=layout), check=True, stdout=subprocess.DEVNULL)
-
-
-def padded(sections, directory):
-    """Assembles one pad per section whose symbol names no other section; returns the object and
-    the ordering. (lld places every section of a symbol name at that name's first place in the
-    ordering: local helpers that many files define under one name would share a page.)"""
-    count = collections.Counter(s.symbol for s in sections)
-    assembly, order = [], []
-    for index, section in enumerate(s for s in sections if s.symbol and count[s.symbol] == 1 and s.name != s.output):
-        kind, flags = ("text", "axR") if section.output == ".text" else ("rodata", "aR")
-        assembly.append(f'.section .{kind}.boxcar_pad_{index},"{flags}",@progbits\n'
-                        f".p2align 12\n.globl boxcar_pad_{index}\nboxcar_pad_{index}:\n.byte 0\n")
-        order += [f"boxcar_pad_{index}", section.symbol]
-    source, pads, ordering = (os.path.join(directory, name) for name in ("pads.s", "pads.o", "order.txt"))
-    write(source, "".join(assembly))
-    write(ordering, "\n".join(order) + "\n")
-    subprocess.run([clang(), "-c", source, "-o", pads], check=True)
-    return pads, ordering
-
-
-def clang():
-    """The toolchain's clang (beside swift), else the one on PATH."""
-    swift = shutil.which("swift")
-    beside = os.path.join(os.path.dirname(os.path.realpath(swift)), "clang") if swift else ""
-    return beside if os.path.exists(beside) else shutil.which("clang") or sys.exit("profile-layout: no clang")
-
-
-def readahead_control(path):
-    """The read_ahead_kb file of the disk holding path."""
-    device = os.stat(path).st_dev
-    block = f"/sys/dev/block/{os.major(device)}:{os.minor(device)}"
-    for candidate in (block + "/queue/read_ahead_kb", block + "/../queue/read_ahead_kb"):
-        if os.path.exists(candidate):
-            return candidate
-    sys.exit(f"profile-layout: {path} is not on a block device whose readahead can be turned off")
-
-
-def touched_pages(binary, seconds):
-    """Runs the agent from a cold cache without readahead; the page numbers it mapped of binary."""
-    control = readahead_control(binary)
-    saved = open(control).read().strip()
-    directory = tempfile.mkdtemp(prefix="boxcar-profile-")
-    agent = None
-    try:
-        subprocess.run(["sync"], check=True)
-        write(control, "0")
-        write("/proc/sys/vm/drop_caches", "3")
-        with open(directory + "/agent.log", "wb") as log:
-            agent = subprocess.Popen([binary, "agent", "--db", directory + "/boxcar.db",
-                                      "--socket", directory + "/agent.sock"], stderr=log)
-        time.sleep(seconds)
-        if agent.poll() is not None:
-            output = open(directory + "/agent.log", errors="replace").read()[-2000:]
-            sys.exit(f"profile-layout: the agent exited with {agent.returncode} during the run:\n{output}")
-        return mapped_pages(agent.pid, os.path.realpath(binary))
-    finally:
-        if agent is not None and agent.poll() is None:
-            agent.terminate()
-            try:
-                agent.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-        write(control, saved)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def mapped_pages(pid, path):
-    """Page numbers (from the file's load address) of path that pid has mapped."""
-    pages, base = set(), None
-    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
-        for line in open(f"/proc/{pid}/maps"):
-            fields = line.split()
-            if len(fields) < 6 or fields[5] != path:
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            if base is None:
-                base = start - int(fields[2], 16)
-            count = (end - start) // 4096
-            pagemap.seek(start // 4096 * 8)
-            entries = pagemap.read(count * 8)
-            for index in range(count):
-                if struct.unpack_from("<Q", entries, index * 8)[0] >> 63:  # present
-                    pages.add((start - base) // 4096 + index)
-    return pages
-
-
-def file_pattern(path):
-    """A pattern for an input file that holds wherever the package is checked out and whichever
-    toolchain and compiler built it; None for the linker's own sections (merged constants)."""
-    if path.startswith("<"):
-        return None
-    member = re.match(r".*/(lib[^/]+\.a)\((.*)\)$", path)
-    if member:
-        return f"*{member[1]}:{member[2]}"
-    built = re.match(r".*/release/([^/]+\.build/.*)$", path)
-    return f"*/{built[1]}" if built else "*/" + os.path.basename(path)
-
-
-def layout(hot):
-    """The linker script: per output section, the hot input sections grouped by file."""
-    script = ["/* Written by Scripts/release/profile-layout.py: the sections an idle agent touches. */"]
-    for output in OUTPUTS:
-        by_file = collections.OrderedDict()
-        for section in hot:
-            pattern = file_pattern(section.file)
-            if section.output == output and pattern:
-                by_file.setdefault(pattern, []).append(section.name)
-        lines = [f"    {file}({' '.join(dict.fromkeys(names))})" for file, names in by_file.items()]
-        script += ["SECTIONS {", f"  {output}.boxcar_hot : {{", *lines, "  }", f"}} INSERT BEFORE {output};"]
-    return "\n".join(script) + "\n"
-
-
-def hot_sections(sections, pages):
-    """The sections (pads left out) with a byte on a page in pages."""
-    return [s for s in sections if "boxcar_pad_" not in s.name and any(p in pages for p in s.pages())]
-
-
-def write(path, text):
-    with open(path, "w") as file:
-        file.write(text)
-
-
-def stop(signum, frame):
-    raise SystemExit(f"profile-layout: signal {signum}")  # so that readahead is restored
+                   env=dict(os.environ, BOXCAR_LAYOUT=order), check=True, stdout=subprocess.DEVNULL)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=15, help="how long the agent runs (default 15)")
+    parser.add_argument("--seconds", type=float, default=20,
+                        help="how long the agent samples once it is up (default 20)")
     arguments = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("profile-layout: run as root (it empties the page cache and sets the disk's readahead)")
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
-    try:
-        with tempfile.TemporaryDirectory(prefix="boxcar-layout-") as directory:
-            natural = os.path.join(directory, "natural.map")
-            link("-Map=" + natural, "--no-demangle")
-            pads, ordering = padded(read_map(natural), directory)
-            spread = os.path.join(directory, "spread.map")
-            link("-Map=" + spread, "--no-demangle", pads, "--symbol-ordering-file=" + ordering, "--no-warn-symbol-ordering")
-            pages = touched_pages(BINARY, arguments.seconds)
-            hot = hot_sections(read_map(spread), pages)
-        if not any(s.output == ".text" for s in hot):
-            sys.exit("profile-layout: no code of the agent's was found mapped; the layout is left as it was")
-        write(LAYOUT, layout(hot))
-        sizes = {output: sum(s.end - s.start for s in hot if s.output == output) for output in OUTPUTS}
-        print(f"profile-layout: {len(hot)} sections ({sizes['.text'] // 1024} KB of code, "
-              f"{sizes['.rodata'] // 1024} KB of constants) written to {os.path.relpath(LAYOUT, ROOT)}")
-    finally:
-        link(layout=LAYOUT)  # never leave the padded binary behind
+    if not shutil.which("valgrind"):
+        sys.exit("profile-layout: valgrind is not installed (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="boxcar-profile-") as directory:
+        map_path = os.path.join(directory, "boxcar.map")
+        relink(ORDER if os.path.exists(ORDER) else "none", "-Map=" + map_path, "--no-demangle")
+        sections = code_sections(map_path)
+        addresses = executed_addresses(run_under_callgrind(BINARY, arguments.seconds, directory), "boxcar")
+    names, unplaced = hot_names(sections, addresses, helper_patterns(HELPERS))
+    if not any("BoxcarSampling" in name for name in names):
+        sys.exit("profile-layout: the profile holds none of the sampler's code; the list is left as it was")
+    with open(ORDER, "w") as file:
+        file.write("".join(name + "\n" for name in names))
+    print(f"profile-layout: {len(names)} functions written to {os.path.relpath(ORDER, ROOT)}; "
+          f"{len(unplaced)} executed sections ({sum(s.end - s.start for s in unplaced) // 1024} KB) share "
+          "their names with too much code that is not run, and stay where they are")
+    relink(ORDER)
 
 
 if __name__ == "__main__":
