@@ -25,7 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(
             url: "https://github.com/apple/swift-configuration", from: "1.4.0",
-            traits: [.defaults, "YAML"]),
+            traits: ["YAML"]),  // not the default JSON trait: nothing reads JSON configuration
     ],
     targets: [
         // The system SQLite, reached through a module map and a small shim header.
