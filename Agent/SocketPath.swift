@@ -39,12 +39,6 @@ func parent(of path: String) -> String {
     return slash == path.startIndex ? "/" : String(path[..<slash])
 }
 
-func hostName() -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    gethostname(&buffer, buffer.count)
-    return String(cString: buffer)
-}
-
 /// Whether something accepts connections on the unix socket at `path`.
 func socketAnswers(_ path: String) -> Bool {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

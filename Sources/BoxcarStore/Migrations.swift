@@ -140,6 +140,18 @@ enum Migrations {
         """
         CREATE INDEX metric_blocks_wallclock ON metric_blocks (series_id, wallclock_max);
         """,
+        // 4: who this database is to an upstream (Store+Identity.swift): each identity it has had,
+        // the last one current.
+        """
+        CREATE TABLE identities (
+            number INTEGER PRIMARY KEY,
+            agent_id TEXT NOT NULL UNIQUE,
+            machine_id TEXT NOT NULL,
+            host_name TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            created_ns INTEGER NOT NULL
+        );
+        """,
     ]
 
     /// The schema version of a database this program may use (0: a new, empty one). Refuses a

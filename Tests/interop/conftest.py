@@ -59,13 +59,14 @@ class Agent:
         self.stub: modelbox_pb2_grpc.ModelStoreStub | None = None
         self._starts = 0
         self.extra_args: list = []
+        self.prefix: list = []  # a command the agent runs under (e.g. another host name)
 
     def start(self) -> None:
         self._starts += 1
         self.log = self.dir / f"agent-{self._starts}.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.binary), "agent", "--db", str(self.db), "--socket", str(self.socket), *self.extra_args],
+                [*self.prefix, str(self.binary), "agent", "--db", str(self.db), "--socket", str(self.socket), *self.extra_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
