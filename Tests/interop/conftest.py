@@ -138,6 +138,19 @@ class Agent:
         return self.log.read_text(errors="replace")
 
 
+def ready_channel(target: str) -> grpc.Channel:
+    """A channel to `target` once it connects. The agent binds its TCP listener beside its unix
+    socket, not before it: a test that waited for the socket must still wait for the port (a call
+    made first can find it refused, and gRPC does not retry that)."""
+    channel = grpc.insecure_channel(target)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT_S)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        pytest.fail(f"nothing accepted connections on {target} within {STARTUP_TIMEOUT_S} s", pytrace=False)
+    return channel
+
+
 @contextlib.contextmanager
 def running_agent(directory: Path, *args: str, socket_path: Path | None = None) -> Iterator[Agent]:
     """An agent on the database in `directory`, with these extra arguments, stopped (and checked)

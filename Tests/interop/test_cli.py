@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import agent_binary
+from conftest import agent_binary, ready_channel
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 
 
@@ -169,7 +169,6 @@ def test_a_second_agent_on_the_same_socket_is_refused(agent):
 def test_listen_serves_the_same_api_on_tcp(tmp_path: Path):
     import socket as sockets
 
-    import grpc
     from boxcar._proto.modelbox import modelbox_pb2_grpc
 
     with sockets.socket() as probe:  # a free loopback port
@@ -182,7 +181,7 @@ def test_listen_serves_the_same_api_on_tcp(tmp_path: Path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_socket(process, unix_socket)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with ready_channel(f"127.0.0.1:{port}") as channel:
             stub = modelbox_pb2_grpc.ModelStoreStub(channel)
             created = stub.CreateExperiment(mb.CreateExperimentRequest(name="tcp", namespace="n"), timeout=10)
         result = boxcar("experiments", "--json", "--socket", str(unix_socket))

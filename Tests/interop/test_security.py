@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import REPO_ROOT, agent_binary, running_agent
+from conftest import REPO_ROOT, agent_binary, ready_channel, running_agent
 from boxcar import Boxcar, BoxcarError
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 from boxcar._proto.modelbox import modelbox_pb2_grpc
@@ -98,7 +98,7 @@ def test_a_remote_listener_answers_only_calls_with_the_token(tmp_path):
     with running_agent(tmp_path, "--listen", f"0.0.0.0:{port}", "--allow-remote", "--token-file", str(token_file),
                        socket_path=tmp_path / "run" / "agent.sock") as agent:
         request = mb.CreateExperimentRequest(name="remote", namespace="s")
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with ready_channel(f"127.0.0.1:{port}") as channel:
             stub = modelbox_pb2_grpc.ModelStoreStub(channel)
             for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", token)]]:
                 with pytest.raises(grpc.RpcError) as refused:
