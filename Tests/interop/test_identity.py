@@ -36,10 +36,12 @@ def test_the_id_is_kept_on_its_machine_and_a_copy_elsewhere_takes_a_new_one(tmp_
     copy_dir.mkdir()
 
     original = started(original_dir)
-    first = agent_id(original)
-    original.restart()
-    assert agent_id(original) == first
-    original.stop()
+    try:
+        first = agent_id(original)
+        original.restart()
+        assert agent_id(original) == first
+    finally:
+        original.stop()
     for name in ("boxcar.db", "boxcar.db-wal"):
         if (original_dir / name).exists():
             shutil.copy(original_dir / name, copy_dir / name)
