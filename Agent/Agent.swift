@@ -44,13 +44,9 @@ final class Agent: Service, Sendable {
     func run() async throws {
         do {
             try await serve()
+            settle(.failure(CLIError("the agent stopped before it listened")))
         } catch {
-            let waiters = ready.withLock { waiters in
-                addresses.withLock { $0 = $0 ?? .failure(error) }
-                defer { waiters.removeAll() }
-                return waiters
-            }
-            for waiter in waiters { waiter.resume(throwing: error) }
+            settle(.failure(error))
             throw error
         }
     }
@@ -152,6 +148,7 @@ final class Agent: Service, Sendable {
         services: AgentServices, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
+        let stopping = Atomic<Bool>(false)
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 for server in allServers {
@@ -169,9 +166,15 @@ final class Agent: Service, Sendable {
                     }
                 }
                 var bound: [String] = []
-                for server in allServers { bound.append(try await server.boundAddress) }
+                do {
+                    for server in allServers { bound.append(try await server.boundAddress) }
+                } catch where stopping.load(ordering: .relaxed) {
+                    // Asked to stop while the listeners were still binding (a SIGTERM just after
+                    // start): they stop without an address. That is a stop, not a failure.
+                    return
+                }
                 onListening()
-                self.announce(bound)
+                self.settle(.success(bound))
                 logger.info(
                     "boxcar agent listening",
                     metadata: [
@@ -181,19 +184,24 @@ final class Agent: Service, Sendable {
                     ])
             }
         } onGracefulShutdown: {
+            stopping.store(true, ordering: .relaxed)
             self.logger.info("shutting down: no new calls; finishing those in flight")
             for server in allServers { server.beginGracefulShutdown() }
             services.finishWatches()
         }
     }
 
-    private func announce(_ bound: [String]) {
-        let waiters = ready.withLock { waiters in
-            addresses.withLock { $0 = .success(bound) }
+    /// Answers those waiting for the addresses, and later askers, with the first outcome known.
+    private func settle(_ outcome: Result<[String], any Error>) {
+        let (waiters, settled) = ready.withLock { waiters in
+            let settled = addresses.withLock { known in
+                if known == nil { known = outcome }
+                return known!
+            }
             defer { waiters.removeAll() }
-            return waiters
+            return (waiters, settled)
         }
-        for waiter in waiters { waiter.resume(returning: bound) }
+        for waiter in waiters { waiter.resume(with: settled) }
     }
 
     /// Creates the socket's directory, and removes a stale socket left by an agent that died; a
