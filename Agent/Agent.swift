@@ -148,11 +148,18 @@ final class Agent: Service, Sendable {
         services: AgentServices, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
-        let stopping = Atomic<Bool>(false)
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 for server in allServers {
-                    group.addTask { try await server.serve() }
+                    group.addTask {
+                        do {
+                            try await server.serve()
+                        } catch where Task.isShuttingDownGracefully {
+                            // A listener stopped while it was still binding fails its bind
+                            // ("I/O on closed channel"): stopping was asked for, nothing was lost.
+                            self.logger.debug("a listener ended while stopping", metadata: ["error": "\(error)"])
+                        }
+                    }
                 }
                 if let sampler {
                     group.addTask {
@@ -168,9 +175,11 @@ final class Agent: Service, Sendable {
                 var bound: [String] = []
                 do {
                     for server in allServers { bound.append(try await server.boundAddress) }
-                } catch where stopping.load(ordering: .relaxed) {
+                } catch where Task.isShuttingDownGracefully {
                     // Asked to stop while the listeners were still binding (a SIGTERM just after
-                    // start): they stop without an address. That is a stop, not a failure.
+                    // start): they stop without an address. That is a stop, not a failure; a
+                    // socket file bound meanwhile is still removed at exit.
+                    onListening()
                     return
                 }
                 onListening()
@@ -184,9 +193,11 @@ final class Agent: Service, Sendable {
                     ])
             }
         } onGracefulShutdown: {
-            stopping.store(true, ordering: .relaxed)
             self.logger.info("shutting down: no new calls; finishing those in flight")
-            for server in allServers { server.beginGracefulShutdown() }
+            // The transport's own shutdown, not the server's: told to stop before it has started,
+            // a GRPCServer never listens, so its address would never be known and the wait for it
+            // above would hang. The transport, told first, binds and then stops at once.
+            for server in allServers { server.transport.beginGracefulShutdown() }
             services.finishWatches()
         }
     }

@@ -2,7 +2,7 @@
 """Writes Scripts/release/idle-order.txt, the functions an idle agent runs, one symbol name per
 line, which build-release.sh gives lld (--symbol-ordering-file) so that they sit side by side at
 the start of the code. Run it after changes that move what an idle agent runs (no root needed;
-valgrind must be installed; two relinks and a run, some 4 minutes):
+valgrind must be installed; two relinks and a run, 2 to 4 minutes):
 
     Scripts/release/profile-layout.py [--seconds 20]
 
@@ -19,8 +19,9 @@ How:
 3. For each executed section, lists one of its symbol names. lld moves every section that
    defines a listed name, and the compiler defines some names in many files, or in an object's
    whole code section (the Swift and Foundation libraries are not built a section per function):
-   a name is listed only when the sections it would move without being executed hold at most
-   16 KB. The compiler's local helpers that local-helpers.ld places by pattern are left out.
+   a name is listed only when the sections it would move that run no code at all hold at most
+   16 KB. (An object's whole code section that runs some code is moved whole: the size moved
+   against the size of the sections run is printed.) The compiler's local helpers that local-helpers.ld places by pattern are left out.
 4. Writes the names sorted (a new profile's diff shows what changed on the idle path) and relinks.
 """
 import argparse, bisect, collections, fnmatch, os, re, shutil, signal, subprocess, sys, tempfile, time
@@ -57,7 +58,7 @@ def code_sections(map_path):
             if output.startswith(".text") and size:
                 current = Section(start, size, rest.rsplit(":(", 1)[1][:-1])
                 sections.append(current)
-        elif current is not None:
+        elif current is not None and indent >= 17:
             current.symbols.append(rest)
     return sorted(sections, key=lambda section: section.start)
 
@@ -165,11 +166,14 @@ def main():
         sections = code_sections(map_path)
         addresses = executed_addresses(run_under_callgrind(BINARY, arguments.seconds, directory), "boxcar")
     names, unplaced = hot_names(sections, addresses, helper_patterns(HELPERS))
+    listed = set(names)
+    moved = sum(s.end - s.start for s in sections if listed.intersection(s.symbols))
     if not any("BoxcarSampling" in name for name in names):
         sys.exit("profile-layout: the profile holds none of the sampler's code; the list is left as it was")
     with open(ORDER, "w") as file:
         file.write("".join(name + "\n" for name in names))
-    print(f"profile-layout: {len(names)} functions written to {os.path.relpath(ORDER, ROOT)}; "
+    print(f"profile-layout: {len(names)} functions written to {os.path.relpath(ORDER, ROOT)}, moving "
+          f"{moved // 1024} KB of code to the front; "
           f"{len(unplaced)} executed sections ({sum(s.end - s.start for s in unplaced) // 1024} KB) share "
           "their names with too much code that is not run, and stay where they are")
     relink(ORDER)

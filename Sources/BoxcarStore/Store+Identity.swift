@@ -4,7 +4,8 @@ import BoxcarModel
 /// id must name one stream of sequence numbers. It is made once per database, with the machine it
 /// was made on. A copy of the file started on another machine would continue the same numbers
 /// with different records, so there it takes a new id; the records it already held stay the old
-/// identity's (`firstSequence`).
+/// identity's (`firstSequence`). The machine is told by its machine id where both sides have one
+/// (a renamed host is the same machine), else by its host name.
 public struct AgentIdentity: Sendable, Equatable {
     /// A random (version 4) UUID, lowercase, with dashes.
     public let agentID: String
@@ -24,7 +25,7 @@ extension Store {
     public func identity(machineID: String, hostName: String) async throws -> (current: AgentIdentity, replaced: AgentIdentity?) {
         try await write { context in
             let current = try Self.currentIdentity(context.connection)
-            if let current, current.machineID == machineID, current.hostName == hostName {
+            if let current, Self.sameMachine(current, machineID: machineID, hostName: hostName) {
                 return (current, nil)
             }
             let made = AgentIdentity(
@@ -42,6 +43,11 @@ extension Store {
             _ = try insert.step()
             return (made, current)
         }
+    }
+
+    static func sameMachine(_ identity: AgentIdentity, machineID: String, hostName: String) -> Bool {
+        if !identity.machineID.isEmpty && !machineID.isEmpty { return identity.machineID == machineID }
+        return identity.hostName == hostName
     }
 
     static func currentIdentity(_ connection: Connection) throws -> AgentIdentity? {

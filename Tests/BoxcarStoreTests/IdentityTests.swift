@@ -36,19 +36,31 @@ import Testing
         let held = store.lastSequence
         #expect(held > 0)
 
-        for (machine, host) in [("m2", "node1"), ("m1", "node2")] {
-            let (before, _) = try await store.identity(machineID: "m1", hostName: "node1")
-            let (moved, replaced) = try await store.identity(machineID: machine, hostName: host)
-            #expect(replaced == before)
-            #expect(moved.agentID != before.agentID)
-            #expect(moved.machineID == machine && moved.hostName == host)
-            #expect(moved.firstSequence == held)
-        }
+        // A renamed host with the same machine id is the same machine.
+        let (renamed, notReplaced) = try await store.identity(machineID: "m1", hostName: "node1-renamed")
+        #expect(renamed == original && notReplaced == nil)
+
+        let (moved, replaced) = try await store.identity(machineID: "m2", hostName: "node1")
+        #expect(replaced == original)
+        #expect(moved.agentID != original.agentID)
+        #expect(moved.machineID == "m2" && moved.hostName == "node1")
+        #expect(moved.firstSequence == held)
+
         // Back on the first machine, the file is that machine's again, under a new id too: the
         // sequence numbers went on elsewhere in between.
         let (back, _) = try await store.identity(machineID: "m1", hostName: "node1")
-        #expect(back.agentID != original.agentID)
+        #expect(back.agentID != original.agentID && back.agentID != moved.agentID)
         await store.close()
+    }
+
+    @Test func withoutMachineIDsTheHostNameTellsMachinesApart() async throws {
+        let store = try Store.open(path: path)
+        let (first, _) = try await store.identity(machineID: "", hostName: "pod-a")
+        let (same, _) = try await store.identity(machineID: "", hostName: "pod-a")
+        let (other, replaced) = try await store.identity(machineID: "", hostName: "pod-b")
+        await store.close()
+        #expect(same == first)
+        #expect(other.agentID != first.agentID && replaced == first)
     }
 
     @Test func idsAreVersion4UUIDs() {

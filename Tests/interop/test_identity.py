@@ -10,11 +10,16 @@ from conftest import Agent, agent_binary
 AGENT_ID = re.compile(r"\bagent_id=([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})\b")
 
 
-def as_host(name: str) -> list:
-    """Runs a command as on a machine named `name`: in a UTS namespace of its own (and a user
-    namespace, so that no root is needed where user namespaces are allowed), where it is the host
-    name. The command is exec'd, so the agent keeps the PID the test signals."""
-    return ["unshare", "--user", "--map-root-user", "--uts", "sh", "-c", f'hostname {name} && exec "$0" "$@"']
+def as_machine(directory: Path, name: str) -> list:
+    """Runs a command as on another machine: in UTS and mount namespaces of its own (and a user
+    namespace, so that no root is needed where user namespaces are allowed), where `name` is the
+    host name and a file of the test's is /etc/machine-id. The command is exec'd, so the agent
+    keeps the PID the test signals."""
+    machine_id = directory / "machine-id"
+    machine_id.write_text("0123456789abcdef0123456789abcdef\n")
+    return ["unshare", "--user", "--map-root-user", "--uts", "--mount", "sh", "-c",
+            f"for f in /etc/machine-id /var/lib/dbus/machine-id; do [ ! -e $f ] || mount --bind {machine_id} $f || exit 1; done"
+            f' && hostname {name} && exec "$0" "$@"']
 
 
 def started(directory: Path, prefix: list = ()) -> Agent:
@@ -46,7 +51,7 @@ def test_the_id_is_kept_on_its_machine_and_a_copy_elsewhere_takes_a_new_one(tmp_
         if (original_dir / name).exists():
             shutil.copy(original_dir / name, copy_dir / name)
 
-    copy = started(copy_dir, as_host("boxcar-copy-node"))
+    copy = started(copy_dir, as_machine(tmp_path, "boxcar-copy-node"))
     try:
         second = agent_id(copy)
         assert second != first

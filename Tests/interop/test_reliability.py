@@ -142,25 +142,38 @@ def test_sigterm_under_load_commits_what_it_accepted_and_exits_in_time(agent):
     print(f"\ngraceful stop: {len(succeeded)} calls acknowledged, all stored; exit in {took:.2f} s")
 
 
-def test_sigterm_just_after_start_is_a_clean_stop(tmp_path):
-    """A SIGTERM that comes while the listeners are still binding (a service manager stopping an
-    agent it just started) stops it with status 0, its socket removed. It once exited 1 ("no
-    listening address bound") in 1 start of 4 on a loaded machine, so the test starts it 20 times,
-    signalling as soon as the socket file appears."""
-    for attempt in range(20):
+def test_sigterm_at_any_moment_of_start_up_is_a_clean_stop(tmp_path):
+    """A SIGTERM during start-up (a service manager stopping an agent it just started) stops it
+    with status 0 and its socket removed: never status 1, never a hang. Once it exited 1 ("no
+    listening address bound") when the signal came while the listeners were binding (1 start in 4
+    on a loaded machine), and hung when it came before they started. So: 20 starts signalled as
+    soon as the socket file appears, and 20 at random moments of the first 0.4 s. Before the agent
+    has set its signal handlers (the first milliseconds, nothing opened yet) the signal's default
+    action ends it, which a service manager counts as a clean stop too."""
+    rng = random.Random(12)
+    for attempt in range(40):
         socket = tmp_path / f"{attempt}.sock"
         process = subprocess.Popen(
             [str(agent_binary()), "agent", "--db", str(tmp_path / "boxcar.db"), "--socket", str(socket)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while not socket.exists():
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "the agent never created its socket"
-            time.sleep(0.001)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
-        assert code == 0, f"start {attempt}: exited {code}:\n{process.stderr.read()}"
-        assert not socket.exists()
+        try:
+            if attempt < 20:
+                deadline = time.monotonic() + 20
+                while not socket.exists():
+                    assert process.poll() is None, process.stderr.read()
+                    assert time.monotonic() < deadline, "the agent never created its socket"
+                    time.sleep(0.001)
+            else:
+                time.sleep(rng.uniform(0, 0.4))
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        allowed = (0,) if attempt < 20 else (0, -signal.SIGTERM)
+        assert code in allowed, f"start {attempt}: exited {code}:\n{process.stderr.read()}"
+        assert not socket.exists(), f"start {attempt} left its socket"
 
 
 def test_a_second_agent_on_the_same_database_exits_with_a_clear_error(agent, tmp_path):
