@@ -60,7 +60,7 @@ final class Agent: Service, Sendable {
         try makeDirectories(parent(of: configuration.databasePath))
         let store = try Store.open(
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
-        _ = try await establishIdentity(store, logger: logger)
+        try await establishIdentity(store, logger: logger)
         let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
         try prepareSocketPath(configuration.socketPath)
 

@@ -9,8 +9,8 @@ import Logging
 /// identity to an upstream is tied to (Store+Identity.swift).
 func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
-    gethostname(&buffer, buffer.count)
-    return String(cString: buffer)
+    gethostname(&buffer, buffer.count - 1)
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// systemd's machine id (D-Bus's where systemd is absent); "" where neither is, as in some
@@ -26,7 +26,7 @@ func machineID() -> String {
 }
 
 /// The database's identity on this machine, logged; a new one when the file was made elsewhere.
-func establishIdentity(_ store: Store, logger: Logger) async throws -> AgentIdentity {
+func establishIdentity(_ store: Store, logger: Logger) async throws {
     let (identity, replaced) = try await store.identity(machineID: machineID(), hostName: hostName())
     if let replaced {
         logger.warning(
@@ -38,5 +38,4 @@ func establishIdentity(_ store: Store, logger: Logger) async throws -> AgentIden
     } else {
         logger.info("agent identity", metadata: ["agent_id": "\(identity.agentID)"])
     }
-    return identity
 }

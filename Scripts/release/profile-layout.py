@@ -20,8 +20,9 @@ How:
    defines a listed name, and the compiler defines some names in many files, or in an object's
    whole code section (the Swift and Foundation libraries are not built a section per function):
    a name is listed only when the sections it would move that run no code at all hold at most
-   16 KB. (An object's whole code section that runs some code is moved whole: the size moved
-   against the size of the sections run is printed.) The compiler's local helpers that local-helpers.ld places by pattern are left out.
+   16 KB. (An object's whole code section that runs some code moves whole: the size moved in all
+   is printed.) The compiler's local helpers, which local-helpers.ld places by pattern, are left
+   out.
 4. Writes the names sorted (a new profile's diff shows what changed on the idle path) and relinks.
 """
 import argparse, bisect, collections, fnmatch, os, re, shutil, signal, subprocess, sys, tempfile, time

@@ -34,13 +34,8 @@ extension Store {
             let insert = try context.connection.statement("""
                 INSERT INTO identities (agent_id, machine_id, host_name, first_seq, created_ns) VALUES (?, ?, ?, ?, ?)
                 """)
-            defer { insert.reset() }
-            insert.bind(1, made.agentID)
-            insert.bind(2, made.machineID)
-            insert.bind(3, made.hostName)
-            insert.bind(4, made.firstSequence)
-            insert.bind(5, made.createdNanoseconds)
-            _ = try insert.step()
+            insert.bind([made.agentID, made.machineID, made.hostName, made.firstSequence, made.createdNanoseconds])
+            try insert.run()
             return (made, current)
         }
     }
