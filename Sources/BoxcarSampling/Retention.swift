@@ -5,21 +5,25 @@ import Logging
 /// Keeps the machine's own series within `--retention` (an age) and the database within
 /// `--max-db-size` (bytes in use), by removing the oldest host points in small jobs queued with
 /// ingest, so removal never stalls it. Experiments' data is never removed: a database over its
-/// size with host series gone is logged once.
+/// size with host series gone is logged once. With an upstream, removal by age waits for the
+/// upstream to acknowledge what it removes; removal the size forces does not, and leaves a
+/// skipped range for the forwarder to ship in place of what it removed.
 public final class Retention: Sendable {
     let store: Store
     let maxAge: Duration?
     let maxBytes: Int64?
+    let forwarding: Bool
     let logger: Logger
     /// Blocks removed per write job: small enough that ingest waits a few milliseconds at most.
     static let blocksPerJob = 2_000
     /// When over the size, the oldest host points are removed this much at a time.
     static let sizeStep: Int64 = 10 * 60 * 1_000_000_000
 
-    public init(store: Store, maxAge: Duration?, maxBytes: Int64?, logger: Logger) {
+    public init(store: Store, maxAge: Duration?, maxBytes: Int64?, forwarding: Bool = false, logger: Logger) {
         self.store = store
         self.maxAge = maxAge
         self.maxBytes = maxBytes
+        self.forwarding = forwarding
         self.logger = logger
     }
 
@@ -36,7 +40,7 @@ public final class Retention: Sendable {
             do {
                 if let maxAge {
                     let cutoff = WallClock.now() - Int64(maxAge.seconds * 1e9)
-                    let removed = try await removeAll(olderThan: cutoff)
+                    let removed = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .keep : .remove)
                     if removed > 0 { logger.debug("retention removed old host points", metadata: ["blocks": "\(removed)"]) }
                 }
                 if let maxBytes {
@@ -52,10 +56,11 @@ public final class Retention: Sendable {
     }
 
     /// Removes every host block older than `cutoff`, a job at a time; returns how many.
-    func removeAll(olderThan cutoff: Int64) async throws -> Int {
+    func removeAll(olderThan cutoff: Int64, unforwarded: Store.Unforwarded) async throws -> Int {
         var total = 0
         while true {
-            let removed = try await store.removeHostBlocks(olderThan: cutoff, limit: Self.blocksPerJob)
+            let removed = try await store.removeHostBlocks(
+                olderThan: cutoff, limit: Self.blocksPerJob, unforwarded: unforwarded)
             total += removed
             if removed < Self.blocksPerJob { return total }
             await Task.yield()
@@ -76,7 +81,7 @@ public final class Retention: Sendable {
                 }
                 return true
             }
-            _ = try await removeAll(olderThan: oldest + Self.sizeStep)
+            _ = try await removeAll(olderThan: oldest + Self.sizeStep, unforwarded: forwarding ? .skip : .remove)
         }
     }
 }

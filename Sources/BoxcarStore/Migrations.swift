@@ -152,6 +152,31 @@ enum Migrations {
             created_ns INTEGER NOT NULL
         );
         """,
+        // 5: the outbox (Store+Outbox.swift). The forwarder reads every table by seq, so the
+        // tables whose key is not their seq get an index on it; what the upstream acknowledged is
+        // kept in `meta` ('forward_acked', 'forward_start'); records it refused, and ranges removed
+        // before it acknowledged them, are kept to be counted and shown.
+        """
+        CREATE INDEX experiments_seq ON experiments (seq);
+        CREATE INDEX models_seq ON models (seq);
+        CREATE INDEX model_versions_seq ON model_versions (seq);
+        CREATE INDEX checkpoints_seq ON checkpoints (seq);
+        CREATE INDEX metadata_seq ON metadata (seq);
+
+        CREATE TABLE forward_quarantine (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            quarantined_ns INTEGER NOT NULL
+        );
+
+        CREATE TABLE forward_skips (
+            through_seq INTEGER PRIMARY KEY,
+            from_seq INTEGER NOT NULL,
+            records INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        );
+        """,
     ]
 
     /// The schema version of a database this program may use (0: a new, empty one). Refuses a

@@ -271,7 +271,7 @@ extension Store {
         try await read { connection in
             let statement = try connection.statement("""
                 SELECT experiment_id, pid, attached_ns, detached_ns FROM attachments
-                WHERE experiment_id = ? ORDER BY seq
+                WHERE experiment_id = ? ORDER BY attached_ns, pid
                 """)
             defer { statement.reset() }
             statement.bind(1, experimentID)

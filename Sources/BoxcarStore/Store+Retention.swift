@@ -27,20 +27,47 @@ extension Store {
         }
     }
 
+    /// How removal treats blocks the upstream has not acknowledged yet (forwarding is on).
+    public enum Unforwarded: Sendable {
+        /// No upstream: remove what is old.
+        case remove
+        /// Keep them until acknowledged (removal by age).
+        case keep
+        /// Remove them, and record the removed run as a skipped range for the forwarder to ship
+        /// in their place (removal the disk limit forces).
+        case skip
+    }
+
     /// Removes up to `limit` blocks of host series whose newest point is older than `cutoff`
     /// (nanoseconds since the epoch); returns how many it removed.
-    public func removeHostBlocks(olderThan cutoff: Int64, limit: Int) async throws -> Int {
+    public func removeHostBlocks(olderThan cutoff: Int64, limit: Int, unforwarded: Unforwarded = .remove) async throws -> Int {
         try await write { context in
-            let statement = try context.connection.statement("""
-                DELETE FROM metric_blocks WHERE rowid IN (
-                    SELECT b.rowid FROM series s JOIN metric_blocks b ON b.series_id = s.id
-                    WHERE s.parent_id = ? AND b.wallclock_max < ? LIMIT ?)
+            let connection = context.connection
+            let acknowledged = unforwarded == .remove ? Int64.max : try Self.metaValue("forward_acked", connection) ?? 0
+            let select = try connection.statement("""
+                SELECT b.seq FROM series s JOIN metric_blocks b ON b.series_id = s.id
+                WHERE s.parent_id = ? AND b.wallclock_max < ? AND b.seq <= ? LIMIT ?
                 """)
-            statement.bind(1, Store.hostID)
-            statement.bind(2, cutoff)
-            statement.bind(3, Int64(limit))
-            try statement.run()
-            return context.connection.changes
+            select.bind([Store.hostID, cutoff, unforwarded == .keep ? acknowledged : Int64.max, Int64(limit)])
+            var removed: [Int64] = []
+            while try select.step() { removed.append(select.int64(0)) }
+            select.reset()
+            let delete = try connection.statement("DELETE FROM metric_blocks WHERE seq = ?")
+            for seq in removed {
+                delete.bind(1, seq)
+                try delete.run()
+            }
+            let unacknowledged = removed.filter { $0 > acknowledged }
+            if let first = unacknowledged.min(), let last = unacknowledged.max() {
+                let skip = try connection.statement("""
+                    INSERT INTO forward_skips (through_seq, from_seq, records, reason) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (through_seq) DO UPDATE SET records = records + excluded.records,
+                        from_seq = min(from_seq, excluded.from_seq)
+                    """)
+                skip.bind([last, first, Int64(unacknowledged.count), "removed by --max-db-size before the upstream acknowledged them"])
+                try skip.run()
+            }
+            return removed.count
         }
     }
 

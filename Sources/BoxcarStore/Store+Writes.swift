@@ -318,11 +318,12 @@ extension Store {
     public func detach(experimentID: String, pid: Int32) async throws -> Nanoseconds {
         try await write { context in
             let now = WallClock.now()
+            // A new seq, so that the forwarder ships the closed window again.
             let statement = try context.connection.statement("""
-                UPDATE attachments SET detached_ns = ?
+                UPDATE attachments SET detached_ns = ?, seq = ?
                 WHERE experiment_id = ? AND pid = ? AND detached_ns IS NULL
                 """)
-            statement.bind([now, experimentID, pid])
+            statement.bind([now, context.nextSequence(), experimentID, pid])
             try statement.run()
             guard context.connection.changes > 0 else {
                 throw NotFoundError("process \(pid) is not attached to experiment \(experimentID)")

@@ -1,4 +1,3 @@
-@testable import BoxcarStore
 import BoxcarModel
 import Testing
 

@@ -1,6 +1,6 @@
-import BoxcarModel
-
-/// The packed form of a run of points of one series: one BLOB per series per write.
+/// The packed form of a run of points of one series: one BLOB per series per write in the agent's
+/// SQLite file, one `bytea` per series per batch in the collector's PostgreSQL, the same bytes on
+/// the wire between them.
 ///
 /// A row per point costs ~30 bytes in SQLite and caps inserts near 300,000 rows/s here; packing a
 /// batch's points of one series into one row costs ~1 byte per step, 1-5 per wallclock and 8 per
@@ -12,10 +12,10 @@ import BoxcarModel
 ///   steps:      varint first, then zigzag varint deltas
 ///   wallclocks: zigzag varint first, then zigzag varint deltas
 ///   values:     float: 8 bytes little-endian IEEE 754; string or bytes: varint length, bytes
-enum MetricBlock {
-    static let version: UInt8 = 1
+public enum MetricBlock {
+    public static let version: UInt8 = 1
 
-    static func encode(_ columns: MetricColumns) -> [UInt8] {
+    public static func encode(_ columns: MetricColumns) -> [UInt8] {
         let count = columns.count
         var out: [UInt8] = []
         out.reserveCapacity(16 + count * 14)
@@ -58,12 +58,12 @@ enum MetricBlock {
         return out
     }
 
-    struct CorruptBlock: Error, CustomStringConvertible {
-        var description: String { "a stored metric block is corrupt" }
+    public struct CorruptBlock: Error, CustomStringConvertible {
+        public var description: String { "a metric block is corrupt" }
     }
 
     /// Appends the block's points to `columns`.
-    static func decode(_ data: UnsafeRawBufferPointer, into columns: inout MetricColumns) throws {
+    public static func decode(_ data: UnsafeRawBufferPointer, into columns: inout MetricColumns) throws {
         var reader = ByteReader(data)
         guard try reader.byte() == version else { throw CorruptBlock() }
         let mixed = try reader.byte() == 1

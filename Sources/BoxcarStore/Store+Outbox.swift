@@ -1,0 +1,290 @@
+import BoxcarModel
+
+/// The database as an outbox for the forwarder (BoxcarForwarding): every row of every table in
+/// `seq` order, as stored, from a cursor on. A row changed since it was last read carries a newer
+/// seq (upserts and detaches take the next one), so reading past the cursor ships its new state.
+///
+/// The cursor itself ('forward_acked': the last seq the upstream acknowledged) lives in `meta`,
+/// with 'forward_start' (the seq forwarding was first turned on at, for `--upstream-from now`).
+extension Store {
+    /// Which of the machine's own series (parent `host`) are forwarded.
+    public enum HostSeriesForwarding: String, Sendable, CaseIterable {
+        /// Those inside the window of a trainer attached to an experiment.
+        case attached
+        case all
+        case none
+    }
+
+    /// One row of the outbox, as stored.
+    public enum OutboxRow: Sendable, Equatable {
+        case experiment(id: String, name: String, namespace: String, owner: String, framework: Int32, task: String,
+                        externalID: String, createdNs: Int64, updatedNs: Int64)
+        case metadata(parentID: String, key: String, valueJSON: String, updatedNs: Int64)
+        case metricBlock(parentID: String, key: String, count: Int, stepMin: UInt64, stepMax: UInt64,
+                         wallclockMin: Int64, wallclockMax: Int64, data: [UInt8])
+        case event(parentID: String, name: String, source: String, wallclockNs: Int64, metadataJSON: String,
+                   createdNs: Int64)
+        case file(id: String, parentID: String, fileType: Int32, checksum: String, path: String, blob: String?,
+                  size: Int64?, createdNs: Int64, updatedNs: Int64)
+        case attachment(experimentID: String, pid: Int32, attachedNs: Int64, detachedNs: Int64?)
+        case model(id: String, name: String, owner: String, namespace: String, description: String, task: String,
+                   createdNs: Int64, updatedNs: Int64)
+        case modelVersion(id: String, modelID: String, name: String, version: String, description: String,
+                          framework: Int32, uniqueTagsJSON: String, createdNs: Int64, updatedNs: Int64)
+        case checkpoint(id: String, experimentID: String, epoch: UInt64, metricsJSON: String, createdNs: Int64,
+                        updatedNs: Int64)
+        /// Records removed before the upstream acknowledged them (`--max-db-size` forced it).
+        case skipped(fromSeq: Int64, records: Int64, reason: String)
+
+        /// What it is, in a word (logs, the quarantine).
+        public var kind: String {
+            switch self {
+            case .experiment: "experiment"
+            case .metadata: "metadata"
+            case .metricBlock: "metric-block"
+            case .event: "event"
+            case .file: "file"
+            case .attachment: "attachment"
+            case .model: "model"
+            case .modelVersion: "model-version"
+            case .checkpoint: "checkpoint"
+            case .skipped: "skipped-range"
+            }
+        }
+
+        /// Roughly the bytes it takes on the wire, to keep a batch within a message.
+        var weight: Int {
+            switch self {
+            case .metricBlock(_, let key, _, _, _, _, _, let data): 64 + key.utf8.count + data.count
+            case .metadata(_, let key, let value, _): 64 + key.utf8.count + value.utf8.count
+            case .event(_, let name, _, _, let metadata, _): 64 + name.utf8.count + metadata.utf8.count
+            default: 256
+            }
+        }
+    }
+
+    /// A run of the outbox: every record after `after` up to `through`.
+    public struct OutboxBatch: Sendable {
+        public var after: Int64
+        /// Every record the forwarder ships in (after, through] is in `rows`. When the outbox held
+        /// fewer than the batch's limits, `through` is the last seq committed, past rows that are
+        /// not forwarded (the machine's series outside every window, say).
+        public var through: Int64
+        public var rows: [(seq: Int64, row: OutboxRow)]
+    }
+
+    /// The rows after `after`, oldest first: at most `maxRows`, and stopping once about
+    /// `maxBytes` are taken (one row always). One read transaction, so one snapshot.
+    public func outbox(
+        after: Int64, maxRows: Int, maxBytes: Int, hostSeries: HostSeriesForwarding
+    ) async throws -> OutboxBatch {
+        try await read { connection in
+            let last = try Self.metaValue("sequence", connection) ?? 0
+            // Each table's first `maxRows` after the cursor; their merge, cut at the limits, is
+            // then exactly the outbox's first rows: a row of any table at or below the cut is
+            // among its own table's first `maxRows`.
+            var rows: [(seq: Int64, row: OutboxRow)] = []
+            // A table that gave all `maxRows` may hold more past them: then the batch cannot
+            // claim to cover everything committed.
+            var exhausted = true
+            for query in Self.outboxQueries(hostSeries: hostSeries) {
+                let statement = try connection.statement(query.sql + " LIMIT ?")
+                defer { statement.reset() }
+                statement.bind(1, after)
+                statement.bind(2, Int64(maxRows))
+                var taken = 0
+                while try statement.step() {
+                    rows.append((statement.int64(0), query.row(statement)))
+                    taken += 1
+                }
+                if taken == maxRows { exhausted = false }
+            }
+            rows.sort { $0.seq < $1.seq }
+            var taken = 0
+            var bytes = 0
+            for (_, row) in rows {
+                guard taken < maxRows, taken == 0 || bytes < maxBytes else { break }
+                bytes += row.weight
+                taken += 1
+            }
+            let complete = exhausted && taken == rows.count
+            rows.removeSubrange(taken...)
+            return OutboxBatch(after: after, through: complete ? max(last, after) : rows.last!.seq, rows: rows)
+        }
+    }
+
+    private struct OutboxQuery {
+        /// Selects seq first and takes the cursor as its one parameter, ordered by seq.
+        let sql: String
+        let row: (Statement) -> OutboxRow
+    }
+
+    private static func outboxQueries(hostSeries: HostSeriesForwarding) -> [OutboxQuery] {
+        let hostFilter = switch hostSeries {
+        case .all: ""
+        case .none: "AND s.parent_id <> 'host'"
+        case .attached:
+            """
+            AND (s.parent_id <> 'host' OR EXISTS (
+                SELECT 1 FROM attachments a
+                WHERE a.attached_ns <= b.wallclock_max AND (a.detached_ns IS NULL OR a.detached_ns >= b.wallclock_min)))
+            """
+        }
+        return [
+            OutboxQuery(sql: """
+                SELECT seq, id, name, namespace, owner, framework, task, external_id, created_ns, updated_ns
+                FROM experiments WHERE seq > ? ORDER BY seq
+                """) { s in
+                .experiment(
+                    id: s.string(1), name: s.string(2), namespace: s.string(3), owner: s.string(4),
+                    framework: Int32(truncatingIfNeeded: s.int64(5)), task: s.string(6), externalID: s.string(7),
+                    createdNs: s.int64(8), updatedNs: s.int64(9))
+            },
+            OutboxQuery(sql: "SELECT seq, parent_id, key, value, updated_ns FROM metadata WHERE seq > ? ORDER BY seq") { s in
+                .metadata(parentID: s.string(1), key: s.string(2), valueJSON: s.string(3), updatedNs: s.int64(4))
+            },
+            OutboxQuery(sql: """
+                SELECT b.seq, s.parent_id, s.key, b.count, b.step_min, b.step_max, b.wallclock_min, b.wallclock_max, b.data
+                FROM metric_blocks b JOIN series s ON s.id = b.series_id
+                WHERE b.seq > ? \(hostFilter) ORDER BY b.seq
+                """) { s in
+                .metricBlock(
+                    parentID: s.string(1), key: s.string(2), count: Int(s.int64(3)),
+                    stepMin: UInt64(bitPattern: s.int64(4)), stepMax: UInt64(bitPattern: s.int64(5)),
+                    wallclockMin: s.int64(6), wallclockMax: s.int64(7), data: s.withBlob(8) { Array($0) })
+            },
+            OutboxQuery(sql: """
+                SELECT seq, parent_id, name, source, wallclock_ns, metadata, created_ns FROM events WHERE seq > ? ORDER BY seq
+                """) { s in
+                .event(
+                    parentID: s.string(1), name: s.string(2), source: s.string(3), wallclockNs: s.int64(4),
+                    metadataJSON: s.string(5), createdNs: s.int64(6))
+            },
+            OutboxQuery(sql: """
+                SELECT seq, id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns
+                FROM files WHERE seq > ? ORDER BY seq
+                """) { s in
+                .file(
+                    id: s.string(1), parentID: s.string(2), fileType: Int32(truncatingIfNeeded: s.int64(3)),
+                    checksum: s.string(4), path: s.string(5), blob: s.optionalString(6), size: s.optionalInt64(7),
+                    createdNs: s.int64(8), updatedNs: s.int64(9))
+            },
+            OutboxQuery(sql: """
+                SELECT seq, experiment_id, pid, attached_ns, detached_ns FROM attachments WHERE seq > ? ORDER BY seq
+                """) { s in
+                .attachment(
+                    experimentID: s.string(1), pid: Int32(truncatingIfNeeded: s.int64(2)), attachedNs: s.int64(3),
+                    detachedNs: s.optionalInt64(4))
+            },
+            OutboxQuery(sql: """
+                SELECT seq, id, name, owner, namespace, description, task, created_ns, updated_ns
+                FROM models WHERE seq > ? ORDER BY seq
+                """) { s in
+                .model(
+                    id: s.string(1), name: s.string(2), owner: s.string(3), namespace: s.string(4),
+                    description: s.string(5), task: s.string(6), createdNs: s.int64(7), updatedNs: s.int64(8))
+            },
+            OutboxQuery(sql: """
+                SELECT seq, id, model_id, name, version, description, framework, unique_tags, created_ns, updated_ns
+                FROM model_versions WHERE seq > ? ORDER BY seq
+                """) { s in
+                .modelVersion(
+                    id: s.string(1), modelID: s.string(2), name: s.string(3), version: s.string(4),
+                    description: s.string(5), framework: Int32(truncatingIfNeeded: s.int64(6)),
+                    uniqueTagsJSON: s.string(7), createdNs: s.int64(8), updatedNs: s.int64(9))
+            },
+            OutboxQuery(sql: """
+                SELECT seq, id, experiment_id, epoch, metrics, created_ns, updated_ns FROM checkpoints WHERE seq > ? ORDER BY seq
+                """) { s in
+                .checkpoint(
+                    id: s.string(1), experimentID: s.string(2), epoch: UInt64(bitPattern: s.int64(3)),
+                    metricsJSON: s.string(4), createdNs: s.int64(5), updatedNs: s.int64(6))
+            },
+            OutboxQuery(sql: """
+                SELECT through_seq, from_seq, records, reason FROM forward_skips WHERE through_seq > ? ORDER BY through_seq
+                """) { s in
+                .skipped(fromSeq: s.int64(1), records: s.int64(2), reason: s.string(3))
+            },
+        ]
+    }
+
+    // MARK: The forwarder's state
+
+    /// Where forwarding stands, as kept in the database.
+    public struct ForwardState: Sendable, Equatable {
+        /// The last seq the upstream acknowledged (0: none).
+        public var acknowledged: Int64
+        /// The seq forwarding starts after (`--upstream-from now`: the last one when forwarding was
+        /// first turned on; else 0). Never before the current identity's first record.
+        public var start: Int64
+        public var quarantined: Int64
+        public var skippedRecords: Int64
+    }
+
+    /// Reads the forwarder's state, first recording where forwarding starts if it never ran:
+    /// `fromNow` starts it after the last record held now, else at the beginning.
+    public func forwardState(startingFromNow fromNow: Bool) async throws -> ForwardState {
+        try await write { context in
+            let connection = context.connection
+            if try Self.metaValue("forward_start", connection) == nil {
+                try Self.setMeta("forward_start", fromNow ? context.sequence : 0, connection)
+                try Self.setMeta("forward_acked", 0, connection)
+            }
+            let identityStart = try Self.currentIdentity(connection)?.firstSequence ?? 0
+            return ForwardState(
+                acknowledged: try Self.metaValue("forward_acked", connection) ?? 0,
+                start: max(try Self.metaValue("forward_start", connection) ?? 0, identityStart),
+                quarantined: try Self.count("SELECT count(*) FROM forward_quarantine", connection),
+                skippedRecords: try Self.count("SELECT coalesce(sum(records), 0) FROM forward_skips", connection))
+        }
+    }
+
+    /// The forwarder's state as the database holds it, read only (`boxcar doctor` without a
+    /// running agent); nil when forwarding never ran on it.
+    public func forwardProgress() async throws -> (state: ForwardState, lastSequence: Int64)? {
+        try await read { connection in
+            guard let acknowledged = try Self.metaValue("forward_acked", connection) else { return nil }
+            let state = ForwardState(
+                acknowledged: acknowledged, start: try Self.metaValue("forward_start", connection) ?? 0,
+                quarantined: try Self.count("SELECT count(*) FROM forward_quarantine", connection),
+                skippedRecords: try Self.count("SELECT coalesce(sum(records), 0) FROM forward_skips", connection))
+            return (state, try Self.metaValue("sequence", connection) ?? 0)
+        }
+    }
+
+    /// Records what the upstream acknowledged, and sets aside the records it refused.
+    public func acknowledgeForwarded(through: Int64, refused: [(seq: Int64, kind: String, reason: String)]) async throws {
+        try await write { context in
+            let connection = context.connection
+            try Self.setMeta("forward_acked", through, connection)
+            guard !refused.isEmpty else { return }
+            let insert = try connection.statement("""
+                INSERT OR REPLACE INTO forward_quarantine (seq, kind, reason, quarantined_ns) VALUES (?, ?, ?, ?)
+                """)
+            let now = WallClock.now()
+            for record in refused {
+                insert.bind([record.seq, record.kind, record.reason, now])
+                try insert.run()
+            }
+        }
+    }
+
+    static func metaValue(_ key: String, _ connection: Connection) throws -> Int64? {
+        let statement = try connection.statement("SELECT value FROM meta WHERE key = ?")
+        defer { statement.reset() }
+        statement.bind(1, key)
+        return try statement.step() ? statement.int64(0) : nil
+    }
+
+    static func setMeta(_ key: String, _ value: Int64, _ connection: Connection) throws {
+        let statement = try connection.statement("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+        statement.bind([key, value])
+        try statement.run()
+    }
+
+    private static func count(_ sql: String, _ connection: Connection) throws -> Int64 {
+        let statement = try connection.statement(sql)
+        defer { statement.reset() }
+        return try statement.step() ? statement.int64(0) : 0
+    }
+}
