@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(
             url: "https://github.com/apple/swift-configuration", from: "1.4.0",
             traits: ["YAML"]),  // not the default JSON trait: nothing reads JSON configuration
@@ -44,8 +45,11 @@ let package = Package(
         // Waiting for room: the credits of a stream's window and the bytes held across streams.
         .target(name: "BoxcarFlowControl", dependencies: ["BoxcarModel"]),
 
-        // The seam between the services and whatever stores records: the RecordStore protocol.
-        .target(name: "BoxcarStorage", dependencies: ["BoxcarModel"]),
+        // The seam between the services and whatever stores records: the RecordStore protocol,
+        // and where uploaded bytes are kept (ArtifactStore).
+        .target(
+            name: "BoxcarStorage",
+            dependencies: ["BoxcarModel", .product(name: "Crypto", package: "swift-crypto")]),
 
         // The agent's SQLite store: schema, migrations, the single writer with group commit,
         // queries, retention.
@@ -89,6 +93,27 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // The outbox shipped upstream: `boxcar agent --upstream`.
+        .target(
+            name: "BoxcarForwarding",
+            dependencies: [
+                "BoxcarAPI", "BoxcarModel", "BoxcarStorage", "BoxcarStore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // `boxcar collector`: what agents forward, written into PostgreSQL.
+        .target(
+            name: "BoxcarCollector",
+            dependencies: [
+                "BoxcarAPI", "BoxcarModel", "BoxcarStorage",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
+
         // A Swift client for the agent: the CLI, the tests and the benchmark use it.
         .target(
             name: "BoxcarClient",
@@ -102,7 +127,8 @@ let package = Package(
             name: "boxcar",
             dependencies: [
                 "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
-                "BoxcarModel", "BoxcarAPI", "BoxcarSensors",
+                "BoxcarModel", "BoxcarAPI", "BoxcarSensors", "BoxcarForwarding", "BoxcarCollector",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

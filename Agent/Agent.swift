@@ -1,10 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarAPI
+import BoxcarForwarding
 import BoxcarModel
 import BoxcarSampling
 import BoxcarSensors
 import BoxcarServer
+import BoxcarStorage
 import BoxcarStore
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -60,14 +63,23 @@ final class Agent: Service, Sendable {
         try makeDirectories(parent(of: configuration.databasePath))
         let store = try Store.open(
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
-        try await establishIdentity(store, logger: logger)
+        let identity = try await establishIdentity(store, logger: logger)
         let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
+        var forwarder: Forwarder?
+        if !configuration.upstream.targets.isEmpty {
+            var upstream = configuration.upstream
+            if upstream.labels["host"] == nil { upstream.labels["host"] = identity.hostName }
+            forwarder = Forwarder(
+                store: store, artifacts: artifacts, identity: identity, configuration: upstream,
+                version: Self.version, logger: logger)
+        }
         try prepareSocketPath(configuration.socketPath)
 
         let services = AgentServices(
             store: store, artifacts: artifacts, limits: configuration.limits,
             ingestMemoryBytes: configuration.ingestMemoryBytes, hostName: hostName(),
-            socketPath: configuration.socketPath, version: Self.version, logger: logger)
+            socketPath: configuration.socketPath, version: Self.version, logger: logger,
+            upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] })
         let maxRequestBytes = configuration.limits.maxMessageBytes
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
@@ -88,7 +100,8 @@ final class Agent: Service, Sendable {
         var retention: Retention?
         if configuration.retention != nil || configuration.maxDatabaseBytes != nil {
             retention = Retention(
-                store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes, logger: logger)
+                store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes,
+                forwarding: forwarder != nil, logger: logger)
         }
         let allServers = servers
         let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
@@ -103,7 +116,7 @@ final class Agent: Service, Sendable {
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, sampler: sampler, retention: retention, services: services) {
+            try await serve(allServers, sampler: sampler, retention: retention, forwarder: forwarder, services: services) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out. The
                 // group first, the mode last: once the mode is 0660 both are set.
@@ -145,7 +158,7 @@ final class Agent: Service, Sendable {
 
     private func serve(
         _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, retention: Retention?,
-        services: AgentServices, onListening: @escaping @Sendable () -> Void
+        forwarder: Forwarder?, services: AgentServices, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
         try await withGracefulShutdownHandler {
@@ -170,6 +183,12 @@ final class Agent: Service, Sendable {
                 if let retention {
                     group.addTask {
                         try? await cancelWhenGracefulShutdown { try await retention.run() }
+                    }
+                }
+                if let forwarder {
+                    group.addTask {
+                        // What is not acknowledged at shutdown stays in the outbox for the next run.
+                        try? await cancelWhenGracefulShutdown { try await forwarder.run() }
                     }
                 }
                 var bound: [String] = []

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarForwarding
 import BoxcarModel
 import BoxcarServer
 import BoxcarStore
@@ -34,6 +35,8 @@ struct AgentConfiguration: Sendable {
     var retention: Duration?
     /// The most bytes the database may use; the oldest host points go first. nil: no limit.
     var maxDatabaseBytes: Int64?
+    /// Where everything is forwarded; no targets: nowhere.
+    var upstream = UpstreamConfiguration(targets: [])
 
     init(
         databasePath: String, socketPath: String, listen: TCPAddress? = nil,

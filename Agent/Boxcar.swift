@@ -16,7 +16,7 @@ struct Boxcar: AsyncParsableCommand {
             writes to it).
             """,
         subcommands: [
-            AgentCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
+            AgentCommand.self, CollectorCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
             ArtifactsCommand.self, ExportCommand.self, DoctorCommand.self, SettingsCommand.self,
         ])
 }

@@ -2,11 +2,13 @@
 import Glibc
 #endif
 import ArgumentParser
+import BoxcarClient
 import BoxcarSensors
 import BoxcarSampling
 import BoxcarServer
 import BoxcarStore
 import FoundationEssentials
+import GRPCCore
 
 /// `boxcar doctor`: which sensors work on this machine, and why the others do not.
 struct DoctorCommand: AsyncParsableCommand {
@@ -25,6 +27,9 @@ struct DoctorCommand: AsyncParsableCommand {
 
     @Option(help: "The database whose size is shown. Default: $BOXCAR_DB, else the agent's default.")
     var db: String?
+
+    @Option(help: "The running agent's socket, asked where forwarding stands. Default: $BOXCAR_SOCKET, else the agent's default.")
+    var socket: String?
 
     @Option(help: "Also check what can be read of this process (a trainer's PID).")
     var pid: Int32?
@@ -76,7 +81,10 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         findings.append(nvidia())
         findings.append(udev())
-        findings.append(await database(db ?? Defaults.environment["BOXCAR_DB"] ?? Defaults.databasePath))
+        let databasePath = db ?? Defaults.environment["BOXCAR_DB"] ?? Defaults.databasePath
+        findings.append(await database(databasePath))
+        findings += await upstreams(
+            socket: socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath, database: databasePath)
         if let pid {
             findings.append(processAccess(pid))
         }
@@ -141,6 +149,32 @@ struct DoctorCommand: AsyncParsableCommand {
         } catch {
             return Finding(sensor: "database", works: false, series: 0, detail: "\(path): \(error)")
         }
+    }
+
+    /// Where forwarding stands, per upstream: from the running agent's Health, else (no agent
+    /// answering) what its database says.
+    func upstreams(socket: String, database: String) async -> [Finding] {
+        if let health = try? await AgentClient.with(.unixSocket(socket), { client in
+            var options = CallOptions.defaults
+            options.timeout = .seconds(2)
+            return try await client.agent.health(.init(), options: options)
+        }) {
+            return health.upstreams.map { upstream in
+                var detail = "acknowledged seq \(upstream.acknowledgedSeq), \(upstream.recordsBehind) behind"
+                if upstream.recordsBehind > 0 { detail += " (\(Int(upstream.secondsBehind)) s)" }
+                detail += ", \(upstream.quarantined) quarantined, \(upstream.skippedRecords) skipped"
+                detail += upstream.lastError.isEmpty ? (upstream.connected ? "; connected" : "") : "; last error: \(upstream.lastError)"
+                return Finding(
+                    sensor: "upstream \(upstream.target)", works: upstream.lastError.isEmpty, series: 0, detail: detail)
+            }
+        }
+        guard access(database, F_OK) == 0, let store = try? Store.openReadOnly(path: database) else { return [] }
+        let progress = try? await store.forwardProgress()
+        await store.close()
+        guard let (state, last) = progress else { return [] }
+        return [Finding(
+            sensor: "upstream", works: state.acknowledged >= last, series: 0,
+            detail: "no agent answers on \(socket); the database says: acknowledged seq \(state.acknowledged), \(max(0, last - state.acknowledged)) behind, \(state.quarantined) quarantined, \(state.skippedRecords) skipped")]
     }
 
     func udev() -> Finding {

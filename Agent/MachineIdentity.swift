@@ -26,7 +26,8 @@ func machineID() -> String {
 }
 
 /// The database's identity on this machine, logged; a new one when the file was made elsewhere.
-func establishIdentity(_ store: Store, logger: Logger) async throws {
+@discardableResult
+func establishIdentity(_ store: Store, logger: Logger) async throws -> AgentIdentity {
     let (identity, replaced) = try await store.identity(machineID: machineID(), hostName: hostName())
     if let replaced {
         logger.warning(
@@ -38,4 +39,5 @@ func establishIdentity(_ store: Store, logger: Logger) async throws {
     } else {
         logger.info("agent identity", metadata: ["agent_id": "\(identity.agentID)"])
     }
+    return identity
 }

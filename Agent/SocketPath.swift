@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BoxcarModel
 import BoxcarServer
+import BoxcarStorage
 
 /// Whoever can write to the socket's directory can put their own listener in the agent's place:
 /// refuse a directory that another user owns or may write to (sticky ones like /tmp excepted).

@@ -16,7 +16,7 @@ swift build --product protoc-gen-swift
 swift build --product protoc-gen-grpc-swift-2
 bin=$(swift build --show-bin-path)
 
-files=(modelbox/modelbox.proto boxcar/v1/agent.proto)
+files=(modelbox/modelbox.proto boxcar/v1/agent.proto boxcar/v1/collector.proto)
 
 rm -rf "$swift_out" && mkdir -p "$swift_out"
 protoc -I "$protos" -I /usr/include \

@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen);
-# systemd for systemd-analyze, which checks Config/boxcar.service.
+# systemd for systemd-analyze, which checks Config/boxcar.service; postgresql for the collector's
+# tests (each run starts a private server of its own on loopback, in a temporary directory).
 missing=""
-for package in libsqlite3-dev libudev1 systemd; do
+for package in libsqlite3-dev libudev1 systemd postgresql; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarForwarding
 import BoxcarModel
 import BoxcarServer
 import BoxcarStore
@@ -165,6 +166,72 @@ struct AgentSettings: Sendable {
             example: "10G"
         ) { text, settings in settings.agent.maxDatabaseBytes = try Setting.bytes(text, "max-db-size") },
         Setting(
+            "upstream", .value(placeholder: "TARGET[,TARGET…]"), default: "none (nothing forwarded)", value: nil,
+            help: "collectors to forward everything to (`host:port` or `unix:///path`), used in turn when one fails",
+            note: """
+                Collectors (boxcar collector) to forward every record to, as host:port or unix:///path,
+                comma-separated: collectors of the same PostgreSQL, used in turn when one fails. The database
+                is the outbox: nothing is lost while they are away.
+                """,
+            example: "collector.example.org:7443"
+        ) { text, settings in
+            do {
+                settings.agent.upstream.targets = try text.split(separator: ",").map {
+                    try UpstreamTarget(parsing: trimmed($0))
+                }
+            } catch { throw CLIError(describe(error)) }
+        },
+        Setting(
+            "upstream-token-file", .value(placeholder: "PATH"), default: "none", value: nil,
+            help: "a mode-0600 file holding the token sent to the upstream",
+            note: "The file (mode 0600) holding the token this agent sends to its collectors.",
+            example: "/etc/boxcar/upstream-token"
+        ) { text, settings in settings.agent.upstream.token = try readToken(text) },
+        Setting(
+            "upstream-ca", .value(placeholder: "FILE"), default: "none (plaintext)", value: nil,
+            help: "a PEM file of the authorities to trust: TLS to every TCP upstream",
+            note: "A PEM file of the certificate authorities to trust: with it, TCP upstreams are reached over TLS.",
+            example: "/etc/boxcar/ca.pem"
+        ) { text, settings in
+            guard access(text, R_OK) == 0 else { throw CLIError("cannot read the upstream CA file \(text)") }
+            settings.agent.upstream.caFile = text
+        },
+        Setting(
+            "label", .value(placeholder: "KEY=VALUE"), default: "`host=<hostname>`", value: nil,
+            help: "a label carried with every forwarded record; repeat it, or separate with commas",
+            note: "Labels carried with every forwarded record, KEY=VALUE, comma-separated; host is the host name unless set.",
+            example: "cluster=a100-east,rack=r17"
+        ) { text, settings in
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(trimmed)
+                guard parts.count == 2, !parts[0].isEmpty else { throw CLIError("label must be KEY=VALUE, not \(pair)") }
+                settings.agent.upstream.labels[parts[0]] = parts[1]
+            }
+        },
+        Setting(
+            "upstream-host-series", .value(placeholder: "attached|all|none"), default: "`attached`", value: "attached",
+            help: "which of the machine's series are forwarded: those inside attached experiments' windows, all, or none",
+            note: """
+                Which of the machine's own series are forwarded: attached (inside the windows trainers were
+                attached to an experiment), all, or none.
+                """,
+            example: "attached"
+        ) { text, settings in
+            guard let mode = Store.HostSeriesForwarding(rawValue: text) else {
+                throw CLIError("upstream-host-series must be attached, all or none, not \(text)")
+            }
+            settings.agent.upstream.hostSeries = mode
+        },
+        Setting(
+            "upstream-from", .value(placeholder: "all|now"), default: "`all`", value: "all",
+            help: "whether what the database held before forwarding was first turned on is shipped (`all`) or not (`now`)",
+            note: "all: forward what the database held before forwarding was first turned on; now: only what comes after.",
+            example: "all"
+        ) { text, settings in
+            guard text == "all" || text == "now" else { throw CLIError("upstream-from must be all or now, not \(text)") }
+            settings.agent.upstream.fromNow = text == "now"
+        },
+        Setting(
             "proc-root", .value(placeholder: "DIR"), default: "`/proc`", value: "/proc",
             help: "where /proc is read (a fixture tree in tests)",
             note: """
@@ -262,7 +329,12 @@ struct AgentSettings: Sendable {
                 flags[name] = inline ?? "true"
             case .value:
                 guard let value = inline ?? rest.popFirst() else { throw CLIError("--\(name) needs a value") }
-                flags[name] = value
+                // --label may be repeated: each adds its pairs.
+                if name == "label", let earlier = flags[name] {
+                    flags[name] = earlier + "," + value
+                } else {
+                    flags[name] = value
+                }
             }
         }
         return flags
@@ -279,8 +351,13 @@ struct AgentSettings: Sendable {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
             throw CLIError("cannot read the token file \(file)")
         }
-        let token = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+        let token = trimmed(text)
         guard !token.isEmpty else { throw CLIError("the token file \(file) is empty") }
         return token
     }
+}
+
+/// The text without the white space around it.
+func trimmed<S: StringProtocol>(_ text: S) -> String {
+    String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
 }

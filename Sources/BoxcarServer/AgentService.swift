@@ -14,6 +14,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     let logger: Logger
     /// Shared by every Log stream: bytes of batches accepted and not yet committed.
     let budget: ByteBudget
+    let upstreams: @Sendable () -> [Boxcar_V1_UpstreamStatus]
 
     // MARK: Log
 
@@ -190,6 +191,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             $0.database = store.location
             $0.lastSequence = UInt64(store.lastSequence)
             $0.pendingWrites = UInt64(store.pendingWrites)
+            $0.upstreams = upstreams()
         }
     }
 }

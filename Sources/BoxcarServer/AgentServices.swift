@@ -24,9 +24,11 @@ public struct AgentServices: Sendable {
     ///     is `host:path`, its address `unix://path`).
     ///   - ingestMemoryBytes: bytes of Log batches accepted and not yet committed, across every
     ///     stream; a stream past it waits (backpressure).
+    ///   - upstreams: where forwarding stands, for Health (the forwarder's, when there is one).
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
-        hostName: String, socketPath: String, version: String, logger: Logger
+        hostName: String, socketPath: String, version: String, logger: Logger,
+        upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] }
     ) {
         let changes = ChangeFeed()
         let member = Modelbox_ClusterMember.with {
@@ -41,7 +43,7 @@ public struct AgentServices: Sendable {
                 logger: logger),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
-                budget: ByteBudget(capacity: ingestMemoryBytes)),
+                budget: ByteBudget(capacity: ingestMemoryBytes), upstreams: upstreams),
         ]
     }
 

@@ -8,9 +8,11 @@ public enum Listener: Sendable {
     case tcp(TCPAddress)
 
     /// A gRPC server for `services` on this listener. Calls must carry `token` as a bearer token
-    /// when one is given; requests larger than `maxRequestBytes` are refused by the transport.
+    /// when one is given, and pass `interceptors`; requests larger than `maxRequestBytes` are
+    /// refused by the transport. With `tls` (PEM files), TCP is served over TLS.
     public func server(
-        serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int
+        serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int,
+        interceptors: [any ServerInterceptor] = [], tls: (certificate: String, key: String)? = nil
     ) -> GRPCServer<HTTP2ServerTransport.Posix> {
         let config = HTTP2ServerTransport.Posix.Config.defaults {
             $0.rpc.maxRequestPayloadSize = maxRequestBytes
@@ -21,14 +23,18 @@ public enum Listener: Sendable {
             transport = .http2NIOPosix(
                 address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config)
         case .tcp(let tcp):
+            let security: HTTP2ServerTransport.Posix.TransportSecurity =
+                if let tls {
+                    .tls(certificateChain: [.file(path: tls.certificate, format: .pem)], privateKey: .file(path: tls.key, format: .pem))
+                } else { .plaintext }
             transport = .http2NIOPosix(
                 address: tcp.host.contains(":") ? .ipv6(host: tcp.host, port: tcp.port) : .ipv4(host: tcp.host, port: tcp.port),
-                transportSecurity: .plaintext, config: config)
+                transportSecurity: security, config: config)
         }
         return GRPCServer(
             transport: transport,
             services: services,
-            interceptors: token.map { [BearerTokenInterceptor(token: $0)] } ?? [])
+            interceptors: (token.map { [BearerTokenInterceptor(token: $0)] } ?? []) + interceptors)
     }
 }
 

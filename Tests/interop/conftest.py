@@ -184,3 +184,7 @@ def agent(tmp_path: Path):
 @pytest.fixture
 def stub(agent: Agent) -> modelbox_pb2_grpc.ModelStoreStub:
     return agent.stub
+
+
+# PostgreSQL and the collector (postgres.py): its fixtures, for the forwarding tests.
+from postgres import database, postgres_cluster  # noqa: E402,F401

@@ -380,6 +380,39 @@ public nonisolated struct Boxcar_V1_HealthResponse: Sendable {
 
   public var pendingWrites: UInt64 = 0
 
+  /// One per `--upstream` target; none when nothing is forwarded.
+  public var upstreams: [Boxcar_V1_UpstreamStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Where forwarding to one collector stands. The targets of one agent share one cursor.
+public nonisolated struct Boxcar_V1_UpstreamStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var target: String = String()
+
+  public var connected: Bool = false
+
+  /// The last seq the collectors acknowledged.
+  public var acknowledgedSeq: UInt64 = 0
+
+  /// Sequence numbers committed here and not yet acknowledged, and how long the oldest has waited.
+  public var recordsBehind: UInt64 = 0
+
+  public var secondsBehind: Double = 0
+
+  /// Empty when the last attempt on this target worked.
+  public var lastError: String = String()
+
+  public var quarantined: UInt64 = 0
+
+  public var skippedRecords: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1074,7 +1107,7 @@ nonisolated extension Boxcar_V1_HealthRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Boxcar_V1_HealthResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HealthResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}database\0\u{3}last_sequence\0\u{3}pending_writes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{1}database\0\u{3}last_sequence\0\u{3}pending_writes\0\u{1}upstreams\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1088,6 +1121,7 @@ nonisolated extension Boxcar_V1_HealthResponse: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularStringField(value: &self.database) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.lastSequence) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.pendingWrites) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.upstreams) }()
       default: break
       }
     }
@@ -1112,6 +1146,9 @@ nonisolated extension Boxcar_V1_HealthResponse: SwiftProtobuf.Message, SwiftProt
     if self.pendingWrites != 0 {
       try visitor.visitSingularUInt64Field(value: self.pendingWrites, fieldNumber: 6)
     }
+    if !self.upstreams.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.upstreams, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1122,6 +1159,72 @@ nonisolated extension Boxcar_V1_HealthResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.database != rhs.database {return false}
     if lhs.lastSequence != rhs.lastSequence {return false}
     if lhs.pendingWrites != rhs.pendingWrites {return false}
+    if lhs.upstreams != rhs.upstreams {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_UpstreamStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".UpstreamStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}connected\0\u{3}acknowledged_seq\0\u{3}records_behind\0\u{3}seconds_behind\0\u{3}last_error\0\u{1}quarantined\0\u{3}skipped_records\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.connected) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.acknowledgedSeq) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.recordsBehind) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.secondsBehind) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.quarantined) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.skippedRecords) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 1)
+    }
+    if self.connected != false {
+      try visitor.visitSingularBoolField(value: self.connected, fieldNumber: 2)
+    }
+    if self.acknowledgedSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.acknowledgedSeq, fieldNumber: 3)
+    }
+    if self.recordsBehind != 0 {
+      try visitor.visitSingularUInt64Field(value: self.recordsBehind, fieldNumber: 4)
+    }
+    if self.secondsBehind.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.secondsBehind, fieldNumber: 5)
+    }
+    if !self.lastError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 6)
+    }
+    if self.quarantined != 0 {
+      try visitor.visitSingularUInt64Field(value: self.quarantined, fieldNumber: 7)
+    }
+    if self.skippedRecords != 0 {
+      try visitor.visitSingularUInt64Field(value: self.skippedRecords, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_UpstreamStatus, rhs: Boxcar_V1_UpstreamStatus) -> Bool {
+    if lhs.target != rhs.target {return false}
+    if lhs.connected != rhs.connected {return false}
+    if lhs.acknowledgedSeq != rhs.acknowledgedSeq {return false}
+    if lhs.recordsBehind != rhs.recordsBehind {return false}
+    if lhs.secondsBehind != rhs.secondsBehind {return false}
+    if lhs.lastError != rhs.lastError {return false}
+    if lhs.quarantined != rhs.quarantined {return false}
+    if lhs.skippedRecords != rhs.skippedRecords {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -198,20 +198,42 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "version", "uptime_seconds", "database", "last_sequence", "pending_writes")
+    __slots__ = ("status", "version", "uptime_seconds", "database", "last_sequence", "pending_writes", "upstreams")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PENDING_WRITES_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAMS_FIELD_NUMBER: _ClassVar[int]
     status: str
     version: str
     uptime_seconds: float
     database: str
     last_sequence: int
     pending_writes: int
-    def __init__(self, status: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., database: _Optional[str] = ..., last_sequence: _Optional[int] = ..., pending_writes: _Optional[int] = ...) -> None: ...
+    upstreams: _containers.RepeatedCompositeFieldContainer[UpstreamStatus]
+    def __init__(self, status: _Optional[str] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., database: _Optional[str] = ..., last_sequence: _Optional[int] = ..., pending_writes: _Optional[int] = ..., upstreams: _Optional[_Iterable[_Union[UpstreamStatus, _Mapping]]] = ...) -> None: ...
+
+class UpstreamStatus(_message.Message):
+    __slots__ = ("target", "connected", "acknowledged_seq", "records_behind", "seconds_behind", "last_error", "quarantined", "skipped_records")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_SEQ_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_BEHIND_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_BEHIND_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    connected: bool
+    acknowledged_seq: int
+    records_behind: int
+    seconds_behind: float
+    last_error: str
+    quarantined: int
+    skipped_records: int
+    def __init__(self, target: _Optional[str] = ..., connected: _Optional[bool] = ..., acknowledged_seq: _Optional[int] = ..., records_behind: _Optional[int] = ..., seconds_behind: _Optional[float] = ..., last_error: _Optional[str] = ..., quarantined: _Optional[int] = ..., skipped_records: _Optional[int] = ...) -> None: ...
 
 class ListExperimentsRequest(_message.Message):
     __slots__ = ("namespace",)

@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import BoxcarCollector
+import BoxcarServer
+import BoxcarStorage
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// `boxcar collector`: receives what agents forward (`boxcar agent --upstream`) and writes it
+/// into PostgreSQL, until SIGINT or SIGTERM.
+struct CollectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collector",
+        abstract: "Receive what agents forward and write it into PostgreSQL.",
+        discussion: "Agents started with --upstream forward every record to a collector; it writes them into "
+            + "PostgreSQL (schema `boxcar`, migrated at start; views in `public`) exactly once, moving each agent's "
+            + "cursor in the transaction that holds its records. Several collectors may serve one PostgreSQL. "
+            + "PostgreSQL down at start: the collector retries, and agents keep their records until it is back.")
+
+    @Option(help: ArgumentHelp(
+        "PostgreSQL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require], or postgres:///DATABASE?host=/socket/dir",
+        valueName: "URL"))
+    var postgres: String
+
+    @Option(help: ArgumentHelp("Serve agents on TCP at HOST:PORT (beyond loopback: with --tls-cert, --tls-key and --token-file).", valueName: "HOST:PORT"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Serve agents on this unix socket.", valueName: "PATH"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("Where forwarded files' bytes are kept, by content.", valueName: "DIR"))
+    var artifacts: String = Defaults.dataDirectory + "/collector/artifacts"
+
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("The certificate chain (PEM) served on TCP.", valueName: "FILE"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("Its private key (PEM).", valueName: "FILE"))
+    var tlsKey: String?
+
+    @Option(name: .customLong("token-file"), help: ArgumentHelp(
+        "Named tokens, a line each: NAME agent|read TOKEN (mode 0600; read again when it changes).", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Drop day partitions of points and events older than this: 30d, 12h, …", valueName: "DURATION"))
+    var retention: String?
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("trace … critical", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw CLIError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \(logLevel)")
+        }
+        let address: PostgresAddress
+        do { address = try PostgresAddress(parsing: postgres) } catch { throw CLIError("\(error)") }
+        let tcp = try listen.map {
+            do { return try TCPAddress(parsing: $0) } catch { throw CLIError(describe(error)) }
+        }
+        guard tcp != nil || socket != nil else { throw CLIError("give --listen HOST:PORT, --socket PATH, or both") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw CLIError("--tls-cert and --tls-key go together") }
+        if let tcp, !tcp.isLoopback, tlsCertificate == nil || tokenFile == nil {
+            throw CLIError("listening on \(tcp) beyond loopback needs --tls-cert, --tls-key and --token-file: agents' records would cross the network unprotected")
+        }
+        let retention = try retention.map { try Setting.duration($0, "retention") }
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "boxcar.collector")
+        let client = PostgresClient(configuration: address.configuration, backgroundLogger: logger)
+        let collector: Collector
+        do {
+            collector = try Collector(
+                client: client, artifacts: try ArtifactStore(root: artifacts), tokenFile: tokenFile,
+                version: Agent.version, logger: logger)
+        } catch {
+            throw CLIError(describe(error))
+        }
+        let process = CollectorProcess(
+            collector: collector, address: address.description, tcp: tcp, socket: socket,
+            tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: client), .init(service: process)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            throw CLIError("the collector stopped: \(describe(error))")
+        }
+    }
+}
+
+/// The running collector: the schema migrated (waiting for PostgreSQL if need be), then the
+/// listeners and the partition upkeep, until a graceful shutdown lets calls in flight finish.
+struct CollectorProcess: Service {
+    let collector: Collector
+    let address: String
+    let tcp: TCPAddress?
+    let socket: String?
+    let tls: (certificate: String, key: String)?
+    let retention: Duration?
+    let logger: Logger
+
+    /// Forwarded batches are large: a few MiB of points and file chunks of 1 MiB.
+    static let maxRequestBytes = 64 << 20
+
+    func run() async throws {
+        let schema = try await cancelWhenGracefulShutdown { try await collector.prepare(address: address) }
+        logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
+        var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []
+        if let socket {
+            // A socket left by a collector that died is replaced; one that answers is not stolen.
+            if socketIdentity(socket) != nil {
+                guard !socketAnswers(socket) else { throw CLIError("another process is listening on \(socket)") }
+                unlink(socket)
+            }
+            servers.append(Listener.unixSocket(path: socket).server(
+                serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
+                interceptors: collector.interceptors))
+        }
+        if let tcp {
+            servers.append(Listener.tcp(tcp).server(
+                serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
+                interceptors: collector.interceptors, tls: tls))
+        }
+        let all = servers
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                for server in all {
+                    group.addTask {
+                        do { try await server.serve() } catch where Task.isShuttingDownGracefully {}
+                    }
+                }
+                group.addTask {
+                    try? await cancelWhenGracefulShutdown { try await collector.maintain(retention: retention) }
+                }
+                var bound: [String] = []
+                do {
+                    for server in all { bound.append(try await server.boundAddress) }
+                } catch where Task.isShuttingDownGracefully {
+                    return
+                }
+                logger.info("boxcar collector listening", metadata: [
+                    "addresses": "\(bound.joined(separator: ", "))", "postgres": "\(address)",
+                ])
+            }
+        } onGracefulShutdown: {
+            logger.info("shutting down: no new calls; finishing those in flight")
+            for server in all { server.transport.beginGracefulShutdown() }
+        }
+        if let socket { unlink(socket) }
+        logger.info("stopped")
+    }
+}
