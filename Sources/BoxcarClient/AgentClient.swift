@@ -38,7 +38,7 @@ public struct AgentClient: Sendable {
         switch target {
         case .unixSocket(let path): resolvable = .unixDomainSocket(path: path)
         case .tcp(let host, let port):
-            resolvable = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+            resolvable = host.contains(":") ? .ipv6(address: host, port: port) : .ipv4(address: host, port: port)
         }
         // The transport's "request" limit bounds what the client receives.
         var serviceConfig = ServiceConfig()

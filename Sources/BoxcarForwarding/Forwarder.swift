@@ -240,9 +240,9 @@ public final class Forwarder: Sendable {
                 target: .unixDomainSocket(path: path), transportSecurity: .plaintext, serviceConfig: serviceConfig)
         case .tcp(let host, let port):
             let resolvable: any ResolvableTarget =
-                if host.contains(":") { .ipv6(host: host, port: port) }
+                if host.contains(":") { .ipv6(address: host, port: port) }
                 else if host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." }) {
-                    .ipv4(host: host, port: port)
+                    .ipv4(address: host, port: port)
                 } else { .dns(host: host, port: port) }
             let security: HTTP2ClientTransport.Posix.TransportSecurity =
                 if let ca = configuration.caFile {
@@ -292,16 +292,24 @@ public final class Forwarder: Sendable {
         var position = cursor
         var batchID: UInt64 = 0
         var lastSent = ContinuousClock.now
+        // The last seq committed when the outbox last had nothing to ship: until it moves, there
+        // is nothing to read.
+        var emptyAt: Int64 = -1
         while true {
             try Task.checkCancellation()
+            let committed = store.lastSequence
+            let advanceDue = ContinuousClock.now - lastSent >= Self.idleAdvancePeriod
+            if committed == position || (committed == emptyAt && !advanceDue) {
+                if committed == position { markCaughtUp() }
+                try await Task.sleep(for: Self.pollPeriod)
+                continue
+            }
             let batch = try await store.outbox(
                 after: position, maxRows: Self.maxRowsPerBatch, maxBytes: Self.maxBytesPerBatch,
                 hostSeries: configuration.hostSeries)
-            let nothingNew = batch.rows.isEmpty
-                && (batch.through == position || ContinuousClock.now - lastSent < Self.idleAdvancePeriod)
-            if nothingNew {
-                if batch.through == position { markCaughtUp() }
-                try await Task.sleep(for: Self.pollPeriod)
+            if batch.rows.isEmpty && !advanceDue {
+                // Only rows that are not forwarded: the cursor moves past them now and then.
+                emptyAt = committed
                 continue
             }
             batchID += 1
