@@ -60,6 +60,16 @@ struct AgentConfiguration: Sendable {
         self.socketGroup = socketGroup
     }
 
+    /// Refuses to send the upstream token in the clear to another machine.
+    func checkUpstream() throws {
+        guard upstream.token != nil, upstream.caFile == nil else { return }
+        for case .tcp(let host, _) in upstream.targets
+        where !(host == "localhost" || host == "::1" || host.hasPrefix("127.")) {
+            throw ValidationError(
+                "--upstream-token-file would send the token in the clear to \(host): give --upstream-ca for TLS")
+        }
+    }
+
     /// Refuses a TCP listener that would open the API to the network without a token.
     func checkListener() throws {
         guard let listen else { return }

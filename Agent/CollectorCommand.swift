@@ -111,6 +111,12 @@ struct CollectorProcess: Service {
 
     /// Forwarded batches are large: a few MiB of points and file chunks of 1 MiB.
     static let maxRequestBytes = 64 << 20
+    /// Pings find an agent that vanished (its machine lost power) within 80 s, so its stream and
+    /// the file it was sending do not stay open for ever; agents may ping every 10 s (they do
+    /// every 30 s).
+    static let keepalive = HTTP2ServerTransport.Config.Keepalive(
+        time: .seconds(60), timeout: .seconds(20),
+        clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
 
     func run() async throws {
         let schema = try await cancelWhenGracefulShutdown { try await collector.prepare(address: address) }
@@ -124,12 +130,12 @@ struct CollectorProcess: Service {
             }
             servers.append(Listener.unixSocket(path: socket).server(
                 serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: collector.interceptors))
+                interceptors: collector.interceptors, keepalive: Self.keepalive))
         }
         if let tcp {
             servers.append(Listener.tcp(tcp).server(
                 serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: collector.interceptors, tls: tls))
+                interceptors: collector.interceptors, tls: tls, keepalive: Self.keepalive))
         }
         let all = servers
         try await withGracefulShutdownHandler {

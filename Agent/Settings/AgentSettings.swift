@@ -298,7 +298,12 @@ struct AgentSettings: Sendable {
                 ?? setting.defaultValue(settings)
             if let text { try setting.apply(text, &settings) }
         }
-        do { try settings.agent.checkListener() } catch { throw CLIError(describe(error)) }
+        do {
+            try settings.agent.checkListener()
+            try settings.agent.checkUpstream()
+        } catch {
+            throw CLIError(describe(error))
+        }
         return settings
     }
 

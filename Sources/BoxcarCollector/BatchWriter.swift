@@ -153,6 +153,7 @@ private struct Rows {
         case .file(let f):
             try Check.text(f.id, "id", f.parentID, f.checksum, f.path, f.blob)
             if !f.blob.isEmpty {
+                try Check.blob(f.blob)
                 guard FileManager.default.fileExists(atPath: artifacts.blobPath(f.blob)) else {
                     throw BatchError("the bytes of file \(f.id) (blob \(f.blob)) did not arrive before it")
                 }
@@ -195,7 +196,7 @@ private struct Rows {
             try await transaction.query("""
                 INSERT INTO boxcar.experiments (id, name, namespace, owner, framework, task, external_id, created_ns, updated_ns)
                 SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.texts(2)), \(c.texts(3)), \(c.ints32(4)),
-                                     \(c.texts(5)), \(c.texts(6)), \(c.ints64(7)), \(c.ints64(8)))
+                                     \(c.texts(5)), \(c.texts(6)), \(c.ints64(7)), \(c.ints64(8))) AS e(id) ORDER BY id
                 ON CONFLICT (id) DO UPDATE SET
                     name = excluded.name, namespace = excluded.namespace, owner = excluded.owner,
                     framework = excluded.framework, task = excluded.task, external_id = excluded.external_id,
@@ -208,7 +209,8 @@ private struct Rows {
             let c = metadata
             try await transaction.query("""
                 INSERT INTO boxcar.metadata (parent_id, key, value, updated_ns)
-                SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.texts(2)), \(c.ints64(3)))
+                SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.texts(2)), \(c.ints64(3))) AS m(parent_id, key)
+                ORDER BY parent_id, key
                 ON CONFLICT (parent_id, key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns
                 WHERE excluded.updated_ns >= metadata.updated_ns
                 """)
@@ -260,7 +262,7 @@ private struct Rows {
             try await transaction.query("""
                 INSERT INTO boxcar.models (id, name, owner, namespace, description, task, created_ns, updated_ns)
                 SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.texts(2)), \(c.texts(3)), \(c.texts(4)),
-                                     \(c.texts(5)), \(c.ints64(6)), \(c.ints64(7)))
+                                     \(c.texts(5)), \(c.ints64(6)), \(c.ints64(7))) AS m(id) ORDER BY id
                 ON CONFLICT (id) DO UPDATE SET description = excluded.description, task = excluded.task,
                     updated_ns = excluded.updated_ns
                 WHERE excluded.updated_ns >= models.updated_ns
@@ -272,7 +274,7 @@ private struct Rows {
                 INSERT INTO boxcar.model_versions (id, model_id, name, version, description, framework, unique_tags,
                                                    created_ns, updated_ns)
                 SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.texts(2)), \(c.texts(3)), \(c.texts(4)),
-                                     \(c.ints32(5)), \(c.texts(6)), \(c.ints64(7)), \(c.ints64(8)))
+                                     \(c.ints32(5)), \(c.texts(6)), \(c.ints64(7)), \(c.ints64(8))) AS v(id) ORDER BY id
                 ON CONFLICT (id) DO UPDATE SET description = excluded.description, framework = excluded.framework,
                     unique_tags = excluded.unique_tags, updated_ns = excluded.updated_ns
                 WHERE excluded.updated_ns >= model_versions.updated_ns
@@ -283,7 +285,7 @@ private struct Rows {
             try await transaction.query("""
                 INSERT INTO boxcar.checkpoints (id, experiment_id, epoch, metrics, created_ns, updated_ns)
                 SELECT * FROM unnest(\(c.texts(0)), \(c.texts(1)), \(c.ints64(2)), \(c.texts(3)), \(c.ints64(4)),
-                                     \(c.ints64(5)))
+                                     \(c.ints64(5))) AS k(id) ORDER BY id
                 ON CONFLICT (id) DO UPDATE SET metrics = excluded.metrics, updated_ns = excluded.updated_ns
                 WHERE excluded.updated_ns >= checkpoints.updated_ns
                 """)
@@ -351,6 +353,17 @@ private enum Check {
     static func json(_ text: String) throws {
         guard (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil else {
             throw BatchError("the record's JSON does not parse")
+        }
+        // PostgreSQL's jsonb cannot hold it, and one such row would break every query of the views.
+        guard !text.contains("\\u0000") else {
+            throw BatchError("the record's JSON holds a \\u0000 character, which PostgreSQL cannot")
+        }
+    }
+
+    /// A blob's name: the SHA-256 of its bytes, 64 lowercase hex digits (it names a file).
+    static func blob(_ blob: String) throws {
+        guard blob.utf8.count == 64, blob.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw BatchError("a file's blob must be a lowercase SHA-256, not \(blob.prefix(80))")
         }
     }
 }

@@ -3,6 +3,7 @@ import BoxcarStorage
 import Foundation
 import GRPCCore
 import Logging
+import NIOPosix
 import PostgresNIO
 
 /// `boxcar.v1.Collector/Forward`: an agent's hello, then its batches, each answered once the
@@ -42,12 +43,14 @@ struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
                 $0.collectorVersion = version
             }
         })
-        var staging = Staging(artifacts: artifacts)
+        let staging = Staging(artifacts: artifacts)
         defer { staging.abort() }
         while let message = try await messages.next() {
             switch message.kind {
             case .chunk(let chunk):
-                try staging.add(chunk)
+                // Writes, fsyncs and renames block on the disk: on NIO's blocking pool, never on
+                // the concurrency pool's few threads, which every stream's acknowledgements need.
+                try await NIOThreadPool.singleton.runIfActive { try staging.add(chunk) }
             case .batch(let batch):
                 let refused = try await postgres { try await writer.write(agentID: agentID, batch: batch) }
                 for record in refused {
@@ -94,13 +97,14 @@ struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
 /// The bytes of uploaded files arriving before the batch that records them: written to the
 /// artifacts directory's `incoming/`, checked against their SHA-256 and moved into place (durably)
 /// once whole, before that batch's transaction commits.
-struct Staging {
+/// One stream's: its calls come one at a time, in order.
+final class Staging: @unchecked Sendable {
     let artifacts: ArtifactStore
     private var current: (blob: String, upload: ArtifactStore.Upload)?
 
     init(artifacts: ArtifactStore) { self.artifacts = artifacts }
 
-    mutating func add(_ chunk: Boxcar_V1_FileChunk) throws {
+    func add(_ chunk: Boxcar_V1_FileChunk) throws {
         guard chunk.blob.count == 64, chunk.blob.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
             throw RPCError(code: .invalidArgument, message: "a file chunk's blob must be a lowercase SHA-256, not \(chunk.blob)")
         }
@@ -127,7 +131,7 @@ struct Staging {
         }
     }
 
-    mutating func abort() {
+    func abort() {
         current?.upload.abort()
         current = nil
     }

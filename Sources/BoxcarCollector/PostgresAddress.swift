@@ -3,7 +3,8 @@ import PostgresNIO
 
 /// `--postgres URL`, as libpq reads one: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or
 /// `postgres:///DATABASE?host=/run/postgresql&user=USER` for a unix socket (its directory, as
-/// libpq's `host` takes it). `sslmode` is `disable`, `prefer` or `require` (the default `prefer`);
+/// libpq's `host` takes it). `sslmode` is `disable`, `prefer` (the default), `require`, `verify-ca` or
+/// `verify-full`, with `sslrootcert`;
 /// `port` and `password` may also come as query parameters. The password never appears in what
 /// `redacted` prints.
 public struct PostgresAddress: Sendable, CustomStringConvertible {
@@ -30,12 +31,23 @@ public struct PostgresAddress: Sendable, CustomStringConvertible {
             description = "postgres://\(user)@/\(database)?host=\(host)&port=\(port)"
             return
         }
+        // As libpq: prefer and require encrypt without checking the server's certificate;
+        // verify-ca and verify-full check it (against `sslrootcert`, else the system's roots).
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        var verified = TLSConfiguration.makeClientConfiguration()
+        if let root = query["sslrootcert"] { verified.trustRoots = .file(root) }
         let tls: PostgresClient.Configuration.TLS
         switch query["sslmode"] ?? "prefer" {
         case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        case let mode: throw PostgresAddressError("--postgres sslmode must be disable, prefer or require, not \(mode)")
+        case "prefer", "allow": tls = .prefer(unverified)
+        case "require": tls = .require(unverified)
+        case "verify-ca":
+            verified.certificateVerification = .noHostnameVerification
+            tls = .require(verified)
+        case "verify-full": tls = .require(verified)
+        case let mode:
+            throw PostgresAddressError("--postgres sslmode must be disable, prefer, require, verify-ca or verify-full, not \(mode)")
         }
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: user, password: password, database: database, tls: tls)

@@ -197,6 +197,7 @@ enum Schema {
             steps bigint[];
             walls bigint[];
             acc bigint;
+            delta numeric;
             raw bigint;
             shift integer;
             b integer;
@@ -237,8 +238,14 @@ enum Schema {
                         EXIT WHEN b < 128;
                         shift := shift + 7;
                     END LOOP;
-                    -- Zigzag: the sign in the lowest bit; deltas from the point before.
-                    acc := acc + (((raw >> 1) & 9223372036854775807) # (-(raw & 1)));
+                    -- Zigzag: the sign in the lowest bit; deltas from the point before, adding
+                    -- with wrap-around as the agent does (steps take the whole uint64 range,
+                    -- stored as their bits).
+                    delta := acc::numeric + (((raw >> 1) & 9223372036854775807) # (-(raw & 1)))::numeric;
+                    IF delta > 9223372036854775807 THEN delta := delta - 18446744073709551616;
+                    ELSIF delta < -9223372036854775808 THEN delta := delta + 18446744073709551616;
+                    END IF;
+                    acc := delta::bigint;
                     IF column_index = 1 THEN steps[i] := acc; ELSE walls[i] := acc; END IF;
                 END LOOP;
             END LOOP;

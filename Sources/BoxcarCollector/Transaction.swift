@@ -43,6 +43,10 @@ struct Transaction {
             try await client.withConnection { connection in
                 let transaction = Transaction(connection: connection, logger: logger)
                 try await transaction.query("BEGIN")
+                // A lock held by a writer that went away, or a statement stuck on the server, ends
+                // the transaction (and the agent sends again) well before the deadline abandons it.
+                try await transaction.query("SET LOCAL lock_timeout = '20s'")
+                try await transaction.query("SET LOCAL statement_timeout = '40s'")
                 let result: R
                 do {
                     result = try await body(transaction)

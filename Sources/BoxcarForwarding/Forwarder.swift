@@ -9,6 +9,7 @@ import FoundationEssentials
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
+import NIOPosix
 import Synchronization
 
 // BoxcarForwarding: the agent's outbox shipped upstream (`boxcar agent --upstream`). A forwarder
@@ -111,8 +112,6 @@ public final class Forwarder: Sendable {
     static let maxRowsPerBatch = 4_096
     static let maxBytesPerBatch = 4 << 20
     static let chunkBytes = 1 << 20
-    /// The largest message a collector may send back.
-    static let maxResponseBytes = 16 << 20
     /// With nothing to ship but the cursor's move past rows that are not forwarded (the machine's
     /// series outside every window), it is sent this often at most.
     static let idleAdvancePeriod: Duration = .seconds(5)
@@ -160,13 +159,25 @@ public final class Forwarder: Sendable {
     /// Forwards until cancelled: each target in turn, with backoff between failures (full jitter,
     /// 0.5 s doubling to 60 s), for ever.
     public func run() async throws {
-        let start = try await store.forwardState(startingFromNow: configuration.fromNow)
+        var start: Store.ForwardState
+        var backoff = Backoff()
+        while true {
+            do {
+                start = try await store.forwardState(startingFromNow: configuration.fromNow)
+                break
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("cannot read where forwarding stands from the database; retrying", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: backoff.next())
+            }
+        }
         state.withLock {
             $0.acknowledged = max(start.acknowledged, start.start)
             $0.quarantined = start.quarantined
             $0.skippedRecords = start.skippedRecords
         }
-        var backoff = Backoff()
+        backoff.reset()
         var index = 0
         while !Task.isCancelled {
             let target = configuration.targets[index]
@@ -230,14 +241,14 @@ public final class Forwarder: Sendable {
     }
 
     private func makeTransport(_ target: UpstreamTarget) throws -> HTTP2ClientTransport.Posix {
-        var serviceConfig = ServiceConfig()
-        serviceConfig.methodConfig = [
-            MethodConfig(names: [MethodConfig.Name(service: "")], maxRequestMessageBytes: Self.maxResponseBytes)
-        ]
+        // A collector whose host lost power or whose network went away answers nothing, and the
+        // stream would wait for its acknowledgement for ever: pings find out within 40 s.
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.connection.keepalive = .init(time: .seconds(30), timeout: .seconds(10), allowWithoutCalls: true)
         switch target {
         case .unixSocket(let path):
             return try HTTP2ClientTransport.Posix(
-                target: .unixDomainSocket(path: path), transportSecurity: .plaintext, serviceConfig: serviceConfig)
+                target: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config)
         case .tcp(let host, let port):
             let resolvable: any ResolvableTarget =
                 if host.contains(":") { .ipv6(address: host, port: port) }
@@ -248,8 +259,7 @@ public final class Forwarder: Sendable {
                 if let ca = configuration.caFile {
                     .tls(.defaults { $0.trustRoots = .certificates([.file(path: ca, format: .pem)]) })
                 } else { .plaintext }
-            return try HTTP2ClientTransport.Posix(
-                target: resolvable, transportSecurity: security, serviceConfig: serviceConfig)
+            return try HTTP2ClientTransport.Posix(target: resolvable, transportSecurity: security, config: config)
         }
     }
 
@@ -278,6 +288,15 @@ public final class Forwarder: Sendable {
             state.connected = index
             state.lastErrors[index] = nil
             return state.acknowledged
+        }
+        if cursor > store.lastSequence {
+            // The collector holds seqs this database no longer has: its last commits were lost
+            // (a power loss under --durability normal, a restored file). New records must not
+            // reuse those numbers, which the collector would take for ones it holds.
+            logger.warning("the upstream holds seqs past this database's last; numbering goes on after them", metadata: [
+                "upstream_cursor": "\(cursor)", "last_seq": "\(store.lastSequence)",
+            ])
+            try await store.advanceSequence(past: cursor)
         }
         if cursor < told {
             // Its PostgreSQL was restored from a backup, say: ship again what it lost, and say
@@ -365,7 +384,11 @@ public final class Forwarder: Sendable {
                 continue
             }
             var offset: UInt64 = 0
-            while let data = try reader.next(maxBytes: Self.chunkBytes) {
+            // Reads block on the disk: on NIO's blocking pool, never the concurrency pool's few
+            // threads. An empty file is one empty chunk, so the collector has its (empty) bytes too.
+            while let data = try await NIOThreadPool.singleton.runIfActive({ try reader.next(maxBytes: Self.chunkBytes) })
+                ?? (offset == 0 && size == 0 ? Data() : nil)
+            {
                 try await writer.write(.with {
                     $0.chunk = .with {
                         $0.blob = blob
@@ -375,6 +398,7 @@ public final class Forwarder: Sendable {
                     }
                 })
                 offset += UInt64(data.count)
+                if data.isEmpty { break }
             }
         }
     }

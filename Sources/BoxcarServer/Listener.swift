@@ -12,10 +12,12 @@ public enum Listener: Sendable {
     /// refused by the transport. With `tls` (PEM files), TCP is served over TLS.
     public func server(
         serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int,
-        interceptors: [any ServerInterceptor] = [], tls: (certificate: String, key: String)? = nil
+        interceptors: [any ServerInterceptor] = [], tls: (certificate: String, key: String)? = nil,
+        keepalive: HTTP2ServerTransport.Config.Keepalive? = nil
     ) -> GRPCServer<HTTP2ServerTransport.Posix> {
         let config = HTTP2ServerTransport.Posix.Config.defaults {
             $0.rpc.maxRequestPayloadSize = maxRequestBytes
+            if let keepalive { $0.connection.keepalive = keepalive }
         }
         let transport: HTTP2ServerTransport.Posix
         switch self {

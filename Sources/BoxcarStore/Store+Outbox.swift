@@ -52,13 +52,25 @@ extension Store {
             }
         }
 
-        /// Roughly the bytes it takes on the wire, to keep a batch within a message.
+        /// About the bytes it takes on the wire (its text and bytes, and 64 for the rest), to keep
+        /// a batch within a message whatever its rows hold.
         var weight: Int {
+            func text(_ values: String...) -> Int { values.reduce(64) { $0 + $1.utf8.count } }
             switch self {
-            case .metricBlock(_, let key, _, _, _, _, _, let data): 64 + key.utf8.count + data.count
-            case .metadata(_, let key, let value, _): 64 + key.utf8.count + value.utf8.count
-            case .event(_, let name, _, _, let metadata, _): 64 + name.utf8.count + metadata.utf8.count
-            default: 256
+            case let .experiment(id, name, namespace, owner, _, task, externalID, _, _):
+                return text(id, name, namespace, owner, task, externalID)
+            case let .metadata(parentID, key, value, _): return text(parentID, key, value)
+            case let .metricBlock(parentID, key, _, _, _, _, _, data): return text(parentID, key) + data.count
+            case let .event(parentID, name, source, _, metadata, _): return text(parentID, name, source, metadata)
+            case let .file(id, parentID, _, checksum, path, blob, _, _, _):
+                return text(id, parentID, checksum, path, blob ?? "")
+            case let .attachment(experimentID, _, _, _): return text(experimentID)
+            case let .model(id, name, owner, namespace, description, task, _, _):
+                return text(id, name, owner, namespace, description, task)
+            case let .modelVersion(id, modelID, name, version, description, _, tags, _, _):
+                return text(id, modelID, name, version, description, tags)
+            case let .checkpoint(id, experimentID, _, metrics, _, _): return text(id, experimentID, metrics)
+            case let .skipped(_, _, reason): return text(reason)
             }
         }
     }
@@ -84,21 +96,28 @@ extension Store {
             // then exactly the outbox's first rows: a row of any table at or below the cut is
             // among its own table's first `maxRows`.
             var rows: [(seq: Int64, row: OutboxRow)] = []
-            // A table that gave all `maxRows` may hold more past them: then the batch cannot
-            // claim to cover everything committed.
-            var exhausted = true
+            // A table read up to a limit (`maxRows` rows, or `maxBytes` of them: a backlog of
+            // large blocks must not all be read into memory) may hold more past its last row
+            // read; the batch stops there, and cannot claim to cover everything committed.
+            var cutoff = Int64.max
             for query in Self.outboxQueries(hostSeries: hostSeries) {
                 let statement = try connection.statement(query.sql + " LIMIT ?")
                 defer { statement.reset() }
                 statement.bind(1, after)
                 statement.bind(2, Int64(maxRows))
                 var taken = 0
+                var bytes = 0
                 while try statement.step() {
-                    rows.append((statement.int64(0), query.row(statement)))
+                    let row = (seq: statement.int64(0), row: query.row(statement))
+                    rows.append(row)
                     taken += 1
+                    bytes += row.row.weight
+                    if bytes >= maxBytes { break }
                 }
-                if taken == maxRows { exhausted = false }
+                if taken == maxRows || bytes >= maxBytes, let last = rows.last { cutoff = min(cutoff, last.seq) }
             }
+            let exhausted = cutoff == .max
+            rows.removeAll { $0.seq > cutoff }
             rows.sort { $0.seq < $1.seq }
             var taken = 0
             var bytes = 0
@@ -227,8 +246,9 @@ extension Store {
         try await write { context in
             let connection = context.connection
             if try Self.metaValue("forward_start", connection) == nil {
+                // What comes before the start counts as acknowledged: retention need not keep it.
                 try Self.setMeta("forward_start", fromNow ? context.sequence : 0, connection)
-                try Self.setMeta("forward_acked", 0, connection)
+                try Self.setMeta("forward_acked", fromNow ? context.sequence : 0, connection)
             }
             let identityStart = try Self.currentIdentity(connection)?.firstSequence ?? 0
             return ForwardState(
@@ -250,6 +270,12 @@ extension Store {
                 skippedRecords: try Self.count("SELECT coalesce(sum(records), 0) FROM forward_skips", connection))
             return (state, try Self.metaValue("sequence", connection) ?? 0)
         }
+    }
+
+    /// Makes the next record's seq come after `seq`: the upstream holds records up to it that this
+    /// database lost (its last commits, under `--durability normal`, in a power loss).
+    public func advanceSequence(past seq: Int64) async throws {
+        try await write { context in context.advanceSequence(past: seq) }
     }
 
     /// Records what the upstream acknowledged, and sets aside the records it refused.

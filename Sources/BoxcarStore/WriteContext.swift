@@ -38,6 +38,11 @@ public final class WriteContext {
         return sequence
     }
 
+    /// Numbering goes on after `seq` (numbers an upstream already holds from before a loss).
+    func advanceSequence(past seq: Int64) {
+        sequence = max(sequence, seq)
+    }
+
     // MARK: Transactions
 
     func begin() throws {

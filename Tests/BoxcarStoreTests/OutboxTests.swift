@@ -101,6 +101,26 @@ import Testing
         await store.close()
     }
 
+    @Test func aTableCutAtTheByteLimitEndsTheBatchWhereItsReadingStopped() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))  // 1
+        let big = MetricColumns((0..<5000).map { MetricPoint(step: UInt64($0), wallclock: Int64($0), value: .float(Double($0))) })
+        for index in 0..<2 {
+            try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: big)]))  // 2, 4
+            _ = try await store.logEvent(Event(
+                parentID: experiment.id, name: "e\(index)", source: "t", wallclock: 1, metadata: [:], createdAt: 0))  // 3, 5
+        }
+        // The blocks' table stops reading after one block (50 KB past the 1 KB limit): the batch
+        // cannot reach past it, though the events' table was read to its end.
+        let first = try await store.outbox(after: 1, maxRows: 100, maxBytes: 1000, hostSeries: .all)
+        #expect(seqs(first) == [2] && first.through == 2)
+        let second = try await store.outbox(after: 2, maxRows: 100, maxBytes: 1000, hostSeries: .all)
+        #expect(seqs(second) == [3, 4] && second.through == 4)
+        let last = try await store.outbox(after: 4, maxRows: 100, maxBytes: 1000, hostSeries: .all)
+        #expect(seqs(last) == [5] && last.through == 5)
+        await store.close()
+    }
+
     @Test func retentionKeepsWhatIsNotAcknowledgedUnlessTheDiskForcesIt() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         for step in UInt64(1)...6 {
