@@ -300,9 +300,11 @@ public final class Forwarder: Sendable {
         }
         if cursor < told {
             // Its PostgreSQL was restored from a backup, say: ship again what it lost, and say
-            // what this agent no longer holds.
+            // what this agent no longer holds (records = 0: how many is not known).
+            let lost = try await store.recordLostRange(after: cursor)
             logger.warning("the upstream holds less than it acknowledged; sending again from its cursor", metadata: [
                 "upstream_cursor": "\(cursor)", "acknowledged": "\(told)",
+                "removed_meanwhile": "\(lost ? "some, shipped as a skipped range" : "none")",
             ])
         }
         logger.info("forwarding to \(configuration.targets[index])", metadata: ["from_seq": "\(cursor)"])

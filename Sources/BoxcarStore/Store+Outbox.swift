@@ -272,6 +272,23 @@ extension Store {
         }
     }
 
+    /// The upstream holds less than it acknowledged (its PostgreSQL was restored from a backup):
+    /// what retention removed after `cursor` cannot be sent again, so a skipped range stands in
+    /// for it, shipped in order with the rest. Returns whether there was such a range.
+    public func recordLostRange(after cursor: Int64) async throws -> Bool {
+        try await write { context in
+            let connection = context.connection
+            guard let removed = try Self.metaValue("removed_through", connection), removed > cursor else { return false }
+            let skip = try connection.statement("""
+                INSERT INTO forward_skips (through_seq, from_seq, records, reason) VALUES (?, ?, 0, ?)
+                ON CONFLICT (through_seq) DO NOTHING
+                """)
+            skip.bind([removed, cursor + 1, "removed by retention after the upstream acknowledged them; the upstream has lost them since"])
+            try skip.run()
+            return true
+        }
+    }
+
     /// Makes the next record's seq come after `seq`: the upstream holds records up to it that this
     /// database lost (its last commits, under `--durability normal`, in a power loss).
     public func advanceSequence(past seq: Int64) async throws {

@@ -57,6 +57,11 @@ extension Store {
                 delete.bind(1, seq)
                 try delete.run()
             }
+            // How far removal reached: an upstream that loses what it acknowledged (restored from
+            // a backup) is told that what it lost up to here is gone (`recordLostRange`).
+            if let last = removed.max(), last > (try Self.metaValue("removed_through", connection) ?? 0) {
+                try Self.setMeta("removed_through", last, connection)
+            }
             let unacknowledged = removed.filter { $0 > acknowledged }
             if let first = unacknowledged.min(), let last = unacknowledged.max() {
                 let skip = try connection.statement("""

@@ -141,6 +141,25 @@ import Testing
         await store.close()
     }
 
+    @Test func whatRetentionRemovedAfterAnUpstreamLostItIsAnnouncedAsSkipped() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        for step in UInt64(1)...4 {
+            try await store.ingest(IngestBatch(series: [.init(parentID: Store.hostID, key: "system/cpu", columns: points([(step, 0.5)]))]))
+        }
+        _ = try await store.forwardState(startingFromNow: false)
+        try await store.acknowledgeForwarded(through: 4, refused: [])
+        #expect(try await store.removeHostBlocks(olderThan: 3000, limit: 100, unforwarded: .keep) == 2)  // seqs 1, 2
+        // The upstream comes back holding only seq 1: seq 2 is gone here, 3 and 4 are sent again.
+        #expect(try await store.recordLostRange(after: 1))
+        let batch = try await store.outbox(after: 1, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
+        #expect(seqs(batch) == [2, 3, 4])
+        #expect(batch.rows[0].row == .skipped(
+            fromSeq: 2, records: 0, reason: "removed by retention after the upstream acknowledged them; the upstream has lost them since"))
+        // An upstream that lost nothing retention removed: no range.
+        #expect(try await store.recordLostRange(after: 2) == false)
+        await store.close()
+    }
+
     @Test func forwardingFromNowStartsAfterWhatTheDatabaseHeld() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         _ = try await store.createExperiment(.init(name: "old", namespace: "r"))
