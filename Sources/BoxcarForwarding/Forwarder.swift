@@ -426,10 +426,3 @@ func describe(_ error: any Error) -> String {
     if let rpc = error as? RPCError { return "\(rpc.code): \(rpc.message)" }
     return "\(error)"
 }
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
-    }
-}
