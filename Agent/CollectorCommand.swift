@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import BoxcarCollector
+import BoxcarModel
 import BoxcarServer
 import BoxcarStorage
 import GRPCCore
@@ -78,13 +79,19 @@ struct CollectorCommand: AsyncParsableCommand {
         let collector: Collector
         do {
             collector = try Collector(
-                client: client, artifacts: try ArtifactStore(root: artifacts), tokenFile: tokenFile,
-                version: Agent.version, logger: logger)
+                client: client, address: address.description, artifacts: try ArtifactStore(root: artifacts),
+                tokenFile: tokenFile, version: Agent.version, logger: logger)
         } catch {
             throw CLIError(describe(error))
         }
+        // The agent's own read services over every agent's records: the CLI, the published
+        // ModelBox client and dashboards read the fleet as they read one agent.
+        let reads = AgentServices(
+            store: collector.store, artifacts: collector.artifacts, limits: Limits(),
+            ingestMemoryBytes: 1 << 20, hostName: hostName(), socketPath: socket ?? "", version: Agent.version,
+            logger: logger)
         let process = CollectorProcess(
-            collector: collector, address: address.description, tcp: tcp, socket: socket,
+            collector: collector, reads: reads, tcp: tcp, socket: socket,
             tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: client), .init(service: process)],
@@ -102,7 +109,7 @@ struct CollectorCommand: AsyncParsableCommand {
 /// listeners and the partition upkeep, until a graceful shutdown lets calls in flight finish.
 struct CollectorProcess: Service {
     let collector: Collector
-    let address: String
+    let reads: AgentServices
     let tcp: TCPAddress?
     let socket: String?
     let tls: (certificate: String, key: String)?
@@ -119,8 +126,10 @@ struct CollectorProcess: Service {
         clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
 
     func run() async throws {
-        let schema = try await cancelWhenGracefulShutdown { try await collector.prepare(address: address) }
+        let address = collector.address
+        let schema = try await cancelWhenGracefulShutdown { try await collector.prepare() }
         logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
+        let services = collector.services + reads.services
         var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []
         if let socket {
             // A socket left by a collector that died is replaced; one that answers is not stolen.
@@ -129,12 +138,12 @@ struct CollectorProcess: Service {
                 unlink(socket)
             }
             servers.append(Listener.unixSocket(path: socket).server(
-                serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
+                serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
                 interceptors: collector.interceptors, keepalive: Self.keepalive))
         }
         if let tcp {
             servers.append(Listener.tcp(tcp).server(
-                serving: collector.services, token: nil, maxRequestBytes: Self.maxRequestBytes,
+                serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
                 interceptors: collector.interceptors, tls: tls, keepalive: Self.keepalive))
         }
         let all = servers
@@ -161,6 +170,7 @@ struct CollectorProcess: Service {
         } onGracefulShutdown: {
             logger.info("shutting down: no new calls; finishing those in flight")
             for server in all { server.transport.beginGracefulShutdown() }
+            reads.finishWatches()
         }
         if let socket { unlink(socket) }
         logger.info("stopped")

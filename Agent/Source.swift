@@ -1,16 +1,29 @@
 import ArgumentParser
 import BoxcarClient
 import BoxcarModel
+import BoxcarServer
 import BoxcarStore
 import GRPCCore
 
-/// Where the read commands get their data: the running agent, or its database file.
+/// Where the read commands get their data: the running agent (its socket, or TCP), a collector
+/// (the same API, every agent's records), or an agent's database file.
 struct SourceOptions: ParsableArguments {
     @Option(help: "Read this database file directly (read-only) instead of asking the agent.")
     var db: String?
 
-    @Option(help: "The agent's socket. Default: $BOXCAR_SOCKET, else the agent's default.")
+    @Option(help: "The agent's or collector's socket. Default: $BOXCAR_SOCKET, else the agent's default.")
     var socket: String?
+
+    @Option(help: ArgumentHelp(
+        "Ask an agent (--listen) or a collector over TCP instead of a socket.", valueName: "HOST:PORT"))
+    var target: String?
+
+    @Option(name: .customLong("token-file"), help: ArgumentHelp(
+        "A file holding the token to send with --target (mode 0600).", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Speak TLS to --target, trusting these certificate authorities (PEM).", valueName: "FILE"))
+    var ca: String?
 
     @Flag(help: "Print JSON for machines instead of tables for people.")
     var json = false
@@ -35,17 +48,36 @@ struct SourceOptions: ParsableArguments {
                 throw CLIError(describe(error))
             }
         }
-        let path = socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath
+        let (target, token) = try connection()
         do {
-            return try await AgentClient.with(.unixSocket(path)) { client in
+            return try await AgentClient.with(target, token: token, caFile: ca) { client in
                 try await body(client)
             }
         } catch let error as RPCError where error.code == .unavailable {
-            throw CLIError(
-                "no agent answers on \(path): start one with `boxcar agent`, or read a database file with --db PATH")
+            if case .unixSocket(let path) = target {
+                throw CLIError(
+                    "no agent answers on \(path): start one with `boxcar agent`, or read a database file with --db PATH")
+            }
+            throw CLIError("nothing answers on \(target): \(error.message)")
         } catch {
             throw CLIError(describe(error))
         }
+    }
+
+    /// The agent or collector asked, and the token to send it.
+    private func connection() throws -> (AgentTarget, String?) {
+        guard let target else {
+            guard tokenFile == nil, ca == nil else { throw CLIError("--token-file and --ca go with --target") }
+            return (.unixSocket(socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath), nil)
+        }
+        guard socket == nil else { throw CLIError("give --socket or --target, not both") }
+        let address: TCPAddress
+        do { address = try TCPAddress(parsing: target) } catch { throw CLIError("--target: \(describe(error))") }
+        let token = try tokenFile.map(AgentSettings.readToken)
+        if token != nil && ca == nil && !address.isLoopback {
+            throw CLIError("--token-file would send the token in the clear to \(address.host): give --ca for TLS")
+        }
+        return (.tcp(host: address.host, port: address.port), token)
     }
 }
 

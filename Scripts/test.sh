@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 # libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen);
 # systemd for systemd-analyze, which checks Config/boxcar.service; postgresql for the collector's
-# tests (each run starts a private server of its own on loopback, in a temporary directory).
+# tests (each run starts a private server of its own on loopback, in a temporary directory);
+# openssl for the certificates of their TLS test.
 missing=""
-for package in libsqlite3-dev libudev1 systemd postgresql; do
+for package in libsqlite3-dev libudev1 systemd postgresql openssl; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

@@ -31,14 +31,27 @@ public struct AgentClient: Sendable {
     public static let maxResponseBytes = 512 * 1024 * 1024
 
     /// Connects, runs `body`, and closes the connection.
+    /// - Parameters:
+    ///   - token: sent as `authorization: Bearer <token>` on every call (an agent's `--listen`
+    ///     with `--token-file`, a collector's token file).
+    ///   - caFile: a PEM file of the certificate authorities to trust: TLS over TCP (a collector
+    ///     with `--tls-cert`). nil: plaintext.
     public static func with<R: Sendable>(
-        _ target: AgentTarget, _ body: (AgentClient) async throws -> R
+        _ target: AgentTarget, token: String? = nil, caFile: String? = nil, _ body: (AgentClient) async throws -> R
     ) async throws -> R {
         let resolvable: any ResolvableTarget
+        var security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext
         switch target {
         case .unixSocket(let path): resolvable = .unixDomainSocket(path: path)
         case .tcp(let host, let port):
-            resolvable = host.contains(":") ? .ipv6(address: host, port: port) : .ipv4(address: host, port: port)
+            resolvable =
+                if host.contains(":") { .ipv6(address: host, port: port) }
+                else if host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." }) {
+                    .ipv4(address: host, port: port)
+                } else { .dns(host: host, port: port) }
+            if let caFile {
+                security = .tls(.defaults { $0.trustRoots = .certificates([.file(path: caFile, format: .pem)]) })
+            }
         }
         // The transport's "request" limit bounds what the client receives.
         var serviceConfig = ServiceConfig()
@@ -46,8 +59,9 @@ public struct AgentClient: Sendable {
             MethodConfig(names: [MethodConfig.Name(service: "")], maxRequestMessageBytes: maxResponseBytes)
         ]
         let transport = try HTTP2ClientTransport.Posix(
-            target: resolvable, transportSecurity: .plaintext, serviceConfig: serviceConfig)
-        return try await withGRPCClient(transport: transport) { client in
+            target: resolvable, transportSecurity: security, serviceConfig: serviceConfig)
+        let interceptors: [any ClientInterceptor] = token.map { [BearerTokenInterceptor(token: $0)] } ?? []
+        return try await withGRPCClient(transport: transport, interceptors: interceptors) { client in
             try await body(AgentClient(
                 target: target, modelStore: .init(wrapping: client), agent: .init(wrapping: client)))
         }
@@ -79,4 +93,18 @@ public struct AgentClient: Sendable {
         try await modelStore.listArtifacts(.with { $0.parentID = parentID }).files.map(\.domain)
     }
 
+}
+
+/// Adds the token to every call.
+struct BearerTokenInterceptor: ClientInterceptor {
+    let token: String
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>, context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        var request = request
+        request.metadata.addString("Bearer \(token)", forKey: "authorization")
+        return try await next(request, context)
+    }
 }

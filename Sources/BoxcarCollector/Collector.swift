@@ -7,13 +7,16 @@ import PostgresNIO
 
 // BoxcarCollector: `boxcar collector`, where a fleet's agents forward to. It writes what they send
 // into PostgreSQL (postgres-nio, a connection pool), exactly once in effect (BatchWriter), into a
-// schema it migrates itself (Schema) and partitions by day (Partitions). It knows nothing of the
-// agents' SQLite files; the process around it (flags, listeners, signals) is the executable's.
+// schema it migrates itself (Schema) and partitions by day (Partitions), and reads it back as a
+// RecordStore (PostgresStore) for the agent's own read services. It knows nothing of the agents'
+// SQLite files; the process around it (flags, listeners, signals) is the executable's.
 
 /// The collector's PostgreSQL side and its services.
 public struct Collector: Sendable {
     let client: PostgresClient
-    let artifacts: ArtifactStore
+    /// Where PostgreSQL is, without its password: for the log and Health.
+    public let address: String
+    public let artifacts: ArtifactStore
     let tokens: TokenFile?
     let logger: Logger
     public let version: String
@@ -21,8 +24,12 @@ public struct Collector: Sendable {
     /// - Parameters:
     ///   - client: a pool whose `run()` the caller runs for as long as the collector serves.
     ///   - tokenFile: `--token-file`; nil: calls need no token (a unix socket, loopback).
-    public init(client: PostgresClient, artifacts: ArtifactStore, tokenFile: String?, version: String, logger: Logger) throws {
+    public init(
+        client: PostgresClient, address: String, artifacts: ArtifactStore, tokenFile: String?, version: String,
+        logger: Logger
+    ) throws {
         self.client = client
+        self.address = address
         self.artifacts = artifacts
         self.tokens = try tokenFile.map { try TokenFile(path: $0) }
         self.version = version
@@ -36,13 +43,19 @@ public struct Collector: Sendable {
             version: version, logger: logger)]
     }
 
+    /// Every record of the fleet, for the read services (`modelbox.ModelStore`, `boxcar.v1.Agent`):
+    /// writes through it are refused.
+    public var store: any RecordStore {
+        PostgresStore(client: client, location: address, logger: logger)
+    }
+
     public var interceptors: [any ServerInterceptor] {
         tokens.map { [TokenInterceptor(tokens: $0)] } ?? []
     }
 
     /// Migrates the schema and makes the partitions around today, trying again every few seconds
     /// while PostgreSQL cannot be reached (and saying so); returns the schema version found.
-    public func prepare(address: String) async throws -> Int {
+    public func prepare() async throws -> Int {
         var attempt = 0
         while true {
             do {

@@ -39,6 +39,8 @@ func rpcError(_ error: any Error) -> RPCError {
     case let error as ArtifactError:
         if case .tooLarge = error { return refusal(.limit, error.description) }
         return RPCError(code: .internalError, message: error.description)
+    case let error as ReadOnlyError:
+        return RPCError(code: .failedPrecondition, message: error.description)
     case is StoreClosedError:
         return refusal(.shuttingDown, "the agent is shutting down")
     case is CancellationError:

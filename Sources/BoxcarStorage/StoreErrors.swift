@@ -12,9 +12,14 @@ public struct StoreClosedError: Error, CustomStringConvertible {
     public var description: String { "the store is shutting down" }
 }
 
-/// A write reached a store opened for reading only.
+/// A write reached a store opened for reading only (a database file read by the CLI, the
+/// collector's PostgreSQL, which takes records only from agents forwarding).
 public struct ReadOnlyError: Error, CustomStringConvertible {
     public var location: String
-    public init(location: String) { self.location = location }
-    public var description: String { "\(location) was opened read-only" }
+    public var reason: String?
+    public init(location: String, reason: String? = nil) {
+        self.location = location
+        self.reason = reason
+    }
+    public var description: String { reason ?? "\(location) was opened read-only" }
 }
