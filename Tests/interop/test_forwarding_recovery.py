@@ -1,0 +1,172 @@
+"""Forwarding through what goes wrong in a fleet: the collector in use killed mid-batch with
+another of the same PostgreSQL to go to, a database file copied to another machine, PostgreSQL
+restored from an earlier dump, and the agent's disk full while the collector is away. Each ends
+with every record in PostgreSQL exactly once, counted against what the agent holds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+
+from conftest import Agent, agent_binary, running_agent
+from postgres import Collector, upstreams, wait_for, wait_until_forwarded
+from test_forwarding import agent_identity, assert_agent_held_once, assert_held_once, log_known_set
+from test_identity import as_machine
+from test_reliability import small_disk  # noqa: F401 (a fixture)
+
+from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+from boxcar._proto.modelbox import modelbox_pb2 as mb
+
+KEYS = 1_000
+
+
+def wide_batch(parent: str, batch_id: int) -> agent_pb2.LogBatch:
+    """One point of each of KEYS series: a metric block (one outbox row) per key."""
+    return agent_pb2.LogBatch(
+        batch_id=batch_id, series=[agent_pb2.SeriesRef(parent_id=parent, key=f"k{i}") for i in range(KEYS)],
+        points=agent_pb2.FloatColumns(key=list(range(KEYS)), step=[batch_id] * KEYS,
+                                      wallclock_ns=[time.time_ns()] * KEYS, value=[float(batch_id)] * KEYS))
+
+
+def log_wide(agent, parent: str, batches: range) -> list[int]:
+    """Streams the batches; returns those acknowledged (all, or those before a refusal)."""
+    acknowledged = []
+    with grpc.insecure_channel(agent.target) as channel:
+        try:
+            for ack in agent_pb2_grpc.AgentStub(channel).Log((wide_batch(parent, b) for b in batches), timeout=120):
+                acknowledged.append(ack.batch_id)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            assert ("boxcar-reason", "disk-full") in error.trailing_metadata(), error
+    return acknowledged
+
+
+def assert_points_once(database, parent: str, batches: list[int]) -> None:
+    held = database.sql(f"""
+        SELECT count(*) || ',' || count(DISTINCT (key, step)) FROM public.boxcar_points WHERE parent_id = '{parent}'""")
+    assert held == f"{len(batches) * KEYS},{len(batches) * KEYS}"
+    steps = database.sql(f"SELECT string_agg(DISTINCT step::text, ',') FROM public.boxcar_points WHERE parent_id = '{parent}'")
+    assert sorted(int(s) for s in steps.split(",")) == sorted(batches)
+
+
+def test_two_collectors_one_killed_mid_batch_the_other_takes_over_exactly_once(database, tmp_path):
+    first = Collector(tmp_path / "c", database, name="a")
+    second = Collector(tmp_path / "c", database, name="b")
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    try:
+        with running_agent(agent_dir, "--upstream", f"{first.target},{second.target}", "--sample-interval", "0") as agent:
+            parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="wide", namespace="f")).experiment_id
+            # A backlog of 100,000 blocks (25 batches of 4,096), logged while no collector runs.
+            batches = log_wide(agent, parent, range(1, 101))
+            assert len(batches) == 100
+            first.start()
+            second.start()
+            start = upstreams(agent)[0].acknowledged_seq
+
+            def draining():
+                status = upstreams(agent)
+                return status[0].connected and status[0].acknowledged_seq > start and status[0].records_behind > 20_000
+            wait_for(draining, 60, "the first collector to be draining the backlog", interval=0.01)
+            first.kill()
+            wait_for(lambda: upstreams(agent)[1].connected, 120, "the agent to go on with the second collector")
+            wait_until_forwarded(agent, timeout=120)
+            assert all(status.quarantined == 0 for status in upstreams(agent))
+        second.stop()
+        assert_points_once(database, parent, batches)
+        assert_agent_held_once(database, agent_dir)
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_a_copied_database_forwards_under_its_own_id(database, tmp_path):
+    collector = Collector(tmp_path / "c", database)
+    collector.start()
+    original_dir, copy_dir = tmp_path / "a", tmp_path / "b"
+    original_dir.mkdir()
+    copy_dir.mkdir()
+    try:
+        with running_agent(original_dir, "--upstream", collector.target, "--sample-interval", "0") as original:
+            before = log_known_set(original, tmp_path, "before-copy")
+            wait_until_forwarded(original)
+        for name in ("boxcar.db", "boxcar.db-wal"):
+            if (original_dir / name).exists():
+                shutil.copy(original_dir / name, copy_dir / name)
+        copy = Agent(agent_binary(), copy_dir, copy_dir / "agent.sock")
+        copy.prefix = as_machine(tmp_path, "boxcar-copy-node")
+        copy.extra_args = ["--upstream", collector.target, "--sample-interval", "0"]
+        copy.start()
+        try:
+            after = log_known_set(copy, tmp_path, "after-copy")
+            wait_until_forwarded(copy)
+        finally:
+            copy.stop()
+        original_id, copy_id = agent_identity(original_dir), agent_identity(copy_dir)
+        assert original_id != copy_id
+        hosts = database.sql("SELECT string_agg(agent_id || '=' || host, ',' ORDER BY host) FROM boxcar.agents")
+        assert set(hosts.split(",")) == {f"{original_id}={os.uname().nodename}", f"{copy_id}=boxcar-copy-node"}
+        # What the copy held from before is the original's, sent once; the copy sends only its own.
+        assert_held_once(database, before)
+        assert_held_once(database, after)
+        assert database.scalar(f"""
+            SELECT count(*) FROM boxcar.metric_blocks WHERE agent_id = '{copy_id}' AND parent_id = '{before["id"]}'""") == 0
+    finally:
+        collector.stop()
+
+
+def test_postgresql_restored_from_an_earlier_dump_is_healed(database, postgres_cluster, tmp_path):
+    collector = Collector(tmp_path / "c", database)
+    collector.start()
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    dump = tmp_path / "boxcar.dump"
+    client = ["-h", "127.0.0.1", "-p", str(postgres_cluster.port), "-U", "boxcar"]
+    try:
+        with running_agent(agent_dir, "--upstream", collector.target, "--sample-interval", "0") as agent:
+            before = log_known_set(agent, tmp_path, "before-dump")
+            wait_until_forwarded(agent)
+            subprocess.run([str(postgres_cluster.bin / "pg_dump"), *client, "-Fc", "-f", str(dump), database.name],
+                           check=True, capture_output=True)
+            after = log_known_set(agent, tmp_path, "after-dump")
+            wait_until_forwarded(agent)
+            # PostgreSQL loses everything after the dump: restored into a new database of the name.
+            collector.stop()
+            postgres_cluster.psql("postgres", f"DROP DATABASE {database.name}")
+            postgres_cluster.psql("postgres", f"CREATE DATABASE {database.name}")
+            subprocess.run([str(postgres_cluster.bin / "pg_restore"), *client, "-d", database.name, str(dump)],
+                           check=True, capture_output=True)
+            assert database.scalar(f"SELECT count(*) FROM boxcar.experiments WHERE id = '{after['id']}'") == 0
+            collector.start()
+            wait_for(lambda: "the upstream holds less than it acknowledged" in agent.output(), 120,
+                     "the agent to see the collector's cursor behind")
+            wait_until_forwarded(agent, timeout=120)
+        assert_held_once(database, before)
+        assert_held_once(database, after)
+        assert_agent_held_once(database, agent_dir, at_least=10)
+    finally:
+        collector.stop()
+
+
+def test_a_full_disk_during_an_outage_refuses_ingest_and_loses_nothing_acknowledged(database, small_disk, tmp_path):
+    collector = Collector(tmp_path / "c", database)
+    with running_agent(small_disk, "--upstream", collector.target, "--sample-interval", "0",
+                       socket_path=tmp_path / "full.sock") as agent:
+        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="full", namespace="f")).experiment_id
+        # The collector is away: the agent logs until its disk is full.
+        stored = log_wide(agent, parent, range(1, 10_000))
+        assert 0 < len(stored) < 9_999, "the disk never filled"
+        # The collector is back: everything acknowledged reaches it, with the disk still full.
+        collector.start()
+        try:
+            wait_until_forwarded(agent, timeout=120)
+            assert upstreams(agent)[0].quarantined == 0
+        finally:
+            collector.stop()
+    assert_points_once(database, parent, stored)
