@@ -75,7 +75,11 @@ struct CollectorCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "boxcar.collector")
-        let client = PostgresClient(configuration: address.configuration, backgroundLogger: logger)
+        // The pool logs each failed connection at info, every second while PostgreSQL is away:
+        // the collector says that itself, once (Collector.prepare, and each write's error).
+        var poolLogger = logger
+        poolLogger.logLevel = level < .info ? level : max(level, .warning)
+        let client = PostgresClient(configuration: address.configuration, backgroundLogger: poolLogger)
         let collector: Collector
         do {
             collector = try Collector(
@@ -91,7 +95,7 @@ struct CollectorCommand: AsyncParsableCommand {
             ingestMemoryBytes: 1 << 20, hostName: hostName(), socketPath: socket ?? "", version: Agent.version,
             logger: logger)
         let process = CollectorProcess(
-            collector: collector, reads: reads, tcp: tcp, socket: socket,
+            collector: collector, probe: address.probe, reads: reads, tcp: tcp, socket: socket,
             tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: client), .init(service: process)],
@@ -109,6 +113,7 @@ struct CollectorCommand: AsyncParsableCommand {
 /// listeners and the partition upkeep, until a graceful shutdown lets calls in flight finish.
 struct CollectorProcess: Service {
     let collector: Collector
+    let probe: PostgresConnection.Configuration
     let reads: AgentServices
     let tcp: TCPAddress?
     let socket: String?
@@ -127,7 +132,13 @@ struct CollectorProcess: Service {
 
     func run() async throws {
         let address = collector.address
-        let schema = try await cancelWhenGracefulShutdown { try await collector.prepare() }
+        let schema: Int
+        do {
+            schema = try await cancelWhenGracefulShutdown { try await collector.prepare(probe: probe) }
+        } catch is CancellationError where Task.isShuttingDownGracefully {
+            logger.info("stopped before PostgreSQL could be reached")
+            return
+        }
         logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
         let services = collector.services + reads.services
         var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []

@@ -54,11 +54,15 @@ public struct Collector: Sendable {
     }
 
     /// Migrates the schema and makes the partitions around today, trying again every few seconds
-    /// while PostgreSQL cannot be reached (and saying so); returns the schema version found.
-    public func prepare() async throws -> Int {
+    /// while PostgreSQL cannot be reached (and saying so at once, then every tenth try); returns
+    /// the schema version found. Each try first opens one connection of its own (`probe`): the
+    /// pool would wait for PostgreSQL without a word.
+    public func prepare(probe: PostgresConnection.Configuration) async throws -> Int {
         var attempt = 0
         while true {
             do {
+                let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+                try? await connection.close()
                 let found = try await Schema.migrate(client, logger: logger)
                 try await Partitions.prepare(client, now: WallClock.now(), logger: logger)
                 if found < Schema.migrations.count {
@@ -67,6 +71,8 @@ public struct Collector: Sendable {
                 return found
             } catch let error as SchemaError {
                 throw error
+            } catch is CancellationError {
+                throw CancellationError()
             } catch {
                 attempt += 1
                 let message = describePostgres(error)

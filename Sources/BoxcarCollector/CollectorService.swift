@@ -148,6 +148,7 @@ func describePostgres(_ error: any Error) -> String {
         if let message = psql.serverInfo?[.message] {
             return "\(message) (SQLSTATE \(psql.serverInfo?[.sqlState] ?? "?"))"
         }
+        if let underlying = psql.underlying { return "\(psql.code): \(underlying)" }
         return "\(psql.code)"
     }
     return "\(error)"

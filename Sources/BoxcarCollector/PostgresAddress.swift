@@ -9,6 +9,9 @@ import PostgresNIO
 /// `redacted` prints.
 public struct PostgresAddress: Sendable, CustomStringConvertible {
     public let configuration: PostgresClient.Configuration
+    /// The same server for one connection of its own: the collector's probe while PostgreSQL is
+    /// away (the pool waits for it in silence; a connection says at once why it cannot).
+    public let probe: PostgresConnection.Configuration
     public let description: String
 
     public init(parsing text: String) throws {
@@ -28,6 +31,8 @@ public struct PostgresAddress: Sendable, CustomStringConvertible {
                 unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: user, password: password, database: database)
             configuration.options.maximumConnections = 16
             self.configuration = configuration
+            probe = PostgresConnection.Configuration(
+                unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: user, password: password, database: database)
             description = "postgres://\(user)@/\(database)?host=\(host)&port=\(port)"
             return
         }
@@ -38,14 +43,19 @@ public struct PostgresAddress: Sendable, CustomStringConvertible {
         var verified = TLSConfiguration.makeClientConfiguration()
         if let root = query["sslrootcert"] { verified.trustRoots = .file(root) }
         let tls: PostgresClient.Configuration.TLS
+        let probeTLS: PostgresConnection.Configuration.TLS
         switch query["sslmode"] ?? "prefer" {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(unverified)
-        case "require": tls = .require(unverified)
+        case "disable":
+            (tls, probeTLS) = (.disable, .disable)
+        case "prefer", "allow":
+            (tls, probeTLS) = (.prefer(unverified), .prefer(try NIOSSLContext(configuration: unverified)))
+        case "require":
+            (tls, probeTLS) = (.require(unverified), .require(try NIOSSLContext(configuration: unverified)))
         case "verify-ca":
             verified.certificateVerification = .noHostnameVerification
-            tls = .require(verified)
-        case "verify-full": tls = .require(verified)
+            (tls, probeTLS) = (.require(verified), .require(try NIOSSLContext(configuration: verified)))
+        case "verify-full":
+            (tls, probeTLS) = (.require(verified), .require(try NIOSSLContext(configuration: verified)))
         case let mode:
             throw PostgresAddressError("--postgres sslmode must be disable, prefer, require, verify-ca or verify-full, not \(mode)")
         }
@@ -53,6 +63,8 @@ public struct PostgresAddress: Sendable, CustomStringConvertible {
             host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = 16
         self.configuration = configuration
+        probe = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: probeTLS)
         description = "postgres://\(user)@\(host):\(port)/\(database)"
     }
 

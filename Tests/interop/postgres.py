@@ -72,6 +72,10 @@ class PostgresCluster:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
 
+    def start_if_stopped(self) -> None:
+        if self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode != 0:
+            self.start()
+
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
 

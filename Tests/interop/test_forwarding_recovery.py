@@ -170,3 +170,32 @@ def test_a_full_disk_during_an_outage_refuses_ingest_and_loses_nothing_acknowled
         finally:
             collector.stop()
     assert_points_once(database, parent, stored)
+
+
+def test_postgresql_down_when_the_collector_starts(database, postgres_cluster, tmp_path):
+    """The collector waits for PostgreSQL and says so; agents keep their records meanwhile, and
+    forward them once it is up."""
+    collector = Collector(tmp_path / "c", database)
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    postgres_cluster.stop()
+    try:
+        collector.start(wait=False)
+        # Said at once, with PostgreSQL's reason; and a collector stopped while it waits stops cleanly.
+        wait_for(lambda: "cannot reach PostgreSQL" in collector.output(), 20, "the collector to say it waits")
+        assert "Connection refused" in collector.output()
+        impatient = Collector(tmp_path / "c", database, name="impatient")
+        impatient.start(wait=False)
+        wait_for(lambda: "cannot reach PostgreSQL" in impatient.output(), 20, "the second collector to wait")
+        impatient.stop()
+        assert collector.process.poll() is None, "the collector gave up"
+        with running_agent(agent_dir, "--upstream", collector.target, "--sample-interval", "0") as agent:
+            expected = log_known_set(agent, tmp_path, "while-down")
+            assert upstreams(agent)[0].records_behind > 0
+            postgres_cluster.start()
+            collector.wait_until_listening()
+            wait_until_forwarded(agent, timeout=120)
+        assert_held_once(database, expected)
+    finally:
+        postgres_cluster.start_if_stopped()
+        collector.stop()
