@@ -16,7 +16,7 @@ import GRPCCore
 struct BoxcarBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boxcar-bench",
-        abstract: "Measure ingest, query and storage of a Boxcar agent.",
+        abstract: "Measure ingest, query, storage and forwarding of a Boxcar agent.",
         discussion: "Scenarios: \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")). No argument: all.")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
@@ -27,6 +27,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case query
         case sensors
         case idle
+        case forward
     }
 
     @Argument(help: "Scenarios to run.")
@@ -52,6 +53,15 @@ struct BoxcarBench: AsyncParsableCommand {
 
     @Option(help: "Seconds the idle scenario watches the agent.")
     var idleSeconds = 60
+
+    @Option(help: "Points in the backlog forward drains into PostgreSQL.")
+    var forwardPoints = 10_000_000
+
+    @Option(help: "Series of forward's steady state, one point each a second.")
+    var steadySeries = 2_000
+
+    @Option(help: "Seconds of forward's steady state, with forwarding and without.")
+    var steadySeconds = 30
 
     func run() async throws {
         let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
@@ -96,6 +106,9 @@ struct BoxcarBench: AsyncParsableCommand {
         }
         if chosen.contains(.idle) {
             try await idle(directory: directory)
+        }
+        if chosen.contains(.forward) {
+            try await forward(directory: directory)
         }
     }
 

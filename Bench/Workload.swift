@@ -55,12 +55,10 @@ struct AgentProcess {
     let databasePath: String
     let socketPath: String
 
-    static func start(directory: String, reuse: AgentProcess? = nil, sampleInterval: String = "0") throws -> AgentProcess {
-        let binary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appending(path: "boxcar").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw BenchError("boxcar-bench starts the agent at \(binary); build it first (Scripts/build-release.sh)")
-        }
+    static func start(
+        directory: String, reuse: AgentProcess? = nil, sampleInterval: String = "0", arguments: [String] = []
+    ) throws -> AgentProcess {
+        let binary = try boxcarBinary()
         let databasePath = reuse?.databasePath ?? directory + "/boxcar.db"
         let socketPath = reuse?.socketPath ?? directory + "/agent.sock"
         let process = Process()
@@ -70,17 +68,29 @@ struct AgentProcess {
         process.arguments = [
             "agent", "--db", databasePath, "--socket", socketPath, "--log-level", "error",
             "--sample-interval", sampleInterval,
-        ]
+        ] + arguments
         try process.run()
-        // Ready when the socket accepts a call.
+        // Ready when the socket accepts a connection (the file appears at bind, before listen).
         let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: socketPath) {
+        while !unixSocketAccepts(socketPath) {
             guard process.isRunning, Date() < deadline else {
+                process.terminate()
                 throw BenchError("the agent did not start listening on \(socketPath)")
             }
             usleep(20_000)
         }
         return AgentProcess(process: process, databasePath: databasePath, socketPath: socketPath)
+    }
+
+    /// `body`'s result; the agent is stopped if it throws, so that no agent outlives the bench.
+    func stoppedOnError<R>(_ body: () async throws -> R) async throws -> R {
+        do {
+            return try await body()
+        } catch {
+            process.terminate()
+            process.waitUntilExit()
+            throw error
+        }
     }
 
     func stop() throws {
@@ -90,6 +100,36 @@ struct AgentProcess {
             throw BenchError("the agent exited with status \(process.terminationStatus)")
         }
     }
+}
+
+/// Whether something listens on the unix socket at `path`.
+func unixSocketAccepts(_ path: String) -> Bool {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let fits = withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+        let bytes = Array(path.utf8)
+        guard bytes.count < buffer.count else { return false }
+        buffer.copyBytes(from: bytes)
+        return true
+    }
+    guard fits else { return false }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+        }
+    }
+}
+
+/// `boxcar`, beside this binary.
+func boxcarBinary() throws -> String {
+    let binary = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        .deletingLastPathComponent().appending(path: "boxcar").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw BenchError("boxcar-bench starts the agent at \(binary); build it first (Scripts/build-release.sh)")
+    }
+    return binary
 }
 
 func temporaryDirectory() throws -> String {

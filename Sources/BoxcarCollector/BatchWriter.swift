@@ -24,25 +24,40 @@ struct BatchWriter: Sendable {
         }
     }
 
+    /// An agent's stream carries another token than the one it first forwarded with.
+    struct TokenMismatch: Error, CustomStringConvertible {
+        let agentID: UUID
+        let token: String
+        var description: String {
+            "agent \(agentID.uuidString.lowercased()) forwards with another token than \(token): a token forwards only for the agents that first came with it (to move an agent to this token: UPDATE boxcar.agents SET token_name = '\(token)' WHERE agent_id = '\(agentID.uuidString.lowercased())')"
+        }
+    }
+
     /// Registers the agent (or updates its labels) and returns its cursor: `first_seq` for one
-    /// never seen.
-    func welcome(agentID: UUID, hello: Boxcar_V1_ForwardHello) async throws -> Int64 {
+    /// never seen. An agent first seen with a named token is bound to it: a leaked token of
+    /// another agent cannot move its cursor or write under its id (a stream without a token, on
+    /// the unix socket or loopback without a token file, is not checked).
+    func welcome(agentID: UUID, hello: Boxcar_V1_ForwardHello, token: String?) async throws -> Int64 {
         let labels = String(decoding: try JSONEncoder().encode(hello.labels), as: UTF8.self)
         let host = hello.labels["host"] ?? hello.hostName
         let first = Int64(clamping: hello.firstSeq)
         let (client, logger) = (self.client, self.logger)
         return try await withDeadline(.seconds(60)) {
             let rows = try await client.query("""
-                INSERT INTO boxcar.agents (agent_id, host, machine_id, labels, record_version, agent_version, first_seq, acked_seq)
+                INSERT INTO boxcar.agents (agent_id, host, machine_id, labels, record_version, agent_version, first_seq, acked_seq,
+                                           token_name)
                 VALUES (\(agentID), \(host), \(hello.machineID), \(labels)::jsonb, \(Int32(hello.recordVersion)),
-                        \(hello.agentVersion), \(first), \(first))
+                        \(hello.agentVersion), \(first), \(first), \(token))
                 ON CONFLICT (agent_id) DO UPDATE SET
                     host = excluded.host, machine_id = excluded.machine_id, labels = excluded.labels,
-                    record_version = excluded.record_version, agent_version = excluded.agent_version, last_seen = now()
+                    record_version = excluded.record_version, agent_version = excluded.agent_version, last_seen = now(),
+                    token_name = coalesce(agents.token_name, excluded.token_name)
+                WHERE agents.token_name IS NULL OR excluded.token_name IS NULL OR agents.token_name = excluded.token_name
                 RETURNING acked_seq
                 """, logger: logger)
             for try await cursor in rows.decode(Int64.self) { return cursor }
-            throw SchemaError("PostgreSQL returned no cursor for agent \(agentID)")
+            // The row exists (the insert conflicted) and is bound to another token.
+            throw TokenMismatch(agentID: agentID, token: token ?? "")
         }
     }
 

@@ -40,7 +40,7 @@ public struct Collector: Sendable {
     public var services: [any RegistrableRPCService] {
         [CollectorService(
             writer: BatchWriter(client: client, artifacts: artifacts, logger: logger), artifacts: artifacts,
-            version: version, logger: logger)]
+            tokens: tokens, version: version, logger: logger)]
     }
 
     /// Every record of the fleet, for the read services (`modelbox.ModelStore`, `boxcar.v1.Agent`):

@@ -8,9 +8,11 @@ import PostgresNIO
 
 /// `boxcar.v1.Collector/Forward`: an agent's hello, then its batches, each answered once the
 /// PostgreSQL transaction holding it (and the agent's cursor) committed.
-struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
+struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
     let writer: BatchWriter
     let artifacts: ArtifactStore
+    /// `--token-file`: which named token a stream carries (TokenInterceptor has checked it).
+    let tokens: TokenFile?
     let version: String
     let logger: Logger
 
@@ -18,8 +20,21 @@ struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
     static let recordVersions: ClosedRange<UInt32> = 1...1
 
     func forward(
-        request: RPCAsyncSequence<Boxcar_V1_ForwardRequest, any Error>, response: RPCWriter<Boxcar_V1_ForwardResponse>,
-        context: ServerContext
+        request: StreamingServerRequest<Boxcar_V1_ForwardRequest>, context: ServerContext
+    ) async throws -> StreamingServerResponse<Boxcar_V1_ForwardResponse> {
+        let token = tokens.flatMap { tokens in
+            request.metadata[stringValues: "authorization"].lazy.compactMap { tokens.entry(forBearer: $0)?.name }.first
+        }
+        return StreamingServerResponse(metadata: [:]) { writer in
+            try await forward(request.messages, response: writer, token: token)
+            return [:]
+        }
+    }
+
+    /// One agent's stream. `token`: the name of the token it carries (nil without a token file).
+    private func forward(
+        _ request: RPCAsyncSequence<Boxcar_V1_ForwardRequest, any Error>, response: RPCWriter<Boxcar_V1_ForwardResponse>,
+        token: String?
     ) async throws {
         var messages = request.makeAsyncIterator()
         guard let first = try await messages.next(), case .hello(let hello)? = first.kind else {
@@ -33,7 +48,7 @@ struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
                 code: .failedPrecondition,
                 message: "record version \(hello.recordVersion) is not one this collector reads (\(Self.recordVersions.lowerBound)…\(Self.recordVersions.upperBound)); upgrade the collector")
         }
-        let cursor = try await postgres { try await writer.welcome(agentID: agentID, hello: hello) }
+        let cursor = try await postgres { try await writer.welcome(agentID: agentID, hello: hello, token: token) }
         logger.info("an agent is forwarding", metadata: [
             "agent_id": "\(agentID)", "host": "\(hello.labels["host"] ?? hello.hostName)", "cursor": "\(cursor)",
         ])
@@ -87,6 +102,9 @@ struct CollectorService: Boxcar_V1_Collector.SimpleServiceProtocol {
             }
             if let refusal = inner as? BatchError {
                 throw RPCError(code: .invalidArgument, message: refusal.description)
+            }
+            if let mismatch = inner as? BatchWriter.TokenMismatch {
+                throw RPCError(code: .permissionDenied, message: mismatch.description)
             }
             logger.warning("PostgreSQL failed a write; the agent will send it again", metadata: ["error": "\(describePostgres(error))"])
             throw RPCError(code: .unavailable, message: "the collector cannot write to PostgreSQL: \(describePostgres(error))")

@@ -310,6 +310,15 @@ enum Schema {
                    refused_records, first_seen, last_seen
             FROM boxcar.agents;
         """,
+        // 2: an agent is bound to the named token it first forwarded with.
+        """
+        ALTER TABLE boxcar.agents ADD COLUMN token_name text;
+
+        CREATE OR REPLACE VIEW public.boxcar_agents AS
+            SELECT agent_id, host, machine_id, labels, acked_seq, skipped_ranges, skipped_records,
+                   refused_records, first_seen, last_seen, token_name
+            FROM boxcar.agents;
+        """,
     ]
 
     /// A migration's statements, one at a time (the extended protocol takes one per query): they

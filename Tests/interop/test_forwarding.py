@@ -294,7 +294,7 @@ def test_bad_input_gets_a_clear_status_and_stores_nothing(database, tmp_path):
 
 def test_a_wrong_token_is_refused_and_a_read_token_cannot_forward(database, tmp_path):
     tokens = tmp_path / "tokens"
-    tokens.write_text("node-1 agent s3cret-agent\ngrafana read s3cret-read\n")
+    tokens.write_text("node-1 agent s3cret-agent\nnode-2 agent s3cret-other\ngrafana read s3cret-read\n")
     tokens.chmod(0o600)
     collector = Collector(tmp_path / "c", database, "--token-file", str(tokens))
     collector.start()
@@ -309,6 +309,17 @@ def test_a_wrong_token_is_refused_and_a_read_token_cannot_forward(database, tmp_
         assert database.scalar("SELECT count(*) FROM boxcar.agents") == 0
         answers = forward_stream(collector.target, [hello(agent_id)], [("authorization", "Bearer s3cret-agent")])
         assert answers[0].welcome.cursor == 0
+        # The agent is bound to the token it came with: another agent's token cannot write as it.
+        with pytest.raises(grpc.RpcError) as refused:
+            forward_stream(collector.target, [hello(agent_id), collector_pb2.ForwardRequest(batch=collector_pb2.ForwardBatch(
+                batch_id=1, after_seq=0, through_seq=1, records=[event_record(1, "forged")]))],
+                [("authorization", "Bearer s3cret-other")])
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "another token" in refused.value.details()
+        assert database.scalar("SELECT count(*) FROM boxcar.events") == 0
+        assert database.sql(f"SELECT token_name FROM public.boxcar_agents WHERE agent_id = '{agent_id}'") == "node-1"
+        other = str(uuid.uuid4())
+        assert forward_stream(collector.target, [hello(other)], [("authorization", "Bearer s3cret-other")])[0].welcome
         # An agent with the wrong token keeps its records and says why in its Health.
         token_file = tmp_path / "agent-token"
         token_file.write_text("wrong\n")
