@@ -63,10 +63,16 @@ extension Store {
             statement.bind([parentID, key, values[key]!, now, context.nextSequence()])
             try statement.run()
         }
-        // New metadata is a change of its experiment or model (WatchNamespace reports it).
-        for table in ["experiments", "models"] {
-            let touch = try context.connection.statement("UPDATE \(table) SET updated_ns = ? WHERE id = ?")
-            touch.bind([now, parentID])
+        // New metadata is a change of its experiment or model (WatchNamespace reports it), under
+        // a new seq so that an upstream is sent the changed row too.
+        let table: String? = switch try Self.objectKind(parentID, connection: context.connection) {
+        case "experiment": "experiments"
+        case "model": "models"
+        default: nil
+        }
+        if let table {
+            let touch = try context.connection.statement("UPDATE \(table) SET updated_ns = ?, seq = ? WHERE id = ?")
+            touch.bind([now, context.nextSequence(), parentID])
             try touch.run()
         }
     }

@@ -14,15 +14,16 @@ import Testing
     @Test func rowsOfEveryTableComeInSeqOrderAndAChangedRowComesAgain() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))  // 1
-        _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.1)])  // 2
-        try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: points([(1, 2), (2, 1)]))]))  // 3
-        _ = try await store.logEvent(Event(parentID: experiment.id, name: "start", source: "t", wallclock: 5, metadata: [:], createdAt: 0))  // 4
-        _ = try await store.attach(experimentID: experiment.id, pid: 42)  // 5
+        // The metadata (2) changes its experiment, which moves to a new seq (3).
+        _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.1)])  // 2, 3
+        try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: points([(1, 2), (2, 1)]))]))  // 4
+        _ = try await store.logEvent(Event(parentID: experiment.id, name: "start", source: "t", wallclock: 5, metadata: [:], createdAt: 0))  // 5
+        _ = try await store.attach(experimentID: experiment.id, pid: 42)  // 6
 
         let all = try await store.outbox(after: 0, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
-        #expect(seqs(all) == [1, 2, 3, 4, 5])
-        #expect(all.rows.map(\.row.kind) == ["experiment", "metadata", "metric-block", "event", "attachment"])
-        #expect(all.through == 5)
+        #expect(seqs(all) == [2, 3, 4, 5, 6])
+        #expect(all.rows.map(\.row.kind) == ["metadata", "experiment", "metric-block", "event", "attachment"])
+        #expect(all.through == 6)
         guard case .metricBlock(let parent, let key, let count, _, _, _, _, let data) = all.rows[2].row else {
             Issue.record("not a block: \(all.rows[2].row)")
             return
@@ -32,29 +33,32 @@ import Testing
         #expect(parent == experiment.id && key == "loss" && count == 2 && decoded.steps == [1, 2])
 
         // From a cursor, and cut at the row limit: `through` is the last row taken.
-        let part = try await store.outbox(after: 1, maxRows: 2, maxBytes: 1 << 20, hostSeries: .all)
-        #expect(seqs(part) == [2, 3] && part.through == 3)
+        let part = try await store.outbox(after: 2, maxRows: 2, maxBytes: 1 << 20, hostSeries: .all)
+        #expect(seqs(part) == [3, 4] && part.through == 4)
 
-
-        // An upsert and a detach take new seqs, so past the cursor they are shipped again.
-        _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.2)])  // 6
-        _ = try await store.detach(experimentID: experiment.id, pid: 42)  // 7
-        let changed = try await store.outbox(after: 5, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
-        #expect(seqs(changed) == [6, 7])
+        // An upsert and a detach take new seqs, so past the cursor they are shipped again, and
+        // the experiment the metadata changed with them.
+        let before = try await store.experiment(id: experiment.id)!.updatedAt
+        _ = try await store.updateMetadata(parentID: experiment.id, metadata: ["lr": .number(0.2)])  // 7, 8
+        _ = try await store.detach(experimentID: experiment.id, pid: 42)  // 9
+        let changed = try await store.outbox(after: 6, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
+        #expect(seqs(changed) == [7, 8, 9])
         if case .metadata(let parent, let key, let value, _) = changed.rows[0].row {
             #expect(parent == experiment.id && key == "lr" && value == "0.2")
         } else {
             Issue.record("not metadata: \(changed.rows[0].row)")
         }
-        if case .attachment(_, let pid, _, let detached) = changed.rows[1].row {
+        #expect(changed.rows[1].row.kind == "experiment")
+        #expect(try await store.experiment(id: experiment.id)!.updatedAt >= before)
+        if case .attachment(_, let pid, _, let detached) = changed.rows[2].row {
             #expect(pid == 42 && detached != nil)
         } else {
-            Issue.record("not an attachment: \(changed.rows[1].row)")
+            Issue.record("not an attachment: \(changed.rows[2].row)")
         }
 
         // Nothing new: no rows, and `through` is the cursor.
-        let none = try await store.outbox(after: 7, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
-        #expect(none.rows.isEmpty && none.through == 7)
+        let none = try await store.outbox(after: 9, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
+        #expect(none.rows.isEmpty && none.through == 9)
         await store.close()
     }
 

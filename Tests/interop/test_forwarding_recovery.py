@@ -55,26 +55,50 @@ def assert_points_once(database, parent: str, batches: list[int]) -> None:
     assert sorted(int(s) for s in steps.split(",")) == sorted(batches)
 
 
-def test_two_collectors_one_killed_mid_batch_the_other_takes_over_exactly_once(database, tmp_path):
+class HeldLock:
+    """A psql session holding `LOCK TABLE … IN SHARE MODE` until released: inserts into the table
+    wait behind it, so a collector's batch stays in the middle of its transaction."""
+
+    def __init__(self, cluster, database: str, table: str):
+        self.session = subprocess.Popen(
+            [str(cluster.bin / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "boxcar", "-d", database,
+             "-v", "ON_ERROR_STOP=1", "-Atq"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.session.stdin.write(f"BEGIN; LOCK TABLE {table} IN SHARE MODE; SELECT 'locked';\n")
+        self.session.stdin.flush()
+        assert self.session.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        if self.session.poll() is None:
+            self.session.communicate("ROLLBACK;\n", timeout=30)
+
+
+def test_two_collectors_one_killed_mid_batch_the_other_takes_over_exactly_once(database, postgres_cluster, tmp_path):
     first = Collector(tmp_path / "c", database, name="a")
     second = Collector(tmp_path / "c", database, name="b")
     agent_dir = tmp_path / "agent"
     agent_dir.mkdir()
+    lock = None
     try:
-        with running_agent(agent_dir, "--upstream", f"{first.target},{second.target}", "--sample-interval", "0") as agent:
+        # A backlog of 30,000 blocks (8 batches of up to 4,096), logged before forwarding is on.
+        with running_agent(agent_dir, "--sample-interval", "0") as agent:
             parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="wide", namespace="f")).experiment_id
-            # A backlog of 100,000 blocks (25 batches of 4,096), logged while no collector runs.
-            batches = log_wide(agent, parent, range(1, 101))
-            assert len(batches) == 100
-            first.start()
-            second.start()
-            start = upstreams(agent)[0].acknowledged_seq
-
-            def draining():
-                status = upstreams(agent)
-                return status[0].connected and status[0].acknowledged_seq > start and status[0].records_behind > 20_000
-            wait_for(draining, 60, "the first collector to be draining the backlog", interval=0.01)
+            batches = log_wide(agent, parent, range(1, 31))
+            assert len(batches) == 30
+        first.start()
+        second.start()
+        # Both collectors serve one PostgreSQL; the agent takes the first it is given.
+        with running_agent(agent_dir, "--upstream", f"{first.target},{second.target}", "--sample-interval", "0") as agent:
+            # Its batches stop in the middle of their transaction (the agent's cursor locked, the
+            # rows' insert waiting), and the collector is killed there.
+            lock = HeldLock(postgres_cluster, database.name, "boxcar.metric_blocks")
+            wait_for(lambda: database.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0, 60,
+                     "a batch of the first collector to wait inside its transaction")
+            assert upstreams(agent)[0].connected and upstreams(agent)[0].records_behind > 0
             first.kill()
+            # Its transaction ends when PostgreSQL sees the connection gone: the insert finishes,
+            # the next read finds no client, and all of it is rolled back.
+            lock.release()
             wait_for(lambda: upstreams(agent)[1].connected, 120, "the agent to go on with the second collector")
             wait_until_forwarded(agent, timeout=120)
             assert all(status.quarantined == 0 for status in upstreams(agent))
@@ -82,6 +106,8 @@ def test_two_collectors_one_killed_mid_batch_the_other_takes_over_exactly_once(d
         assert_points_once(database, parent, batches)
         assert_agent_held_once(database, agent_dir)
     finally:
+        if lock is not None:
+            lock.release()
         first.kill()
         second.kill()
 
