@@ -94,6 +94,8 @@ public struct Collector: Sendable {
                     let cutoff = WallClock.now() - Int64(retention.components.seconds) * 1_000_000_000
                     let dropped = try await Partitions.dropOlder(than: cutoff, client, logger: logger)
                     if !dropped.isEmpty { logger.info("retention dropped partitions", metadata: ["partitions": "\(dropped.joined(separator: ", "))"]) }
+                    let deleted = try await Partitions.deleteOlderDefaults(than: cutoff, client, logger: logger)
+                    if deleted > 0 { logger.info("retention deleted rows of the default partitions", metadata: ["rows": "\(deleted)"]) }
                 }
             } catch is CancellationError {
                 return

@@ -5,7 +5,8 @@ import PostgresNIO
 /// Points and events are partitioned by UTC day of their wallclock (nanoseconds): a partition
 /// per day, `metric_blocks_20261201` for [that midnight, the next), made a day ahead; the default
 /// partition takes any time outside them (a clock far off, a backfill of last year), so no time
-/// an agent accepted is refused. `--retention` drops whole day partitions past it.
+/// an agent accepted is refused. `--retention` drops whole day partitions past it, and deletes the
+/// default partitions' rows past it.
 enum Partitions {
     static let tables = ["metric_blocks", "events"]
     static let day: Int64 = 86_400 * 1_000_000_000
@@ -50,6 +51,19 @@ enum Partitions {
             }
         }
         return dropped
+    }
+
+    /// Deletes the rows of the default partitions that end before `cutoff` (they are not in a day
+    /// partition to drop); returns how many.
+    static func deleteOlderDefaults(than cutoff: Int64, _ client: PostgresClient, logger: Logger) async throws -> Int {
+        var deleted = 0
+        for (table, end) in [("metric_blocks", "wallclock_max"), ("events", "wallclock_ns")] {
+            let rows = try await client.query(PostgresQuery(
+                unsafeSQL: "WITH gone AS (DELETE FROM boxcar.\(table)_default WHERE \(end) < $1 RETURNING 1) SELECT count(*) FROM gone",
+                binds: { var binds = PostgresBindings(); binds.append(cutoff); return binds }()), logger: logger)
+            for try await count in rows.decode(Int.self) { deleted += count }
+        }
+        return deleted
     }
 
     /// "20261201" for a time on that UTC day.

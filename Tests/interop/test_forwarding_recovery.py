@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import grpc
@@ -224,4 +225,38 @@ def test_postgresql_down_when_the_collector_starts(database, postgres_cluster, t
         assert_held_once(database, expected)
     finally:
         postgres_cluster.start_if_stopped()
+        collector.stop()
+
+
+def test_the_collectors_retention_drops_old_day_partitions(database, tmp_path):
+    """Points are kept in a partition per UTC day; --retention drops the days past it and deletes
+    the default partition's rows past it, and keeps the rest."""
+    collector = Collector(tmp_path / "c", database)
+    collector.start()  # migrates, and makes yesterday's, today's and tomorrow's partitions
+    collector.stop()
+    day = 86_400 * 10**9
+    now = time.time_ns()
+    old_day = (now // day - 400) * day  # a day 400 days ago, with a partition of its own
+    old_name = time.strftime("%Y%m%d", time.gmtime(old_day // 10**9))
+    database.sql(f"CREATE TABLE boxcar.metric_blocks_{old_name} PARTITION OF boxcar.metric_blocks "
+                 f"FOR VALUES FROM ({old_day}) TO ({old_day + day})")
+
+    def block(seq: int, wallclock: int) -> str:
+        return (f"('{uuid.UUID(int=1)}', {seq}, 'run', 'loss', 1, 0, 0, {wallclock}, {wallclock}, '\\x01'::bytea)")
+    database.sql("INSERT INTO boxcar.metric_blocks (agent_id, seq, parent_id, key, count, step_min, step_max, "
+                 "wallclock_min, wallclock_max, data) VALUES "
+                 f"{block(1, old_day + 5)}, {block(2, old_day - 300 * day)}, {block(3, now)}")
+    assert database.scalar("SELECT count(*) FROM boxcar.metric_blocks_default") == 1
+
+    collector = Collector(tmp_path / "c", database, "--retention", "30d", name="kept")
+    collector.start()
+    try:
+        wait_for(lambda: "retention deleted rows of the default partitions" in collector.output(), 60,
+                 "the collector's retention")
+        assert f"metric_blocks_{old_name}" in collector.output()
+        assert database.sql("SELECT string_agg(seq::text, ',') FROM boxcar.metric_blocks") == "3"
+        assert database.scalar(f"SELECT count(*) FROM pg_class WHERE relname = 'metric_blocks_{old_name}'") == 0
+        today = time.strftime("%Y%m%d", time.gmtime(now // 10**9))
+        assert database.scalar(f"SELECT count(*) FROM pg_class WHERE relname = 'metric_blocks_{today}'") == 1
+    finally:
         collector.stop()
