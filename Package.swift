@@ -174,7 +174,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
-        .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector"]),
+        .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector", "BoxcarModel"]),
         // End to end: the agent as `boxcar agent` runs it, in process, with a real client.
         .testTarget(
             name: "AgentTests",

@@ -63,8 +63,7 @@ struct AgentConfiguration: Sendable {
     /// Refuses to send the upstream token in the clear to another machine.
     func checkUpstream() throws {
         guard upstream.token != nil, upstream.caFile == nil else { return }
-        for case .tcp(let host, _) in upstream.targets
-        where !(host == "localhost" || host == "::1" || host.hasPrefix("127.")) {
+        for case .tcp(let host, _) in upstream.targets where !TCPAddress.isLoopback(host: host) {
             throw ValidationError(
                 "--upstream-token-file would send the token in the clear to \(host): give --upstream-ca for TLS")
         }

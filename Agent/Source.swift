@@ -53,7 +53,7 @@ struct SourceOptions: ParsableArguments {
             return try await AgentClient.with(target, token: token, caFile: ca) { client in
                 try await body(client)
             }
-        } catch let error as RPCError where error.code == .unavailable {
+        } catch let error as RPCError where error.code == .unavailable && error.message.contains("establish a connection") {
             if case .unixSocket(let path) = target {
                 throw CLIError(
                     "no agent answers on \(path): start one with `boxcar agent`, or read a database file with --db PATH")

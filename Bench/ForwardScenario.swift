@@ -32,10 +32,10 @@ extension BoxcarBench {
 
         // Drained: from the agent's start with --upstream to the collector's acknowledgement of
         // its last record (each acknowledged only once PostgreSQL committed it).
+        let collectorCPU = try processCPUSeconds(collector.process.processIdentifier)
         let started = ContinuousClock.now
         let agent = try AgentProcess.start(
             directory: agentDirectory, reuse: backlog, arguments: ["--upstream", "unix://" + collector.socketPath])
-        let collectorCPU = try processCPUSeconds(collector.process.processIdentifier)
         try await agent.stoppedOnError { try await waitUntilForwarded(socketPath: agent.socketPath, timeout: .seconds(3600)) }
         let seconds = (ContinuousClock.now - started).seconds
         let agentCPU = try processCPUSeconds(agent.process.processIdentifier)

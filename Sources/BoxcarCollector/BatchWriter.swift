@@ -29,7 +29,7 @@ struct BatchWriter: Sendable {
         let agentID: UUID
         let token: String
         var description: String {
-            "agent \(agentID.uuidString.lowercased()) forwards with another token than \(token): a token forwards only for the agents that first came with it (to move an agent to this token: UPDATE boxcar.agents SET token_name = '\(token)' WHERE agent_id = '\(agentID.uuidString.lowercased())')"
+            "agent \(agentID.uuidString.lowercased()) first forwarded with another token, and token \(token) may not forward for it: a token forwards only for the agents that first came with it (to move the agent to \(token): UPDATE boxcar.agents SET token_name = '\(token)' WHERE agent_id = '\(agentID.uuidString.lowercased())')"
         }
     }
 

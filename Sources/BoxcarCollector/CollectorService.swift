@@ -25,6 +25,10 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
         let token = tokens.flatMap { tokens in
             request.metadata[stringValues: "authorization"].lazy.compactMap { tokens.entry(forBearer: $0)?.name }.first
         }
+        // TokenInterceptor found the token; gone now, the file changed in between (revoked).
+        if tokens != nil && token == nil {
+            throw RPCError(code: .unauthenticated, message: "the token was revoked from the collector's token file")
+        }
         return StreamingServerResponse(metadata: [:]) { writer in
             try await forward(request.messages, response: writer, token: token)
             return [:]

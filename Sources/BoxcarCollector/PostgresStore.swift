@@ -25,19 +25,20 @@ struct PostgresStore: RecordStore {
     /// The collector has no sequence of its own: each agent's cursor is in `boxcar_agents`.
     var lastSequence: Int64 { 0 }
     var pendingWrites: Int { 0 }
+    var isWritable: Bool { false }
 
     // MARK: Objects
 
     func objectKind(_ id: String) async throws -> String? {
-        try await read { client, logger in
-            let rows = try await client.query("""
+        try await read { transaction in
+            let rows = try await transaction.query("""
                 SELECT 'experiment' FROM boxcar.experiments WHERE id = \(id)
                 UNION ALL SELECT 'model' FROM boxcar.models WHERE id = \(id)
                 UNION ALL SELECT 'model-version' FROM boxcar.model_versions WHERE id = \(id)
                 UNION ALL SELECT 'checkpoint' FROM boxcar.checkpoints WHERE id = \(id)
                 UNION ALL (SELECT 'file' FROM boxcar.files WHERE id = \(id) LIMIT 1)
                 LIMIT 1
-                """, logger: logger)
+                """)
             for try await kind in rows.decode(String.self) { return kind }
             return nil
         }
@@ -68,10 +69,10 @@ struct PostgresStore: RecordStore {
             SELECT id, name, namespace, owner, framework, task, external_id, created_ns, updated_ns
             FROM boxcar.experiments \(filter) ORDER BY created_ns, id
             """, binds: bindings)
-        return try await read { client, logger in
+        return try await read { transaction in
             var out: [Experiment] = []
-            for try await (id, name, namespace, owner, framework, task, external, created, updated) in try await client
-                .query(query, logger: logger)
+            for try await (id, name, namespace, owner, framework, task, external, created, updated) in try await transaction
+                .query(query)
                 .decode((String, String, String, String, Int32, String, String, Int64, Int64).self)
             {
                 out.append(Experiment(
@@ -85,10 +86,10 @@ struct PostgresStore: RecordStore {
 
     func metadata(parentID: String) async throws -> BoxcarModel.Metadata {
         try await requireObject(parentID)
-        return try await read { client, logger in
+        return try await read { transaction in
             var out: BoxcarModel.Metadata = [:]
-            for try await (key, value) in try await client.query(
-                "SELECT key, value FROM boxcar.metadata WHERE parent_id = \(parentID)", logger: logger
+            for try await (key, value) in try await transaction.query(
+                "SELECT key, value FROM boxcar.metadata WHERE parent_id = \(parentID)"
             ).decode((String, String).self) {
                 out[key] = try JSONValue(jsonText: value)
             }
@@ -120,25 +121,44 @@ struct PostgresStore: RecordStore {
             window: nil)
         if kind == "experiment" {
             for (agent, windows) in try await attachmentWindows(experimentID: parentID) {
+                let lower = windows.map(\.lowerBound).min()!
                 var bindings = PostgresBindings()
                 bindings.append(agent)
-                bindings.append(windows.map(\.lowerBound).min()!)
+                bindings.append(lower)
                 bindings.append(windows.map(\.upperBound).max()!)
+                // The machine's blocks hold a tick or a few: one that starts a day before the window
+                // cannot reach into it, and that bound on the partition key skips older days.
+                bindings.append(lower - Partitions.day)
                 series += try await blocks(
                     PostgresQuery(unsafeSQL: """
                         SELECT b.key, g.host, b.data FROM boxcar.metric_blocks b JOIN boxcar.agents g ON g.agent_id = b.agent_id
                         WHERE b.agent_id = $1 AND b.parent_id = 'host' AND b.wallclock_max >= $2 AND b.wallclock_min <= $3
+                          AND b.wallclock_min >= $4
                         ORDER BY b.key, b.seq
                         """, binds: bindings),
                     window: windows)
             }
-            series.sort { $0.key < $1.key }
         }
         if let keys {
             let wanted = Set(keys)
             series = series.filter { wanted.contains($0.key) }
         }
-        return series
+        return Self.merged(series)
+    }
+
+    /// One series a key, keys in order: two agents of one host (a machine whose agent started
+    /// over on a new database) give the same labelled key, whose points are one series.
+    static func merged(_ series: [(key: String, columns: MetricColumns)]) -> [(key: String, columns: MetricColumns)] {
+        var out: [(key: String, columns: MetricColumns)] = []
+        for entry in series.sorted(by: { $0.key < $1.key }) {
+            guard out.last?.key == entry.key else {
+                out.append(entry)
+                continue
+            }
+            for index in 0..<entry.columns.count { out[out.count - 1].columns.append(entry.columns.point(at: index)) }
+            out[out.count - 1].columns.sortByStep()
+        }
+        return out
     }
 
     /// The blocks `query` returns (key, host, data; ordered by key and host), decoded into one
@@ -147,9 +167,9 @@ struct PostgresStore: RecordStore {
     private func blocks(
         _ query: PostgresQuery, window: [ClosedRange<Int64>]?
     ) async throws -> [(key: String, columns: MetricColumns)] {
-        let decoded = try await read { client, logger in
+        let decoded = try await read { transaction in
             var out: [SeriesColumns] = []
-            for try await (key, host, data) in try await client.query(query, logger: logger)
+            for try await (key, host, data) in try await transaction.query(query)
                 .decode((String, String, ByteBuffer).self)
             {
                 let labelled = key.hasPrefix("system/") ? Self.labelled(key, host: host) : key
@@ -179,12 +199,12 @@ struct PostgresStore: RecordStore {
     /// For each agent whose trainers were attached to the experiment: the windows (an open one
     /// ends now).
     private func attachmentWindows(experimentID: String) async throws -> [(UUID, [ClosedRange<Int64>])] {
-        let rows = try await read { client, logger in
+        let rows = try await read { transaction in
             var out: [AttachmentRow] = []
-            for try await (agent, attached, detached) in try await client.query("""
+            for try await (agent, attached, detached) in try await transaction.query("""
                 SELECT agent_id, attached_ns, detached_ns FROM boxcar.attachments
                 WHERE experiment_id = \(experimentID) ORDER BY agent_id, attached_ns
-                """, logger: logger).decode((UUID, Int64, Int64?).self)
+                """).decode((UUID, Int64, Int64?).self)
             {
                 out.append(AttachmentRow(agent: agent, attached: attached, detached: detached))
             }
@@ -234,21 +254,22 @@ struct PostgresStore: RecordStore {
             }
             index = key.index(after: index)
         }
-        labels.append(key[start..<end])
-        if labels.contains(where: { $0.hasPrefix("host=") }) { return key }
-        let position = labels.firstIndex { $0 > "host=" } ?? labels.endIndex
+        if start < end { labels.append(key[start..<end]) }
+        func name(_ label: Substring) -> Substring { label.prefix { $0 != "=" } }
+        if labels.contains(where: { name($0) == "host" }) { return key }
+        let position = labels.firstIndex { name($0) > "host" } ?? labels.endIndex
         labels.insert(Substring(label), at: position)
         return key[...open] + labels.joined(separator: ",") + "}"
     }
 
     func events(parentID: String, since: Nanoseconds) async throws -> [Event] {
         try await requireObject(parentID)
-        return try await read { client, logger in
+        return try await read { transaction in
             var out: [Event] = []
-            for try await (parent, name, source, wallclock, metadata, created) in try await client.query("""
+            for try await (parent, name, source, wallclock, metadata, created) in try await transaction.query("""
                 SELECT parent_id, name, source, wallclock_ns, metadata, created_ns FROM boxcar.events
                 WHERE parent_id = \(parentID) AND wallclock_ns >= \(since) ORDER BY wallclock_ns, agent_id, seq
-                """, logger: logger).decode((String, String, String, Int64, String, Int64).self)
+                """).decode((String, String, String, Int64, String, Int64).self)
             {
                 out.append(Event(
                     parentID: parent, name: name, source: source, wallclock: wallclock,
@@ -275,15 +296,16 @@ struct PostgresStore: RecordStore {
         var bindings = PostgresBindings()
         bindings.append(argument)
         let query = PostgresQuery(unsafeSQL: """
-            SELECT * FROM (
-                SELECT DISTINCT ON (id) id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns
+            SELECT id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns FROM (
+                SELECT DISTINCT ON (id) id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns,
+                       agent_id, seq
                 FROM boxcar.files WHERE \(filter) ORDER BY id, updated_ns DESC, agent_id
-            ) f ORDER BY created_ns, id
+            ) f ORDER BY created_ns, agent_id, seq
             """, binds: bindings)
-        return try await read { client, logger in
+        return try await read { transaction in
             var out: [FileRecord] = []
-            for try await (id, parent, type, checksum, path, blob, size, created, updated) in try await client
-                .query(query, logger: logger)
+            for try await (id, parent, type, checksum, path, blob, size, created, updated) in try await transaction
+                .query(query)
                 .decode((String, String, Int32, String, String, String?, Int64?, Int64, Int64).self)
             {
                 out.append(FileRecord(
@@ -312,13 +334,13 @@ struct PostgresStore: RecordStore {
 
     private func checkpoints(_ experimentID: String, epoch: UInt64?) async throws -> [Checkpoint] {
         let signed = epoch.map { Int64(bitPattern: $0) }
-        return try await read { client, logger in
+        return try await read { transaction in
             var out: [Checkpoint] = []
-            for try await (id, experiment, epoch, metricsJSON, created, updated) in try await client.query("""
+            for try await (id, experiment, epoch, metricsJSON, created, updated) in try await transaction.query("""
                 SELECT id, experiment_id, epoch, metrics, created_ns, updated_ns FROM boxcar.checkpoints
                 WHERE experiment_id = \(experimentID) AND (\(signed)::bigint IS NULL OR epoch = \(signed))
                 ORDER BY epoch
-                """, logger: logger).decode((String, String, Int64, String, Int64, Int64).self)
+                """).decode((String, String, Int64, String, Int64, Int64).self)
             {
                 var metrics: [String: Float] = [:]
                 for (key, value) in try BoxcarModel.Metadata(jsonText: metricsJSON) {
@@ -333,12 +355,12 @@ struct PostgresStore: RecordStore {
     }
 
     func models(namespace: String) async throws -> [(Model, [FileRecord])] {
-        let models = try await read { client, logger in
+        let models = try await read { transaction in
             var out: [Model] = []
-            for try await (id, name, owner, namespace, description, task, created, updated) in try await client.query("""
+            for try await (id, name, owner, namespace, description, task, created, updated) in try await transaction.query("""
                 SELECT id, name, owner, namespace, description, task, created_ns, updated_ns FROM boxcar.models
                 WHERE namespace = \(namespace) ORDER BY created_ns, id
-                """, logger: logger).decode((String, String, String, String, String, String, Int64, Int64).self)
+                """).decode((String, String, String, String, String, String, Int64, Int64).self)
             {
                 out.append(Model(
                     id: id, name: name, owner: owner, namespace: namespace, description: description, task: task,
@@ -356,12 +378,12 @@ struct PostgresStore: RecordStore {
         guard try await objectKind(modelID) == "model" else {
             throw NotFoundError("model \(modelID) does not exist")
         }
-        let version = try await read { client, logger -> ModelVersion? in
-            for try await (id, model, name, version, description, framework, tags, created, updated) in try await client
+        let version = try await read { transaction -> ModelVersion? in
+            for try await (id, model, name, version, description, framework, tags, created, updated) in try await transaction
                 .query("""
                     SELECT id, model_id, name, version, description, framework, unique_tags, created_ns, updated_ns
                     FROM boxcar.model_versions WHERE model_id = \(modelID) ORDER BY updated_ns DESC, id DESC LIMIT 1
-                    """, logger: logger)
+                    """)
                 .decode((String, String, String, String, String, Int32, String, Int64, Int64).self)
             {
                 var uniqueTags: [String] = []
@@ -401,18 +423,31 @@ struct PostgresStore: RecordStore {
 
     // MARK: Reading
 
-    /// Runs one read with a deadline; PostgreSQL's own failure reaches the client as UNAVAILABLE
-    /// with PostgreSQL's words (worth retrying), a malformed row as what it is.
+    /// Runs one read in a read-only transaction: the server ends a statement past 40 s
+    /// (Transaction's timeouts), so a heavy read cannot hold a pooled connection that forwarding
+    /// needs, and the read is given up after 60 s. PostgreSQL out of reach is UNAVAILABLE (worth
+    /// retrying); a failed statement is INTERNAL, with PostgreSQL's words.
     private func read<R: Sendable>(
-        _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> R
+        _ body: @escaping @Sendable (Transaction) async throws -> R
     ) async throws -> R {
-        let (client, logger) = (self.client, self.logger)
         do {
-            return try await withDeadline(Self.readDeadline) { try await body(client, logger) }
+            return try await Transaction.run(client, logger: logger, deadline: Self.readDeadline) { transaction in
+                try await transaction.query("SET TRANSACTION READ ONLY")
+                return try await body(transaction)
+            }
+        } catch let error as PSQLError where Self.unreachable.contains(error.code) {
+            throw RPCError(code: .unavailable, message: "PostgreSQL cannot be reached: \(describePostgres(error))")
         } catch let error as PSQLError {
-            throw RPCError(code: .unavailable, message: "PostgreSQL: \(describePostgres(error))")
+            throw RPCError(code: .internalError, message: "PostgreSQL: \(describePostgres(error))")
         } catch let error as Transaction.DeadlinePassed {
             throw RPCError(code: .unavailable, message: "PostgreSQL: \(error)")
+        } catch is Transaction.ConnectionLost {
+            throw RPCError(code: .unavailable, message: "PostgreSQL closed the connection during the read")
         }
     }
+
+    private static let unreachable: [PSQLError.Code] = [
+        .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+        .sslUnsupported,
+    ]
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BoxcarModel
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
@@ -74,7 +77,13 @@ public struct TCPAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// 127.0.0.0/8, ::1 and localhost: reachable from this machine only.
-    public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    public var isLoopback: Bool { Self.isLoopback(host: host) }
+
+    /// Whether `host` is a loopback address written as one: a name that merely starts with
+    /// "127." (`127.example.org`) is another machine's.
+    public static func isLoopback(host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1 && UInt32(bigEndian: address.s_addr) >> 24 == 127
     }
 }

@@ -162,6 +162,12 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
             guard let first = try await frames.next(), case .metadata(let metadata) = first.streamFrame else {
                 throw ValidationError("the first frame of UploadFile must be metadata (parent_id, file_type, checksum, path)")
             }
+            // Refused before any byte is taken where nothing can be recorded.
+            guard store.isWritable else {
+                throw ReadOnlyError(
+                    location: store.location,
+                    reason: "\(store.location) takes no writes through this API: the upload is refused before any byte is stored")
+            }
             var file = try metadata.validated(limits)
             let expected = ExpectedChecksum(metadata.checksum)
             // Refuse an unknown parent before taking any bytes.
@@ -308,6 +314,13 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     ) async throws {
         try await handling {
             try limits.checkName(request.namespace, "namespace", required: false)
+            // The changes watched are the writes made through these services: a store changed
+            // from elsewhere (the collector's, by forwarding) would send the past, then nothing.
+            guard store.isWritable else {
+                throw RPCError(
+                    code: .unimplemented,
+                    message: "WatchNamespace is not served here (\(store.location) changes by forwarding, not through this API): poll ListExperiments")
+            }
             // Subscribe before reading the past, so nothing falls between the two.
             let live = changes.subscribe(namespace: request.namespace)
             let since = Int64(clamping: request.since).multipliedReportingOverflow(by: 1_000_000_000)

@@ -19,6 +19,10 @@ public protocol RecordStore: Sendable {
     var lastSequence: Int64 { get }
     /// Writes accepted and not yet committed.
     var pendingWrites: Int { get }
+    /// Whether the services may write through it. A store read only (the collector's PostgreSQL,
+    /// which records reach by forwarding) refuses writes, and changes its records without the
+    /// services seeing them.
+    var isWritable: Bool { get }
 
     // MARK: Objects
 
@@ -80,6 +84,8 @@ public protocol RecordStore: Sendable {
 }
 
 extension RecordStore {
+    public var isWritable: Bool { true }
+
     /// Every series of the parent.
     public func metrics(parentID: String) async throws -> [(key: String, columns: MetricColumns)] {
         try await metrics(parentID: parentID, keys: nil)

@@ -12,6 +12,10 @@ import Testing
         (#"system/x{a="\\",z="1"}"#, "n1", #"system/x{a="\\",host="n1",z="1"}"#),
         (#"system/process.count{pid="42"}"#, #"rack "7"\"#, #"system/process.count{host="rack \"7\"\\",pid="42"}"#),
         (#"system/x{host="kept"}"#, "n1", #"system/x{host="kept"}"#),
+        // Names, not the text after them, decide the place: "host.x" and "host-x" come after "host".
+        (#"system/x{host.x="1"}"#, "n1", #"system/x{host="n1",host.x="1"}"#),
+        (#"system/x{a="1",host-x="2"}"#, "n1", #"system/x{a="1",host="n1",host-x="2"}"#),
+        ("system/x{}", "n1", #"system/x{host="n1"}"#),
     ])
     func theHostIsALabelInItsPlace(key: String, host: String, expected: String) {
         #expect(PostgresStore.labelled(key, host: host) == expected)

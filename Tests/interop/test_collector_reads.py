@@ -37,16 +37,18 @@ def machine_keys(stub, experiment_id: str) -> list[str]:
 
 
 def log_one_node(agent, index: int, tmp_path: Path) -> dict:
-    """One node's part of a shared run: its own steps, an event, and (on the first node) metadata,
+    """One node's part of a shared run: its own steps (the first node the even ones, the second the
+    odd ones, so that the collector must sort across nodes), an event, and (on the first node) metadata,
     an upload, a checkpoint and a model; held open until the machine's series of the trainer's
     window reached the agent."""
     known: dict = {}
     with Boxcar(agent.target) as mbox:
         run = mbox.new_experiment(name="one-run", owner="fleet@example.org", namespace="fleet")
-        for step in range(index * STEPS, (index + 1) * STEPS):
+        for step in range(index, 2 * STEPS, 2):
             run.log_metrics({"loss": float(step)}, step=step)
+        # The second node's event happened first.
         run.log_event(Event(name=f"up-{HOSTS[index]}", source=EventSource(name="trainer"),
-                            wallclock_time=1_700_000_000_000 + index, metadata={"node": index}))
+                            wallclock_time=1_700_000_000_000 - index, metadata={"node": index}))
         if index == 0:
             run.update_metadata("hyperparams", {"lr": 0.001})
             blob = os.urandom(1024 * 1024 + 7)
@@ -62,8 +64,9 @@ def log_one_node(agent, index: int, tmp_path: Path) -> dict:
                                                                metrics={"acc": 0.5}), timeout=10)
         model = agent.stub.CreateModel(mb.CreateModelRequest(name="resnet", owner="fleet@example.org",
                                                              namespace="fleet", task="vision"), timeout=10)
-        agent.stub.CreateModelVersion(mb.CreateModelVersionRequest(model=model.id, name="v1", version="1",
-                                                                   unique_tags=["best"]), timeout=10)
+        for version in ("1", "2"):
+            agent.stub.CreateModelVersion(mb.CreateModelVersionRequest(
+                model=model.id, name=f"v{version}", version=version, unique_tags=[f"tag-{version}"]), timeout=10)
         known["model"] = model.id
     wait_until_forwarded(agent)
     return known
@@ -105,11 +108,15 @@ def test_the_collector_reads_the_fleet_as_one_agent(database, tmp_path):
             queried = agent_api.QueryMetrics(agent_pb2.QueryMetricsRequest(
                 parent_id=experiment, keys=["loss"], **{"from": 50}, to=149), timeout=10)
             assert [(s.key, list(s.step)) for s in queried.series] == [("loss", list(range(50, 150)))]
+            # A machine's series asked for by its labelled key.
+            queried = agent_api.QueryMetrics(agent_pb2.QueryMetricsRequest(parent_id=experiment, keys=[machine[0]]),
+                                             timeout=10)
+            assert [s.key for s in queried.series] == [machine[0]] and len(queried.series[0].step) > 0
             assert [e.id for e in agent_api.ListExperiments(agent_pb2.ListExperimentsRequest(), timeout=10)
                     .experiments] == [experiment]
 
             events = store.ListEvents(mb.ListEventsRequest(parent_id=experiment), timeout=10).events
-            assert [e.name for e in events] == ["up-node-a", "up-node-b"]
+            assert [e.name for e in events] == ["up-node-b", "up-node-a"]
             metadata = store.ListMetadata(mb.ListMetadataRequest(parent_id=experiment), timeout=10).metadata
             assert metadata["hyperparams"].struct_value.fields["lr"].number_value == 0.001
 
@@ -126,7 +133,7 @@ def test_the_collector_reads_the_fleet_as_one_agent(database, tmp_path):
             models = store.ListModels(mb.ListModelsRequest(namespace="fleet"), timeout=10).models
             assert [m.name for m in models] == ["resnet"]
             version = store.ListModelVersions(mb.ListModelVersionsRequest(model=known[0]["model"]), timeout=10).models
-            assert (version.name, list(version.unique_tags)) == ("v1", ["best"])
+            assert (version.name, list(version.unique_tags)) == ("v2", ["tag-2"])
 
             # Unknown ids are refused as by an agent; writes are refused: records come by forwarding.
             with pytest.raises(grpc.RpcError) as refused:
@@ -136,6 +143,18 @@ def test_the_collector_reads_the_fleet_as_one_agent(database, tmp_path):
                 store.CreateExperiment(mb.CreateExperimentRequest(name="sneaky", namespace="fleet"), timeout=10)
             assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "forward" in refused.value.details()
+            # An upload is refused before any of its bytes is kept.
+            blobs_before = sorted(p for p in collector.artifacts.rglob("*") if p.is_file())
+            with pytest.raises(grpc.RpcError) as refused:
+                store.UploadFile(iter([
+                    mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=experiment, path="big.bin")),
+                    mb.UploadFileRequest(chunks=os.urandom(1 << 20))]), timeout=30)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert sorted(p for p in collector.artifacts.rglob("*") if p.is_file()) == blobs_before
+            # Changes reach the collector by forwarding, which a watch would not see: refused.
+            with pytest.raises(grpc.RpcError) as refused:
+                next(iter(store.WatchNamespace(mb.WatchNamespaceRequest(namespace="fleet"), timeout=10)))
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert database.scalar("SELECT count(*) FROM boxcar.experiments") == 1
 
         # The CLI reads the collector as it reads an agent.

@@ -88,11 +88,11 @@ def test_two_collectors_one_killed_mid_batch_the_other_takes_over_exactly_once(d
             assert len(batches) == 30
         first.start()
         second.start()
+        # The first collector's batches will stop in the middle of their transaction (the agent's
+        # cursor locked, the rows' insert waiting), and it is killed there.
+        lock = HeldLock(postgres_cluster, database.name, "boxcar.metric_blocks")
         # Both collectors serve one PostgreSQL; the agent takes the first it is given.
         with running_agent(agent_dir, "--upstream", f"{first.target},{second.target}", "--sample-interval", "0") as agent:
-            # Its batches stop in the middle of their transaction (the agent's cursor locked, the
-            # rows' insert waiting), and the collector is killed there.
-            lock = HeldLock(postgres_cluster, database.name, "boxcar.metric_blocks")
             wait_for(lambda: database.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted") > 0, 60,
                      "a batch of the first collector to wait inside its transaction")
             assert upstreams(agent)[0].connected and upstreams(agent)[0].records_behind > 0
@@ -165,7 +165,7 @@ def test_postgresql_restored_from_an_earlier_dump_is_healed(database, postgres_c
             wait_until_forwarded(agent)
             # PostgreSQL loses everything after the dump: restored into a new database of the name.
             collector.stop()
-            postgres_cluster.psql("postgres", f"DROP DATABASE {database.name}")
+            postgres_cluster.psql("postgres", f"DROP DATABASE {database.name} WITH (FORCE)")
             postgres_cluster.psql("postgres", f"CREATE DATABASE {database.name}")
             subprocess.run([str(postgres_cluster.bin / "pg_restore"), *client, "-d", database.name, str(dump)],
                            check=True, capture_output=True)
