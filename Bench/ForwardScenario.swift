@@ -16,6 +16,7 @@ extension BoxcarBench {
         // The backlog: logged with forwarding off, as an agent holds it after an outage.
         let agentDirectory = directory + "/forward-agent"
         let backlog = try AgentProcess.start(directory: agentDirectory)
+        try backlog.waitUntilAccepting()
         let batches = forwardPoints / Workload.pointsPerBatch
         let points = batches * Workload.pointsPerBatch
         let experimentID = try await backlog.stoppedOnError {
@@ -36,6 +37,7 @@ extension BoxcarBench {
         let started = ContinuousClock.now
         let agent = try AgentProcess.start(
             directory: agentDirectory, reuse: backlog, arguments: ["--upstream", "unix://" + collector.socketPath])
+        try agent.waitUntilAccepting()
         try await agent.stoppedOnError { try await waitUntilForwarded(socketPath: agent.socketPath, timeout: .seconds(3600)) }
         let seconds = (ContinuousClock.now - started).seconds
         let agentCPU = try processCPUSeconds(agent.process.processIdentifier)
@@ -125,6 +127,7 @@ extension BoxcarBench {
             let agent = try AgentProcess.start(
                 directory: directory + "/steady-\(forwarding)",
                 arguments: forwarding ? ["--upstream", "unix://" + collector.socketPath] : [])
+            try agent.waitUntilAccepting()
             try await agent.stoppedOnError { try await AgentClient.with(.unixSocket(agent.socketPath)) { client in
                 let id = try await client.modelStore.createExperiment(.with {
                     $0.name = "steady"

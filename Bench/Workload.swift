@@ -70,7 +70,22 @@ struct AgentProcess {
             "--sample-interval", sampleInterval,
         ] + arguments
         try process.run()
-        // Ready when the socket accepts a connection (the file appears at bind, before listen).
+        // Started once its socket appears. Not connected to: the idle scenario measures an agent
+        // no client has touched (a connection alone maps the HTTP/2 code, 4 to 5 MB).
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: socketPath) {
+            guard process.isRunning, Date() < deadline else {
+                process.terminate()
+                throw BenchError("the agent did not start listening on \(socketPath)")
+            }
+            usleep(20_000)
+        }
+        return AgentProcess(process: process, databasePath: databasePath, socketPath: socketPath)
+    }
+
+    /// Waits until the socket accepts connections: the file appears at bind, before listen, and
+    /// a client that comes in between is refused.
+    func waitUntilAccepting() throws {
         let deadline = Date().addingTimeInterval(30)
         while !unixSocketAccepts(socketPath) {
             guard process.isRunning, Date() < deadline else {
@@ -79,7 +94,6 @@ struct AgentProcess {
             }
             usleep(20_000)
         }
-        return AgentProcess(process: process, databasePath: databasePath, socketPath: socketPath)
     }
 
     /// `body`'s result; the agent is stopped if it throws, so that no agent outlives the bench.
