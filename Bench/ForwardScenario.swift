@@ -213,14 +213,7 @@ struct CollectorChild {
         ]
         try process.run()
         // Listening once the schema is migrated.
-        let deadline = Date().addingTimeInterval(60)
-        while !unixSocketAccepts(socketPath) {
-            guard process.isRunning, Date() < deadline else {
-                process.terminate()
-                throw BenchError("the collector did not start listening")
-            }
-            usleep(20_000)
-        }
+        try waitForListener(process, socketPath: socketPath, seconds: 60, what: "the collector")
         return CollectorChild(process: process, socketPath: socketPath)
     }
 

@@ -86,14 +86,7 @@ struct AgentProcess {
     /// Waits until the socket accepts connections: the file appears at bind, before listen, and
     /// a client that comes in between is refused.
     func waitUntilAccepting() throws {
-        let deadline = Date().addingTimeInterval(30)
-        while !unixSocketAccepts(socketPath) {
-            guard process.isRunning, Date() < deadline else {
-                process.terminate()
-                throw BenchError("the agent did not start listening on \(socketPath)")
-            }
-            usleep(20_000)
-        }
+        try waitForListener(process, socketPath: socketPath, seconds: 30, what: "the agent")
     }
 
     /// `body`'s result; the agent is stopped if it throws, so that no agent outlives the bench.
@@ -113,6 +106,19 @@ struct AgentProcess {
         guard process.terminationStatus == 0 else {
             throw BenchError("the agent exited with status \(process.terminationStatus)")
         }
+    }
+}
+
+/// Waits until `process` accepts connections on `socketPath`; stops it and throws if it exits or
+/// `seconds` pass first.
+func waitForListener(_ process: Process, socketPath: String, seconds: Double, what: String) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !unixSocketAccepts(socketPath) {
+        guard process.isRunning, Date() < deadline else {
+            process.terminate()
+            throw BenchError("\(what) did not start listening on \(socketPath)")
+        }
+        usleep(20_000)
     }
 }
 
