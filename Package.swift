@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(
             url: "https://github.com/apple/swift-configuration", from: "1.4.0",
             traits: ["YAML"]),  // not the default JSON trait: nothing reads JSON configuration
@@ -93,6 +94,20 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // What monitoring stacks read: the exposition name table, the Prometheus text and
+        // OpenMetrics pages, the agent's own health counters. No I/O.
+        .target(name: "BoxcarExposition", dependencies: ["BoxcarModel", "BoxcarSensors", "BoxcarSampling"]),
+
+        // `--http`: /metrics, /healthz and /readyz on Hummingbird.
+        .target(
+            name: "BoxcarHTTP",
+            dependencies: [
+                "BoxcarExposition", "BoxcarModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // The outbox shipped upstream: `boxcar agent --upstream`.
         .target(
             name: "BoxcarForwarding",
@@ -130,6 +145,7 @@ let package = Package(
             dependencies: [
                 "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
                 "BoxcarModel", "BoxcarAPI", "BoxcarSensors", "BoxcarForwarding", "BoxcarCollector",
+                "BoxcarExposition", "BoxcarHTTP",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -175,6 +191,9 @@ let package = Package(
             ]),
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
         .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector", "BoxcarModel"]),
+        .testTarget(
+            name: "BoxcarExpositionTests",
+            dependencies: ["BoxcarExposition", "BoxcarModel", "BoxcarSampling", "BoxcarSensors", "BoxcarTestSupport"]),
         // End to end: the agent as `boxcar agent` runs it, in process, with a real client.
         .testTarget(
             name: "AgentTests",

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import BoxcarAPI
+import BoxcarExposition
 import BoxcarForwarding
+import BoxcarHTTP
 import BoxcarModel
 import BoxcarSampling
 import BoxcarSensors
@@ -83,11 +85,13 @@ final class Agent: Service, Sendable {
         let maxRequestBytes = configuration.limits.maxMessageBytes
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
-                serving: services.services, token: nil, maxRequestBytes: maxRequestBytes)
+                serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,
+                interceptors: services.interceptors)
         ]
         if let listen = configuration.listen {
             servers.append(Listener.tcp(listen).server(
-                serving: services.services, token: configuration.token, maxRequestBytes: maxRequestBytes))
+                serving: services.services, token: configuration.token, maxRequestBytes: maxRequestBytes,
+                interceptors: services.interceptors))
         }
 
         var sampler: Sampler?
@@ -103,6 +107,14 @@ final class Agent: Service, Sendable {
                 store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes,
                 forwarding: forwarder != nil, logger: logger)
         }
+        var http: (HTTPServer, AgentExposition)?
+        if let address = configuration.http {
+            let exposition = AgentExposition(
+                store: store, sampler: sampler, statistics: services.statistics, forwarder: forwarder, version: Self.version)
+            let server = HTTPServer(
+                host: address.host, port: address.port, token: configuration.token, endpoints: exposition.endpoints, logger: logger)
+            http = (server, exposition)
+        }
         let allServers = servers
         let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
         defer {
@@ -116,7 +128,7 @@ final class Agent: Service, Sendable {
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, sampler: sampler, retention: retention, forwarder: forwarder, services: services) {
+            try await serve(allServers, http: http, sampler: sampler, retention: retention, forwarder: forwarder, services: services) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out. The
                 // group first, the mode last: once the mode is 0660 both are set.
@@ -157,7 +169,7 @@ final class Agent: Service, Sendable {
     }
 
     private func serve(
-        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], sampler: Sampler?, retention: Retention?,
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?, retention: Retention?,
         forwarder: Forwarder?, services: AgentServices, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
@@ -191,6 +203,13 @@ final class Agent: Service, Sendable {
                         try? await cancelWhenGracefulShutdown { try await forwarder.run() }
                     }
                 }
+                if let (server, _) = http {
+                    group.addTask {
+                        try await server.run { address in
+                            self.logger.info("serving HTTP", metadata: ["http": "\(address)"])
+                        }
+                    }
+                }
                 var bound: [String] = []
                 do {
                     for server in allServers { bound.append(try await server.boundAddress) }
@@ -202,6 +221,7 @@ final class Agent: Service, Sendable {
                     return
                 }
                 onListening()
+                http?.1.serving.store(true, ordering: .relaxed)
                 self.settle(.success(bound))
                 logger.info(
                     "boxcar agent listening",

@@ -35,6 +35,8 @@ struct AgentConfiguration: Sendable {
     var retention: Duration?
     /// The most bytes the database may use; the oldest host points go first. nil: no limit.
     var maxDatabaseBytes: Int64?
+    /// Where /metrics, /healthz and /readyz are served over HTTP; nil: nowhere.
+    var http: TCPAddress?
     /// Where everything is forwarded; no targets: nowhere.
     var upstream = UpstreamConfiguration(targets: [])
 
@@ -71,8 +73,12 @@ struct AgentConfiguration: Sendable {
 
     /// Refuses a TCP listener that would open the API to the network without a token.
     func checkListener() throws {
-        guard let listen else { return }
-        if !listen.isLoopback && !allowRemote {
+        if let http, !http.isLoopback, !allowRemote {
+            throw ValidationError(
+                "serving HTTP on \(http) would open /metrics to other machines: use 127.0.0.1 or ::1, or pass --allow-remote with --token-file")
+        }
+        guard listen != nil || http != nil else { return }
+        if let listen, !listen.isLoopback, !allowRemote {
             throw ValidationError(
                 "listening on \(listen) would open the API to other machines: listen on 127.0.0.1 or ::1, or pass --allow-remote with --token-file")
         }

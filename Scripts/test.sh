@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # libsqlite3-dev to build; libudev1 for the disk sensor's libudev test (loaded with dlopen);
 # systemd for systemd-analyze, which checks Config/boxcar.service; postgresql for the collector's
 # tests (each run starts a private server of its own on loopback, in a temporary directory);
-# openssl for the certificates of their TLS test.
+# openssl for the certificates of their TLS test; prometheus (promtool too) and victoria-metrics
+# for the exporter's tests, which start their own servers on loopback.
 missing=""
-for package in libsqlite3-dev libudev1 systemd postgresql openssl; do
+for package in libsqlite3-dev libudev1 systemd postgresql openssl prometheus victoria-metrics; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then

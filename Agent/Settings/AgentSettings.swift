@@ -97,8 +97,22 @@ struct AgentSettings: Sendable {
             do { settings.agent.listen = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
         },
         Setting(
+            "http", .value(placeholder: "HOST:PORT"), default: "off", value: nil,
+            help: "serve `/metrics` (Prometheus text or OpenMetrics), `/healthz` and `/readyz` over HTTP; loopback only unless `--allow-remote`",
+            note: """
+                Serve GET /metrics (the machine's latest values and the agent's own health, in the
+                Prometheus text format or OpenMetrics as the scraper asks), /healthz and /readyz on
+                HTTP at HOST:PORT. Loopback only unless allow-remote is true; with token-file, /metrics
+                asks for `Authorization: Bearer <token>`.
+                """,
+            example: "127.0.0.1:9464"
+        ) { text, settings in
+            guard !text.isEmpty else { return }
+            do { settings.agent.http = try TCPAddress(parsing: text) } catch { throw CLIError(describe(error)) }
+        },
+        Setting(
             "allow-remote", .flag, default: "`false`", value: "false",
-            help: "let `--listen` take another address; needs `--token-file`",
+            help: "let `--listen` and `--http` take another address; needs `--token-file`",
             note: """
                 Let listen take an address other than loopback. Every call on the TCP listener must then
                 carry `authorization: Bearer <token>` (the Python SDK: Boxcar(token=…) or BOXCAR_TOKEN).

@@ -4,6 +4,7 @@ import BoxcarStorage
 import BoxcarStore
 import Logging
 import NIOPosix
+import Synchronization
 
 // BoxcarSampling: the machine's readings on a schedule, into the local store.
 //
@@ -30,6 +31,10 @@ public final class Sampler: Sendable {
     /// sensor's deadline when one hangs), so it is the sampler's own, not one of NIO's shared
     /// blocking pool, which has a thread per core and carries the artifacts' disk I/O.
     private let thread = NIOThreadPool(numberOfThreads: 1)
+    /// The last tick, for the exporter's page.
+    private let latest = Mutex<MachineSnapshot?>(nil)
+    /// The last tick, as the exporter shows it; nil before the first.
+    public var snapshot: MachineSnapshot? { latest.withLock { $0 } }
 
     public init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
@@ -77,8 +82,8 @@ public final class Sampler: Sendable {
         // Sensors block (file reads, NVML): on the sampler's own thread, not the concurrency pool's.
         let sensors = self.sensors
         let logger = self.logger
-        let (readings, trees, xids, gone) = try await thread.runIfActive {
-            sensors.sample(elapsed: elapsed, roots: roots, logger: logger)
+        let ((readings, trees, xids, gone), view) = try await thread.runIfActive {
+            (sensors.sample(elapsed: elapsed, roots: roots, logger: logger), sensors.view())
         }
         // A trainer that died without detaching (killed, out of memory) is detached for it.
         for (experimentID, pid) in attached where gone.contains(pid) {
@@ -87,6 +92,14 @@ public final class Sampler: Sendable {
         }
         let wallclock = WallClock.now()
         let step = UInt64(wallclock / 1_000_000)
+        latest.withLock {
+            $0 = MachineSnapshot(
+                wallclock: wallclock, host: view.host,
+                trainers: attached.filter { !gone.contains($0.pid) }.map { experimentID, pid in
+                    .init(experimentID: experimentID, pid: pid, processes: view.processes[pid] ?? [], readings: (trees[pid] ?? []).map(\.reading))
+                },
+                sensors: view.health)
+        }
         // One batch per parent: an experiment at its series limit loses its own series only,
         // not the machine's nor the other experiments'.
         var batches: [String: IngestBatch] = [Store.hostID: IngestBatch()]

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BoxcarModel
 import BoxcarSensors
 import Logging
@@ -29,6 +32,11 @@ public final class SensorSet: @unchecked Sendable {
     var ticks = 0
     /// The cgroup of each attached trainer, which may be another container than the agent's.
     var trainerCgroups: [Int32: CgroupSensor] = [:]
+    /// Each sensor's last answer, for the exporter's page: a sensor read every tenth tick keeps
+    /// its values between, one that failed or hangs has none.
+    private(set) var latest: [String: [Reading]] = [:]
+    /// How each sensor has fared since the agent started (the exporter publishes it).
+    private(set) var health: [String: SensorHealth] = [:]
 
     public init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = SensorSet.deadline) {
         self.sensors = sensors
@@ -41,14 +49,27 @@ public final class SensorSet: @unchecked Sendable {
     private func guarded<Value>(_ name: String, logger: Logger, _ body: @escaping (Duration?) throws -> Value) -> Value? {
         let started = ContinuousClock.now
         let elapsed = lastAnswered[name].map { started - $0 }
-        switch guardian.run(name, within: deadline, { Result { try body(elapsed) } }) {
-        case .finished(.success(let value)):
+        var entry = health[name] ?? SensorHealth(name: name)
+        defer { health[name] = entry }
+        // The CPU time is the calling thread's, so it is measured where the call runs: on the
+        // guard's thread.
+        let outcome = guardian.run(name, within: deadline) { () -> (Result<Value, any Error>, Double) in
+            let before = threadCPUSeconds()
+            let result = Result { try body(elapsed) }
+            return (result, threadCPUSeconds() - before)
+        }
+        switch outcome {
+        case .finished((.success(let value), let cpu)):
+            entry.record(cpuSeconds: cpu)
             lastAnswered[name] = started
             if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
             return value
-        case .finished(.failure(let error)):
+        case .finished((.failure(let error), let cpu)):
+            entry.record(cpuSeconds: cpu)
+            entry.errors += 1
             report(name, "failed: \(error)", logger: logger)
         case .timedOut:
+            entry.hangs += 1
             lastAnswered[name] = nil
             report(name, "did not answer within \(deadline); its series stop until it does", logger: logger)
         case .stillRunning:
@@ -93,11 +114,17 @@ public final class SensorSet: @unchecked Sendable {
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
-                readings += storable(answer, from: sensor.name, logger: logger)
+                let kept = storable(answer, from: sensor.name, logger: logger)
+                readings += kept
+                latest[sensor.name] = kept.map(\.reading)
+            } else {
+                latest[sensor.name] = nil
             }
         }
         let seconds = elapsed?.seconds ?? 0
+        let before = threadCPUSeconds()
         var trees = processes.sample(roots: roots, seconds: seconds)
+        health[processes.name, default: SensorHealth(name: processes.name)].record(cpuSeconds: threadCPUSeconds() - before)
         // Each trainer's own container numbers (the host's cgroup series are the agent's).
         let host = sensors.lazy.compactMap { $0 as? CgroupSensor }.first
         trainerCgroups = trainerCgroups.filter { roots.contains($0.key) }
@@ -121,6 +148,7 @@ public final class SensorSet: @unchecked Sendable {
             // when a GPU falling off the bus is what the events report.
             xids = guarded("nvidia.xid", logger: logger) { _ in nvidia.xidErrors() } ?? []
             let answer = guarded("nvidia", logger: logger) { _ in nvidia.sample(processes: pids) }
+            latest["nvidia"] = answer == nil ? nil : []
             for keyed in storable(answer ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     if let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
@@ -128,12 +156,71 @@ public final class SensorSet: @unchecked Sendable {
                     }
                 } else {
                     readings.append(keyed)
+                    latest["nvidia", default: []].append(keyed.reading)
                 }
             }
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         return (readings, trees.mapValues { $0.map(KeyedReading.init) }, xids, gone)
     }
+}
+
+extension SensorSet {
+    /// What the exporter's page shows of the last tick: every sensor's latest readings, each
+    /// tree's processes, and how the sensors fare.
+    func view() -> (host: [Reading], processes: [Int32: [ProcessTreeSensor.ProcessSample]], health: [SensorHealth]) {
+        let order = sensors.map(\.name) + ["nvidia"]
+        return (order.flatMap { latest[$0] ?? [] }, processes.lastProcesses, health.values.sorted { $0.name < $1.name })
+    }
+}
+
+/// The last tick as the exporter shows it.
+public struct MachineSnapshot: Sendable {
+    /// When the tick was taken: nanoseconds since the Unix epoch.
+    public var wallclock: Int64
+    /// The machine's latest readings, each sensor's from its last answer.
+    public var host: [Reading]
+    public var trainers: [Trainer]
+    public var sensors: [SensorHealth]
+
+    /// An attached trainer: its experiment, its root process, each process of its tree, and the
+    /// readings stored as its own (tree totals, its cgroup, its GPU memory, each with `pid`).
+    public struct Trainer: Sendable {
+        public var experimentID: String
+        public var pid: Int32
+        public var processes: [ProcessTreeSensor.ProcessSample]
+        public var readings: [Reading]
+    }
+}
+
+/// How one sensor has fared since the agent started.
+public struct SensorHealth: Sendable, Equatable {
+    public var name: String
+    /// Calls that answered (an error or readings).
+    public var calls = 0
+    public var errors = 0
+    /// Calls that did not answer within the deadline.
+    public var hangs = 0
+    /// CPU time its answered calls took, in all and in the last one.
+    public var cpuSeconds = 0.0
+    public var lastCPUSeconds = 0.0
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    mutating func record(cpuSeconds cpu: Double) {
+        calls += 1
+        cpuSeconds += cpu
+        lastCPUSeconds = cpu
+    }
+}
+
+/// The CPU time the calling thread has used.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 /// A reading and its series key, made once: the key is checked and then stored.

@@ -1,9 +1,16 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// CPU time by state, overall and per CPU, as fractions of the time between two ticks
-/// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`).
+/// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`). Beside the
+/// rates, the counters themselves (`system.cpu.time` per CPU, in seconds, and the context
+/// switches since boot), which the exporter exposes and remote write sends as counters.
 public final class CPUSensor: CounterSensor {
     public let name = "cpu"
     let files = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
+    let clockTicksPerSecond: Double
     var previous: Snapshot?
 
     struct Snapshot {
@@ -11,8 +18,9 @@ public final class CPUSensor: CounterSensor {
         var load: [Reading]
     }
 
-    public init(procRoot: String = "/proc") {
+    public init(procRoot: String = "/proc", clockTicksPerSecond: Int = sysconf(Int32(_SC_CLK_TCK))) {
         self.procRoot = procRoot
+        self.clockTicksPerSecond = Double(max(clockTicksPerSecond, 1))
     }
 
     /// The counters of /proc/stat that matter here, in clock ticks.
@@ -85,8 +93,23 @@ public final class CPUSensor: CounterSensor {
             load: try Self.parseLoadAverage(try files.read(procRoot + "/loadavg")))
     }
 
+    /// The counters as they stand: each CPU's time in each state (not the all-CPU line, which
+    /// would count every second twice in a sum, as node_exporter leaves it out), and the context
+    /// switches since boot.
+    static func counters(_ stat: ProcStat, clockTicksPerSecond: Double) -> [Reading] {
+        var out: [Reading] = []
+        for (cpu, times) in stat.cpus where !cpu.isEmpty {
+            for (state, ticks) in zip(states, times) {
+                out.append(Reading("system.cpu.time", [.init("cpu", cpu), .init("state", state)], Double(ticks) / clockTicksPerSecond))
+            }
+        }
+        out.append(Reading("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
+        return out
+    }
+
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
-        guard let old else { return new.load }
-        return new.load + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
+        let counters = Self.counters(new.stat, clockTicksPerSecond: clockTicksPerSecond)
+        guard let old else { return new.load + counters }
+        return new.load + counters + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
     }
 }

@@ -60,6 +60,9 @@ public final class DiskSensor: CounterSensor {
             if let serial = identity.serial { labels.append(.init("serial", serial)) }
             out.append(Reading("system.disk.info", labels, 1))
         }
+        for (device, counters) in new.sorted(by: { $0.key < $1.key }) where counters.count >= 11 && disks[device] != nil {
+            out += Self.counters(device: device, counters)
+        }
         guard let old else { return out }
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             guard let before = old[device], counters.count >= 11, before.count >= 11 else { continue }
@@ -81,6 +84,23 @@ public final class DiskSensor: CounterSensor {
                 out.append(Reading("system.disk.queue_length", labels, queue / 1000))
             }
         }
+        return out
+    }
+
+    /// A disk's counters as they stand, as node_exporter gives them: bytes and operations each
+    /// way, the time spent on each (ms in the file), the time the disk was busy, and the busy
+    /// time weighted by the requests in flight (whose rate is the average queue length).
+    static func counters(device: String, _ counters: [UInt64]) -> [Reading] {
+        var out: [Reading] = []
+        for (direction, operations, sectors, milliseconds) in [("read", 0, 2, 3), ("write", 4, 6, 7)] {
+            let labels = [Reading.Label("device", device), .init("direction", direction)]
+            out.append(Reading("system.disk.io.cumulative", labels, Double(counters[sectors]) * 512))
+            out.append(Reading("system.disk.operations.cumulative", labels, Double(counters[operations])))
+            out.append(Reading("system.disk.operation_time", labels, Double(counters[milliseconds]) / 1000))
+        }
+        let labels = [Reading.Label("device", device)]
+        out.append(Reading("system.disk.io_time", labels, Double(counters[9]) / 1000))
+        out.append(Reading("system.disk.weighted_io_time", labels, Double(counters[10]) / 1000))
         return out
     }
 }

@@ -33,13 +33,14 @@ public final class InfiniBandSensor: CounterSensor {
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
-        guard let old else { return [] }
         var out: [Reading] = []
         for (port, counters) in new.sorted(by: { ($0.key.device, $0.key.port) < ($1.key.device, $1.key.port) }) {
-            guard let before = old[port] else { continue }
             func labels(_ direction: String) -> [Reading.Label] {
                 [.init("device", port.device), .init("direction", direction), .init("port", port.port)]
             }
+            out.append(Reading("system.network.io.cumulative", labels("transmit"), Double(counters.transmitWords) * 4))
+            out.append(Reading("system.network.io.cumulative", labels("receive"), Double(counters.receiveWords) * 4))
+            guard let before = old?[port] else { continue }
             if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
                 out.append(Reading("system.network.io", labels("transmit"), words * 4))
             }

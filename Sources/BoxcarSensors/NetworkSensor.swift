@@ -53,14 +53,26 @@ public final class NetworkSensor: CounterSensor {
         return chosen.isEmpty ? all.filter { $0.key != "lo" } : chosen
     }
 
+    /// The rates' names, and where each counter sits in both directions' columns.
+    static let columns = [("system.network.io", 0), ("system.network.packets", 1), ("system.network.errors", 2), ("system.network.dropped", 3)]
+
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
-        guard let old else { return [] }
         var out: [Reading] = []
+        // The counters as they stand, under the rates' names with `.cumulative`.
+        for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
+            for (direction, now) in [("receive", counters.receive), ("transmit", counters.transmit)] {
+                let labels = [Reading.Label("device", device), .init("direction", direction)]
+                for (name, index) in Self.columns {
+                    out.append(Reading(name + ".cumulative", labels, Double(now[index])))
+                }
+            }
+        }
+        guard let old else { return out }
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             guard let before = old[device] else { continue }
             for (direction, now, then) in [("receive", counters.receive, before.receive), ("transmit", counters.transmit, before.transmit)] {
                 let labels = [Reading.Label("device", device), .init("direction", direction)]
-                for (name, index) in [("system.network.io", 0), ("system.network.packets", 1), ("system.network.errors", 2), ("system.network.dropped", 3)] {
+                for (name, index) in Self.columns {
                     if let perSecond = rate(then[index], now[index], seconds) {
                         out.append(Reading(name, labels, perSecond))
                     }

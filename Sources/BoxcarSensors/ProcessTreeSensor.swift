@@ -8,7 +8,12 @@ import Glibc
 /// and the number of processes. Every reading carries the root's `pid` label.
 ///
 /// Rates count the processes present at both ticks; a process that started or ended between
-/// them adds nothing to that interval's CPU and I/O rates.
+/// them adds nothing to that interval's CPU and I/O rates. The tree's CPU time and disk bytes are
+/// also kept as counters (`process.cpu.time`, `process.disk.io.cumulative`) that only rise: each
+/// tick adds what the processes present at both ticks did, and what a process new since the last
+/// tick did in its whole life (all of it since that tick); a process that ended takes only its
+/// last interval with it. Each process's own numbers (`lastProcesses`) are kept for the exporter's
+/// page, not stored: data-loader workers come and go by the hundred.
 public final class ProcessTreeSensor: @unchecked Sendable {
     public let name = "process"
     /// /proc/PID/stat, /proc/PID/io and /proc/PID/fd of the trees' processes, kept open between
@@ -30,6 +35,38 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     var previous: [Int32: Counters] = [:]
     /// Each root's tree as of the last sample (the PIDs whose GPU memory is the trainer's).
     public private(set) var lastTree: [Int32: [Int32]] = [:]
+    /// Each root's processes as of the last sample, in PID order.
+    public private(set) var lastProcesses: [Int32: [ProcessSample]] = [:]
+    /// Each root's running totals: CPU ticks, bytes read, bytes written.
+    var totals: [Int32: (cpuTicks: UInt64, read: UInt64, write: UInt64)] = [:]
+
+    /// One process of a tree as the last tick read it.
+    public struct ProcessSample: Sendable, Equatable {
+        public var pid: Int32
+        /// CPU time since it started (user and system), in seconds.
+        public var cpuSeconds: Double
+        /// Its share of all CPUs over the last interval; 0 on its first tick.
+        public var cpuUtilization: Double
+        public var residentBytes: Double
+        public var threads: Double
+        public var descriptors: Double?
+        public var readBytes: Double?
+        public var writeBytes: Double?
+
+        public init(
+            pid: Int32, cpuSeconds: Double, cpuUtilization: Double, residentBytes: Double, threads: Double,
+            descriptors: Double?, readBytes: Double?, writeBytes: Double?
+        ) {
+            self.pid = pid
+            self.cpuSeconds = cpuSeconds
+            self.cpuUtilization = cpuUtilization
+            self.residentBytes = residentBytes
+            self.threads = threads
+            self.descriptors = descriptors
+            self.readBytes = readBytes
+            self.writeBytes = writeBytes
+        }
+    }
 
     public init(
         procRoot: String = "/proc", clockTicksPerSecond: Int = sysconf(Int32(_SC_CLK_TCK)),
@@ -162,6 +199,8 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         current.reserveCapacity(previous.count)
         var out: [Int32: [Reading]] = [:]
         lastTree = [:]
+        lastProcesses = [:]
+        totals = totals.filter { roots.contains($0.key) }
         for root in Set(roots).sorted() {
             var members: [Int32] = []
             var stats: [Stat] = []
@@ -185,6 +224,10 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             var rss = 0.0
             var threads: UInt64 = 0
             var descriptors: Int?
+            var processes: [ProcessSample] = []
+            processes.reserveCapacity(members.count)
+            // What this tick adds to the running totals: the deltas, and new processes whole.
+            var added: (cpuTicks: UInt64, read: UInt64, write: UInt64) = (0, 0, 0)
             for (pid, stat) in zip(members, stats) {
                 let io = (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
                 let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write)
@@ -192,9 +235,17 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 rss += Double(stat.residentPages) * pageSize
                 threads += stat.threads
                 // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
-                if let count = descriptorCount(pid) { descriptors = (descriptors ?? 0) + count }
+                let count = descriptorCount(pid)
+                if let count { descriptors = (descriptors ?? 0) + count }
+                var process = ProcessSample(
+                    pid: pid, cpuSeconds: Double(stat.cpuTicks) / clockTicksPerSecond, cpuUtilization: 0,
+                    residentBytes: Double(stat.residentPages) * pageSize, threads: Double(stat.threads),
+                    descriptors: count.map(Double.init), readBytes: io.map { Double($0.read) }, writeBytes: io.map { Double($0.write) })
                 if let before = previous[pid] {
-                    if counters.cpuTicks >= before.cpuTicks { cpuDelta += counters.cpuTicks - before.cpuTicks }
+                    let cpu = counters.cpuTicks >= before.cpuTicks ? counters.cpuTicks - before.cpuTicks : 0
+                    cpuDelta += cpu
+                    added.cpuTicks += cpu
+                    if seconds > 0 { process.cpuUtilization = Double(cpu) / clockTicksPerSecond / seconds / cpuCount }
                     if let read = counters.readBytes, let write = counters.writeBytes,
                         let readBefore = before.readBytes, let writeBefore = before.writeBytes
                     {
@@ -202,14 +253,33 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                         if read >= readBefore { readDelta += read - readBefore }
                         if write >= writeBefore { writeDelta += write - writeBefore }
                     }
+                    added.read += (counters.readBytes ?? 0) >= (before.readBytes ?? 0) ? (counters.readBytes ?? 0) - (before.readBytes ?? 0) : 0
+                    added.write += (counters.writeBytes ?? 0) >= (before.writeBytes ?? 0) ? (counters.writeBytes ?? 0) - (before.writeBytes ?? 0) : 0
+                } else {
+                    // New since the last tick (or the tree is new): all it did counts.
+                    added.cpuTicks += counters.cpuTicks
+                    added.read += counters.readBytes ?? 0
+                    added.write += counters.writeBytes ?? 0
                 }
+                processes.append(process)
             }
+            lastProcesses[root] = processes
+            var total = totals[root] ?? (0, 0, 0)
+            total.cpuTicks += added.cpuTicks
+            total.read += added.read
+            total.write += added.write
+            totals[root] = total
             let labels = [Reading.Label("pid", String(root))]
             var readings = [
                 Reading("process.memory.usage", labels, rss),
                 Reading("process.thread.count", labels, Double(threads)),
                 Reading("process.count", labels, Double(members.count)),
+                Reading("process.cpu.time", labels, Double(total.cpuTicks) / clockTicksPerSecond),
             ]
+            if ioSeen || total.read > 0 || total.write > 0 {
+                readings.append(Reading("process.disk.io.cumulative", [.init("direction", "read")] + labels, Double(total.read)))
+                readings.append(Reading("process.disk.io.cumulative", [.init("direction", "write")] + labels, Double(total.write)))
+            }
             if let descriptors {
                 readings.append(Reading("process.open_file_descriptor.count", labels, Double(descriptors)))
             }

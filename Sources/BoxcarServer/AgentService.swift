@@ -15,6 +15,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     /// Shared by every Log stream: bytes of batches accepted and not yet committed.
     let budget: ByteBudget
     let upstreams: @Sendable () -> [Boxcar_V1_UpstreamStatus]
+    let statistics: CallStatistics
 
     // MARK: Log
 
@@ -46,8 +47,11 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             do {
                                 defer { account.release(bytes) }
                                 sequence = try await pending.value()
+                                statistics.points(Int(points), nil)
                             } catch {
-                                throw Self.refusal(batchID: batchID, error)
+                                let refusal = Self.refusal(batchID: batchID, error)
+                                statistics.points(Int(points), refusal.code)
+                                throw refusal
                             }
                             try await response.write(.with {
                                 $0.batchID = batchID
@@ -88,7 +92,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                                 knownParents.insert(parent)
                             }
                         } catch {
-                            return Self.refusal(batchID: batch.batchID, error)
+                            let refusal = Self.refusal(batchID: batch.batchID, error)
+                            statistics.points(batch.points.key.count + batch.stringPoints.count + batch.bytesPoints.count, refusal.code)
+                            return refusal
                         }
                         do {
                             let bytes = ingest.estimatedBytes
@@ -98,7 +104,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                         } catch {
                             // Shutting down: the batches queued before this one still commit and
                             // are acknowledged before the stream ends.
-                            return Self.refusal(batchID: batch.batchID, error)
+                            let refusal = Self.refusal(batchID: batch.batchID, error)
+                            statistics.points(ingest.pointCount, refusal.code)
+                            return refusal
                         }
                     }
                 }

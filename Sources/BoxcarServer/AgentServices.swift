@@ -17,6 +17,10 @@ import Logging
 /// Every service the agent serves, over one store, ready for any number of listeners.
 public struct AgentServices: Sendable {
     public let services: [any RegistrableRPCService]
+    /// Calls and points answered, for the exporter.
+    public let statistics: CallStatistics
+    /// Counts every call's outcome: give it to each listener (`Listener.server(interceptors:)`).
+    public var interceptors: [any ServerInterceptor] { [statistics.interceptor] }
     private let changes: ChangeFeed
 
     /// - Parameters:
@@ -31,6 +35,8 @@ public struct AgentServices: Sendable {
         upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] }
     ) {
         let changes = ChangeFeed()
+        let statistics = CallStatistics()
+        self.statistics = statistics
         let member = Modelbox_ClusterMember.with {
             $0.id = hostName + ":" + socketPath
             $0.hostName = hostName
@@ -40,10 +46,10 @@ public struct AgentServices: Sendable {
         self.services = [
             ModelStoreService(
                 store: store, artifacts: artifacts, limits: limits, changes: changes, member: member,
-                logger: logger),
+                logger: logger, statistics: statistics),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
-                budget: ByteBudget(capacity: ingestMemoryBytes), upstreams: upstreams),
+                budget: ByteBudget(capacity: ingestMemoryBytes), upstreams: upstreams, statistics: statistics),
         ]
     }
 

@@ -1,4 +1,4 @@
-import Crypto
+import BoxcarModel
 import GRPCCore
 
 /// Refuses every call that does not carry `authorization: Bearer <token>`: what guards the API
@@ -6,10 +6,10 @@ import GRPCCore
 /// digests of both sides, so the time taken tells nothing of how much of it matched nor of its
 /// length; it is never logged.
 struct BearerTokenInterceptor: ServerInterceptor {
-    private let expected: [UInt8]
+    private let token: BearerToken
 
     init(token: String) {
-        expected = Array(SHA256.hash(data: Array("Bearer \(token)".utf8)))
+        self.token = BearerToken(token)
     }
 
     func intercept<Input: Sendable, Output: Sendable>(
@@ -18,19 +18,12 @@ struct BearerTokenInterceptor: ServerInterceptor {
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         var accepted = false
-        for value in request.metadata[stringValues: "authorization"] where matches(value) {
+        for value in request.metadata[stringValues: "authorization"] where token.matches(value) {
             accepted = true
         }
         guard accepted else {
             throw RPCError(code: .unauthenticated, message: "this listener needs the bearer token: send `authorization: Bearer <token>`")
         }
         return try await next(request, context)
-    }
-
-    func matches(_ given: String) -> Bool {
-        let digest = SHA256.hash(data: Array(given.utf8))
-        var difference: UInt8 = 0
-        for (a, b) in zip(digest, expected) { difference |= a ^ b }
-        return difference == 0
     }
 }

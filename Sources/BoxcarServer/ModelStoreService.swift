@@ -16,6 +16,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     let changes: ChangeFeed
     let member: Modelbox_ClusterMember
     let logger: Logger
+    let statistics: CallStatistics
 
     /// Bytes per DownloadFile chunk: well under every client's default message limit (4 MiB).
     static let downloadChunkBytes = 1 << 20
@@ -91,10 +92,15 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     func logMetrics(
         request: Modelbox_LogMetricsRequest, context: ServerContext
     ) async throws -> Modelbox_LogMetricsResponse {
-        try await handling {
+        do {
             let columns = try request.validated(limits)
             try await store.appendMetrics(parentID: request.parentID, key: request.key, columns: columns)
+            statistics.points(columns.count, nil)
             return Modelbox_LogMetricsResponse()
+        } catch {
+            let refusal = rpcError(error)
+            statistics.points(1, refusal.code)  // a LogMetrics call carries one point
+            throw refusal
         }
     }
 

@@ -13,6 +13,9 @@ extension Store {
         public var usedBytes: Int64
     }
 
+    /// The file and its WAL on disk, without a read of the database (for a scrape).
+    public var fileBytes: Int64 { fileSize(path) + fileSize(path + "-wal") }
+
     public func size() async throws -> Size {
         let path = self.path
         return try await read { connection in

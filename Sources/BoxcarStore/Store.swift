@@ -97,6 +97,12 @@ public final class Store: Sendable {
     /// Writes waiting for the writer thread.
     public var pendingWrites: Int { writer?.pending ?? 0 }
 
+    /// Whether writes are refused: closed, or opened read-only.
+    public var isClosed: Bool { writer?.isClosed ?? true }
+
+    /// How long the writer's transactions took, begin to commit (empty for a read-only store).
+    public var commitLatency: Histogram { writer?.commitLatency ?? Histogram() }
+
     /// The sequence number of the last committed record.
     public var lastSequence: Int64 {
         if let writer { return writer.lastSequence }

@@ -35,6 +35,8 @@ final class Writer: @unchecked Sendable {
     private var finished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
     private var committedSequence: Int64 = 0
+    /// How long each group's transaction took, begin to commit.
+    private var commitTimes = Histogram()
 
     init(connection: Connection, capacity: Int, maxGroup: Int = 1024, logger: Logger) throws {
         self.context = try WriteContext(connection: connection)
@@ -105,6 +107,19 @@ final class Writer: @unchecked Sendable {
         return queue.count
     }
 
+    /// Whether `close` was called: no write is taken any more.
+    var isClosed: Bool {
+        lock()
+        defer { unlock() }
+        return closed
+    }
+
+    var commitLatency: Histogram {
+        lock()
+        defer { unlock() }
+        return commitTimes
+    }
+
     var lastSequence: Int64 {
         lock()
         defer { unlock() }
@@ -169,7 +184,12 @@ final class Writer: @unchecked Sendable {
             unlock()
             for waiter in waiters { waiter.resume() }
 
+            let started = ContinuousClock.now
             let outcomes = commit(group)
+            let took = (ContinuousClock.now - started).seconds
+            lock()
+            commitTimes.observe(took)
+            unlock()
             for (job, error) in zip(group, outcomes) { job.finish(error) }
         }
     }

@@ -28,8 +28,32 @@ import Testing
         #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="io"}"#) == 0)
         // The first tick has the averages but no stall rate.
         let first = try PressureSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
-        #expect(first.count == 6)
+        #expect(first.count == 12)  // avg10 and the stalled time of each line
         #expect(!first.contains { $0.name == "system.pressure.stall" })
+    }
+
+    /// Beside the rates, each counter as it stands (what the exporter exposes and remote write
+    /// sends), read from proc-b alone; on the first tick too.
+    @Test func countersAreReadAsTheyStand() throws {
+        let b = Self.fixtures + "/proc-b"
+        let sys = Self.fixtures + "/sys"
+        let cpu = try CPUSensor(procRoot: b, clockTicksPerSecond: 100).sample(elapsed: nil)
+        #expect(value(cpu, #"system/system.cpu.time{cpu="0",state="user"}"#) == 1424.12)
+        #expect(value(cpu, #"system/system.cpu.time{cpu="1",state="iowait"}"#) == 17.36)
+        // Per CPU only: the all-CPU line would count each second twice in a sum.
+        #expect(!cpu.contains { $0.name == "system.cpu.time" && !$0.labels.contains { $0.name == "cpu" } })
+        #expect(value(cpu, "system/system.cpu.context_switches.cumulative") == 3_001_152)
+        let disk = try DiskSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
+        #expect(value(disk, #"system/system.disk.io.cumulative{device="vda",direction="read"}"#) == Double(18_130_426 * 512))
+        #expect(value(disk, #"system/system.disk.operations.cumulative{device="vda",direction="write"}"#) == 119_512)
+        #expect(value(disk, #"system/system.disk.operation_time{device="vda",direction="read"}"#) == 405.057)
+        #expect(value(disk, #"system/system.disk.io_time{device="vda"}"#) == 42.1)
+        #expect(value(disk, #"system/system.disk.weighted_io_time{device="vda"}"#) == 497.014)
+        let network = try NetworkSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
+        #expect(value(network, #"system/system.network.io.cumulative{device="eth0",direction="receive"}"#) == 57_491_494)
+        #expect(value(network, #"system/system.network.dropped.cumulative{device="eth0",direction="transmit"}"#) == 4)
+        let pressure = try PressureSensor(procRoot: b).sample(elapsed: nil)
+        #expect(value(pressure, #"system/system.pressure.stall.cumulative{kind="some",resource="cpu"}"#) == 406.128074)
     }
 
     @Test func networkCountsPhysicalInterfacesPerSecond() throws {
@@ -64,7 +88,7 @@ import Testing
         #expect(!readings.contains { $0.seriesKey.contains("loop") })
     }
 
-    @Test func aProcessTreeIsSummedUnderItsRoot() {
+    @Test func aProcessTreeIsSummedUnderItsRoot() throws {
         // proc-tree: 100 (python3 train.py) ← 101 (pt_data (worker)) ← 102 (sh); 200 is unrelated.
         // From a to b: cpu ticks +150 (100) and +50 (101); 100 read +2,000,000 and wrote
         // +400,000 bytes. 100 ticks a second, 4 CPUs, 4 KiB pages, 2 seconds.
@@ -74,6 +98,7 @@ import Testing
         #expect(!first.contains { $0.name == "process.cpu.utilization" })
         let later = ProcessTreeSensor(procRoot: Self.fixtures + "/proc-tree-b", clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
         later.previous = sensor.previous
+        later.totals = sensor.totals
         let readings = later.sample(roots: [100], seconds: 2)[100] ?? []
         #expect(value(readings, #"system/process.cpu.utilization{pid="100"}"#) == 0.25)  // 200 ticks = 2 s of CPU over 2 s × 4 CPUs
         #expect(value(readings, #"system/process.memory.usage{pid="100"}"#) == 6_553_600)  // 1,600 pages
@@ -82,6 +107,16 @@ import Testing
         #expect(value(readings, #"system/process.disk.io{direction="read",pid="100"}"#) == 1_000_000)
         #expect(value(readings, #"system/process.disk.io{direction="write",pid="100"}"#) == 200_000)
         #expect(value(readings, #"system/process.count{pid="100"}"#) == 3)
+        // The counters rise by what the tree did: 200 ticks, 2,000,000 bytes read.
+        let cpuBefore = try #require(value(first, #"system/process.cpu.time{pid="100"}"#))
+        #expect(value(readings, #"system/process.cpu.time{pid="100"}"#) == cpuBefore + 2)
+        let readBefore = try #require(value(first, #"system/process.disk.io.cumulative{direction="read",pid="100"}"#))
+        #expect(value(readings, #"system/process.disk.io.cumulative{direction="read",pid="100"}"#) == readBefore + 2_000_000)
+        // Each process on its own, for the exporter's page.
+        let processes = try #require(later.lastProcesses[100])
+        #expect(processes.map(\.pid) == [100, 101, 102])
+        #expect(processes[0].cpuUtilization == 0.1875)  // 150 ticks over 2 s × 4 CPUs
+        #expect(processes[1].cpuUtilization == 0.0625)
         #expect(ProcessTreeSensor.parseStat(Array("101 (pt_data (worker)) S 100 0 0 0 0 0 0 0 0 0 2000 300 0 0 0 0 3 0 12345 100000000 500".utf8))?.parent == 100)
     }
 

@@ -1,0 +1,110 @@
+"""The monitoring stacks the exporter's tests talk to: a real Prometheus (Debian's `prometheus`
+package) started on a free loopback port in a temporary directory, and the agent's HTTP address.
+A missing server fails the tests: `.ci/run` installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from postgres import free_port, wait_for
+
+STARTUP_TIMEOUT_S = 30
+
+
+def http_address(agent, timeout: float = 20) -> str:
+    """The agent's `--http` address as it logged it (`--http 127.0.0.1:0` binds a free port)."""
+
+    def logged():
+        match = re.search(r"http=(\S+) \[boxcar\] serving HTTP", agent.output())
+        return match.group(1) if match else None
+
+    return wait_for(logged, timeout, "the agent to log its HTTP address")
+
+
+def get(url: str, headers: dict | None = None, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of a GET, errors included."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+class Prometheus:
+    """`prometheus` with the given scrape jobs, on 127.0.0.1:<free port>, its TSDB in a
+    temporary directory; `--web.enable-remote-write-receiver` so that remote write can be tested
+    against it too."""
+
+    def __init__(self, scrape_configs: list[dict] | None = None):
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("Prometheus is not installed (apt-get install prometheus); .ci/run installs it", pytrace=False)
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="boxcar-prom-"))
+        self.config = self.dir / "prometheus.yml"
+        self.config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs or []}))
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        # A port taken between the probe and the bind is tried again with another.
+        for _ in range(5):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = open(self.dir / "prometheus.log", "ab")
+            self.process = subprocess.Popen(
+                [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
+                 "--storage.tsdb.retention.time=1d"],
+                stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if get(self.url + "/-/ready", timeout=1)[0] == 200:
+                        return
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            self.stop()
+            if "address already in use" not in self.output():
+                break
+        pytest.fail(f"Prometheus did not start:\n{self.output()}", pytrace=False)
+
+    def output(self) -> str:
+        return (self.dir / "prometheus.log").read_text(errors="replace")
+
+    def query(self, expression: str, at: float | None = None) -> list:
+        """The result of an instant query (`/api/v1/query`)."""
+        parameters = {"query": expression}
+        if at is not None:
+            parameters["time"] = f"{at:.3f}"
+        status, _, body = get(self.url + "/api/v1/query?" + urllib.parse.urlencode(parameters))
+        answer = json.loads(body)
+        assert status == 200 and answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,274 @@
+"""The exporter (`boxcar agent --http`): /metrics as a real Prometheus and its tools read it, the
+probes, and what bad HTTP clients get.
+
+Each test starts its own agent with `--http 127.0.0.1:0` (the address is read from its log), and
+where it says so a real `prometheus` from Debian's package scraping it every second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families as text_families
+
+from conftest import agent_binary, running_agent
+from monitoring import Prometheus, get, http_address
+from postgres import wait_for
+
+from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+from boxcar._proto.modelbox import modelbox_pb2 as mb
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+
+def fake_nvml(directory: Path, script: str) -> Path:
+    """A copy of the fake NVML library, scripted."""
+    library = directory / "libnvidia-ml.so.1"
+    shutil.copy(agent_binary().parent / "libFakeNVML.so", library)
+    (directory / "libnvidia-ml.so.1.script").write_text(script)
+    return library
+
+
+def page(address: str, accept: str | None = None, headers: dict | None = None) -> str:
+    status, answer_headers, body = get(f"http://{address}/metrics", {**({"Accept": accept} if accept else {}), **(headers or {})})
+    assert status == 200, body
+    return body.decode()
+
+
+def samples(text: str, name: str) -> list:
+    """Every sample named `name` of a Prometheus text page."""
+    return [sample for family in text_families(text) for sample in family.samples if sample.name == name]
+
+
+def stored(agent, key: str) -> list[tuple[float, float]]:
+    """(wallclock in seconds, value) of every point the agent stored under `host`'s `key`."""
+    result = subprocess.run(
+        [str(agent_binary()), "metrics", "host", "--key", key, "--json", "--socket", str(agent.socket)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [(point["wallclock"] / 1e9, point["value"]) for point in json.loads(result.stdout)]
+
+
+class Tree:
+    """A process tree to attach: a shell and `children` sleeping children of it."""
+
+    def __init__(self, children: int):
+        script = " ".join(["sleep 600 &"] * children) + " wait"
+        self.process = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL)
+        self.pid = self.process.pid
+        wait_for(lambda: len(self.children()) == children, 20, f"{children} children of the tree's shell")
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def close(self) -> None:
+        for pid in self.children():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        self.process.kill()
+        self.process.wait()
+
+
+def test_the_text_page_passes_promtool_and_the_openmetrics_page_parses(tmp_path):
+    tree = Tree(children=3)
+    try:
+        library = fake_nvml(tmp_path, f"gpus 2\n0 utilization.gpu 87\n1 utilization.gpu 12\n0 process {tree.pid} 1048576\n")
+        with running_agent(tmp_path, "--http", "127.0.0.1:0", "--nvml-library", str(library)) as agent:
+            address = http_address(agent)
+            experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="exposed", namespace="n")).experiment_id
+            agent_pb2_grpc.AgentStub(agent.channel).Attach(agent_pb2.AttachRequest(experiment_id=experiment, pid=tree.pid))
+            # Two ticks after the attach: the counters, the GPUs and the tree are all on the page.
+            text = wait_for(
+                lambda: (lambda t: t if 'pid="' + str(tree.pid) + '"' in t and "system_cpu_time_seconds_total" in t else None)(page(address)),
+                20, "the attached tree on the page")
+
+            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+            assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check.stdout + check.stderr
+
+            families = {family.name: family for family in text_families(text)}
+            for name in ["system_cpu_time_seconds_total", "system_memory_usage_bytes", "hw_gpu_utilization_ratio",
+                         "hw_energy_joules_total", "process_cpu_time_seconds_total", "boxcar_store_commit_seconds",
+                         "boxcar_sensor_cpu_seconds_total", "boxcar_calls_total"]:
+                assert name in families or name.removesuffix("_total") in families, f"{name} is not on the page"
+            gpu = {sample.labels["index"]: sample.value for sample in samples(text, "hw_gpu_utilization_ratio")}
+            assert gpu == {"0": 0.87, "1": 0.12}
+            # The tree: the shell and its three children, each with the experiment.
+            pids = {s.labels["pid"] for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
+            assert pids == {str(tree.pid), *map(str, tree.children())}
+            memory = samples(text, "hw_gpu_process_memory_usage_bytes")
+            assert [(s.labels["experiment_id"], s.labels["pid"], s.value) for s in memory] == [(experiment, str(tree.pid), 1048576)]
+            # The call that created the experiment is counted.
+            calls = {(s.labels["method"], s.labels["code"]): s.value for s in samples(text, "boxcar_calls_total")}
+            assert calls[("modelbox.ModelStore/CreateExperiment", "OK")] >= 1
+
+            openmetrics = page(address, accept=OPENMETRICS)
+            assert openmetrics.endswith("# EOF\n")
+            parsed = {family.name: family for family in openmetrics_families(openmetrics)}
+            assert parsed["system_cpu_time_seconds"].type == "counter"
+            assert parsed["system_cpu_time_seconds"].unit == "seconds"
+            assert parsed["boxcar_store_commit_seconds"].type == "histogram"
+            assert parsed["system_disk"].type == "info" or "system_disk" not in parsed  # no whole disk in a container
+
+            # Detached, the trainer leaves the page.
+            agent_pb2_grpc.AgentStub(agent.channel).Detach(agent_pb2.DetachRequest(experiment_id=experiment, pid=tree.pid))
+            wait_for(lambda: experiment not in page(address), 20, "the detached trainer to leave the page")
+    finally:
+        tree.close()
+
+
+def test_a_trainer_shows_its_64_busiest_processes_and_the_rest_as_other(tmp_path):
+    tree = Tree(children=69)
+    try:
+        with running_agent(tmp_path, "--http", "127.0.0.1:0") as agent:
+            address = http_address(agent)
+            experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="wide", namespace="n")).experiment_id
+            agent_pb2_grpc.AgentStub(agent.channel).Attach(agent_pb2.AttachRequest(experiment_id=experiment, pid=tree.pid))
+            text = wait_for(lambda: (lambda t: t if 'pid="other"' in t else None)(page(address)), 20, "pid=other on the page")
+            threads = {s.labels["pid"]: s.value for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
+            assert len(threads) == 65 and "other" in threads
+            # 70 processes of one thread each: 64 shown, 6 summed.
+            assert threads["other"] == 6
+            assert sum(threads.values()) == 70
+    finally:
+        tree.close()
+
+
+def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path):
+    library = fake_nvml(tmp_path, "gpus 1\n0 utilization.gpu 64\n0 temperature 71\n")
+    with running_agent(tmp_path, "--http", "127.0.0.1:0", "--nvml-library", str(library)) as agent:
+        address = http_address(agent)
+        prometheus = Prometheus([{"job_name": "boxcar", "scrape_interval": "1s", "static_configs": [{"targets": [address]}]}])
+        try:
+            series = 'system_cpu_time_seconds_total{cpu="0",state="idle"}'
+            raw = wait_for(
+                lambda: (lambda r: r if r and len(r[0]["values"]) >= 5 else None)(prometheus.query(series + "[5m]")),
+                60, "five scrapes of the agent in Prometheus")
+            assert prometheus.query('up{job="boxcar"}')[0]["value"][1] == "1"
+
+            # Every value Prometheus scraped is a value the agent stored, sampled before the scrape.
+            points = stored(agent, 'system/system.cpu.time{cpu="0",state="idle"}')
+            for scraped_at, value in raw[0]["values"]:
+                matching = [at for at, stored_value in points if stored_value == float(value)]
+                assert matching, f"Prometheus has {value} at {scraped_at}, which the agent never stored"
+                assert min(matching) <= float(scraped_at) + 0.5
+
+            memory = prometheus.query("system_memory_limit_bytes")
+            assert float(memory[0]["value"][1]) == stored(agent, "system/system.memory.limit")[-1][1]
+            gpu = prometheus.query("hw_gpu_utilization_ratio")
+            assert [(r["metric"]["index"], float(r["value"][1])) for r in gpu] == [("0", 0.64)]
+            assert stored(agent, gpu_key(agent, "hw.gpu.utilization"))[-1][1] == 0.64
+            temperature = prometheus.query("hw_temperature_celsius")
+            assert float(temperature[0]["value"][1]) == 71
+        finally:
+            prometheus.close()
+
+
+def gpu_key(agent, name: str) -> str:
+    """The stored key of GPU 0's `name` series (its labels hold the fake's name and uuid)."""
+    result = subprocess.run(
+        [str(agent_binary()), "metrics", "host", "--json", "--socket", str(agent.socket)],
+        capture_output=True, text=True, timeout=60)
+    keys = {point["key"] for point in json.loads(result.stdout)}
+    return next(key for key in keys if key.startswith(f"system/{name}{{"))
+
+
+def test_probes_and_bad_requests_get_clear_answers_and_leave_the_agent_serving(tmp_path):
+    with running_agent(tmp_path, "--http", "127.0.0.1:0") as agent:
+        address = http_address(agent)
+        host, port = address.rsplit(":", 1)
+        assert get(f"http://{address}/healthz")[0] == 200
+        assert get(f"http://{address}/readyz")[:1] == (200,)
+        assert get(f"http://{address}/nothing-here")[0] == 404
+
+        def raw(request: bytes) -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as connection:
+                connection.sendall(request)
+                return connection.recv(4096)
+
+        assert raw(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").startswith(b"HTTP/1.1 405")
+        # A body, which no endpoint takes, is refused before it is read.
+        assert raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n").startswith(b"HTTP/1.1 413")
+        # Headers too large for the decoder.
+        assert raw(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n").startswith(b"HTTP/1.1 400")
+
+        # Clients that connect and say nothing, or half a request, do not stop scrapes or calls.
+        idle = [socket.create_connection((host, int(port))) for _ in range(10)]
+        idle[0].sendall(b"GET /metr")
+        try:
+            for _ in range(3):
+                assert "boxcar_build_info" in page(address)
+            agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="still-serving", namespace="n"))
+            # The agent closes them once idle (15 s).
+            idle[1].settimeout(40)
+            assert idle[1].recv(1) == b""
+        finally:
+            for connection in idle:
+                connection.close()
+        assert get(f"http://{address}/healthz")[0] == 200
+
+
+def test_a_scrape_while_the_store_is_busy_is_answered(tmp_path):
+    with running_agent(tmp_path, "--http", "127.0.0.1:0") as agent:
+        address = http_address(agent)
+        experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="busy", namespace="n")).experiment_id
+        stub = agent_pb2_grpc.AgentStub(agent.channel)
+        batches = 400
+
+        def batches_of_points():
+            for batch in range(batches):
+                count = 5_000
+                yield agent_pb2.LogBatch(
+                    batch_id=batch, series=[agent_pb2.SeriesRef(parent_id=experiment, key="loss")],
+                    points=agent_pb2.FloatColumns(
+                        key=[0] * count, step=range(batch * count, (batch + 1) * count),
+                        wallclock_ns=[1] * count, value=[0.5] * count))
+
+        acknowledged = []
+        writer = threading.Thread(target=lambda: acknowledged.extend(stub.Log(batches_of_points(), timeout=120)))
+        writer.start()
+        try:
+            scrapes = 0
+            while writer.is_alive() or scrapes < 5:
+                started = time.monotonic()
+                text = page(address)
+                assert time.monotonic() - started < 5, "a scrape waited on the store"
+                assert "boxcar_store_queued_writes" in text
+                scrapes += 1
+        finally:
+            writer.join()
+        assert len(acknowledged) == batches
+        accepted = {s.labels["code"]: s.value for s in samples(page(address), "boxcar_points_total")}
+        assert accepted["OK"] >= batches * 5_000
+
+
+def test_the_token_guards_metrics_and_not_the_probes(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o600)
+    with running_agent(tmp_path, "--http", "127.0.0.1:0", "--token-file", str(token)) as agent:
+        address = http_address(agent)
+        status, headers, _ = get(f"http://{address}/metrics")
+        assert status == 401 and headers.get("WWW-Authenticate") == "Bearer"
+        assert get(f"http://{address}/metrics", {"Authorization": "Bearer wrong"})[0] == 401
+        assert "boxcar_build_info" in page(address, headers={"Authorization": "Bearer s3cret"})
+        assert get(f"http://{address}/healthz")[0] == 200
+
+
+def test_http_beyond_loopback_needs_allow_remote(tmp_path):
+    result = subprocess.run(
+        [str(agent_binary()), "agent", "--db", str(tmp_path / "db"), "--socket", str(tmp_path / "s.sock"), "--http", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "--allow-remote" in result.stderr
