@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(
             url: "https://github.com/apple/swift-configuration", from: "1.4.0",
             traits: ["YAML"]),  // not the default JSON trait: nothing reads JSON configuration
@@ -108,6 +109,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // `--remote-write`: the machine's series pushed as Prometheus remote write 1.0.
+        .target(
+            name: "BoxcarRemoteWrite",
+            dependencies: [
+                "BoxcarAPI", "BoxcarExposition", "BoxcarModel", "BoxcarStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+
         // The outbox shipped upstream: `boxcar agent --upstream`.
         .target(
             name: "BoxcarForwarding",
@@ -145,7 +159,8 @@ let package = Package(
             dependencies: [
                 "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
                 "BoxcarModel", "BoxcarAPI", "BoxcarSensors", "BoxcarForwarding", "BoxcarCollector",
-                "BoxcarExposition", "BoxcarHTTP",
+                "BoxcarExposition", "BoxcarHTTP", "BoxcarRemoteWrite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

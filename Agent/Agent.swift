@@ -6,11 +6,13 @@ import BoxcarExposition
 import BoxcarForwarding
 import BoxcarHTTP
 import BoxcarModel
+import BoxcarRemoteWrite
 import BoxcarSampling
 import BoxcarSensors
 import BoxcarServer
 import BoxcarStorage
 import BoxcarStore
+import AsyncHTTPClient
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
@@ -75,6 +77,17 @@ final class Agent: Service, Sendable {
                 store: store, artifacts: artifacts, identity: identity, configuration: upstream,
                 version: Self.version, logger: logger)
         }
+        var externalLabels = configuration.upstream.labels
+        if externalLabels["host"] == nil { externalLabels["host"] = identity.hostName }
+        let remoteWriters = configuration.remoteWrite.urls.map { url in
+            RemoteWriter(
+                store: store,
+                target: RemoteWriteTarget(
+                    url: url,
+                    headers: configuration.remoteWrite.headers + (configuration.remoteWrite.token.map { [("Authorization", "Bearer " + $0)] } ?? []),
+                    externalLabels: externalLabels, processes: configuration.remoteWrite.processes),
+                client: HTTPClient.shared, logger: logger)
+        }
         try prepareSocketPath(configuration.socketPath)
 
         let services = AgentServices(
@@ -110,7 +123,8 @@ final class Agent: Service, Sendable {
         var http: (HTTPServer, AgentExposition)?
         if let address = configuration.http {
             let exposition = AgentExposition(
-                store: store, sampler: sampler, statistics: services.statistics, forwarder: forwarder, version: Self.version)
+                store: store, sampler: sampler, statistics: services.statistics, forwarder: forwarder,
+                remoteWriters: remoteWriters, version: Self.version)
             let server = HTTPServer(
                 host: address.host, port: address.port, token: configuration.token, endpoints: exposition.endpoints, logger: logger)
             http = (server, exposition)
@@ -128,7 +142,10 @@ final class Agent: Service, Sendable {
         // error), the store commits what it accepted before the agent returns.
         let outcome: (any Error)?
         do {
-            try await serve(allServers, http: http, sampler: sampler, retention: retention, forwarder: forwarder, services: services) {
+            try await serve(
+                allServers, http: http, sampler: sampler, retention: retention, forwarder: forwarder,
+                remoteWriters: remoteWriters, services: services
+            ) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out. The
                 // group first, the mode last: once the mode is 0660 both are set.
@@ -169,8 +186,9 @@ final class Agent: Service, Sendable {
     }
 
     private func serve(
-        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?, retention: Retention?,
-        forwarder: Forwarder?, services: AgentServices, onListening: @escaping @Sendable () -> Void
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?,
+        retention: Retention?, forwarder: Forwarder?, remoteWriters: [RemoteWriter], services: AgentServices,
+        onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
         try await withGracefulShutdownHandler {
@@ -201,6 +219,18 @@ final class Agent: Service, Sendable {
                     group.addTask {
                         // What is not acknowledged at shutdown stays in the outbox for the next run.
                         try? await cancelWhenGracefulShutdown { try await forwarder.run() }
+                    }
+                }
+                for writer in remoteWriters {
+                    group.addTask {
+                        // It stops between requests at shutdown; what is not sent yet, the next
+                        // run sends (the cursor).
+                        do {
+                            try await writer.run()
+                        } catch is CancellationError {
+                        } catch {
+                            self.logger.error("remote write stopped", metadata: ["error": "\(error)"])
+                        }
                     }
                 }
                 if let (server, _) = http {

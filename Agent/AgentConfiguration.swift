@@ -35,6 +35,8 @@ struct AgentConfiguration: Sendable {
     var retention: Duration?
     /// The most bytes the database may use; the oldest host points go first. nil: no limit.
     var maxDatabaseBytes: Int64?
+    /// Where the machine's series are pushed as remote write; no URLs: nowhere.
+    var remoteWrite = RemoteWriteSettings()
     /// Where /metrics, /healthz and /readyz are served over HTTP; nil: nowhere.
     var http: TCPAddress?
     /// Where everything is forwarded; no targets: nowhere.
@@ -60,6 +62,27 @@ struct AgentConfiguration: Sendable {
         self.allowRemote = allowRemote
         self.token = token
         self.socketGroup = socketGroup
+    }
+
+    /// `--remote-write` and the settings that go with it.
+    struct RemoteWriteSettings: Sendable {
+        var urls: [String] = []
+        var token: String?
+        var headers: [(name: String, value: String)] = []
+        var processes = false
+    }
+
+    /// Refuses to send the remote-write token in the clear to another machine.
+    func checkRemoteWrite() throws {
+        guard remoteWrite.token != nil else { return }
+        for url in remoteWrite.urls where url.hasPrefix("http://") {
+            let authority = url.dropFirst("http://".count).prefix { $0 != "/" }
+            var host = String(authority.split(separator: "@").last ?? "")
+            if host.hasPrefix("[") { host = String(host.dropFirst().prefix { $0 != "]" }) } else { host = String(host.prefix { $0 != ":" }) }
+            guard TCPAddress.isLoopback(host: host) else {
+                throw ValidationError("--remote-write-token-file would send the token in the clear to \(host): use an https:// URL")
+            }
+        }
     }
 
     /// Refuses to send the upstream token in the clear to another machine.

@@ -5,6 +5,7 @@ import BoxcarExposition
 import BoxcarForwarding
 import BoxcarHTTP
 import BoxcarModel
+import BoxcarRemoteWrite
 import BoxcarSampling
 import BoxcarServer
 import BoxcarStore
@@ -23,16 +24,21 @@ final class AgentExposition: Sendable {
     let sampler: Sampler?
     let statistics: CallStatistics
     let forwarder: Forwarder?
+    let remoteWriters: [RemoteWriter]
     let version: String
     /// Set once the listeners are bound.
     let serving = Atomic<Bool>(false)
     private let machinePages = Mutex<[ExpositionFormat: (wallclock: Int64, bytes: [UInt8])]>([:])
 
-    init(store: Store, sampler: Sampler?, statistics: CallStatistics, forwarder: Forwarder?, version: String) {
+    init(
+        store: Store, sampler: Sampler?, statistics: CallStatistics, forwarder: Forwarder?, remoteWriters: [RemoteWriter],
+        version: String
+    ) {
         self.store = store
         self.sampler = sampler
         self.statistics = statistics
         self.forwarder = forwarder
+        self.remoteWriters = remoteWriters
         self.version = version
     }
 
@@ -71,6 +77,10 @@ final class AgentExposition: Sendable {
         health.databaseBytes = store.fileBytes
         health.sensors = sampler?.snapshot?.sensors ?? []
         health.upstreams = (forwarder?.status() ?? []).map { ($0.target, $0.connected, $0.recordsBehind, $0.secondsBehind) }
+        health.remoteWrites = remoteWriters.map { writer in
+            let status = writer.status()
+            return (status.url, status.sentSamples, status.droppedSamples, status.failedRequests, status.lagSeconds)
+        }
         var usage = rusage()
         if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
             health.cpuSeconds = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)

@@ -17,6 +17,8 @@ swift build --product protoc-gen-grpc-swift-2
 bin=$(swift build --show-bin-path)
 
 files=(modelbox/modelbox.proto boxcar/v1/agent.proto boxcar/v1/collector.proto)
+# Prometheus' remote-write messages: the agent sends them; no client of ours reads them.
+swift_only=(prometheus/remote.proto)
 
 rm -rf "$swift_out" && mkdir -p "$swift_out"
 protoc -I "$protos" -I /usr/include \
@@ -26,6 +28,10 @@ protoc -I "$protos" -I /usr/include \
   --grpc-swift-2_out="$swift_out" \
   --grpc-swift-2_opt=Visibility=Public,Server=true,Client=true,FileNaming=PathToUnderscores \
   "${files[@]/#/$protos/}"
+protoc -I "$protos" \
+  --plugin=protoc-gen-swift="$bin/protoc-gen-swift" \
+  --swift_out="$swift_out" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+  "${swift_only[@]/#/$protos/}"
 
 rm -rf "$py_out" && mkdir -p "$py_out"
 python3 -m grpc_tools.protoc -I "$protos" \

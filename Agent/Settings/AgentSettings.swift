@@ -223,6 +223,51 @@ struct AgentSettings: Sendable {
             }
         },
         Setting(
+            "remote-write", .value(placeholder: "URL[,URL…]"), default: "none", value: nil,
+            help: "push the machine's series of `/metrics` to each URL as Prometheus remote write 1.0 (Prometheus, VictoriaMetrics, Mimir, Thanos); repeat it, or separate with commas",
+            note: """
+                Where the machine's series are pushed as Prometheus remote write 1.0, from the database,
+                in order, resuming where they stopped (comma-separated URLs).
+                """,
+            example: "http://127.0.0.1:9090/api/v1/write"
+        ) { text, settings in
+            for url in text.split(separator: ",").map(trimmed) where !url.isEmpty {
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw CLIError("remote-write must be an http:// or https:// URL, not \(url)")
+                }
+                settings.agent.remoteWrite.urls.append(url)
+            }
+        },
+        Setting(
+            "remote-write-token-file", .value(placeholder: "PATH"), default: "none", value: nil,
+            help: "a mode-0600 file holding the token sent as `Authorization: Bearer …` with each remote write",
+            note: "The file (mode 0600) holding the bearer token sent with each remote write.",
+            example: "/etc/boxcar/remote-write-token"
+        ) { text, settings in settings.agent.remoteWrite.token = try readToken(text) },
+        Setting(
+            "remote-write-header", .value(placeholder: "'NAME: VALUE'"), default: "none", value: nil,
+            help: "a header sent with each remote write (`X-Scope-OrgID: team-a` for Mimir); repeat it, or separate with newlines",
+            note: "Headers sent with each remote write, NAME: VALUE, one per line.",
+            example: "'X-Scope-OrgID: team-a'"
+        ) { text, settings in
+            for line in text.split(separator: "\n") where !line.allSatisfy(\.isWhitespace) {
+                let parts = line.split(separator: ":", maxSplits: 1).map(trimmed)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[0].contains(" ") else {
+                    throw CLIError("remote-write-header must be NAME: VALUE, not \(line)")
+                }
+                settings.agent.remoteWrite.headers.append((parts[0], parts[1]))
+            }
+        },
+        Setting(
+            "remote-write-processes", .flag, default: "`false`", value: "false",
+            help: "also push each attached trainer's series (its tree's totals, cgroup and GPU memory, with `experiment_id`)",
+            note: """
+                Also push the series stored under attached experiments: each trainer's process-tree totals,
+                its cgroup and its GPU memory, with experiment_id.
+                """,
+            example: "true"
+        ) { text, settings in settings.agent.remoteWrite.processes = try Setting.bool(text, "remote-write-processes") },
+        Setting(
             "upstream-host-series", .value(placeholder: "attached|all|none"), default: "`attached`", value: "attached",
             help: "which of the machine's series are forwarded: those inside attached experiments' windows, all, or none",
             note: """
@@ -315,6 +360,7 @@ struct AgentSettings: Sendable {
         do {
             try settings.agent.checkListener()
             try settings.agent.checkUpstream()
+            try settings.agent.checkRemoteWrite()
         } catch {
             throw CLIError(describe(error))
         }
@@ -348,9 +394,12 @@ struct AgentSettings: Sendable {
                 flags[name] = inline ?? "true"
             case .value:
                 guard let value = inline ?? rest.popFirst() else { throw CLIError("--\(name) needs a value") }
-                // --label may be repeated: each adds its pairs.
-                if name == "label", let earlier = flags[name] {
+                // --label and --remote-write may be repeated: each adds its own; so may
+                // --remote-write-header, one a line (a header's value may hold commas).
+                if name == "label" || name == "remote-write", let earlier = flags[name] {
                     flags[name] = earlier + "," + value
+                } else if name == "remote-write-header", let earlier = flags[name] {
+                    flags[name] = earlier + "\n" + value
                 } else {
                     flags[name] = value
                 }

@@ -162,9 +162,20 @@ public struct ExpositionWriter {
         bytes.append(contentsOf: string.utf8)
     }
 
+    private mutating func appendLabelName(_ name: String) {
+        Self.appendLabelName(name, to: &bytes)
+    }
+
+    /// A label name as Prometheus takes it (remote write's labels too).
+    public static func labelName(_ name: String) -> String {
+        var out: [UInt8] = []
+        appendLabelName(name, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Dots (OpenTelemetry's attribute names) become underscores; anything else outside
     /// `[a-zA-Z0-9_]` too, and a leading digit gets an underscore before it.
-    private mutating func appendLabelName(_ name: String) {
+    static func appendLabelName(_ name: String, to bytes: inout [UInt8]) {
         for (index, byte) in name.utf8.enumerated() {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"):

@@ -16,6 +16,8 @@ public struct AgentHealth: Sendable {
     public var sensors: [SensorHealth] = []
     /// Each upstream's lag: records committed here and not acknowledged, and the oldest's age.
     public var upstreams: [(target: String, connected: Bool, records: Int64, seconds: Double)] = []
+    /// Each remote write: samples sent and dropped, failed requests, and its lag.
+    public var remoteWrites: [(url: String, sent: Int, dropped: Int, failed: Int, lagSeconds: Double)] = []
     /// The agent process's own CPU time and resident memory.
     public var cpuSeconds: Double?
     public var residentBytes: Double?
@@ -37,13 +39,16 @@ public struct AgentHealth: Sendable {
     static let upstreamRecords = Family("boxcar_upstream_lag_records", .gauge, help: "Records committed here that the upstream has not acknowledged")
     static let upstreamSeconds = Family("boxcar_upstream_lag_seconds", .gauge, unit: "seconds", help: "How long the oldest record the upstream has not acknowledged has waited")
     static let upstreamConnected = Family("boxcar_upstream_connected", .gauge, help: "1 while the agent is connected to the upstream")
+    static let remoteSamples = Family("boxcar_remote_write_samples", .counter, help: "Samples remote write sent (outcome sent) and the receiver refused for good (outcome dropped)")
+    static let remoteFailures = Family("boxcar_remote_write_failed_requests", .counter, help: "Remote-write requests that failed and were tried again")
+    static let remoteLag = Family("boxcar_remote_write_lag_seconds", .gauge, unit: "seconds", help: "How long the oldest sample remote write has not delivered has waited")
     static let cpu = Family("boxcar_agent_cpu_seconds", .counter, unit: "seconds", help: "CPU time the agent process used")
     static let resident = Family("boxcar_agent_resident_memory_bytes", .gauge, unit: "bytes", help: "The agent process's resident memory")
 
     /// Every family this page may hold, for the README and the name checks.
     public static let families = [
         build, calls, points, queued, commit, database, sensorErrors, sensorHangs, sensorCPU, sensorTick,
-        upstreamRecords, upstreamSeconds, upstreamConnected, cpu, resident,
+        upstreamRecords, upstreamSeconds, upstreamConnected, remoteSamples, remoteFailures, remoteLag, cpu, resident,
     ]
 
     public func write(into writer: inout ExpositionWriter) {
@@ -91,6 +96,17 @@ public struct AgentHealth: Sendable {
                 writer.family(family)
                 for upstream in upstreams { writer.sample(family, labels: [("upstream", upstream.target)], value: value(upstream)) }
             }
+        }
+        if !remoteWrites.isEmpty {
+            writer.family(Self.remoteSamples)
+            for remote in remoteWrites {
+                writer.sample(Self.remoteSamples, labels: [("outcome", "sent"), ("url", remote.url)], value: Double(remote.sent))
+                writer.sample(Self.remoteSamples, labels: [("outcome", "dropped"), ("url", remote.url)], value: Double(remote.dropped))
+            }
+            writer.family(Self.remoteFailures)
+            for remote in remoteWrites { writer.sample(Self.remoteFailures, labels: [("url", remote.url)], value: Double(remote.failed)) }
+            writer.family(Self.remoteLag)
+            for remote in remoteWrites { writer.sample(Self.remoteLag, labels: [("url", remote.url)], value: remote.lagSeconds) }
         }
     }
 }

@@ -75,6 +75,16 @@ extension Store {
         }
     }
 
+    /// Which rows a reader of the outbox takes.
+    public enum OutboxSelection: Sendable, Equatable {
+        /// Every table, as the forwarder ships them, the machine's series as chosen.
+        case everything(hostSeries: HostSeriesForwarding)
+        /// The machine's series only (metric blocks under `system/`): the host's, and with
+        /// `experiments` those stored under experiments too (their trainers' trees, cgroups and
+        /// GPU memory). What remote write sends.
+        case machineSeries(experiments: Bool)
+    }
+
     /// A run of the outbox: every record after `after` up to `through`.
     public struct OutboxBatch: Sendable {
         public var after: Int64
@@ -90,6 +100,12 @@ extension Store {
     public func outbox(
         after: Int64, maxRows: Int, maxBytes: Int, hostSeries: HostSeriesForwarding
     ) async throws -> OutboxBatch {
+        try await outbox(after: after, maxRows: maxRows, maxBytes: maxBytes, selection: .everything(hostSeries: hostSeries))
+    }
+
+    public func outbox(
+        after: Int64, maxRows: Int, maxBytes: Int, selection: OutboxSelection
+    ) async throws -> OutboxBatch {
         try await read { connection in
             let last = try Self.metaValue("sequence", connection) ?? 0
             // Each table's first `maxRows` after the cursor; their merge, cut at the limits, is
@@ -100,7 +116,7 @@ extension Store {
             // large blocks must not all be read into memory) may hold more past its last row
             // read; the batch stops there, and cannot claim to cover everything committed.
             var cutoff = Int64.max
-            for query in Self.outboxQueries(hostSeries: hostSeries) {
+            for query in Self.outboxQueries(selection) {
                 let statement = try connection.statement(query.sql + " LIMIT ?")
                 defer { statement.reset() }
                 statement.bind(1, after)
@@ -138,17 +154,31 @@ extension Store {
         let row: (Statement) -> OutboxRow
     }
 
-    private static func outboxQueries(hostSeries: HostSeriesForwarding) -> [OutboxQuery] {
-        let hostFilter = switch hostSeries {
-        case .all: ""
-        case .none: "AND s.parent_id <> 'host'"
-        case .attached:
+    private static func outboxQueries(_ selection: OutboxSelection) -> [OutboxQuery] {
+        let blockFilter = switch selection {
+        case .everything(.all): ""
+        case .everything(.none): "AND s.parent_id <> 'host'"
+        case .everything(.attached):
             """
             AND (s.parent_id <> 'host' OR EXISTS (
                 SELECT 1 FROM attachments a
                 WHERE a.attached_ns <= b.wallclock_max AND (a.detached_ns IS NULL OR a.detached_ns >= b.wallclock_min)))
             """
+        // Keys from 'system/' up to 'system0' ('0' follows '/'): those that start with 'system/'.
+        case .machineSeries(experiments: true): "AND s.key >= 'system/' AND s.key < 'system0'"
+        case .machineSeries(experiments: false): "AND s.parent_id = 'host'"
         }
+        let blocks = OutboxQuery(sql: """
+            SELECT b.seq, s.parent_id, s.key, b.count, b.step_min, b.step_max, b.wallclock_min, b.wallclock_max, b.data
+            FROM metric_blocks b JOIN series s ON s.id = b.series_id
+            WHERE b.seq > ? \(blockFilter) ORDER BY b.seq
+            """) { s in
+            .metricBlock(
+                parentID: s.string(1), key: s.string(2), count: Int(s.int64(3)),
+                stepMin: UInt64(bitPattern: s.int64(4)), stepMax: UInt64(bitPattern: s.int64(5)),
+                wallclockMin: s.int64(6), wallclockMax: s.int64(7), data: s.withBlob(8) { Array($0) })
+        }
+        if case .machineSeries = selection { return [blocks] }
         return [
             OutboxQuery(sql: """
                 SELECT seq, id, name, namespace, owner, framework, task, external_id, created_ns, updated_ns
@@ -162,16 +192,7 @@ extension Store {
             OutboxQuery(sql: "SELECT seq, parent_id, key, value, updated_ns FROM metadata WHERE seq > ? ORDER BY seq") { s in
                 .metadata(parentID: s.string(1), key: s.string(2), valueJSON: s.string(3), updatedNs: s.int64(4))
             },
-            OutboxQuery(sql: """
-                SELECT b.seq, s.parent_id, s.key, b.count, b.step_min, b.step_max, b.wallclock_min, b.wallclock_max, b.data
-                FROM metric_blocks b JOIN series s ON s.id = b.series_id
-                WHERE b.seq > ? \(hostFilter) ORDER BY b.seq
-                """) { s in
-                .metricBlock(
-                    parentID: s.string(1), key: s.string(2), count: Int(s.int64(3)),
-                    stepMin: UInt64(bitPattern: s.int64(4)), stepMax: UInt64(bitPattern: s.int64(5)),
-                    wallclockMin: s.int64(6), wallclockMax: s.int64(7), data: s.withBlob(8) { Array($0) })
-            },
+            blocks,
             OutboxQuery(sql: """
                 SELECT seq, parent_id, name, source, wallclock_ns, metadata, created_ns FROM events WHERE seq > ? ORDER BY seq
                 """) { s in
@@ -310,6 +331,24 @@ extension Store {
                 try insert.run()
             }
         }
+    }
+
+    // MARK: Other readers' cursors
+
+    /// The cursor of another reader of the outbox (each remote-write URL has one): the last seq
+    /// it has dealt with. A new cursor starts after the last record committed now: a reader
+    /// added to an old database starts with what comes next, not with its history.
+    public func cursor(_ name: String) async throws -> Int64 {
+        try await write { context in
+            let key = "cursor:" + name
+            if let value = try Self.metaValue(key, context.connection) { return value }
+            try Self.setMeta(key, context.sequence, context.connection)
+            return context.sequence
+        }
+    }
+
+    public func setCursor(_ name: String, to seq: Int64) async throws {
+        try await write { context in try Self.setMeta("cursor:" + name, seq, context.connection) }
     }
 
     static func metaValue(_ key: String, _ connection: Connection) throws -> Int64? {

@@ -56,31 +56,35 @@ class Prometheus:
         self.config = self.dir / "prometheus.yml"
         self.config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs or []}))
         self.process = None
-        self.start()
-
-    def start(self) -> None:
         # A port taken between the probe and the bind is tried again with another.
         for _ in range(5):
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
-            self.log = open(self.dir / "prometheus.log", "ab")
-            self.process = subprocess.Popen(
-                [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
-                 "--storage.tsdb.retention.time=1d"],
-                stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if get(self.url + "/-/ready", timeout=1)[0] == 200:
-                        return
-                except OSError:
-                    pass
-                time.sleep(0.1)
-            self.stop()
-            if "address already in use" not in self.output():
+            if self.start(fail=False) or "address already in use" not in self.output():
                 break
-        pytest.fail(f"Prometheus did not start:\n{self.output()}", pytrace=False)
+        if self.process is None:
+            pytest.fail(f"Prometheus did not start:\n{self.output()}", pytrace=False)
+
+    def start(self, fail: bool = True) -> bool:
+        """Starts it on its port and data (again, after `stop`); whether it became ready."""
+        self.log = open(self.dir / "prometheus.log", "ab")
+        self.process = subprocess.Popen(
+            [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver",
+             "--storage.tsdb.retention.time=1d"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if get(self.url + "/-/ready", timeout=1)[0] == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        if fail:
+            pytest.fail(f"Prometheus did not start:\n{self.output()}", pytrace=False)
+        return False
 
     def output(self) -> str:
         return (self.dir / "prometheus.log").read_text(errors="replace")
@@ -94,6 +98,61 @@ class Prometheus:
         answer = json.loads(body)
         assert status == 200 and answer["status"] == "success", answer
         return answer["data"]["result"]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class VictoriaMetrics:
+    """`victoria-metrics` (Debian's package) on 127.0.0.1:<free port>, its data in a temporary
+    directory; restartable on the same port and data, for outages."""
+
+    def __init__(self):
+        binary = shutil.which("victoria-metrics")
+        if binary is None:
+            pytest.fail("VictoriaMetrics is not installed (apt-get install victoria-metrics); .ci/run installs it", pytrace=False)
+        self.binary = binary
+        self.dir = Path(tempfile.mkdtemp(prefix="boxcar-vm-"))
+        self.process = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.log = open(self.dir / "victoria-metrics.log", "ab")
+        self.process = subprocess.Popen(
+            [self.binary, f"-storageDataPath={self.dir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
+             "-retentionPeriod=100y", "-search.latencyOffset=0s"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if get(self.url + "/health", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"VictoriaMetrics did not start:\n{self.output()}", pytrace=False)
+
+    def output(self) -> str:
+        return (self.dir / "victoria-metrics.log").read_text(errors="replace")
+
+    def export(self, selector: str) -> list[dict]:
+        """Every raw sample of the matching series (`/api/v1/export`), duplicates included."""
+        status, _, body = get(self.url + "/api/v1/export?" + urllib.parse.urlencode({"match[]": selector}))
+        assert status == 200, body
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,0 +1,180 @@
+import AsyncHTTPClient
+import BoxcarAPI
+import BoxcarModel
+import BoxcarStore
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import SwiftProtobuf
+import Synchronization
+
+// BoxcarRemoteWrite: `--remote-write URL`, the machine's series pushed to Prometheus, Mimir,
+// Thanos or VictoriaMetrics as Prometheus remote write 1.0 (protobuf, snappy-compressed), from
+// the local store, in the order it committed them, from a cursor kept in the database: a
+// restart or a receiver's outage loses nothing, and what was sent is not sent again.
+
+/// Where one remote write goes, and what it carries.
+public struct RemoteWriteTarget: Sendable {
+    public var url: String
+    /// Sent with every request (`--remote-write-header`, and `Authorization: Bearer …` from
+    /// `--remote-write-token-file`).
+    public var headers: [(name: String, value: String)]
+    /// Labels of every series (`--label`; `host=<hostname>` by default).
+    public var externalLabels: [String: String]
+    /// Whether the series stored under experiments (trainers' trees, their cgroups and GPU
+    /// memory) go too (`--remote-write-processes`): data-loader workers make them churn.
+    public var processes: Bool
+
+    public init(url: String, headers: [(name: String, value: String)], externalLabels: [String: String], processes: Bool) {
+        self.url = url
+        self.headers = headers
+        self.externalLabels = externalLabels
+        self.processes = processes
+    }
+}
+
+/// How one remote write stands, for the exporter's health families and `boxcar doctor`.
+public struct RemoteWriteStatus: Sendable {
+    public var url: String
+    public var sentSamples: Int = 0
+    /// Samples the receiver refused for good (a 4xx other than 429), logged.
+    public var droppedSamples: Int = 0
+    /// Requests that failed and were tried again (5xx, 429, no answer).
+    public var failedRequests: Int = 0
+    /// How long the oldest sample not yet accepted has waited (0 when none waits).
+    public var lagSeconds: Double = 0
+    public var lastError: String?
+}
+
+public final class RemoteWriter: Sendable {
+    let store: Store
+    let target: RemoteWriteTarget
+    let client: HTTPClient
+    let logger: Logger
+    private let state: Mutex<RemoteWriteStatus>
+
+    /// Blocks per request (a tick is one block a series), and about how many bytes of them.
+    static let maxRowsPerRequest = 2_000
+    static let maxBytesPerRequest = 2 << 20
+    /// How often the store is asked for what is new: well within the 2 s a sample may wait.
+    static let pollPeriod: Duration = .milliseconds(250)
+    static let maxBackoff: Duration = .seconds(30)
+
+    public init(store: Store, target: RemoteWriteTarget, client: HTTPClient, logger: Logger) {
+        self.store = store
+        self.target = target
+        self.client = client
+        var logger = logger
+        logger[metadataKey: "remote_write"] = "\(target.url)"
+        self.logger = logger
+        state = Mutex(RemoteWriteStatus(url: target.url))
+    }
+
+    public func status() -> RemoteWriteStatus { state.withLock { $0 } }
+
+    /// Sends until cancelled, or until a graceful shutdown finds it between requests: a request
+    /// under way is let finish and its cursor kept, so that the next run does not send it again.
+    public func run() async throws {
+        let cursorName = "remote_write:" + target.url
+        var cursor = try await store.cursor(cursorName)
+        logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let batch = try await store.outbox(
+                after: cursor, maxRows: Self.maxRowsPerRequest, maxBytes: Self.maxBytesPerRequest,
+                selection: .machineSeries(experiments: target.processes))
+            var builder = WriteRequestBuilder(externalLabels: target.externalLabels)
+            var oldest: Int64?
+            for (_, row) in batch.rows {
+                guard case let .metricBlock(parentID, key, _, _, _, wallclockMin, _, data) = row else { continue }
+                do {
+                    if try builder.add(parentID: parentID, key: key, block: data) { oldest = min(oldest ?? wallclockMin, wallclockMin) }
+                } catch {
+                    logger.error("a stored block could not be read; its points are not sent", metadata: ["key": "\(key)", "error": "\(error)"])
+                }
+            }
+            if builder.samples > 0 {
+                try await send(builder, oldest: oldest ?? 0)
+            }
+            state.withLock { $0.lagSeconds = 0 }
+            if batch.through > cursor {
+                cursor = batch.through
+                try await store.setCursor(cursorName, to: cursor)
+            }
+            if batch.rows.count < Self.maxRowsPerRequest {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.pollPeriod) }
+            }
+        }
+    }
+
+    /// Sends until the receiver takes it or refuses it for good; waits with backoff between.
+    private func send(_ builder: WriteRequestBuilder, oldest: Int64) async throws {
+        let body = Snappy.compress(try builder.request.serializedBytes())
+        var backoff: Duration = .milliseconds(250)
+        while true {
+            let outcome: Outcome
+            do {
+                outcome = try await post(body)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                outcome = .retry("\(error)")
+            }
+            switch outcome {
+            case .accepted:
+                state.withLock {
+                    $0.sentSamples += builder.samples
+                    $0.lastError = nil
+                }
+                return
+            case .refused(let reason):
+                // Nothing a retry would change (a sample too old, out of order, a bad label):
+                // dropped, and said so.
+                logger.error("the receiver refused \(builder.samples) samples; they are dropped", metadata: ["reason": "\(reason)"])
+                state.withLock {
+                    $0.droppedSamples += builder.samples
+                    $0.lastError = reason
+                }
+                return
+            case .retry(let reason):
+                let first = state.withLock { status in
+                    defer {
+                        status.failedRequests += 1
+                        status.lastError = reason
+                        status.lagSeconds = Double(WallClock.now() - oldest) / 1e9
+                    }
+                    return status.lastError == nil
+                }
+                if first { logger.warning("remote write failed; trying again with backoff", metadata: ["reason": "\(reason)"]) }
+                let wait = backoff
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                backoff = min(backoff * 2, Self.maxBackoff)
+            }
+        }
+    }
+
+    enum Outcome {
+        case accepted
+        case refused(String)
+        case retry(String)
+    }
+
+    private func post(_ body: [UInt8]) async throws -> Outcome {
+        var request = HTTPClientRequest(url: target.url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+        request.headers.add(name: "Content-Encoding", value: "snappy")
+        request.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
+        request.headers.add(name: "User-Agent", value: "boxcar")
+        for header in target.headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let answer = try await response.body.collect(upTo: 64 << 10)
+        let text = "\(response.status.code) \(response.status.reasonPhrase): " + String(buffer: answer).prefix(500)
+        switch response.status.code {
+        case 200..<300: return .accepted
+        case 429, 500...: return .retry(text)
+        default: return .refused(text)
+        }
+    }
+}

@@ -1,0 +1,226 @@
+"""`boxcar agent --remote-write URL`: the machine's series pushed as Prometheus remote write 1.0
+into a real Prometheus (`--web.enable-remote-write-receiver`) and a real VictoriaMetrics, both
+from Debian's packages, through their outages and the agent's restart; and into a receiver of
+the test's own, which decodes the snappy body itself and times each sample's arrival.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import struct
+import subprocess
+import threading
+import time
+
+import cramjam
+
+from conftest import agent_binary, running_agent
+from monitoring import Prometheus, VictoriaMetrics, get, http_address
+from postgres import wait_for
+
+CPU_IDLE = 'system/system.cpu.time{cpu="0",state="idle"}'
+MEMORY_USED = 'system/system.memory.usage{state="used"}'
+SERIES = {CPU_IDLE: 'system_cpu_time_seconds_total{cpu="0",state="idle"}', MEMORY_USED: 'system_memory_usage_bytes{state="used"}'}
+
+
+def stored(agent, key: str) -> list[tuple[int, float]]:
+    """(milliseconds, value) of every point of `host`'s `key`, as the agent stored it."""
+    result = subprocess.run(
+        [str(agent_binary()), "metrics", "host", "--key", key, "--json", "--db", str(agent.db)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [(point["wallclock"] // 1_000_000, point["value"]) for point in json.loads(result.stdout)]
+
+
+def in_victoria(victoria, selector: str) -> list[tuple[int, float]]:
+    series = victoria.export(selector)
+    return sorted((t, v) for s in series for t, v in zip(s["timestamps"], s["values"]))
+
+
+def in_prometheus(prometheus, selector: str) -> list[tuple[int, float]]:
+    result = prometheus.query(selector + "[1h]")
+    return sorted((round(float(t) * 1000), float(v)) for r in result for t, v in r["values"])
+
+
+def health(address: str) -> str:
+    return get(f"http://{address}/metrics")[2].decode()
+
+
+def test_every_point_arrives_once_through_outages_and_a_restart(tmp_path):
+    prometheus = Prometheus()
+    victoria = VictoriaMetrics()
+    try:
+        targets = [prometheus.url + "/api/v1/write", victoria.url + "/api/v1/write"]
+        args = ["--remote-write", targets[0], "--remote-write", targets[1], "--label", "cluster=test", "--http", "127.0.0.1:0"]
+        with running_agent(tmp_path, *args) as agent:
+            wait_for(lambda: len(in_victoria(victoria, SERIES[CPU_IDLE])) >= 3, 30, "the first points in VictoriaMetrics")
+            wait_for(lambda: len(in_prometheus(prometheus, SERIES[CPU_IDLE])) >= 3, 30, "the first points in Prometheus")
+            # The series carry the external labels: --label, and host by default.
+            labels = victoria.export(SERIES[MEMORY_USED])[0]["metric"]
+            assert labels["cluster"] == "test" and labels["host"] and labels["state"] == "used"
+
+            # Both receivers go away; the agent samples on, and keeps what it could not send.
+            prometheus.stop()
+            victoria.stop()
+            count = len(stored(agent, CPU_IDLE))
+            address = http_address(agent)
+            wait_for(lambda: len(stored(agent, CPU_IDLE)) >= count + 4, 30, "four ticks sampled during the outage")
+            wait_for(lambda: "boxcar_remote_write_failed_requests_total" in health(address)
+                     and 'boxcar_remote_write_failed_requests_total{url="' + targets[1] + '"} 0' not in health(address),
+                     30, "remote write to fail during the outage")
+            prometheus.start()
+            victoria.start()
+            # Caught up: no lag left.
+            wait_for(lambda: all(f'boxcar_remote_write_lag_seconds{{url="{t}"}} 0' in health(address) for t in targets)
+                     and len(in_victoria(victoria, SERIES[CPU_IDLE])) >= len(stored(agent, CPU_IDLE)) - 2,
+                     60, "remote write to catch up after the outage")
+        # The agent restarts on its database: it resumes from its cursor.
+        with running_agent(tmp_path, *args) as agent:
+            wait_for(lambda: len(stored(agent, CPU_IDLE)) >= count + 8, 30, "ticks after the restart")
+        expected = {key: stored(agent, key) for key in SERIES}
+
+        # Every point up to the last tick before the stop arrives, once: VictoriaMetrics keeps a
+        # sample sent twice twice. (The tick sampled as the agent stopped waits for its next run.)
+        for key, selector in SERIES.items():
+            for name, read in [("VictoriaMetrics", lambda: in_victoria(victoria, selector)), ("Prometheus", lambda: in_prometheus(prometheus, selector))]:
+                wait_for(lambda: len(read()) >= len(expected[key]) - 1, 60,
+                         f"the points of {key} in {name} ({len(expected[key])} stored, {len(read())} there)")
+                delivered = read()
+                assert delivered == expected[key][:len(delivered)], f"{name} holds other points than the agent stored"
+    finally:
+        prometheus.close()
+        victoria.close()
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """A remote-write receiver of the test's own: decodes each body (snappy, then protobuf by
+    hand) and notes when each sample arrived; answers with `status` (200 unless told)."""
+
+    def __init__(self):
+        self.samples: list[tuple[dict, int, float, float]] = []  # labels, ms, value, arrival
+        self.headers_seen: list[dict] = []
+        self.status = 200
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/receive"
+
+
+class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        arrival = time.time()
+        self.server.headers_seen.append(dict(self.headers))
+        if self.server.status == 200:
+            for labels, samples in decode_write_request(bytes(cramjam.snappy.decompress_raw(body))):
+                for ms, value in samples:
+                    self.server.samples.append((labels, ms, value, arrival))
+        self.send_response(self.server.status)
+        self.end_headers()
+        self.wfile.write(b"refused by the test" if self.server.status != 200 else b"")
+
+
+def fields(data: bytes):
+    """(field number, wire type, value) of a protobuf message."""
+    index = 0
+
+    def varint():
+        nonlocal index
+        shift = result = 0
+        while True:
+            byte = data[index]
+            index += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return result
+
+    while index < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, wire, varint()
+        elif wire == 1:
+            yield number, wire, data[index:index + 8]
+            index += 8
+        elif wire == 2:
+            length = varint()
+            yield number, wire, data[index:index + length]
+            index += length
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+
+
+def decode_write_request(data: bytes):
+    """prometheus.WriteRequest → [(labels, [(ms, value)])]."""
+    out = []
+    for number, _, series in fields(data):
+        assert number == 1, f"WriteRequest field {number}"
+        labels, samples = {}, []
+        for inner, _, value in fields(series):
+            if inner == 1:
+                label = {n: v.decode() for n, _, v in fields(value)}
+                labels[label.get(1, "")] = label.get(2, "")
+            elif inner == 2:
+                sample = {n: v for n, _, v in fields(value)}
+                timestamp = sample.get(2, 0)
+                samples.append((timestamp - (1 << 64) if timestamp >= 1 << 63 else timestamp, struct.unpack("<d", sample.get(1, bytes(8)))[0]))
+        assert list(labels) == sorted(labels), f"labels not sorted: {list(labels)}"
+        out.append((labels, samples))
+    return out
+
+
+def test_samples_arrive_within_two_seconds_with_the_headers_given(tmp_path):
+    receiver = Receiver()
+    token = tmp_path / "token"
+    token.write_text("rw-secret\n")
+    token.chmod(0o600)
+    try:
+        with running_agent(tmp_path, "--remote-write", receiver.url, "--remote-write-token-file", str(token),
+                           "--remote-write-header", "X-Scope-OrgID: team-a") as agent:
+            wait_for(lambda: len({ms for _, ms, _, _ in receiver.samples}) >= 6, 30, "six ticks received")
+            assert receiver.headers_seen[0]["Authorization"] == "Bearer rw-secret"
+            assert receiver.headers_seen[0]["X-Scope-OrgID"] == "team-a"
+            assert receiver.headers_seen[0]["Content-Encoding"] == "snappy"
+            # After the first request (which carries what the start sampled), each sample arrives
+            # within 2 s of the time it was sampled at.
+            first = min(arrival for *_, arrival in receiver.samples)
+            delays = [arrival - ms / 1000 for _, ms, _, arrival in receiver.samples if arrival > first]
+            assert delays and max(delays) < 2, f"the slowest sample took {max(delays):.2f} s"
+            # The names and values are the page's and the store's.
+            memory = {ms: value for labels, ms, value, _ in receiver.samples if labels["__name__"] == "system_memory_limit_bytes"}
+            assert memory and set(memory.values()) == {stored(agent, "system/system.memory.limit")[-1][1]}
+            # The rates stored beside the counters are not sent; only the page's names are.
+            names = {labels["__name__"] for labels, *_ in receiver.samples}
+            assert "system_cpu_time_seconds_total" in names
+            assert not any("context_switches" in n and not n.endswith("_total") for n in names)
+    finally:
+        receiver.shutdown()
+
+
+def test_samples_the_receiver_refuses_are_counted_and_logged_not_retried(tmp_path):
+    receiver = Receiver()
+    receiver.status = 400
+    try:
+        with running_agent(tmp_path, "--remote-write", receiver.url, "--http", "127.0.0.1:0") as agent:
+            address = http_address(agent)
+            dropped = wait_for(
+                lambda: next((float(line.split()[-1]) for line in health(address).splitlines()
+                              if line.startswith('boxcar_remote_write_samples_total{outcome="dropped"') and float(line.split()[-1]) > 0), None),
+                30, "refused samples to be counted")
+            assert dropped > 0
+            assert "the receiver refused" in agent.output() and "refused by the test" in agent.output()
+            # Not retried: each request carries new samples (the receiver saw more than one).
+            requests = len(receiver.headers_seen)
+            wait_for(lambda: len(receiver.headers_seen) > requests, 30, "the next tick's request")
+            # Taken again, new samples flow.
+            receiver.status = 200
+            wait_for(lambda: receiver.samples, 30, "samples once the receiver takes them")
+    finally:
+        receiver.shutdown()
