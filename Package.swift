@@ -207,6 +207,12 @@ let package = Package(
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
         .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector", "BoxcarModel"]),
         .testTarget(
+            name: "BoxcarRemoteWriteTests",
+            dependencies: [
+                "BoxcarRemoteWrite", "BoxcarAPI", "BoxcarModel",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+        .testTarget(
             name: "BoxcarExpositionTests",
             dependencies: ["BoxcarExposition", "BoxcarModel", "BoxcarSampling", "BoxcarSensors", "BoxcarTestSupport"]),
         // End to end: the agent as `boxcar agent` runs it, in process, with a real client.
