@@ -64,14 +64,7 @@ final class AgentExposition: Sendable {
     }
 
     private func health() -> AgentHealth {
-        var health = AgentHealth(version: version)
-        let counts = statistics.current
-        for (method, codes) in counts.calls.sorted(by: { $0.key < $1.key }) {
-            for (code, count) in codes.sorted(by: { Self.name($0.key) < Self.name($1.key) }) {
-                health.calls.append((method, Self.name(code), count))
-            }
-        }
-        health.points = counts.points.map { (Self.name($0.key), $0.value) }.sorted { $0.0 < $1.0 }
+        var health = Self.processHealth(version: version, statistics: statistics)
         health.queuedWrites = store.pendingWrites
         health.commitLatency = store.commitLatency
         health.databaseBytes = store.fileBytes
@@ -81,12 +74,26 @@ final class AgentExposition: Sendable {
             let status = writer.status()
             return (status.url, status.sentSamples, status.droppedSamples, status.failedRequests, status.lagSeconds)
         }
+        return health
+    }
+
+    /// What the agent and the collector both publish: the version, the calls and points their
+    /// services answered, and the process's own CPU time and resident memory.
+    static func processHealth(version: String, statistics: CallStatistics) -> AgentHealth {
+        var health = AgentHealth(version: version)
+        let counts = statistics.current
+        for (method, codes) in counts.calls.sorted(by: { $0.key < $1.key }) {
+            for (code, count) in codes.sorted(by: { name($0.key) < name($1.key) }) {
+                health.calls.append((method, name(code), count))
+            }
+        }
+        health.points = counts.points.map { (name($0.key), $0.value) }.sorted { $0.0 < $1.0 }
         var usage = rusage()
         if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
             health.cpuSeconds = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
                 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         }
-        health.residentBytes = Self.residentBytes()
+        health.residentBytes = residentBytes()
         return health
     }
 

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import ArgumentParser
 import BoxcarCollector
+import BoxcarExposition
+import BoxcarHTTP
 import BoxcarModel
 import BoxcarServer
 import BoxcarStorage
@@ -11,6 +13,7 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// `boxcar collector`: receives what agents forward (`boxcar agent --upstream`) and writes it
 /// into PostgreSQL, until SIGINT or SIGTERM.
@@ -33,6 +36,11 @@ struct CollectorCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Serve agents on this unix socket.", valueName: "PATH"))
     var socket: String?
+
+    @Option(help: ArgumentHelp(
+        "Serve /metrics (the collector's health: agents, their lag, rows written, PostgreSQL errors), /healthz and /readyz over HTTP (beyond loopback: with --token-file, whose tokens /metrics asks for).",
+        valueName: "HOST:PORT"))
+    var http: String?
 
     @Option(help: ArgumentHelp("Where forwarded files' bytes are kept, by content.", valueName: "DIR"))
     var artifacts: String = Defaults.dataDirectory + "/collector/artifacts"
@@ -63,6 +71,12 @@ struct CollectorCommand: AsyncParsableCommand {
             do { return try TCPAddress(parsing: $0) } catch { throw CLIError(describe(error)) }
         }
         guard tcp != nil || socket != nil else { throw CLIError("give --listen HOST:PORT, --socket PATH, or both") }
+        let httpAddress = try http.map {
+            do { return try TCPAddress(parsing: $0) } catch { throw CLIError(describe(error)) }
+        }
+        if let httpAddress, !httpAddress.isLoopback, tokenFile == nil {
+            throw CLIError("serving HTTP on \(httpAddress) beyond loopback needs --token-file: /metrics then asks for one of its tokens")
+        }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw CLIError("--tls-cert and --tls-key go together") }
         if let tcp, !tcp.isLoopback, tlsCertificate == nil || tokenFile == nil {
             throw CLIError("listening on \(tcp) beyond loopback needs --tls-cert, --tls-key and --token-file: agents' records would cross the network unprotected")
@@ -96,7 +110,7 @@ struct CollectorCommand: AsyncParsableCommand {
             logger: logger)
         let process = CollectorProcess(
             collector: collector, probe: address.probe, reads: reads, tcp: tcp, socket: socket,
-            tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, logger: logger)
+            tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, http: httpAddress, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: client), .init(service: process)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -119,7 +133,16 @@ struct CollectorProcess: Service {
     let socket: String?
     let tls: (certificate: String, key: String)?
     let retention: Duration?
+    let http: TCPAddress?
     let logger: Logger
+    /// Set once PostgreSQL is ready and the listeners are bound.
+    let ready = Flag()
+
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .relaxed) }
+        var isSet: Bool { value.load(ordering: .relaxed) }
+    }
 
     /// Forwarded batches are large: a few MiB of points and file chunks of 1 MiB.
     static let maxRequestBytes = 64 << 20
@@ -131,6 +154,37 @@ struct CollectorProcess: Service {
         clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
 
     func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            if let http {
+                let server = httpServer(http)
+                group.addTask {
+                    try await server.run { address in logger.info("serving HTTP", metadata: ["http": "\(address)"]) }
+                }
+            }
+            try await serve()
+        }
+    }
+
+    /// `--http`: the collector's health, and whether it is ready.
+    private func httpServer(_ address: TCPAddress) -> HTTPServer {
+        let (collector, reads, ready) = (self.collector, self.reads, self.ready)
+        let endpoints = HTTPEndpoints(
+            metrics: { format in
+                var health = AgentExposition.processHealth(version: collector.version, statistics: reads.statistics)
+                let counts = collector.statistics.current
+                health.collector = .init(
+                    agents: counts.agents.values.sorted { ($0.host, $0.agentID.uuidString) < ($1.host, $1.agentID.uuidString) }
+                        .map { ($0.agentID.uuidString.lowercased(), $0.host, $0.records, $0.seconds) },
+                    rows: counts.rows, batches: counts.batches, postgresErrors: counts.postgresErrors)
+                var writer = ExpositionWriter(format: format)
+                health.write(into: &writer)
+                return writer.finish()
+            },
+            readiness: { ready.isSet ? nil : "not ready: PostgreSQL is not reached yet, or the listeners are not bound" })
+        return HTTPServer(host: address.host, port: address.port, authorize: collector.authorizes, endpoints: endpoints, logger: logger)
+    }
+
+    private func serve() async throws {
         let address = collector.address
         let schema: Int
         do {
@@ -150,12 +204,12 @@ struct CollectorProcess: Service {
             }
             servers.append(Listener.unixSocket(path: socket).server(
                 serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: collector.interceptors, keepalive: Self.keepalive))
+                interceptors: reads.interceptors + collector.interceptors, keepalive: Self.keepalive))
         }
         if let tcp {
             servers.append(Listener.tcp(tcp).server(
                 serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: collector.interceptors, tls: tls, keepalive: Self.keepalive))
+                interceptors: reads.interceptors + collector.interceptors, tls: tls, keepalive: Self.keepalive))
         }
         let all = servers
         try await withGracefulShutdownHandler {
@@ -174,6 +228,7 @@ struct CollectorProcess: Service {
                 } catch where Task.isShuttingDownGracefully {
                     return
                 }
+                ready.set()
                 logger.info("boxcar collector listening", metadata: [
                     "addresses": "\(bound.joined(separator: ", "))", "postgres": "\(address)",
                 ])

@@ -20,6 +20,8 @@ public struct Collector: Sendable {
     let tokens: TokenFile?
     let logger: Logger
     public let version: String
+    /// Agents connected, rows written, PostgreSQL's failures: for `--http`.
+    public let statistics = CollectorStatistics()
 
     /// - Parameters:
     ///   - client: a pool whose `run()` the caller runs for as long as the collector serves.
@@ -36,11 +38,18 @@ public struct Collector: Sendable {
         self.logger = logger
     }
 
+    /// Whether an `Authorization` header carries a token of the token file (any kind): what
+    /// `--http`'s /metrics asks for when there is one. Without a token file, every caller.
+    public func authorizes(_ header: String?) -> Bool {
+        guard let tokens else { return true }
+        return header.flatMap { tokens.entry(forBearer: $0) } != nil
+    }
+
     /// The services to serve, and the interceptors every listener needs.
     public var services: [any RegistrableRPCService] {
         [CollectorService(
             writer: BatchWriter(client: client, artifacts: artifacts, logger: logger), artifacts: artifacts,
-            tokens: tokens, version: version, logger: logger)]
+            tokens: tokens, version: version, logger: logger, statistics: statistics)]
     }
 
     /// Every record of the fleet, for the read services (`modelbox.ModelStore`, `boxcar.v1.Agent`):

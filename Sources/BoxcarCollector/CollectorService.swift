@@ -15,6 +15,7 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
     let tokens: TokenFile?
     let version: String
     let logger: Logger
+    let statistics: CollectorStatistics
 
     /// The record versions this collector reads: every one agents have sent so far.
     static let recordVersions: ClosedRange<UInt32> = 1...1
@@ -53,6 +54,8 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
                 message: "record version \(hello.recordVersion) is not one this collector reads (\(Self.recordVersions.lowerBound)…\(Self.recordVersions.upperBound)); upgrade the collector")
         }
         let cursor = try await postgres { try await writer.welcome(agentID: agentID, hello: hello, token: token) }
+        let stream = statistics.connected(agentID, host: hello.labels["host"] ?? hello.hostName)
+        defer { statistics.disconnected(stream) }
         logger.info("an agent is forwarding", metadata: [
             "agent_id": "\(agentID)", "host": "\(hello.labels["host"] ?? hello.hostName)", "cursor": "\(cursor)",
         ])
@@ -72,6 +75,9 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
                 try await NIOThreadPool.singleton.runIfActive { try staging.add(chunk) }
             case .batch(let batch):
                 let refused = try await postgres { try await writer.write(agentID: agentID, batch: batch) }
+                statistics.wrote(
+                    stream: stream, rows: batch.records.count - refused.count, agentLastSeq: batch.agentLastSeq,
+                    throughSeq: batch.throughSeq, agentLagSeconds: batch.agentLagSeconds)
                 for record in refused {
                     logger.warning("refused a malformed record", metadata: [
                         "agent_id": "\(agentID)", "seq": "\(record.seq)", "reason": "\(record.reason)",
@@ -110,6 +116,7 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
             if let mismatch = inner as? BatchWriter.TokenMismatch {
                 throw RPCError(code: .permissionDenied, message: mismatch.description)
             }
+            statistics.postgresFailed()
             logger.warning("PostgreSQL failed a write; the agent will send it again", metadata: ["error": "\(describePostgres(error))"])
             throw RPCError(code: .unavailable, message: "the collector cannot write to PostgreSQL: \(describePostgres(error))")
         }

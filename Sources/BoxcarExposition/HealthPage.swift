@@ -18,6 +18,24 @@ public struct AgentHealth: Sendable {
     public var upstreams: [(target: String, connected: Bool, records: Int64, seconds: Double)] = []
     /// Each remote write: samples sent and dropped, failed requests, and its lag.
     public var remoteWrites: [(url: String, sent: Int, dropped: Int, failed: Int, lagSeconds: Double)] = []
+    /// A collector's own: the agents forwarding now and how far behind each is, rows and
+    /// batches written, PostgreSQL's failures. nil on an agent.
+    public var collector: Collector?
+
+    public struct Collector: Sendable {
+        public var agents: [(agentID: String, host: String, records: Int64, seconds: Double)]
+        public var rows: Int
+        public var batches: Int
+        public var postgresErrors: Int
+
+        public init(agents: [(agentID: String, host: String, records: Int64, seconds: Double)], rows: Int, batches: Int, postgresErrors: Int) {
+            self.agents = agents
+            self.rows = rows
+            self.batches = batches
+            self.postgresErrors = postgresErrors
+        }
+    }
+
     /// The agent process's own CPU time and resident memory.
     public var cpuSeconds: Double?
     public var residentBytes: Double?
@@ -42,13 +60,20 @@ public struct AgentHealth: Sendable {
     static let remoteSamples = Family("boxcar_remote_write_samples", .counter, help: "Samples remote write sent (outcome sent) and the receiver refused for good (outcome dropped)")
     static let remoteFailures = Family("boxcar_remote_write_failed_requests", .counter, help: "Remote-write requests that failed and were tried again")
     static let remoteLag = Family("boxcar_remote_write_lag_seconds", .gauge, unit: "seconds", help: "How long the oldest sample remote write has not delivered has waited")
+    static let collectorAgents = Family("boxcar_collector_agents_connected", .gauge, help: "Agents forwarding to this collector now")
+    static let collectorLagRecords = Family("boxcar_collector_agent_lag_records", .gauge, help: "Records the agent committed that it had not yet forwarded, as of its last batch")
+    static let collectorLagSeconds = Family("boxcar_collector_agent_lag_seconds", .gauge, unit: "seconds", help: "How long the agent's oldest record not yet written here had waited, as of its last batch")
+    static let collectorRows = Family("boxcar_collector_rows_written", .counter, help: "Records written into PostgreSQL")
+    static let collectorBatches = Family("boxcar_collector_batches_written", .counter, help: "Forwarded batches committed into PostgreSQL")
+    static let collectorErrors = Family("boxcar_collector_postgres_errors", .counter, help: "Writes PostgreSQL failed (the agents send them again)")
     static let cpu = Family("boxcar_agent_cpu_seconds", .counter, unit: "seconds", help: "CPU time the agent process used")
     static let resident = Family("boxcar_agent_resident_memory_bytes", .gauge, unit: "bytes", help: "The agent process's resident memory")
 
     /// Every family this page may hold, for the README and the name checks.
     public static let families = [
         build, calls, points, queued, commit, database, sensorErrors, sensorHangs, sensorCPU, sensorTick,
-        upstreamRecords, upstreamSeconds, upstreamConnected, remoteSamples, remoteFailures, remoteLag, cpu, resident,
+        upstreamRecords, upstreamSeconds, upstreamConnected, remoteSamples, remoteFailures, remoteLag, collectorAgents,
+        collectorLagRecords, collectorLagSeconds, collectorRows, collectorBatches, collectorErrors, cpu, resident,
     ]
 
     public func write(into writer: inout ExpositionWriter) {
@@ -66,6 +91,10 @@ public struct AgentHealth: Sendable {
         for call in calls { writer.sample(Self.calls, labels: [("method", call.method), ("code", call.code)], value: Double(call.count)) }
         writer.family(Self.points)
         for point in points { writer.sample(Self.points, labels: [("code", point.code)], value: Double(point.count)) }
+        if let collector {
+            write(collector, into: &writer)
+            return
+        }
         writer.family(Self.queued)
         writer.sample(Self.queued, value: Double(queuedWrites))
         writer.family(Self.commit)
@@ -97,6 +126,30 @@ public struct AgentHealth: Sendable {
                 for upstream in upstreams { writer.sample(family, labels: [("upstream", upstream.target)], value: value(upstream)) }
             }
         }
+        writeRemoteWrites(into: &writer)
+    }
+
+    private func write(_ collector: Collector, into writer: inout ExpositionWriter) {
+        writer.family(Self.collectorAgents)
+        writer.sample(Self.collectorAgents, value: Double(collector.agents.count))
+        for (family, value) in [
+            (Self.collectorLagRecords, { (agent: (agentID: String, host: String, records: Int64, seconds: Double)) in Double(agent.records) }),
+            (Self.collectorLagSeconds, { $0.seconds }),
+        ] {
+            writer.family(family)
+            for agent in collector.agents {
+                writer.sample(family, labels: [("agent_id", agent.agentID), ("host", agent.host)], value: value(agent))
+            }
+        }
+        for (family, value) in [
+            (Self.collectorRows, collector.rows), (Self.collectorBatches, collector.batches), (Self.collectorErrors, collector.postgresErrors),
+        ] {
+            writer.family(family)
+            writer.sample(family, value: Double(value))
+        }
+    }
+
+    private func writeRemoteWrites(into writer: inout ExpositionWriter) {
         if !remoteWrites.isEmpty {
             writer.family(Self.remoteSamples)
             for remote in remoteWrites {

@@ -341,6 +341,9 @@ public final class Forwarder: Sendable {
                     $0.afterSeq = UInt64(batch.after)
                     $0.throughSeq = UInt64(batch.through)
                     $0.records = batch.rows.map { Boxcar_V1_ForwardRecord(seq: $0.seq, row: $0.row) }
+                    let standing = status().first
+                    $0.agentLastSeq = UInt64(max(0, store.lastSequence))
+                    $0.agentLagSeconds = standing?.secondsBehind ?? 0
                 }
             })
             lastSent = .now

@@ -34,19 +34,27 @@ public struct HTTPEndpoints: Sendable {
 public struct HTTPServer: Sendable {
     public var host: String
     public var port: Int
-    /// Required as `Authorization: Bearer …` on /metrics when set (the probes stay open: they
-    /// say only whether the agent runs).
-    public var token: String?
+    /// Whether the `Authorization` header of a /metrics request may read it (the probes stay
+    /// open: they say only whether the process runs).
+    public var authorize: @Sendable (String?) -> Bool
     public var endpoints: HTTPEndpoints
     /// A connection that sends nothing for this long is closed (Prometheus reconnects).
     public var idleTimeout: TimeAmount = .seconds(15)
     public var maxConnections = 64
     public var logger: Logger
 
+    /// `token`: the bearer token /metrics asks for; nil: none.
     public init(host: String, port: Int, token: String?, endpoints: HTTPEndpoints, logger: Logger) {
+        let bearer = token.map(BearerToken.init)
+        self.init(host: host, port: port, authorize: { header in bearer?.matches(header) ?? true }, endpoints: endpoints, logger: logger)
+    }
+
+    public init(
+        host: String, port: Int, authorize: @escaping @Sendable (String?) -> Bool, endpoints: HTTPEndpoints, logger: Logger
+    ) {
         self.host = host
         self.port = port
-        self.token = token
+        self.authorize = authorize
         self.endpoints = endpoints
         self.logger = logger
     }
@@ -54,7 +62,7 @@ public struct HTTPServer: Sendable {
     /// Serves until graceful shutdown; `onListening` gets the address bound ("127.0.0.1:9400").
     public func run(onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws {
         let router = Router()
-        router.add(middleware: Guard(token: token.map(BearerToken.init)))
+        router.add(middleware: Guard(authorize: authorize))
         let endpoints = self.endpoints
         // HEAD answers as GET would, without the body.
         func route(_ path: RouterPath, _ handler: @escaping @Sendable (Request) async -> Response) {
@@ -105,7 +113,7 @@ public struct HTTPServer: Sendable {
     /// Refuses what no endpoint takes before a handler runs: bodies, other methods, a missing
     /// token on /metrics.
     struct Guard: RouterMiddleware {
-        let token: BearerToken?
+        let authorize: @Sendable (String?) -> Bool
 
         func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
             if let length = request.headers[.contentLength].flatMap(Int.init), length > 0 {
@@ -119,7 +127,7 @@ public struct HTTPServer: Sendable {
                 response.headers[.allow] = "GET, HEAD"
                 return response
             }
-            if let token, request.uri.path == "/metrics", !token.matches(request.headers[.authorization]) {
+            if request.uri.path == "/metrics", !authorize(request.headers[.authorization]) {
                 var response = HTTPServer.text(.unauthorized, "/metrics needs the bearer token: send `Authorization: Bearer <token>`\n")
                 response.headers[.wwwAuthenticate] = "Bearer"
                 return response

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families as text_fami
 
 from conftest import agent_binary, running_agent
 from monitoring import Prometheus, get, http_address
-from postgres import wait_for
+from postgres import Collector, wait_for, wait_until_forwarded
 
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
@@ -272,3 +272,31 @@ def test_http_beyond_loopback_needs_allow_remote(tmp_path):
         capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "--allow-remote" in result.stderr
+
+
+def test_the_collector_publishes_its_agents_their_lag_and_what_it_wrote(database, tmp_path):
+    collector = Collector(tmp_path / "collector", database, "--http", "127.0.0.1:0")
+    collector.start()
+    address = http_address(collector)
+    assert get(f"http://{address}/readyz")[0] == 200
+    (tmp_path / "agent").mkdir()
+    with running_agent(tmp_path / "agent", "--upstream", collector.target, "--upstream-host-series", "all",
+                       "--http", "127.0.0.1:0") as agent:
+        agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="forwarded", namespace="n"))
+        wait_until_forwarded(agent)
+        text = page(address)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check.stdout + check.stderr
+        assert samples(text, "boxcar_collector_agents_connected")[0].value == 1
+        lag = samples(text, "boxcar_collector_agent_lag_records")
+        assert len(lag) == 1 and lag[0].labels["host"] and lag[0].value >= 0
+        assert samples(text, "boxcar_collector_rows_written_total")[0].value > 0
+        assert samples(text, "boxcar_collector_postgres_errors_total")[0].value == 0
+        # The agent says the same from its side.
+        upstream = samples(page(http_address(agent)), "boxcar_upstream_connected")
+        assert [(s.labels["upstream"], s.value) for s in upstream] == [(collector.target, 1)]
+    wait_for(lambda: samples(page(address), "boxcar_collector_agents_connected")[0].value == 0, 30, "the agent to leave the page")
+    # Its stream, ended, is counted with the collector's calls.
+    forwards = [s for s in samples(page(address), "boxcar_calls_total") if s.labels["method"] == "boxcar.v1.Collector/Forward"]
+    assert sum(s.value for s in forwards) == 1
+    collector.stop()

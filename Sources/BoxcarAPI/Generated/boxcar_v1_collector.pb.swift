@@ -172,6 +172,12 @@ public nonisolated struct Boxcar_V1_ForwardBatch: Sendable {
 
   public var records: [Boxcar_V1_ForwardRecord] = []
 
+  /// Where the agent stands as it sends this batch, for the collector's health page: the last
+  /// seq it committed, and how long its oldest record not yet acknowledged has waited.
+  public var agentLastSeq: UInt64 = 0
+
+  public var agentLagSeconds: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -832,7 +838,7 @@ nonisolated extension Boxcar_V1_ForwardWelcome: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Boxcar_V1_ForwardBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ForwardBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}batch_id\0\u{3}after_seq\0\u{3}through_seq\0\u{1}records\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}batch_id\0\u{3}after_seq\0\u{3}through_seq\0\u{1}records\0\u{3}agent_last_seq\0\u{3}agent_lag_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -844,6 +850,8 @@ nonisolated extension Boxcar_V1_ForwardBatch: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.afterSeq) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.throughSeq) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.agentLastSeq) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.agentLagSeconds) }()
       default: break
       }
     }
@@ -862,6 +870,12 @@ nonisolated extension Boxcar_V1_ForwardBatch: SwiftProtobuf.Message, SwiftProtob
     if !self.records.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 4)
     }
+    if self.agentLastSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.agentLastSeq, fieldNumber: 5)
+    }
+    if self.agentLagSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.agentLagSeconds, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -870,6 +884,8 @@ nonisolated extension Boxcar_V1_ForwardBatch: SwiftProtobuf.Message, SwiftProtob
     if lhs.afterSeq != rhs.afterSeq {return false}
     if lhs.throughSeq != rhs.throughSeq {return false}
     if lhs.records != rhs.records {return false}
+    if lhs.agentLastSeq != rhs.agentLastSeq {return false}
+    if lhs.agentLagSeconds != rhs.agentLagSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

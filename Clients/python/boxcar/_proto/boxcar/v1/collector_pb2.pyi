@@ -58,16 +58,20 @@ class ForwardWelcome(_message.Message):
     def __init__(self, cursor: _Optional[int] = ..., collector_version: _Optional[str] = ...) -> None: ...
 
 class ForwardBatch(_message.Message):
-    __slots__ = ("batch_id", "after_seq", "through_seq", "records")
+    __slots__ = ("batch_id", "after_seq", "through_seq", "records", "agent_last_seq", "agent_lag_seconds")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
     THROUGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    AGENT_LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
     batch_id: int
     after_seq: int
     through_seq: int
     records: _containers.RepeatedCompositeFieldContainer[ForwardRecord]
-    def __init__(self, batch_id: _Optional[int] = ..., after_seq: _Optional[int] = ..., through_seq: _Optional[int] = ..., records: _Optional[_Iterable[_Union[ForwardRecord, _Mapping]]] = ...) -> None: ...
+    agent_last_seq: int
+    agent_lag_seconds: float
+    def __init__(self, batch_id: _Optional[int] = ..., after_seq: _Optional[int] = ..., through_seq: _Optional[int] = ..., records: _Optional[_Iterable[_Union[ForwardRecord, _Mapping]]] = ..., agent_last_seq: _Optional[int] = ..., agent_lag_seconds: _Optional[float] = ...) -> None: ...
 
 class ForwardAck(_message.Message):
     __slots__ = ("batch_id", "through_seq", "refused")
