@@ -177,6 +177,7 @@ let package = Package(
             name: "boxcar-bench",
             dependencies: [
                 "BoxcarClient", "BoxcarStore", "BoxcarStorage", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
+                "BoxcarExposition", "BoxcarSampling",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

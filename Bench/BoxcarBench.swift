@@ -28,6 +28,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case sensors
         case idle
         case forward
+        case scrape
     }
 
     @Argument(help: "Scenarios to run.")
@@ -62,6 +63,12 @@ struct BoxcarBench: AsyncParsableCommand {
 
     @Option(help: "Seconds of forward's steady state, with forwarding and without.")
     var steadySeconds = 30
+
+    @Option(help: "Rounds of scrape; the median round is reported.")
+    var scrapeRounds = 11
+
+    @Option(help: "Scrapes in each round of scrape.")
+    var scrapesPerRound = 200
 
     func run() async throws {
         let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
@@ -109,6 +116,9 @@ struct BoxcarBench: AsyncParsableCommand {
         }
         if chosen.contains(.forward) {
             try await forward(directory: directory)
+        }
+        if chosen.contains(.scrape) {
+            try await scrape(directory: directory)
         }
     }
 

@@ -13,19 +13,7 @@ extension BoxcarBench {
     /// CPU time of one full tick: every host sensor, a process tree of 50 processes and 8 GPUs
     /// of the fake NVML library (built beside this binary), over `sensorTicks` ticks.
     func sensors(directory: String) async throws {
-        let here = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let fake = here.appending(path: "libFakeNVML.so").path
-        guard FileManager.default.fileExists(atPath: fake) else {
-            throw BenchError("sensors needs the fake NVML library at \(fake): Scripts/build-release.sh builds it")
-        }
-        let library = directory + "/libnvidia-ml.so.1"
-        try FileManager.default.copyItem(atPath: fake, toPath: library)
-        var script = "gpus 8\n"
-        for gpu in 0..<8 {
-            script += "\(gpu) utilization.gpu 90\n\(gpu) memory.total 150000000000\n\(gpu) memory.used 100000000000\n"
-        }
-        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
-        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: library))
+        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: try fakeNVML(directory: directory, gpus: 8)))
         // The tree: this process and 50 children.
         var children: [Process] = []
         for _ in 0..<50 {
@@ -98,6 +86,24 @@ extension BoxcarBench {
             for fd in directories { _ = fstat(fd, &info) }
         }
         return (threadCPUSeconds() - started) / Double(sensorTicks) * 1e6
+    }
+
+    /// A copy of the fake NVML library (built beside this binary) in `directory`, scripted with
+    /// `gpus` busy GPUs of 150 GB; its path.
+    func fakeNVML(directory: String, gpus: Int) throws -> String {
+        let here = URL(filePath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let fake = here.appending(path: "libFakeNVML.so").path
+        guard FileManager.default.fileExists(atPath: fake) else {
+            throw BenchError("the fake NVML library is not at \(fake): Scripts/build-release.sh builds it")
+        }
+        let library = directory + "/libnvidia-ml.so.1"
+        if !FileManager.default.fileExists(atPath: library) { try FileManager.default.copyItem(atPath: fake, toPath: library) }
+        var script = "gpus \(gpus)\n"
+        for gpu in 0..<gpus {
+            script += "\(gpu) utilization.gpu 90\n\(gpu) memory.total 150000000000\n\(gpu) memory.used 100000000000\n"
+        }
+        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
+        return library
     }
 
     /// The agent sampling every second for `idleSeconds` with no API traffic: its share of one

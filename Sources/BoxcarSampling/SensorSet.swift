@@ -183,6 +183,13 @@ public struct MachineSnapshot: Sendable {
     public var trainers: [Trainer]
     public var sensors: [SensorHealth]
 
+    public init(wallclock: Int64, host: [Reading], trainers: [Trainer], sensors: [SensorHealth]) {
+        self.wallclock = wallclock
+        self.host = host
+        self.trainers = trainers
+        self.sensors = sensors
+    }
+
     /// An attached trainer: its experiment, its root process, each process of its tree, and the
     /// readings stored as its own (tree totals, its cgroup, its GPU memory, each with `pid`).
     public struct Trainer: Sendable {
@@ -190,6 +197,13 @@ public struct MachineSnapshot: Sendable {
         public var pid: Int32
         public var processes: [ProcessTreeSensor.ProcessSample]
         public var readings: [Reading]
+
+        public init(experimentID: String, pid: Int32, processes: [ProcessTreeSensor.ProcessSample], readings: [Reading]) {
+            self.experimentID = experimentID
+            self.pid = pid
+            self.processes = processes
+            self.readings = readings
+        }
     }
 }
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 @testable import BoxcarExposition
 import BoxcarModel
-@testable import BoxcarSampling
+import BoxcarSampling
 import BoxcarSensors
 import BoxcarTestSupport
 import Foundation
