@@ -112,7 +112,8 @@ final class Agent: Service, Sendable {
             sampler = Sampler(
                 store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot),
                 processes: ProcessTreeSensor(procRoot: configuration.procRoot),
-                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger)
+                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger, keepsSnapshot: configuration.http != nil,
+                storesCumulative: !configuration.remoteWrite.urls.isEmpty)
         }
         var retention: Retention?
         if configuration.retention != nil || configuration.maxDatabaseBytes != nil {

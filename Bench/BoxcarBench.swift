@@ -29,6 +29,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case idle
         case forward
         case scrape
+        case remoteWrite = "remote-write"
     }
 
     @Argument(help: "Scenarios to run.")
@@ -63,6 +64,9 @@ struct BoxcarBench: AsyncParsableCommand {
 
     @Option(help: "Seconds of forward's steady state, with forwarding and without.")
     var steadySeconds = 30
+
+    @Option(help: "Machine points in the backlog remote-write drains.")
+    var remoteWritePoints = 2_000_000
 
     @Option(help: "Rounds of scrape; the median round is reported.")
     var scrapeRounds = 11
@@ -119,6 +123,9 @@ struct BoxcarBench: AsyncParsableCommand {
         }
         if chosen.contains(.scrape) {
             try await scrape(directory: directory)
+        }
+        if chosen.contains(.remoteWrite) {
+            try await remoteWrite(directory: directory)
         }
     }
 

@@ -6,16 +6,23 @@ cd "$(dirname "$0")/.."
 swift build --product boxcar
 boxcar="$(swift build --show-bin-path)/boxcar"
 "$boxcar" settings yaml > Config/boxcar.yaml
-"$boxcar" settings markdown | python3 -c '
+# Writes stdin between the README's lines $1 and $2.
+into_readme() {
+  python3 -c '
 import sys
 table = sys.stdin.read()
-start = "<!-- settings: written by Scripts/generate-settings-docs.sh from Agent/Settings/AgentSettings.swift -->"
-end = "<!-- end of settings -->"
+start, end = sys.argv[1], sys.argv[2]
 readme = open("README.md").read()
 if start not in readme or end not in readme:
-    sys.exit("README.md has no settings section (its start and end lines) to write into")
+    sys.exit("README.md has no section (its start and end lines " + start + ") to write into")
 before, rest = readme.split(start, 1)
 _, after = rest.split(end, 1)
 open("README.md", "w").write(before + start + "\n" + table + end + after)
-'
-echo "wrote Config/boxcar.yaml and the settings table of README.md"
+' "$1" "$2"
+}
+"$boxcar" settings markdown | into_readme \
+  "<!-- settings: written by Scripts/generate-settings-docs.sh from Agent/Settings/AgentSettings.swift -->" "<!-- end of settings -->"
+# The exporter's names (Sources/BoxcarExposition/ExpositionNames.swift and HealthPage.swift).
+"$boxcar" settings exposition | into_readme \
+  "<!-- exposition: written by Scripts/generate-settings-docs.sh from Sources/BoxcarExposition -->" "<!-- end of exposition -->"
+echo "wrote Config/boxcar.yaml and the settings and exposition tables of README.md"

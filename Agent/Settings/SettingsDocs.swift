@@ -1,4 +1,5 @@
 import ArgumentParser
+import BoxcarExposition
 
 /// The documents written from the settings' declarations: the README's table and the
 /// configuration file. `Scripts/generate-settings-docs.sh` writes them into place; a test fails
@@ -46,21 +47,22 @@ enum SettingsDocs {
     }
 }
 
-/// `boxcar settings markdown|yaml`: prints a document written from the settings (hidden; for
-/// Scripts/generate-settings-docs.sh).
+/// `boxcar settings markdown|yaml|exposition`: prints a document written from the settings, or the
+/// exporter's tables of names (hidden; for Scripts/generate-settings-docs.sh).
 struct SettingsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "settings", abstract: "Print the settings' table (markdown) or configuration file (yaml).",
         shouldDisplay: false)
 
-    @Argument(help: "markdown or yaml")
+    @Argument(help: "markdown, yaml or exposition")
     var format: String
 
     func run() throws {
         switch format {
         case "markdown": print(SettingsDocs.markdownTable(), terminator: "")
         case "yaml": print(SettingsDocs.configFile(), terminator: "")
-        default: throw ValidationError("format must be markdown or yaml, not \(format)")
+        case "exposition": print(ExpositionNames.markdownTables(), terminator: "")
+        default: throw ValidationError("format must be markdown, yaml or exposition, not \(format)")
         }
     }
 }

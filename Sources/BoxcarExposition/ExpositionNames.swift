@@ -115,3 +115,33 @@ public enum ExpositionNames {
     /// Each series name's entry.
     public static let bySeries: [String: Entry] = Dictionary(uniqueKeysWithValues: entries.map { ($0.series, $0) })
 }
+
+extension ExpositionNames {
+    /// Between these lines of README.md stand the tables below.
+    public static let readmeStart = "<!-- exposition: written by Scripts/generate-settings-docs.sh from Sources/BoxcarExposition -->"
+    public static let readmeEnd = "<!-- end of exposition -->"
+
+    /// The README's tables: every family the machine's page may hold, with what a node_exporter or
+    /// dcgm-exporter user knows it as, then the agent's and the collector's own.
+    public static func markdownTables() -> String {
+        func name(_ family: Family) -> String {
+            switch family.type {
+            case .counter: "`\(family.name)_total`"
+            case .info: "`\(family.name)_info`"
+            case .gauge, .histogram: "`\(family.name)`"
+            }
+        }
+        var lines = [
+            "| exposed as | type | unit | the agent's series | node_exporter, dcgm-exporter |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for entry in entries {
+            lines.append("| \(name(entry.family)) | \(entry.family.type.rawValue) | \(entry.family.unit ?? "") | `\(entry.series)` | \(entry.peer) |")
+        }
+        lines += ["", "| exposed as | type | meaning |", "| --- | --- | --- |"]
+        for family in AgentHealth.families {
+            lines.append("| \(name(family)) | \(family.type.rawValue) | \(family.help) |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

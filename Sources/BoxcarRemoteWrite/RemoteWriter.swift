@@ -79,10 +79,18 @@ public final class RemoteWriter: Sendable {
         let cursorName = "remote_write:" + target.url
         var cursor = try await store.cursor(cursorName)
         logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
+        var reportedRemoval = cursor
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let batch = try await store.outbox(
                 after: cursor, maxRows: Self.maxRowsPerRequest, maxBytes: Self.maxBytesPerRequest,
                 selection: .machineSeries(experiments: target.processes))
+            if batch.removedThrough > max(cursor, reportedRemoval) {
+                // Retention (--retention, --max-db-size) removed points this receiver had not had.
+                logger.error("retention removed machine points before remote write sent them; they are lost to this receiver", metadata: [
+                    "after_seq": "\(cursor)", "through_seq": "\(batch.removedThrough)",
+                ])
+                reportedRemoval = batch.removedThrough
+            }
             var builder = WriteRequestBuilder(externalLabels: target.externalLabels)
             var oldest: Int64?
             for (_, row) in batch.rows {

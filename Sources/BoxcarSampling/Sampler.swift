@@ -33,17 +33,27 @@ public final class Sampler: Sendable {
     private let thread = NIOThreadPool(numberOfThreads: 1)
     /// The last tick, for the exporter's page.
     private let latest = Mutex<MachineSnapshot?>(nil)
-    /// The last tick, as the exporter shows it; nil before the first.
+    /// Whether each tick is kept for the exporter (`--http`): an agent without one does not
+    /// pay for the copies.
+    let keepsSnapshot: Bool
+    /// Whether the counters read beside their rates are stored (remote write sends them).
+    let storesCumulative: Bool
+    /// The last tick, as the exporter shows it; nil before the first, and without `keepsSnapshot`.
     public var snapshot: MachineSnapshot? { latest.withLock { $0 } }
 
     public init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
-        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = SensorSet.deadline
+        nvidia: NVIDIAGPUSensor?, logger: Logger, sensorDeadline: Duration = SensorSet.deadline, keepsSnapshot: Bool = false,
+        storesCumulative: Bool = false
     ) {
+        self.keepsSnapshot = keepsSnapshot
+        self.storesCumulative = storesCumulative
         self.store = store
         self.interval = interval
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
+        self.sensors.keepsLatest = keepsSnapshot
+        self.sensors.storesCumulative = storesCumulative
         thread.start()
     }
 
@@ -82,8 +92,9 @@ public final class Sampler: Sendable {
         // Sensors block (file reads, NVML): on the sampler's own thread, not the concurrency pool's.
         let sensors = self.sensors
         let logger = self.logger
+        let keepsSnapshot = self.keepsSnapshot
         let ((readings, trees, xids, gone), view) = try await thread.runIfActive {
-            (sensors.sample(elapsed: elapsed, roots: roots, logger: logger), sensors.view())
+            (sensors.sample(elapsed: elapsed, roots: roots, logger: logger), keepsSnapshot ? sensors.view() : nil)
         }
         // A trainer that died without detaching (killed, out of memory) is detached for it.
         for (experimentID, pid) in attached where gone.contains(pid) {
@@ -92,13 +103,15 @@ public final class Sampler: Sendable {
         }
         let wallclock = WallClock.now()
         let step = UInt64(wallclock / 1_000_000)
-        latest.withLock {
-            $0 = MachineSnapshot(
-                wallclock: wallclock, host: view.host,
-                trainers: attached.filter { !gone.contains($0.pid) }.map { experimentID, pid in
-                    .init(experimentID: experimentID, pid: pid, processes: view.processes[pid] ?? [], readings: (trees[pid] ?? []).map(\.reading))
-                },
-                sensors: view.health)
+        if let view {
+            latest.withLock {
+                $0 = MachineSnapshot(
+                    wallclock: wallclock, host: view.host,
+                    trainers: attached.filter { !gone.contains($0.pid) }.map { experimentID, pid in
+                        .init(experimentID: experimentID, pid: pid, processes: view.processes[pid] ?? [], readings: (trees[pid] ?? []).map(\.reading))
+                    },
+                    sensors: view.health)
+            }
         }
         // One batch per parent: an experiment at its series limit loses its own series only,
         // not the machine's nor the other experiments'.
@@ -110,7 +123,7 @@ public final class Sampler: Sendable {
         }
         for reading in readings { add(reading, to: Store.hostID) }
         for (experimentID, pid) in attached {
-            for reading in trees[pid] ?? [] { add(reading, to: experimentID) }
+            for reading in trees[pid] ?? [] where storesCumulative || !reading.reading.isCumulative { add(reading, to: experimentID) }
         }
         // XID errors are events of the host and of every experiment attached now.
         for (gpu, xid) in xids {

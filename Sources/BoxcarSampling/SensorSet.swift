@@ -33,8 +33,12 @@ public final class SensorSet: @unchecked Sendable {
     /// The cgroup of each attached trainer, which may be another container than the agent's.
     var trainerCgroups: [Int32: CgroupSensor] = [:]
     /// Each sensor's last answer, for the exporter's page: a sensor read every tenth tick keeps
-    /// its values between, one that failed or hangs has none.
+    /// its values between, one that failed or hangs has none. Kept only when `keepsLatest`.
     private(set) var latest: [String: [Reading]] = [:]
+    var keepsLatest = false
+    /// Whether counters read beside their rates (`Reading.isCumulative`) are stored: only while
+    /// remote write, which sends them, is on.
+    var storesCumulative = false
     /// How each sensor has fared since the agent started (the exporter publishes it).
     private(set) var health: [String: SensorHealth] = [:]
 
@@ -114,9 +118,13 @@ public final class SensorSet: @unchecked Sendable {
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
-                let kept = storable(answer, from: sensor.name, logger: logger)
-                readings += kept
-                latest[sensor.name] = kept.map(\.reading)
+                if keepsLatest || storesCumulative {
+                    let kept = storable(answer, from: sensor.name, logger: logger)
+                    readings += storesCumulative ? kept : kept.filter { !$0.reading.isCumulative }
+                    if keepsLatest { latest[sensor.name] = kept.map(\.reading) }
+                } else {
+                    readings += storable(answer.filter { !$0.isCumulative }, from: sensor.name, logger: logger)
+                }
             } else {
                 latest[sensor.name] = nil
             }
@@ -148,7 +156,7 @@ public final class SensorSet: @unchecked Sendable {
             // when a GPU falling off the bus is what the events report.
             xids = guarded("nvidia.xid", logger: logger) { _ in nvidia.xidErrors() } ?? []
             let answer = guarded("nvidia", logger: logger) { _ in nvidia.sample(processes: pids) }
-            latest["nvidia"] = answer == nil ? nil : []
+            latest["nvidia"] = answer == nil || !keepsLatest ? nil : []
             for keyed in storable(answer ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     if let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
@@ -156,7 +164,7 @@ public final class SensorSet: @unchecked Sendable {
                     }
                 } else {
                     readings.append(keyed)
-                    latest["nvidia", default: []].append(keyed.reading)
+                    if keepsLatest { latest["nvidia", default: []].append(keyed.reading) }
                 }
             }
         }

@@ -100,10 +100,10 @@ public final class CPUSensor: CounterSensor {
         var out: [Reading] = []
         for (cpu, times) in stat.cpus where !cpu.isEmpty {
             for (state, ticks) in zip(states, times) {
-                out.append(Reading("system.cpu.time", [.init("cpu", cpu), .init("state", state)], Double(ticks) / clockTicksPerSecond))
+                out.append(Reading.cumulative("system.cpu.time", [.init("cpu", cpu), .init("state", state)], Double(ticks) / clockTicksPerSecond))
             }
         }
-        out.append(Reading("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
+        out.append(Reading.cumulative("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
         return out
     }
 

@@ -61,9 +61,9 @@ public final class CgroupSensor: Sensor {
             out.append(Reading("container.cpu.limit", [], quota / period))
         }
         let stat = Self.keyed((try? files.read(directory + "/cpu.stat")) ?? [])
-        if let usage = stat["usage_usec"] { out.append(Reading("container.cpu.time", [], Double(usage) / 1_000_000)) }
+        if let usage = stat["usage_usec"] { out.append(Reading.cumulative("container.cpu.time", [], Double(usage) / 1_000_000)) }
         if let throttled = stat["throttled_usec"] {
-            out.append(Reading("container.cpu.throttled.cumulative", [], Double(throttled) / 1_000_000))
+            out.append(Reading.cumulative("container.cpu.throttled.cumulative", [], Double(throttled) / 1_000_000))
         }
         if let elapsed, let previous, previous.path == path {
             let seconds = elapsed.seconds

@@ -94,13 +94,13 @@ public final class DiskSensor: CounterSensor {
         var out: [Reading] = []
         for (direction, operations, sectors, milliseconds) in [("read", 0, 2, 3), ("write", 4, 6, 7)] {
             let labels = [Reading.Label("device", device), .init("direction", direction)]
-            out.append(Reading("system.disk.io.cumulative", labels, Double(counters[sectors]) * 512))
-            out.append(Reading("system.disk.operations.cumulative", labels, Double(counters[operations])))
-            out.append(Reading("system.disk.operation_time", labels, Double(counters[milliseconds]) / 1000))
+            out.append(Reading.cumulative("system.disk.io.cumulative", labels, Double(counters[sectors]) * 512))
+            out.append(Reading.cumulative("system.disk.operations.cumulative", labels, Double(counters[operations])))
+            out.append(Reading.cumulative("system.disk.operation_time", labels, Double(counters[milliseconds]) / 1000))
         }
         let labels = [Reading.Label("device", device)]
-        out.append(Reading("system.disk.io_time", labels, Double(counters[9]) / 1000))
-        out.append(Reading("system.disk.weighted_io_time", labels, Double(counters[10]) / 1000))
+        out.append(Reading.cumulative("system.disk.io_time", labels, Double(counters[9]) / 1000))
+        out.append(Reading.cumulative("system.disk.weighted_io_time", labels, Double(counters[10]) / 1000))
         return out
     }
 }

@@ -38,8 +38,8 @@ public final class InfiniBandSensor: CounterSensor {
             func labels(_ direction: String) -> [Reading.Label] {
                 [.init("device", port.device), .init("direction", direction), .init("port", port.port)]
             }
-            out.append(Reading("system.network.io.cumulative", labels("transmit"), Double(counters.transmitWords) * 4))
-            out.append(Reading("system.network.io.cumulative", labels("receive"), Double(counters.receiveWords) * 4))
+            out.append(Reading.cumulative("system.network.io.cumulative", labels("transmit"), Double(counters.transmitWords) * 4))
+            out.append(Reading.cumulative("system.network.io.cumulative", labels("receive"), Double(counters.receiveWords) * 4))
             guard let before = old?[port] else { continue }
             if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
                 out.append(Reading("system.network.io", labels("transmit"), words * 4))

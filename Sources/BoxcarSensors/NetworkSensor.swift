@@ -63,7 +63,7 @@ public final class NetworkSensor: CounterSensor {
             for (direction, now) in [("receive", counters.receive), ("transmit", counters.transmit)] {
                 let labels = [Reading.Label("device", device), .init("direction", direction)]
                 for (name, index) in Self.columns {
-                    out.append(Reading(name + ".cumulative", labels, Double(now[index])))
+                    out.append(Reading.cumulative(name + ".cumulative", labels, Double(now[index])))
                 }
             }
         }

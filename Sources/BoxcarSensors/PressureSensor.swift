@@ -53,7 +53,7 @@ public final class PressureSensor: CounterSensor {
         for line in new {
             let labels = [Reading.Label("kind", line.kind), .init("resource", line.resource)]
             out.append(Reading("system.pressure.avg10", labels, line.avg10 / 100))
-            out.append(Reading("system.pressure.stall.cumulative", labels, Double(line.total) / 1_000_000))
+            out.append(Reading.cumulative("system.pressure.stall.cumulative", labels, Double(line.total) / 1_000_000))
             if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
                 let perSecond = rate(before.total, line.total, seconds)
             {

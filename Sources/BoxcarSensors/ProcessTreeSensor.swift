@@ -274,11 +274,11 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 Reading("process.memory.usage", labels, rss),
                 Reading("process.thread.count", labels, Double(threads)),
                 Reading("process.count", labels, Double(members.count)),
-                Reading("process.cpu.time", labels, Double(total.cpuTicks) / clockTicksPerSecond),
+                Reading.cumulative("process.cpu.time", labels, Double(total.cpuTicks) / clockTicksPerSecond),
             ]
             if ioSeen || total.read > 0 || total.write > 0 {
-                readings.append(Reading("process.disk.io.cumulative", [.init("direction", "read")] + labels, Double(total.read)))
-                readings.append(Reading("process.disk.io.cumulative", [.init("direction", "write")] + labels, Double(total.write)))
+                readings.append(Reading.cumulative("process.disk.io.cumulative", [.init("direction", "read")] + labels, Double(total.read)))
+                readings.append(Reading.cumulative("process.disk.io.cumulative", [.init("direction", "write")] + labels, Double(total.write)))
             }
             if let descriptors {
                 readings.append(Reading("process.open_file_descriptor.count", labels, Double(descriptors)))

@@ -4,6 +4,11 @@ public struct Reading: Sendable, Hashable {
     /// Sorted by label name.
     public var labels: [Label]
     public var value: Double
+    /// A counter as it stands, read beside the rate the agent stores for it (`system.cpu.time`
+    /// beside `system.cpu.utilization`): the exporter's page shows it, and it is stored only
+    /// while remote write, which sends it, is on (each stored series costs the idle agent a row
+    /// a tick).
+    public var isCumulative = false
 
     public struct Label: Sendable, Hashable {
         public var name: String
@@ -21,6 +26,13 @@ public struct Reading: Sendable, Hashable {
         let sorted = zip(labels, labels.dropFirst()).allSatisfy { $0.name <= $1.name }
         self.labels = sorted ? labels : labels.sorted { $0.name < $1.name }
         self.value = value
+    }
+
+    /// A counter as it stands beside its stored rate (`isCumulative`).
+    public static func cumulative(_ name: String, _ labels: [Label] = [], _ value: Double) -> Reading {
+        var reading = Reading(name, labels, value)
+        reading.isCumulative = true
+        return reading
     }
 
     /// The metric key it is stored under: `system/<name>{label="value",…}`, labels sorted,

@@ -93,6 +93,9 @@ extension Store {
         /// not forwarded (the machine's series outside every window, say).
         public var through: Int64
         public var rows: [(seq: Int64, row: OutboxRow)]
+        /// The newest seq retention has removed: above the reader's cursor, it removed records
+        /// the reader had not read.
+        public var removedThrough: Int64 = 0
     }
 
     /// The rows after `after`, oldest first: at most `maxRows`, and stopping once about
@@ -108,6 +111,7 @@ extension Store {
     ) async throws -> OutboxBatch {
         try await read { connection in
             let last = try Self.metaValue("sequence", connection) ?? 0
+            let removed = try Self.metaValue("removed_through", connection) ?? 0
             // Each table's first `maxRows` after the cursor; their merge, cut at the limits, is
             // then exactly the outbox's first rows: a row of any table at or below the cut is
             // among its own table's first `maxRows`.
@@ -144,7 +148,8 @@ extension Store {
             }
             let complete = exhausted && taken == rows.count
             rows.removeSubrange(taken...)
-            return OutboxBatch(after: after, through: complete ? max(last, after) : rows.last!.seq, rows: rows)
+            return OutboxBatch(
+                after: after, through: complete ? max(last, after) : rows.last!.seq, rows: rows, removedThrough: removed)
         }
     }
 

@@ -16,6 +16,34 @@ import Testing
         #expect(file == SettingsDocs.configFile(), "Config/boxcar.yaml is out of date: run Scripts/generate-settings-docs.sh")
     }
 
+    @Test func remoteWriteTakesSeveralURLsAndHeadersAndKeepsItsTokenOffPlaintext() throws {
+        let directory = TemporaryDirectory()
+        let token = directory.file("token")
+        try "rw\n".write(toFile: token, atomically: true, encoding: .utf8)
+        chmod(token, 0o600)
+        let flags = try AgentSettings.flags([
+            "--remote-write", "http://127.0.0.1:9090/api/v1/write", "--remote-write=https://vm.example.org/api/v1/write",
+            "--remote-write-header", "X-Scope-OrgID: team-a", "--remote-write-header", "X-Note: a, b",
+            "--remote-write-token-file", token,
+        ])
+        let settings = try AgentSettings.resolve(flags: flags, environment: [:]) { _ in nil }
+        #expect(settings.agent.remoteWrite.urls == ["http://127.0.0.1:9090/api/v1/write", "https://vm.example.org/api/v1/write"])
+        #expect(settings.agent.remoteWrite.headers.map { "\($0.name)=\($0.value)" } == ["X-Scope-OrgID=team-a", "X-Note=a, b"])
+        #expect(settings.agent.remoteWrite.token == "rw")
+        // The token would cross the network in the clear.
+        #expect(throws: CLIError.self) {
+            try AgentSettings.resolve(
+                flags: try AgentSettings.flags(["--remote-write", "http://10.0.0.5:9090/api/v1/write", "--remote-write-token-file", token]),
+                environment: [:]) { _ in nil }
+        }
+        #expect(throws: CLIError.self) {
+            try AgentSettings.resolve(flags: try AgentSettings.flags(["--remote-write", "ftp://x"]), environment: [:]) { _ in nil }
+        }
+        #expect(throws: CLIError.self) {
+            try AgentSettings.resolve(flags: try AgentSettings.flags(["--http", "0.0.0.0:9464"]), environment: [:]) { _ in nil }
+        }
+    }
+
     @Test func namesAreUniqueAndTheDocumentedDefaultsAreTheAppliedOnes() throws {
         let names = AgentSettings.all.map(\.name)
         #expect(Set(names).count == names.count)

@@ -33,6 +33,14 @@ import Testing
         #expect(Set(ExpositionNames.entries.map(\.series)).count == ExpositionNames.entries.count)
     }
 
+    @Test func theReadmeTablesAreTheNamesTheExporterUses() throws {
+        let readme = try String(contentsOfFile: checkoutDirectory + "/README.md", encoding: .utf8)
+        let start = try #require(readme.range(of: ExpositionNames.readmeStart + "\n"), "README.md lost its exposition section")
+        let end = try #require(readme.range(of: ExpositionNames.readmeEnd, range: start.upperBound..<readme.endIndex))
+        #expect(String(readme[start.upperBound..<end.lowerBound]) == ExpositionNames.markdownTables(),
+                "the README's exposition tables are out of date: run Scripts/generate-settings-docs.sh")
+    }
+
     @Test func unitsAreWrittenWhereTheNamesSaySo() {
         // Names that end in a unit word carry it as their unit, so OpenMetrics says it.
         for family in Self.families {

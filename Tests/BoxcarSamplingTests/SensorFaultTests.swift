@@ -100,4 +100,26 @@ import Testing
         hanging.release.signal()
         await store.close()
     }
+
+    /// Counters read beside their rates are stored only while remote write is on; the exporter's
+    /// snapshot has them either way, and only an agent that keeps one pays for it.
+    @Test func countersBesideRatesAreStoredOnlyForRemoteWrite() async throws {
+        final class Counting: Sensor {
+            let name = "counting"
+            func sample(elapsed: Duration?) throws -> [Reading] {
+                [Reading("counting.rate", [], 1), Reading.cumulative("counting.cumulative", [], 42)]
+            }
+        }
+        for (storesCumulative, keepsSnapshot) in [(false, false), (false, true), (true, false)] {
+            let store = try Store.open(path: directory.file("counters-\(storesCumulative)-\(keepsSnapshot).db"))
+            let sampler = Sampler(
+                store: store, interval: .seconds(1), sensors: [Counting()], processes: ProcessTreeSensor(procRoot: directory.path),
+                nvidia: nil, logger: logger, keepsSnapshot: keepsSnapshot, storesCumulative: storesCumulative)
+            try await sampler.tick(elapsed: nil)
+            let keys = try await store.metrics(parentID: Store.hostID).map(\.key)
+            #expect(keys == (storesCumulative ? ["system/counting.cumulative", "system/counting.rate"] : ["system/counting.rate"]))
+            #expect(sampler.snapshot?.host.map(\.name).sorted() == (keepsSnapshot ? ["counting.cumulative", "counting.rate"] : nil))
+            await store.close()
+        }
+    }
 }
