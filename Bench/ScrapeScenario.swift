@@ -10,7 +10,7 @@ extension BoxcarBench {
     /// The agent sampling every second with 8 GPUs of the fake NVML library and a trainer of 51
     /// processes (this one and 50 children) attached; node_exporter (Debian's
     /// prometheus-node-exporter) with its default collectors. Each is scraped `scrapeRounds` ×
-    /// `scrapesPerRound` times, one connection a scrape and no gzip, and its process's CPU time
+    /// `scrapesPerRound` times over one kept-alive connection a round, without gzip, and its process's CPU time
     /// per scrape is the median of the rounds. The agent writes the machine's part of its page
     /// once a tick (the first scrape after it): that cost is timed apart, in this process, over
     /// a snapshot of the same machine.
@@ -85,13 +85,15 @@ extension BoxcarBench {
         ])
     }
 
-    /// Median CPU seconds of the process per scrape over the rounds, and the page's bytes.
+    /// Median CPU seconds of the process per scrape over the rounds, and the page's bytes. Each
+    /// round keeps one connection open, as Prometheus does between scrapes.
     func measureScrapes(pid: Int32, port: Int) throws -> (Double, Int) {
         var perScrape: [Double] = []
         var bytes = 0
         for _ in 0..<scrapeRounds {
+            let connection = try HTTPConnection(port: port)
             let before = try processCPUSeconds(pid)
-            for _ in 0..<scrapesPerRound { bytes = try httpGet(port: port).count }
+            for _ in 0..<scrapesPerRound { bytes = try connection.get("/metrics").count }
             perScrape.append((try processCPUSeconds(pid) - before) / Double(scrapesPerRound))
         }
         return (median(perScrape), bytes)
@@ -133,11 +135,70 @@ extension BoxcarBench {
     }
 }
 
-/// GET /metrics on 127.0.0.1:`port`, one connection, read to its end; the body.
-func httpGet(port: Int, path: String = "/metrics") throws -> [UInt8] {
+/// A kept-alive HTTP/1.1 connection to 127.0.0.1:`port`: bodies by Content-Length or chunked.
+final class HTTPConnection {
+    let fd: Int32
+    private var buffered: [UInt8] = []
+
+    init(port: Int) throws {
+        fd = try connectLoopback(port: port)
+    }
+
+    deinit { close(fd) }
+
+    func get(_ path: String) throws -> [UInt8] {
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard write(fd, request, request.count) == request.count else { throw BenchError("write: \(errno)") }
+        let head = String(decoding: try readUntil(Array("\r\n\r\n".utf8)), as: UTF8.self).lowercased()
+        guard head.hasPrefix("http/1.1 200") else { throw BenchError("not 200: \(head.prefix(100))") }
+        if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+        {
+            return try read(length)
+        }
+        guard head.contains("transfer-encoding: chunked") else { throw BenchError("neither a length nor chunks") }
+        var body: [UInt8] = []
+        while true {
+            let sizeLine = String(decoding: try readUntil(Array("\r\n".utf8)), as: UTF8.self)
+            guard let size = Int(sizeLine.split(separator: ";")[0].trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw BenchError("bad chunk size \(sizeLine)")
+            }
+            body += try read(size)
+            _ = try read(2)
+            if size == 0 { return body }
+        }
+    }
+
+    /// Bytes up to and without `end`, which is consumed.
+    private func readUntil(_ end: [UInt8]) throws -> [UInt8] {
+        while true {
+            if let range = buffered.firstRange(of: end) {
+                let out = Array(buffered[..<range.lowerBound])
+                buffered.removeSubrange(..<range.upperBound)
+                return out
+            }
+            try fill()
+        }
+    }
+
+    private func read(_ count: Int) throws -> [UInt8] {
+        while buffered.count < count { try fill() }
+        let out = Array(buffered[..<count])
+        buffered.removeSubrange(..<count)
+        return out
+    }
+
+    private func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let count = Glibc.read(fd, &chunk, chunk.count)
+        guard count > 0 else { throw BenchError("the connection closed") }
+        buffered += chunk[..<count]
+    }
+}
+
+func connectLoopback(port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw BenchError("socket: \(errno)") }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -145,7 +206,17 @@ func httpGet(port: Int, path: String = "/metrics") throws -> [UInt8] {
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { throw BenchError("connect to port \(port): \(errno)") }
+    guard connected == 0 else {
+        close(fd)
+        throw BenchError("connect to port \(port): \(errno)")
+    }
+    return fd
+}
+
+/// GET /metrics on 127.0.0.1:`port`, one connection, read to its end; the body.
+func httpGet(port: Int, path: String = "/metrics") throws -> [UInt8] {
+    let fd = try connectLoopback(port: port)
+    defer { close(fd) }
     let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
     guard write(fd, request, request.count) == request.count else { throw BenchError("write: \(errno)") }
     var response: [UInt8] = []

@@ -114,6 +114,9 @@ public enum ExpositionNames {
 
     /// Each series name's entry.
     public static let bySeries: [String: Entry] = Dictionary(uniqueKeysWithValues: entries.map { ($0.series, $0) })
+
+    /// Each series name's place in `entries`.
+    static let indexBySeries: [String: Int] = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.series, $0.offset) })
 }
 
 extension ExpositionNames {

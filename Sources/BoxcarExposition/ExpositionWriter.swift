@@ -3,6 +3,8 @@
 // format 0.0.4 and of OpenMetrics 1.0 (this file), and the page of the machine's last tick
 // (MachinePage.swift). No I/O: the HTTP server and remote write sit above it.
 
+import BoxcarSensors
+
 /// The two formats a scraper may ask for.
 public enum ExpositionFormat: Sendable {
     /// The Prometheus text format, version 0.0.4: what every scraper reads.
@@ -148,6 +150,34 @@ public struct ExpositionWriter {
     /// Families written before (a page kept from an earlier call, in the same format).
     public mutating func append(written: [UInt8]) {
         bytes.append(contentsOf: written)
+    }
+
+    /// One sample of a machine series: `experiment_id` first when given, then the reading's
+    /// labels. (The page's hot path: no array of label pairs is made for it.)
+    public mutating func sample(_ family: Family, experiment: String?, labels: [Reading.Label], value: Double) {
+        append(family.sampleName)
+        if experiment != nil || !labels.isEmpty {
+            bytes.append(UInt8(ascii: "{"))
+            var first = true
+            if let experiment {
+                append("experiment_id=\"")
+                appendEscaped(experiment, quotes: true)
+                bytes.append(UInt8(ascii: "\""))
+                first = false
+            }
+            for label in labels {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
+                appendLabelName(label.name)
+                append("=\"")
+                appendEscaped(label.value, quotes: true)
+                bytes.append(UInt8(ascii: "\""))
+            }
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: " "))
+        appendValue(value)
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     /// The page; OpenMetrics ends with `# EOF`.

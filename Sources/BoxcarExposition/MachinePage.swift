@@ -11,37 +11,47 @@ import BoxcarSensors
 public enum MachinePage {
     public static let processLimit = 64
 
+    /// A sample waiting for its family's turn: the reading's own labels (shared, not copied).
+    struct Pending {
+        var experiment: String?
+        var labels: [Reading.Label]
+        var value: Double
+    }
+
     public static func write(_ snapshot: MachineSnapshot, into writer: inout ExpositionWriter, processLimit: Int = processLimit) {
-        // Each family's samples, gathered in one pass over the readings.
-        var samples: [String: [(labels: [(name: String, value: String)], value: Double)]] = [:]
-        for reading in snapshot.host where ExpositionNames.bySeries[reading.name] != nil {
-            samples[reading.name, default: []].append((reading.labels.map { ($0.name, $0.value) }, reading.value))
+        // Each family's samples, gathered in one pass over the readings, by the table's order.
+        var families = [[Pending]](repeating: [], count: ExpositionNames.entries.count)
+        func add(_ name: String, _ pending: Pending) {
+            if let index = ExpositionNames.indexBySeries[name] { families[index].append(pending) }
+        }
+        for reading in snapshot.host {
+            add(reading.name, Pending(experiment: nil, labels: reading.labels, value: reading.value))
         }
         for trainer in snapshot.trainers {
-            let experiment = ("experiment_id", trainer.experimentID)
+            let experiment = trainer.experimentID
             // The tree's totals are the per-process series' sums; its cgroup and GPU memory stay.
             var gpu: [Reading] = []
             for reading in trainer.readings where !reading.name.hasPrefix("process.") {
                 if reading.name == "hw.gpu.process.memory.usage" {
                     gpu.append(reading)
-                } else if ExpositionNames.bySeries[reading.name] != nil {
-                    samples[reading.name, default: []].append(([experiment] + reading.labels.map { ($0.name, $0.value) }, reading.value))
+                } else {
+                    add(reading.name, Pending(experiment: experiment, labels: reading.labels, value: reading.value))
                 }
             }
             let (shown, other) = busiest(trainer.processes, limit: processLimit)
             let shownPIDs = Set(shown.map(\.pid))
             for process in shown + (other.map { [$0] } ?? []) {
-                let pid = ("pid", shownPIDs.contains(process.pid) ? String(process.pid) : "other")
-                let labels = [experiment, pid]
-                samples["process.cpu.time", default: []].append((labels, process.cpuSeconds))
-                samples["process.memory.usage", default: []].append((labels, process.residentBytes))
-                samples["process.thread.count", default: []].append((labels, process.threads))
+                let pid = Reading.Label("pid", shownPIDs.contains(process.pid) ? String(process.pid) : "other")
+                let labels = [pid]
+                add("process.cpu.time", Pending(experiment: experiment, labels: labels, value: process.cpuSeconds))
+                add("process.memory.usage", Pending(experiment: experiment, labels: labels, value: process.residentBytes))
+                add("process.thread.count", Pending(experiment: experiment, labels: labels, value: process.threads))
                 if let descriptors = process.descriptors {
-                    samples["process.open_file_descriptor.count", default: []].append((labels, descriptors))
+                    add("process.open_file_descriptor.count", Pending(experiment: experiment, labels: labels, value: descriptors))
                 }
                 if let read = process.readBytes, let write = process.writeBytes {
-                    samples["process.disk.io.cumulative", default: []].append(([experiment, ("direction", "read"), pid], read))
-                    samples["process.disk.io.cumulative", default: []].append(([experiment, ("direction", "write"), pid], write))
+                    add("process.disk.io.cumulative", Pending(experiment: experiment, labels: [.init("direction", "read"), pid], value: read))
+                    add("process.disk.io.cumulative", Pending(experiment: experiment, labels: [.init("direction", "write"), pid], value: write))
                 }
             }
             // GPU memory of the processes shown; the others' summed per GPU.
@@ -50,7 +60,7 @@ public enum MachinePage {
             for reading in gpu {
                 let pid = reading.labels.first { $0.name == "pid" }?.value
                 if let pid, let number = Int32(pid), shownPIDs.contains(number) {
-                    samples[reading.name, default: []].append(([experiment] + reading.labels.map { ($0.name, $0.value) }, reading.value))
+                    add(reading.name, Pending(experiment: experiment, labels: reading.labels, value: reading.value))
                 } else {
                     let device = reading.labels.filter { $0.name != "pid" }
                     if others[device] == nil { otherOrder.append(device) }
@@ -58,14 +68,15 @@ public enum MachinePage {
                 }
             }
             for device in otherOrder {
-                let labels = [experiment] + (device + [Reading.Label("pid", "other")]).sorted { $0.name < $1.name }.map { ($0.name, $0.value) }
-                samples["hw.gpu.process.memory.usage", default: []].append((labels, others[device]!))
+                let labels = (device + [Reading.Label("pid", "other")]).sorted { $0.name < $1.name }
+                add("hw.gpu.process.memory.usage", Pending(experiment: experiment, labels: labels, value: others[device]!))
             }
         }
-        for entry in ExpositionNames.entries {
-            guard let family = samples[entry.series], !family.isEmpty else { continue }
+        for (entry, samples) in zip(ExpositionNames.entries, families) where !samples.isEmpty {
             writer.family(entry.family)
-            for sample in family { writer.sample(entry.family, labels: sample.labels, value: sample.value) }
+            for sample in samples {
+                writer.sample(entry.family, experiment: sample.experiment, labels: sample.labels, value: sample.value)
+            }
         }
     }
 
