@@ -54,9 +54,11 @@ public final class RemoteWriter: Sendable {
     let logger: Logger
     private let state: Mutex<RemoteWriteStatus>
 
-    /// Blocks per request (a tick is one block a series), and about how many bytes of them.
-    static let maxRowsPerRequest = 2_000
-    static let maxBytesPerRequest = 2 << 20
+    /// Blocks per request (a tick is one block a series), and about how many bytes of them: a
+    /// backlog goes a few ticks a request, so each series' labels are sent once for several
+    /// samples.
+    static let maxRowsPerRequest = 10_000
+    static let maxBytesPerRequest = 4 << 20
     /// How often the store is asked for what is new: well within the 2 s a sample may wait.
     static let pollPeriod: Duration = .milliseconds(250)
     static let maxBackoff: Duration = .seconds(30)
@@ -80,6 +82,8 @@ public final class RemoteWriter: Sendable {
         var cursor = try await store.cursor(cursorName)
         logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
         var reportedRemoval = cursor
+        // Each stored series' labels as sent, made once (a tick brings each again).
+        var seriesCache: [WriteRequestBuilder.SeriesID: [Prometheus_Label]?] = [:]
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let batch = try await store.outbox(
                 after: cursor, maxRows: Self.maxRowsPerRequest, maxBytes: Self.maxBytesPerRequest,
@@ -91,7 +95,7 @@ public final class RemoteWriter: Sendable {
                 ])
                 reportedRemoval = batch.removedThrough
             }
-            var builder = WriteRequestBuilder(externalLabels: target.externalLabels)
+            var builder = WriteRequestBuilder(externalLabels: target.externalLabels, series: seriesCache)
             var oldest: Int64?
             for (_, row) in batch.rows {
                 guard case let .metricBlock(parentID, key, _, _, _, wallclockMin, _, data) = row else { continue }
@@ -101,6 +105,8 @@ public final class RemoteWriter: Sendable {
                     logger.error("a stored block could not be read; its points are not sent", metadata: ["key": "\(key)", "error": "\(error)"])
                 }
             }
+            // Bounded: trainers' series (--remote-write-processes) come and go for months.
+            seriesCache = builder.seriesCache.count > 100_000 ? [:] : builder.seriesCache
             if builder.samples > 0 {
                 try await send(builder, oldest: oldest ?? 0)
             }

@@ -13,33 +13,49 @@ struct WriteRequestBuilder {
     let externalLabels: [(name: String, value: String)]
     private(set) var request = Prometheus_WriteRequest()
     private(set) var samples = 0
-    /// Each series' place in `request.timeseries`, by its labels.
-    private var index: [[String]: Int] = [:]
+    /// Each stored series' labels as sent (nil: not a series the page shows), kept by the caller
+    /// from one request to the next.
+    private(set) var seriesCache: [SeriesID: [Prometheus_Label]?]
+    /// Each series' place in `request.timeseries`.
+    private var index: [SeriesID: Int] = [:]
 
-    init(externalLabels: [String: String]) {
-        self.externalLabels = externalLabels.map { (ExpositionWriter.labelName($0.key), $0.value) }.sorted { $0.name < $1.name }
+    struct SeriesID: Hashable {
+        var parentID: String
+        var key: String
     }
 
-    /// Adds a block's points; false when its key is not a series the page shows.
-    mutating func add(parentID: String, key: String, block: [UInt8]) throws -> Bool {
-        guard let parsed = SeriesKey(parsing: key), let entry = ExpositionNames.bySeries[parsed.name] else { return false }
-        var columns = MetricColumns()
-        try block.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
+    init(externalLabels: [String: String], series: [SeriesID: [Prometheus_Label]?] = [:]) {
+        self.externalLabels = externalLabels.map { (ExpositionWriter.labelName($0.key), $0.value) }.sorted { $0.name < $1.name }
+        self.seriesCache = series
+    }
+
+    /// A stored series' labels as sent, sorted by name; nil for a key the page does not show.
+    func labels(parentID: String, key: String) -> [Prometheus_Label]? {
+        guard let parsed = SeriesKey(parsing: key), let entry = ExpositionNames.bySeries[parsed.name] else { return nil }
         var labels: [(name: String, value: String)] = [("__name__", entry.family.sampleName)]
         for label in parsed.labels { labels.append((ExpositionWriter.labelName(label.name), label.value)) }
         if parentID != "host" { labels.append(("experiment_id", parentID)) }
         for external in externalLabels where !labels.contains(where: { $0.name == external.name }) { labels.append(external) }
         labels.sort { $0.name < $1.name }
-        let identity = labels.flatMap { [$0.name, $0.value] }
+        return labels.map { label in .with { $0.name = label.name; $0.value = label.value } }
+    }
+
+    /// Adds a block's points; false when its key is not a series the page shows.
+    mutating func add(parentID: String, key: String, block: [UInt8]) throws -> Bool {
+        let id = SeriesID(parentID: parentID, key: key)
+        let known = seriesCache[id]
+        let labels = known ?? labels(parentID: parentID, key: key)
+        if known == nil { seriesCache[id] = .some(labels) }
+        guard let labels else { return false }
+        var columns = MetricColumns()
+        try block.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
         let position: Int
-        if let known = index[identity] {
-            position = known
+        if let existing = index[id] {
+            position = existing
         } else {
             position = request.timeseries.count
-            index[identity] = position
-            request.timeseries.append(.with { series in
-                series.labels = labels.map { label in .with { $0.name = label.name; $0.value = label.value } }
-            })
+            index[id] = position
+            request.timeseries.append(.with { $0.labels = labels })
         }
         for point in 0..<columns.count where columns.nonFloat[point] == nil {
             request.timeseries[position].samples.append(.with {

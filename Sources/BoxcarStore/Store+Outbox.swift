@@ -173,9 +173,12 @@ extension Store {
         case .machineSeries(experiments: true): "AND s.key >= 'system/' AND s.key < 'system0'"
         case .machineSeries(experiments: false): "AND s.parent_id = 'host'"
         }
+        // CROSS JOIN keeps the blocks, in seq order, the outer loop that LIMIT stops: given
+        // `parent_id = 'host'`, SQLite would rather start from the series' index and sort every
+        // block after the cursor (a backlog of 2,000,000 drained at 26,000 points/s that way).
         let blocks = OutboxQuery(sql: """
             SELECT b.seq, s.parent_id, s.key, b.count, b.step_min, b.step_max, b.wallclock_min, b.wallclock_max, b.data
-            FROM metric_blocks b JOIN series s ON s.id = b.series_id
+            FROM metric_blocks b CROSS JOIN series s ON s.id = b.series_id
             WHERE b.seq > ? \(blockFilter) ORDER BY b.seq
             """) { s in
             .metricBlock(
