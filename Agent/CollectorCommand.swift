@@ -172,8 +172,13 @@ struct CollectorProcess: Service {
             metrics: { format in
                 var health = AgentExposition.processHealth(version: collector.version, statistics: reads.statistics)
                 let counts = collector.statistics.current
+                // An agent that reconnects has two streams for a moment: its newest counts.
+                var newest: [String: (stream: Int, agent: CollectorStatistics.Agent)] = [:]
+                for (stream, agent) in counts.agents where stream > (newest[agent.agentID.uuidString]?.stream ?? .min) {
+                    newest[agent.agentID.uuidString] = (stream, agent)
+                }
                 health.collector = .init(
-                    agents: counts.agents.values.sorted { ($0.host, $0.agentID.uuidString) < ($1.host, $1.agentID.uuidString) }
+                    agents: newest.values.map(\.agent).sorted { ($0.host, $0.agentID.uuidString) < ($1.host, $1.agentID.uuidString) }
                         .map { ($0.agentID.uuidString.lowercased(), $0.host, $0.records, $0.seconds) },
                     rows: counts.rows, batches: counts.batches, postgresErrors: counts.postgresErrors)
                 var writer = ExpositionWriter(format: format)

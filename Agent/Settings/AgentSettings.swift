@@ -235,7 +235,8 @@ struct AgentSettings: Sendable {
                 guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                     throw CLIError("remote-write must be an http:// or https:// URL, not \(url)")
                 }
-                settings.agent.remoteWrite.urls.append(url)
+                // The same URL twice would send every point twice, on one cursor.
+                if !settings.agent.remoteWrite.urls.contains(url) { settings.agent.remoteWrite.urls.append(url) }
             }
         },
         Setting(

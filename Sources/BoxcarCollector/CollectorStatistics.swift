@@ -43,7 +43,7 @@ public final class CollectorStatistics: Sendable {
         counts.withLock {
             $0.rows += rows
             $0.batches += 1
-            $0.agents[stream]?.records = Int64(agentLastSeq) - Int64(min(throughSeq, agentLastSeq))
+            $0.agents[stream]?.records = Int64(clamping: agentLastSeq - min(throughSeq, agentLastSeq))
             $0.agents[stream]?.seconds = agentLagSeconds
         }
     }

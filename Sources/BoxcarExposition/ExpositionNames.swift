@@ -112,6 +112,21 @@ public enum ExpositionNames {
         "process.count": "process.cpu.time",
     ]
 
+    /// A trainer's tree totals as the store keeps them (`pid`: the root), which remote write sends
+    /// with `--remote-write-processes`: names of their own, since the page's `process_…` families
+    /// are each process alone.
+    public static let treeEntries: [Entry] = [
+        .init("process.cpu.time", Family("process_tree_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time of the trainer's whole tree (remote write only)")),
+        .init("process.memory.usage", Family("process_tree_memory_usage_bytes", .gauge, unit: "bytes", help: "Resident memory of the trainer's whole tree (remote write only)")),
+        .init("process.thread.count", Family("process_tree_threads", .gauge, help: "Threads of the trainer's whole tree (remote write only)")),
+        .init("process.open_file_descriptor.count", Family("process_tree_open_file_descriptors", .gauge, help: "Open file descriptors of the trainer's whole tree (remote write only)")),
+        .init("process.count", Family("process_tree_processes", .gauge, help: "Processes in the trainer's tree (remote write only)")),
+        .init("process.disk.io.cumulative", Family("process_tree_disk_io_bytes", .counter, unit: "bytes", help: "Bytes the trainer's whole tree read and wrote to storage (remote write only)")),
+    ]
+
+    /// Each tree series name's entry.
+    public static let treeBySeries: [String: Entry] = Dictionary(uniqueKeysWithValues: treeEntries.map { ($0.series, $0) })
+
     /// Each series name's entry.
     public static let bySeries: [String: Entry] = Dictionary(uniqueKeysWithValues: entries.map { ($0.series, $0) })
 
@@ -138,7 +153,7 @@ extension ExpositionNames {
             "| exposed as | type | unit | the agent's series | node_exporter, dcgm-exporter |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for entry in entries {
+        for entry in entries + treeEntries {
             lines.append("| \(name(entry.family)) | \(entry.family.type.rawValue) | \(entry.family.unit ?? "") | `\(entry.series)` | \(entry.peer) |")
         }
         lines += ["", "| exposed as | type | meaning |", "| --- | --- | --- |"]

@@ -62,7 +62,7 @@ public struct HTTPServer: Sendable {
     /// Serves until graceful shutdown; `onListening` gets the address bound ("127.0.0.1:9400").
     public func run(onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws {
         let router = Router()
-        router.add(middleware: Guard(authorize: authorize))
+        router.add(middleware: Guard())
         let endpoints = self.endpoints
         // HEAD answers as GET would, without the body.
         func route(_ path: RouterPath, _ handler: @escaping @Sendable (Request) async -> Response) {
@@ -72,7 +72,14 @@ public struct HTTPServer: Sendable {
                 return Response(status: response.status, headers: response.headers)
             }
         }
+        let authorize = self.authorize
         route("/metrics") { request in
+            // Here, not by path in the guard: the router also sends "/metrics/" here.
+            guard authorize(request.headers[.authorization]) else {
+                var response = Self.text(.unauthorized, "/metrics needs the bearer token: send `Authorization: Bearer <token>`\n")
+                response.headers[.wwwAuthenticate] = "Bearer"
+                return response
+            }
             let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
             let page = await endpoints.metrics(format)
             return Response(
@@ -110,11 +117,8 @@ public struct HTTPServer: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    /// Refuses what no endpoint takes before a handler runs: bodies, other methods, a missing
-    /// token on /metrics.
+    /// Refuses what no endpoint takes before a handler runs: bodies, other methods.
     struct Guard: RouterMiddleware {
-        let authorize: @Sendable (String?) -> Bool
-
         func handle(_ request: Request, context: BasicRequestContext, next: (Request, BasicRequestContext) async throws -> Response) async throws -> Response {
             if let length = request.headers[.contentLength].flatMap(Int.init), length > 0 {
                 return HTTPServer.text(.contentTooLarge, "these endpoints take no request body\n")
@@ -125,11 +129,6 @@ public struct HTTPServer: Sendable {
             guard request.method == .get || request.method == .head else {
                 var response = HTTPServer.text(.methodNotAllowed, "only GET\n")
                 response.headers[.allow] = "GET, HEAD"
-                return response
-            }
-            if request.uri.path == "/metrics", !authorize(request.headers[.authorization]) {
-                var response = HTTPServer.text(.unauthorized, "/metrics needs the bearer token: send `Authorization: Bearer <token>`\n")
-                response.headers[.wwwAuthenticate] = "Bearer"
                 return response
             }
             return try await next(request, context)

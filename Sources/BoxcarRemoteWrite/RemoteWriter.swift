@@ -68,16 +68,51 @@ public final class RemoteWriter: Sendable {
         self.target = target
         self.client = client
         var logger = logger
-        logger[metadataKey: "remote_write"] = "\(target.url)"
+        logger[metadataKey: "remote_write"] = "\(Self.redacted(target.url))"
         self.logger = logger
-        state = Mutex(RemoteWriteStatus(url: target.url))
+        state = Mutex(RemoteWriteStatus(url: Self.redacted(target.url)))
     }
 
     public func status() -> RemoteWriteStatus { state.withLock { $0 } }
 
+    /// The URL without a password (`https://user:secret@host/…` → `https://user@host/…`): for
+    /// logs and the page's labels.
+    public static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let rest = url[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return url }
+        let user = authority[..<at].prefix { $0 != ":" }
+        var out = String(url[..<scheme.upperBound])
+        out += user
+        out += authority[at...]
+        out += rest.dropFirst(authority.count)
+        return out
+    }
+
     /// Sends until cancelled, or until a graceful shutdown finds it between requests: a request
     /// under way is let finish and its cursor kept, so that the next run does not send it again.
+    /// A failure of the store (a full disk, say) is logged and tried again with backoff: remote
+    /// write never stops for good while the agent runs.
     public func run() async throws {
+        var backoff: Duration = .seconds(1)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await drain()
+                return
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                logger.error("remote write failed to read the store; trying again", metadata: ["error": "\(error)"])
+                state.withLock { $0.lastError = "\(error)" }
+                let wait = backoff
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                backoff = min(backoff * 2, Self.maxBackoff)
+            }
+        }
+    }
+
+    private func drain() async throws {
         let cursorName = "remote_write:" + target.url
         var cursor = try await store.cursor(cursorName)
         logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
@@ -110,7 +145,13 @@ public final class RemoteWriter: Sendable {
             if builder.samples > 0 {
                 try await send(builder, oldest: oldest ?? 0)
             }
-            state.withLock { $0.lagSeconds = 0 }
+            // Behind while a backlog drains (a full request leaves more): by the newest sent.
+            let full = batch.rows.count >= Self.maxRowsPerRequest
+            let newest = batch.rows.last.flatMap { row -> Int64? in
+                if case let .metricBlock(_, _, _, _, _, _, wallclockMax, _) = row.row { return wallclockMax }
+                return nil
+            }
+            state.withLock { $0.lagSeconds = full && newest != nil ? max(0, Double(WallClock.now() - newest!) / 1e9) : 0 }
             if batch.through > cursor {
                 cursor = batch.through
                 try await store.setCursor(cursorName, to: cursor)
@@ -125,6 +166,7 @@ public final class RemoteWriter: Sendable {
     private func send(_ builder: WriteRequestBuilder, oldest: Int64) async throws {
         let body = Snappy.compress(try builder.request.serializedBytes())
         var backoff: Duration = .milliseconds(250)
+        var warned = false
         while true {
             let outcome: Outcome
             do {
@@ -151,15 +193,13 @@ public final class RemoteWriter: Sendable {
                 }
                 return
             case .retry(let reason):
-                let first = state.withLock { status in
-                    defer {
-                        status.failedRequests += 1
-                        status.lastError = reason
-                        status.lagSeconds = Double(WallClock.now() - oldest) / 1e9
-                    }
-                    return status.lastError == nil
+                state.withLock { status in
+                    status.failedRequests += 1
+                    status.lastError = reason
+                    status.lagSeconds = Double(WallClock.now() - oldest) / 1e9
                 }
-                if first { logger.warning("remote write failed; trying again with backoff", metadata: ["reason": "\(reason)"]) }
+                if !warned { logger.warning("remote write failed; trying again with backoff", metadata: ["reason": "\(reason)"]) }
+                warned = true
                 let wait = backoff
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                 backoff = min(backoff * 2, Self.maxBackoff)
@@ -183,8 +223,15 @@ public final class RemoteWriter: Sendable {
         for header in target.headers { request.headers.replaceOrAdd(name: header.name, value: header.value) }
         request.body = .bytes(ByteBuffer(bytes: body))
         let response = try await client.execute(request, timeout: .seconds(30))
-        let answer = try await response.body.collect(upTo: 64 << 10)
-        let text = "\(response.status.code) \(response.status.reasonPhrase): " + String(buffer: answer).prefix(500)
+        // The status decides; the body only explains (a long one is cut, not an error).
+        var explanation = ""
+        do {
+            for try await part in response.body {
+                explanation += String(buffer: part)
+                if explanation.utf8.count >= 500 { break }
+            }
+        } catch {}
+        let text = "\(response.status.code) \(response.status.reasonPhrase): " + explanation.prefix(500)
         switch response.status.code {
         case 200..<300: return .accepted
         case 429, 500...: return .retry(text)

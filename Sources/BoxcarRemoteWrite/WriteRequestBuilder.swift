@@ -31,7 +31,10 @@ struct WriteRequestBuilder {
 
     /// A stored series' labels as sent, sorted by name; nil for a key the page does not show.
     func labels(parentID: String, key: String) -> [Prometheus_Label]? {
-        guard let parsed = SeriesKey(parsing: key), let entry = ExpositionNames.bySeries[parsed.name] else { return nil }
+        guard let parsed = SeriesKey(parsing: key) else { return nil }
+        // A trainer's tree totals, not one process: names of their own.
+        let tree = parentID != "host" && parsed.name.hasPrefix("process.")
+        guard let entry = tree ? ExpositionNames.treeBySeries[parsed.name] : ExpositionNames.bySeries[parsed.name] else { return nil }
         var labels: [(name: String, value: String)] = [("__name__", entry.family.sampleName)]
         for label in parsed.labels { labels.append((ExpositionWriter.labelName(label.name), label.value)) }
         if parentID != "host" { labels.append(("experiment_id", parentID)) }

@@ -33,6 +33,8 @@ public final class Sampler: Sendable {
     private let thread = NIOThreadPool(numberOfThreads: 1)
     /// The last tick, for the exporter's page.
     private let latest = Mutex<MachineSnapshot?>(nil)
+    /// The trainers attached at the last tick whose read succeeded.
+    private let lastAttached = Mutex<[(experimentID: String, pid: Int32)]>([])
     /// Whether each tick is kept for the exporter (`--http`): an agent without one does not
     /// pay for the copies.
     let keepsSnapshot: Bool
@@ -87,7 +89,14 @@ public final class Sampler: Sendable {
     }
 
     func tick(elapsed: Duration?) async throws {
-        let attached = (try? await store.attachedProcesses()) ?? []
+        // A failed read keeps the last list: an empty one would end every tree's running totals.
+        let attached: [(experimentID: String, pid: Int32)]
+        if let read = try? await store.attachedProcesses() {
+            attached = read
+            lastAttached.withLock { $0 = read }
+        } else {
+            attached = lastAttached.withLock { $0 }
+        }
         let roots = attached.map(\.pid)
         // Sensors block (file reads, NVML): on the sampler's own thread, not the concurrency pool's.
         let sensors = self.sensors

@@ -142,7 +142,11 @@ public final class SensorSet: @unchecked Sendable {
             trainerCgroups[root] = cgroup
             // cgroup v1 and unreadable cgroups are reported once by the host's cgroup sensor.
             let mine = (try? cgroup.sample(elapsed: elapsed)) ?? []
-            trees[root, default: []] += mine.map { Reading($0.name, $0.labels + [.init("pid", String(root))], $0.value) }
+            trees[root, default: []] += mine.map { reading in
+                var labelled = Reading(reading.name, reading.labels + [.init("pid", String(root))], reading.value)
+                labelled.isCumulative = reading.isCumulative
+                return labelled
+            }
         }
         var xids: [(gpu: Int, xid: UInt64)] = []
         if let nvidia {

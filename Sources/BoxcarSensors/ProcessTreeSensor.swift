@@ -39,6 +39,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     public private(set) var lastProcesses: [Int32: [ProcessSample]] = [:]
     /// Each root's running totals: CPU ticks, bytes read, bytes written.
     var totals: [Int32: (cpuTicks: UInt64, read: UInt64, write: UInt64)] = [:]
+    /// Each root's processes already counted in its totals: one whose read failed for a tick
+    /// comes back without its whole life being added again.
+    var counted: [Int32: Set<Int32>] = [:]
 
     /// One process of a tree as the last tick read it.
     public struct ProcessSample: Sendable, Equatable {
@@ -201,6 +204,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         lastTree = [:]
         lastProcesses = [:]
         totals = totals.filter { roots.contains($0.key) }
+        counted = counted.filter { roots.contains($0.key) }
         for root in Set(roots).sorted() {
             var members: [Int32] = []
             var stats: [Stat] = []
@@ -242,6 +246,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                     residentBytes: Double(stat.residentPages) * pageSize, threads: Double(stat.threads),
                     descriptors: count.map(Double.init), readBytes: io.map { Double($0.read) }, writeBytes: io.map { Double($0.write) })
                 if let before = previous[pid] {
+                    counted[root, default: []].insert(pid)
                     let cpu = counters.cpuTicks >= before.cpuTicks ? counters.cpuTicks - before.cpuTicks : 0
                     cpuDelta += cpu
                     added.cpuTicks += cpu
@@ -255,7 +260,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                     }
                     added.read += (counters.readBytes ?? 0) >= (before.readBytes ?? 0) ? (counters.readBytes ?? 0) - (before.readBytes ?? 0) : 0
                     added.write += (counters.writeBytes ?? 0) >= (before.writeBytes ?? 0) ? (counters.writeBytes ?? 0) - (before.writeBytes ?? 0) : 0
-                } else {
+                } else if counted[root, default: []].insert(pid).inserted {
                     // New since the last tick (or the tree is new): all it did counts.
                     added.cpuTicks += counters.cpuTicks
                     added.read += counters.readBytes ?? 0

@@ -23,6 +23,7 @@ import Testing
         chmod(token, 0o600)
         let flags = try AgentSettings.flags([
             "--remote-write", "http://127.0.0.1:9090/api/v1/write", "--remote-write=https://vm.example.org/api/v1/write",
+            "--remote-write", "http://127.0.0.1:9090/api/v1/write",  // twice: once
             "--remote-write-header", "X-Scope-OrgID: team-a", "--remote-write-header", "X-Note: a, b",
             "--remote-write-token-file", token,
         ])

@@ -11,7 +11,7 @@ import Testing
 
 @Suite struct ExpositionNameTests {
     /// Every family the agent can expose, the machine's and its own.
-    static let families = ExpositionNames.entries.map(\.family) + AgentHealth.families
+    static let families = (ExpositionNames.entries + ExpositionNames.treeEntries).map(\.family) + AgentHealth.families
 
     @Test func namesFollowPrometheusRules() {
         let valid = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/

@@ -107,9 +107,15 @@ func snappyDecode(_ input: [UInt8]) throws -> [UInt8] {
         #expect(series[0].samples.map(\.timestamp) == [1000, 2000, 3500])
         #expect(series[0].samples.map(\.value) == [5, 6, 7])
         #expect(series[1].labels.map { "\($0.name)=\($0.value)" } == [
-            "__name__=process_cpu_time_seconds_total", "cluster_name=a", "experiment_id=e1", "host=other", "pid=42",
+            "__name__=process_tree_cpu_time_seconds_total", "cluster_name=a", "experiment_id=e1", "host=other", "pid=42",
         ])
         #expect(builder.samples == 4)
+    }
+
+    @Test func passwordsInURLsStayOutOfLogsAndLabels() {
+        #expect(RemoteWriter.redacted("https://team:s3cret@mimir.example.org/api/v1/push") == "https://team@mimir.example.org/api/v1/push")
+        #expect(RemoteWriter.redacted("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write")
+        #expect(RemoteWriter.redacted("http://a@b:9/x@y") == "http://a@b:9/x@y")
     }
 
     @Test func seriesKeysReadBackAsTheSamplerWroteThem() {

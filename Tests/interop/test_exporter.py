@@ -265,6 +265,9 @@ def test_the_token_guards_metrics_and_not_the_probes(tmp_path):
         status, headers, _ = get(f"http://{address}/metrics")
         assert status == 401 and headers.get("WWW-Authenticate") == "Bearer"
         assert get(f"http://{address}/metrics", {"Authorization": "Bearer wrong"})[0] == 401
+        # The router sends /metrics/ and //metrics to the same page: the token is asked there too.
+        assert get(f"http://{address}/metrics/")[0] == 401
+        assert get(f"http://{address}//metrics")[0] in (401, 404)
         assert "boxcar_build_info" in page(address, headers={"Authorization": "Bearer s3cret"})
         assert get(f"http://{address}/healthz")[0] == 200
 
