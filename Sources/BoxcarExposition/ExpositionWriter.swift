@@ -133,13 +133,7 @@ public struct ExpositionWriter {
         if !suffix.isEmpty { append(suffix) }
         if !labels.isEmpty {
             bytes.append(UInt8(ascii: "{"))
-            for (index, label) in labels.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                appendLabelName(label.name)
-                append("=\"")
-                appendEscaped(label.value, quotes: true)
-                bytes.append(UInt8(ascii: "\""))
-            }
+            for (index, label) in labels.enumerated() { appendLabel(label.name, label.value, first: index == 0) }
             bytes.append(UInt8(ascii: "}"))
         }
         bytes.append(UInt8(ascii: " "))
@@ -158,21 +152,8 @@ public struct ExpositionWriter {
         append(family.sampleName)
         if experiment != nil || !labels.isEmpty {
             bytes.append(UInt8(ascii: "{"))
-            var first = true
-            if let experiment {
-                append("experiment_id=\"")
-                appendEscaped(experiment, quotes: true)
-                bytes.append(UInt8(ascii: "\""))
-                first = false
-            }
-            for label in labels {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
-                appendLabelName(label.name)
-                append("=\"")
-                appendEscaped(label.value, quotes: true)
-                bytes.append(UInt8(ascii: "\""))
-            }
+            if let experiment { appendLabel("experiment_id", experiment, first: true) }
+            for (index, label) in labels.enumerated() { appendLabel(label.name, label.value, first: index == 0 && experiment == nil) }
             bytes.append(UInt8(ascii: "}"))
         }
         bytes.append(UInt8(ascii: " "))
@@ -190,6 +171,15 @@ public struct ExpositionWriter {
 
     private mutating func append(_ string: String) {
         bytes.append(contentsOf: string.utf8)
+    }
+
+    /// `name="value"`, after a comma unless it is the first.
+    private mutating func appendLabel(_ name: String, _ value: String, first: Bool) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        appendLabelName(name)
+        append("=\"")
+        appendEscaped(value, quotes: true)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     private mutating func appendLabelName(_ name: String) {

@@ -42,7 +42,29 @@ def get(url: str, headers: dict | None = None, timeout: float = 10) -> tuple[int
         return error.code, dict(error.headers), error.read()
 
 
-class Prometheus:
+class Server:
+    """A server process of a test, in a temporary directory of its own (`dir`), stopped with
+    SIGTERM and its directory removed by `close`."""
+
+    process: subprocess.Popen | None = None
+    dir: Path
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Prometheus(Server):
     """`prometheus` with the given scrape jobs, on 127.0.0.1:<free port>, its TSDB in a
     temporary directory; `--web.enable-remote-write-receiver` so that remote write can be tested
     against it too."""
@@ -99,22 +121,8 @@ class Prometheus:
         assert status == 200 and answer["status"] == "success", answer
         return answer["data"]["result"]
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class VictoriaMetrics:
+class VictoriaMetrics(Server):
     """`victoria-metrics` (Debian's package) on 127.0.0.1:<free port>, its data in a temporary
     directory; restartable on the same port and data, for outages."""
 
@@ -154,16 +162,3 @@ class VictoriaMetrics:
         assert status == 200, body
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
