@@ -213,21 +213,7 @@ func connectLoopback(port: Int) throws -> Int32 {
     return fd
 }
 
-/// GET /metrics on 127.0.0.1:`port`, one connection, read to its end; the body.
+/// GET `path` on 127.0.0.1:`port` over a connection of its own; the body.
 func httpGet(port: Int, path: String = "/metrics") throws -> [UInt8] {
-    let fd = try connectLoopback(port: port)
-    defer { close(fd) }
-    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
-    guard write(fd, request, request.count) == request.count else { throw BenchError("write: \(errno)") }
-    var response: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { break }
-        response += buffer[..<count]
-    }
-    guard let end = response.firstRange(of: Array("\r\n\r\n".utf8)), response.starts(with: Array("HTTP/1.1 200".utf8)) else {
-        throw BenchError("port \(port) did not answer 200: \(String(decoding: response.prefix(200), as: UTF8.self))")
-    }
-    return Array(response[end.upperBound...])
+    try HTTPConnection(port: port).get(path)
 }

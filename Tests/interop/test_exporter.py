@@ -151,21 +151,29 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
         address = http_address(agent)
         prometheus = Prometheus([{"job_name": "boxcar", "scrape_interval": "1s", "static_configs": [{"targets": [address]}]}])
         try:
-            series = 'system_cpu_utilization_ratio{cpu="0",state="idle"}'
-            raw = wait_for(
-                lambda: (lambda r: r if r and len(r[0]["values"]) >= 5 else None)(prometheus.query(series + "[5m]")),
-                60, "five scrapes of the agent in Prometheus")
+            # The CPU's idle share, and memory in use, which moves every tick even when the CPUs
+            # are all busy (the agent's own writes change the page cache) so that matching values
+            # prove something.
+            compared = {
+                'system_cpu_utilization_ratio{cpu="0",state="idle"}': 'system/system.cpu.utilization{cpu="0",state="idle"}',
+                'system_memory_usage_bytes{state="used"}': 'system/system.memory.usage{state="used"}',
+            }
+            for series in compared:
+                wait_for(lambda: (lambda r: r if r and len(r[0]["values"]) >= 5 else None)(prometheus.query(series + "[5m]")),
+                         60, f"five scrapes of {series} in Prometheus")
             assert prometheus.query('up{job="boxcar"}')[0]["value"][1] == "1"
             # The counters are on the page (read beside the rates; stored only for remote write).
             assert float(prometheus.query('system_cpu_time_seconds_total{cpu="0",state="idle"}')[0]["value"][1]) > 0
 
             # Every value Prometheus scraped is a value the agent stored, sampled before the scrape.
-            points = stored(agent, 'system/system.cpu.utilization{cpu="0",state="idle"}')
-            assert len({value for _, value in points}) > 1, "the idle share did not move: the comparison below would prove little"
-            for scraped_at, value in raw[0]["values"]:
-                matching = [at for at, stored_value in points if stored_value == float(value)]
-                assert matching, f"Prometheus has {value} at {scraped_at}, which the agent never stored"
-                assert min(matching) <= float(scraped_at) + 0.5
+            memory_points = stored(agent, compared['system_memory_usage_bytes{state="used"}'])
+            assert len({value for _, value in memory_points}) > 1, "memory in use did not move: the comparison would prove little"
+            for series, key in compared.items():
+                points = stored(agent, key)
+                for scraped_at, value in prometheus.query(series + "[5m]")[0]["values"]:
+                    matching = [at for at, stored_value in points if stored_value == float(value)]
+                    assert matching, f"Prometheus has {series} = {value} at {scraped_at}, which the agent never stored"
+                    assert min(matching) <= float(scraped_at) + 0.5
 
             memory = prometheus.query("system_memory_limit_bytes")
             assert float(memory[0]["value"][1]) == stored(agent, "system/system.memory.limit")[-1][1]
