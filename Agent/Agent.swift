@@ -69,6 +69,20 @@ final class Agent: Service, Sendable {
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
         let identity = try await establishIdentity(store, logger: logger)
         let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
+        if try artifacts.isOwned(by: try await store.databaseID()) {
+            let leftovers = artifacts.removeLeftovers(keeping: try await store.referencedBlobs())
+            if leftovers.partialUploads + leftovers.orphans > 0 {
+                logger.notice("removed what an earlier run left in the artifacts directory", metadata: [
+                    "partial_uploads": "\(leftovers.partialUploads)", "unreferenced_blobs": "\(leftovers.orphans)",
+                ])
+            }
+        } else {
+            logger.warning("the artifacts directory \(artifacts.root) belongs to another database (its owner file names another): partial uploads and unreferenced blobs in it are left alone")
+        }
+        let database = configuration.databasePath
+        warnIfOthersCanRead(
+            [parent(of: database), database, database + "-wal", database + "-shm", configuration.artifactsDirectory],
+            logger: logger)
         var forwarder: Forwarder?
         if !configuration.upstream.targets.isEmpty {
             var upstream = configuration.upstream
@@ -300,7 +314,13 @@ final class Agent: Service, Sendable {
         try checkSocketDirectory(directory)
         if let group = configuration.socketGroup {
             // The group may reach the socket, not write to the directory; one made by an earlier
-            // run without the group is given to it as well.
+            // run without the group is given to it as well, but never a shared one.
+            guard mayOpenToGroup(directory, created: created) else {
+                throw ValidationError(
+                    "--socket-group gives the socket's directory to the group (mode 0750), and \(directory) is not"
+                        + " the agent's own (another user's, or others may enter it): put the socket in a directory"
+                        + " of its own, e.g. --socket \(directory == "/" ? "" : directory)/boxcar/agent.sock")
+            }
             guard chown(directory, uid_t.max, group) == 0, chmod(directory, 0o750) == 0 else {
                 throw ArtifactError.io("cannot give the socket directory \(directory) to group \(group)", errno)
             }

@@ -7,7 +7,8 @@ import NIOPosix
 import NIOCore
 import ServiceLifecycle
 
-/// `boxcar agent`: runs the agent in the foreground until SIGINT or SIGTERM.
+/// `boxcar agent`: runs the agent in the foreground until SIGINT, SIGTERM or SIGHUP (a closed
+/// terminal: it stops as gracefully as for the others, and reloads nothing).
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
@@ -30,6 +31,7 @@ struct AgentCommand: AsyncParsableCommand {
             _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         }
         raiseFileLimit()
+        keepCreatedFilesPrivate()
         let settings = try await AgentSettings.resolve(flags: flags, environment: Defaults.environment)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -39,7 +41,7 @@ struct AgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "boxcar.agent")
         let agent = Agent(configuration: settings.agent, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
             logger: logger)
         // Calls still running after this long are cancelled, so shutdown ends within 5 s.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(3)

@@ -16,7 +16,7 @@ import ServiceLifecycle
 import Synchronization
 
 /// `boxcar collector`: receives what agents forward (`boxcar agent --upstream`) and writes it
-/// into PostgreSQL, until SIGINT or SIGTERM.
+/// into PostgreSQL, until SIGINT, SIGTERM or SIGHUP.
 struct CollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collector",
@@ -65,6 +65,7 @@ struct CollectorCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw CLIError("log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not \(logLevel)")
         }
+        keepCreatedFilesPrivate()
         let address: PostgresAddress
         do { address = try PostgresAddress(parsing: postgres) } catch { throw CLIError("\(error)") }
         let tcp = try listen.map {
@@ -113,7 +114,7 @@ struct CollectorCommand: AsyncParsableCommand {
             tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, http: httpAddress, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: client), .init(service: process)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            gracefulShutdownSignals: [.sigterm, .sigint, .sighup], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
         do {
             try await ServiceGroup(configuration: groupConfiguration).run()

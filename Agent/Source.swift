@@ -68,7 +68,9 @@ struct SourceOptions: ParsableArguments {
     private func connection() throws -> (AgentTarget, String?) {
         guard let target else {
             guard tokenFile == nil, ca == nil else { throw CLIError("--token-file and --ca go with --target") }
-            return (.unixSocket(socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath), nil)
+            let path = socket ?? Defaults.environment["BOXCAR_SOCKET"] ?? Defaults.socketPath
+            try checkSocketBeforeConnecting(path, environment: Defaults.environment)
+            return (.unixSocket(path), nil)
         }
         guard socket == nil else { throw CLIError("give --socket or --target, not both") }
         let address: TCPAddress

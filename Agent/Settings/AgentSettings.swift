@@ -75,12 +75,14 @@ struct AgentSettings: Sendable {
         },
         Setting(
             "sample-interval", .value(placeholder: "SECONDS"), default: "`1`", value: "1",
-            help: "how often the machine is sampled; `0` turns sampling off",
-            note: "Seconds between samples of the machine (fractions allowed); 0 turns sampling off.",
+            help: "how often the machine is sampled, 0.01 to 3600 s; `0` turns sampling off",
+            note: "Seconds between samples of the machine, 0.01 to 3600 (fractions allowed); 0 turns sampling off.",
             example: "1"
         ) { text, settings in
-            guard let seconds = Double(text), seconds >= 0, seconds.isFinite else {
-                throw CLIError("sample-interval must be a number of seconds (0 turns sampling off), not \(text)")
+            // A tick under 10 ms would be all the agent did (one takes about 0.5 ms of CPU), and
+            // one over an hour is a mistaken unit; neither may pass as something else.
+            guard let seconds = Double(text), seconds == 0 || (0.01...3600).contains(seconds) else {
+                throw CLIError("sample-interval must be 0 (sampling off) or 0.01 to 3600 seconds, not \(text)")
             }
             settings.agent.sampleInterval = seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : nil
         },
@@ -337,6 +339,11 @@ struct AgentSettings: Sendable {
     static func resolve(flags: [String: String], environment: [String: String]) async throws -> AgentSettings {
         var file: ConfigReader?
         if let path = flags["config"] ?? environment["BOXCAR_CONFIG"] {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw CLIError("cannot read the configuration file \(path): \(describe(error))")
+            }
+            try ConfigurationFile.check(text, path: path, settings: all)
             do {
                 file = ConfigReader(provider: try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
             } catch {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Crypto
+import BoxcarModel
 import Foundation
 import GRPCCore
 import Synchronization
@@ -39,13 +39,10 @@ final class TokenFile: Sendable {
     /// entry), or nil.
     func entry(forBearer given: String) -> Entry? {
         let entries = current()
-        let digest = Array(SHA256.hash(data: Array(given.utf8)))
+        guard let token = BearerToken.credentials(given) else { return nil }
+        let digest = BearerToken.digest(token)
         var found: Entry?
-        for entry in entries {
-            var difference: UInt8 = 0
-            for (a, b) in zip(digest, entry.digest) { difference |= a ^ b }
-            if difference == 0 { found = entry }
-        }
+        for entry in entries where BearerToken.same(digest, entry.digest) { found = entry }
         return found
     }
 
@@ -88,7 +85,7 @@ final class TokenFile: Sendable {
             }
             entries.append(Entry(
                 name: String(fields[0]), role: role,
-                digest: Array(SHA256.hash(data: Array("Bearer \(fields[2])".utf8)))))
+                digest: BearerToken.digest(String(fields[2]))))
         }
         guard !entries.isEmpty else { throw TokenFileError("the token file \(path) names no token") }
         return (info.st_mtim, entries)

@@ -56,6 +56,15 @@ extension Limits {
         if value.utf8.contains(0) { throw ValidationError("\(field) must not contain a NUL character") }
     }
 
+    /// A parent a client writes under: any valid id but `host`, the agent's own for the machine's
+    /// series, which a client's points would mix with (and which the sampler alone writes).
+    public func checkWritableParentID(_ value: String, _ field: String = "parent_id") throws {
+        try checkParentID(value, field)
+        if value == "host" {
+            throw ValidationError("\(field) host is the agent's own, for the machine's series; a client may not write under it")
+        }
+    }
+
     /// Checkpoint metrics: keys as metric keys, values finite.
     public func checkCheckpointMetrics(_ metrics: [String: Float]) throws {
         for (key, value) in metrics {

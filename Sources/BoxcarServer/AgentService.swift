@@ -85,7 +85,11 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             ingest = try batch.validated(limits)
                             // Check parents here, not only in the transaction, so that a refused
                             // batch is the last one read.
-                            for parent in Self.parents(of: ingest) where !knownParents.contains(parent) {
+                            // The series a batch declares count even when none of its points
+                            // do: a batch of no points to a parent that is not there is refused.
+                            var parents = Self.parents(of: ingest)
+                            for reference in batch.series { parents.insert(reference.parentID) }
+                            for parent in parents where !knownParents.contains(parent) {
                                 guard try await store.objectKind(parent) != nil else {
                                     throw NotFoundError("parent_id \(parent) names no experiment, checkpoint, model, version or file")
                                 }
@@ -165,11 +169,16 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             if request.to != 0 && request.to < request.from {
                 throw ValidationError("to (\(request.to)) is before from (\(request.from)); 0 means no upper bound")
             }
+            let axis: MetricRange.Axis
+            switch request.axis {
+            case .step: axis = .step
+            case .wallclock: axis = .wallclock
+            case .UNRECOGNIZED(let value):
+                throw ValidationError("axis \(value) is none of STEP (0) and WALLCLOCK (1)")
+            }
             let series = try await store.metrics(
                 parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys)
-            let range = MetricRange(
-                from: request.from, to: request.to == 0 ? .max : request.to,
-                axis: request.axis == .wallclock ? .wallclock : .step)
+            let range = MetricRange(from: request.from, to: request.to == 0 ? .max : request.to, axis: axis)
             return .with { response in
                 response.series = series.map { entry in
                     var columns = range.filter(entry.columns)

@@ -65,7 +65,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_UpdateMetadataRequest, context: ServerContext
     ) async throws -> Modelbox_UpdateMetadataResponse {
         try await handling {
-            try limits.checkParentID(request.parentID)
+            try limits.checkWritableParentID(request.parentID)
             let metadata = try request.metadata.validated(limits)
             let updatedAt = try await store.updateMetadata(parentID: request.parentID, metadata: metadata)
             if let experiment = try await store.experiment(id: request.parentID) {
@@ -120,7 +120,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         request: Modelbox_LogEventRequest, context: ServerContext
     ) async throws -> Modelbox_LogEventResponse {
         try await handling {
-            try limits.checkParentID(request.parentID)
+            try limits.checkWritableParentID(request.parentID)
             let event = try request.event.validated(limits, parentID: request.parentID)
             let createdAt = try await store.logEvent(event)
             return .with { $0.createdAt = .init(nanoseconds: createdAt) }

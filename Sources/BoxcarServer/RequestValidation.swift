@@ -38,7 +38,7 @@ extension Modelbox_Metadata {
 
 extension Modelbox_LogMetricsRequest {
     func validated(_ limits: Limits) throws -> MetricColumns {
-        try limits.checkParentID(parentID)
+        try limits.checkWritableParentID(parentID)
         try limits.checkKey(key)
         guard hasValue, let point = MetricPoint(value) else {
             throw ValidationError("value must hold f_val, s_tensor or b_tensor")
@@ -62,7 +62,7 @@ extension Modelbox_FileMetadata {
     /// `parentRequired` is false where the request itself names the parent (files of a checkpoint
     /// or model).
     func validated(_ limits: Limits, parentRequired: Bool = true) throws -> NewFile {
-        if parentRequired { try limits.checkParentID(parentID, "file parent_id") }
+        if parentRequired { try limits.checkWritableParentID(parentID, "file parent_id") }
         try limits.checkText(path, "path")
         try limits.checkLength(checksum, "checksum", max: limits.maxChecksumBytes)
         try limits.checkText(checksum, "checksum")
@@ -141,7 +141,7 @@ extension Boxcar_V1_LogBatch {
             throw ValidationError("\(series.count) series in one batch; the limit is \(limits.maxBatchRecords)")
         }
         for reference in series {
-            try limits.checkParentID(reference.parentID, "series parent_id")
+            try limits.checkWritableParentID(reference.parentID, "series parent_id")
             try limits.checkKey(reference.key)
         }
         let seriesCount = series.count
@@ -171,11 +171,11 @@ extension Boxcar_V1_LogBatch {
             ingest.series.append(.init(parentID: reference.parentID, key: reference.key, columns: columns[index]))
         }
         for event in events {
-            try limits.checkParentID(event.parentID, "event parent_id")
+            try limits.checkWritableParentID(event.parentID, "event parent_id")
             ingest.events.append(try event.event.validated(limits, parentID: event.parentID))
         }
         for update in metadata {
-            try limits.checkParentID(update.parentID, "metadata parent_id")
+            try limits.checkWritableParentID(update.parentID, "metadata parent_id")
             let metadata = Metadata(protobuf: update.metadata)
             try limits.checkMetadata(metadata)
             ingest.metadata.append(.init(parentID: update.parentID, metadata: metadata))

@@ -20,6 +20,58 @@ public struct ArtifactStore: Sendable {
         try makeDirectories(root + "/incoming")
     }
 
+    /// Whether this directory is the database's `owner`'s alone: the first database to ask
+    /// records its id in `owner`; a directory another database recorded (--artifacts given to two
+    /// agents) is shared, and nothing in it may be swept.
+    public func isOwned(by owner: Int64) throws -> Bool {
+        let path = root + "/owner"
+        if let recorded = try? String(contentsOfFile: path, encoding: .utf8),
+            let line = recorded.split(whereSeparator: \.isNewline).first {
+            return line == String(owner)
+        }
+        unlink(path)  // an empty one, from a crash between its creation and its write
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ArtifactError.io("cannot create \(path)", errno) }
+        defer { close(fd) }
+        let text = Array("\(owner)\n".utf8)
+        guard Glibc.write(fd, text, text.count) == text.count, fsync(fd) == 0 else {
+            throw ArtifactError.io("cannot write \(path)", errno)
+        }
+        return true
+    }
+
+    /// Removes what an agent killed mid-way left behind, and returns how much: uploads it never
+    /// finished (everything in `incoming/`) and blobs no record names (their record failed after
+    /// the bytes were in place, or was deleted). Only for an agent starting up, before any upload
+    /// can be in flight: a blob just renamed into place has no record yet.
+    public func removeLeftovers(keeping referenced: Set<String>) -> (partialUploads: Int, orphans: Int) {
+        var partialUploads = 0
+        for name in entries(of: root + "/incoming") where unlink("\(root)/incoming/\(name)") == 0 {
+            partialUploads += 1
+        }
+        var orphans = 0
+        for prefix in entries(of: root + "/blobs") {
+            for name in entries(of: "\(root)/blobs/\(prefix)") where !referenced.contains(name) {
+                if unlink("\(root)/blobs/\(prefix)/\(name)") == 0 { orphans += 1 }
+            }
+        }
+        return (partialUploads, orphans)
+    }
+
+    /// The names in a directory, but . and ..; none when it cannot be read.
+    private func entries(of directory: String) -> [String] {
+        guard let handle = opendir(directory) else { return [] }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     public func blobPath(_ sha256: String) -> String {
         "\(root)/blobs/\(sha256.prefix(2))/\(sha256)"
     }

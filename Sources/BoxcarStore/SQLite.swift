@@ -116,7 +116,8 @@ final class Statement {
     }
 
     func bind(_ index: Int32, _ value: String) {
-        sqlite3_bind_text(handle, index, value, -1, csqlite_transient())
+        // By its length: a -1 would end the text at an embedded NUL, and "id\0" would find "id".
+        sqlite3_bind_text(handle, index, value, Int32(value.utf8.count), csqlite_transient())
     }
 
     func bind(_ index: Int32, _ value: String?) {

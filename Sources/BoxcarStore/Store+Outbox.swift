@@ -355,6 +355,17 @@ extension Store {
         }
     }
 
+    /// A random number naming this database, made on first asking: the artifacts directory
+    /// records it as its owner, so that one agent never sweeps another's blobs.
+    public func databaseID() async throws -> Int64 {
+        try await write { context in
+            if let value = try Self.metaValue("database_id", context.connection) { return value }
+            let made = Int64.random(in: 1...Int64.max)
+            try Self.setMeta("database_id", made, context.connection)
+            return made
+        }
+    }
+
     public func setCursor(_ name: String, to seq: Int64) async throws {
         try await write { context in try Self.setMeta("cursor:" + name, seq, context.connection) }
     }

@@ -129,6 +129,17 @@ extension Store {
         }
     }
 
+    /// The blobs some file record names: what the artifact directory must keep.
+    public func referencedBlobs() async throws -> Set<String> {
+        try await read { connection in
+            let statement = try connection.statement("SELECT DISTINCT blob FROM files WHERE blob IS NOT NULL")
+            defer { statement.reset() }
+            var blobs: Set<String> = []
+            while try statement.step() { blobs.insert(statement.string(0)) }
+            return blobs
+        }
+    }
+
     static let fileColumns =
         "id, parent_id, file_type, checksum, path, blob, size, created_ns, updated_ns"
 

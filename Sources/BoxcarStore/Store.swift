@@ -35,6 +35,7 @@ public final class Store: Sendable {
         path: String, durability: Durability = .normal, queueCapacity: Int = 8192,
         logger: Logger = Logger(label: "boxcar.store")
     ) throws -> Store {
+        try refuseDirectory(path)
         // One writer per database: a second agent on the same file would reuse sequence numbers.
         let lock = Glibc.open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else {
@@ -65,6 +66,7 @@ public final class Store: Sendable {
 
     /// Opens an existing database for reading only, also while an agent writes to it.
     public static func openReadOnly(path: String) throws -> Store {
+        try refuseDirectory(path)
         let connection = try Connection(path: path, readOnly: true)
         guard try Migrations.checkedVersion(connection, path: path) > 0 else {
             throw SQLiteError(code: 1, message: "\(path) is not a boxcar database")
@@ -72,6 +74,18 @@ public final class Store: Sendable {
         let store = Store(path: path, writer: nil, lock: -1)
         store.giveBack(connection)
         return store
+    }
+
+    /// SQLite says only "disk I/O error" of a directory given as the database.
+    private static func refuseDirectory(_ path: String) throws {
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            throw DatabasePathError(description: "\(path) is a directory; the database is a file (for example \(path)/boxcar.db)")
+        }
+    }
+
+    public struct DatabasePathError: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// The descriptor holding the writer's lock on `<path>.lock`; -1 for read-only stores.

@@ -85,4 +85,37 @@ import Testing
         #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: ["ingest-memory-bytes": "512K"], environment: [:]) { _ in nil } }
         #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: [:], environment: ["BOXCAR_EXECUTOR": "threads"]) { _ in nil } }
     }
+
+    @Test func aSampleIntervalOutsideItsRangeIsRefusedWithTheRange() throws {
+        for text in ["1e-9", "0.001", "3601", "-1", "nan", "inf", "fast"] {
+            let error = #expect(throws: CLIError.self) {
+                try AgentSettings.resolve(flags: ["sample-interval": text], environment: [:]) { _ in nil }
+            }
+            #expect("\(error!)".contains("0 (sampling off) or 0.01 to 3600 seconds, not \(text)"))
+        }
+        for (text, milliseconds) in [("0.01", Int64(10)), ("3600", 3_600_000), ("0.5", 500)] {
+            let settings = try AgentSettings.resolve(flags: ["sample-interval": text], environment: [:]) { _ in nil }
+            #expect(settings.agent.sampleInterval == .milliseconds(milliseconds))
+        }
+        #expect(try AgentSettings.resolve(flags: ["sample-interval": "0"], environment: [:]) { _ in nil }.agent.sampleInterval == nil)
+    }
+
+    @Test func theConfigurationFileRefusesUnknownKeysListsAndEmptyValues() throws {
+        func problem(_ yaml: String) -> String? {
+            do {
+                try ConfigurationFile.check(yaml, path: "/etc/boxcar/boxcar.yaml", settings: AgentSettings.all)
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(problem("db: /var/lib/boxcar/boxcar.db\nsample-interval: 0.5\nallow-remote: true\n") == nil)
+        #expect(problem("# nothing set\n") == nil)
+        #expect(problem(SettingsDocs.configFile()) == nil)  // the documented file, all commented out
+        #expect(problem("sample-intervall: 1\n")?.contains("unknown key `sample-intervall`") == true)
+        #expect(problem("config: /other.yaml\n")?.contains("`config` is set by its flag or environment variable only") == true)
+        #expect(problem("label:\n  - a=b\n")?.contains("`label` takes one value") == true)
+        #expect(problem("upstream: {host: x}\n")?.contains("`upstream` takes one value") == true)
+        #expect(problem("db:\n")?.contains("`db` has no value") == true)
+        #expect(problem("- db\n")?.contains("must be a mapping") == true)
+        #expect(problem("db: [unclosed\n")?.contains("is not valid YAML") == true)
+    }
 }

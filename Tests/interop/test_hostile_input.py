@@ -102,6 +102,7 @@ CASES = [
     ("create experiment: garbage bytes", lambda t: t.raw("/modelbox.ModelStore/CreateExperiment")(os.urandom(64) + b"\xff\xff"), "INVALID_ARGUMENT"),
     ("create experiment: NaN in metadata", lambda t: t.ms.CreateExperiment(mb.CreateExperimentRequest(name="x", metadata=metadata(a=value(math.nan)))), "INVALID_ARGUMENT"),
     ("get experiment: unknown", lambda t: t.ms.GetExperiment(mb.GetExperimentRequest(id="0" * 40)), "NOT_FOUND"),
+    ("get experiment: its id with a trailing NUL", lambda t: t.ms.GetExperiment(mb.GetExperimentRequest(id=t.parent + "\0")), "NOT_FOUND"),
     ("list experiments: 300-byte namespace", lambda t: t.ag.ListExperiments(ag.ListExperimentsRequest(namespace=LONG)), "INVALID_ARGUMENT"),
     # metadata
     ("update metadata: unknown parent", lambda t: t.ms.UpdateMetadata(mb.UpdateMetadataRequest(parent_id="nope", metadata=metadata(a=value(1)))), "NOT_FOUND"),
@@ -110,9 +111,11 @@ CASES = [
     ("update metadata: 300-byte key", lambda t: t.ms.UpdateMetadata(mb.UpdateMetadataRequest(parent_id=t.parent, metadata=mb.Metadata(metadata={LONG: value(1)}))), "INVALID_ARGUMENT"),
     ("update metadata: nested 40 deep", lambda t: t.ms.UpdateMetadata(mb.UpdateMetadataRequest(parent_id=t.parent, metadata=metadata(a=nested(40)))), "INVALID_ARGUMENT"),
     ("update metadata: infinity", lambda t: t.ms.UpdateMetadata(mb.UpdateMetadataRequest(parent_id=t.parent, metadata=metadata(a=value(math.inf)))), "INVALID_ARGUMENT"),
+    ("update metadata: under the agent's host parent", lambda t: t.ms.UpdateMetadata(mb.UpdateMetadataRequest(parent_id="host", metadata=metadata(a=value(1)))), "INVALID_ARGUMENT"),
     ("list metadata: unknown parent", lambda t: t.ms.ListMetadata(mb.ListMetadataRequest(parent_id="nope")), "NOT_FOUND"),
     # metrics
     ("log metrics: unknown parent", lambda t: t.ms.LogMetrics(mb.LogMetricsRequest(parent_id="nope", key="k", value=mb.MetricsValue(f_val=1))), "NOT_FOUND"),
+    ("log metrics: under the agent's host parent", lambda t: t.ms.LogMetrics(mb.LogMetricsRequest(parent_id="host", key="k", value=mb.MetricsValue(f_val=1))), "INVALID_ARGUMENT"),
     ("log metrics: no value", lambda t: t.ms.LogMetrics(mb.LogMetricsRequest(parent_id=t.parent, key="k")), "INVALID_ARGUMENT"),
     ("log metrics: empty key", lambda t: t.ms.LogMetrics(mb.LogMetricsRequest(parent_id=t.parent, key="", value=mb.MetricsValue(f_val=1))), "INVALID_ARGUMENT"),
     ("log metrics: 300-byte key", lambda t: t.ms.LogMetrics(mb.LogMetricsRequest(parent_id=t.parent, key=LONG, value=mb.MetricsValue(f_val=1))), "INVALID_ARGUMENT"),
@@ -121,6 +124,7 @@ CASES = [
     ("get metrics: unknown parent", lambda t: t.ms.GetMetrics(mb.GetMetricsRequest(parent_id="nope")), "NOT_FOUND"),
     # events
     ("log event: unknown parent", lambda t: t.ms.LogEvent(mb.LogEventRequest(parent_id="nope", event=mb.Event(name="e"))), "NOT_FOUND"),
+    ("log event: under the agent's host parent", lambda t: t.ms.LogEvent(mb.LogEventRequest(parent_id="host", event=mb.Event(name="e"))), "INVALID_ARGUMENT"),
     ("log event: no event", lambda t: t.ms.LogEvent(mb.LogEventRequest(parent_id=t.parent)), "INVALID_ARGUMENT"),
     ("log event: 300-byte name", lambda t: t.ms.LogEvent(mb.LogEventRequest(parent_id=t.parent, event=mb.Event(name=LONG))), "INVALID_ARGUMENT"),
     ("log event: NaN in metadata", lambda t: t.ms.LogEvent(mb.LogEventRequest(parent_id=t.parent, event=mb.Event(name="e", metadata=metadata(a=value(math.nan))))), "INVALID_ARGUMENT"),
@@ -147,10 +151,13 @@ CASES = [
     ("Log: 200,001 points", lambda t: log_batch(t, key=[0] * 200_001, step=list(range(200_001)), wallclock_ns=[1] * 200_001, value=[1.0] * 200_001), "INVALID_ARGUMENT"),
     ("Log: 10,001 series", lambda t: log_batch(t, series=[ag.SeriesRef(parent_id=t.parent, key=f"s{i}") for i in range(10_001)], key=[0], step=[1], wallclock_ns=[1], value=[1.0]), "INVALID_ARGUMENT"),
     ("Log: unknown parent", lambda t: log_batch(t, series=[ag.SeriesRef(parent_id="nope", key="k")], key=[0], step=[1], wallclock_ns=[1], value=[1.0]), "NOT_FOUND"),
+    ("Log: no points, to an unknown parent", lambda t: log_batch(t, series=[ag.SeriesRef(parent_id="nope", key="k")]), "NOT_FOUND"),
+    ("Log: under the agent's host parent", lambda t: log_batch(t, series=[ag.SeriesRef(parent_id="host", key="k")], key=[0], step=[1], wallclock_ns=[1], value=[1.0]), "INVALID_ARGUMENT"),
     ("Log: empty series key", lambda t: log_batch(t, series=[ag.SeriesRef(parent_id=t.parent, key="")], key=[0], step=[1], wallclock_ns=[1], value=[1.0]), "INVALID_ARGUMENT"),
     ("Attach: pid 0", lambda t: t.ag.Attach(ag.AttachRequest(experiment_id=t.parent, pid=0)), "INVALID_ARGUMENT"),
     ("Attach: unknown experiment", lambda t: t.ag.Attach(ag.AttachRequest(experiment_id="nope", pid=os.getpid())), "NOT_FOUND"),
     ("QueryMetrics: unknown parent", lambda t: t.ag.QueryMetrics(ag.QueryMetricsRequest(parent_id="nope")), "NOT_FOUND"),
+    ("QueryMetrics: an axis that is neither", lambda t: t.ag.QueryMetrics(ag.QueryMetricsRequest(parent_id=t.parent, axis=7)), "INVALID_ARGUMENT"),
     ("QueryMetrics: to before from", lambda t: t.ag.QueryMetrics(ag.QueryMetricsRequest(parent_id=t.parent, **{"from": 10, "to": 5})), "INVALID_ARGUMENT"),
 ]
 

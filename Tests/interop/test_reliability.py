@@ -212,7 +212,82 @@ def test_an_unreadable_database_path_is_a_clear_error(tmp_path):
     database.mkdir()
     result = start_on(database, tmp_path)
     assert result.returncode != 0
-    assert str(database) in result.stderr, result.stderr
+    assert f"{database} is a directory; the database is a file" in result.stderr, result.stderr
+    assert list(database.iterdir()) == [] and not (tmp_path / "directory.db.lock").exists()
+
+
+def test_sighup_stops_as_gracefully_as_sigterm(agent):
+    parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="hup", namespace="r")).experiment_id
+    agent.stub.LogMetrics(mb.LogMetricsRequest(parent_id=parent, key="a", value=mb.MetricsValue(step=1, f_val=1.0)))
+    agent._close_channel()
+    process, agent.process = agent.process, None
+    process.send_signal(signal.SIGHUP)  # the terminal it ran in closed
+    assert process.wait(timeout=20) == 0
+    assert not agent.socket.exists()  # removed, as on SIGTERM
+    agent.start()
+    assert stored_steps(agent.target, parent) == {"a": {1}}
+
+
+def test_what_a_killed_upload_and_a_lost_record_leave_is_removed_at_start(agent):
+    parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="leftovers", namespace="r")).experiment_id
+    kept = os.urandom(5000)
+    agent.stub.UploadFile(iter([
+        mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path="kept.bin")),
+        mb.UploadFileRequest(chunks=kept),
+    ]), timeout=30)
+    incoming = agent.artifacts / "incoming"
+    sent = threading.Event()
+
+    def frames():
+        yield mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path="cut.bin"))
+        yield mb.UploadFileRequest(chunks=os.urandom(200_000))
+        sent.set()
+        time.sleep(60)  # the agent is killed meanwhile
+
+    channel = grpc.insecure_channel(agent.target)
+    uploader = threading.Thread(target=lambda: _ignore_rpc_error(
+        lambda: modelbox_pb2_grpc.ModelStoreStub(channel).UploadFile(frames(), timeout=30)), daemon=True)
+    uploader.start()
+    deadline = time.monotonic() + 30
+    while not (sent.is_set() and any(path.stat().st_size > 0 for path in incoming.iterdir())):
+        assert time.monotonic() < deadline, "the upload never reached incoming/"
+        time.sleep(0.02)
+    agent.kill()  # mid-upload: its partial file stays in incoming/
+    channel.close()
+    # A blob whose record never came (the agent died between the rename and the commit).
+    orphan = agent.artifacts / "blobs" / "ab" / ("ab" + "0" * 62)
+    orphan.parent.mkdir(exist_ok=True)
+    orphan.write_bytes(b"no record names me")
+    assert list(incoming.iterdir())
+    agent.start()
+    assert list(incoming.iterdir()) == []
+    assert not orphan.exists()
+    stored = [path.read_bytes() for path in (agent.artifacts / "blobs").rglob("*") if path.is_file()]
+    assert stored == [kept]
+    assert "partial_uploads=1" in agent.output() and "unreferenced_blobs=1" in agent.output(), agent.output()
+
+
+def test_blobs_of_an_artifacts_directory_two_databases_share_are_never_swept(tmp_path):
+    shared = tmp_path / "shared-artifacts"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with running_agent(tmp_path / "one", "--artifacts", str(shared)) as first:
+        parent = first.stub.CreateExperiment(mb.CreateExperimentRequest(name="one", namespace="r")).experiment_id
+        first.stub.UploadFile(iter([
+            mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=parent, path="w.bin")),
+            mb.UploadFileRequest(chunks=b"the first database's bytes"),
+        ]), timeout=30)
+    with running_agent(tmp_path / "two", "--artifacts", str(shared)) as second:
+        pass
+    assert "belongs to another database" in second.output(), second.output()
+    assert [path.read_bytes() for path in (shared / "blobs").rglob("*") if path.is_file()] == [b"the first database's bytes"]
+
+
+def _ignore_rpc_error(call) -> None:
+    try:
+        call()
+    except grpc.RpcError:
+        pass
 
 
 def test_a_database_from_a_newer_boxcar_is_refused_and_left_untouched(tmp_path):

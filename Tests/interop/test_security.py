@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import socket as sockets
 import stat
 import subprocess
@@ -56,6 +57,114 @@ def test_a_socket_group_gets_a_0750_directory_and_the_socket(tmp_path):
         assert (stat.S_IMODE(directory_info.st_mode), directory_info.st_gid) == (0o750, group.gr_gid)
 
 
+@pytest.mark.parametrize("mode", [0o1777, 0o755], ids=["shared-sticky-like-tmp", "open-like-run"])
+def test_a_socket_group_never_changes_a_directory_that_is_not_the_agents_own(tmp_path, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    result = run_agent("--db", str(tmp_path / "b.db"), "--socket", str(shared / "agent.sock"), "--socket-group", "daemon")
+    assert result.returncode != 0
+    assert "not the agent's own" in result.stderr and f"--socket {shared}/boxcar/agent.sock" in result.stderr, result.stderr
+    info = shared.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_gid) == (mode, os.getgid())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root; CI runs as root")
+def test_a_squatted_socket_directory_names_its_owner_and_the_way_out(tmp_path):
+    squatter = pwd.getpwnam("nobody")
+    squatted = tmp_path / "squatted"
+    squatted.mkdir(mode=0o700)
+    os.chown(squatted, squatter.pw_uid, squatter.pw_gid)
+    result = run_agent("--db", str(tmp_path / "b.db"), "--socket", str(squatted / "agent.sock"))
+    assert result.returncode != 0
+    assert f"belongs to user nobody (uid {squatter.pw_uid})" in result.stderr, result.stderr
+    assert "XDG_RUNTIME_DIR" in result.stderr and "--socket" in result.stderr
+    assert not (squatted / "agent.sock").exists()
+
+    # Whatever listens there, the CLI and the SDK do not hand it a run: the squatter's listener
+    # below (made as root here, then given to nobody) is never connected to.
+    listener = sockets.socket(sockets.AF_UNIX)
+    listener.bind(str(squatted / "agent.sock"))
+    listener.listen()
+    listener.setblocking(False)
+    os.chown(squatted / "agent.sock", squatter.pw_uid, squatter.pw_gid)
+    try:
+        cli = subprocess.run([str(agent_binary()), "experiments", "--socket", str(squatted / "agent.sock")],
+                             capture_output=True, text=True, timeout=60)
+        assert cli.returncode != 0
+        assert f"belongs to user nobody (uid {squatter.pw_uid})" in cli.stderr and "BOXCAR_AGENT_USER" in cli.stderr, cli.stderr
+        with Boxcar(str(squatted / "agent.sock"), timeout=2) as mbox:
+            with pytest.raises(BoxcarError) as refused:
+                mbox.experiments()
+        assert refused.value.code == "PERMISSION_DENIED"
+        assert f"belongs to user nobody (uid {squatter.pw_uid})" in str(refused.value)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody came
+        # Named as the agent's user, the same socket is trusted (and the listener reached).
+        environment = {**os.environ, "BOXCAR_AGENT_USER": "nobody"}
+        trusted = subprocess.Popen([str(agent_binary()), "experiments", "--socket", str(squatted / "agent.sock")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+        try:
+            listener.settimeout(60)
+            connection, _ = listener.accept()  # it came
+            connection.close()
+        finally:
+            trusted.kill()
+            trusted.wait()
+    finally:
+        listener.close()
+
+
+def test_a_socket_in_a_directory_others_may_write_to_is_refused_by_the_cli_and_the_sdk(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    listener = sockets.socket(sockets.AF_UNIX)
+    listener.bind(str(shared / "agent.sock"))
+    listener.listen()
+    listener.setblocking(False)
+    try:
+        cli = subprocess.run([str(agent_binary()), "experiments", "--socket", str(shared / "agent.sock")],
+                             capture_output=True, text=True, timeout=60)
+        assert cli.returncode != 0 and "other users may write to its directory" in cli.stderr, cli.stderr
+        with Boxcar(str(shared / "agent.sock"), timeout=2) as mbox:
+            with pytest.raises(BoxcarError) as refused:
+                mbox.experiments()
+        assert "other users may write to its directory" in str(refused.value)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+def test_what_the_agent_creates_is_its_users_alone(tmp_path):
+    data = tmp_path / "data" / "boxcar"  # made by the agent
+    with running_agent(tmp_path, "--db", str(data / "boxcar.db")) as agent:
+        experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="private", namespace="s")).experiment_id
+        agent.stub.UploadFile(iter([
+            mb.UploadFileRequest(metadata=mb.FileMetadata(parent_id=experiment, path="weights.bin")),
+            mb.UploadFileRequest(chunks=os.urandom(1000)),
+        ]), timeout=30)
+        made = [data, *data.rglob("*")]
+        assert {path.name for path in made} >= {"boxcar", "boxcar.db", "boxcar.db-wal", "boxcar.db-shm", "artifacts", "blobs"}
+        opened = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in made
+                  if stat.S_IMODE(path.stat().st_mode) & 0o077}
+        assert not opened, f"open to other users: {opened}"
+    assert "open to other users" not in agent.output()
+
+
+def test_data_left_open_to_others_is_warned_about(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o755)  # as an earlier version, or a hand, left it
+    with running_agent(tmp_path, "--db", str(data / "boxcar.db")) as agent:
+        pass
+    assert f"{data} is open to other users of this machine (mode 755)" in agent.output(), agent.output()
+    assert f"chmod go-rwx {data}" in agent.output()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o755  # said, not changed
+    assert stat.S_IMODE((data / "boxcar.db").stat().st_mode) == 0o600
+
+
 def test_a_symlinked_socket_path_is_refused(tmp_path):
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
@@ -100,10 +209,14 @@ def test_a_remote_listener_answers_only_calls_with_the_token(tmp_path):
         request = mb.CreateExperimentRequest(name="remote", namespace="s")
         with ready_channel(f"127.0.0.1:{port}") as channel:
             stub = modelbox_pb2_grpc.ModelStoreStub(channel)
-            for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", token)]]:
+            for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", token)],
+                             [("authorization", f"Basic {token}")], [("authorization", f"Bearer{token}")]]:
                 with pytest.raises(grpc.RpcError) as refused:
                     stub.CreateExperiment(request, metadata=metadata, timeout=10)
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # The scheme is case-insensitive (RFC 9110), and may be followed by more than one space.
+            for scheme in ["bearer ", "BEARER  "]:
+                stub.CreateExperiment(request, metadata=[("authorization", scheme + token)], timeout=10)
             created = stub.CreateExperiment(request, metadata=[("authorization", f"Bearer {token}")], timeout=10)
         # The SDK sends it too; the unix socket needs none (its permissions guard it).
         with Boxcar(f"127.0.0.1:{port}", token=token) as mbox:

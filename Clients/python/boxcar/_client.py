@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
 
-from ._channel import default_target, grpc_target, with_token
+from ._channel import check_socket, default_target, grpc_target, with_token
 from ._errors import BoxcarError, error_from_rpc
 from ._experiment import Experiment
 from ._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
@@ -90,6 +90,7 @@ class Boxcar:
     # MARK: connections
 
     def _open_channel(self) -> grpc.Channel:
+        check_socket(self.target)
         channel = grpc.insecure_channel(
             self.target,
             options=[
