@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sqlite3
+import stat
 import subprocess
 import threading
 import time
@@ -319,6 +320,35 @@ def small_disk(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_an_export_onto_a_full_disk_fails_plainly_and_keeps_the_old_file(small_disk, tmp_path):
+    with running_agent(tmp_path) as agent:
+        parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="export", namespace="r")).experiment_id
+        points = 200_000  # about 6 MB of CSV, more than the 4 MiB disk holds
+        batch = agent_pb2.LogBatch(batch_id=1, series=[agent_pb2.SeriesRef(parent_id=parent, key="loss")],
+                                   points=agent_pb2.FloatColumns(key=[0] * points, step=list(range(points)),
+                                                                 wallclock_ns=[1] * points, value=[0.5] * points))
+        list(agent_pb2_grpc.AgentStub(agent.channel).Log(iter([batch]), timeout=60))
+    target = small_disk / "loss.csv"
+    target.write_text("the export of yesterday\n")
+    target.chmod(0o640)
+    result = subprocess.run([str(agent_binary()), "export", parent, "--format", "csv", "--output", str(target),
+                             "--db", str(agent.db)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"cannot write {target}: No space left on device; {target} is as it was" in result.stderr, result.stderr
+    assert "NSCocoaErrorDomain" not in result.stderr
+    assert target.read_text() == "the export of yesterday\n"
+    assert [path.name for path in small_disk.iterdir()] == ["loss.csv"]  # no partial file left
+    # Where there is room, the same export replaces the file whole, keeping its mode.
+    roomy = tmp_path / "loss.csv"
+    roomy.write_text("old\n")
+    roomy.chmod(0o640)
+    subprocess.run([str(agent_binary()), "export", parent, "--format", "csv", "--output", str(roomy), "--db", str(agent.db)],
+                   check=True, capture_output=True, timeout=120)
+    lines = roomy.read_text().splitlines()
+    assert lines[0] == "key,step,wallclock,type,value" and len(lines) == points + 1 and lines[-1].startswith(f"loss,{points - 1},")
+    assert stat.S_IMODE(roomy.stat().st_mode) == 0o640
 
 
 def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk, tmp_path):
