@@ -110,15 +110,16 @@ final class Agent: Service, Sendable {
             socketPath: configuration.socketPath, version: Self.version, logger: logger,
             upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] })
         let maxRequestBytes = configuration.limits.maxMessageBytes
+        let gate = ConnectionGate(limits: configuration.connections, logger: logger)
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
                 serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,
-                interceptors: services.interceptors)
+                interceptors: services.interceptors, gate: gate)
         ]
         if let listen = configuration.listen {
             servers.append(Listener.tcp(listen).server(
                 serving: services.services, token: configuration.token, maxRequestBytes: maxRequestBytes,
-                interceptors: services.interceptors))
+                interceptors: services.interceptors, gate: gate))
         }
 
         var sampler: Sampler?

@@ -31,6 +31,7 @@ struct AgentConfiguration: Sendable {
     /// Bytes of Log batches accepted and not yet committed, across every stream; a stream past
     /// it waits (backpressure), so clients faster than the disk are slowed, not buffered.
     var ingestMemoryBytes: Int = 128 << 20
+    var connections = ConnectionLimits()
     /// The machine's own series are kept this long; nil: for ever.
     var retention: Duration?
     /// The most bytes the database may use; the oldest host points go first. nil: no limit.

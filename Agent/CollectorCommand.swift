@@ -202,6 +202,7 @@ struct CollectorProcess: Service {
         logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
         let services = collector.services + reads.services
         var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []
+        let gate = ConnectionGate(limits: ConnectionLimits(), logger: logger)
         if let socket {
             // A socket left by a collector that died is replaced; one that answers is not stolen.
             if socketIdentity(socket) != nil {
@@ -210,12 +211,12 @@ struct CollectorProcess: Service {
             }
             servers.append(Listener.unixSocket(path: socket).server(
                 serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: reads.interceptors + collector.interceptors, keepalive: Self.keepalive))
+                interceptors: reads.interceptors + collector.interceptors, keepalive: Self.keepalive, gate: gate))
         }
         if let tcp {
             servers.append(Listener.tcp(tcp).server(
                 serving: services, token: nil, maxRequestBytes: Self.maxRequestBytes,
-                interceptors: reads.interceptors + collector.interceptors, tls: tls, keepalive: Self.keepalive))
+                interceptors: reads.interceptors + collector.interceptors, tls: tls, keepalive: Self.keepalive, gate: gate))
         }
         let all = servers
         try await withGracefulShutdownHandler {

@@ -149,6 +149,35 @@ struct AgentSettings: Sendable {
             example: "16G"
         ) { text, settings in settings.agent.limits.maxUploadBytes = try Setting.bytes(text, "max-upload-bytes") },
         Setting(
+            "max-connections", .value(placeholder: "N"), default: "`1024`", value: "1024",
+            help: "client connections held at once, over every listener; the next are closed as they come",
+            note: """
+                Client connections held at once, over every listener (at least 1): the next are closed as
+                they come, and the log says so. Lowered to fit the descriptor limit, keeping 256 for the
+                store and the sensors.
+                """,
+            example: "1024"
+        ) { text, settings in
+            guard let count = Int(text), (1...1_000_000).contains(count) else {
+                throw CLIError("max-connections must be a whole number from 1 to 1000000, not \(text)")
+            }
+            settings.agent.connections.maxConnections = count
+        },
+        Setting(
+            "connection-idle-timeout", .value(placeholder: "SECONDS"), default: "`300`", value: "300",
+            help: "a connection with no call open this long is closed (clients reconnect), 1 to 86400 s",
+            note: """
+                Seconds a client connection may stay open without a call, 1 to 86400; then it is closed
+                (clients reconnect at their next call). One that never starts HTTP/2 counts as idle.
+                """,
+            example: "300"
+        ) { text, settings in
+            guard let seconds = Double(text), (1...86_400).contains(seconds) else {
+                throw CLIError("connection-idle-timeout must be 1 to 86400 seconds, not \(text)")
+            }
+            settings.agent.connections.idleTimeout = .milliseconds(Int64(seconds * 1000))
+        },
+        Setting(
             "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
             help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
             note: """

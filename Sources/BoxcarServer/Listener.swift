@@ -12,15 +12,24 @@ public enum Listener: Sendable {
 
     /// A gRPC server for `services` on this listener. Calls must carry `token` as a bearer token
     /// when one is given, and pass `interceptors`; requests larger than `maxRequestBytes` are
-    /// refused by the transport. With `tls` (PEM files), TCP is served over TLS.
+    /// refused by the transport. With `tls` (PEM files), TCP is served over TLS. `gate` counts
+    /// its connections with those of the other listeners it is given to, and closes the excess.
     public func server(
         serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int,
         interceptors: [any ServerInterceptor] = [], tls: (certificate: String, key: String)? = nil,
-        keepalive: HTTP2ServerTransport.Config.Keepalive? = nil
+        keepalive: HTTP2ServerTransport.Config.Keepalive? = nil, gate: ConnectionGate? = nil
     ) -> GRPCServer<HTTP2ServerTransport.Posix> {
         let config = HTTP2ServerTransport.Posix.Config.defaults {
             $0.rpc.maxRequestPayloadSize = maxRequestBytes
-            if let keepalive { $0.connection.keepalive = keepalive }
+            $0.http2.maxConcurrentStreams = ConnectionLimits.maxConcurrentStreams
+            $0.connection.maxIdleTime = gate?.idleTimeout ?? ConnectionLimits().idleTimeout
+            // A peer gone without a word (a machine off the network) holds its connection until a
+            // ping goes unanswered: after a minute of silence rather than gRPC's two hours.
+            $0.connection.keepalive = keepalive ?? .init(time: .seconds(60), timeout: .seconds(20), clientBehavior: .defaults)
+            if let gate {
+                $0.channelDebuggingCallbacks.onAcceptTCPConnection = { gate.admit($0) }
+                $0.channelDebuggingCallbacks.onAcceptHTTP2Stream = { gate.opened($0) }
+            }
         }
         let transport: HTTP2ServerTransport.Posix
         switch self {
