@@ -225,7 +225,7 @@ let package = Package(
             name: "AgentTests",
             dependencies: [
                 "boxcar", "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors",
-                "BoxcarTestSupport",
+                "BoxcarFlowControl", "BoxcarTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

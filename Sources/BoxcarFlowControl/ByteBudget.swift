@@ -87,7 +87,9 @@ extension ByteBudget {
 
 extension IngestBatch {
     /// About what the batch holds in memory while it waits for its commit: 24 bytes a point in
-    /// the columns and as much again for the message it was decoded from, plus the text.
+    /// the columns and as much again for the message it was decoded from, plus the text. Events and
+    /// metadata count four times their JSON: the decoded message, the tree of values (heap strings
+    /// and dictionaries, about twice the text) and the text written for the commit.
     public var estimatedBytes: Int {
         var bytes = 0
         for entry in series {
@@ -100,6 +102,8 @@ extension IngestBatch {
                 }
             }
         }
-        return bytes + events.count * 512 + metadata.count * 1024
+        for event in events { bytes += 256 + event.name.utf8.count + event.source.utf8.count + event.parentID.utf8.count }
+        for update in metadata { bytes += 256 + update.parentID.utf8.count }
+        return bytes + metadataTextBytes * 4
     }
 }

@@ -26,6 +26,10 @@ public struct IngestBatch: Sendable {
     public var series: [Series]
     public var events: [Event]
     public var metadata: [MetadataUpdate]
+    /// The JSON text of its events' and metadata updates' metadata, in bytes, as validation measured
+    /// it: what the budget counts of them (a fixed 512 B or 1 KiB each once let 1.6 GB be held
+    /// under a 128 MiB budget).
+    public var metadataTextBytes = 0
 
     public init(series: [Series] = [], events: [Event] = [], metadata: [MetadataUpdate] = []) {
         self.series = series

@@ -50,11 +50,16 @@ extension Modelbox_LogMetricsRequest {
 
 extension Modelbox_Event {
     func validated(_ limits: Limits, parentID: String) throws -> Event {
+        try validatedMeasuringMetadata(limits, parentID: parentID).event
+    }
+
+    /// The event, and the bytes of its metadata as JSON.
+    func validatedMeasuringMetadata(_ limits: Limits, parentID: String) throws -> (event: Event, metadataBytes: Int) {
         try limits.checkName(name, "event name")
         try limits.checkName(source.name, "event source", required: false)
         let event = domain(parentID: parentID)
-        try limits.checkMetadata(event.metadata, "event metadata")
-        return event
+        let text = try limits.checkMetadata(event.metadata, "event metadata")
+        return (event, text.utf8.count)
     }
 }
 
@@ -172,12 +177,14 @@ extension Boxcar_V1_LogBatch {
         }
         for event in events {
             try limits.checkWritableParentID(event.parentID, "event parent_id")
-            ingest.events.append(try event.event.validated(limits, parentID: event.parentID))
+            let (validated, bytes) = try event.event.validatedMeasuringMetadata(limits, parentID: event.parentID)
+            ingest.events.append(validated)
+            ingest.metadataTextBytes += bytes
         }
         for update in metadata {
             try limits.checkWritableParentID(update.parentID, "metadata parent_id")
             let metadata = Metadata(protobuf: update.metadata)
-            try limits.checkMetadata(metadata)
+            ingest.metadataTextBytes += try limits.checkMetadata(metadata).utf8.count
             ingest.metadata.append(.init(parentID: update.parentID, metadata: metadata))
         }
         return ingest
