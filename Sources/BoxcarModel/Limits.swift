@@ -24,6 +24,8 @@ public struct Limits: Sendable, Hashable {
     public var maxSeriesPerParent = 50_000
     /// Files in one TrackArtifacts call, checkpoint or model.
     public var maxFilesPerRequest = 10_000
+    /// Unique tags of one model version: each is stored with the version, in one row.
+    public var maxTagsPerVersion = 1_000
     /// One uploaded file.
     public var maxUploadBytes: Int64 = 16 * 1024 * 1024 * 1024
     /// One gRPC message; uploads stream in chunks below this.

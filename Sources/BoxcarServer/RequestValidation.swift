@@ -112,6 +112,9 @@ extension Modelbox_CreateModelVersionRequest {
         try limits.checkName(name, "name", required: false)
         try limits.checkName(version, "version")
         try limits.checkText(description_p, "description")
+        guard uniqueTags.count <= limits.maxTagsPerVersion else {
+            throw ValidationError("\(uniqueTags.count) unique_tags; the limit is \(limits.maxTagsPerVersion)")
+        }
         for tag in uniqueTags { try limits.checkName(tag, "unique_tags") }
         let metadata = try metadata.validated(limits)
         return NewModelVersion(

@@ -144,6 +144,7 @@ CASES = [
     ("create checkpoint: NaN metric", lambda t: t.ms.CreateCheckpoint(mb.CreateCheckpointRequest(experiment_id=t.parent, epoch=1, metrics={"loss": math.nan})), "INVALID_ARGUMENT"),
     ("create model: empty name", lambda t: t.ms.CreateModel(mb.CreateModelRequest()), "INVALID_ARGUMENT"),
     ("create model version: unknown model", lambda t: t.ms.CreateModelVersion(mb.CreateModelVersionRequest(model="nope", version="1")), "NOT_FOUND"),
+    ("create model version: 1,001 unique tags", lambda t: t.ms.CreateModelVersion(mb.CreateModelVersionRequest(model=t.model, version="tags", unique_tags=[f"t{i}" for i in range(1_001)])), "INVALID_ARGUMENT"),
     ("watch namespace: 300-byte namespace", lambda t: list(t.ms.WatchNamespace(mb.WatchNamespaceRequest(namespace=LONG), timeout=10)), "INVALID_ARGUMENT"),
     # boxcar.v1.Agent
     ("Log: columns of different lengths", lambda t: log_batch(t, key=[0, 0], step=[1], wallclock_ns=[1, 1], value=[1.0, 2.0]), "INVALID_ARGUMENT"),
