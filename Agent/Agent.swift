@@ -69,15 +69,16 @@ final class Agent: Service, Sendable {
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
         let identity = try await establishIdentity(store, logger: logger)
         let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
-        if try artifacts.isOwned(by: try await store.databaseID()) {
-            let leftovers = artifacts.removeLeftovers(keeping: try await store.referencedBlobs())
+        let referenced = try await store.referencedBlobs()
+        if try artifacts.isOwned(by: try await store.databaseID(), referenced: referenced) {
+            let leftovers = artifacts.removeLeftovers(keeping: referenced)
             if leftovers.partialUploads + leftovers.orphans > 0 {
                 logger.notice("removed what an earlier run left in the artifacts directory", metadata: [
                     "partial_uploads": "\(leftovers.partialUploads)", "unreferenced_blobs": "\(leftovers.orphans)",
                 ])
             }
         } else {
-            logger.warning("the artifacts directory \(artifacts.root) belongs to another database (its owner file names another): partial uploads and unreferenced blobs in it are left alone")
+            logger.warning("the artifacts directory \(artifacts.root) is not this database's alone (its owner file names another, or it holds blobs this database does not name from before owners were recorded): partial uploads and unreferenced blobs in it are left alone")
         }
         let database = configuration.databasePath
         warnIfOthersCanRead(

@@ -20,14 +20,22 @@ public struct ArtifactStore: Sendable {
         try makeDirectories(root + "/incoming")
     }
 
-    /// Whether this directory is the database's `owner`'s alone: the first database to ask
-    /// records its id in `owner`; a directory another database recorded (--artifacts given to two
-    /// agents) is shared, and nothing in it may be swept.
-    public func isOwned(by owner: Int64) throws -> Bool {
+    /// Whether this directory is the database's `owner`'s alone, so that what no record of that
+    /// database names may be swept. `owner` records the id of the database that claimed it; one
+    /// that names another (--artifacts given to two agents), or that cannot be read, is not ours.
+    /// An unclaimed directory is claimed only when every blob in it is one `referenced` names: one
+    /// from before owners were recorded may hold another database's blobs, and is never swept.
+    public func isOwned(by owner: Int64, referenced: Set<String>) throws -> Bool {
         let path = root + "/owner"
-        if let recorded = try? String(contentsOfFile: path, encoding: .utf8),
-            let line = recorded.split(whereSeparator: \.isNewline).first {
+        var info = stat()
+        if stat(path, &info) == 0 && info.st_size > 0 {
+            guard let recorded = try? String(contentsOfFile: path, encoding: .utf8),
+                let line = recorded.split(whereSeparator: \.isNewline).first
+            else { return false }
             return line == String(owner)
+        }
+        for prefix in entries(of: root + "/blobs") {
+            if entries(of: "\(root)/blobs/\(prefix)").contains(where: { !referenced.contains($0) }) { return false }
         }
         unlink(path)  // an empty one, from a crash between its creation and its write
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

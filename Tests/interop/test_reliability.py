@@ -280,8 +280,20 @@ def test_blobs_of_an_artifacts_directory_two_databases_share_are_never_swept(tmp
         ]), timeout=30)
     with running_agent(tmp_path / "two", "--artifacts", str(shared)) as second:
         pass
-    assert "belongs to another database" in second.output(), second.output()
+    assert "is not this database's alone" in second.output(), second.output()
     assert [path.read_bytes() for path in (shared / "blobs").rglob("*") if path.is_file()] == [b"the first database's bytes"]
+
+
+def test_an_artifacts_directory_from_before_owners_is_never_swept(tmp_path):
+    # Blobs of unknown origin in an unclaimed directory: perhaps another database's, kept.
+    foreign = tmp_path / "artifacts" / "blobs" / "cd" / ("cd" + "1" * 62)
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"whose?")
+    with running_agent(tmp_path) as agent:
+        pass
+    assert foreign.read_bytes() == b"whose?"
+    assert not (tmp_path / "artifacts" / "owner").exists()
+    assert "is not this database's alone" in agent.output(), agent.output()
 
 
 def _ignore_rpc_error(call) -> None:
