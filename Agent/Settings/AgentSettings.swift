@@ -178,6 +178,21 @@ struct AgentSettings: Sendable {
             settings.agent.connections.idleTimeout = .milliseconds(Int64(seconds * 1000))
         },
         Setting(
+            "stream-stall-timeout", .value(placeholder: "SECONDS"), default: "`60`", value: "60",
+            help: "a stream whose client takes nothing of what it has to send this long is ended, 1 to 86400 s",
+            note: """
+                Seconds a stream may hold a response its client takes nothing of (a download or a
+                WatchNamespace it stopped reading), 1 to 86400; then the call ends with DEADLINE_EXCEEDED
+                and the stream is reset, freeing the up to 256 KiB it held.
+                """,
+            example: "60"
+        ) { text, settings in
+            guard let seconds = Double(text), (1...86_400).contains(seconds) else {
+                throw CLIError("stream-stall-timeout must be 1 to 86400 seconds, not \(text)")
+            }
+            settings.agent.connections.stallTimeout = .milliseconds(Int64(seconds * 1000))
+        },
+        Setting(
             "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
             help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
             note: """

@@ -1,4 +1,5 @@
 import BoxcarModel
+import GRPCCore
 import Synchronization
 
 /// A change to an object of a namespace, as WatchNamespace streams it.
@@ -16,18 +17,22 @@ public struct ObjectChange: Sendable {
 final class ChangeFeed: Sendable {
     private struct Subscriber {
         var namespace: String
-        var continuation: AsyncStream<ObjectChange>.Continuation
+        var continuation: AsyncThrowingStream<ObjectChange, any Error>.Continuation
     }
+
+    /// Changes a watcher may fall behind by. Past them its stream ends with RESOURCE_EXHAUSTED after
+    /// the changes it holds, rather than holding more or dropping some unsaid: the client watches
+    /// again from the time of the last change it got.
+    static let backlog = 1_000
 
     private let subscribers = Mutex<[Int: Subscriber]>([:])
     private let nextID = Atomic<Int>(0)
 
     /// A stream of the namespace's changes from now on; it ends when the caller stops iterating.
-    func subscribe(namespace: String) -> AsyncStream<ObjectChange> {
+    func subscribe(namespace: String) -> AsyncThrowingStream<ObjectChange, any Error> {
         let id = nextID.add(1, ordering: .relaxed).newValue
-        // A watcher that stops reading must not hold memory without bound: keep the newest 10,000.
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: ObjectChange.self, bufferingPolicy: .bufferingNewest(10_000))
+        let (stream, continuation) = AsyncThrowingStream.makeStream(
+            of: ObjectChange.self, bufferingPolicy: .bufferingOldest(Self.backlog))
         continuation.onTermination = { [weak self] _ in
             _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
         }
@@ -39,7 +44,13 @@ final class ChangeFeed: Sendable {
         let targets = subscribers.withLock { all in
             all.values.filter { $0.namespace == change.namespace }.map(\.continuation)
         }
-        for continuation in targets { continuation.yield(change) }
+        for continuation in targets {
+            if case .dropped = continuation.yield(change) {
+                continuation.finish(throwing: RPCError(
+                    code: .resourceExhausted,
+                    message: "this watcher fell \(Self.backlog) changes behind: watch again with `since` at the time of the last change it got"))
+            }
+        }
     }
 
     /// Ends every stream (shutdown).

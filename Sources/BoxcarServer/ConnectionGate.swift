@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import NIOCore
@@ -16,6 +17,9 @@ public struct ConnectionLimits: Sendable {
     /// A connection with no call open this long is closed (an HTTP/2 GOAWAY; clients reconnect at
     /// their next call). A connection that never sends its HTTP/2 preface has no call either.
     public var idleTimeout: Duration
+    /// A stream whose client takes none of what it has to send for this long is ended: its handler
+    /// stops with DEADLINE_EXCEEDED and the stream is reset, freeing what it held.
+    public var stallTimeout: Duration
     /// Announced in SETTINGS_MAX_CONCURRENT_STREAMS, so that a client queues its 101st call instead of
     /// opening it and having the connection and its other 100 calls torn down. NIO's HTTP/2 holds a
     /// connection to 100 whatever is announced; announcing more would be a promise it does not keep.
@@ -23,9 +27,10 @@ public struct ConnectionLimits: Sendable {
     /// Descriptors kept for the agent's own work.
     public static let descriptorReserve = 256
 
-    public init(maxConnections: Int = 1024, idleTimeout: Duration = .seconds(300)) {
+    public init(maxConnections: Int = 1024, idleTimeout: Duration = .seconds(300), stallTimeout: Duration = .seconds(60)) {
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
+        self.stallTimeout = stallTimeout
     }
 
     /// `maxConnections`, lowered where the process's descriptor limit leaves less room.
@@ -41,25 +46,36 @@ public struct ConnectionLimits: Sendable {
 /// Counts the connections of every listener it is given to and closes those past the limit as
 /// they are accepted (saying so in the log at most once every 10 s), and those that open no call
 /// within the idle timeout: the transport's own idle timer starts with the first call, so a
-/// connection that never sends its HTTP/2 preface would be held for ever.
+/// connection that never sends its HTTP/2 preface would be held for ever. Gives each stream its
+/// outbound window (OutboundWindow.swift), and ends the streams that stall.
 public final class ConnectionGate: Sendable {
     public let limit: Int
     public let idleTimeout: Duration
+    public let stallTimeout: Duration
     private let open = Atomic<Int>(0)
     /// The connections that have opened a stream, by identity, while they are open.
     private let called = Mutex<Set<ObjectIdentifier>>([])
     private let refused = Atomic<Int>(0)
-    private let lastWarning = Mutex<ContinuousClock.Instant?>(nil)
+    private let stalled = Atomic<Int>(0)
+    private let refusalWarning = RateLimitedWarning()
+    private let stallWarning = RateLimitedWarning()
+    private let windows = OutboundWindows()
     private let logger: Logger
 
     public init(limits: ConnectionLimits, logger: Logger) {
         self.limit = limits.effectiveMaxConnections
         self.idleTimeout = limits.idleTimeout
+        self.stallTimeout = limits.stallTimeout
         self.logger = logger
     }
 
     public var openConnections: Int { open.load(ordering: .relaxed) }
     public var refusedConnections: Int { refused.load(ordering: .relaxed) }
+    /// Streams ended because their clients read nothing for the stall timeout.
+    public var stalledStreams: Int { stalled.load(ordering: .relaxed) }
+
+    /// Makes every call's writes wait for its stream's window: give it to each listener.
+    var interceptor: any ServerInterceptor { OutboundWindowInterceptor(windows: windows) }
 
     func admit(_ channel: any Channel) -> EventLoopFuture<Void> {
         let count = open.add(1, ordering: .relaxed).newValue
@@ -74,13 +90,7 @@ public final class ConnectionGate: Sendable {
         }
         guard count > limit else { return channel.eventLoop.makeSucceededVoidFuture() }
         let total = refused.add(1, ordering: .relaxed).newValue
-        let now = ContinuousClock.now
-        let warn = lastWarning.withLock { last in
-            guard last.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
-            last = now
-            return true
-        }
-        if warn {
+        if refusalWarning.due() {
             logger.warning("refusing connections: clients hold the most this agent takes (--max-connections, lowered to fit the descriptor limit)", metadata: [
                 "max_connections": "\(limit)", "refused_so_far": "\(total)",
             ])
@@ -88,7 +98,7 @@ public final class ConnectionGate: Sendable {
         // This runs before the connection is registered with its event loop, where a close can be
         // lost: the handler closes it once it is active, before HTTP/2 hears of it.
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(CloseWhenActive(), position: .first)
+            try channel.pipeline.syncOperations.addHandler(CloseWhenActive(limit: self.limit), position: .first)
         }
     }
 
@@ -98,19 +108,72 @@ public final class ConnectionGate: Sendable {
             let identity = ObjectIdentifier(connection)
             called.withLock { _ = $0.insert(identity) }
         }
-        return stream.eventLoop.makeSucceededVoidFuture()
+        return stream.eventLoop.makeCompletedFuture {
+            let flow = OutboundFlowHandler(windows: windows, stallTimeout: stallTimeout) { [self] in
+                let total = stalled.add(1, ordering: .relaxed).newValue
+                if stallWarning.due() {
+                    logger.warning("ended a stream whose client read nothing of it (--stream-stall-timeout)", metadata: [
+                        "stall_timeout_s": "\(stallTimeout.components.seconds)", "stalled_so_far": "\(total)",
+                    ])
+                }
+            }
+            try stream.pipeline.syncOperations.addHandler(flow, position: .first)
+        }
     }
 }
 
-/// Closes its connection as soon as it is active, passing nothing on.
+/// Says whether a warning is due: at most one every 10 s, so that a flood of refusals logs a line,
+/// not a flood.
+private final class RateLimitedWarning: Sendable {
+    private let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    func due() -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { last in
+            guard last.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
+            last = now
+            return true
+        }
+    }
+}
+
+/// Refuses its connection as soon as it is active, passing nothing on: HTTP/2's SETTINGS, then a
+/// GOAWAY whose debug data says why (gRPC clients show it in their error, where a bare close read as
+/// "bytes missing" or "socket closed"), then the close.
 private final class CloseWhenActive: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { context.close(promise: nil) }
+        if context.channel.isActive { refuse(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.close(promise: nil)
+        refuse(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    private func refuse(context: ChannelHandlerContext) {
+        let reason = Array("the agent holds the most client connections it takes (--max-connections, \(limit) here): close some, or raise it".utf8)
+        var frames = context.channel.allocator.buffer(capacity: 9 + 9 + 8 + reason.count)
+        func frameHeader(length: Int, type: UInt8) {
+            frames.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
+            frames.writeInteger(UInt16(truncatingIfNeeded: length))
+            frames.writeInteger(type)
+            frames.writeInteger(UInt8(0))  // no flags
+            frames.writeInteger(UInt32(0))  // stream 0: the connection
+        }
+        frameHeader(length: 0, type: 0x4)  // SETTINGS, none changed
+        frameHeader(length: 8 + reason.count, type: 0x7)  // GOAWAY
+        frames.writeInteger(UInt32(0))  // the last stream processed: none
+        frames.writeInteger(UInt32(0xB))  // ENHANCE_YOUR_CALM
+        frames.writeBytes(reason)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(frames)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

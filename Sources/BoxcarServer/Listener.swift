@@ -48,7 +48,7 @@ public enum Listener: Sendable {
         return GRPCServer(
             transport: transport,
             services: services,
-            interceptors: (token.map { [BearerTokenInterceptor(token: $0)] } ?? []) + interceptors)
+            interceptors: (token.map { [BearerTokenInterceptor(token: $0)] } ?? []) + interceptors + (gate.map { [$0.interceptor] } ?? []))
     }
 }
 

@@ -18,8 +18,11 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     let logger: Logger
     let statistics: CallStatistics
 
-    /// Bytes per DownloadFile chunk: well under every client's default message limit (4 MiB).
-    static let downloadChunkBytes = 1 << 20
+    /// Bytes per DownloadFile chunk: with the chunk's field tag and length (4 bytes) and gRPC's
+    /// prefix (5), a message fills the transport's 64 KiB write buffer exactly. A larger message gets
+    /// a buffer of its own at the next power of two (a 1 MiB chunk took 2 MiB), and a stream that
+    /// its reader stalls holds a few of them.
+    static let downloadChunkBytes = 65_536 - 9
 
     // MARK: Experiments
 
@@ -347,7 +350,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                 try await response.write(Self.message(change))
                 sent.insert("\(change.id)@\(change.at)")
             }
-            for await change in live where !sent.contains("\(change.id)@\(change.at)") {
+            for try await change in live where !sent.contains("\(change.id)@\(change.at)") {
                 try await response.write(Self.message(change))
             }
         }

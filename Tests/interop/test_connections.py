@@ -1,7 +1,8 @@
 """What a client may hold of the agent: streams on one connection (announced, so a client queues
 its 101st call instead of losing its other 100), connections in all (the excess closed, the agent
-sampling and committing meanwhile), and connections that sit without a call (closed after
---connection-idle-timeout)."""
+sampling and committing meanwhile), connections that sit without a call (closed after
+--connection-idle-timeout), and streams whose reader stalls (a bounded window each, ended after
+--stream-stall-timeout)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import socket as sockets
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
 from conftest import running_agent
+from http2_streams import RawCall
+from modelbox_calls import create_experiment, upload
 from boxcar._proto.boxcar.v1 import agent_pb2 as ag
 from boxcar._proto.boxcar.v1 import agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
@@ -121,6 +125,27 @@ def test_thousands_of_held_connections_are_bounded_and_the_agent_keeps_working(t
             connection.close()
 
 
+def test_a_connection_past_the_limit_is_told_why(tmp_path):
+    with running_agent(tmp_path, "--sample-interval", "0", "--max-connections", "2") as agent:
+        held = []
+        try:
+            for _ in range(2):
+                connection = sockets.socket(sockets.AF_UNIX)
+                connection.connect(str(agent.socket))
+                held.append(connection)
+            # The third is refused with HTTP/2's GOAWAY, whose text gRPC clients log and show:
+            # not a bare close, which they report as "bytes missing" or "socket closed".
+            refused = RawCall(str(agent.socket), "/modelbox.ModelStore/GetClusterMembers", b"")
+            wait_for(lambda: refused.pump() or refused.ended, 30, "the connection past the limit was not refused")
+            assert refused.goaway is not None, (refused.reset_code, refused.trailers)
+            code, text = refused.goaway
+            assert code == 11 and "--max-connections, 2 here" in text, refused.goaway
+            refused.close()
+        finally:
+            for connection in held:
+                connection.close()
+
+
 def test_a_connection_without_a_call_is_closed_after_the_idle_timeout(tmp_path):
     with running_agent(tmp_path, "--sample-interval", "0", "--connection-idle-timeout", "2") as agent:
         opened = time.monotonic()
@@ -149,3 +174,85 @@ def served(target: str) -> bool:
             return bool(cluster_members(channel, timeout=2))
         except grpc.RpcError:
             return False
+
+
+def resident_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_stalled_readers_hold_a_bounded_window_and_are_ended_after_the_stall_timeout(tmp_path):
+    streams = 100
+    with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "5") as agent:
+        experiment = create_experiment(agent.stub, name="stalled")
+        file_id = upload(agent.stub, experiment, "model.bin", bytes(range(256)) * (1 << 16))  # 16 MiB
+        before = resident_bytes(agent.process.pid)
+        opened = time.monotonic()
+        calls = [RawCall(str(agent.socket), "/modelbox.ModelStore/DownloadFile",
+                         mb.DownloadFileRequest(file_id=file_id).SerializeToString()) for _ in range(streams)]
+        calls += [RawCall(str(agent.socket), "/modelbox.ModelStore/WatchNamespace",
+                          mb.WatchNamespaceRequest(namespace="interop").SerializeToString()) for _ in range(20)]
+        try:
+            # Each download sends what HTTP/2 lets it before any acknowledgement (65,535 bytes), then
+            # holds at most its window. Before windows, 100 such streams held ~4 MB each (1 MiB
+            # messages, several in flight); with them ~0.5 MB (boxcar-bench stalled has the figure).
+            wait_for(lambda: [c.pump() for c in calls] and sum(c.received for c in calls[:streams]) >= streams * 65_535,
+                     30, "the downloads did not start")
+            # The watchers get more changes than HTTP/2 lets through unacknowledged.
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda index: create_experiment(agent.stub, name=f"change-{index}-" + "x" * 200), range(300)))
+            wait_for(lambda: [c.pump() for c in calls] and all(c.received >= 65_535 for c in calls), 30,
+                     "the watchers did not get their changes")
+            time.sleep(1)  # what the handlers would run ahead by, had they no window
+            growth = resident_bytes(agent.process.pid) - before
+            assert growth < streams * (3 << 19), f"{streams} stalled downloads grew the agent by {growth >> 20} MiB"
+            # Other clients are served meanwhile.
+            assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=experiment)).experiment.id == experiment
+            assert not any(c.ended for c in calls)
+            # After the stall timeout, every stalled stream is reset: its memory is the agent's again.
+            wait_for(lambda: [c.pump() for c in calls] and all(c.ended for c in calls), 60,
+                     f"{sum(not c.ended for c in calls)} stalled streams were not ended")
+            assert time.monotonic() - opened >= 4.5
+            assert {c.reset_code for c in calls[:streams]} == {8}  # CANCEL: their status cannot pass what they did not read
+            assert "ended a stream whose client read nothing of it" in agent.output(), agent.output()
+        finally:
+            for call in calls:
+                call.close()
+        # A reader that keeps up is never ended, however long it takes.
+        frames = list(agent.stub.DownloadFile(mb.DownloadFileRequest(file_id=file_id), timeout=60))
+        assert sum(len(frame.chunks) for frame in frames[1:]) == 16 << 20
+
+
+def test_a_watcher_too_far_behind_gets_what_it_holds_then_resource_exhausted(tmp_path):
+    with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "120") as agent:
+        watcher = RawCall(str(agent.socket), "/modelbox.ModelStore/WatchNamespace",
+                          mb.WatchNamespaceRequest(namespace="behind").SerializeToString())
+        try:
+            create_experiment(agent.stub, name="first", namespace="behind")
+            wait_for(lambda: watcher.pump() or watcher.received > 0, 30, "the watcher got no change")
+            # It stalls while 3,000 changes are made: the transport holds some, its backlog 1,000 more.
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(lambda index: create_experiment(agent.stub, name=f"change-{index}-" + "x" * 200, namespace="behind"),
+                              range(3000)))
+            watcher.pump()
+            assert not watcher.ended
+            # It reads again: what was held arrives, then RESOURCE_EXHAUSTED, never a silent gap.
+            deadline = time.monotonic() + 60
+            while not watcher.ended and time.monotonic() < deadline:
+                watcher.pump(reading=True, timeout=0.5)
+            assert watcher.trailers is not None, (watcher.reset_code, watcher.connection_closed)
+            assert watcher.trailers.get("grpc-status") == "8", watcher.trailers
+            assert "fell 1000 changes behind" in watcher.trailers.get("grpc-message", ""), watcher.trailers
+            # What it held came from the first change on, each once, with no gap but at the very end
+            # (the 16 writers commit in about the order they were started in).
+            names = [mb.WatchNamespaceResponse.FromString(m).payload.struct_value.fields["name"].string_value
+                     for m in watcher.messages()]
+            assert names[0] == "first" and len(names) > 1000, len(names)
+            indices = [int(name.split("-")[1]) for name in names[1:]]
+            assert len(set(indices)) == len(indices)
+            assert set(range(len(indices) - 32)) <= set(indices)
+        finally:
+            watcher.close()

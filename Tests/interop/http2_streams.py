@@ -1,0 +1,99 @@
+"""A gRPC call made over raw HTTP/2 (the h2 library), so that a test decides when the client takes
+what it is sent: a stalled reader grants no flow-control window past HTTP/2's first 65,535 bytes,
+which no gRPC library lets its user do."""
+
+from __future__ import annotations
+
+import socket as sockets
+import struct
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+class RawCall:
+    """One server-streaming (or unary) call on a connection of its own over a unix socket."""
+
+    def __init__(self, socket_path: str, method: str, request: bytes):
+        self.socket = sockets.socket(sockets.AF_UNIX)
+        self.socket.connect(socket_path)
+        self.connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.connection.initiate_connection()
+        self.stream = self.connection.get_next_available_stream_id()
+        self.connection.send_headers(self.stream, [
+            (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
+            ("content-type", "application/grpc"), ("te", "trailers")])
+        self.connection.send_data(self.stream, b"\0" + struct.pack(">I", len(request)) + request, end_stream=True)
+        try:
+            self.socket.sendall(self.connection.data_to_send())
+        except ConnectionError:
+            pass  # refused as it came: what the agent sent before closing is still there to read
+        self.connection_closed = False
+        self.body = bytearray()
+        self.received = 0
+        self.trailers: dict[str, str] | None = None
+        self.reset_code: int | None = None
+        self.goaway: tuple[int, str] | None = None  # the error code and text of the agent's GOAWAY
+        self.unacknowledged = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.trailers is not None or self.reset_code is not None or self.connection_closed
+
+    def pump(self, reading: bool = False, timeout: float = 0.0) -> None:
+        """Takes what has arrived. Unless `reading`, the data is not acknowledged, so the agent may
+        send nothing more: the client has stalled."""
+        self.socket.settimeout(timeout if timeout > 0 else None)
+        self.socket.setblocking(timeout > 0)
+        try:
+            if reading:
+                self._acknowledge()
+            while True:
+                data = self.socket.recv(1 << 16)
+                if not data:
+                    self.connection_closed = True
+                    return
+                for event in self.connection.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived):
+                        self.received += len(event.data)
+                        self.body += event.data
+                        self.unacknowledged += event.flow_controlled_length
+                    elif isinstance(event, h2.events.TrailersReceived):
+                        self.trailers = dict(event.headers)
+                    elif isinstance(event, h2.events.StreamReset):
+                        self.reset_code = event.error_code
+                    elif isinstance(event, h2.events.ConnectionTerminated):
+                        self.goaway = (event.error_code, (event.additional_data or b"").decode(errors="replace"))
+                        self.connection_closed = True
+                if reading:
+                    self._acknowledge()
+                self.socket.sendall(self.connection.data_to_send())
+                if self.ended:
+                    return
+        except (BlockingIOError, TimeoutError):
+            return
+        except ConnectionError:
+            self.connection_closed = True
+
+    def _acknowledge(self) -> None:
+        """Grants the agent as much window again as it has sent."""
+        if self.unacknowledged and not self.ended:
+            self.connection.acknowledge_received_data(self.unacknowledged, self.stream)
+            self.unacknowledged = 0
+            self.socket.sendall(self.connection.data_to_send())
+
+    def messages(self) -> list[bytes]:
+        """The gRPC messages received so far."""
+        found, at = [], 0
+        while at + 5 <= len(self.body):
+            length = struct.unpack(">I", self.body[at + 1:at + 5])[0]
+            if at + 5 + length > len(self.body):
+                break
+            found.append(bytes(self.body[at + 5:at + 5 + length]))
+            at += 5 + length
+        return found
+
+    def close(self) -> None:
+        self.socket.close()
