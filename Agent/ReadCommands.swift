@@ -107,25 +107,32 @@ struct ExportCommand: AsyncParsableCommand {
     @OptionGroup var source: SourceOptions
 
     func run() async throws {
-        let series = try await source.withSource {
-            try await $0.metrics(parentID: experiment, keys: keys.isEmpty ? nil : keys)
-        }
-        // Written out a buffer at a time: the text of 5 M points held whole took 713 MB.
+        // Read a series at a time and written out a buffer at a time: 5 M points read whole and
+        // their text held whole took 713 MB.
         let out = try ExportOutput(path: output)
         if format == .csv { try out.write("key,step,wallclock,type,value\n") }
-        for entry in series {
-            for point in entry.columns.points {
-                let record = PointRecord(key: entry.key, point: point)
-                switch format {
-                case .csv:
-                    try out.write([csvField(record.key), String(record.step), String(record.wallclock), record.type,
-                                   csvField(record.value.plain)].joined(separator: ",") + "\n")
-                case .jsonl:
-                    try out.write(try encodeJSON(record) + "\n")
+        try await source.withSource { source in
+            let wanted = try await source.metricKeys(parentID: experiment).filter { keys.isEmpty || keys.contains($0) }
+            for key in wanted {
+                for entry in try await source.metrics(parentID: experiment, keys: [key]) {
+                    try write(entry, to: out)
                 }
             }
         }
         try out.finish()
+    }
+
+    private func write(_ entry: (key: String, columns: MetricColumns), to out: ExportOutput) throws {
+        for point in entry.columns.points {
+            let record = PointRecord(key: entry.key, point: point)
+            switch format {
+            case .csv:
+                try out.write([csvField(record.key), String(record.step), String(record.wallclock), record.type,
+                               csvField(record.value.plain)].joined(separator: ",") + "\n")
+            case .jsonl:
+                try out.write(try encodeJSON(record) + "\n")
+            }
+        }
     }
 
     /// RFC 4180: quote a field holding a comma, quote or line break, doubling its quotes.

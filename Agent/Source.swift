@@ -86,6 +86,9 @@ struct SourceOptions: ParsableArguments {
 protocol DataSource: Sendable {
     func experiments(namespace: String?) async throws -> [Experiment]
     func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)]
+    /// The keys `metrics` would answer for the parent (it may leave out some of them: a machine
+    /// series with no point inside the parent's attachment windows), sorted.
+    func metricKeys(parentID: String) async throws -> [String]
     func events(parentID: String) async throws -> [Event]
     func files(parentID: String) async throws -> [FileRecord]
 }

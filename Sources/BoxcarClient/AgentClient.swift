@@ -83,6 +83,14 @@ public struct AgentClient: Sendable {
         return response.series.map { ($0.key, $0.columns) }
     }
 
+    /// Asks for at most two points a series: the agent answers each key with its first and last.
+    public func metricKeys(parentID: String) async throws -> [String] {
+        try await agent.queryMetrics(.with {
+            $0.parentID = parentID
+            $0.maxPoints = 2
+        }).series.map(\.key)
+    }
+
     public func events(parentID: String) async throws -> [Event] {
         try await modelStore.listEvents(.with { $0.parentID = parentID }).events.map {
             $0.domain(parentID: parentID)

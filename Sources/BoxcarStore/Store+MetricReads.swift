@@ -25,6 +25,29 @@ extension Store {
         return result.map { ($0.key, $0.columns) }
     }
 
+    /// The keys of the parent's series, and for an experiment that trainers attached to, those of
+    /// the machine's series too (some of which may have no point in its windows), sorted.
+    public func metricKeys(parentID: String) async throws -> [String] {
+        try await read { connection in
+            let kind = try Self.objectKind(parentID, connection: connection)
+            guard kind != nil else {
+                throw NotFoundError("\(parentID) names no experiment, checkpoint, model, version or file")
+            }
+            var parents = [parentID]
+            if kind == "experiment", try !Self.attachmentWindows(experimentID: parentID, connection: connection).isEmpty {
+                parents.append(Store.hostID)
+            }
+            let statement = try connection.statement("SELECT key FROM series WHERE parent_id = ?")
+            var keys: [String] = []
+            for parent in parents {
+                statement.bind(1, parent)
+                while try statement.step() { keys.append(statement.string(0)) }
+                statement.reset()
+            }
+            return keys.sorted()
+        }
+    }
+
     /// The parent id of the machine's own series.
     public static let hostID = "host"
 
