@@ -16,6 +16,7 @@ import AsyncHTTPClient
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -69,17 +70,7 @@ final class Agent: Service, Sendable {
             path: configuration.databasePath, durability: configuration.durability, logger: logger)
         let identity = try await establishIdentity(store, logger: logger)
         let artifacts = try ArtifactStore(root: configuration.artifactsDirectory)
-        let referenced = try await store.referencedBlobs()
-        if try artifacts.isOwned(by: try await store.databaseID(), referenced: referenced) {
-            let leftovers = artifacts.removeLeftovers(keeping: referenced)
-            if leftovers.partialUploads + leftovers.orphans > 0 {
-                logger.notice("removed what an earlier run left in the artifacts directory", metadata: [
-                    "partial_uploads": "\(leftovers.partialUploads)", "unreferenced_blobs": "\(leftovers.orphans)",
-                ])
-            }
-        } else {
-            logger.warning("the artifacts directory \(artifacts.root) is not this database's alone (its owner file names another, or it holds blobs this database does not name from before owners were recorded): partial uploads and unreferenced blobs in it are left alone")
-        }
+        let ownsArtifacts = try await sweepArtifacts(artifacts, of: store)
         let database = configuration.databasePath
         warnIfOthersCanRead(
             [parent(of: database), database, database + "-wal", database + "-shm", configuration.artifactsDirectory],
@@ -161,7 +152,8 @@ final class Agent: Service, Sendable {
         do {
             try await serve(
                 allServers, http: http, sampler: sampler, retention: retention, forwarder: forwarder,
-                remoteWriters: remoteWriters, services: services
+                remoteWriters: remoteWriters, services: services,
+                artifactsSweep: ownsArtifacts ? (artifacts, store) : nil
             ) {
                 boundSocket.withLock { $0 = socketIdentity(configuration.socketPath) }
                 // The directory (0700, or 0750 for --socket-group) already keeps others out. The
@@ -202,10 +194,35 @@ final class Agent: Service, Sendable {
         }
     }
 
+    /// How often a serving agent sweeps its artifacts directory, and how old what it removes must be.
+    static let artifactsSweepInterval = Duration.seconds(3600)
+    static let artifactsSweepAge = 24 * 3600
+
+    /// Removes partial uploads and blobs no record names, when the artifacts directory is this
+    /// database's alone (returns whether it is). At start that is all of them; while `serving`,
+    /// only those untouched for a day (an upload in flight, a blob whose record is on its way).
+    private func sweepArtifacts(_ artifacts: ArtifactStore, of store: Store, serving: Bool = false) async throws -> Bool {
+        let referenced = try await store.referencedBlobs()
+        guard try artifacts.isOwned(by: try await store.databaseID(), referenced: referenced) else {
+            logger.warning("the artifacts directory \(artifacts.root) is not this database's alone (its owner file names another, or it holds blobs this database does not name from before owners were recorded): partial uploads and unreferenced blobs in it are left alone")
+            return false
+        }
+        let cutoff = serving ? Int(time(nil)) - Self.artifactsSweepAge : nil
+        let leftovers = try await NIOThreadPool.singleton.runIfActive {
+            artifacts.removeLeftovers(keeping: referenced, modifiedBefore: cutoff)
+        }
+        if leftovers.partialUploads + leftovers.orphans > 0 {
+            logger.notice(serving ? "removed leftovers older than a day from the artifacts directory" : "removed what an earlier run left in the artifacts directory", metadata: [
+                "partial_uploads": "\(leftovers.partialUploads)", "unreferenced_blobs": "\(leftovers.orphans)",
+            ])
+        }
+        return true
+    }
+
     private func serve(
         _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?,
         retention: Retention?, forwarder: Forwarder?, remoteWriters: [RemoteWriter], services: AgentServices,
-        onListening: @escaping @Sendable () -> Void
+        artifactsSweep: (ArtifactStore, Store)?, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
         try await withGracefulShutdownHandler {
@@ -230,6 +247,16 @@ final class Agent: Service, Sendable {
                 if let retention {
                     group.addTask {
                         try? await cancelWhenGracefulShutdown { try await retention.run() }
+                    }
+                }
+                if let (artifacts, store) = artifactsSweep {
+                    group.addTask {
+                        try? await cancelWhenGracefulShutdown {
+                            while true {
+                                try await Task.sleep(for: Self.artifactsSweepInterval)
+                                _ = try await self.sweepArtifacts(artifacts, of: store, serving: true)
+                            }
+                        }
                     }
                 }
                 if let forwarder {

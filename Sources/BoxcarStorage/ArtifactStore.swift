@@ -49,18 +49,27 @@ public struct ArtifactStore: Sendable {
     }
 
     /// Removes what an agent killed mid-way left behind, and returns how much: uploads it never
-    /// finished (everything in `incoming/`) and blobs no record names (their record failed after
-    /// the bytes were in place, or was deleted). Only for an agent starting up, before any upload
-    /// can be in flight: a blob just renamed into place has no record yet.
-    public func removeLeftovers(keeping referenced: Set<String>) -> (partialUploads: Int, orphans: Int) {
+    /// finished (files in `incoming/`) and blobs no record names (their record failed after the
+    /// bytes were in place, or was deleted). At start, before any upload can be in flight, that is
+    /// everything; while the agent serves, only what was last written before `modifiedBefore`
+    /// (seconds since the epoch), since a blob just renamed into place has no record yet and an
+    /// upload in progress is still writing.
+    public func removeLeftovers(keeping referenced: Set<String>, modifiedBefore: Int? = nil) -> (partialUploads: Int, orphans: Int) {
+        func removable(_ path: String) -> Bool {
+            guard let modifiedBefore else { return true }
+            var info = stat()
+            return stat(path, &info) == 0 && info.st_mtim.tv_sec < modifiedBefore
+        }
         var partialUploads = 0
-        for name in entries(of: root + "/incoming") where unlink("\(root)/incoming/\(name)") == 0 {
-            partialUploads += 1
+        for name in entries(of: root + "/incoming") {
+            let path = "\(root)/incoming/\(name)"
+            if removable(path) && unlink(path) == 0 { partialUploads += 1 }
         }
         var orphans = 0
         for prefix in entries(of: root + "/blobs") {
             for name in entries(of: "\(root)/blobs/\(prefix)") where !referenced.contains(name) {
-                if unlink("\(root)/blobs/\(prefix)/\(name)") == 0 { orphans += 1 }
+                let path = "\(root)/blobs/\(prefix)/\(name)"
+                if removable(path) && unlink(path) == 0 { orphans += 1 }
             }
         }
         return (partialUploads, orphans)
