@@ -30,6 +30,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case forward
         case scrape
         case remoteWrite = "remote-write"
+        case stalled
     }
 
     @Argument(help: "Scenarios to run.")
@@ -126,6 +127,9 @@ struct BoxcarBench: AsyncParsableCommand {
         }
         if chosen.contains(.remoteWrite) {
             try await remoteWrite(directory: directory)
+        }
+        if chosen.contains(.stalled) {
+            try await stalled(directory: directory)
         }
     }
 

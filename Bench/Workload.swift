@@ -196,6 +196,10 @@ func processCPUSeconds(_ pid: Int32) throws -> Double {
 }
 
 /// The peak resident set of a process (VmHWM), in bytes.
+func residentBytes(_ pid: Int32) throws -> Int {
+    try kilobytes("VmRSS:", in: "/proc/\(pid)/status") * 1024
+}
+
 func peakRSS(_ pid: Int32) throws -> Int {
     try kilobytes("VmHWM:", in: "/proc/\(pid)/status") * 1024
 }

@@ -15,8 +15,8 @@ import Synchronization
 // by `OutboundWindowInterceptor`). The handler names the stream's window in a header it adds to
 // the request (a client's own header of that name is dropped), and the interceptor finds it there.
 
-/// What one stream's handler has written and the client has not yet taken: messages on their way
-/// to the transport (their bytes guessed until it sees them), and bytes it holds for the client.
+/// What one stream's handler has written and the client has not yet taken: the message on its way
+/// to the transport, and the bytes it holds for the client.
 final class OutboundWindow: Sendable {
     /// What a stream may hold for its client: a few HTTP/2 frames, enough to keep a reader that
     /// keeps up busy, and 256 KiB at most for a reader that stalls, plus the one message on its way
@@ -27,21 +27,17 @@ final class OutboundWindow: Sendable {
         /// Messages written and not yet seen by the transport, and the bytes the transport holds.
         var inTransit = 0
         var unsent = 0
-        /// What the messages seen so far weighed, to guess what those in transit weigh.
-        var seenMessages = 0
-        var seenBytes = 0
         /// Writes waiting, first come first served (a call writes from one task, but may from more).
         var waiters: [CheckedContinuation<Void, any Error>] = []
         var failure: (any Error)?
 
-        /// Lets one more message go while what the transport holds and what is on its way (at the
-        /// average size so far) leaves room for it; one at a time until a size is known, so that
-        /// a handler never runs ahead of the event loop by more than the window. Throws once the
-        /// stream has ended.
+        /// Lets one more message go once the last has reached the transport and the transport holds
+        /// less than the window, so that a handler never runs ahead of the event loop. (Letting
+        /// several go, each guessed at the largest size seen, held more: 200 stalled downloads
+        /// took a debug agent to 160 MB, against 122 MB.) Throws once the stream has ended.
         mutating func take() throws -> Bool {
             if let failure { throw failure }
-            let average = seenMessages == 0 ? OutboundWindow.bytes : max(1, seenBytes / seenMessages)
-            guard inTransit == 0 ? unsent < OutboundWindow.bytes : unsent + (inTransit + 1) * average <= OutboundWindow.bytes else {
+            guard inTransit == 0 && unsent < OutboundWindow.bytes else {
                 return false
             }
             inTransit += 1
@@ -77,8 +73,6 @@ final class OutboundWindow: Sendable {
         update {
             $0.inTransit = max(0, $0.inTransit - messages)
             $0.unsent += bytes
-            $0.seenMessages += messages
-            $0.seenBytes += bytes
         }
     }
 

@@ -256,3 +256,20 @@ def test_a_watcher_too_far_behind_gets_what_it_holds_then_resource_exhausted(tmp
             assert set(range(len(indices) - 32)) <= set(indices)
         finally:
             watcher.close()
+
+
+def test_a_client_cannot_name_another_streams_window(tmp_path):
+    # The agent names each stream's window in a request header of its own; one a client sends is
+    # dropped, so it can neither stall nor speed another client's stream.
+    with running_agent(tmp_path, "--sample-interval", "0") as agent:
+        experiment = create_experiment(agent.stub, name="windows")
+        data = bytes(range(256)) * (1 << 14)  # 4 MiB
+        file_id = upload(agent.stub, experiment, "model.bin", data)
+        other = agent.stub.DownloadFile(mb.DownloadFileRequest(file_id=file_id), timeout=60)
+        first = next(other)  # a stream of another client, open meanwhile
+        for number in range(1, 10):  # the open stream's number is among these
+            forged = [("boxcar-outbound-window", str(number))]
+            frames = list(agent.stub.DownloadFile(mb.DownloadFileRequest(file_id=file_id), metadata=forged, timeout=20))
+            assert b"".join(frame.chunks for frame in frames[1:]) == data
+        assert first.metadata.path == "model.bin"
+        assert b"".join(frame.chunks for frame in other) == data
