@@ -254,7 +254,12 @@ final class Agent: Service, Sendable {
                         try? await cancelWhenGracefulShutdown {
                             while true {
                                 try await Task.sleep(for: Self.artifactsSweepInterval)
-                                _ = try await self.sweepArtifacts(artifacts, of: store, serving: true)
+                                do {
+                                    _ = try await self.sweepArtifacts(artifacts, of: store, serving: true)
+                                } catch {
+                                    // The next hour tries again.
+                                    self.logger.warning("the artifacts sweep failed", metadata: ["error": "\(error)"])
+                                }
                             }
                         }
                     }

@@ -182,8 +182,8 @@ struct AgentSettings: Sendable {
             help: "a stream whose client takes nothing of what it has to send this long is ended, 1 to 86400 s",
             note: """
                 Seconds a stream may hold a response its client takes nothing of (a download or a
-                WatchNamespace it stopped reading), 1 to 86400; then the call ends with DEADLINE_EXCEEDED
-                and the stream is reset, freeing the up to 256 KiB it held.
+                WatchNamespace it stopped reading), 1 to 86400; then the stream is reset (the client sees
+                CANCELLED, the agent's log and call counts DEADLINE_EXCEEDED), freeing what it held.
                 """,
             example: "60"
         ) { text, settings in

@@ -77,7 +77,9 @@ public final class ConnectionGate: Sendable {
     /// Makes every call's writes wait for its stream's window: give it to each listener.
     var interceptor: any ServerInterceptor { OutboundWindowInterceptor(windows: windows) }
 
-    func admit(_ channel: any Channel) -> EventLoopFuture<Void> {
+    /// `explains`: whether a refused connection gets HTTP/2's GOAWAY with the reason, which is
+    /// written below TLS and so only on a plaintext listener (over TLS it is a bare close).
+    func admit(_ channel: any Channel, explains: Bool = true) -> EventLoopFuture<Void> {
         let count = open.add(1, ordering: .relaxed).newValue
         let identity = ObjectIdentifier(channel)
         let silent = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(idleTimeout / .nanoseconds(1)))) {
@@ -98,7 +100,7 @@ public final class ConnectionGate: Sendable {
         // This runs before the connection is registered with its event loop, where a close can be
         // lost: the handler closes it once it is active, before HTTP/2 hears of it.
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(CloseWhenActive(limit: self.limit), position: .first)
+            try channel.pipeline.syncOperations.addHandler(CloseWhenActive(limit: self.limit, explains: explains), position: .first)
         }
     }
 
@@ -143,9 +145,11 @@ private final class RateLimitedWarning: Sendable {
 private final class CloseWhenActive: ChannelInboundHandler, Sendable {
     typealias InboundIn = NIOAny
     let limit: Int
+    let explains: Bool
 
-    init(limit: Int) {
+    init(limit: Int, explains: Bool) {
         self.limit = limit
+        self.explains = explains
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -159,6 +163,10 @@ private final class CloseWhenActive: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
     private func refuse(context: ChannelHandlerContext) {
+        guard explains else {
+            context.close(promise: nil)
+            return
+        }
         let reason = Array("the agent holds the most client connections it takes (--max-connections, \(limit) here): close some, or raise it".utf8)
         var frames = context.channel.allocator.buffer(capacity: 9 + 9 + 8 + reason.count)
         func frameHeader(length: Int, type: UInt8) {

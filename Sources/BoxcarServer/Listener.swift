@@ -27,7 +27,8 @@ public enum Listener: Sendable {
             // ping goes unanswered: after a minute of silence rather than gRPC's two hours.
             $0.connection.keepalive = keepalive ?? .init(time: .seconds(60), timeout: .seconds(20), clientBehavior: .defaults)
             if let gate {
-                $0.channelDebuggingCallbacks.onAcceptTCPConnection = { gate.admit($0) }
+                let plaintext = tls == nil
+                $0.channelDebuggingCallbacks.onAcceptTCPConnection = { gate.admit($0, explains: plaintext) }
                 $0.channelDebuggingCallbacks.onAcceptHTTP2Stream = { gate.opened($0) }
             }
         }

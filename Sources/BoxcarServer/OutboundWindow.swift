@@ -217,26 +217,40 @@ final class OutboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .data(let frame) = unwrapOutboundIn(data) else {
+        guard case .data(let frame) = unwrapOutboundIn(data), case .byteBuffer(var rest) = frame.data else {
             context.write(data, promise: promise)
             return
         }
-        let bytes = frame.data.readableBytes
-        if case .byteBuffer(let buffer) = frame.data {
-            window.handedOver(messages: messages.count(in: buffer), bytes: bytes)
-        }
-        let written = promise ?? context.eventLoop.makePromise()
+        window.handedOver(messages: messages.count(in: rest), bytes: rest.readableBytes)
         if unsent == 0 {
             lastProgress = .now()
             scheduleCheck(context: context, at: lastProgress + stallTimeout)
         }
+        // Written in pieces of one HTTP/2 frame (as they go on the wire anyway), each with a promise
+        // of its own: HTTP/2 completes a write only once all of it is sent, and a reader taking a
+        // 256 KiB message slowly must show its progress piece by piece, not be taken for stalled.
+        while rest.readableBytes > Self.pieceBytes, let piece = rest.readSlice(length: Self.pieceBytes) {
+            var part = frame
+            part.data = .byteBuffer(piece)
+            send(part, context: context, promise: nil)
+        }
+        var last = frame
+        last.data = .byteBuffer(rest)
+        send(last, context: context, promise: promise)
+    }
+
+    private static let pieceBytes = 1 << 14
+
+    private func send(_ frame: HTTP2Frame.FramePayload.Data, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let bytes = frame.data.readableBytes
+        let written = promise ?? context.eventLoop.makePromise()
         unsent += bytes
         written.futureResult.assumeIsolated().whenComplete { _ in
             self.unsent -= bytes
             self.lastProgress = .now()
             self.window.sent(bytes: bytes)
         }
-        context.write(data, promise: written)
+        context.write(wrapOutboundOut(.data(frame)), promise: written)
     }
 
     private func scheduleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {

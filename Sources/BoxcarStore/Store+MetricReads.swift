@@ -44,7 +44,8 @@ extension Store {
                 while try statement.step() { keys.append(statement.string(0)) }
                 statement.reset()
             }
-            return keys.sorted()
+            // An experiment may log a key the machine has too: listed once, read (both) once.
+            return Set(keys).sorted()
         }
     }
 

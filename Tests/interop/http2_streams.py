@@ -77,12 +77,18 @@ class RawCall:
         except ConnectionError:
             self.connection_closed = True
 
-    def _acknowledge(self) -> None:
-        """Grants the agent as much window again as it has sent."""
-        if self.unacknowledged and not self.ended:
-            self.connection.acknowledge_received_data(self.unacknowledged, self.stream)
-            self.unacknowledged = 0
+    def _acknowledge(self, most: int | None = None) -> None:
+        """Grants the agent as much window again as it has sent (or `most` bytes of it)."""
+        granted = self.unacknowledged if most is None else min(most, self.unacknowledged)
+        if granted and not self.ended:
+            self.connection.acknowledge_received_data(granted, self.stream)
+            self.unacknowledged -= granted
             self.socket.sendall(self.connection.data_to_send())
+
+    def trickle(self, most: int) -> None:
+        """Takes what has arrived and grants the agent at most `most` bytes more: a slow reader."""
+        self.pump()
+        self._acknowledge(most)
 
     def messages(self) -> list[bytes]:
         """The gRPC messages received so far."""

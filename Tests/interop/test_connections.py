@@ -226,6 +226,27 @@ def test_stalled_readers_hold_a_bounded_window_and_are_ended_after_the_stall_tim
         assert sum(len(frame.chunks) for frame in frames[1:]) == 16 << 20
 
 
+def test_a_slow_reader_is_never_taken_for_a_stalled_one(tmp_path):
+    # 16 KiB granted every 0.2 s: each 256 KiB message takes over 3 s to leave, longer than the
+    # stall timeout. Progress is the window the client grants, not whole messages sent.
+    with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "2") as agent:
+        experiment = create_experiment(agent.stub, name="slow")
+        data = bytes(range(256)) * (1 << 12)  # 1 MiB
+        file_id = upload(agent.stub, experiment, "model.bin", data)
+        reader = RawCall(str(agent.socket), "/modelbox.ModelStore/DownloadFile",
+                         mb.DownloadFileRequest(file_id=file_id).SerializeToString())
+        try:
+            deadline = time.monotonic() + 120
+            while not reader.ended and time.monotonic() < deadline:
+                reader.trickle(16 << 10)
+                time.sleep(0.2)
+            assert reader.reset_code is None and reader.trailers is not None, (reader.reset_code, reader.received)
+            assert reader.trailers.get("grpc-status") == "0", reader.trailers
+            assert b"".join(mb.DownloadFileResponse.FromString(m).chunks for m in reader.messages()[1:]) == data
+        finally:
+            reader.close()
+
+
 def test_a_watcher_too_far_behind_gets_what_it_holds_then_resource_exhausted(tmp_path):
     with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "120") as agent:
         watcher = RawCall(str(agent.socket), "/modelbox.ModelStore/WatchNamespace",
