@@ -22,7 +22,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     /// prefix (5), a message fills a 256 KiB buffer exactly (a larger one gets a buffer at the next
     /// power of two: a 1 MiB chunk took 2 MiB). Measured (boxcar-bench stalled, a 256 MiB
     /// download): 64 KiB chunks held 0.33 MB a stalled stream but downloaded at 275 MiB/s; 256 KiB
-    /// hold 0.64 MB and download at 478 MiB/s (1 MiB chunks without a window: 4.2 MB, 527 MiB/s).
+    /// hold 0.64 MB and download at 480 to 520 MiB/s (1 MiB chunks without a window: 4.2 MB, 530
+    /// to 600 MiB/s).
     static let downloadChunkBytes = (256 << 10) - 9
 
     // MARK: Experiments
