@@ -121,10 +121,12 @@ final class OutboundWindows: Sendable {
     }
 
     func window(for metadata: Metadata) -> OutboundWindow? {
-        guard let text = metadata[stringValues: Self.header].first(where: { _ in true }), let number = UInt64(text) else {
-            return nil
+        // The first value is the agent's own: the stream's handler drops any a client sent.
+        for text in metadata[stringValues: Self.header] {
+            guard let number = UInt64(text) else { return nil }
+            return open.withLock { $0[number] }
         }
-        return open.withLock { $0[number] }
+        return nil
     }
 }
 
@@ -180,9 +182,9 @@ final class OutboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let stalled: @Sendable () -> Void
     private var number: UInt64?
     private var namedInRequest = false
+    private var messages = MessageCounter()
     /// DATA bytes handed to HTTP/2 and not yet sent, and when the last of them went.
     private var unsent = 0
-    private var messages = MessageCounter()
     private var lastProgress = NIODeadline.now()
     private var check: Scheduled<Void>?
 
@@ -230,9 +232,7 @@ final class OutboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // of its own: HTTP/2 completes a write only once all of it is sent, and a reader taking a
         // 256 KiB message slowly must show its progress piece by piece, not be taken for stalled.
         while rest.readableBytes > Self.pieceBytes, let piece = rest.readSlice(length: Self.pieceBytes) {
-            var part = frame
-            part.data = .byteBuffer(piece)
-            send(part, context: context, promise: nil)
+            send(.init(data: .byteBuffer(piece)), context: context, promise: nil)
         }
         var last = frame
         last.data = .byteBuffer(rest)
@@ -298,6 +298,13 @@ struct MessageCounter {
                 let skipped = min(remaining, buffer.readableBytes)
                 buffer.moveReaderIndex(forwardBy: skipped)
                 remaining -= skipped
+                if remaining == 0 { ended += 1 }
+                continue
+            }
+            // A whole prefix in this frame (the usual case) is read in place, without a copy.
+            if prefix.isEmpty, buffer.readableBytes >= 5, let length = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self) {
+                buffer.moveReaderIndex(forwardBy: 5)
+                remaining = Int(length)
                 if remaining == 0 { ended += 1 }
                 continue
             }
