@@ -126,7 +126,7 @@ final class Agent: Service, Sendable {
         if configuration.retention != nil || configuration.maxDatabaseBytes != nil {
             retention = Retention(
                 store: store, maxAge: configuration.retention, maxBytes: configuration.maxDatabaseBytes,
-                forwarding: forwarder != nil, logger: logger)
+                forwarding: forwarder != nil, readers: remoteWriters.map(\.cursorName), logger: logger)
         }
         var http: (HTTPServer, AgentExposition)?
         if let address = configuration.http {

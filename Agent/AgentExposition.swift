@@ -101,6 +101,7 @@ final class AgentExposition: Sendable {
     private func readiness() -> String? {
         guard serving.load(ordering: .relaxed) else { return "not serving yet: the listeners are not bound" }
         if store.isClosed { return "the store is closed: the agent is stopping" }
+        if let fault = store.storageFault { return "the store cannot take writes: \(fault)" }
         return nil
     }
 

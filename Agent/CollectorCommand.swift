@@ -186,7 +186,10 @@ struct CollectorProcess: Service {
                 health.write(into: &writer)
                 return writer.finish()
             },
-            readiness: { ready.isSet ? nil : "not ready: PostgreSQL is not reached yet, or the listeners are not bound" })
+            readiness: {
+                guard ready.isSet else { return "not ready: PostgreSQL is not reached yet, or the listeners are not bound" }
+                return collector.statistics.current.postgresFault.map { "PostgreSQL failed the last write: \($0)" }
+            })
         return HTTPServer(host: address.host, port: address.port, authorize: collector.authorizes, endpoints: endpoints, logger: logger)
     }
 

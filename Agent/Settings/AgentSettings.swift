@@ -307,10 +307,10 @@ struct AgentSettings: Sendable {
         },
         Setting(
             "remote-write-processes", .flag, default: "`false`", value: "false",
-            help: "also push each attached trainer's series (its tree's totals, cgroup and GPU memory, with `experiment_id`)",
+            help: "also push each attached trainer's process series (its tree's totals and its processes' GPU memory, with `experiment_id`); its cgroup goes without it",
             note: """
-                Also push the series stored under attached experiments: each trainer's process-tree totals,
-                its cgroup and its GPU memory, with experiment_id.
+                Also push each attached trainer's process series: its process-tree totals and its processes'
+                GPU memory, with experiment_id. Its cgroup's series go without this flag.
                 """,
             example: "true"
         ) { text, settings in settings.agent.remoteWrite.processes = try Setting.bool(text, "remote-write-processes") },

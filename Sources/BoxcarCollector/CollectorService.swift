@@ -116,9 +116,10 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
             if let mismatch = inner as? BatchWriter.TokenMismatch {
                 throw RPCError(code: .permissionDenied, message: mismatch.description)
             }
-            statistics.postgresFailed()
-            logger.warning("PostgreSQL failed a write; the agent will send it again", metadata: ["error": "\(describePostgres(error))"])
-            throw RPCError(code: .unavailable, message: "the collector cannot write to PostgreSQL: \(describePostgres(error))")
+            let reason = describePostgres(error)
+            statistics.postgresFailed(reason)
+            logger.warning("PostgreSQL failed a write; the agent will send it again", metadata: ["error": "\(reason)"])
+            throw RPCError(code: .unavailable, message: "the collector cannot write to PostgreSQL: \(reason)")
         }
     }
 }

@@ -19,6 +19,9 @@ public final class CollectorStatistics: Sendable {
         public var rows = 0
         public var batches = 0
         public var postgresErrors = 0
+        /// What PostgreSQL said when it last failed a write, until a later batch is written:
+        /// what /readyz reports.
+        public var postgresFault: String?
     }
 
     private let counts = Mutex(Counts())
@@ -43,12 +46,16 @@ public final class CollectorStatistics: Sendable {
         counts.withLock {
             $0.rows += rows
             $0.batches += 1
+            $0.postgresFault = nil
             $0.agents[stream]?.records = Int64(clamping: agentLastSeq - min(throughSeq, agentLastSeq))
             $0.agents[stream]?.seconds = agentLagSeconds
         }
     }
 
-    func postgresFailed() {
-        counts.withLock { $0.postgresErrors += 1 }
+    func postgresFailed(_ reason: String) {
+        counts.withLock {
+            $0.postgresErrors += 1
+            $0.postgresFault = reason
+        }
     }
 }

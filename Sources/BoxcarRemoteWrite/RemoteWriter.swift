@@ -22,8 +22,9 @@ public struct RemoteWriteTarget: Sendable {
     public var headers: [(name: String, value: String)]
     /// Labels of every series (`--label`; `host=<hostname>` by default).
     public var externalLabels: [String: String]
-    /// Whether the series stored under experiments (trainers' trees, their cgroups and GPU
-    /// memory) go too (`--remote-write-processes`): data-loader workers make them churn.
+    /// Whether the trainers' process series (each tree's totals and its processes' GPU memory)
+    /// go too (`--remote-write-processes`): data-loader workers make them churn. Their cgroups
+    /// go whatever this says, like every machine family of the page.
     public var processes: Bool
 
     public init(url: String, headers: [(name: String, value: String)], externalLabels: [String: String], processes: Bool) {
@@ -75,6 +76,10 @@ public final class RemoteWriter: Sendable {
 
     public func status() -> RemoteWriteStatus { state.withLock { $0 } }
 
+    /// The name of this receiver's cursor in the database: its URL without a password, so that
+    /// no secret is written there. Retention keeps what the cursor has not passed.
+    public var cursorName: String { "remote_write:" + Self.redacted(target.url) }
+
     /// The URL without a password (`https://user:secret@host/…` → `https://user@host/…`): for
     /// logs and the page's labels.
     public static func redacted(_ url: String) -> String {
@@ -113,8 +118,8 @@ public final class RemoteWriter: Sendable {
     }
 
     private func drain() async throws {
-        let cursorName = "remote_write:" + target.url
-        var cursor = try await store.cursor(cursorName)
+        // Named by the whole URL before the password was left out of it.
+        var cursor = try await store.cursor(cursorName, formerly: "remote_write:" + target.url)
         logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
         var reportedRemoval = cursor
         // Each stored series' labels as sent, made once (a tick brings each again).
@@ -122,7 +127,7 @@ public final class RemoteWriter: Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let batch = try await store.outbox(
                 after: cursor, maxRows: Self.maxRowsPerRequest, maxBytes: Self.maxBytesPerRequest,
-                selection: .machineSeries(experiments: target.processes))
+                selection: .machineSeries(experiments: true))
             if batch.removedThrough > max(cursor, reportedRemoval) {
                 // Retention (--retention, --max-db-size) removed points this receiver had not had.
                 logger.error("retention removed machine points before remote write sent them; they are lost to this receiver", metadata: [
@@ -130,7 +135,7 @@ public final class RemoteWriter: Sendable {
                 ])
                 reportedRemoval = batch.removedThrough
             }
-            var builder = WriteRequestBuilder(externalLabels: target.externalLabels, series: seriesCache)
+            var builder = WriteRequestBuilder(externalLabels: target.externalLabels, processes: target.processes, series: seriesCache)
             var oldest: Int64?
             for (_, row) in batch.rows {
                 guard case let .metricBlock(parentID, key, _, _, _, wallclockMin, _, data) = row else { continue }

@@ -7,10 +7,12 @@ import BoxcarModel
 /// points' own timestamps, plus the agent's external labels (`--label`, `host=<hostname>` by
 /// default) and, for series stored under an experiment, `experiment_id`.
 ///
-/// Series the page leaves out (the rates whose counters it shows) are left out here too.
+/// Series the page leaves out (the rates whose counters it shows) are left out here too, and so
+/// are the trainers' process series unless `processes` (`--remote-write-processes`).
 struct WriteRequestBuilder {
     /// Sorted by name; a series' own label of the same name wins.
     let externalLabels: [(name: String, value: String)]
+    let processes: Bool
     private(set) var request = Prometheus_WriteRequest()
     private(set) var samples = 0
     /// Each stored series' labels as sent (nil: not a series the page shows), kept by the caller
@@ -24,8 +26,9 @@ struct WriteRequestBuilder {
         var key: String
     }
 
-    init(externalLabels: [String: String], series: [SeriesID: [Prometheus_Label]?] = [:]) {
+    init(externalLabels: [String: String], processes: Bool = true, series: [SeriesID: [Prometheus_Label]?] = [:]) {
         self.externalLabels = externalLabels.map { (ExpositionWriter.labelName($0.key), $0.value) }.sorted { $0.name < $1.name }
+        self.processes = processes
         self.seriesCache = series
     }
 
@@ -34,6 +37,7 @@ struct WriteRequestBuilder {
         guard let parsed = SeriesKey(parsing: key) else { return nil }
         // A trainer's tree totals, not one process: names of their own.
         let tree = parentID != "host" && parsed.name.hasPrefix("process.")
+        if parentID != "host" && !processes && (tree || parsed.name == "hw.gpu.process.memory.usage") { return nil }
         guard let entry = tree ? ExpositionNames.treeBySeries[parsed.name] : ExpositionNames.bySeries[parsed.name] else { return nil }
         var labels: [(name: String, value: String)] = [("__name__", entry.family.sampleName)]
         for label in parsed.labels { labels.append((ExpositionWriter.labelName(label.name), label.value)) }

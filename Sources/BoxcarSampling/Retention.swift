@@ -7,23 +7,27 @@ import Logging
 /// ingest, so removal never stalls it. Experiments' data is never removed: a database over its
 /// size with host series gone is logged once. With an upstream, removal by age waits for the
 /// upstream to acknowledge what it removes; removal the size forces does not, and leaves a
-/// skipped range for the forwarder to ship in place of what it removed.
+/// skipped range for the forwarder to ship in place of what it removed. Removal by age also waits
+/// for each remote-write receiver (`readers`, their cursors' names); removal the size forces does
+/// not, and the remote writer logs what its receiver lost.
 public final class Retention: Sendable {
     let store: Store
     let maxAge: Duration?
     let maxBytes: Int64?
     let forwarding: Bool
+    let readers: [String]
     let logger: Logger
     /// Blocks removed per write job: small enough that ingest waits a few milliseconds at most.
     static let blocksPerJob = 2_000
     /// When over the size, the oldest host points are removed this much at a time.
     static let sizeStep: Int64 = 10 * 60 * 1_000_000_000
 
-    public init(store: Store, maxAge: Duration?, maxBytes: Int64?, forwarding: Bool = false, logger: Logger) {
+    public init(store: Store, maxAge: Duration?, maxBytes: Int64?, forwarding: Bool = false, readers: [String] = [], logger: Logger) {
         self.store = store
         self.maxAge = maxAge
         self.maxBytes = maxBytes
         self.forwarding = forwarding
+        self.readers = readers
         self.logger = logger
     }
 
@@ -40,7 +44,7 @@ public final class Retention: Sendable {
             do {
                 if let maxAge {
                     let cutoff = WallClock.now() - Int64(maxAge.seconds * 1e9)
-                    let removed = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .keep : .remove)
+                    let removed = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .keep : .remove, keepingUnreadBy: readers)
                     if removed > 0 { logger.debug("retention removed old host points", metadata: ["blocks": "\(removed)"]) }
                 }
                 if let maxBytes {
@@ -56,11 +60,11 @@ public final class Retention: Sendable {
     }
 
     /// Removes every host block older than `cutoff`, a job at a time; returns how many.
-    func removeAll(olderThan cutoff: Int64, unforwarded: Store.Unforwarded) async throws -> Int {
+    func removeAll(olderThan cutoff: Int64, unforwarded: Store.Unforwarded, keepingUnreadBy readers: [String] = []) async throws -> Int {
         var total = 0
         while true {
             let removed = try await store.removeHostBlocks(
-                olderThan: cutoff, limit: Self.blocksPerJob, unforwarded: unforwarded)
+                olderThan: cutoff, limit: Self.blocksPerJob, unforwarded: unforwarded, keepingUnreadBy: readers)
             total += removed
             if removed < Self.blocksPerJob { return total }
             await Task.yield()

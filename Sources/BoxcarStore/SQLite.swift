@@ -10,6 +10,11 @@ public struct SQLiteError: StorageError, Sendable {
 
     /// The disk or the database's quota is full: callers answer RESOURCE_EXHAUSTED.
     public var isOutOfSpace: Bool { code & 0xff == SQLITE_FULL }
+
+    /// The disk or the file failed the write, not the statement: the store cannot take writes now.
+    public var isStorageFault: Bool {
+        [SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB].contains(code & 0xff)
+    }
 }
 
 /// One SQLite connection, opened with SQLITE_OPEN_NOMUTEX: it is owned by one thread at a time

@@ -346,10 +346,18 @@ extension Store {
     /// The cursor of another reader of the outbox (each remote-write URL has one): the last seq
     /// it has dealt with. A new cursor starts after the last record committed now: a reader
     /// added to an old database starts with what comes next, not with its history.
-    public func cursor(_ name: String) async throws -> Int64 {
+    /// A cursor still kept under `formerly` is moved to `name`.
+    public func cursor(_ name: String, formerly: String? = nil) async throws -> Int64 {
         try await write { context in
             let key = "cursor:" + name
             if let value = try Self.metaValue(key, context.connection) { return value }
+            if let formerly, formerly != name, let value = try Self.metaValue("cursor:" + formerly, context.connection) {
+                try Self.setMeta(key, value, context.connection)
+                let remove = try context.connection.statement("DELETE FROM meta WHERE key = ?")
+                remove.bind(1, "cursor:" + formerly)
+                try remove.run()
+                return value
+            }
             try Self.setMeta(key, context.sequence, context.connection)
             return context.sequence
         }

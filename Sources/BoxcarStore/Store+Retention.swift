@@ -42,16 +42,22 @@ extension Store {
     }
 
     /// Removes up to `limit` blocks of host series whose newest point is older than `cutoff`
-    /// (nanoseconds since the epoch); returns how many it removed.
-    public func removeHostBlocks(olderThan cutoff: Int64, limit: Int, unforwarded: Unforwarded = .remove) async throws -> Int {
+    /// (nanoseconds since the epoch); returns how many it removed. Blocks the outbox readers named
+    /// in `keepingUnreadBy` (their `cursor` names: each remote-write receiver) have not passed are
+    /// kept.
+    public func removeHostBlocks(
+        olderThan cutoff: Int64, limit: Int, unforwarded: Unforwarded = .remove, keepingUnreadBy readers: [String] = []
+    ) async throws -> Int {
         try await write { context in
             let connection = context.connection
             let acknowledged = unforwarded == .remove ? Int64.max : try Self.metaValue("forward_acked", connection) ?? 0
+            // A reader with no cursor yet starts after what is committed now: it keeps nothing.
+            let unread = try readers.compactMap { try Self.metaValue("cursor:" + $0, connection) }.min() ?? Int64.max
             let select = try connection.statement("""
                 SELECT b.seq FROM series s JOIN metric_blocks b ON b.series_id = s.id
                 WHERE s.parent_id = ? AND b.wallclock_max < ? AND b.seq <= ? LIMIT ?
                 """)
-            select.bind([Store.hostID, cutoff, unforwarded == .keep ? acknowledged : Int64.max, Int64(limit)])
+            select.bind([Store.hostID, cutoff, min(unforwarded == .keep ? acknowledged : Int64.max, unread), Int64(limit)])
             var removed: [Int64] = []
             while try select.step() { removed.append(select.int64(0)) }
             select.reset()

@@ -116,6 +116,9 @@ public final class Store: Sendable {
 
     /// How long the writer's transactions took, begin to commit (empty for a read-only store).
     public var commitLatency: Histogram { writer?.commitLatency ?? Histogram() }
+    /// Why the last write failed, when the disk or the file made it fail and nothing has been
+    /// committed since (the disk full, an I/O error); nil while writes commit.
+    public var storageFault: String? { writer?.fault }
 
     /// The sequence number of the last committed record.
     public var lastSequence: Int64 {

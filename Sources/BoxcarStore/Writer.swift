@@ -37,6 +37,9 @@ final class Writer: @unchecked Sendable {
     private var committedSequence: Int64 = 0
     /// How long each group's transaction took, begin to commit.
     private var commitTimes = Histogram()
+    /// What the disk or the database said when the last group failed for its sake (full, an I/O
+    /// error, read-only), until a later group commits: what /readyz reports.
+    private var storageFault: String?
 
     init(connection: Connection, capacity: Int, maxGroup: Int = 1024, logger: Logger) throws {
         self.context = try WriteContext(connection: connection)
@@ -120,6 +123,12 @@ final class Writer: @unchecked Sendable {
         return commitTimes
     }
 
+    var fault: String? {
+        lock()
+        defer { unlock() }
+        return storageFault
+    }
+
     var lastSequence: Int64 {
         lock()
         defer { unlock() }
@@ -187,8 +196,16 @@ final class Writer: @unchecked Sendable {
             let started = ContinuousClock.now
             let outcomes = commit(group)
             let took = (ContinuousClock.now - started).seconds
+            // A job's own refusal (an unknown parent, say) is not the store's fault.
+            let fault = outcomes.lazy.compactMap { $0 as? SQLiteError }.first { $0.isStorageFault }
+            let committed = outcomes.contains { $0 == nil }
             lock()
             commitTimes.observe(took)
+            if let fault {
+                storageFault = fault.description
+            } else if committed {
+                storageFault = nil
+            }
             unlock()
             for (job, error) in zip(group, outcomes) { job.finish(error) }
         }

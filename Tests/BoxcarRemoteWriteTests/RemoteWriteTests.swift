@@ -112,6 +112,22 @@ func snappyDecode(_ input: [UInt8]) throws -> [UInt8] {
         #expect(builder.samples == 4)
     }
 
+    @Test func trainersCgroupsGoAndTheirProcessesOnlyWhenAsked() throws {
+        let cgroup = #"system/container.memory.usage{cgroup="/job"}"#
+        let tree = #"system/process.cpu.time{pid="42"}"#
+        let gpu = #"system/hw.gpu.process.memory.usage{gpu="0",pid="42"}"#
+        var plain = WriteRequestBuilder(externalLabels: [:], processes: false)
+        #expect(try plain.add(parentID: "e1", key: cgroup, block: block([(1, 1_000_000, 2)])))
+        #expect(try !plain.add(parentID: "e1", key: tree, block: block([(1, 1_000_000, 2)])))
+        #expect(try !plain.add(parentID: "e1", key: gpu, block: block([(1, 1_000_000, 2)])))
+        #expect(plain.request.timeseries.map { $0.labels[0].value } == ["container_memory_usage_bytes"])
+        var asked = WriteRequestBuilder(externalLabels: [:], processes: true)
+        for key in [cgroup, tree, gpu] { #expect(try asked.add(parentID: "e1", key: key, block: block([(1, 1_000_000, 2)]))) }
+        #expect(asked.request.timeseries.map { $0.labels[0].value } == [
+            "container_memory_usage_bytes", "process_tree_cpu_time_seconds_total", "hw_gpu_process_memory_usage_bytes",
+        ])
+    }
+
     @Test func passwordsInURLsStayOutOfLogsAndLabels() {
         #expect(RemoteWriter.redacted("https://team:s3cret@mimir.example.org/api/v1/push") == "https://team@mimir.example.org/api/v1/push")
         #expect(RemoteWriter.redacted("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write")

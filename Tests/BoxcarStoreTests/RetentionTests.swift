@@ -40,6 +40,20 @@ import Testing
         #expect(try await store.metrics(parentID: Store.hostID).map(\.columns.steps) == [[11]])
         #expect(try await store.metrics(parentID: experiment.id).first?.columns.steps == [1, 2])
 
+        // A remote-write receiver's cursor holds removal by age at what it has not been sent.
+        for step in UInt64(12)...15 {
+            try await store.ingest(IngestBatch(series: [.init(parentID: Store.hostID, key: "system/cpu", columns: points([(step, 1)]))]))
+        }
+        let sent = try await store.cursor("remote_write:http://r/api", formerly: nil)
+        try await store.ingest(IngestBatch(series: [.init(parentID: Store.hostID, key: "system/cpu", columns: points([(16, 1)]))]))
+        try await store.setCursor("remote_write:http://r/api", to: sent - 2)
+        _ = try await store.removeHostBlocks(olderThan: .max, limit: 100, keepingUnreadBy: ["remote_write:http://r/api"])
+        #expect(try await store.metrics(parentID: Store.hostID).map(\.columns.steps) == [[14, 15, 16]])
+        // A cursor kept under an old name (the URL with its password) is found under the new one.
+        try await store.setCursor("remote_write:http://u:pw@r/api", to: 7)
+        #expect(try await store.cursor("remote_write:http://u@r/api", formerly: "remote_write:http://u:pw@r/api") == 7)
+        #expect(try await store.cursor("remote_write:http://u:pw@r/api") != 7)
+
         let size = try await store.size()
         #expect(size.usedBytes > 0 && size.fileBytes >= size.usedBytes / 2)
         await store.close()

@@ -188,3 +188,16 @@ def stub(agent: Agent) -> modelbox_pb2_grpc.ModelStoreStub:
 
 # PostgreSQL and the collector (postgres.py): its fixtures, for the forwarding tests.
 from postgres import database, postgres_cluster  # noqa: E402,F401
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs for the database and the artifacts (the tests run as root, as CI does)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
+    assert result.returncode == 0, f"the full-disk test mounts a tmpfs and needs root: {result.stderr}"
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -165,15 +165,18 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
             # The counters are on the page (read beside the rates; stored only for remote write).
             assert float(prometheus.query('system_cpu_time_seconds_total{cpu="0",state="idle"}')[0]["value"][1]) > 0
 
-            # Every value Prometheus scraped is a value the agent stored, sampled before the scrape.
+            # Every value Prometheus scraped is the agent's latest stored value at the scrape (or
+            # the one before, for a scrape that met a tick being sampled): a page stuck on an old
+            # tick would fail here.
             memory_points = stored(agent, compared['system_memory_usage_bytes{state="used"}'])
             assert len({value for _, value in memory_points}) > 1, "memory in use did not move: the comparison would prove little"
+            scraped_memory = prometheus.query('system_memory_usage_bytes{state="used"}[5m]')[0]["values"]
+            assert len({value for _, value in scraped_memory}) > 1, "Prometheus saw memory in use stand still"
             for series, key in compared.items():
                 points = stored(agent, key)
                 for scraped_at, value in prometheus.query(series + "[5m]")[0]["values"]:
-                    matching = [at for at, stored_value in points if stored_value == float(value)]
-                    assert matching, f"Prometheus has {series} = {value} at {scraped_at}, which the agent never stored"
-                    assert min(matching) <= float(scraped_at) + 0.5
+                    latest = [stored_value for at, stored_value in points if at <= float(scraped_at) + 0.5][-2:]
+                    assert float(value) in latest, f"Prometheus has {series} = {value} at {scraped_at}; the agent's latest then: {latest}"
 
             memory = prometheus.query("system_memory_limit_bytes")
             assert float(memory[0]["value"][1]) == stored(agent, "system/system.memory.limit")[-1][1]
@@ -264,6 +267,74 @@ def test_a_scrape_while_the_store_is_busy_is_answered(tmp_path):
         assert accepted["OK"] >= batches * 5_000
 
 
+def test_the_health_families_count_refusals_sensor_errors_and_the_agents_own_cost(tmp_path):
+    # A /proc without `stat`: the CPU sensor fails every tick, the others read on.
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() and entry != "stat":
+            (proc / entry).symlink_to(Path("/proc") / entry)
+    with running_agent(tmp_path, "--http", "127.0.0.1:0", "--proc-root", str(proc)) as agent:
+        address = http_address(agent)
+        experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="health", namespace="n")).experiment_id
+        with pytest.raises(Exception):
+            agent.stub.GetExperiment(mb.GetExperimentRequest(id="no-such-experiment"), timeout=10)
+        refused = agent_pb2.LogBatch(batch_id=1, series=[agent_pb2.SeriesRef(parent_id="no-such-parent", key="loss")],
+                                     points=agent_pb2.FloatColumns(key=[0] * 3, step=[1, 2, 3], wallclock_ns=[1] * 3, value=[1.0] * 3))
+        with pytest.raises(Exception):
+            list(agent_pb2_grpc.AgentStub(agent.channel).Log(iter([refused]), timeout=10))
+        accepted = agent_pb2.LogBatch(batch_id=1, series=[agent_pb2.SeriesRef(parent_id=experiment, key="loss")],
+                                      points=agent_pb2.FloatColumns(key=[0] * 2, step=[1, 2], wallclock_ns=[1] * 2, value=[1.0] * 2))
+        list(agent_pb2_grpc.AgentStub(agent.channel).Log(iter([accepted]), timeout=10))
+
+        def settled():
+            text = page(address)
+            errors = {s.labels["sensor"]: s.value for s in samples(text, "boxcar_sensor_errors_total")}
+            return text if errors.get("cpu", 0) >= 2 else None
+
+        text = wait_for(settled, 30, "two failed ticks of the CPU sensor on the page")
+        calls = {(s.labels["method"], s.labels["code"]): s.value for s in samples(text, "boxcar_calls_total")}
+        assert calls[("modelbox.ModelStore/GetExperiment", "NOT_FOUND")] == 1
+        assert calls[("boxcar.v1.Agent/Log", "NOT_FOUND")] == 1
+        points = {s.labels["code"]: s.value for s in samples(text, "boxcar_points_total")}
+        assert points["NOT_FOUND"] == 3 and points["OK"] >= 2
+        # The CPU sensor fails, those reading other files do not (the cgroup sensor fails on a
+        # host with cgroup v1 controllers whatever /proc holds); none hangs; each sensor's cost per
+        # tick is published.
+        errors = {s.labels["sensor"]: s.value for s in samples(text, "boxcar_sensor_errors_total")}
+        assert errors["cpu"] >= 2 and errors["memory"] == errors["network"] == errors["disk"] == errors["pressure"] == 0, errors
+        assert all(s.value == 0 for s in samples(text, "boxcar_sensor_hangs_total"))
+        ticks = {s.labels["sensor"]: s.value for s in samples(text, "boxcar_sensor_tick_cpu_seconds")}
+        assert {"memory", "network", "disk"} <= set(ticks) and all(0 <= value < 1 for value in ticks.values())
+        assert sum(s.value for s in samples(text, "boxcar_sensor_cpu_seconds_total")) > 0
+        # The database's bytes are the file and its write-ahead log.
+        on_disk = sum(os.path.getsize(path) for path in [agent.db, Path(str(agent.db) + "-wal")] if os.path.exists(path))
+        published = samples(text, "boxcar_store_database_bytes")[0].value
+        assert published > 0 and abs(published - on_disk) <= max(on_disk, published) * 0.5
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0 and check.stdout == "" and check.stderr == "", check.stdout + check.stderr
+
+
+def test_readyz_says_when_the_store_cannot_take_writes(small_disk, tmp_path):
+    with running_agent(small_disk, "--http", "127.0.0.1:0", "--sample-interval", "0.2", socket_path=tmp_path / "full.sock") as agent:
+        address = http_address(agent)
+        assert get(f"http://{address}/readyz")[0] == 200
+        filler = small_disk / "filler"
+        with open(filler, "wb") as out:
+            try:
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
+            except OSError:
+                pass
+        # The sampler's next commits fail for want of space.
+        status, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(f"http://{address}/readyz")), 30, "/readyz to say 503")
+        assert b"cannot take writes" in body, body
+        assert get(f"http://{address}/healthz")[0] == 200
+        filler.unlink()
+        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "/readyz to say 200 once a commit goes through")
+
+
 def test_the_token_guards_metrics_and_not_the_probes(tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret\n")
@@ -314,3 +385,23 @@ def test_the_collector_publishes_its_agents_their_lag_and_what_it_wrote(database
     forwards = [s for s in samples(page(address), "boxcar_calls_total") if s.labels["method"] == "boxcar.v1.Collector/Forward"]
     assert sum(s.value for s in forwards) == 1
     collector.stop()
+
+
+def test_the_collectors_readyz_says_when_postgresql_fails_its_writes(postgres_cluster, database, tmp_path):
+    collector = Collector(tmp_path / "collector", database, "--http", "127.0.0.1:0")
+    collector.start()
+    address = http_address(collector)
+    (tmp_path / "agent").mkdir()
+    try:
+        with running_agent(tmp_path / "agent", "--upstream", collector.target, "--upstream-host-series", "all"):
+            wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "the collector to be ready")
+            postgres_cluster.stop()
+            # Each tick the agent forwards now fails to be written.
+            status, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(f"http://{address}/readyz")), 60,
+                                       "the collector's /readyz to say 503")
+            assert b"PostgreSQL failed the last write" in body, body
+            postgres_cluster.start_if_stopped()
+            wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 90, "/readyz to say 200 once a batch is written")
+    finally:
+        postgres_cluster.start_if_stopped()
+        collector.stop()

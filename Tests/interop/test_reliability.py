@@ -321,19 +321,6 @@ def test_a_stale_socket_is_replaced(agent):
     assert agent.stub.GetClusterMembers(mb.GetClusterMembersRequest(), timeout=10).members
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs for the database and the artifacts (the tests run as root, as CI does)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
-    assert result.returncode == 0, f"the full-disk test mounts a tmpfs and needs root: {result.stderr}"
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_an_export_onto_a_full_disk_fails_plainly_and_keeps_the_old_file(small_disk, tmp_path):
     with running_agent(tmp_path) as agent:
         parent = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="export", namespace="r")).experiment_id

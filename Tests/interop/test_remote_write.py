@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import struct
 import subprocess
 import threading
@@ -58,7 +59,7 @@ def test_every_point_arrives_once_through_outages_and_a_restart(tmp_path):
             wait_for(lambda: len(in_prometheus(prometheus, SERIES[CPU_IDLE])) >= 3, 30, "the first points in Prometheus")
             # The series carry the external labels: --label, and host by default.
             labels = victoria.export(SERIES[MEMORY_USED])[0]["metric"]
-            assert labels["cluster"] == "test" and labels["host"] and labels["state"] == "used"
+            assert labels["cluster"] == "test" and labels["host"] == socket.gethostname() and labels["state"] == "used"
 
             # Both receivers go away; the agent samples on, and keeps what it could not send.
             prometheus.stop()
@@ -95,12 +96,17 @@ def test_every_point_arrives_once_through_outages_and_a_restart(tmp_path):
 
 class Receiver(http.server.ThreadingHTTPServer):
     """A remote-write receiver of the test's own: decodes each body (snappy, then protobuf by
-    hand) and notes when each sample arrived; answers with `status` (200 unless told)."""
+    hand) and notes when each sample it took arrived; answers with `status` (200 unless told), or
+    with the statuses in `script`, one a request, first."""
 
     def __init__(self):
         self.samples: list[tuple[dict, int, float, float]] = []  # labels, ms, value, arrival
         self.headers_seen: list[dict] = []
+        # Every request's samples as (name, labels, ms), and the status it was answered with.
+        self.requests: list[tuple[int, set]] = []
+        self.request_times: list[float] = []
         self.status = 200
+        self.script: list[int] = []
         super().__init__(("127.0.0.1", 0), ReceiverHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -117,13 +123,17 @@ class ReceiverHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         arrival = time.time()
         self.server.headers_seen.append(dict(self.headers))
-        if self.server.status == 200:
-            for labels, samples in decode_write_request(bytes(cramjam.snappy.decompress_raw(body))):
+        self.server.request_times.append(time.monotonic())
+        status = self.server.script.pop(0) if self.server.script else self.server.status
+        decoded = decode_write_request(bytes(cramjam.snappy.decompress_raw(body)))
+        self.server.requests.append((status, {(labels["__name__"], tuple(sorted(labels.items())), ms) for labels, samples in decoded for ms, _ in samples}))
+        if status == 200:
+            for labels, samples in decoded:
                 for ms, value in samples:
                     self.server.samples.append((labels, ms, value, arrival))
-        self.send_response(self.server.status)
+        self.send_response(status)
         self.end_headers()
-        self.wfile.write(b"refused by the test" if self.server.status != 200 else b"")
+        self.wfile.write(b"refused by the test" if status != 200 else b"")
 
 
 def fields(data: bytes):
@@ -216,11 +226,79 @@ def test_samples_the_receiver_refuses_are_counted_and_logged_not_retried(tmp_pat
                 30, "refused samples to be counted")
             assert dropped > 0
             assert "the receiver refused" in agent.output() and "refused by the test" in agent.output()
-            # Not retried: each request carries new samples (the receiver saw more than one).
-            requests = len(receiver.headers_seen)
-            wait_for(lambda: len(receiver.headers_seen) > requests, 30, "the next tick's request")
+            # Not retried: no sample refused comes again in a later request.
+            requests = len(receiver.requests)
+            wait_for(lambda: len(receiver.requests) > requests + 1, 30, "the next ticks' requests")
+            seen: set = set()
+            for _, request in list(receiver.requests):
+                assert not request & seen, "a refused sample was sent again"
+                seen |= request
             # Taken again, new samples flow.
             receiver.status = 200
             wait_for(lambda: receiver.samples, 30, "samples once the receiver takes them")
     finally:
         receiver.shutdown()
+
+
+def test_server_errors_and_429_are_retried_until_taken_and_nothing_is_lost(tmp_path):
+    receiver = Receiver()
+    # Three answers of 503 and two of 429, then 200: the same samples are sent again, with backoff.
+    receiver.script = [503, 503, 503, 429, 429]
+    try:
+        with running_agent(tmp_path, "--remote-write", receiver.url, "--http", "127.0.0.1:0") as agent:
+            address = http_address(agent)
+            wait_for(lambda: len({ms for _, ms, _, _ in receiver.samples}) >= 4, 60, "samples once the receiver takes them")
+            statuses = [status for status, _ in receiver.requests]
+            assert statuses[:6] == [503, 503, 503, 429, 429, 200], statuses
+            # Each refusal was answered by the same request again, not by a later tick's.
+            first = receiver.requests[0][1]
+            assert first and all(request == first for _, request in receiver.requests[:6])
+            # With backoff: 0.25, 0.5, 1, 2 and 4 s between the six.
+            waits = [b - a for a, b in zip(receiver.request_times[:6], receiver.request_times[1:6])]
+            assert all(wait >= 0.2 * 2 ** index for index, wait in enumerate(waits)), waits
+            failed = next(float(line.split()[-1]) for line in health(address).splitlines()
+                          if line.startswith("boxcar_remote_write_failed_requests_total"))
+            assert failed == 5
+            assert not any(line.startswith('boxcar_remote_write_samples_total{outcome="dropped"') and float(line.split()[-1]) > 0
+                           for line in health(address).splitlines())
+            # Every tick the agent stored from the first one sent arrives, once each (a new
+            # receiver starts after what was committed when its cursor was made: the first tick
+            # or two of a new agent may be before it).
+            cpu = lambda: sorted((ms, value) for labels, ms, value, _ in receiver.samples
+                                 if labels["__name__"] == "system_cpu_time_seconds_total" and labels["cpu"] == "0" and labels["state"] == "idle")
+            expected = [point for point in stored(agent, CPU_IDLE) if point[0] >= cpu()[0][0]]
+            assert len(expected) >= len(stored(agent, CPU_IDLE)) - 2
+            wait_for(lambda: len(cpu()) >= len(expected), 30, "every stored tick at the receiver")
+            assert cpu()[:len(expected)] == expected
+            assert len({ms for ms, _ in cpu()}) == len(cpu()), "a sample arrived twice"
+    finally:
+        receiver.shutdown()
+
+
+def test_trainers_processes_are_pushed_only_when_asked(tmp_path):
+    from test_exporter import Tree
+    from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+    from boxcar._proto.modelbox import modelbox_pb2 as mb
+
+    for asked in (False, True):
+        receiver = Receiver()
+        tree = Tree(children=2)
+        directory = tmp_path / str(asked)
+        directory.mkdir()
+        try:
+            args = ["--remote-write", receiver.url] + (["--remote-write-processes"] if asked else [])
+            with running_agent(directory, *args) as agent:
+                experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="tree", namespace="n")).experiment_id
+                agent_pb2_grpc.AgentStub(agent.channel).Attach(agent_pb2.AttachRequest(experiment_id=experiment, pid=tree.pid))
+                attached_ticks = lambda: {ms for labels, ms, _, _ in receiver.samples if labels["__name__"] == "system_cpu_time_seconds_total"}
+                start = len(attached_ticks())
+                wait_for(lambda: len(attached_ticks()) >= start + 4, 30, "four ticks while attached")
+                trees = [labels for labels, *_ in receiver.samples if labels["__name__"] == "process_tree_processes"]
+                if asked:
+                    assert trees and {labels["experiment_id"] for labels in trees} == {experiment}
+                    assert {labels["pid"] for labels in trees} == {str(tree.pid)}
+                else:
+                    assert not trees, "a trainer's tree was pushed without --remote-write-processes"
+        finally:
+            tree.close()
+            receiver.shutdown()
