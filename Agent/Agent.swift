@@ -102,7 +102,7 @@ final class Agent: Service, Sendable {
             socketPath: configuration.socketPath, version: Self.version, logger: logger,
             upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] })
         let maxRequestBytes = configuration.limits.maxMessageBytes
-        let gate = ConnectionGate(limits: configuration.connections, logger: logger)
+        let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, logger: logger)
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
                 serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import BoxcarCollector
 import BoxcarExposition
+import BoxcarFlowControl
 import BoxcarHTTP
 import BoxcarModel
 import BoxcarServer
@@ -150,6 +151,10 @@ struct CollectorProcess: Service {
     /// Pings find an agent that vanished (its machine lost power) within 80 s, so its stream and
     /// the file it was sending do not stay open for ever; agents may ping every 10 s (they do
     /// every 30 s).
+    /// Bytes of requests (agents' batches, their files' chunks) held before the calls take them,
+    /// across every stream: a stream whose next message finds no room waits.
+    static let requestMemoryBytes = 256 << 20
+
     static let keepalive = HTTP2ServerTransport.Config.Keepalive(
         time: .seconds(60), timeout: .seconds(20),
         clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
@@ -205,7 +210,7 @@ struct CollectorProcess: Service {
         logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
         let services = collector.services + reads.services
         var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []
-        let gate = ConnectionGate(limits: ConnectionLimits(), logger: logger)
+        let gate = ConnectionGate(limits: ConnectionLimits(), budget: ByteBudget(capacity: Self.requestMemoryBytes), logger: logger)
         if let socket {
             // A socket left by a collector that died is replaced; one that answers is not stolen.
             if socketIdentity(socket) != nil {

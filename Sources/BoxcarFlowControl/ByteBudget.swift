@@ -6,14 +6,14 @@
 import BoxcarModel
 import Synchronization
 
-/// Bytes of accepted but not yet committed writes the agent may hold, shared by every stream:
+/// Bytes of requests and not yet committed writes the agent may hold, shared by every stream:
 /// when clients send faster than the disk takes, a stream waits here before it reads its next
-/// batch (and, not reading, makes HTTP/2 flow control slow its client) instead of the agent
+/// message (and, not reading, makes HTTP/2 flow control slow its client) instead of the agent
 /// buffering without end.
 ///
-/// A batch already read is counted at once, even past the capacity: its memory exists whether or
-/// not it is counted, and a stream that waited while holding a share could wait for ever. Only
-/// reading the next batch waits, and a waiter holds nothing.
+/// A message already begun is counted at once, even past the capacity: a stream that waited while
+/// holding a share could wait for ever. Only starting the next message waits, and a waiter holds
+/// nothing.
 public final class ByteBudget: Sendable {
     private struct State {
         var available: Int
@@ -30,6 +30,9 @@ public final class ByteBudget: Sendable {
 
     /// The bytes counted now (may exceed the capacity).
     public var inUse: Int { capacity - state.withLock { $0.available } }
+
+    /// Whether a new message may start now.
+    public var hasRoom: Bool { state.withLock { $0.available > 0 } }
 
     /// Waits while the budget is spent; throws when the task is cancelled.
     public func waitForRoom() async throws {
@@ -62,8 +65,6 @@ extension ByteBudget {
         private let held = Mutex(0)
 
         public init(_ budget: ByteBudget) { self.budget = budget }
-
-        public func waitForRoom() async throws { try await budget.waitForRoom() }
 
         public func take(_ bytes: Int) {
             held.withLock { $0 += bytes }

@@ -72,13 +72,15 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                     defer { committed.finish() }
                     var knownParents: Set<String> = []
                     var batches = request.makeAsyncIterator()
-                    // The window and the budget are waited for before the next batch is read, so
-                    // that a stream that waits has not read it: its bytes stay with the client
-                    // (HTTP/2 flow control) rather than in the agent. A batch read is counted at
-                    // once; waiting holds nothing, so streams cannot wait on each other.
+                    // The window is waited for before the next batch is read, so that a stream
+                    // that waits has not read it: its bytes stay with the client (HTTP/2 flow
+                    // control) rather than in the agent. The budget was waited for by the stream's
+                    // transport (InboundBudget.swift), which counted the batch's bytes until it
+                    // was read here; from here on the batch counts what it holds decoded, until
+                    // its commit. (Waiting here too could wait for ever on batches the transport
+                    // holds for this very loop.)
                     while true {
                         try await window.acquire()
-                        try await account.waitForRoom()
                         guard let batch = try await batches.next() else { return nil }
                         let ingest: IngestBatch
                         do {

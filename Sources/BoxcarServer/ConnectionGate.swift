@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarFlowControl
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Logging
@@ -18,7 +19,8 @@ public struct ConnectionLimits: Sendable {
     /// their next call). A connection that never sends its HTTP/2 preface has no call either.
     public var idleTimeout: Duration
     /// A stream whose client takes none of what it has to send for this long is ended: its handler
-    /// stops with DEADLINE_EXCEEDED and the stream is reset, freeing what it held.
+    /// stops with DEADLINE_EXCEEDED and the stream is reset, freeing what it held. So is a stream
+    /// whose client sends nothing of a message it began for this long.
     public var stallTimeout: Duration
     /// Announced in SETTINGS_MAX_CONCURRENT_STREAMS, so that a client queues its 101st call instead of
     /// opening it and having the connection and its other 100 calls torn down. NIO's HTTP/2 holds a
@@ -47,7 +49,8 @@ public struct ConnectionLimits: Sendable {
 /// they are accepted (saying so in the log at most once every 10 s), and those that open no call
 /// within the idle timeout: the transport's own idle timer starts with the first call, so a
 /// connection that never sends its HTTP/2 preface would be held for ever. Gives each stream its
-/// outbound window (OutboundWindow.swift), and ends the streams that stall.
+/// flow control (StreamFlow.swift): an outbound window, its requests counted in `budget`, and an
+/// end for the streams that stall.
 public final class ConnectionGate: Sendable {
     public let limit: Int
     public let idleTimeout: Duration
@@ -59,23 +62,29 @@ public final class ConnectionGate: Sendable {
     private let stalled = Atomic<Int>(0)
     private let refusalWarning = RateLimitedWarning()
     private let stallWarning = RateLimitedWarning()
-    private let windows = OutboundWindows()
+    private let flows = StreamFlows()
+    private let budget: ByteBudget
     private let logger: Logger
 
-    public init(limits: ConnectionLimits, logger: Logger) {
+    /// - Parameter budget: the bytes of requests held for clients, shared by every stream (the
+    ///   agent's ingest budget): a stream whose next message finds no room stops reading.
+    public init(limits: ConnectionLimits, budget: ByteBudget, logger: Logger) {
         self.limit = limits.effectiveMaxConnections
         self.idleTimeout = limits.idleTimeout
         self.stallTimeout = limits.stallTimeout
+        self.budget = budget
         self.logger = logger
     }
 
     public var openConnections: Int { open.load(ordering: .relaxed) }
     public var refusedConnections: Int { refused.load(ordering: .relaxed) }
-    /// Streams ended because their clients read nothing for the stall timeout.
+    /// Streams ended because their clients read nothing, or sent nothing of a message they began,
+    /// for the stall timeout.
     public var stalledStreams: Int { stalled.load(ordering: .relaxed) }
 
-    /// Makes every call's writes wait for its stream's window: give it to each listener.
-    var interceptor: any ServerInterceptor { OutboundWindowInterceptor(windows: windows) }
+    /// Gives back each request's count as its call takes it, and makes every call's writes wait
+    /// for its stream's window: give it to each listener.
+    var interceptor: any ServerInterceptor { StreamFlowInterceptor(flows: flows) }
 
     /// `explains`: whether a refused connection gets HTTP/2's GOAWAY with the reason, which is
     /// written below TLS and so only on a plaintext listener (over TLS it is a bare close).
@@ -110,16 +119,28 @@ public final class ConnectionGate: Sendable {
             let identity = ObjectIdentifier(connection)
             called.withLock { _ = $0.insert(identity) }
         }
+        let flow = StreamFlow(budget: budget)
+        let number = flows.add(flow)
+        stream.closeFuture.whenComplete { [flows] _ in flows.remove(number) }
         return stream.eventLoop.makeCompletedFuture {
-            let flow = OutboundFlowHandler(windows: windows, stallTimeout: stallTimeout) { [self] in
-                let total = stalled.add(1, ordering: .relaxed).newValue
-                if stallWarning.due() {
-                    logger.warning("ended a stream whose client read nothing of it (--stream-stall-timeout)", metadata: [
-                        "stall_timeout_s": "\(stallTimeout.components.seconds)", "stalled_so_far": "\(total)",
-                    ])
-                }
+            let outbound = OutboundFlowHandler(window: flow.window, stallTimeout: stallTimeout) { [self] in
+                stalled(why: "ended a stream whose client read nothing of it (--stream-stall-timeout)")
             }
-            try stream.pipeline.syncOperations.addHandler(flow, position: .first)
+            let inbound = InboundFlowHandler(ledger: flow.ledger, number: number, stallTimeout: stallTimeout) { [self] in
+                stalled(why: "ended a stream whose client sent nothing more of a message it began (--stream-stall-timeout)")
+            }
+            // The inbound handler first: it sees each frame before the outbound one, which sees
+            // only writes.
+            try stream.pipeline.syncOperations.addHandlers([inbound, outbound], position: .first)
+        }
+    }
+
+    private func stalled(why: String) {
+        let total = stalled.add(1, ordering: .relaxed).newValue
+        if stallWarning.due() {
+            logger.warning("\(why)", metadata: [
+                "stall_timeout_s": "\(stallTimeout.components.seconds)", "stalled_so_far": "\(total)",
+            ])
         }
     }
 }

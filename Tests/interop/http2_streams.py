@@ -4,6 +4,7 @@ which no gRPC library lets its user do."""
 
 from __future__ import annotations
 
+import select
 import socket as sockets
 import struct
 
@@ -100,6 +101,89 @@ class RawCall:
             found.append(bytes(self.body[at + 5:at + 5 + length]))
             at += 5 + length
         return found
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class RawUpload:
+    """A client-streaming call on a connection of its own whose one message is declared `declared`
+    bytes long and never finished: the client sends its bytes as fast as the agent's flow-control
+    window lets it, and stops one byte short."""
+
+    def __init__(self, socket_path: str, method: str, declared: int):
+        self.socket = sockets.socket(sockets.AF_UNIX)
+        self.socket.connect(socket_path)
+        self.socket.setblocking(False)
+        self.connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.connection.initiate_connection()
+        self.stream = self.connection.get_next_available_stream_id()
+        self.connection.send_headers(self.stream, [
+            (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
+            ("content-type", "application/grpc"), ("te", "trailers")])
+        self.declared = declared
+        self.pending = b"\0" + struct.pack(">I", declared)  # the prefix, sent as the window allows
+        self.sent = 0  # bytes of the message's body sent
+        self.reset_code: int | None = None
+        self.closed = False
+        self.trailers: dict[str, str] | None = None
+        self._flush()
+
+    @property
+    def ended(self) -> bool:
+        return self.reset_code is not None or self.closed or self.trailers is not None
+
+    @property
+    def window(self) -> int:
+        """What the agent lets the client send now."""
+        return 0 if self.ended else self.connection.local_flow_control_window(self.stream)
+
+    @property
+    def done_sending(self) -> bool:
+        return self.sent >= self.declared - 1
+
+    def pump(self) -> None:
+        """Takes what the agent sent (window updates, a reset) and sends what the window allows."""
+        try:
+            while True:
+                data = self.socket.recv(1 << 16)
+                if not data:
+                    self.closed = True
+                    break
+                for event in self.connection.receive_data(data):
+                    if isinstance(event, h2.events.StreamReset):
+                        self.reset_code = event.error_code
+                    elif isinstance(event, h2.events.TrailersReceived):
+                        self.trailers = dict(event.headers)
+                    elif isinstance(event, h2.events.ConnectionTerminated):
+                        self.closed = True
+        except BlockingIOError:
+            pass
+        except ConnectionError:
+            self.closed = True
+        while not self.ended and not self.done_sending:
+            room = min(self.window, self.connection.max_outbound_frame_size)
+            if room <= 0:
+                break
+            if self.pending:
+                chunk, self.pending = self.pending[:room], self.pending[room:]
+            else:
+                chunk = b"x" * min(room, self.declared - 1 - self.sent)
+                self.sent += len(chunk)
+            self.connection.send_data(self.stream, chunk)
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.connection.data_to_send()
+        while data and not self.closed:
+            try:
+                sent = self.socket.send(data)
+                data = data[sent:]
+            except BlockingIOError:
+                select.select([], [self.socket], [], 1)
+            except ConnectionError:
+                self.closed = True
 
     def close(self) -> None:
         self.socket.close()

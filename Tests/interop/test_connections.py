@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from conftest import running_agent
-from http2_streams import RawCall
+from http2_streams import RawCall, RawUpload
 from modelbox_calls import create_experiment, upload
 from boxcar._proto.boxcar.v1 import agent_pb2 as ag
 from boxcar._proto.boxcar.v1 import agent_pb2_grpc
@@ -289,8 +289,57 @@ def test_a_client_cannot_name_another_streams_window(tmp_path):
         other = agent.stub.DownloadFile(mb.DownloadFileRequest(file_id=file_id), timeout=60)
         first = next(other)  # a stream of another client, open meanwhile
         for number in range(1, 10):  # the open stream's number is among these
-            forged = [("boxcar-outbound-window", str(number))]
+            forged = [("boxcar-stream", str(number))]
             frames = list(agent.stub.DownloadFile(mb.DownloadFileRequest(file_id=file_id), metadata=forged, timeout=20))
             assert b"".join(frame.chunks for frame in frames[1:]) == data
         assert first.metadata.path == "model.bin"
         assert b"".join(frame.chunks for frame in other) == data
+
+
+def test_what_the_transport_holds_of_unfinished_requests_is_counted_in_the_budget(tmp_path):
+    # 40 streams each declare an 8 MiB Log batch and send it as fast as the agent lets them, one
+    # byte short of its end. gRPC's transport assembles a message whole before a call sees it: with
+    # nothing counting those bytes, all 40 went in (320 MiB). Counted against a 2 MiB budget, a
+    # stream or two take room and the rest stop at their first HTTP/2 window.
+    streams, declared = 40, 8 << 20
+    args = ["--sample-interval", "0", "--ingest-memory-bytes", "2M", "--stream-stall-timeout", "3"]
+    with running_agent(tmp_path, *args) as agent:
+        experiment = create_experiment(agent.stub, name="unfinished")
+        before = resident_bytes(agent.process.pid)
+        uploads = [RawUpload(str(agent.socket), "/boxcar.v1.Agent/Log", declared) for _ in range(streams)]
+        try:
+            def settled():
+                for upload in uploads:
+                    upload.pump()
+                # Each has sent all of its message, or is held at its first window or two.
+                return any(u.done_sending for u in uploads) and all(
+                    u.done_sending or (u.window == 0 and u.sent < 256 << 10) for u in uploads)
+
+            wait_for(settled, 120, "the uploads to send all they are let send")
+            admitted = [u for u in uploads if u.done_sending]
+            waiting = [u for u in uploads if not u.done_sending]
+            growth = resident_bytes(agent.process.pid) - before
+            assert 1 <= len(admitted) <= 2, f"{len(admitted)} of {streams} unfinished {declared >> 20} MiB messages were let in"
+            assert all(u.sent < 256 << 10 for u in waiting), sorted(u.sent for u in waiting)
+            assert growth < 2 * declared + (64 << 20), f"{streams} unfinished uploads grew the agent by {growth >> 20} MiB"
+            # Small calls go on while the budget is spent.
+            metric = mb.LogMetricsRequest(parent_id=experiment, key="while-full", value=mb.MetricsValue(step=1, f_val=1.0))
+            agent.stub.LogMetrics(metric, timeout=10)
+            small = ag.LogBatch(batch_id=1, series=[ag.SeriesRef(parent_id=experiment, key="small")],
+                                points=ag.FloatColumns(key=[0], step=[1], wallclock_ns=[1], value=[1.0]))
+            assert [ack.batch_id for ack in agent_pb2_grpc.AgentStub(agent.channel).Log(iter([small]), timeout=10)] == [1]
+            # A stream that sends nothing more of the message it began is ended after the stall
+            # timeout, and a waiting stream takes its room.
+            wait_for(lambda: [u.pump() for u in uploads] and all(u.ended for u in admitted), 30,
+                     "the stalled uploads to be ended")
+            wait_for(lambda: [u.pump() for u in uploads] and any(u.sent >= 1 << 20 for u in waiting), 30,
+                     "a waiting upload to be let in")
+            assert "sent nothing more of a message it began" in agent.output()
+        finally:
+            for upload in uploads:
+                upload.close()
+        # Every stream gone, the budget is whole again: a batch larger than a stream's window goes in.
+        count = 100_000
+        large = ag.LogBatch(batch_id=2, series=[ag.SeriesRef(parent_id=experiment, key="large")],
+                            points=ag.FloatColumns(key=[0] * count, step=range(count), wallclock_ns=[1] * count, value=[0.5] * count))
+        assert [ack.points for ack in agent_pb2_grpc.AgentStub(agent.channel).Log(iter([large]), timeout=30)] == [count]

@@ -18,7 +18,6 @@ from conftest import Agent, agent_binary, running_agent
 from postgres import Collector, upstreams, wait_for, wait_until_forwarded
 from test_forwarding import agent_identity, assert_agent_held_once, assert_held_once, log_known_set
 from test_identity import as_machine
-from test_reliability import small_disk  # noqa: F401 (a fixture)
 
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb

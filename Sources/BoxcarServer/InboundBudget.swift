@@ -1,0 +1,198 @@
+import BoxcarFlowControl
+import NIOCore
+import NIOHTTP2
+import Synchronization
+
+// Flow control for what clients send. gRPC's transport assembles each request message whole (up
+// to the 64 MiB message limit) before a call sees it, and keeps a few whole ones for a call that
+// has not asked yet: bytes no handler had counted, on every stream of every connection. So each
+// stream counts its messages in the agent's budget of bytes held for clients (the ingest budget,
+// `--ingest-memory-bytes`) from the moment a message's length is read until its call takes it
+// (StreamFlowInterceptor), and a stream whose next message does not fit stops reading: HTTP/2 flow
+// control then keeps the rest with the client.
+//
+// A message is counted whole when its length is read, not as its bytes come, so that a stream
+// that began one can always finish it: streams waiting for room hold nothing, and streams that
+// hold room are never waiting for it. A message no larger than a stream's HTTP/2 window is let in
+// even when the budget is spent (its bytes are held by the transport either way), so small calls
+// go on while large batches wait. A stream that began a message and then sends nothing of it for
+// the stall timeout is ended, so a client cannot hold room by naming a large message it never sends.
+
+/// What one stream's requests hold of the budget: the messages counted and not yet taken by the
+/// call, in order.
+final class InboundLedger: Sendable {
+    let budget: ByteBudget
+    private let counted = Mutex(CircularBuffer<Int>())
+
+    init(budget: ByteBudget) {
+        self.budget = budget
+    }
+
+    /// A message of `bytes` arrives.
+    func count(_ bytes: Int) {
+        counted.withLock { $0.append(bytes) }
+        budget.take(bytes)
+    }
+
+    /// The call took its next message: what it holds now is the call's to count.
+    func taken() {
+        if let bytes = counted.withLock({ $0.popFirst() }) { budget.release(bytes) }
+    }
+
+    /// The stream ended: whatever it still counts is given back.
+    func close() {
+        budget.release(counted.withLock { counted in
+            defer { counted.removeAll() }
+            return counted.reduce(0, +)
+        })
+    }
+}
+
+/// Sits on each HTTP/2 stream, next to the connection: it names the stream in its request, counts
+/// each request message into the budget as its length arrives, holds the stream's frames and its
+/// reads while the budget has no room for the next message, and ends a stream that stops sending
+/// in the middle of a message.
+final class InboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias InboundOut = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    /// Messages up to this size are let in whatever the budget holds: the transport's HTTP/2
+    /// window for a stream (grpc-swift's default).
+    static let alwaysAdmitted = (1 << 16) - 1
+
+    private let ledger: InboundLedger
+    private let number: UInt64
+    private let stallTimeout: TimeAmount
+    private let stalled: @Sendable () -> Void
+    private var named = false
+    private var framing = GRPCFraming()
+    /// What arrived while the stream waits for room, in order; whether the channel asked to read
+    /// meanwhile; the wait itself.
+    private var held = CircularBuffer<HTTP2Frame.FramePayload>()
+    private var readWanted = false
+    private var waiting: Task<Void, Never>?
+    private var removed = false
+    private var lastData = NIODeadline.now()
+    private var check: Scheduled<Void>?
+
+    init(ledger: InboundLedger, number: UInt64, stallTimeout: Duration, stalled: @escaping @Sendable () -> Void) {
+        self.ledger = ledger
+        self.number = number
+        self.stallTimeout = .nanoseconds(Int64(stallTimeout / .nanoseconds(1)))
+        self.stalled = stalled
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        waiting?.cancel()
+        waiting = nil
+        held.removeAll()
+        check?.cancel()
+        ledger.close()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let payload = unwrapInboundIn(data)
+        if waiting != nil {
+            held.append(payload)
+        } else {
+            receive(payload, context: context)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting != nil {
+            readWanted = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Passes `payload` on, or as much of it as comes before a message the budget has no room for
+    /// (the rest waits, first in `held`).
+    private func receive(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
+        switch payload {
+        case .headers(var headers) where !named:
+            named = true
+            headers.headers.remove(name: StreamFlows.header)
+            headers.headers.add(name: StreamFlows.header, value: String(number))
+            context.fireChannelRead(wrapInboundOut(.headers(headers)))
+        case .data(let frame):
+            guard case .byteBuffer(let buffer) = frame.data else {
+                context.fireChannelRead(wrapInboundOut(payload))
+                return
+            }
+            lastData = .now()
+            var rest = buffer
+            var ended = 0
+            while let size = framing.next(in: &rest, ended: &ended) {
+                guard size <= Self.alwaysAdmitted || ledger.budget.hasRoom else {
+                    let before = rest.readerIndex - buffer.readerIndex
+                    if before > 0, let head = buffer.getSlice(at: buffer.readerIndex, length: before) {
+                        context.fireChannelRead(wrapInboundOut(.data(.init(data: .byteBuffer(head)))))
+                    }
+                    var tail = frame
+                    tail.data = .byteBuffer(rest)
+                    held.prepend(.data(tail))
+                    waitForRoom(context: context)
+                    return
+                }
+                ledger.count(size)
+                framing.enter(&rest, size: size, ended: &ended)
+            }
+            if framing.inMessage && check == nil { scheduleCheck(context: context, at: lastData + stallTimeout) }
+            context.fireChannelRead(wrapInboundOut(payload))
+        default:
+            context.fireChannelRead(wrapInboundOut(payload))
+        }
+    }
+
+    private func waitForRoom(context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let budget = ledger.budget
+        waiting = Task {
+            try? await budget.waitForRoom()
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.resume(context: context)
+            }
+        }
+    }
+
+    /// Room in the budget: what was held goes on, until a message finds none again.
+    private func resume(context: ChannelHandlerContext) {
+        guard !removed, waiting != nil else { return }
+        waiting = nil
+        var passed = false
+        while waiting == nil, let payload = held.popFirst() {
+            receive(payload, context: context)
+            passed = true
+        }
+        if passed { context.fireChannelReadComplete() }
+        if waiting == nil && readWanted {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    /// Ends the stream when a message it began gets no byte for the stall timeout (while the
+    /// agent reads it: a stream waiting for room is the agent's doing, not the client's).
+    private func scheduleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loop = context.eventLoop.assumeIsolated()
+        let context = NIOLoopBound(context, eventLoop: context.eventLoop)
+        check = loop.scheduleTask(deadline: deadline) {
+            self.check = nil
+            guard self.framing.inMessage, self.waiting == nil, !self.removed else { return }
+            let due = self.lastData + self.stallTimeout
+            guard NIODeadline.now() >= due else {
+                self.scheduleCheck(context: context.value, at: due)
+                return
+            }
+            self.stalled()
+            context.value.close(promise: nil)
+        }
+    }
+}
