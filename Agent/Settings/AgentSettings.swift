@@ -179,11 +179,12 @@ struct AgentSettings: Sendable {
         },
         Setting(
             "stream-stall-timeout", .value(placeholder: "SECONDS"), default: "`60`", value: "60",
-            help: "a stream whose client takes nothing of what it has to send this long is ended, 1 to 86400 s",
+            help: "a stream whose client takes nothing of what it has to send, or sends nothing more of a message it began, this long is ended, 1 to 86400 s",
             note: """
                 Seconds a stream may hold a response its client takes nothing of (a download or a
-                WatchNamespace it stopped reading), 1 to 86400; then the stream is reset (the client sees
-                CANCELLED, the agent's log and call counts DEADLINE_EXCEEDED), freeing what it held.
+                WatchNamespace it stopped reading), or a request message its client sends nothing more of,
+                1 to 86400; then the stream is reset (the client sees CANCELLED, the agent's log and call
+                counts DEADLINE_EXCEEDED), freeing what it held.
                 """,
             example: "60"
         ) { text, settings in
@@ -194,10 +195,11 @@ struct AgentSettings: Sendable {
         },
         Setting(
             "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
-            help: "Log batches held before their commit, across all streams; streams past it wait (at least `1M`)",
+            help: "requests and Log batches held for clients before their commit, across all streams; streams past it wait (at least `1M`)",
             note: """
-                Bytes of Log batches the agent holds before committing them, across every stream: a stream
-                past it waits, and flow control slows its client. Bytes or with K, M, G; at least 1M.
+                Bytes of requests (as they arrive) and Log batches (until they commit) the agent holds for
+                clients, across every stream: a stream whose next message finds no room waits, and flow
+                control slows its client. Bytes or with K, M, G; at least 1M.
                 """,
             example: "128M"
         ) { text, settings in
