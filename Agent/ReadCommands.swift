@@ -114,12 +114,36 @@ struct ExportCommand: AsyncParsableCommand {
         try await source.withSource { source in
             let wanted = try await source.metricKeys(parentID: experiment).filter { keys.isEmpty || keys.contains($0) }
             for key in wanted {
-                for entry in try await source.metrics(parentID: experiment, keys: [key]) {
-                    try write(entry, to: out)
-                }
+                try await export(key, from: source, to: out)
             }
         }
         try out.finish()
+    }
+
+    /// About how many points a page holds: a series is read by ranges of steps sized to this, so
+    /// that one of millions of points is never held whole.
+    static let pagePoints: UInt64 = 250_000
+
+    /// One series, page by page in step order: each range of steps is sized by how many points the
+    /// last one held (steps may be dense or sparse, and change along a run).
+    private func export(_ key: String, from source: any DataSource, to out: ExportOutput) async throws {
+        guard let extent = try await source.stepExtent(parentID: experiment, key: key) else { return }
+        var from = extent.lowerBound
+        var span = Self.pagePoints
+        while true {
+            let to = extent.upperBound - from < span ? extent.upperBound : from + span - 1
+            var points = 0
+            for entry in try await source.metrics(parentID: experiment, keys: [key], steps: from...to) where entry.key == key {
+                points += entry.columns.count
+                try write(entry, to: out)
+            }
+            guard to < extent.upperBound else { return }
+            from = to + 1
+            // Twice as wide at most, half as wide at least, toward a page of `pagePoints` (and
+            // never so wide that doubling it overflows).
+            let wanted = points == 0 ? Double(span) * 2 : Double(span) * Double(Self.pagePoints) / Double(points)
+            span = max(1, min(span * 2, max(span / 2, UInt64(min(wanted, 0x1p61)))))
+        }
     }
 
     private func write(_ entry: (key: String, columns: MetricColumns), to out: ExportOutput) throws {

@@ -86,6 +86,10 @@ struct SourceOptions: ParsableArguments {
 protocol DataSource: Sendable {
     func experiments(namespace: String?) async throws -> [Experiment]
     func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)]
+    /// The points of the series whose steps are within `steps`.
+    func metrics(parentID: String, keys: [String]?, steps: ClosedRange<UInt64>?) async throws -> [(key: String, columns: MetricColumns)]
+    /// The first and last step of a series; nil when it has no point.
+    func stepExtent(parentID: String, key: String) async throws -> ClosedRange<UInt64>?
     /// The keys `metrics` would answer for the parent (it may leave out some of them: a machine
     /// series with no point inside the parent's attachment windows), sorted.
     func metricKeys(parentID: String) async throws -> [String]
@@ -95,4 +99,16 @@ protocol DataSource: Sendable {
 
 // The agent's client and its database answer these reads alike.
 extension AgentClient: DataSource {}
-extension Store: DataSource {}
+extension Store: DataSource {
+    func metrics(parentID: String, keys: [String]?, steps: ClosedRange<UInt64>?) async throws -> [(key: String, columns: MetricColumns)] {
+        // Ranges are signed: a range past Int64.max is read to the end and cut here.
+        guard let steps else { return try await metrics(parentID: parentID, keys: keys, range: nil) }
+        let range = MetricRange(
+            from: Int64(clamping: steps.lowerBound), to: steps.upperBound >= UInt64(Int64.max) ? .max : Int64(steps.upperBound), axis: .step)
+        return try await metrics(parentID: parentID, keys: keys, range: range).map { entry -> (key: String, columns: MetricColumns) in
+            guard steps.upperBound >= UInt64(Int64.max) else { return entry }
+            let inside = (0..<entry.columns.count).filter { steps.contains(entry.columns.steps[$0]) }
+            return (key: entry.key, columns: entry.columns.selecting(inside))
+        }
+    }
+}

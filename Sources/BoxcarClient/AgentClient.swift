@@ -76,11 +76,40 @@ public struct AgentClient: Sendable {
     }
 
     public func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
+        try await metrics(parentID: parentID, keys: keys, steps: nil)
+    }
+
+    /// The series' points whose steps are within `steps` (all when nil).
+    public func metrics(parentID: String, keys: [String]?, steps: ClosedRange<UInt64>?) async throws -> [(key: String, columns: MetricColumns)] {
         let response = try await agent.queryMetrics(.with {
             $0.parentID = parentID
             $0.keys = keys ?? []
+            if let steps {
+                // The wire's bounds are signed, and `to` = 0 means none: steps past Int64.max are
+                // asked with no upper bound and the excess dropped here.
+                $0.from = Int64(clamping: steps.lowerBound)
+                $0.to = steps.upperBound >= UInt64(Int64.max) || steps.upperBound == 0 ? 0 : Int64(steps.upperBound)
+            }
         })
-        return response.series.map { ($0.key, $0.columns) }
+        return response.series.map { series -> (key: String, columns: MetricColumns) in
+            var columns = series.columns
+            if let steps, steps.upperBound == 0 || steps.upperBound >= UInt64(Int64.max) {
+                columns = columns.selecting((0..<columns.count).filter { steps.contains(columns.steps[$0]) })
+            }
+            return (key: series.key, columns: columns)
+        }
+    }
+
+    /// The first and last step of the parent's series `key`: the agent answers with its first and
+    /// last points.
+    public func stepExtent(parentID: String, key: String) async throws -> ClosedRange<UInt64>? {
+        let series = try await agent.queryMetrics(.with {
+            $0.parentID = parentID
+            $0.keys = [key]
+            $0.maxPoints = 2
+        }).series.first { $0.key == key }
+        guard let first = series?.step.first, let last = series?.step.last else { return nil }
+        return min(first, last)...max(first, last)
     }
 
     /// Asks for at most two points a series: the agent answers each key with its first and last.

@@ -103,7 +103,7 @@ struct PostgresStore: RecordStore {
     /// agent whose trainers were attached to it, that machine's series inside those windows.
     /// Series of the machine (`system/…`: its own, and the trainer's process tree) are labelled
     /// with their host, so that two machines' are never taken for one.
-    func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
+    func metrics(parentID: String, keys: [String]?, range: MetricRange?) async throws -> [(key: String, columns: MetricColumns)] {
         guard let kind = try await objectKind(parentID) else {
             throw NotFoundError("\(parentID) names no experiment, checkpoint, model, version or file")
         }
@@ -142,6 +142,10 @@ struct PostgresStore: RecordStore {
         if let keys {
             let wanted = Set(keys)
             series = series.filter { wanted.contains($0.key) }
+        }
+        // Filtered once decoded: the blocks are read whole.
+        if let range {
+            series = series.map { ($0.key, range.filter($0.columns)) }.filter { !$0.1.isEmpty }
         }
         return Self.merged(series)
     }

@@ -178,12 +178,12 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             case .UNRECOGNIZED(let value):
                 throw ValidationError("axis \(value) is none of STEP (0) and WALLCLOCK (1)")
             }
-            let series = try await store.metrics(
-                parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys)
             let range = MetricRange(from: request.from, to: request.to == 0 ? .max : request.to, axis: axis)
+            let series = try await store.metrics(
+                parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys, range: range)
             return .with { response in
                 response.series = series.map { entry in
-                    var columns = range.filter(entry.columns)
+                    var columns = entry.columns
                     if request.maxPoints > 0 { columns = columns.thinned(to: Int(request.maxPoints)) }
                     return Boxcar_V1_SeriesColumns(key: entry.key, columns: columns)
                 }

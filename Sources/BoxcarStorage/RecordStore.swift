@@ -50,9 +50,10 @@ public protocol RecordStore: Sendable {
     /// chain, a batch whose predecessor in the chain failed is refused without being stored.
     func submitIngest(_ batch: IngestBatch, chain: WriteChain?) async throws -> Pending<Int64>
     /// The parent's series (all, or those named by `keys`), sorted by key, each ordered by step,
-    /// then wallclock, then arrival; an experiment also gets the machine's series for the windows
-    /// trainers were attached to it.
-    func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)]
+    /// then wallclock, then arrival, holding the points within `range` (all when nil); an
+    /// experiment also gets the machine's series for the windows trainers were attached to it. A
+    /// series with no point in the range is left out.
+    func metrics(parentID: String, keys: [String]?, range: MetricRange?) async throws -> [(key: String, columns: MetricColumns)]
     func logEvent(_ event: Event) async throws -> Nanoseconds
     /// The parent's events with wallclock at or after `since`, oldest first.
     func events(parentID: String, since: Nanoseconds) async throws -> [Event]
@@ -88,7 +89,12 @@ extension RecordStore {
 
     /// Every series of the parent.
     public func metrics(parentID: String) async throws -> [(key: String, columns: MetricColumns)] {
-        try await metrics(parentID: parentID, keys: nil)
+        try await metrics(parentID: parentID, keys: nil, range: nil)
+    }
+
+    /// The parent's series named by `keys` (all when nil), every point.
+    public func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
+        try await metrics(parentID: parentID, keys: keys, range: nil)
     }
 
     /// Every event of the parent.

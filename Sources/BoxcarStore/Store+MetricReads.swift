@@ -4,19 +4,20 @@ import BoxcarModel
 /// series inside the windows trainers were attached to an experiment.
 extension Store {
     /// The parent's series (all, or those named by `keys`), sorted by key, each ordered by step,
-    /// then wallclock, then arrival. An experiment that trainers attached to also gets the
-    /// machine's series (`system/…`, stored under `host`) for the windows it was attached.
-    public func metrics(parentID: String, keys: [String]?) async throws -> [(key: String, columns: MetricColumns)] {
+    /// then wallclock, then arrival, with the points within `range` (only the blocks that reach
+    /// into it are read). An experiment that trainers attached to also gets the machine's series
+    /// (`system/…`, stored under `host`) for the windows it was attached.
+    public func metrics(parentID: String, keys: [String]?, range: MetricRange?) async throws -> [(key: String, columns: MetricColumns)] {
         let result = try await read { connection in
             let kind = try Self.objectKind(parentID, connection: connection)
             guard kind != nil else {
                 throw NotFoundError("\(parentID) names no experiment, checkpoint, model, version or file")
             }
-            var out = try Self.series(of: parentID, keys: keys, window: nil, connection: connection)
+            var out = try Self.series(of: parentID, keys: keys, window: nil, range: range, connection: connection)
             if kind == "experiment" {
                 let windows = try Self.attachmentWindows(experimentID: parentID, connection: connection)
                 if !windows.isEmpty {
-                    out += try Self.series(of: Store.hostID, keys: keys, window: windows, connection: connection)
+                    out += try Self.series(of: Store.hostID, keys: keys, window: windows, range: range, connection: connection)
                     out.sort { $0.key < $1.key }
                 }
             }
@@ -49,11 +50,45 @@ extension Store {
         }
     }
 
+    /// The first and last step of the parent's series `key` (by its blocks: for a machine series
+    /// of an experiment, those that reach into its attachment windows); nil when it has none.
+    public func stepExtent(parentID: String, key: String) async throws -> ClosedRange<UInt64>? {
+        try await read { connection in
+            var parents = [parentID]
+            var lower = Int64.min
+            var upper = Int64.max
+            let windows = try Self.attachmentWindows(experimentID: parentID, connection: connection)
+            if !windows.isEmpty {
+                parents.append(Store.hostID)
+                lower = windows.map(\.lowerBound).min()!
+                upper = windows.map(\.upperBound).max()!
+            }
+            // Steps past Int64.max are stored negative: read as unsigned, they sort last.
+            let statement = try connection.statement("""
+                SELECT b.step_min, b.step_max FROM series s JOIN metric_blocks b ON b.series_id = s.id
+                WHERE s.parent_id = ? AND s.key = ? AND b.wallclock_max >= ? AND b.wallclock_min <= ?
+                """)
+            defer { statement.reset() }
+            var extent: ClosedRange<UInt64>?
+            for (index, parent) in parents.enumerated() {
+                statement.bind([parent, key, index == 0 ? Int64.min : lower, index == 0 ? Int64.max : upper])
+                while try statement.step() {
+                    let low = UInt64(bitPattern: statement.int64(0))
+                    let high = UInt64(bitPattern: statement.int64(1))
+                    let block = low < 1 << 63 && high >= 1 << 63 ? low...UInt64.max : min(low, high)...max(low, high)
+                    extent = extent.map { min($0.lowerBound, block.lowerBound)...max($0.upperBound, block.upperBound) } ?? block
+                }
+                statement.reset()
+            }
+            return extent
+        }
+    }
+
     /// The parent id of the machine's own series.
     public static let hostID = "host"
 
     static func series(
-        of parentID: String, keys: [String]?, window: [ClosedRange<Int64>]?, connection: Connection
+        of parentID: String, keys: [String]?, window: [ClosedRange<Int64>]?, range: MetricRange? = nil, connection: Connection
     ) throws -> [SeriesResult] {
         let seriesStatement = try connection.statement("SELECT id, key FROM series WHERE parent_id = ? ORDER BY key")
         seriesStatement.bind(1, parentID)
@@ -68,15 +103,29 @@ extension Store {
         }
         let total = try connection.statement(
             "SELECT coalesce(sum(count), 0) FROM metric_blocks WHERE series_id = ?")
-        // Blocks that may hold points of the window: their wallclock range overlaps it.
-        let blocks = try connection.statement(
-            "SELECT data FROM metric_blocks WHERE series_id = ? AND wallclock_max >= ? AND wallclock_min <= ? ORDER BY seq")
-        let lower = window?.map(\.lowerBound).min() ?? .min
-        let upper = window?.map(\.upperBound).max() ?? .max
+        // Blocks that may hold points of the window and the range: their wallclock and step ranges
+        // overlap them. Steps are stored as signed integers: a block with a step past Int64.max has
+        // a negative step_min, and is always read.
+        let blocks = try connection.statement("""
+            SELECT data FROM metric_blocks WHERE series_id = ? AND wallclock_max >= ? AND wallclock_min <= ?
+              AND (step_min < 0 OR (step_max >= ? AND step_min <= ?)) ORDER BY seq
+            """)
+        var lower = window?.map(\.lowerBound).min() ?? .min
+        var upper = window?.map(\.upperBound).max() ?? .max
+        var steps: (from: Int64, to: Int64) = (.min, .max)
+        if let range {
+            switch range.axis {
+            case .wallclock:
+                lower = max(lower, range.from)
+                upper = min(upper, range.to)
+            case .step:
+                steps = (range.from, range.to)
+            }
+        }
         var out: [SeriesResult] = []
         for (id, key) in series {
             var columns = MetricColumns()
-            if window == nil {
+            if window == nil && range == nil {
                 // Size the columns once: growing them block by block copies them over and over.
                 total.bind(1, id)
                 if try total.step() { columns.reserveCapacity(Int(total.int64(0))) }
@@ -85,6 +134,8 @@ extension Store {
             blocks.bind(1, id)
             blocks.bind(2, lower)
             blocks.bind(3, upper)
+            blocks.bind(4, steps.from)
+            blocks.bind(5, steps.to)
             while try blocks.step() {
                 try blocks.withBlob(0) { try MetricBlock.decode($0, into: &columns) }
             }
@@ -95,6 +146,7 @@ extension Store {
                 }
                 columns = columns.selecting(inside)
             }
+            if let range { columns = range.filter(columns) }
             // A host series whose points retention removed is not shown.
             if columns.isEmpty { continue }
             columns.sortByStep()

@@ -109,6 +109,30 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         return (experiment, sequence)
     }
 
+    @Test func rangesReadOnlyTheirPointsAndTheBlocksThatReachThem() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "ranges", namespace: "r"))
+        // Three blocks: steps 1…10, 11…20 (wallclock step × 1000), and one with a step past Int64.max.
+        for block in 0..<2 {
+            let steps = (1...10).map { (UInt64(block * 10 + $0), Double(block * 10 + $0)) }
+            try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: points(steps))]))
+        }
+        var huge = MetricColumns()
+        huge.append(step: (1 << 63) + 1, wallclock: 1, value: -1)
+        try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: huge)]))
+
+        func steps(_ range: MetricRange) async throws -> [UInt64] {
+            try await store.metrics(parentID: experiment.id, keys: nil, range: range).first?.columns.steps ?? []
+        }
+        #expect(try await steps(MetricRange(from: 5, to: 12, axis: .step)) == Array(5...12))
+        #expect(try await steps(MetricRange(from: 15, to: .max, axis: .step)) == Array(15...20) + [(1 << 63) + 1])
+        #expect(try await steps(MetricRange(from: 3000, to: 4000, axis: .wallclock)) == [3, 4])
+        #expect(try await store.metrics(parentID: experiment.id, keys: nil, range: MetricRange(from: 21, to: 100, axis: .step)).isEmpty)
+        #expect(try await store.stepExtent(parentID: experiment.id, key: "loss") == 1...((1 << 63) + 1))
+        #expect(try await store.stepExtent(parentID: experiment.id, key: "none") == nil)
+        await store.close()
+    }
+
     @Test func creatingTheSameExperimentAgainChangesNothing() async throws {
         let store = try Store.open(path: path)
         let first = try await store.createExperiment(.init(name: "run", namespace: "ns", metadata: ["a": .number(1)]))

@@ -233,3 +233,27 @@ def test_doctor_says_which_sensor_gives_garbage_and_why(tmp_path: Path):
     assert findings["memory"]["series"] == 1  # only "available": the limit and "used" are NaN
     assert findings["pressure"]["works"]
     assert "no database at" in findings["database"]["detail"]
+
+
+def test_a_long_series_is_exported_page_by_page_whole_and_in_order(agent, tmp_path: Path):
+    # 600,000 points (more than two pages of 250,000) with dense and sparse stretches, repeated
+    # steps, and a last step past 2^63: every point comes out once, in step order, from the agent
+    # and from the database alike.
+    from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+    experiment_id = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="long", namespace="cli")).experiment_id
+    steps = list(range(300_000)) + [300_000 + 1_000 * index for index in range(299_998)] + [5, (1 << 63) + 7]
+    log = agent_pb2_grpc.AgentStub(agent.channel).Log
+    for start in range(0, len(steps), 100_000):
+        chunk = steps[start:start + 100_000]
+        batch = agent_pb2.LogBatch(batch_id=start, series=[agent_pb2.SeriesRef(parent_id=experiment_id, key="loss")],
+                                   points=agent_pb2.FloatColumns(key=[0] * len(chunk), step=chunk,
+                                                                 wallclock_ns=[1] * len(chunk), value=[float(s % 97) for s in chunk]))
+        list(log(iter([batch]), timeout=60))
+    expected = sorted(steps)
+    for source in (["--socket", str(agent.socket)], ["--db", str(agent.db)]):
+        out = tmp_path / "long.csv"
+        result = boxcar("export", experiment_id, "--format", "csv", "--output", str(out), *source)
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.reader(io.StringIO(out.read_text())))[1:]
+        assert [int(row[1]) for row in rows] == expected
+        assert all(float(row[4]) == float(int(row[1]) % 97) for row in rows)
