@@ -148,13 +148,13 @@ struct CollectorProcess: Service {
 
     /// Forwarded batches are large: a few MiB of points and file chunks of 1 MiB.
     static let maxRequestBytes = 64 << 20
-    /// Pings find an agent that vanished (its machine lost power) within 80 s, so its stream and
-    /// the file it was sending do not stay open for ever; agents may ping every 10 s (they do
-    /// every 30 s).
     /// Bytes of requests (agents' batches, their files' chunks) held before the calls take them,
     /// across every stream: a stream whose next message finds no room waits.
     static let requestMemoryBytes = 256 << 20
 
+    /// Pings find an agent that vanished (its machine lost power) within 80 s, so its stream and
+    /// the file it was sending do not stay open for ever; agents may ping every 10 s (they do
+    /// every 30 s).
     static let keepalive = HTTP2ServerTransport.Config.Keepalive(
         time: .seconds(60), timeout: .seconds(20),
         clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))

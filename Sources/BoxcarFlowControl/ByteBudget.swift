@@ -31,8 +31,16 @@ public final class ByteBudget: Sendable {
     /// The bytes counted now (may exceed the capacity).
     public var inUse: Int { capacity - state.withLock { $0.available } }
 
-    /// Whether a new message may start now.
-    public var hasRoom: Bool { state.withLock { $0.available > 0 } }
+    /// Counts `bytes` if there is room now (even past the capacity, as `take`); false, counting
+    /// nothing, when the budget is spent. Asked and counted under one lock, so that two streams
+    /// cannot both see the last room.
+    public func takeIfRoom(_ bytes: Int) -> Bool {
+        state.withLock { state in
+            guard state.available > 0 else { return false }
+            state.available -= max(bytes, 0)
+            return true
+        }
+    }
 
     /// Waits while the budget is spent; throws when the task is cancelled.
     public func waitForRoom() async throws {
@@ -65,6 +73,8 @@ extension ByteBudget {
         private let held = Mutex(0)
 
         public init(_ budget: ByteBudget) { self.budget = budget }
+
+        public func waitForRoom() async throws { try await budget.waitForRoom() }
 
         public func take(_ bytes: Int) {
             held.withLock { $0 += bytes }

@@ -12,7 +12,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     let startedAt: ContinuousClock.Instant
     let version: String
     let logger: Logger
-    /// Shared by every Log stream: bytes of batches accepted and not yet committed.
+    /// Shared by every Log stream: bytes of batches read (decoded) and not yet committed.
     let budget: ByteBudget
     let upstreams: @Sendable () -> [Boxcar_V1_UpstreamStatus]
     let statistics: CallStatistics
@@ -72,15 +72,15 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                     defer { committed.finish() }
                     var knownParents: Set<String> = []
                     var batches = request.makeAsyncIterator()
-                    // The window is waited for before the next batch is read, so that a stream
-                    // that waits has not read it: its bytes stay with the client (HTTP/2 flow
-                    // control) rather than in the agent. The budget was waited for by the stream's
-                    // transport (InboundBudget.swift), which counted the batch's bytes until it
-                    // was read here; from here on the batch counts what it holds decoded, until
-                    // its commit. (Waiting here too could wait for ever on batches the transport
-                    // holds for this very loop.)
+                    // The window and the budget of decoded batches are waited for before the next
+                    // batch is read, so that a stream that waits has not read it: its bytes stay
+                    // with the transport, which counts them in a budget of their own
+                    // (InboundBudget.swift), or with the client (HTTP/2 flow control). A batch read
+                    // is counted at once; waiting holds nothing, and only commits free this
+                    // budget, so streams cannot wait on each other.
                     while true {
                         try await window.acquire()
+                        try await account.waitForRoom()
                         guard let batch = try await batches.next() else { return nil }
                         let ingest: IngestBatch
                         do {

@@ -19,8 +19,9 @@ public struct AgentServices: Sendable {
     public let services: [any RegistrableRPCService]
     /// Calls and points answered, for the exporter.
     public let statistics: CallStatistics
-    /// Bytes of requests and batches held for clients and not yet committed or answered, across
-    /// every stream: give it to the listeners' `ConnectionGate`.
+    /// Bytes of requests held for clients before their calls take them, across every stream (half
+    /// of `ingestMemoryBytes`; Log batches taken and not yet committed have the other half): give
+    /// it to the listeners' `ConnectionGate`.
     public let budget: ByteBudget
     /// Counts every call's outcome: give it to each listener (`Listener.server(interceptors:)`).
     public var interceptors: [any ServerInterceptor] { [statistics.interceptor] }
@@ -30,7 +31,7 @@ public struct AgentServices: Sendable {
     ///   - socketPath: the unix socket the agent serves, as GetClusterMembers reports it (its id
     ///     is `host:path`, its address `unix://path`).
     ///   - ingestMemoryBytes: bytes of requests and Log batches held for clients, across every
-    ///     stream; a stream whose next message finds no room waits (backpressure).
+    ///     stream, half for each; a stream whose next message finds no room waits (backpressure).
     ///   - upstreams: where forwarding stands, for Health (the forwarder's, when there is one).
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
@@ -40,8 +41,7 @@ public struct AgentServices: Sendable {
         let changes = ChangeFeed()
         let statistics = CallStatistics()
         self.statistics = statistics
-        let budget = ByteBudget(capacity: ingestMemoryBytes)
-        self.budget = budget
+        budget = ByteBudget(capacity: ingestMemoryBytes / 2)
         let member = Modelbox_ClusterMember.with {
             $0.id = hostName + ":" + socketPath
             $0.hostName = hostName
@@ -54,7 +54,7 @@ public struct AgentServices: Sendable {
                 logger: logger, statistics: statistics),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
-                budget: budget, upstreams: upstreams, statistics: statistics),
+                budget: ByteBudget(capacity: ingestMemoryBytes / 2), upstreams: upstreams, statistics: statistics),
         ]
     }
 

@@ -61,7 +61,7 @@ public final class ConnectionGate: Sendable {
     private let refused = Atomic<Int>(0)
     private let stalled = Atomic<Int>(0)
     private let refusalWarning = RateLimitedWarning()
-    private let stallWarning = RateLimitedWarning()
+    private let stallWarnings = [RateLimitedWarning(), RateLimitedWarning()]
     private let flows = StreamFlows()
     private let budget: ByteBudget
     private let logger: Logger
@@ -124,10 +124,10 @@ public final class ConnectionGate: Sendable {
         stream.closeFuture.whenComplete { [flows] _ in flows.remove(number) }
         return stream.eventLoop.makeCompletedFuture {
             let outbound = OutboundFlowHandler(window: flow.window, stallTimeout: stallTimeout) { [self] in
-                stalled(why: "ended a stream whose client read nothing of it (--stream-stall-timeout)")
+                stalled(why: "ended a stream whose client read nothing of it (--stream-stall-timeout)", warning: stallWarnings[0])
             }
             let inbound = InboundFlowHandler(ledger: flow.ledger, number: number, stallTimeout: stallTimeout) { [self] in
-                stalled(why: "ended a stream whose client sent nothing more of a message it began (--stream-stall-timeout)")
+                stalled(why: "ended a stream whose client sent nothing more of a message it began (--stream-stall-timeout)", warning: stallWarnings[1])
             }
             // The inbound handler first: it sees each frame before the outbound one, which sees
             // only writes.
@@ -135,9 +135,9 @@ public final class ConnectionGate: Sendable {
         }
     }
 
-    private func stalled(why: String) {
+    private func stalled(why: String, warning: RateLimitedWarning) {
         let total = stalled.add(1, ordering: .relaxed).newValue
-        if stallWarning.due() {
+        if warning.due() {
             logger.warning("\(why)", metadata: [
                 "stall_timeout_s": "\(stallTimeout.components.seconds)", "stalled_so_far": "\(total)",
             ])

@@ -105,9 +105,9 @@ struct GRPCFraming {
     var inMessage: Bool { remaining > 0 || !prefix.isEmpty }
 
     /// Reads `buffer` up to the next message whose length it now knows and returns that message's
-    /// size (prefix and body), the reader index left on the message's first byte in this buffer,
-    /// for `enter`; nil once all of the buffer is read. `ended` counts the messages whose last byte
-    /// went by.
+    /// size (prefix and body), the reader index left where that message's bytes in this buffer
+    /// begin (the rest of its prefix, when part came in an earlier frame), for `enter`; nil once
+    /// all of the buffer is read. `ended` counts the messages whose last byte went by.
     mutating func next(in buffer: inout ByteBuffer, ended: inout Int) -> Int? {
         while buffer.readableBytes > 0 {
             if remaining > 0 {

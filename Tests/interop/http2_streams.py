@@ -156,6 +156,8 @@ class RawUpload:
                         self.reset_code = event.error_code
                     elif isinstance(event, h2.events.TrailersReceived):
                         self.trailers = dict(event.headers)
+                    elif isinstance(event, h2.events.ResponseReceived) and event.stream_ended:
+                        self.trailers = dict(event.headers)  # a trailers-only answer
                     elif isinstance(event, h2.events.ConnectionTerminated):
                         self.closed = True
         except BlockingIOError:

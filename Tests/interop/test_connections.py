@@ -299,8 +299,9 @@ def test_a_client_cannot_name_another_streams_window(tmp_path):
 def test_what_the_transport_holds_of_unfinished_requests_is_counted_in_the_budget(tmp_path):
     # 40 streams each declare an 8 MiB Log batch and send it as fast as the agent lets them, one
     # byte short of its end. gRPC's transport assembles a message whole before a call sees it: with
-    # nothing counting those bytes, all 40 went in (320 MiB). Counted against a 2 MiB budget, a
-    # stream or two take room and the rest stop at their first HTTP/2 window.
+    # nothing counting those bytes, all 40 went in (320 MiB). Counted against a 1 MiB budget (half
+    # of --ingest-memory-bytes), a stream or two take room and the rest stop at their first HTTP/2
+    # window.
     streams, declared = 40, 8 << 20
     args = ["--sample-interval", "0", "--ingest-memory-bytes", "2M", "--stream-stall-timeout", "3"]
     with running_agent(tmp_path, *args) as agent:
@@ -338,8 +339,34 @@ def test_what_the_transport_holds_of_unfinished_requests_is_counted_in_the_budge
         finally:
             for upload in uploads:
                 upload.close()
-        # Every stream gone, the budget is whole again: a batch larger than a stream's window goes in.
+        # Every stream gone, the budget is whole again, and each message taken gives its count back:
+        # three batches, each larger than the budget, go in one after the other.
         count = 100_000
-        large = ag.LogBatch(batch_id=2, series=[ag.SeriesRef(parent_id=experiment, key="large")],
-                            points=ag.FloatColumns(key=[0] * count, step=range(count), wallclock_ns=[1] * count, value=[0.5] * count))
-        assert [ack.points for ack in agent_pb2_grpc.AgentStub(agent.channel).Log(iter([large]), timeout=30)] == [count]
+        large = [ag.LogBatch(batch_id=2 + index, series=[ag.SeriesRef(parent_id=experiment, key="large")],
+                             points=ag.FloatColumns(key=[0] * count, step=range(index * count, (index + 1) * count),
+                                                    wallclock_ns=[1] * count, value=[0.5] * count)) for index in range(3)]
+        assert len(large[0].SerializeToString()) > 1 << 20
+        assert [ack.points for ack in agent_pb2_grpc.AgentStub(agent.channel).Log(iter(large), timeout=30)] == [count] * 3
+
+
+def test_a_call_that_answered_gives_back_what_its_stream_counted(tmp_path):
+    # Calls to a method the agent does not serve are answered at once (UNIMPLEMENTED), and their
+    # messages are never taken; their clients keep the streams open. What was counted for them is
+    # given back with the answer, not when the client goes: batches larger than the budget go in.
+    args = ["--sample-interval", "0", "--ingest-memory-bytes", "2M"]
+    with running_agent(tmp_path, *args) as agent:
+        experiment = create_experiment(agent.stub, name="answered")
+        uploads = [RawUpload(str(agent.socket), "/boxcar.v1.Agent/NoSuchMethod", 8 << 20) for _ in range(3)]
+        try:
+            wait_for(lambda: [u.pump() for u in uploads] and all(u.trailers is not None for u in uploads), 30,
+                     "the calls to be answered")
+            assert {u.trailers.get("grpc-status") for u in uploads} == {"12"}
+            assert not any(u.closed for u in uploads)
+            count = 100_000
+            large = [ag.LogBatch(batch_id=index, series=[ag.SeriesRef(parent_id=experiment, key="large")],
+                                 points=ag.FloatColumns(key=[0] * count, step=range(index * count, (index + 1) * count),
+                                                        wallclock_ns=[1] * count, value=[0.5] * count)) for index in range(3)]
+            assert [ack.points for ack in agent_pb2_grpc.AgentStub(agent.channel).Log(iter(large), timeout=30)] == [count] * 3
+        finally:
+            for upload in uploads:
+                upload.close()
