@@ -96,13 +96,14 @@ final class Agent: Service, Sendable {
         }
         try prepareSocketPath(configuration.socketPath)
 
+        let descriptors = ClientDescriptors(limit: configuration.connections.effectiveMaxConnections)
         let services = AgentServices(
             store: store, artifacts: artifacts, limits: configuration.limits,
             ingestMemoryBytes: configuration.ingestMemoryBytes, hostName: hostName(),
-            socketPath: configuration.socketPath, version: Self.version, logger: logger,
+            socketPath: configuration.socketPath, version: Self.version, logger: logger, descriptors: descriptors,
             upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] })
         let maxRequestBytes = configuration.limits.maxMessageBytes
-        let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, logger: logger)
+        let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, descriptors: descriptors, logger: logger)
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
                 serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,

@@ -197,9 +197,9 @@ struct AgentSettings: Sendable {
             "ingest-memory-bytes", .value(placeholder: "BYTES"), default: "`128M`", value: "128M",
             help: "requests and Log batches held for clients before their commit, across all streams; streams past it wait (at least `1M`)",
             note: """
-                Bytes of requests (as they arrive) and Log batches (until they commit) the agent holds for
-                clients, across every stream: a stream whose next message finds no room waits, and flow
-                control slows its client. Bytes or with K, M, G; at least 1M.
+                Bytes of requests (as they arrive, half of it) and Log batches (until they commit, the other
+                half) the agent holds for clients, across every stream: a stream whose next message finds no
+                room waits, and flow control slows its client. Bytes or with K, M, G; at least 1M.
                 """,
             example: "128M"
         ) { text, settings in

@@ -33,9 +33,12 @@ public struct AgentServices: Sendable {
     ///   - ingestMemoryBytes: bytes of requests and Log batches held for clients, across every
     ///     stream, half for each; a stream whose next message finds no room waits (backpressure).
     ///   - upstreams: where forwarding stands, for Health (the forwarder's, when there is one).
+    ///   - descriptors: the descriptors clients hold (give the same to the listeners' gate): an
+    ///     upload's or a download's file past them is refused.
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
         hostName: String, socketPath: String, version: String, logger: Logger,
+        descriptors: ClientDescriptors = ClientDescriptors(limit: ConnectionLimits().effectiveMaxConnections),
         upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] }
     ) {
         let changes = ChangeFeed()
@@ -51,7 +54,7 @@ public struct AgentServices: Sendable {
         self.services = [
             ModelStoreService(
                 store: store, artifacts: artifacts, limits: limits, changes: changes, member: member,
-                logger: logger, statistics: statistics),
+                logger: logger, statistics: statistics, descriptors: descriptors),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
                 budget: ByteBudget(capacity: ingestMemoryBytes / 2), upstreams: upstreams, statistics: statistics),

@@ -45,6 +45,36 @@ public struct ConnectionLimits: Sendable {
     }
 }
 
+/// The file descriptors clients make the agent hold: their connections, and the artifacts files
+/// their uploads and downloads keep open. Together they stay under the process's descriptor limit
+/// less `ConnectionLimits.descriptorReserve`, so that the store and the sensors always have theirs
+/// (20,000 held connections once made sampling fail with SQLite error 14).
+public final class ClientDescriptors: Sendable {
+    public let limit: Int
+    private let held = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    public var inUse: Int { held.load(ordering: .relaxed) }
+
+    /// Counts one more (a connection is counted even past the limit, until it is closed); returns
+    /// how many are held now.
+    func add() -> Int { held.add(1, ordering: .relaxed).newValue }
+
+    func remove() { held.subtract(1, ordering: .relaxed) }
+
+    /// One more for a file a call opens, unless clients hold the limit already: the call is then
+    /// refused with RESOURCE_EXHAUSTED (reason `busy`), and the descriptor stays the agent's.
+    func takeForFile() throws {
+        guard add() <= limit else {
+            remove()
+            throw refusal(.busy, "the agent holds as many client connections and open files as its descriptor limit allows (\(limit), 256 fewer than ulimit -n, kept for its store and sensors): retry once some uploads or downloads end, or raise the limit")
+        }
+    }
+}
+
 /// Counts the connections of every listener it is given to and closes those past the limit as
 /// they are accepted (saying so in the log at most once every 10 s), and those that open no call
 /// within the idle timeout: the transport's own idle timer starts with the first call, so a
@@ -56,6 +86,7 @@ public final class ConnectionGate: Sendable {
     public let idleTimeout: Duration
     public let stallTimeout: Duration
     private let open = Atomic<Int>(0)
+    private let descriptors: ClientDescriptors
     /// The connections that have opened a stream, by identity, while they are open.
     private let called = Mutex<Set<ObjectIdentifier>>([])
     private let refused = Atomic<Int>(0)
@@ -68,8 +99,11 @@ public final class ConnectionGate: Sendable {
 
     /// - Parameter budget: the bytes of requests held for clients, shared by every stream (the
     ///   agent's ingest budget): a stream whose next message finds no room stops reading.
-    public init(limits: ConnectionLimits, budget: ByteBudget, logger: Logger) {
+    /// - Parameter descriptors: shared with the services that open files for clients (their
+    ///   connections and files are counted together); by default the connections' own.
+    public init(limits: ConnectionLimits, budget: ByteBudget, descriptors: ClientDescriptors? = nil, logger: Logger) {
         self.limit = limits.effectiveMaxConnections
+        self.descriptors = descriptors ?? ClientDescriptors(limit: limits.effectiveMaxConnections)
         self.idleTimeout = limits.idleTimeout
         self.stallTimeout = limits.stallTimeout
         self.budget = budget
@@ -89,7 +123,8 @@ public final class ConnectionGate: Sendable {
     /// `explains`: whether a refused connection gets HTTP/2's GOAWAY with the reason, which is
     /// written below TLS and so only on a plaintext listener (over TLS it is a bare close).
     func admit(_ channel: any Channel, explains: Bool = true) -> EventLoopFuture<Void> {
-        let count = open.add(1, ordering: .relaxed).newValue
+        open.add(1, ordering: .relaxed)
+        let count = descriptors.add()
         let identity = ObjectIdentifier(channel)
         let silent = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(idleTimeout / .nanoseconds(1)))) {
             if !self.called.withLock({ $0.contains(identity) }) { channel.close(promise: nil) }
@@ -98,6 +133,7 @@ public final class ConnectionGate: Sendable {
             silent.cancel()
             self.called.withLock { _ = $0.remove(identity) }
             self.open.subtract(1, ordering: .relaxed)
+            self.descriptors.remove()
         }
         guard count > limit else { return channel.eventLoop.makeSucceededVoidFuture() }
         let total = refused.add(1, ordering: .relaxed).newValue

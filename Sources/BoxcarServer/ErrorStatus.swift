@@ -16,6 +16,9 @@ public enum RefusalReason: String, Sendable, CaseIterable {
     case diskFull = "disk-full"
     /// The agent is stopping: worth retrying with the next agent.
     case shuttingDown = "shutting-down"
+    /// Clients hold as many connections and open files as the agent's descriptor limit allows:
+    /// worth retrying once some close.
+    case busy
 
     public static let metadataKey = "boxcar-reason"
 }
@@ -36,6 +39,8 @@ func rpcError(_ error: any Error) -> RPCError {
         return refusal(.diskFull, "the disk holding the database is full: \(error.message)")
     case let error as ArtifactError where error.isFull:
         return refusal(.diskFull, "the disk holding the artifacts is full: \(error)")
+    case let error as ArtifactError where error.isOutOfDescriptors:
+        return refusal(.busy, "the agent has no file descriptor left for this file: \(error)")
     case let error as ArtifactError:
         if case .tooLarge = error { return refusal(.limit, error.description) }
         return RPCError(code: .internalError, message: error.description)
@@ -50,12 +55,12 @@ func rpcError(_ error: any Error) -> RPCError {
     }
 }
 
-private func refusal(_ reason: RefusalReason, _ message: String) -> RPCError {
+func refusal(_ reason: RefusalReason, _ message: String) -> RPCError {
     let code: RPCError.Code
     switch reason {
     case .invalidArgument: code = .invalidArgument
     case .notFound: code = .notFound
-    case .limit, .diskFull: code = .resourceExhausted
+    case .limit, .diskFull, .busy: code = .resourceExhausted
     case .shuttingDown: code = .unavailable
     }
     return RPCError(code: code, message: message, metadata: [RefusalReason.metadataKey: .string(reason.rawValue)])

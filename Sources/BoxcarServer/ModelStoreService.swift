@@ -17,6 +17,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     let member: Modelbox_ClusterMember
     let logger: Logger
     let statistics: CallStatistics
+    /// The descriptors clients hold: an upload's or a download's file is one.
+    let descriptors: ClientDescriptors
 
     /// Bytes per DownloadFile chunk: with the chunk's field tag and length (4 bytes) and gRPC's
     /// prefix (5), a message fills a 256 KiB buffer exactly (a larger one gets a buffer at the next
@@ -185,6 +187,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
             guard try await store.objectKind(file.parentID) != nil else {
                 throw NotFoundError("parent_id \(file.parentID) names no experiment, checkpoint, model, version or file")
             }
+            try descriptors.takeForFile()
+            defer { descriptors.remove() }
             let upload = try artifacts.beginUpload(maxBytes: limits.maxUploadBytes)
             defer { upload.abort() }
             while let frame = try await frames.next() {
@@ -218,6 +222,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
                     code: .failedPrecondition,
                     message: "file \(file.id) (\(file.path)) was tracked, not uploaded: the agent holds no bytes for it")
             }
+            try descriptors.takeForFile()
+            defer { descriptors.remove() }
             guard let reader = artifacts.openBlob(blob) else {
                 throw RPCError(
                     code: .failedPrecondition,

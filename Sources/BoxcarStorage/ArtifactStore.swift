@@ -218,6 +218,12 @@ public enum ArtifactError: Error, CustomStringConvertible {
         if case .io(_, let code) = self { return code == ENOSPC || code == EDQUOT }
         return false
     }
+
+    /// The process (EMFILE) or the system (ENFILE) has no file descriptor left.
+    public var isOutOfDescriptors: Bool {
+        if case .io(_, let code) = self { return code == EMFILE || code == ENFILE }
+        return false
+    }
 }
 
 /// mkdir -p.

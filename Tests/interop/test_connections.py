@@ -100,7 +100,9 @@ def test_thousands_of_held_connections_are_bounded_and_the_agent_keeps_working(t
                 connection.connect(str(agent.socket))
                 held.append(connection)
             # 1,000 are held, less the few of the test's own client; the rest are closed as they come.
-            wait_for(lambda: all(closed_by_the_agent(c) for c in held[1000:]), 60, "the excess connections were not closed")
+            # (Which ones are held is not known: a connection of the test's client that closes
+            # while these come in, such as the readiness probe's, frees its place for a later one.)
+            wait_for(lambda: sum(not closed_by_the_agent(c) for c in held) <= 1000, 60, "the excess connections were not closed")
             still_open = sum(not closed_by_the_agent(connection) for connection in held)
             assert 995 <= still_open <= 1000, still_open
             # A new client is refused while they are held (a connection of its own: gRPC would
@@ -370,3 +372,53 @@ def test_a_call_that_answered_gives_back_what_its_stream_counted(tmp_path):
         finally:
             for upload in uploads:
                 upload.close()
+
+
+def test_files_held_for_clients_leave_the_agent_its_descriptors_and_are_refused_plainly(tmp_path):
+    # Under a limit of 400 descriptors, clients get 144 (256 are kept for the store and the
+    # sensors): 4 processes hold 320 uploads open, each with a file. Those past the limit are
+    # refused, saying why, and the agent's own commits go on. (Before, the uploads took every
+    # descriptor: "Too many open files" as INTERNAL, and the store could fail next.)
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    with running_agent(tmp_path, "--sample-interval", "0.2") as agent:
+        agent.stop()
+        agent.prefix = ["prlimit", "--nofile=400:400"]
+        agent.start()
+        experiment = create_experiment(agent.stub, name="held")
+        helper = Path(__file__).with_name("held_uploads.py")
+        clients = [subprocess.Popen([sys.executable, str(helper), str(agent.socket), experiment, "2", "40"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        try:
+            for client in clients:
+                assert client.stdout.readline().strip() == "started"
+
+            def descriptors() -> int:
+                return len(list(Path(f"/proc/{agent.process.pid}/fd").iterdir()))
+
+            def uploads_refused_or_held() -> bool:
+                files = [path for path in (tmp_path / "artifacts" / "incoming").iterdir()] if (tmp_path / "artifacts" / "incoming").exists() else []
+                return len(files) >= 130
+
+            wait_for(uploads_refused_or_held, 60, "the uploads to hold their files")
+            assert descriptors() < 400 - 100, f"the agent holds {descriptors()} descriptors"
+            # The agent's own work goes on: a tick committed now, and a call answered.
+            seen = len(agent.stub.GetMetrics(mb.GetMetricsRequest(parent_id="host"), timeout=10).metrics)
+            assert seen > 0
+            assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=experiment), timeout=10).experiment.id == experiment
+        finally:
+            outcomes: dict = {}
+            for client in clients:
+                client.stdin.write("\n")
+                client.stdin.flush()
+            for client in clients:
+                for outcome, count in json.loads(client.stdout.readline()).items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + count
+                client.wait(timeout=60)
+        refused = {outcome: count for outcome, count in outcomes.items() if outcome.startswith("RESOURCE_EXHAUSTED busy")}
+        assert sum(refused.values()) >= 320 - 144, outcomes
+        assert all("descriptor limit allows (144" in outcome for outcome in refused), outcomes
+        assert not any("Too many open files" in outcome for outcome in outcomes), outcomes
+        assert "Too many open files" not in agent.output() and "SQLite error" not in agent.output()

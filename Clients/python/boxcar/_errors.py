@@ -40,7 +40,7 @@ def is_refusal(error: grpc.RpcError) -> bool:
 
 def reason(error: grpc.RpcError) -> Optional[str]:
     """The agent's machine-readable reason for a refusal (``invalid-argument``, ``not-found``,
-    ``limit``, ``disk-full``, ``shutting-down``), or None."""
+    ``limit``, ``disk-full``, ``busy``, ``shutting-down``), or None."""
     metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
     for key, value in metadata or ():
         if key == "boxcar-reason":
