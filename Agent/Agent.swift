@@ -138,6 +138,8 @@ final class Agent: Service, Sendable {
                 host: address.host, port: address.port, token: configuration.token, endpoints: exposition.endpoints, logger: logger)
             http = (server, exposition)
         }
+        // Before retention starts: it keeps what each receiver's cursor has not passed.
+        for writer in remoteWriters { try await writer.prepareCursor() }
         let allServers = servers
         let boundSocket = Mutex<(dev_t, ino_t)?>(nil)
         defer {

@@ -106,10 +106,12 @@ struct CollectorCommand: AsyncParsableCommand {
         }
         // The agent's own read services over every agent's records: the CLI, the published
         // ModelBox client and dashboards read the fleet as they read one agent.
+        // Connections and the files of downloads, counted together under one bound.
+        let descriptors = ClientDescriptors(limit: ConnectionLimits().effectiveMaxConnections)
         let reads = AgentServices(
             store: collector.store, artifacts: collector.artifacts, limits: Limits(),
             ingestMemoryBytes: 1 << 20, hostName: hostName(), socketPath: socket ?? "", version: Agent.version,
-            logger: logger)
+            logger: logger, descriptors: descriptors)
         let process = CollectorProcess(
             collector: collector, probe: address.probe, reads: reads, tcp: tcp, socket: socket,
             tls: tlsCertificate.map { ($0, tlsKey!) }, retention: retention, http: httpAddress, logger: logger)
@@ -210,7 +212,8 @@ struct CollectorProcess: Service {
         logger.info("PostgreSQL ready", metadata: ["postgres": "\(address)", "schema_found": "\(schema)"])
         let services = collector.services + reads.services
         var servers: [GRPCServer<HTTP2ServerTransport.Posix>] = []
-        let gate = ConnectionGate(limits: ConnectionLimits(), budget: ByteBudget(capacity: Self.requestMemoryBytes), logger: logger)
+        let gate = ConnectionGate(
+            limits: ConnectionLimits(), budget: ByteBudget(capacity: Self.requestMemoryBytes), descriptors: reads.descriptors, logger: logger)
         if let socket {
             // A socket left by a collector that died is replaced; one that answers is not stolen.
             if socketIdentity(socket) != nil {

@@ -100,16 +100,16 @@ public struct AgentClient: Sendable {
         }
     }
 
-    /// The first and last step of the parent's series `key`: the agent answers with its first and
-    /// last points.
+    /// The first and last step of the parent's series `key`: the agent answers each series of
+    /// the key (an experiment's own and the machine's may share it) with its first and last points.
     public func stepExtent(parentID: String, key: String) async throws -> ClosedRange<UInt64>? {
-        let series = try await agent.queryMetrics(.with {
+        let steps = try await agent.queryMetrics(.with {
             $0.parentID = parentID
             $0.keys = [key]
             $0.maxPoints = 2
-        }).series.first { $0.key == key }
-        guard let first = series?.step.first, let last = series?.step.last else { return nil }
-        return min(first, last)...max(first, last)
+        }).series.filter { $0.key == key }.flatMap(\.step)
+        guard let first = steps.min(), let last = steps.max() else { return nil }
+        return first...last
     }
 
     /// Asks for at most two points a series: the agent answers each key with its first and last.

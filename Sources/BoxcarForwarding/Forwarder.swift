@@ -383,7 +383,7 @@ public final class Forwarder: Sendable {
     private func sendFiles(of batch: Store.OutboxBatch, to writer: RPCWriter<Boxcar_V1_ForwardRequest>) async throws {
         for (_, row) in batch.rows {
             guard case .file(_, _, _, _, _, let blob?, let size?, _, _) = row else { continue }
-            guard let reader = artifacts.openBlob(blob) else {
+            guard let reader = try artifacts.openBlob(blob) else {
                 // Sent without its bytes: the collector refuses the record and it is quarantined.
                 logger.warning("an uploaded file's bytes are missing from the artifacts directory", metadata: ["blob": "\(blob)"])
                 continue

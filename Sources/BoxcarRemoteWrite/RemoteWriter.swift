@@ -117,8 +117,14 @@ public final class RemoteWriter: Sendable {
         }
     }
 
+    /// Makes this receiver's cursor (a new one starts after what is committed now), or moves it
+    /// from the name it had before the password was left out of it: before retention starts, so
+    /// that it never finds no cursor where one is on its way.
+    public func prepareCursor() async throws {
+        _ = try await store.cursor(cursorName, formerly: "remote_write:" + target.url)
+    }
+
     private func drain() async throws {
-        // Named by the whole URL before the password was left out of it.
         var cursor = try await store.cursor(cursorName, formerly: "remote_write:" + target.url)
         logger.info("remote write starts", metadata: ["after_seq": "\(cursor)"])
         var reportedRemoval = cursor

@@ -178,7 +178,10 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             case .UNRECOGNIZED(let value):
                 throw ValidationError("axis \(value) is none of STEP (0) and WALLCLOCK (1)")
             }
-            let range = MetricRange(from: request.from, to: request.to == 0 ? .max : request.to, axis: axis)
+            // No bounds (the default request): every point, read without a filter pass.
+            let range: MetricRange? =
+                axis == .step && request.from <= 0 && request.to == 0
+                ? nil : MetricRange(from: request.from, to: request.to == 0 ? .max : request.to, axis: axis)
             let series = try await store.metrics(
                 parentID: request.parentID, keys: request.keys.isEmpty ? nil : request.keys, range: range)
             return .with { response in

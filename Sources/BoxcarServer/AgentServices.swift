@@ -23,6 +23,8 @@ public struct AgentServices: Sendable {
     /// of `ingestMemoryBytes`; Log batches taken and not yet committed have the other half): give
     /// it to the listeners' `ConnectionGate`.
     public let budget: ByteBudget
+    /// The descriptors clients hold: give the same to the listeners' gate.
+    public let descriptors: ClientDescriptors
     /// Counts every call's outcome: give it to each listener (`Listener.server(interceptors:)`).
     public var interceptors: [any ServerInterceptor] { [statistics.interceptor] }
     private let changes: ChangeFeed
@@ -45,6 +47,7 @@ public struct AgentServices: Sendable {
         let statistics = CallStatistics()
         self.statistics = statistics
         budget = ByteBudget(capacity: ingestMemoryBytes / 2)
+        self.descriptors = descriptors
         let member = Modelbox_ClusterMember.with {
             $0.id = hostName + ":" + socketPath
             $0.hostName = hostName

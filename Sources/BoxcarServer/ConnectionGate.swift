@@ -70,7 +70,7 @@ public final class ClientDescriptors: Sendable {
     func takeForFile() throws {
         guard add() <= limit else {
             remove()
-            throw refusal(.busy, "the agent holds as many client connections and open files as its descriptor limit allows (\(limit), 256 fewer than ulimit -n, kept for its store and sensors): retry once some uploads or downloads end, or raise the limit")
+            throw refusal(.busy, "the agent holds as many client connections and open files as it gives clients (\(limit): --max-connections, or the descriptor limit less 256 kept for its store and sensors): retry once some uploads or downloads end, or raise the limit")
         }
     }
 }

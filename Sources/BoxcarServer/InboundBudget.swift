@@ -90,6 +90,7 @@ final class InboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// not asking for more, and a silent client is not stalling).
     private var lastData = NIODeadline.now()
     private var readOutstanding = false
+    private var notAskingSince: NIODeadline?
     private var check: Scheduled<Void>?
 
     init(ledger: InboundLedger, number: UInt64, stallTimeout: Duration, stalled: @escaping @Sendable () -> Void) {
@@ -110,6 +111,7 @@ final class InboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let payload = unwrapInboundIn(data)
+        if readOutstanding { notAskingSince = .now() }
         readOutstanding = false
         if waiting != nil {
             held.append(payload)
@@ -123,8 +125,9 @@ final class InboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
             readWanted = true
             return
         }
-        // The time the call did not ask is not the client's silence.
-        if !readOutstanding { lastData = .now() }
+        // The time the call did not ask is not the client's silence: the clock moves on by it.
+        if !readOutstanding, let since = notAskingSince { lastData = lastData + (.now() - since) }
+        notAskingSince = nil
         readOutstanding = true
         context.read()
     }
@@ -133,9 +136,15 @@ final class InboundFlowHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .headers(let headers) = unwrapOutboundIn(data), headers.endStream, !answered {
             answered = true
             ledger.close()
-            let wait = waiting
-            resume(context: context)
-            wait?.cancel()
+            if let wait = waiting {
+                // What was held goes on (uncounted) once this write is done, not from inside it.
+                wait.cancel()
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.execute {
+                    let (handler, context) = bound.value
+                    handler.resume(context: context)
+                }
+            }
         }
         context.write(data, promise: promise)
     }

@@ -224,7 +224,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
             }
             try descriptors.takeForFile()
             defer { descriptors.remove() }
-            guard let reader = artifacts.openBlob(blob) else {
+            guard let reader = try artifacts.openBlob(blob) else {
                 throw RPCError(
                     code: .failedPrecondition,
                     message: "the bytes of file \(file.id) are missing from the artifacts directory \(artifacts.root)")

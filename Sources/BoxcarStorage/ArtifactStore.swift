@@ -101,9 +101,15 @@ public struct ArtifactStore: Sendable {
     }
 
     /// Opens a stored blob for reading; nil when the bytes are not there.
-    public func openBlob(_ sha256: String) -> BlobReader? {
-        let fd = open(blobPath(sha256), O_RDONLY | O_CLOEXEC)
-        return fd >= 0 ? BlobReader(fd: fd) : nil
+    /// The blob's reader; nil when it is not there. Another failure (no descriptor left, say)
+    /// throws.
+    public func openBlob(_ sha256: String) throws -> BlobReader? {
+        let path = blobPath(sha256)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 { return BlobReader(fd: fd) }
+        let code = errno
+        if code == ENOENT { return nil }
+        throw ArtifactError.io("cannot open \(path)", code)
     }
 
     public final class BlobReader: @unchecked Sendable {

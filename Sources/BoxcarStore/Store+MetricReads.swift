@@ -73,9 +73,12 @@ extension Store {
             for (index, parent) in parents.enumerated() {
                 statement.bind([parent, key, index == 0 ? Int64.min : lower, index == 0 ? Int64.max : upper])
                 while try statement.step() {
+                    // A block with steps on both sides of 2^63 has a signed minimum past it and a
+                    // signed maximum below it: its true bounds are not kept, and all steps are
+                    // taken for it.
                     let low = UInt64(bitPattern: statement.int64(0))
                     let high = UInt64(bitPattern: statement.int64(1))
-                    let block = low < 1 << 63 && high >= 1 << 63 ? low...UInt64.max : min(low, high)...max(low, high)
+                    let block = low >= 1 << 63 && high < 1 << 63 ? 0...UInt64.max : low...high
                     extent = extent.map { min($0.lowerBound, block.lowerBound)...max($0.upperBound, block.upperBound) } ?? block
                 }
                 statement.reset()

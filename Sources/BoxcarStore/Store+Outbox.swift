@@ -350,14 +350,17 @@ extension Store {
     public func cursor(_ name: String, formerly: String? = nil) async throws -> Int64 {
         try await write { context in
             let key = "cursor:" + name
-            if let value = try Self.metaValue(key, context.connection) { return value }
+            var found = try Self.metaValue(key, context.connection)
             if let formerly, formerly != name, let value = try Self.metaValue("cursor:" + formerly, context.connection) {
-                try Self.setMeta(key, value, context.connection)
+                if found == nil {
+                    try Self.setMeta(key, value, context.connection)
+                    found = value
+                }
                 let remove = try context.connection.statement("DELETE FROM meta WHERE key = ?")
                 remove.bind(1, "cursor:" + formerly)
                 try remove.run()
-                return value
             }
+            if let found { return found }
             try Self.setMeta(key, context.sequence, context.connection)
             return context.sequence
         }

@@ -121,8 +121,8 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         huge.append(step: (1 << 63) + 1, wallclock: 1, value: -1)
         try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: huge)]))
 
-        func steps(_ range: MetricRange) async throws -> [UInt64] {
-            try await store.metrics(parentID: experiment.id, keys: nil, range: range).first?.columns.steps ?? []
+        func steps(_ range: MetricRange, key: String = "loss") async throws -> [UInt64] {
+            try await store.metrics(parentID: experiment.id, keys: [key], range: range).first?.columns.steps ?? []
         }
         #expect(try await steps(MetricRange(from: 5, to: 12, axis: .step)) == Array(5...12))
         #expect(try await steps(MetricRange(from: 15, to: .max, axis: .step)) == Array(15...20) + [(1 << 63) + 1])
@@ -130,6 +130,12 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         #expect(try await store.metrics(parentID: experiment.id, keys: nil, range: MetricRange(from: 21, to: 100, axis: .step)).isEmpty)
         #expect(try await store.stepExtent(parentID: experiment.id, key: "loss") == 1...((1 << 63) + 1))
         #expect(try await store.stepExtent(parentID: experiment.id, key: "none") == nil)
+        // One block with steps on both sides of 2^63: its bounds are not kept, so all steps are its.
+        var mixed = MetricColumns()
+        for step: UInt64 in [3, 5, (1 << 63) + 10] { mixed.append(step: step, wallclock: 1, value: 0) }
+        try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "mixed", columns: mixed)]))
+        #expect(try await store.stepExtent(parentID: experiment.id, key: "mixed") == 0...UInt64.max)
+        #expect(try await steps(MetricRange(from: 4, to: 100, axis: .step), key: "mixed") == [5])
         await store.close()
     }
 

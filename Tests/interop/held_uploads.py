@@ -1,6 +1,7 @@
 """A client process holding uploads open: `python3 held_uploads.py SOCKET PARENT CHANNELS PER_CHANNEL`
 starts CHANNELS × PER_CHANNEL uploads that send their metadata and a first chunk, then wait for a
-line on stdin; prints one JSON line of the status codes and reasons the agent answered with."""
+line on stdin. Prints "refused" for each upload refused while they wait, then one JSON line of the
+status codes and reasons the agent answered with."""
 
 from __future__ import annotations
 
@@ -38,16 +39,18 @@ def main() -> None:
             outcome = f"{error.code().name} {reason} {error.details()}"
         with lock:
             outcomes[outcome] += 1
+            if not release.is_set() and outcome != "OK":
+                print("refused", flush=True)
 
     threads = [threading.Thread(target=upload, args=(index,)) for index in range(channels * per_channel)]
     for thread in threads:
         thread.start()
-    print("started", flush=True)
     sys.stdin.readline()
     release.set()
     for thread in threads:
         thread.join()
-    print(json.dumps(dict(outcomes)), flush=True)
+    with lock:
+        print(json.dumps(dict(outcomes)), flush=True)
 
 
 if __name__ == "__main__":
