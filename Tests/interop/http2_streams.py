@@ -13,19 +13,24 @@ import h2.connection
 import h2.events
 
 
+def open_call(socket_path: str, method: str) -> tuple[sockets.socket, h2.connection.H2Connection, int]:
+    """A connection of its own over a unix socket, with one call's headers queued on it."""
+    socket = sockets.socket(sockets.AF_UNIX)
+    socket.connect(socket_path)
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    connection.initiate_connection()
+    stream = connection.get_next_available_stream_id()
+    connection.send_headers(stream, [
+        (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers")])
+    return socket, connection, stream
+
+
 class RawCall:
     """One server-streaming (or unary) call on a connection of its own over a unix socket."""
 
     def __init__(self, socket_path: str, method: str, request: bytes):
-        self.socket = sockets.socket(sockets.AF_UNIX)
-        self.socket.connect(socket_path)
-        self.connection = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self.connection.initiate_connection()
-        self.stream = self.connection.get_next_available_stream_id()
-        self.connection.send_headers(self.stream, [
-            (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
-            ("content-type", "application/grpc"), ("te", "trailers")])
+        self.socket, self.connection, self.stream = open_call(socket_path, method)
         self.connection.send_data(self.stream, b"\0" + struct.pack(">I", len(request)) + request, end_stream=True)
         try:
             self.socket.sendall(self.connection.data_to_send())
@@ -112,16 +117,8 @@ class RawUpload:
     window lets it, and stops one byte short."""
 
     def __init__(self, socket_path: str, method: str, declared: int):
-        self.socket = sockets.socket(sockets.AF_UNIX)
-        self.socket.connect(socket_path)
+        self.socket, self.connection, self.stream = open_call(socket_path, method)
         self.socket.setblocking(False)
-        self.connection = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-        self.connection.initiate_connection()
-        self.stream = self.connection.get_next_available_stream_id()
-        self.connection.send_headers(self.stream, [
-            (":method", "POST"), (":scheme", "http"), (":path", method), (":authority", "localhost"),
-            ("content-type", "application/grpc"), ("te", "trailers")])
         self.declared = declared
         self.pending = b"\0" + struct.pack(">I", declared)  # the prefix, sent as the window allows
         self.sent = 0  # bytes of the message's body sent
