@@ -212,6 +212,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
+        // The server's channel handlers on an embedded channel: what a real transport makes
+        // happen only under some timings is made to happen every time.
+        .testTarget(
+            name: "BoxcarServerTests",
+            dependencies: [
+                "BoxcarServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]),
         .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector", "BoxcarModel"]),
         .testTarget(
             name: "BoxcarRemoteWriteTests",

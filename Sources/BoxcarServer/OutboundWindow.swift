@@ -115,6 +115,9 @@ final class OutboundFlowHandler: ChannelOutboundHandler, RemovableChannelHandler
     private var unsent = 0
     private var lastProgress = NIODeadline.now()
     private var check: Scheduled<Void>?
+    /// Whether a write is being passed on in pieces, and whether a flush came through meanwhile.
+    private var writingPieces = false
+    private var flushedMidWrite = false
 
     init(window: OutboundWindow, stallTimeout: Duration, stalled: @escaping @Sendable () -> Void) {
         self.window = window
@@ -141,12 +144,27 @@ final class OutboundFlowHandler: ChannelOutboundHandler, RemovableChannelHandler
         // Written in pieces of 64 KiB (16 KiB pieces cost a third of the download rate), each a promise
         // of its own: HTTP/2 completes a write only once all of it is sent, and a reader taking a
         // 256 KiB message slowly must show its progress piece by piece, not be taken for stalled.
+        writingPieces = true
         while rest.readableBytes > Self.pieceBytes, let piece = rest.readSlice(length: Self.pieceBytes) {
             send(.init(data: .byteBuffer(piece)), context: context, promise: nil)
         }
         var last = frame
         last.data = .byteBuffer(rest)
         send(last, context: context, promise: promise)
+        writingPieces = false
+        // A piece can make the stream unwritable, and gRPC's stream handler flushes at once when it
+        // does (from inside this write). That flush was meant for the whole write: the pieces
+        // after it go too. Without this, a unary answer's tail waited for its trailers, which wait
+        // for the stream to be writable again: the call hung until the stall timeout ended it.
+        if flushedMidWrite {
+            flushedMidWrite = false
+            context.flush()
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if writingPieces { flushedMidWrite = true }
+        context.flush()
     }
 
     private static let pieceBytes = 1 << 16
