@@ -189,7 +189,9 @@ let package = Package(
             ],
             path: "Bench"),
 
-        .testTarget(name: "BoxcarModelTests", dependencies: ["BoxcarModel"]),
+        .testTarget(
+            name: "BoxcarModelTests",
+            dependencies: ["BoxcarModel", .product(name: "PropertyBased", package: "swift-property-based")]),
         // What several test targets share (a temporary directory that cleans up after itself).
         .target(name: "BoxcarTestSupport", path: "Tests/BoxcarTestSupport"),
         .testTarget(

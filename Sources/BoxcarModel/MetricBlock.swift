@@ -12,8 +12,16 @@
 ///   steps:      varint first, then zigzag varint deltas
 ///   wallclocks: zigzag varint first, then zigzag varint deltas
 ///   values:     float: 8 bytes little-endian IEEE 754; string or bytes: varint length, bytes
+///
+/// Layout (version 2, float points only, compressed: Gorilla.swift):
+///   u8 version, varint count, then bits, most significant first, the last byte padded with zeros:
+///   steps:      count × delta of delta (the first as itself, the second as its delta)
+///   wallclocks: the same, of the wallclocks' bit patterns
+///   values:     count × XOR with the value before (the first as its 64 bits)
+/// A steady series costs about 2 bits a point for its step and wallclock, and a constant value 1.
 public enum MetricBlock {
     public static let version: UInt8 = 1
+    public static let compressedVersion: UInt8 = 2
 
     public static func encode(_ columns: MetricColumns) -> [UInt8] {
         let count = columns.count
@@ -62,13 +70,56 @@ public enum MetricBlock {
         public var description: String { "a metric block is corrupt" }
     }
 
-    /// Appends the block's points to `columns`.
+    /// The version 2 block of `columns`; nil when a point is not a float (version 1 holds those).
+    public static func encodeCompressed(_ columns: MetricColumns) -> [UInt8]? {
+        guard columns.nonFloat.isEmpty else { return nil }
+        var out: [UInt8] = [compressedVersion]
+        Varint.append(UInt64(columns.count), to: &out)
+        var writer = BitWriter(capacity: columns.count * 2)
+        var steps = DeltaOfDelta()
+        for step in columns.steps { steps.encode(step, into: &writer) }
+        var wallclocks = DeltaOfDelta()
+        for wallclock in columns.wallclocks { wallclocks.encode(UInt64(bitPattern: wallclock), into: &writer) }
+        var values = XORFloats()
+        for value in columns.values { values.encode(value, into: &writer) }
+        return out + writer.finish()
+    }
+
+    /// Appends the block's points (of either version) to `columns`; a corrupt block appends none.
     public static func decode(_ data: UnsafeRawBufferPointer, into columns: inout MetricColumns) throws {
+        let before = columns.count
+        do {
+            switch data.first {
+            case version: try decodePacked(data, into: &columns)
+            case compressedVersion: try decodeCompressed(data, into: &columns)
+            default: throw CorruptBlock()
+            }
+        } catch {
+            columns.removePoints(from: before)
+            throw error
+        }
+    }
+
+    private static func decodeCompressed(_ data: UnsafeRawBufferPointer, into columns: inout MetricColumns) throws {
+        var header = ByteReader(data)
+        _ = try header.byte()
+        // Each point takes at least a bit for each of its three columns.
+        let count = try header.count(atMost: (data.count - header.offset) * 8 / 3)
+        var reader = BitReader(data, offset: header.offset)
+        columns.reserveCapacity(columns.count + count)
+        var steps = DeltaOfDelta()
+        for _ in 0..<count { columns.steps.append(try steps.decode(from: &reader)) }
+        var wallclocks = DeltaOfDelta()
+        for _ in 0..<count { columns.wallclocks.append(Int64(bitPattern: try wallclocks.decode(from: &reader))) }
+        var values = XORFloats()
+        for _ in 0..<count { columns.values.append(try values.decode(from: &reader)) }
+    }
+
+    private static func decodePacked(_ data: UnsafeRawBufferPointer, into columns: inout MetricColumns) throws {
         var reader = ByteReader(data)
         guard try reader.byte() == version else { throw CorruptBlock() }
         let mixed = try reader.byte() == 1
-        let count = Int(try reader.varint())
-        guard count <= data.count else { throw CorruptBlock() }
+        let count = try reader.count(atMost: data.count)
         var kinds: [UInt8] = []
         if mixed {
             kinds.reserveCapacity(count)
@@ -90,11 +141,11 @@ public enum MetricBlock {
             case 0:
                 columns.values.append(Double(bitPattern: try reader.uint64LE()))
             case 1:
-                let bytes = try reader.bytes(Int(try reader.varint()))
+                let bytes = try reader.bytes(try reader.count(atMost: data.count))
                 columns.nonFloat[base + index] = .string(String(decoding: bytes, as: UTF8.self))
                 columns.values.append(.nan)
             case 2:
-                columns.nonFloat[base + index] = .bytes(Array(try reader.bytes(Int(try reader.varint()))))
+                columns.nonFloat[base + index] = .bytes(Array(try reader.bytes(try reader.count(atMost: data.count))))
                 columns.values.append(.nan)
             default:
                 throw CorruptBlock()
@@ -133,8 +184,15 @@ public enum MetricBlock {
             return UInt64(littleEndian: data.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
         }
 
+        /// A varint that counts something, refused past `limit` (a forged one may not fit an Int).
+        mutating func count(atMost limit: Int) throws -> Int {
+            let raw = try varint()
+            guard raw <= UInt64(max(0, limit)) else { throw CorruptBlock() }
+            return Int(raw)
+        }
+
         mutating func bytes(_ count: Int) throws -> UnsafeRawBufferPointer.SubSequence {
-            guard count >= 0, offset + count <= data.count else { throw CorruptBlock() }
+            guard count >= 0, count <= data.count - offset else { throw CorruptBlock() }
             defer { offset += count }
             return data[offset..<(offset + count)]
         }

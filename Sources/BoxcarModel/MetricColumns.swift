@@ -23,6 +23,14 @@ public struct MetricColumns: Sendable, Hashable {
         values.reserveCapacity(capacity)
     }
 
+    /// Drops the points from `index` on (and any column left longer than the others there).
+    public mutating func removePoints(from index: Int) {
+        if steps.count > index { steps.removeSubrange(index...) }
+        if wallclocks.count > index { wallclocks.removeSubrange(index...) }
+        if values.count > index { values.removeSubrange(index...) }
+        if nonFloat.keys.contains(where: { $0 >= index }) { nonFloat = nonFloat.filter { $0.key < index } }
+    }
+
     public mutating func append(step: UInt64, wallclock: Int64, value: Double) {
         steps.append(step)
         wallclocks.append(wallclock)

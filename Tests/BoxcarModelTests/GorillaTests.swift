@@ -1,0 +1,130 @@
+@testable import BoxcarModel
+import PropertyBased
+import Testing
+
+/// The compressed block (version 2): every step, wallclock and double comes back bit for bit,
+/// whatever their order, and steady series cost a few bits a point.
+@Suite struct GorillaTests {
+    /// Records a failure as an issue rather than throwing it: PropertyBased drops what its
+    /// property throws, and only recorded issues fail a property.
+    func roundTrip(steps: [UInt64], wallclocks: [Int64], values: [Double], sourceLocation: SourceLocation = #_sourceLocation) {
+        var columns = MetricColumns()
+        for index in steps.indices {
+            columns.append(step: steps[index], wallclock: wallclocks[index], value: values[index])
+        }
+        guard let data = MetricBlock.encodeCompressed(columns) else {
+            Issue.record("float points were not compressed", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(data.first == MetricBlock.compressedVersion, sourceLocation: sourceLocation)
+        var decoded = MetricColumns()
+        do {
+            try data.withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
+        } catch {
+            Issue.record(error, "decoding \(columns.count) points", sourceLocation: sourceLocation)
+        }
+        #expect(decoded.steps == columns.steps, sourceLocation: sourceLocation)
+        #expect(decoded.wallclocks == columns.wallclocks, sourceLocation: sourceLocation)
+        #expect(decoded.values.map(\.bitPattern) == columns.values.map(\.bitPattern), sourceLocation: sourceLocation)
+    }
+
+    static let specials: [Double] = [
+        0, -0.0, 1, -1, .nan, -.nan, Double(bitPattern: 0x7ff4_0000_0000_0001), .infinity, -.infinity,
+        .leastNonzeroMagnitude, -.leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude,
+        -.greatestFiniteMagnitude, Double(bitPattern: 0x000f_ffff_ffff_ffff), 0.1, 1e-300,
+    ]
+
+    @Test func anyBitsRoundTrip() async {
+        await propertyCheck(count: 300, input: Gen.uint64().array(of: 0...200), Gen.int64().array(of: 200), Gen.uint64().array(of: 200)) { steps, wallclocks, bits in
+            // Shrinking may shorten any of the three.
+            let count = min(steps.count, wallclocks.count, bits.count)
+            roundTrip(steps: Array(steps.prefix(count)), wallclocks: Array(wallclocks.prefix(count)), values: bits.prefix(count).map(Double.init(bitPattern:)))
+        }
+    }
+
+    @Test func specialDoublesRoundTripInAnyOrder() async {
+        await propertyCheck(count: 300, input: Gen.element(of: Self.specials).array(of: 1...120)) { values in
+            let count = values.count
+            roundTrip(steps: (0..<UInt64(count)).map { $0 }, wallclocks: (0..<Int64(count)).map { $0 * 1_000 }, values: values.map { $0! })
+        }
+    }
+
+    @Test func nearbyIntegersAndTheirExtremesRoundTrip() async {
+        // Steps and wallclocks that move by small amounts from anywhere, wrapping past the ends.
+        await propertyCheck(count: 300, input: Gen.uint64(), Gen.int64(in: -70_000...70_000).array(of: 1...200), Gen.double(in: -1e6...1e6)) { start, moves, value in
+            var steps: [UInt64] = []
+            var step = start
+            for move in moves {
+                step = step &+ UInt64(bitPattern: move)
+                steps.append(step)
+            }
+            let wallclocks = steps.map { Int64(bitPattern: $0 &* 3) }
+            var values: [Double] = []
+            var current = value
+            for move in moves {
+                current += Double(move % 7) * 0.001
+                values.append(current)
+            }
+            roundTrip(steps: steps, wallclocks: wallclocks, values: values)
+        }
+    }
+
+    @Test func extremesRoundTrip() {
+        roundTrip(
+            steps: [.max, 0, .max, 1, .max - 1, 1 << 63, (1 << 63) - 1],
+            wallclocks: [.min, .max, -1, 0, .min, 1, .max],
+            values: [.nan, -0.0, .infinity, .leastNonzeroMagnitude, 0, .greatestFiniteMagnitude, -.nan])
+        roundTrip(steps: [42], wallclocks: [-7], values: [3.5])
+        roundTrip(steps: [], wallclocks: [], values: [])
+    }
+
+    @Test func steadySeriesCostBitsAPoint() throws {
+        // Sampled every second with a few ms of jitter: steps +1, a constant value.
+        var columns = MetricColumns()
+        var jitter = SystemRandomNumberGenerator()
+        for tick in 0..<3_600 {
+            columns.append(step: UInt64(tick), wallclock: 1_764_000_000_000_000_000 + Int64(tick) * 1_000_000_000 + Int64.random(in: 0...3_000_000, using: &jitter), value: 64)
+        }
+        let constant = try #require(MetricBlock.encodeCompressed(columns)).count
+        // A step and a constant value take a bit each; the jittered wallclock about four bytes.
+        #expect(constant < 3_600 * 5)
+        // Without jitter, the whole point costs three bits.
+        columns.wallclocks = (0..<3_600).map { 1_764_000_000_000_000_000 + Int64($0) * 1_000_000_000 }
+        #expect(try #require(MetricBlock.encodeCompressed(columns)).count < 3_600 * 3 / 8 + 64)
+        // Against 8 bytes a value, 1 a step and ~4 a wallclock in version 1.
+        #expect(MetricBlock.encode(columns).count > 3_600 * 9)
+    }
+
+    @Test func stringsAndBytesAreLeftToVersionOne() {
+        let columns = MetricColumns([MetricPoint(step: 1, wallclock: 1, value: .string("x"))])
+        #expect(MetricBlock.encodeCompressed(columns) == nil)
+    }
+
+    @Test func truncatedOrForgedBlocksAreReportedNotCrashing() async {
+        var columns = MetricColumns()
+        for index in 0..<50 { columns.append(step: UInt64(index * index), wallclock: Int64(index) << 40, value: Double(index) / 3) }
+        let data = MetricBlock.encodeCompressed(columns)!
+        for cut in 1..<data.count {
+            var decoded = MetricColumns()
+            #expect(throws: MetricBlock.CorruptBlock.self) {
+                try Array(data.prefix(cut)).withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
+            }
+        }
+        // Counts and lengths forged past what any Int holds, in either version.
+        let forged: [[UInt8]] = [
+            [2] + [UInt8](repeating: 0xff, count: 9) + [0x01],
+            [1, 0] + [UInt8](repeating: 0xff, count: 9) + [0x01],
+            [1, 1, 1, 1, 0, 0] + [UInt8](repeating: 0xff, count: 8) + [0x7f],
+        ]
+        for block in forged {
+            var decoded = MetricColumns()
+            #expect(throws: MetricBlock.CorruptBlock.self) { try block.withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) } }
+            #expect(decoded.isEmpty)
+        }
+        // Random bytes after the version: an error or some points, never a crash or a hang.
+        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...64)) { bytes in
+            var decoded = MetricColumns()
+            _ = try? ([MetricBlock.compressedVersion] + bytes).withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
+        }
+    }
+}
