@@ -23,7 +23,17 @@ public enum MetricBlock {
     public static let version: UInt8 = 1
     public static let compressedVersion: UInt8 = 2
 
+    /// The smaller of the two versions: a steady or slowly moving float series compresses (a bit
+    /// or a few a point), a noisy one (a training loss) may not, and strings and bytes are only
+    /// in version 1.
     public static func encode(_ columns: MetricColumns) -> [UInt8] {
+        let packed = encodePacked(columns)
+        guard let compressed = encodeCompressed(columns), compressed.count < packed.count else { return packed }
+        return compressed
+    }
+
+    /// Version 1, which the collector's SQL reads (`boxcar.decode_block`).
+    public static func encodePacked(_ columns: MetricColumns) -> [UInt8] {
         let count = columns.count
         var out: [UInt8] = []
         out.reserveCapacity(16 + count * 14)

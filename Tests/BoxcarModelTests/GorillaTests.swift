@@ -92,7 +92,25 @@ import Testing
         columns.wallclocks = (0..<3_600).map { 1_764_000_000_000_000_000 + Int64($0) * 1_000_000_000 }
         #expect(try #require(MetricBlock.encodeCompressed(columns)).count < 3_600 * 3 / 8 + 64)
         // Against 8 bytes a value, 1 a step and ~4 a wallclock in version 1.
-        #expect(MetricBlock.encode(columns).count > 3_600 * 9)
+        #expect(MetricBlock.encodePacked(columns).count > 3_600 * 9)
+        #expect(MetricBlock.encode(columns).first == MetricBlock.compressedVersion)
+    }
+
+    @Test func encodeKeepsTheSmallerVersion() async {
+        // Steady, noisy and jumping series: whichever version is smaller is the one written.
+        await propertyCheck(count: 100, input: Gen.uint64().array(of: 1...100), Gen.int(in: 0...2)) { bits, shape in
+            var columns = MetricColumns()
+            for (index, random) in bits.enumerated() {
+                let value: Double = switch shape {
+                case 0: 42
+                case 1: Double(bitPattern: random)
+                default: Double(index) * 0.25
+                }
+                columns.append(step: shape == 1 ? random : UInt64(index), wallclock: Int64(index) * 1_000_000_000, value: value)
+            }
+            let sizes = [MetricBlock.encodePacked(columns).count, MetricBlock.encodeCompressed(columns)?.count ?? .max]
+            #expect(MetricBlock.encode(columns).count == sizes.min())
+        }
     }
 
     @Test func stringsAndBytesAreLeftToVersionOne() {

@@ -53,7 +53,7 @@ import Testing
         for step in 0..<1000 {
             columns.append(step: UInt64(step), wallclock: 1_764_000_000_000_000_000 + Int64(step) * 100_000_000, value: Double(step) * 0.5)
         }
-        let bytes = MetricBlock.encode(columns).count
+        let bytes = MetricBlock.encodePacked(columns).count
         #expect(bytes <= 1000 * 13 + 20)
     }
 

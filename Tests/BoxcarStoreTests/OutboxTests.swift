@@ -90,7 +90,8 @@ import Testing
     @Test func theByteLimitCutsABatchButAlwaysTakesOneRow() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
-        let big = MetricColumns((0..<5000).map { MetricPoint(step: UInt64($0), wallclock: Int64($0), value: .float(Double($0))) })
+        // Values of 64 random bits, which no encoding shrinks: a block of 50 KB.
+        let big = MetricColumns((0..<5000).map { MetricPoint(step: UInt64($0), wallclock: Int64($0), value: .float(Double(bitPattern: .random(in: .min ... .max)))) })
         for _ in 0..<3 {
             try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: big)]))
         }
@@ -108,7 +109,8 @@ import Testing
     @Test func aTableCutAtTheByteLimitEndsTheBatchWhereItsReadingStopped() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))  // 1
-        let big = MetricColumns((0..<5000).map { MetricPoint(step: UInt64($0), wallclock: Int64($0), value: .float(Double($0))) })
+        // Values of 64 random bits, which no encoding shrinks: a block of 50 KB.
+        let big = MetricColumns((0..<5000).map { MetricPoint(step: UInt64($0), wallclock: Int64($0), value: .float(Double(bitPattern: .random(in: .min ... .max)))) })
         for index in 0..<2 {
             try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "loss", columns: big)]))  // 2, 4
             _ = try await store.logEvent(Event(

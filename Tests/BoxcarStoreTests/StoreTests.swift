@@ -313,7 +313,8 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
             for batch in 0..<60 {
                 group.addTask {
-                    let steps = (0..<200).map { (UInt64(batch * 1000 + $0), Double($0)) }
+                    // Values of 64 random bits, which no encoding shrinks: 2 KB a batch, so only some fit.
+                    let steps = (0..<200).map { (UInt64(batch * 1000 + $0), Double(bitPattern: .random(in: .min ... .max))) }
                     do {
                         try await store.ingest(IngestBatch(series: [.init(parentID: experiment.id, key: "x", columns: points(steps))]))
                         return (batch, true)
