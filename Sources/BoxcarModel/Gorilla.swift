@@ -66,19 +66,31 @@ public struct BitReader {
             let high = try read(bits: width - 32)
             return high << 32 | (try read(bits: 32))
         }
-        guard width >= 0, position + width <= end else { throw MetricBlock.CorruptBlock() }
-        var result: UInt64 = 0
-        var remaining = width
-        while remaining > 0 {
-            let offset = position & 7
-            let available = 8 - offset
-            let take = min(available, remaining)
-            let byte = UInt64(data[position >> 3])
-            result = result << UInt64(take) | (byte >> UInt64(available - take)) & ((1 << UInt64(take)) - 1)
-            remaining -= take
-            position += take
+        guard position + width <= end else { throw MetricBlock.CorruptBlock() }
+        let value = peek(bits: width)
+        position += width
+        return value
+    }
+
+    /// The next `width` bits (0...56) without moving past them, zeros past the end.
+    public func peek(bits width: Int) -> UInt64 {
+        guard width > 0 else { return 0 }
+        // The 8 bytes from the one the next bit is in, read at once: a bit at a time made a
+        // 1 M point read 2 to 3 times slower than version 1's (perf: BitReader.read on top).
+        let first = position >> 3
+        var word: UInt64 = 0
+        if first + 8 <= data.count {
+            word = UInt64(bigEndian: data.loadUnaligned(fromByteOffset: first, as: UInt64.self))
+        } else {
+            for index in first..<(first + 8) { word = word << 8 | (index < data.count ? UInt64(data[index]) : 0) }
         }
-        return result
+        // At most 7 bits before the wanted ones and 56 of them: they lie within the word.
+        return (word << UInt64(position & 7)) >> UInt64(64 - width)
+    }
+
+    public mutating func skip(bits width: Int) throws {
+        guard position + width <= end else { throw MetricBlock.CorruptBlock() }
+        position += width
     }
 
     public mutating func bit() throws -> Bool { try read(bits: 1) == 1 }
@@ -135,8 +147,11 @@ public struct DeltaOfDelta {
     }
 
     static func readSigned(from reader: inout BitReader) throws -> Int64 {
-        var bucket = 0
-        while bucket < widths.count - 1, try reader.bit() { bucket += 1 }
+        // The prefix's ones, counted in one look at the next bits.
+        let last = widths.count - 1
+        let prefix = reader.peek(bits: last)
+        let bucket = min((~(prefix << UInt64(64 - last))).leadingZeroBitCount, last)
+        try reader.skip(bits: bucket == last ? last : bucket + 1)
         let width = widths[bucket]
         guard width > 0 else { return 0 }
         let raw = try reader.read(bits: width)
