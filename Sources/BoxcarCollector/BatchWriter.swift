@@ -158,10 +158,10 @@ private struct Rows {
                 throw BatchError("the metric block holds \(columns.count) points, not the \(b.count) it claims")
             }
             // Stored as version 1, which the SQL views decode (`boxcar.decode_block`).
-            let data = b.data.first == MetricBlock.version ? Array(b.data) : MetricBlock.encodePacked(columns)
+            let data = b.data.first == MetricBlock.version ? ByteBuffer(bytes: b.data) : ByteBuffer(bytes: MetricBlock.encodePacked(columns))
             blocks.add([.int64(seq), .text(b.parentID), .text(b.key), .int32(Int32(b.count)),
                         .int64(Int64(bitPattern: b.stepMin)), .int64(Int64(bitPattern: b.stepMax)),
-                        .int64(b.wallclockMin), .int64(b.wallclockMax), .bytes(ByteBuffer(bytes: data))])
+                        .int64(b.wallclockMin), .int64(b.wallclockMax), .bytes(data)])
         case .event(let e):
             try Check.text(e.parentID, "parent_id", e.name, e.source, e.metadataJson)
             try Check.json(e.metadataJson)
