@@ -138,6 +138,10 @@ final class Agent: Service, Sendable {
                 host: address.host, port: address.port, token: configuration.token, endpoints: exposition.endpoints, logger: logger)
             http = (server, exposition)
         }
+        // With sampling off too: the ticks a previous run left in the head are compacted.
+        let compaction = Compaction(
+            store: store, sampleInterval: configuration.sampleInterval ?? .seconds(1), ticksPerBlock: configuration.headTicks,
+            readers: .init(forwarding: forwarder != nil, cursors: remoteWriters.map(\.cursorName)), logger: logger)
         // Before retention starts: it keeps what each receiver's cursor has not passed.
         for writer in remoteWriters { try await writer.prepareCursor() }
         let allServers = servers
@@ -154,7 +158,7 @@ final class Agent: Service, Sendable {
         let outcome: (any Error)?
         do {
             try await serve(
-                allServers, http: http, sampler: sampler, retention: retention, forwarder: forwarder,
+                allServers, http: http, sampler: sampler, retention: retention, compaction: compaction, forwarder: forwarder,
                 remoteWriters: remoteWriters, services: services,
                 artifactsSweep: ownsArtifacts ? (artifacts, store) : nil
             ) {
@@ -224,7 +228,7 @@ final class Agent: Service, Sendable {
 
     private func serve(
         _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?,
-        retention: Retention?, forwarder: Forwarder?, remoteWriters: [RemoteWriter], services: AgentServices,
+        retention: Retention?, compaction: Compaction, forwarder: Forwarder?, remoteWriters: [RemoteWriter], services: AgentServices,
         artifactsSweep: (ArtifactStore, Store)?, onListening: @escaping @Sendable () -> Void
     ) async throws {
         let configuration = self.configuration
@@ -251,6 +255,9 @@ final class Agent: Service, Sendable {
                     group.addTask {
                         try? await cancelWhenGracefulShutdown { try await retention.run() }
                     }
+                }
+                group.addTask {
+                    try? await cancelWhenGracefulShutdown { try await compaction.run() }
                 }
                 if let (artifacts, store) = artifactsSweep {
                     group.addTask {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BoxcarForwarding
 import BoxcarModel
+import BoxcarSampling
 import BoxcarServer
 import BoxcarStore
 
@@ -34,6 +35,8 @@ struct AgentConfiguration: Sendable {
     var connections = ConnectionLimits()
     /// The machine's own series are kept this long; nil: for ever.
     var retention: Duration?
+    /// Ticks a parent's head holds before they are compacted into a block per series.
+    var headTicks = Compaction.defaultTicksPerBlock
     /// The most bytes the database may use; the oldest host points go first. nil: no limit.
     var maxDatabaseBytes: Int64?
     /// Where the machine's series are pushed as remote write; no URLs: nowhere.

@@ -23,6 +23,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case baselineStore = "baseline-store"
         case ingestStream = "ingest-stream"
         case storage
+        case storageHost = "storage-host"
         case ingestUnary = "ingest-unary"
         case query
         case sensors
@@ -41,6 +42,12 @@ struct BoxcarBench: AsyncParsableCommand {
 
     @Option(help: "Points per client count in ingest-stream.")
     var streamPoints = 5_000_000
+
+    @Option(help: "Ticks storage-host writes, a second apart.")
+    var hostTicks = 100_000
+
+    @Option(help: "The machine's values storage-host replays: keys, then a tab-separated line a tick.")
+    var hostTrace = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Traces/host-2core.tsv").path
 
     @Option(help: "Calls per in-flight count in ingest-unary.")
     var unaryCalls = 20_000
@@ -103,6 +110,9 @@ struct BoxcarBench: AsyncParsableCommand {
                 "bytes_per_point": Double(bytes) / Double(streamed),
             ])
             agent = try AgentProcess.start(directory: directory, reuse: running)
+        }
+        if chosen.contains(.storageHost) {
+            try await storageHost(directory: directory)
         }
         if chosen.contains(.ingestUnary) {
             for inFlight in [1, 16] {

@@ -219,6 +219,21 @@ struct AgentSettings: Sendable {
             example: "30d"
         ) { text, settings in settings.agent.retention = try Setting.duration(text, "retention") },
         Setting(
+            "head-ticks", .value(placeholder: "N"), default: "`600`", value: "600",
+            help: "ticks sampled before they are compacted into a compressed block per series, 2 to 100000",
+            note: """
+                How many ticks of the sampler a parent's head holds (a row a tick, 8 bytes a value) before
+                they are compacted into a compressed block per series (about a bit a point for a constant
+                series). More: fewer, better compressed blocks and a larger head.
+                """,
+            example: "600"
+        ) { text, settings in
+            guard let ticks = Int(text), (2...100_000).contains(ticks) else {
+                throw CLIError("head-ticks must be a whole number from 2 to 100000, not \(text)")
+            }
+            settings.agent.headTicks = ticks
+        },
+        Setting(
             "max-db-size", .value(placeholder: "BYTES"), default: "none", value: nil,
             help: "the most the database may use (bytes, or `K`, `M`, `G`); the oldest machine points go first",
             note: """

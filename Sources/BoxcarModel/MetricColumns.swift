@@ -37,6 +37,14 @@ public struct MetricColumns: Sendable, Hashable {
         values.append(value)
     }
 
+    /// Appends every point of `other`, after these.
+    public mutating func append(contentsOf other: MetricColumns) {
+        for (index, value) in other.nonFloat { nonFloat[count + index] = value }
+        steps.append(contentsOf: other.steps)
+        wallclocks.append(contentsOf: other.wallclocks)
+        values.append(contentsOf: other.values)
+    }
+
     public mutating func append(_ point: MetricPoint) {
         steps.append(point.step)
         wallclocks.append(point.wallclock)

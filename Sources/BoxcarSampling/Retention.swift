@@ -44,7 +44,8 @@ public final class Retention: Sendable {
             do {
                 if let maxAge {
                     let cutoff = WallClock.now() - Int64(maxAge.seconds * 1e9)
-                    let removed = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .keep : .remove, keepingUnreadBy: readers)
+                    let removed = try await removeAll(
+                        olderThan: cutoff, unforwarded: forwarding ? .keep : .remove, keepingUnreadBy: readers, keepingAttached: true)
                     if removed > 0 { logger.debug("retention removed old host points", metadata: ["blocks": "\(removed)"]) }
                 }
                 if let maxBytes {
@@ -59,12 +60,17 @@ public final class Retention: Sendable {
         }
     }
 
-    /// Removes every host block older than `cutoff`, a job at a time; returns how many.
-    func removeAll(olderThan cutoff: Int64, unforwarded: Store.Unforwarded, keepingUnreadBy readers: [String] = []) async throws -> Int {
+    /// Removes every host block older than `cutoff`, a job at a time; returns how many. By age,
+    /// the machine's points inside an experiment's attachment windows are kept: the experiment's
+    /// `system/…` series read them, and experiments are kept for ever.
+    func removeAll(
+        olderThan cutoff: Int64, unforwarded: Store.Unforwarded, keepingUnreadBy readers: [String] = [], keepingAttached: Bool = false
+    ) async throws -> Int {
         var total = 0
         while true {
             let removed = try await store.removeHostBlocks(
-                olderThan: cutoff, limit: Self.blocksPerJob, unforwarded: unforwarded, keepingUnreadBy: readers)
+                olderThan: cutoff, limit: Self.blocksPerJob, unforwarded: unforwarded, keepingUnreadBy: readers,
+                keepingAttached: keepingAttached)
             total += removed
             if removed < Self.blocksPerJob { return total }
             await Task.yield()

@@ -35,6 +35,8 @@ public final class Sampler: Sendable {
     private let latest = Mutex<MachineSnapshot?>(nil)
     /// The trainers attached at the last tick whose read succeeded.
     private let lastAttached = Mutex<[(experimentID: String, pid: Int32)]>([])
+    /// Where ticks are stamped: on their schedule (see TickStamps).
+    private let stamps: Mutex<TickStamps>
     /// Whether each tick is kept for the exporter (`--http`): an agent without one does not
     /// pay for the copies.
     let keepsSnapshot: Bool
@@ -52,6 +54,7 @@ public final class Sampler: Sendable {
         self.storesCumulative = storesCumulative
         self.store = store
         self.interval = interval
+        self.stamps = Mutex(TickStamps(interval: interval))
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
         self.sensors.keepsLatest = keepsSnapshot
@@ -73,7 +76,7 @@ public final class Sampler: Sendable {
             let elapsed = last.map { now - $0 }
             last = now
             do {
-                try await tick(elapsed: elapsed)
+                try await tick(elapsed: elapsed, scheduled: next)
                 failing = false
             } catch is CancellationError {
                 throw CancellationError()
@@ -88,7 +91,9 @@ public final class Sampler: Sendable {
         }
     }
 
-    func tick(elapsed: Duration?) async throws {
+    func tick(elapsed: Duration?, scheduled: ContinuousClock.Instant? = nil) async throws {
+        let wallclock = stamps.withLock { $0.stamp(scheduled: scheduled ?? .now, now: .now, wallclock: WallClock.now()) }
+        let step = UInt64(wallclock / 1_000_000)
         // A failed read keeps the last list: an empty one would end every tree's running totals.
         let attached: [(experimentID: String, pid: Int32)]
         if let read = try? await store.attachedProcesses() {
@@ -110,8 +115,6 @@ public final class Sampler: Sendable {
             _ = try? await store.detach(experimentID: experimentID, pid: pid)
             logger.info("attached process is gone; detached", metadata: ["experiment": "\(experimentID)", "pid": "\(pid)"])
         }
-        let wallclock = WallClock.now()
-        let step = UInt64(wallclock / 1_000_000)
         if let view {
             latest.withLock {
                 $0 = MachineSnapshot(
@@ -122,13 +125,13 @@ public final class Sampler: Sendable {
                     sensors: view.health)
             }
         }
-        // One batch per parent: an experiment at its series limit loses its own series only,
-        // not the machine's nor the other experiments'.
-        var batches: [String: IngestBatch] = [Store.hostID: IngestBatch()]
+        // One tick per parent (a row of the store's head): an experiment at its series limit
+        // loses its own tick only, not the machine's nor the other experiments'.
+        var ticks: [String: Store.Tick] = [:]
+        func tick(_ parent: String) -> Store.Tick { Store.Tick(parentID: parent, step: step, wallclock: wallclock) }
         func add(_ reading: KeyedReading, to parent: String) {
-            var columns = MetricColumns()
-            columns.append(step: step, wallclock: wallclock, value: reading.value)
-            batches[parent, default: IngestBatch()].series.append(.init(parentID: parent, key: reading.key, columns: columns))
+            ticks[parent, default: tick(parent)].keys.append(reading.key)
+            ticks[parent, default: tick(parent)].values.append(reading.value)
         }
         for reading in readings { add(reading, to: Store.hostID) }
         for (experimentID, pid) in attached {
@@ -137,19 +140,58 @@ public final class Sampler: Sendable {
         // XID errors are events of the host and of every experiment attached now.
         for (gpu, xid) in xids {
             for parent in [Store.hostID] + Set(attached.map(\.experimentID)).sorted() {
-                batches[parent, default: IngestBatch()].events.append(Event(
+                ticks[parent, default: tick(parent)].events.append(Event(
                     parentID: parent, name: "gpu.xid", source: "boxcar.nvml", wallclock: wallclock,
                     metadata: ["gpu": .number(Double(gpu)), "xid": .number(Double(xid))], createdAt: 0))
             }
         }
         var failure: (any Error)?
-        for (_, batch) in batches.sorted(by: { $0.key < $1.key }) where !batch.series.isEmpty || !batch.events.isEmpty {
+        for (_, tick) in ticks.sorted(by: { $0.key < $1.key }) {
             do {
-                try await store.ingest(batch)
+                try await store.appendTick(tick)
             } catch {
                 failure = failure ?? error
             }
         }
         if let failure { throw failure }
+    }
+}
+
+/// The wallclock a tick is stored at: the wall clock's time at its place on the sampling schedule,
+/// while the tick was read within `tolerance` of it. Ticks an interval apart to the nanosecond cost
+/// Gorilla's codec a bit a point for their times (a delta of deltas of 0); stamped at the moment
+/// each woke, their jitter costs 2 to 3 bytes a point, more than most values. Prometheus aligns its
+/// scrapes' timestamps for the same reason. A tick read later than the tolerance (a loaded
+/// machine) keeps its own time; a wall clock that moved against the monotonic one by more (a step
+/// of NTP, a suspend, slow drift) anchors the schedule anew.
+struct TickStamps {
+    let tolerance: Int64
+    private var anchor: (wallclock: Int64, instant: ContinuousClock.Instant)?
+
+    init(interval: Duration) {
+        tolerance = min(Int64(interval.seconds * 1e9) / 10, 25_000_000)
+    }
+
+    mutating func stamp(scheduled: ContinuousClock.Instant, now: ContinuousClock.Instant, wallclock: Int64) -> Int64 {
+        // The wall clock's time when the tick was due: its own now, less how late the tick woke.
+        let due = wallclock - max(0, (now - scheduled).nanoseconds)
+        if let anchor {
+            let planned = anchor.wallclock + (scheduled - anchor.instant).nanoseconds
+            if abs(due - planned) <= tolerance {
+                return abs(wallclock - planned) <= tolerance ? planned : wallclock
+            }
+        }
+        // On a whole millisecond, so that the step (milliseconds) is the wallclock exactly.
+        let start = due - due % 1_000_000
+        anchor = (start, scheduled)
+        return abs(wallclock - start) <= tolerance ? start : wallclock
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -177,6 +177,28 @@ enum Migrations {
             reason TEXT NOT NULL
         );
         """,
+        // 6: the head (Store+Head.swift): a sampler tick of one parent is a row of `ticks`, its
+        // values packed in the order of a series set; a tick of n values takes the n sequence
+        // numbers seq … last_seq, one a point. Compaction (Store+Compaction.swift) rewrites ticks
+        // into blocks of `metric_blocks`.
+        """
+        CREATE TABLE series_sets (
+            id INTEGER PRIMARY KEY,
+            parent_id TEXT NOT NULL,
+            members BLOB NOT NULL UNIQUE
+        );
+        CREATE INDEX series_sets_parent ON series_sets (parent_id);
+
+        CREATE TABLE ticks (
+            seq INTEGER PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            set_id INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            wallclock INTEGER NOT NULL,
+            data BLOB NOT NULL
+        );
+        CREATE INDEX ticks_set ON ticks (set_id, wallclock);
+        """,
     ]
 
     /// The schema version of a database this program may use (0: a new, empty one). Refuses a

@@ -69,19 +69,29 @@ extension Store {
                 WHERE s.parent_id = ? AND s.key = ? AND b.wallclock_max >= ? AND b.wallclock_min <= ?
                 """)
             defer { statement.reset() }
+            let seriesID = try connection.statement("SELECT id FROM series WHERE parent_id = ? AND key = ?")
+            defer { seriesID.reset() }
             var extent: ClosedRange<UInt64>?
+            func include(_ low: Int64, _ high: Int64) {
+                // A block with steps on both sides of 2^63 has a signed minimum past it and a
+                // signed maximum below it: its true bounds are not kept, and all steps are taken
+                // for it.
+                let (low, high) = (UInt64(bitPattern: low), UInt64(bitPattern: high))
+                let block = low >= 1 << 63 && high < 1 << 63 ? 0...UInt64.max : low...high
+                extent = extent.map { min($0.lowerBound, block.lowerBound)...max($0.upperBound, block.upperBound) } ?? block
+            }
             for (index, parent) in parents.enumerated() {
-                statement.bind([parent, key, index == 0 ? Int64.min : lower, index == 0 ? Int64.max : upper])
-                while try statement.step() {
-                    // A block with steps on both sides of 2^63 has a signed minimum past it and a
-                    // signed maximum below it: its true bounds are not kept, and all steps are
-                    // taken for it.
-                    let low = UInt64(bitPattern: statement.int64(0))
-                    let high = UInt64(bitPattern: statement.int64(1))
-                    let block = low >= 1 << 63 && high < 1 << 63 ? 0...UInt64.max : low...high
-                    extent = extent.map { min($0.lowerBound, block.lowerBound)...max($0.upperBound, block.upperBound) } ?? block
-                }
+                let (from, to) = index == 0 ? (Int64.min, Int64.max) : (lower, upper)
+                statement.bind([parent, key, from, to])
+                while try statement.step() { include(statement.int64(0), statement.int64(1)) }
                 statement.reset()
+                seriesID.bind([parent, key])
+                if try seriesID.step(), let head = try Self.headStepBounds(
+                    parentID: parent, seriesID: seriesID.int64(0), lower: from, upper: to, connection: connection)
+                {
+                    include(head.min, head.max)
+                }
+                seriesID.reset()
             }
             return extent
         }
@@ -125,6 +135,9 @@ extension Store {
                 steps = (range.from, range.to)
             }
         }
+        // The points still in the head (not compacted yet), read once for all the series.
+        let head = try headPoints(
+            parentID: parentID, seriesIDs: Set(series.map(\.id)), lower: lower, upper: upper, connection: connection)
         var out: [SeriesResult] = []
         for (id, key) in series {
             var columns = MetricColumns()
@@ -143,6 +156,7 @@ extension Store {
                 try blocks.withBlob(0) { try MetricBlock.decode($0, into: &columns) }
             }
             blocks.reset()
+            if let points = head[id] { columns.append(contentsOf: points) }
             if let window {
                 let inside = (0..<columns.count).filter { index in
                     window.contains { $0.contains(columns.wallclocks[index]) }

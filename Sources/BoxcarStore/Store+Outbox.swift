@@ -120,21 +120,36 @@ extension Store {
             // large blocks must not all be read into memory) may hold more past its last row
             // read; the batch stops there, and cannot claim to cover everything committed.
             var cutoff = Int64.max
-            for query in Self.outboxQueries(selection) {
+            for query in try Self.outboxQueries(selection, connection: connection) {
                 let statement = try connection.statement(query.sql + " LIMIT ?")
                 defer { statement.reset() }
                 statement.bind(1, after)
                 statement.bind(2, Int64(maxRows))
+                var scanned = 0
+                var covered = after
                 var taken = 0
                 var bytes = 0
-                while try statement.step() {
-                    let row = (seq: statement.int64(0), row: query.row(statement))
-                    rows.append(row)
-                    taken += 1
-                    bytes += row.row.weight
-                    if bytes >= maxBytes { break }
+                var full = false
+                reading: while try statement.step() {
+                    scanned += 1
+                    for row in try query.rows(statement) where row.seq > after {
+                        rows.append(row)
+                        taken += 1
+                        bytes += row.row.weight
+                        if taken == maxRows || bytes >= maxBytes {
+                            full = true
+                            break reading
+                        }
+                    }
+                    covered = query.covers(statement)
                 }
-                if taken == maxRows || bytes >= maxBytes, let last = rows.last { cutoff = min(cutoff, last.seq) }
+                if full, let last = rows.last {
+                    cutoff = min(cutoff, last.seq)
+                } else if scanned == maxRows {
+                    // The head's ticks give a row a point, some of them not taken: the batch ends
+                    // after the last tick read.
+                    cutoff = min(cutoff, covered)
+                }
             }
             let exhausted = cutoff == .max
             rows.removeAll { $0.seq > cutoff }
@@ -156,10 +171,25 @@ extension Store {
     private struct OutboxQuery {
         /// Selects seq first and takes the cursor as its one parameter, ordered by seq.
         let sql: String
-        let row: (Statement) -> OutboxRow
+        /// The rows one result holds (a tick of the head: one a point).
+        let rows: (Statement) throws -> [(seq: Int64, row: OutboxRow)]
+        /// The last seq one result holds.
+        let covers: (Statement) -> Int64
+
+        init(sql: String, row: @escaping (Statement) -> OutboxRow) {
+            self.sql = sql
+            self.rows = { [(seq: $0.int64(0), row: row($0))] }
+            self.covers = { $0.int64(0) }
+        }
+
+        init(sql: String, rows: @escaping (Statement) throws -> [(seq: Int64, row: OutboxRow)], covers: @escaping (Statement) -> Int64) {
+            self.sql = sql
+            self.rows = rows
+            self.covers = covers
+        }
     }
 
-    private static func outboxQueries(_ selection: OutboxSelection) -> [OutboxQuery] {
+    private static func outboxQueries(_ selection: OutboxSelection, connection: Connection) throws -> [OutboxQuery] {
         let blockFilter = switch selection {
         case .everything(.all): ""
         case .everything(.none): "AND s.parent_id <> 'host'"
@@ -186,8 +216,10 @@ extension Store {
                 stepMin: UInt64(bitPattern: s.int64(4)), stepMax: UInt64(bitPattern: s.int64(5)),
                 wallclockMin: s.int64(6), wallclockMax: s.int64(7), data: s.withBlob(8) { Array($0) })
         }
-        if case .machineSeries = selection { return [blocks] }
+        let ticks = try headQuery(selection, connection: connection)
+        if case .machineSeries = selection { return [blocks, ticks] }
         return [
+            ticks,
             OutboxQuery(sql: """
                 SELECT seq, id, name, namespace, owner, framework, task, external_id, created_ns, updated_ns
                 FROM experiments WHERE seq > ? ORDER BY seq
@@ -379,6 +411,66 @@ extension Store {
 
     public func setCursor(_ name: String, to seq: Int64) async throws {
         try await write { context in try Self.setMeta("cursor:" + name, seq, context.connection) }
+    }
+
+    /// The head's ticks, a point of each series a row at its own seq (the tick's first, and on).
+    private static func headQuery(_ selection: OutboxSelection, connection: Connection) throws -> OutboxQuery {
+        let filter = switch selection {
+        case .everything(.all), .machineSeries(experiments: true): ""
+        case .everything(.none): "AND ss.parent_id <> 'host'"
+        case .everything(.attached):
+            """
+            AND (ss.parent_id <> 'host' OR EXISTS (
+                SELECT 1 FROM attachments a
+                WHERE a.attached_ns <= t.wallclock AND (a.detached_ns IS NULL OR a.detached_ns >= t.wallclock)))
+            """
+        case .machineSeries(experiments: false): "AND ss.parent_id = 'host'"
+        }
+        let systemOnly = selection == .machineSeries(experiments: true)
+        // Each set's members as (parent, key), read once per batch.
+        let setMembers = try connection.statement("SELECT parent_id, members FROM series_sets WHERE id = ?")
+        let seriesKey = try connection.statement("SELECT key FROM series WHERE id = ?")
+        let names = NameCache()
+        func members(_ setID: Int64) throws -> (parent: String, keys: [String]) {
+            if let known = names.sets[setID] { return known }
+            setMembers.bind(1, setID)
+            defer { setMembers.reset() }
+            guard try setMembers.step() else { throw CorruptHead() }
+            let ids = try setMembers.withBlob(1) { try SeriesSet.decode($0) }
+            let keys = try ids.map { id in
+                seriesKey.bind(1, id)
+                defer { seriesKey.reset() }
+                guard try seriesKey.step() else { throw CorruptHead() }
+                return seriesKey.string(0)
+            }
+            let named = (setMembers.string(0), keys)
+            names.sets[setID] = named
+            return named
+        }
+        // From the tick holding the cursor (or the first after it) on.
+        return OutboxQuery(sql: """
+            SELECT t.seq, t.last_seq, t.set_id, t.step, t.wallclock, t.data FROM ticks t CROSS JOIN series_sets ss ON ss.id = t.set_id
+            WHERE t.seq >= coalesce((SELECT max(seq) FROM ticks WHERE seq <= ?1), 0) AND t.last_seq > ?1 \(filter) ORDER BY t.seq
+            """, rows: { s in
+            let (parent, keys) = try members(s.int64(2))
+            let (seq, step, wallclock) = (s.int64(0), UInt64(bitPattern: s.int64(3)), s.int64(4))
+            return try s.withBlob(5) { data in
+                guard data.count == 8 * keys.count else { throw CorruptHead() }
+                return keys.enumerated().compactMap { index, key in
+                    if systemOnly && !key.hasPrefix("system/") { return nil }
+                    var point = MetricColumns()
+                    let bits = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
+                    point.append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+                    return (seq: seq + Int64(index), row: .metricBlock(
+                        parentID: parent, key: key, count: 1, stepMin: step, stepMax: step, wallclockMin: wallclock,
+                        wallclockMax: wallclock, data: MetricBlock.encode(point)))
+                }
+            }
+        }, covers: { $0.int64(1) })
+    }
+
+    private final class NameCache {
+        var sets: [Int64: (parent: String, keys: [String])] = [:]
     }
 
     static func metaValue(_ key: String, _ connection: Connection) throws -> Int64? {

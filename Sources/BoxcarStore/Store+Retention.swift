@@ -4,7 +4,9 @@ import Glibc
 
 /// Retention of the machine's own series (parent `host`): points older than a cutoff are removed
 /// in small write jobs, queued with ingest like any write, so that a large removal never holds
-/// the writer for long. Experiments' data is never removed here.
+/// the writer for long. Experiments' data is never removed here, nor (unless the disk forces it)
+/// the machine's points inside the windows trainers were attached to an experiment: its
+/// `system/…` series read them.
 extension Store {
     /// The database's size: the file (and its WAL), and the bytes its pages hold in use (SQLite
     /// reuses freed pages before it grows the file, so removal shows in `used` first).
@@ -41,44 +43,67 @@ extension Store {
         case skip
     }
 
-    /// Removes up to `limit` blocks of host series whose newest point is older than `cutoff`
-    /// (nanoseconds since the epoch); returns how many it removed. Blocks the outbox readers named
-    /// in `keepingUnreadBy` (their `cursor` names: each remote-write receiver) have not passed are
-    /// kept.
+    /// Removes up to `limit` blocks and head ticks of host series whose newest point is older than
+    /// `cutoff` (nanoseconds since the epoch); returns how many it removed. Those the outbox
+    /// readers named in `keepingUnreadBy` (their `cursor` names: each remote-write receiver) have
+    /// not passed are kept, and with `keepingAttached` those inside an attachment's window.
     public func removeHostBlocks(
-        olderThan cutoff: Int64, limit: Int, unforwarded: Unforwarded = .remove, keepingUnreadBy readers: [String] = []
+        olderThan cutoff: Int64, limit: Int, unforwarded: Unforwarded = .remove, keepingUnreadBy readers: [String] = [],
+        keepingAttached: Bool = false
     ) async throws -> Int {
         try await write { context in
             let connection = context.connection
             let acknowledged = unforwarded == .remove ? Int64.max : try Self.metaValue("forward_acked", connection) ?? 0
             // A reader with no cursor yet starts after what is committed now: it keeps nothing.
             let unread = try readers.compactMap { try Self.metaValue("cursor:" + $0, connection) }.min() ?? Int64.max
-            let select = try connection.statement("""
-                SELECT b.seq FROM series s JOIN metric_blocks b ON b.series_id = s.id
-                WHERE s.parent_id = ? AND b.wallclock_max < ? AND b.seq <= ? LIMIT ?
-                """)
-            select.bind([Store.hostID, cutoff, min(unforwarded == .keep ? acknowledged : Int64.max, unread), Int64(limit)])
-            var removed: [Int64] = []
-            while try select.step() { removed.append(select.int64(0)) }
-            select.reset()
-            let delete = try connection.statement("DELETE FROM metric_blocks WHERE seq = ?")
-            for seq in removed {
-                delete.bind(1, seq)
-                try delete.run()
+            func outsideWindows(_ max: String, _ min: String) -> String {
+                guard keepingAttached else { return "" }
+                return """
+                    AND NOT EXISTS (SELECT 1 FROM attachments a
+                        WHERE a.attached_ns <= \(max) AND (a.detached_ns IS NULL OR a.detached_ns >= \(min)))
+                    """
+            }
+            // Each removed row: the first and last sequence number of its points (a tick holds
+            // one a point).
+            let selects = [
+                """
+                SELECT b.seq, b.seq FROM series s JOIN metric_blocks b ON b.series_id = s.id
+                WHERE s.parent_id = ? AND b.wallclock_max < ? AND b.seq <= ? \(outsideWindows("b.wallclock_max", "b.wallclock_min")) LIMIT ?
+                """,
+                """
+                SELECT t.seq, t.last_seq FROM series_sets ss JOIN ticks t ON t.set_id = ss.id
+                WHERE ss.parent_id = ? AND t.wallclock < ? AND t.last_seq <= ? \(outsideWindows("t.wallclock", "t.wallclock")) LIMIT ?
+                """,
+            ]
+            let deletes = ["DELETE FROM metric_blocks WHERE seq = ?", "DELETE FROM ticks WHERE seq = ?"]
+            var removed: [(first: Int64, last: Int64)] = []
+            for (sql, deleteSQL) in zip(selects, deletes) where removed.count < limit {
+                let select = try connection.statement(sql)
+                select.bind([Store.hostID, cutoff, min(unforwarded == .keep ? acknowledged : Int64.max, unread), Int64(limit - removed.count)])
+                var rows: [(first: Int64, last: Int64)] = []
+                while try select.step() { rows.append((select.int64(0), select.int64(1))) }
+                select.reset()
+                let delete = try connection.statement(deleteSQL)
+                for row in rows {
+                    delete.bind(1, row.first)
+                    try delete.run()
+                }
+                removed += rows
             }
             // How far removal reached: an upstream that loses what it acknowledged (restored from
             // a backup) is told that what it lost up to here is gone (`recordLostRange`).
-            if let last = removed.max(), last > (try Self.metaValue("removed_through", connection) ?? 0) {
+            if let last = removed.map(\.last).max(), last > (try Self.metaValue("removed_through", connection) ?? 0) {
                 try Self.setMeta("removed_through", last, connection)
             }
-            let unacknowledged = removed.filter { $0 > acknowledged }
-            if let first = unacknowledged.min(), let last = unacknowledged.max() {
+            let unacknowledged = removed.filter { $0.last > acknowledged }.map { (max($0.first, acknowledged + 1), $0.last) }
+            if let first = unacknowledged.map(\.0).min(), let last = unacknowledged.map(\.1).max() {
                 let skip = try connection.statement("""
                     INSERT INTO forward_skips (through_seq, from_seq, records, reason) VALUES (?, ?, ?, ?)
                     ON CONFLICT (through_seq) DO UPDATE SET records = records + excluded.records,
                         from_seq = min(from_seq, excluded.from_seq)
                     """)
-                skip.bind([last, first, Int64(unacknowledged.count), "removed by --max-db-size before the upstream acknowledged them"])
+                let records = unacknowledged.reduce(Int64(0)) { $0 + $1.1 - $1.0 + 1 }
+                skip.bind([last, first, records, "removed by --max-db-size before the upstream acknowledged them"])
                 try skip.run()
             }
             return removed.count
@@ -91,8 +116,11 @@ extension Store {
     public func oldestHostWallclock() async throws -> Int64? {
         try await read { connection in
             let statement = try connection.statement("""
-                SELECT min((SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max LIMIT 1))
-                FROM series s WHERE s.parent_id = ?
+                SELECT min(w) FROM (
+                    SELECT (SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max LIMIT 1) AS w
+                    FROM series s WHERE s.parent_id = ?1
+                    UNION ALL
+                    SELECT min(t.wallclock) FROM series_sets ss JOIN ticks t ON t.set_id = ss.id WHERE ss.parent_id = ?1)
                 """)
             statement.bind(1, Store.hostID)
             defer { statement.reset() }

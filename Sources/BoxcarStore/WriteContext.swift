@@ -19,6 +19,9 @@ public final class WriteContext {
     /// parents a job added series to are journaled like the ids.
     private var seriesCounts: [String: Int] = [:]
     private var countJournal: [String] = []
+    /// Series sets by their members (Store+Head.swift). Forgotten whole when a job is rolled back:
+    /// a new set is rare, a rollback rarer.
+    private var seriesSets: [[Int64]: Int64] = [:]
     let maxSeriesPerParent = Limits.standard.maxSeriesPerParent
 
     struct SeriesName: Hashable {
@@ -66,6 +69,7 @@ public final class WriteContext {
         for name in journal.compactMap({ $0 }) { seriesIDs[name] = nil }
         for id in parentJournal { knownParents.remove(id) }
         for parent in countJournal { seriesCounts[parent]? -= 1 }
+        seriesSets.removeAll()
     }
 
     /// False once SQLite has rolled the transaction back on its own (a full disk, an I/O error).
@@ -84,6 +88,7 @@ public final class WriteContext {
         knownParents.removeAll()
         seriesIDs.removeAll()
         seriesCounts.removeAll()
+        seriesSets.removeAll()
     }
 
     // MARK: Objects and parents
@@ -138,6 +143,27 @@ public final class WriteContext {
         let id = sqlite3LastInsertRowID()
         seriesIDs[name] = id
         journal.append(name)
+        return id
+    }
+
+    /// The id of the set of series `members` (in that order), of `parentID`; made when new.
+    func seriesSetID(parentID: String, members: [Int64]) throws -> Int64 {
+        if let id = seriesSets[members] { return id }
+        let encoded = SeriesSet.encode(members)
+        let select = try connection.statement("SELECT id FROM series_sets WHERE members = ?")
+        select.bind(1, blob: encoded)
+        defer { select.reset() }
+        let id: Int64
+        if try select.step() {
+            id = select.int64(0)
+        } else {
+            let insert = try connection.statement("INSERT INTO series_sets (parent_id, members) VALUES (?, ?)")
+            insert.bind(1, parentID)
+            insert.bind(2, blob: encoded)
+            try insert.run()
+            id = sqlite3LastInsertRowID()
+        }
+        seriesSets[members] = id
         return id
     }
 

@@ -91,9 +91,9 @@ def test_thousands_of_held_connections_are_bounded_and_the_agent_keeps_working(t
     held = []
     try:
         with running_agent(tmp_path, "--sample-interval", "0.2", "--max-connections", "1000") as agent:
-            def committed_blocks() -> int:
+            def committed_records() -> int:
                 with sqlite3.connect(f"file:{agent.db}?mode=ro", uri=True) as connection:
-                    return connection.execute("SELECT COUNT(*) FROM metric_blocks").fetchone()[0]
+                    return connection.execute("SELECT value FROM meta WHERE key = 'sequence'").fetchone()[0]
 
             for _ in range(3000):  # connections that say nothing: no HTTP/2 preface, no call
                 connection = sockets.socket(sockets.AF_UNIX)
@@ -114,8 +114,8 @@ def test_thousands_of_held_connections_are_bounded_and_the_agent_keeps_working(t
                 except grpc.RpcError as error:
                     assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), error
             # ...and the agent samples and commits meanwhile: its descriptors are not the clients'.
-            before = committed_blocks()
-            wait_for(lambda: committed_blocks() > before, 30, "sampling stopped while clients held connections")
+            before = committed_records()
+            wait_for(lambda: committed_records() > before, 30, "sampling stopped while clients held connections")
             assert "refusing connections" in agent.output() and "max_connections=1000" in agent.output(), agent.output()
             for connection in held:
                 connection.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import agent_binary, running_agent
+from conftest import Agent, agent_binary, running_agent
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 from boxcar._proto.modelbox import modelbox_pb2_grpc
@@ -500,17 +500,65 @@ def test_retention_removes_old_machine_points_and_keeps_experiments(tmp_path):
 
 
 def test_max_db_size_removes_the_oldest_machine_points_and_doctor_shows_the_size(tmp_path):
-    with running_agent(tmp_path, "--sample-interval", "0.02", "--max-db-size", "1M") as agent:
+    # The head left uncompacted (8 bytes a value): 50 ticks a second fill half a megabyte in
+    # about 15 s.
+    with running_agent(tmp_path, "--sample-interval", "0.02", "--max-db-size", "512K", "--head-ticks", "100000") as agent:
         parent = experiment_with_one_point(agent)
         started = time.time_ns()
-        time.sleep(12)
-        # Sampling 50 times a second fills a megabyte in a few seconds: the first points are gone.
-        assert min(host_wallclocks(agent.target)) > started + int(1e9)
+        deadline = time.monotonic() + 120
+        while min(host_wallclocks(agent.target)) <= started + int(1e9):
+            assert time.monotonic() < deadline, "the first machine points were never removed"
+            time.sleep(0.5)
         doctor = subprocess.run([str(agent_binary()), "doctor", "--json", "--db", str(agent.db)], capture_output=True, text=True, timeout=60)
         [database] = [f for f in json.loads(doctor.stdout) if f["sensor"] == "database"]
         used_mb = float(database["detail"].split(", ")[1].split(" MB")[0])
-        print(f"\nmax-db-size 1M: doctor says {database['detail']}")
-        # At most the limit (1 MiB, 5 % slack) and what sampling adds before the next pass (5 s
-        # apart): 2.0 MB measured here at 50 samples a second with a release build; 2.5 allowed.
-        assert used_mb < 1.05 * 1.048576 + 2.5, database["detail"]
+        print(f"\nmax-db-size 512K: doctor says {database['detail']}")
+        # At most the limit (0.5 MiB, 5 % slack) and what sampling adds before the next pass (5 s
+        # apart, 32 kB a second).
+        assert used_mb < 1.05 * 0.524288 + 0.5, database["detail"]
         assert points(agent.target, parent) == [(1, 12345)]
+
+
+def host_steps(target: str) -> dict:
+    return {series.key: list(series.step) for series in query(target, "host")}
+
+
+def test_sigkill_while_the_head_is_compacted_keeps_every_committed_tick_once(tmp_path):
+    """The sampler writes a row a tick; compaction rewrites stretches of ten of them into a block
+    per series. Killed at random moments while both run, the agent restarts on a sound file with
+    every tick it had committed present once."""
+    agent = Agent(agent_binary(), tmp_path, tmp_path / "agent.sock")
+    # 50 ticks a second, compacted ten at a time, as often as compaction looks (every second).
+    agent.extra_args = ["--sample-interval", "0.02", "--head-ticks", "10"]
+    agent.start()
+    rng = random.Random(20261202)
+    seen: dict = {}
+    try:
+        for crash in range(8):
+            time.sleep(rng.uniform(0.5, 2.0))
+            # Every point read now was committed: it must survive the kill.
+            before = host_steps(agent.target)
+            agent.kill()
+            assert integrity(agent.db) == "ok", f"after crash {crash + 1}"
+            agent.start()
+            after = host_steps(agent.target)
+            for key, steps in before.items():
+                assert not set(steps) - set(after.get(key, ())), f"{key}: committed ticks lost by crash {crash + 1}"
+            for key, steps in after.items():
+                assert len(steps) == len(set(steps)), f"{key}: a tick twice after crash {crash + 1}"
+            seen = after
+    finally:
+        agent.stop()
+    connection = sqlite3.connect(f"file:{agent.db}?mode=ro", uri=True)
+    try:
+        blocks = connection.execute(
+            "SELECT count(*), coalesce(max(b.count), 0) FROM metric_blocks b JOIN series s ON s.id = b.series_id WHERE s.parent_id = 'host'"
+        ).fetchone()
+        ticks = connection.execute("SELECT count(*) FROM ticks").fetchone()[0]
+    finally:
+        connection.close()
+    memory = len(seen.get("system/system.memory.limit", ()))
+    print(f"\nkill -9 during compaction: 8 crashes, {memory} ticks of system.memory.limit kept once each; "
+          f"{blocks[0]} host blocks (up to {blocks[1]} points), {ticks} ticks in the head")
+    assert blocks[0] > 0 and blocks[1] >= 10, "nothing was compacted"
+    assert memory > 100, "sampling never got going"

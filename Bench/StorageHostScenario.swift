@@ -1,0 +1,149 @@
+import BoxcarModel
+import BoxcarSampling
+import BoxcarStore
+import Foundation
+import Logging
+
+// storage-host: the machine's series as the sampler stores them (a head row a tick, compacted
+// into a block per series), replaying values recorded from a real agent, and what they cost.
+
+/// Values the sampler of a real agent read, a row a tick (Bench/Traces/record.py: the first line
+/// the keys, then a line of values a tick, tab-separated, empty where the tick had none), replayed
+/// in a loop.
+struct HostTrace {
+    var keys: [String]
+    /// nil: the tick had no value for the key (a sensor on a slower cadence).
+    var rows: [[Double?]]
+
+    static func load(path: String) throws -> HostTrace {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        guard let header = lines.first else { throw BenchError("\(path) is empty") }
+        let keys = header.split(separator: "\t").map(String.init)
+        let rows = try lines.dropFirst().map { line in
+            let values = line.split(separator: "\t", omittingEmptySubsequences: false).map { Double($0) }
+            guard values.count == keys.count else { throw BenchError("\(path): a row without a place for each key") }
+            return values
+        }
+        guard rows.count > 1 else { throw BenchError("\(path) holds no ticks") }
+        return HostTrace(keys: keys, rows: rows)
+    }
+
+    enum Kind: String, CaseIterable {
+        case constant, slow, noisy
+    }
+
+    /// Constant: one value throughout; slow: changes at under a tenth of the ticks; noisy: more.
+    func kind(of index: Int) -> Kind {
+        let values = rows.compactMap { $0[index] }
+        let changes = zip(values, values.dropFirst()).filter { $0.bitPattern != $1.bitPattern }.count
+        if changes == 0 { return .constant }
+        return changes * 10 < values.count ? .slow : .noisy
+    }
+}
+
+extension BoxcarBench {
+    /// Writes `hostTicks` ticks a second apart through the store's tick path, compacted as the
+    /// agent's compaction does (every 150 ticks, 600 ticks a block), with the trace's series and
+    /// with them 20 times over (about the series of a large training node).
+    func storageHost(directory: String) async throws {
+        let trace = try HostTrace.load(path: hostTrace)
+        for replicas in [1, 20] {
+            try await storageHost(trace: trace, replicas: replicas, directory: directory)
+        }
+    }
+
+    private func storageHost(trace: HostTrace, replicas: Int, directory: String) async throws {
+        let path = directory + "/storage-host-\(replicas).db"
+        let store = try Store.open(path: path)
+        var keys: [String] = []
+        var kinds: [HostTrace.Kind] = []
+        for replica in 0..<replicas {
+            for (index, key) in trace.keys.enumerated() {
+                keys.append(replica == 0 ? key : Self.label(key, replica: replica))
+                kinds.append(trace.kind(of: index))
+            }
+        }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let compaction = Compaction(store: store, sampleInterval: .seconds(1), readers: .init(), logger: logger)
+        // Ticks from now on, a second apart, stamped on the schedule as the sampler stamps them.
+        let start = WallClock.now() / 1_000_000 * 1_000_000
+        var points = 0
+        var perKind: [HostTrace.Kind: Int] = [:]
+        var writeCPU = 0.0
+        var compactCPU = 0.0
+        var withHead = 0.0
+        let wall = ContinuousClock.now
+        for n in 0..<hostTicks {
+            var tickKeys: [String] = []
+            var values: [Double] = []
+            for replica in 0..<replicas {
+                // Each replica at its own place in the trace, so that they are not in step.
+                for (index, value) in trace.rows[(n + replica * 37) % trace.rows.count].enumerated() {
+                    guard let value else { continue }
+                    let key = replica * trace.keys.count + index
+                    tickKeys.append(keys[key])
+                    values.append(value)
+                    perKind[kinds[key], default: 0] += 1
+                }
+            }
+            points += values.count
+            let wallclock = start + Int64(n) * 1_000_000_000
+            let before = cpuSeconds()
+            try await store.appendTick(Store.Tick(
+                parentID: Store.hostID, step: UInt64(wallclock / 1_000_000), wallclock: wallclock, keys: tickKeys, values: values))
+            writeCPU += cpuSeconds() - before
+            if (n + 1) % 150 == 0 {
+                // The head at its largest is just before compaction runs.
+                if n + 1 >= hostTicks / 2 {
+                    let used = try await store.size().usedBytes
+                    withHead = max(withHead, Double(used) / Double(points))
+                }
+                let before = cpuSeconds()
+                try await compaction.compactAll()
+                compactCPU += cpuSeconds() - before
+            }
+        }
+        let seconds = (ContinuousClock.now - wall).seconds
+        let used = try await store.size().usedBytes
+        let (blocks, dataBytes, compacted) = try await blockBytes(store: store, keys: keys, kinds: kinds)
+        await store.close()
+        var fields: [String: Any] = [
+            "scenario": "storage-host", "series": keys.count, "ticks": hostTicks, "points": points, "seconds": seconds,
+            "blocks": blocks, "compacted_points": compacted.values.reduce(0, +),
+            "bytes_per_point": Double(used) / Double(points),
+            "bytes_per_point_with_head_at_largest": withHead,
+            "block_data_bytes_per_point": dataBytes.values.reduce(0, +) / Double(compacted.values.reduce(0, +)),
+            "database_bytes_per_day_at_1s": Double(used) / Double(points) * Double(keys.count) * 86_400,
+            "writer_cpu_us_per_tick": writeCPU / Double(hostTicks) * 1e6,
+            "compaction_cpu_us_per_tick": compactCPU / Double(hostTicks) * 1e6,
+        ]
+        for kind in HostTrace.Kind.allCases {
+            fields["series_\(kind.rawValue)"] = kinds.filter { $0 == kind }.count
+            if let count = compacted[kind], count > 0 {
+                fields["block_data_bytes_per_point_\(kind.rawValue)"] = (dataBytes[kind] ?? 0) / Double(count)
+            }
+        }
+        report(fields)
+    }
+
+    /// The compacted blocks, and their data bytes and points by kind of series.
+    private func blockBytes(store: Store, keys: [String], kinds: [HostTrace.Kind]) async throws
+        -> (Int, [HostTrace.Kind: Double], [HostTrace.Kind: Int])
+    {
+        let sizes = try await store.blockSizes()
+        let kindOf = Dictionary(uniqueKeysWithValues: zip(keys, kinds))
+        var bytes: [HostTrace.Kind: Double] = [:]
+        var points: [HostTrace.Kind: Int] = [:]
+        for series in sizes.series {
+            guard let kind = kindOf[series.key] else { continue }
+            bytes[kind, default: 0] += Double(series.bytes)
+            points[kind, default: 0] += series.points
+        }
+        return (sizes.blocks, bytes, points)
+    }
+
+    static func label(_ key: String, replica: Int) -> String {
+        key.hasSuffix("}") ? String(key.dropLast()) + ",replica=\"\(replica)\"}" : key + "{replica=\"\(replica)\"}"
+    }
+}

@@ -1,0 +1,163 @@
+import BoxcarModel
+
+/// The head: the sampler's ticks as they come, before compaction (Store+Compaction.swift)
+/// rewrites them into a compressed block per series.
+///
+/// A tick of one parent is one row of `ticks`: its values packed in the order of a series set
+/// (the series it had, listed once in `series_sets`), so that a tick costs one row whatever the
+/// number of series, and is committed like any write. Each value still takes a sequence number
+/// of its own (a tick of n values takes `seq` … `last_seq`, in the set's order): the outbox ships
+/// each value as a point of its series at that number, and compaction gives each series' block
+/// the number of its last point, so a reader of the outbox by seq neither loses nor repeats a
+/// point when the head is rewritten.
+extension Store {
+    /// One sampling of one parent's series: every value read at one time.
+    public struct Tick: Sendable {
+        public var parentID: String
+        public var step: UInt64
+        public var wallclock: Int64
+        public var keys: [String]
+        public var values: [Double]
+        /// Events of the same moment (a GPU's XID error), stored with the tick.
+        public var events: [Event]
+
+        public init(parentID: String, step: UInt64, wallclock: Int64, keys: [String] = [], values: [Double] = [], events: [Event] = []) {
+            precondition(keys.count == values.count, "a tick has one value per key")
+            self.parentID = parentID
+            self.step = step
+            self.wallclock = wallclock
+            self.keys = keys
+            self.values = values
+            self.events = events
+        }
+    }
+
+    /// Stores a tick whole, or nothing of it (an experiment past its series limit loses the tick).
+    public func appendTick(_ tick: Tick) async throws {
+        let events = try tick.events.map { ($0, try $0.metadata.jsonText()) }
+        try await write { context in
+            try context.requireParent(tick.parentID)
+            if !tick.keys.isEmpty {
+                let members = try tick.keys.map { try context.seriesID(parentID: tick.parentID, key: $0) }
+                let setID = try context.seriesSetID(parentID: tick.parentID, members: members)
+                let first = context.nextSequence()
+                context.advanceSequence(past: first + Int64(members.count) - 1)
+                var data: [UInt8] = []
+                data.reserveCapacity(8 * tick.values.count)
+                for value in tick.values {
+                    withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                }
+                let statement = try context.connection.statement(
+                    "INSERT INTO ticks (seq, last_seq, set_id, step, wallclock, data) VALUES (?, ?, ?, ?, ?, ?)")
+                statement.bind(1, first)
+                statement.bind(2, context.sequence)
+                statement.bind(3, setID)
+                statement.bind(4, Int64(bitPattern: tick.step))
+                statement.bind(5, tick.wallclock)
+                statement.bind(6, blob: data)
+                try statement.run()
+            }
+            let now = WallClock.now()
+            for (event, metadataText) in events {
+                try Self.insertEvent(context, event, metadataText: metadataText, now: now)
+            }
+        }
+    }
+
+    /// The series sets of a parent: each set's id and its members' series ids, in value order.
+    static func seriesSets(parentID: String, connection: Connection) throws -> [(id: Int64, members: [Int64])] {
+        let statement = try connection.statement("SELECT id, members FROM series_sets WHERE parent_id = ?")
+        defer { statement.reset() }
+        statement.bind(1, parentID)
+        var sets: [(id: Int64, members: [Int64])] = []
+        while try statement.step() {
+            sets.append((statement.int64(0), try statement.withBlob(1) { try SeriesSet.decode($0) }))
+        }
+        return sets
+    }
+
+    /// The head's points of the parent's series in `seriesIDs`, within the wallclocks `lower…upper`,
+    /// by series id, in tick order.
+    static func headPoints(
+        parentID: String, seriesIDs: Set<Int64>, lower: Int64, upper: Int64, connection: Connection
+    ) throws -> [Int64: MetricColumns] {
+        let ticks = try connection.statement("""
+            SELECT step, wallclock, data FROM ticks WHERE set_id = ? AND wallclock >= ? AND wallclock <= ? ORDER BY seq
+            """)
+        var out: [Int64: MetricColumns] = [:]
+        for set in try seriesSets(parentID: parentID, connection: connection) {
+            let wanted = set.members.enumerated().filter { seriesIDs.contains($0.element) }
+            guard !wanted.isEmpty else { continue }
+            var columns = wanted.map { _ in MetricColumns() }
+            ticks.bind([set.id, lower, upper])
+            while try ticks.step() {
+                let step = UInt64(bitPattern: ticks.int64(0))
+                let wallclock = ticks.int64(1)
+                try ticks.withBlob(2) { data in
+                    guard data.count == 8 * set.members.count else { throw CorruptHead() }
+                    for (column, (index, _)) in wanted.enumerated() {
+                        let bits = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
+                        columns[column].append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+                    }
+                }
+            }
+            ticks.reset()
+            for (column, (_, id)) in wanted.enumerated() where !columns[column].isEmpty {
+                out[id, default: MetricColumns()].append(contentsOf: columns[column])
+            }
+        }
+        return out
+    }
+
+    /// The head's first and last step of one series within the wallclocks `lower…upper`, as stored
+    /// (signed); nil when the head holds none.
+    static func headStepBounds(
+        parentID: String, seriesID: Int64, lower: Int64, upper: Int64, connection: Connection
+    ) throws -> (min: Int64, max: Int64)? {
+        let statement = try connection.statement(
+            "SELECT min(step), max(step) FROM ticks WHERE set_id = ? AND wallclock >= ? AND wallclock <= ?")
+        defer { statement.reset() }
+        var bounds: (min: Int64, max: Int64)?
+        for set in try seriesSets(parentID: parentID, connection: connection) where set.members.contains(seriesID) {
+            statement.bind([set.id, lower, upper])
+            if try statement.step(), let low = statement.optionalInt64(0), let high = statement.optionalInt64(1) {
+                bounds = bounds.map { (Swift.min($0.min, low), Swift.max($0.max, high)) } ?? (low, high)
+            }
+            statement.reset()
+        }
+        return bounds
+    }
+}
+
+/// A tick or series set that does not read as written (a damaged file).
+struct CorruptHead: Error, CustomStringConvertible {
+    var description: String { "a tick of the head is corrupt" }
+}
+
+/// A series set's members as stored: their series ids, as varints.
+enum SeriesSet {
+    static func encode(_ members: [Int64]) -> [UInt8] {
+        var out: [UInt8] = []
+        for id in members { Varint.append(UInt64(bitPattern: id), to: &out) }
+        return out
+    }
+
+    static func decode(_ data: UnsafeRawBufferPointer) throws -> [Int64] {
+        var members: [Int64] = []
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        for byte in data {
+            guard shift < 64 else { throw CorruptHead() }
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 {
+                members.append(Int64(bitPattern: value))
+                value = 0
+                shift = 0
+            } else {
+                shift += 7
+            }
+        }
+        guard shift == 0 else { throw CorruptHead() }
+        return members
+    }
+}

@@ -1,0 +1,253 @@
+@testable import BoxcarStore
+import BoxcarStorage
+import BoxcarModel
+import BoxcarTestSupport
+import Foundation
+import Testing
+
+/// The head (a row a tick) and its compaction into a block per series: reads see head and blocks
+/// as one series, the outbox ships every point once whatever is compacted between its reads, and
+/// a database written before the head is read and compacted.
+@Suite struct HeadTests {
+    let directory = TemporaryDirectory()
+
+    /// A tick of the machine at `n`: step n, wallclock n seconds, values that tell key and tick apart.
+    func tick(_ n: Int, keys: [String] = ["system/cpu", "system/memory"], parent: String = Store.hostID) -> Store.Tick {
+        Store.Tick(
+            parentID: parent, step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, keys: keys,
+            values: keys.indices.map { Double(n) + Double($0) / 10 })
+    }
+
+    func count(_ store: Store, _ sql: String) async throws -> Int64 {
+        try await store.read { connection in
+            let statement = try connection.statement(sql)
+            defer { statement.reset() }
+            return try statement.step() ? statement.int64(0) : -1
+        }
+    }
+
+    func integrity(_ store: Store) async throws -> String {
+        try await store.read { connection in
+            let statement = try connection.statement("PRAGMA integrity_check")
+            defer { statement.reset() }
+            return try statement.step() ? statement.string(0) : ""
+        }
+    }
+
+    /// What a reader expects of series `key` over ticks `range` (the key's index in `keys`).
+    func expected(_ range: ClosedRange<Int>, index: Int) -> MetricColumns {
+        var columns = MetricColumns()
+        for n in range { columns.append(step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, value: Double(n) + Double(index) / 10) }
+        return columns
+    }
+
+    @Test func ticksReadAsSeriesBeforeAcrossAndAfterCompaction() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        for n in 1...10 { try await store.appendTick(tick(n)) }
+        // A tick with one more series: a second set, and the new series from there on.
+        try await store.appendTick(tick(11, keys: ["system/cpu", "system/memory", "system/gpu"]))
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 11)
+        #expect(try await count(store, "SELECT count(*) FROM series_sets") == 2)
+        // Each value took a sequence number of its own: 10 × 2 + 3.
+        #expect(try await count(store, "SELECT value FROM meta WHERE key = 'sequence'") == 23)
+
+        func check(_ label: String) async throws {
+            let host = try await store.metrics(parentID: Store.hostID)
+            #expect(host.map(\.key) == ["system/cpu", "system/gpu", "system/memory"], "\(label)")
+            #expect(host[0].columns == expected(1...11, index: 0), "\(label)")
+            #expect(host[1].columns == expected(11...11, index: 2), "\(label)")
+            #expect(host[2].columns == expected(1...11, index: 1), "\(label)")
+            let ranged = try await store.metrics(
+                parentID: Store.hostID, keys: ["system/cpu"], range: MetricRange(from: 3, to: 5, axis: .step))
+            #expect(ranged.first?.columns == expected(3...5, index: 0), "\(label)")
+            #expect(try await store.stepExtent(parentID: Store.hostID, key: "system/memory") == 1...11, "\(label)")
+        }
+        try await check("all in the head")
+        // Four ticks a block: the first stretch (ticks 1-4) compacted, the head read across it.
+        let first = try await store.compactHead(ticksPerBlock: 4, idleBefore: 0, readers: .init())
+        #expect(first.ticks == 4 && first.blocks == 2 && first.points == 8)
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 7)
+        try await check("head and blocks")
+        // Each block took its series' last point's number: tick 4 held 7 (cpu) and 8 (memory).
+        let seqs = try await store.read { connection in
+            let statement = try connection.statement("SELECT seq, count FROM metric_blocks ORDER BY seq")
+            defer { statement.reset() }
+            var out: [[Int64]] = []
+            while try statement.step() { out.append([statement.int64(0), statement.int64(1)]) }
+            return out
+        }
+        #expect(seqs == [[7, 4], [8, 4]])
+        // Compacted as a block of version 2 (Gorilla): the constant steps and times cost bits.
+        let data = try await store.read { connection in
+            let statement = try connection.statement("SELECT data FROM metric_blocks WHERE seq = 7")
+            defer { statement.reset() }
+            _ = try statement.step()
+            return statement.withBlob(0) { Array($0) }
+        }
+        #expect(data.first == MetricBlock.compressedVersion)
+
+        // The rest: 4 more, then the 3 left once the parent is idle (its newest tick is old).
+        #expect(try await store.compactHead(ticksPerBlock: 4, idleBefore: 0, readers: .init()).ticks == 4)
+        #expect(try await store.compactHead(ticksPerBlock: 4, idleBefore: 0, readers: .init()).ticks == 0)
+        #expect(try await store.compactHead(ticksPerBlock: 4, idleBefore: .max, readers: .init()).ticks == 3)
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 0)
+        try await check("all compacted")
+        #expect(try await integrity(store) == "ok")
+        await store.close()
+    }
+
+    /// A reader of the outbox that takes small batches, with compaction run between them, gets
+    /// each point once: as a tick's point before its stretch is compacted, in a block after.
+    @Test func theOutboxShipsEveryPointOnceWhateverIsCompactedBetweenItsReads() async throws {
+        for (forwarding, batchRows) in [(true, 3), (true, 7), (false, 5)] {
+            let store = try Store.open(path: directory.file("outbox-\(forwarding)-\(batchRows).db"))
+            let readers = Store.OutboxReaders(forwarding: forwarding, cursors: forwarding ? [] : ["remote_write:r"])
+            if forwarding { _ = try await store.forwardState(startingFromNow: false) } else { _ = try await store.cursor("remote_write:r") }
+            var shipped: [String: [UInt64]] = [:]
+            var cursor: Int64 = 0
+            var n = 0
+            // Ticks come while the reader drains and compaction runs, in turns.
+            // More ticks a round than a batch of 3 takes: that reader falls behind, and
+            // compaction finds stretches it is reading.
+            for round in 0..<60 {
+                for _ in 0..<(round % 4) {
+                    n += 1
+                    try await store.appendTick(tick(n, keys: n % 5 == 0 ? ["system/cpu"] : ["system/cpu", "system/memory", "system/gpu"]))
+                }
+                let batch = try await store.outbox(
+                    after: cursor, maxRows: batchRows, maxBytes: 1 << 20,
+                    selection: forwarding ? .everything(hostSeries: .all) : .machineSeries(experiments: false))
+                for (_, row) in batch.rows {
+                    guard case .metricBlock(_, let key, _, _, _, _, _, let data) = row else { continue }
+                    var columns = MetricColumns()
+                    try data.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
+                    shipped[key, default: []] += columns.steps
+                }
+                // Compaction runs while the batch is on its way, before it is acknowledged, all
+                // it can (as the agent's does).
+                while try await store.compactHead(ticksPerBlock: 4, idleBefore: 0, readers: readers).ticks > 0 {}
+                cursor = batch.through
+                if forwarding {
+                    try await store.acknowledgeForwarded(through: cursor, refused: [])
+                } else {
+                    try await store.setCursor("remote_write:r", to: cursor)
+                }
+            }
+            // The rest, compacted before it is read: shipped as blocks.
+            _ = try await store.compactHead(ticksPerBlock: 4, idleBefore: .max, readers: .init())
+            while true {
+                let batch = try await store.outbox(after: cursor, maxRows: batchRows, maxBytes: 1 << 20, selection: .everything(hostSeries: .all))
+                for (_, row) in batch.rows {
+                    guard case .metricBlock(_, let key, _, _, _, _, _, let data) = row else { continue }
+                    var columns = MetricColumns()
+                    try data.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
+                    shipped[key, default: []] += columns.steps
+                }
+                if batch.through == cursor { break }
+                cursor = batch.through
+            }
+            let all = (1...n).map(UInt64.init)
+            let label = "forwarding \(forwarding), batches of \(batchRows)"
+            #expect(shipped["system/cpu"]?.sorted() == all, "\(label)")
+            #expect(shipped["system/memory"]?.sorted() == all.filter { $0 % 5 != 0 }, "\(label)")
+            #expect(shipped["system/gpu"]?.sorted() == all.filter { $0 % 5 != 0 }, "\(label)")
+            #expect(try await count(store, "SELECT count(*) FROM metric_blocks") > 0, "\(label): nothing was compacted")
+            await store.close()
+        }
+    }
+
+    /// A cursor kept from a reader that no longer runs is never inside a compacted stretch: the
+    /// tick it falls in stays in the head, the ticks on either side are compacted apart.
+    @Test func aKeptCursorInsideATickLeavesThatTickInTheHead() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        for n in 1...9 { try await store.appendTick(tick(n)) }
+        // Tick 5 holds seqs 9 and 10: a cursor at 9 is inside it.
+        try await store.setCursor("remote_write:gone", to: 9)
+        while try await store.compactHead(ticksPerBlock: 4, idleBefore: .max, readers: .init()).ticks > 0 {}
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 1)
+        #expect(try await count(store, "SELECT seq FROM ticks") == 9)
+        let host = try await store.metrics(parentID: Store.hostID)
+        #expect(host.first?.columns == expected(1...9, index: 0))
+        // The reader that comes back at 9 gets seq 10 (memory's point of tick 5) and what follows.
+        let batch = try await store.outbox(after: 9, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all)
+        #expect(batch.rows.first?.seq == 10)
+        var steps: [UInt64] = []
+        for (_, row) in batch.rows {
+            guard case .metricBlock(_, _, _, _, _, _, _, let data) = row else { continue }
+            var columns = MetricColumns()
+            try data.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
+            steps += columns.steps
+        }
+        #expect(steps.sorted() == [5, 6, 6, 7, 7, 8, 8, 9, 9])
+        await store.close()
+    }
+
+    /// Retention removes old ticks like old blocks, and by age keeps the machine's points inside
+    /// an experiment's attachment windows: its `system/…` series read them.
+    @Test func retentionRemovesOldTicksAndKeepsAttachedWindows() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
+        for n in 1...6 { try await store.appendTick(tick(n)) }
+        _ = try await store.compactHead(ticksPerBlock: 3, idleBefore: 0, readers: .init())
+        // A window from 2.5 s to 3.5 s: tick 3 (in the block of ticks 1-3) is inside it.
+        try await store.write { context in
+            let statement = try context.connection.statement(
+                "INSERT INTO attachments (seq, experiment_id, pid, attached_ns, detached_ns) VALUES (?, ?, 1, 2500000000, 3500000000)")
+            statement.bind([context.nextSequence(), experiment.id])
+            try statement.run()
+        }
+        _ = try await store.removeHostBlocks(olderThan: 5_500_000_000, limit: 100, keepingAttached: true)
+        // The block of ticks 1-3 is kept (it holds tick 3); ticks 4 and 5 of the head go.
+        #expect(try await store.metrics(parentID: Store.hostID).first?.columns.steps == [1, 2, 3, 6])
+        #expect(try await store.metrics(parentID: experiment.id).first?.columns.steps == [3])
+        // The disk's limit takes the window too.
+        _ = try await store.removeHostBlocks(olderThan: 5_500_000_000, limit: 100)
+        #expect(try await store.metrics(parentID: Store.hostID).first?.columns.steps == [6])
+        #expect(try await store.oldestHostWallclock() == 6_000_000_000)
+        await store.close()
+    }
+
+    /// A database written by the agent before the head (schema 5, a block per machine point:
+    /// Tests/Fixtures/databases/schema-5.db, 75 host series, 1,219 points, an attached experiment)
+    /// opens, reads as it did, and its machine's blocks are merged into a block per series.
+    @Test func aDatabaseWrittenBeforeTheHeadIsReadAndCompacted() async throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fixtures/databases/schema-5.db").standardized.path
+        let path = directory.file("old.db")
+        try FileManager.default.copyItem(atPath: fixture, toPath: path)
+        let store = try Store.open(path: path)
+        #expect(try await count(store, "PRAGMA user_version") == Int64(Migrations.all.count))
+        let experimentID = "4831be9b48fb8d63185b9f4a593568c15f0d7ad3"
+        let hostBefore = try await store.metrics(parentID: Store.hostID)
+        let experimentBefore = try await store.metrics(parentID: experimentID)
+        #expect(hostBefore.count == 75)
+        #expect(hostBefore.reduce(0) { $0 + $1.columns.count } == 1219)
+        #expect(experimentBefore.first { $0.key == "loss" }?.columns.count == 50)
+        #expect(experimentBefore.contains { $0.key.hasPrefix("system/") })
+        #expect(try await count(store, "SELECT count(*) FROM metric_blocks") == 1324)
+
+        var merged = 0
+        while true {
+            let done = try await store.compactHead(ticksPerBlock: 600, idleBefore: .max, readers: .init())
+            if done.merged == 0 { break }
+            merged += done.merged
+        }
+        #expect(merged == 1219)
+        // A block per host series, the experiment's blocks as they were.
+        #expect(try await count(store, """
+            SELECT count(*) FROM metric_blocks b JOIN series s ON s.id = b.series_id WHERE s.parent_id = 'host'
+            """) == 75)
+        #expect(try await count(store, "SELECT count(*) FROM metric_blocks") == 1324 - 1219 + 75)
+        let hostAfter = try await store.metrics(parentID: Store.hostID)
+        #expect(hostAfter.map(\.key) == hostBefore.map(\.key) && hostAfter.map(\.columns) == hostBefore.map(\.columns))
+        let experimentAfter = try await store.metrics(parentID: experimentID)
+        #expect(experimentAfter.map(\.key) == experimentBefore.map(\.key))
+        #expect(experimentAfter.map(\.columns) == experimentBefore.map(\.columns))
+        #expect(try await integrity(store) == "ok")
+        // Then the agent writes ticks beside the old blocks, read as one series.
+        try await store.appendTick(tick(2_000_000_000, keys: [hostBefore[0].key]))
+        let after = try await store.metrics(parentID: Store.hostID, keys: [hostBefore[0].key])
+        #expect(after.first?.columns.count == hostBefore[0].columns.count + 1)
+        await store.close()
+    }
+}
