@@ -210,14 +210,17 @@ struct AgentSettings: Sendable {
             settings.agent.ingestMemoryBytes = Int(bytes)
         },
         Setting(
-            "retention", .value(placeholder: "DURATION"), default: "none (kept for ever)", value: nil,
-            help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s` or seconds",
+            "retention", .value(placeholder: "DURATION"), default: "`7d`", value: "7d",
+            help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s`, seconds, or `none` (for ever)",
             note: """
-                How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s or seconds.
-                Experiments' data is never removed.
+                How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s, seconds, or
+                none (for ever). Their points inside the windows trainers were attached to an experiment are
+                kept as long as the experiment (for ever); experiments' own data is never removed.
                 """,
-            example: "30d"
-        ) { text, settings in settings.agent.retention = try Setting.duration(text, "retention") },
+            example: "7d"
+        ) { text, settings in
+            settings.agent.retention = text == "none" ? nil : try Setting.duration(text, "retention")
+        },
         Setting(
             "head-ticks", .value(placeholder: "N"), default: "`600`", value: "600",
             help: "ticks sampled before they are compacted into a compressed block per series, 2 to 100000",
