@@ -5,7 +5,7 @@ import Foundation
 // Remote write: how fast the agent drains a backlog of machine points into a real receiver.
 extension BoxcarBench {
     /// A backlog of `remoteWritePoints` machine points, stored as the sampler stores them (2,000
-    /// series of the page, a block a series a tick), in a database whose remote-write cursor
+    /// series of the page, a head row a tick, none compacted yet), in a database whose remote-write cursor
     /// starts at its beginning; then the agent (sampling off) with `--remote-write` into
     /// VictoriaMetrics (Debian's package, started here) drains it. Points a second from the
     /// agent's start to the last sample counted sent, and the agent's CPU per point.
@@ -20,16 +20,12 @@ extension BoxcarBench {
             let store = try Store.open(path: agentDirectory + "/boxcar.db")
             // Ticks a second apart, ending now: within any receiver's window.
             let start = WallClock.now() - Int64(ticks) * 1_000_000_000
+            let keys = (0..<series).map { "system/system.cpu.time{cpu=\"\($0 / 8)\",state=\"s\($0 % 8)\"}" }
             for tick in 0..<ticks {
-                var batch = IngestBatch()
                 let wallclock = start + Int64(tick) * 1_000_000_000
-                for index in 0..<series {
-                    var columns = MetricColumns()
-                    columns.append(step: UInt64(wallclock / 1_000_000), wallclock: wallclock, value: Double(tick * 100 + index % 97))
-                    batch.series.append(.init(
-                        parentID: Store.hostID, key: "system/system.cpu.time{cpu=\"\(index / 8)\",state=\"s\(index % 8)\"}", columns: columns))
-                }
-                _ = try await store.ingest(batch)
+                try await store.appendTick(Store.Tick(
+                    parentID: Store.hostID, step: UInt64(wallclock / 1_000_000), wallclock: wallclock, keys: keys,
+                    values: (0..<series).map { Double(tick * 100 + $0 % 97) }))
             }
             _ = try await store.cursor("remote_write:" + url)
             try await store.setCursor("remote_write:" + url, to: 0)

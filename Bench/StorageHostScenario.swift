@@ -106,6 +106,25 @@ extension BoxcarBench {
         }
         let seconds = (ContinuousClock.now - wall).seconds
         let used = try await store.size().usedBytes
+        // query-host: the last 24 hours of one noisy series, and of every series of one replica
+        // (75, more than a GPU has), read from the store as the API's reads do; median of 5.
+        let end = start + Int64(hostTicks - 1) * 1_000_000_000
+        let day = MetricRange(from: end - 86_400 * 1_000_000_000, to: end, axis: .wallclock)
+        let noisy = keys[kinds.firstIndex(of: .noisy) ?? 0]
+        let replicaKeys = Array(keys[(replicas - 1) * trace.keys.count..<replicas * trace.keys.count])
+        func timed(_ keys: [String]) async throws -> (ms: Double, points: Int) {
+            var times: [Double] = []
+            var points = 0
+            for _ in 0..<5 {
+                let clock = ContinuousClock.now
+                let series = try await store.metrics(parentID: Store.hostID, keys: keys, range: day)
+                times.append((ContinuousClock.now - clock).seconds * 1000)
+                points = series.reduce(0) { $0 + $1.columns.count }
+            }
+            return (median(times), points)
+        }
+        let one = try await timed([noisy])
+        let all = try await timed(replicaKeys)
         let (blocks, dataBytes, compacted) = try await blockBytes(store: store, keys: keys, kinds: kinds)
         await store.close()
         var fields: [String: Any] = [
@@ -117,6 +136,8 @@ extension BoxcarBench {
             "database_bytes_per_day_at_1s": Double(used) / Double(points) * Double(keys.count) * 86_400,
             "writer_cpu_us_per_tick": writeCPU / Double(hostTicks) * 1e6,
             "compaction_cpu_us_per_tick": compactCPU / Double(hostTicks) * 1e6,
+            "query_24h_one_series_ms": one.ms, "query_24h_one_series_points": one.points,
+            "query_24h_75_series_ms": all.ms, "query_24h_75_series_points": all.points,
         ]
         for kind in HostTrace.Kind.allCases {
             fields["series_\(kind.rawValue)"] = kinds.filter { $0 == kind }.count

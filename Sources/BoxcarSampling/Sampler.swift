@@ -167,12 +167,23 @@ public final class Sampler: Sendable {
 struct TickStamps {
     let tolerance: Int64
     private var anchor: (wallclock: Int64, instant: ContinuousClock.Instant)?
+    private var last: Int64?
 
     init(interval: Duration) {
         tolerance = min(Int64(interval.seconds * 1e9) / 10, 25_000_000)
     }
 
     mutating func stamp(scheduled: ContinuousClock.Instant, now: ContinuousClock.Instant, wallclock: Int64) -> Int64 {
+        var stamp = schedule(scheduled: scheduled, now: now, wallclock: wallclock)
+        // A tick that kept its own time (it woke late) may be up to the tolerance past where the
+        // next, on time, is planned: the next is then a millisecond after it, so steps never
+        // repeat nor go back. A wall clock set back further is followed.
+        if let last, stamp <= last, last - stamp <= tolerance { stamp = last + 1_000_000 }
+        last = stamp
+        return stamp
+    }
+
+    private mutating func schedule(scheduled: ContinuousClock.Instant, now: ContinuousClock.Instant, wallclock: Int64) -> Int64 {
         // The wall clock's time when the tick was due: its own now, less how late the tick woke.
         let due = wallclock - max(0, (now - scheduled).nanoseconds)
         if let anchor {

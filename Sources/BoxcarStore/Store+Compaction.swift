@@ -215,23 +215,21 @@ extension Store {
                     wallclockMin: run.columns.wallclocks.min()!, wallclockMax: run.columns.wallclocks.max()!,
                     data: MetricBlock.encode(run.columns))]))
         }
-        var scanned = 0
-        var through: Int64? = start
+        var through: Int64?
         while try blocks.step() {
             let (seq, id) = (blocks.int64(0), blocks.int64(1))
-            // Blocks are read in seq order: one a reader has not passed ends the reading, and one
-            // still recent (a host series someone else writes to) too.
-            guard running.allSatisfy({ seq <= $0 }), blocks.int64(3) < idleBefore else {
-                through = nil
-                break
-            }
-            scanned += 1
-            through = seq
+            // Blocks are read in seq order: one a reader has not passed ends the reading.
+            guard running.allSatisfy({ seq <= $0 }) else { break }
             // A large block (compacted already) is left as it is, and ends its series' run.
-            guard blocks.int64(2) < 16 else {
+            if blocks.int64(2) >= 16 {
                 close(id)
+                through = seq
                 continue
             }
+            // A small one still recent (a stretch the head compacted when sampling stopped) ends
+            // the reading too: a later one may follow it.
+            guard blocks.int64(3) < idleBefore else { break }
+            through = seq
             if let run = runs[id], kept.contains(where: { run.first <= $0 && $0 < seq }) { close(id) }
             var run = runs[id] ?? (seq, [], MetricColumns())
             try blocks.withBlob(4) { try MetricBlock.decode($0, into: &run.columns) }
@@ -239,8 +237,8 @@ extension Store {
             runs[id] = run
         }
         for id in Array(runs.keys) { close(id) }
-        // Read to the end without a stop: the next reading starts after.
-        return (plans, scanned > 0 ? through : nil)
+        // Every run read is merged: the next reading starts after the last block read.
+        return (plans, through)
     }
 
     /// Replaces the stretch's ticks by its blocks, if the ticks are all still there and no cursor

@@ -64,9 +64,12 @@ extension Store {
         }
     }
 
-    /// The series sets of a parent: each set's id and its members' series ids, in value order.
+    /// The series sets of a parent's ticks in the head: each set's id and its members' series ids,
+    /// in value order. (A trainer whose processes come and go has had many sets; the head's few
+    /// are the ones read.)
     static func seriesSets(parentID: String, connection: Connection) throws -> [(id: Int64, members: [Int64])] {
-        let statement = try connection.statement("SELECT id, members FROM series_sets WHERE parent_id = ?")
+        let statement = try connection.statement(
+            "SELECT id, members FROM series_sets WHERE parent_id = ? AND id IN (SELECT DISTINCT set_id FROM ticks)")
         defer { statement.reset() }
         statement.bind(1, parentID)
         var sets: [(id: Int64, members: [Int64])] = []

@@ -164,7 +164,7 @@ extension Store {
             let complete = exhausted && taken == rows.count
             rows.removeSubrange(taken...)
             return OutboxBatch(
-                after: after, through: complete ? max(last, after) : rows.last!.seq, rows: rows, removedThrough: removed)
+                after: after, through: complete ? max(last, after) : rows.last?.seq ?? cutoff, rows: rows, removedThrough: removed)
         }
     }
 

@@ -149,6 +149,9 @@ public final class WriteContext {
     /// The id of the set of series `members` (in that order), of `parentID`; made when new.
     func seriesSetID(parentID: String, members: [Int64]) throws -> Int64 {
         if let id = seriesSets[members] { return id }
+        // A trainer whose processes come and go makes a new set now and then: the cache keeps
+        // the recent ones, not every set of a long run.
+        if seriesSets.count >= 256 { seriesSets.removeAll(keepingCapacity: true) }
         let encoded = SeriesSet.encode(members)
         let select = try connection.statement("SELECT id FROM series_sets WHERE members = ?")
         select.bind(1, blob: encoded)

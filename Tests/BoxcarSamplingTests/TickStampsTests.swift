@@ -45,6 +45,18 @@ import Testing
         #expect(stamp(&stamps, 5, offset: 2 * second + 40_000_000) == first + 7 * second + 40_000_000)
     }
 
+    @Test func aStampNeverRepeatsNorGoesBackUnlessTheWallClockWasSetBack() {
+        var stamps = TickStamps(interval: .seconds(1))
+        let first = stamp(&stamps, 0)
+        // Woken 1.01 s late, it keeps its own time: past where the next is planned.
+        let late = stamp(&stamps, 5, late: .milliseconds(1010))
+        #expect(late == 1_700_000_000_123_456_789 + 6 * second + 10_000_000)
+        #expect(stamp(&stamps, 6) == late + 1_000_000)
+        #expect(stamp(&stamps, 7) == first + 7 * second)
+        // The wall clock set back 2 s: followed.
+        #expect(stamp(&stamps, 8, offset: -2 * second) == first + 6 * second)
+    }
+
     @Test func aShortIntervalHasATenthOfItAsTolerance() {
         #expect(TickStamps(interval: .milliseconds(100)).tolerance == 10_000_000)
     }

@@ -156,6 +156,25 @@ import Testing
         }
     }
 
+    /// Remote write reads only `system/` series: ticks that hold none move its cursor on.
+    @Test func ticksWithoutAMachineSeriesMoveARemoteWriteReaderOn() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
+        for n in 1...5 { try await store.appendTick(tick(n, keys: ["a", "b"], parent: experiment.id)) }
+        var cursor: Int64 = 1
+        var batches = 0
+        while true {
+            let batch = try await store.outbox(after: cursor, maxRows: 2, maxBytes: 1 << 20, selection: .machineSeries(experiments: true))
+            #expect(batch.rows.isEmpty)
+            if batch.through == cursor { break }
+            #expect(batch.through > cursor)
+            cursor = batch.through
+            batches += 1
+        }
+        #expect(cursor == 11 && batches == 3)
+        await store.close()
+    }
+
     /// A cursor kept from a reader that no longer runs is never inside a compacted stretch: the
     /// tick it falls in stays in the head, the ticks on either side are compacted apart.
     @Test func aKeptCursorInsideATickLeavesThatTickInTheHead() async throws {
