@@ -38,8 +38,7 @@ extension Store {
         try await write { context in
             try context.requireParent(tick.parentID)
             if !tick.keys.isEmpty {
-                let members = try tick.keys.map { try context.seriesID(parentID: tick.parentID, key: $0) }
-                let setID = try context.seriesSetID(parentID: tick.parentID, members: members)
+                let (members, setID) = try context.tickSeries(parentID: tick.parentID, keys: tick.keys)
                 let first = context.nextSequence()
                 context.advanceSequence(past: first + Int64(members.count) - 1)
                 var data: [UInt8] = []

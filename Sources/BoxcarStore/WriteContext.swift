@@ -22,6 +22,9 @@ public final class WriteContext {
     /// Series sets by their members (Store+Head.swift). Forgotten whole when a job is rolled back:
     /// a new set is rare, a rollback rarer.
     private var seriesSets: [[Int64]: Int64] = [:]
+    /// The series of each parent's last few ticks, by their keys: a sampler's ticks mostly bring
+    /// the same keys in the same order, and comparing them costs less than looking each up.
+    private var recentTicks: [String: [(keys: [String], members: [Int64], setID: Int64)]] = [:]
     let maxSeriesPerParent = Limits.standard.maxSeriesPerParent
 
     struct SeriesName: Hashable {
@@ -70,6 +73,7 @@ public final class WriteContext {
         for id in parentJournal { knownParents.remove(id) }
         for parent in countJournal { seriesCounts[parent]? -= 1 }
         seriesSets.removeAll()
+        recentTicks.removeAll()
     }
 
     /// False once SQLite has rolled the transaction back on its own (a full disk, an I/O error).
@@ -89,6 +93,7 @@ public final class WriteContext {
         seriesIDs.removeAll()
         seriesCounts.removeAll()
         seriesSets.removeAll()
+        recentTicks.removeAll()
     }
 
     // MARK: Objects and parents
@@ -144,6 +149,19 @@ public final class WriteContext {
         seriesIDs[name] = id
         journal.append(name)
         return id
+    }
+
+    /// The series ids of a tick's keys (made when new) and the id of their set.
+    func tickSeries(parentID: String, keys: [String]) throws -> (members: [Int64], setID: Int64) {
+        if let known = recentTicks[parentID]?.first(where: { $0.keys == keys }) { return (known.members, known.setID) }
+        let members = try keys.map { try seriesID(parentID: parentID, key: $0) }
+        let setID = try seriesSetID(parentID: parentID, members: members)
+        // Sensors on slower cadences make a few sets that take turns.
+        var recent = recentTicks[parentID] ?? []
+        if recent.count >= 16 { recent.removeFirst() }
+        recent.append((keys, members, setID))
+        recentTicks[parentID] = recent
+        return (members, setID)
     }
 
     /// The id of the set of series `members` (in that order), of `parentID`; made when new.
