@@ -396,8 +396,10 @@ def test_the_collectors_readyz_says_when_postgresql_fails_its_writes(postgres_cl
         with running_agent(tmp_path / "agent", "--upstream", collector.target, "--upstream-host-series", "all"):
             wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "the collector to be ready")
             postgres_cluster.stop()
-            # Each tick the agent forwards now fails to be written.
-            status, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(f"http://{address}/readyz")), 60,
+            # Each tick the agent forwards now fails to be written. A write in flight when the
+            # server stops can instead go unanswered (postgres-nio, see Transaction.swift) until
+            # the collector gives it up after 60 s: 503 comes by then.
+            status, _, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(f"http://{address}/readyz")), 90,
                                        "the collector's /readyz to say 503")
             assert b"PostgreSQL failed the last write" in body, body
             postgres_cluster.start_if_stopped()
