@@ -169,7 +169,7 @@ extension Store {
                     guard data.count == 8 * members.count else { throw CorruptHead() }
                     builder.add(
                         tick: seq, step: UInt64(bitPattern: ticks.int64(3)), wallclock: ticks.int64(4),
-                        members: members, values: data)
+                        set: ticks.int64(2), members: members, values: data)
                 }
             }
             ticks.reset()
@@ -280,27 +280,45 @@ struct StretchBuilder {
     var first: Int64?
     private var last: Int64 = 0
     private(set) var ticks: [Int64] = []
-    private var columns: [Int64: MetricColumns] = [:]
+    /// A column per series, in the order first met, and where each series' column is.
+    private var ids: [Int64] = []
+    private var columns: [MetricColumns] = []
+    private var slot: [Int64: Int] = [:]
     /// Each series' last point's sequence number: its block's.
-    private var lastSeq: [Int64: Int64] = [:]
+    private var lastSeq: [Int64] = []
+    /// The slots of each set's members, found once a set (the ticks of a stretch mostly share
+    /// one or two): no lookup a point (perf had the dictionary's hashing on top).
+    private var setSlots: [Int64: [Int]] = [:]
 
-    mutating func add(tick seq: Int64, step: UInt64, wallclock: Int64, members: [Int64], values: UnsafeRawBufferPointer) {
+    mutating func add(
+        tick seq: Int64, step: UInt64, wallclock: Int64, set: Int64, members: [Int64], values: UnsafeRawBufferPointer
+    ) {
         first = first ?? seq
         ticks.append(seq)
-        for (index, id) in members.enumerated() {
+        let slots = setSlots[set] ?? members.map { id in
+            if let known = slot[id] { return known }
+            slot[id] = columns.count
+            ids.append(id)
+            columns.append(MetricColumns())
+            lastSeq.append(0)
+            return columns.count - 1
+        }
+        setSlots[set] = slots
+        for (index, slot) in slots.enumerated() {
             let bits = UInt64(littleEndian: values.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
-            columns[id, default: MetricColumns()].append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
-            lastSeq[id] = seq + Int64(index)
+            columns[slot].append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+            lastSeq[slot] = seq + Int64(index)
         }
         last = seq + Int64(members.count) - 1
     }
 
     func plan() -> Store.CompactionPlan? {
         guard let first else { return nil }
-        let blocks = columns.map { id, columns in
+        let blocks = columns.indices.map { slot in
+            let columns = columns[slot]
             let steps = columns.steps.map { Int64(bitPattern: $0) }
             return Store.EncodedBlock(
-                seq: lastSeq[id]!, seriesID: id, count: columns.count, stepMin: steps.min()!, stepMax: steps.max()!,
+                seq: lastSeq[slot], seriesID: ids[slot], count: columns.count, stepMin: steps.min()!, stepMax: steps.max()!,
                 wallclockMin: columns.wallclocks.min()!, wallclockMax: columns.wallclocks.max()!,
                 data: MetricBlock.encode(columns))
         }
