@@ -103,6 +103,19 @@ extension Store {
         var wallclockMin: Int64
         var wallclockMax: Int64
         var data: [UInt8]
+
+        /// The block of `columns` at `seq`: their bounds as stored (steps as signed integers).
+        init(seq: Int64, seriesID: Int64, columns: MetricColumns) {
+            self.seq = seq
+            self.seriesID = seriesID
+            count = columns.count
+            let steps = columns.steps.map { Int64(bitPattern: $0) }
+            stepMin = steps.min()!
+            stepMax = steps.max()!
+            wallclockMin = columns.wallclocks.min()!
+            wallclockMax = columns.wallclocks.max()!
+            data = MetricBlock.encode(columns)
+        }
     }
 
     struct StretchChanged: Error {}
@@ -206,14 +219,10 @@ extension Store {
         var plans: [CompactionPlan] = []
         func close(_ id: Int64) {
             guard let run = runs.removeValue(forKey: id), run.seqs.count > 1 else { return }
-            let steps = run.columns.steps.map { Int64(bitPattern: $0) }
             let last = run.seqs.last!
             plans.append(CompactionPlan(
                 ticks: [], replacedBlocks: run.seqs, first: run.first, last: last,
-                blocks: [EncodedBlock(
-                    seq: last, seriesID: id, count: run.columns.count, stepMin: steps.min()!, stepMax: steps.max()!,
-                    wallclockMin: run.columns.wallclocks.min()!, wallclockMax: run.columns.wallclocks.max()!,
-                    data: MetricBlock.encode(run.columns))]))
+                blocks: [EncodedBlock(seq: last, seriesID: id, columns: run.columns)]))
         }
         var through: Int64?
         while try blocks.step() {
@@ -305,8 +314,7 @@ struct StretchBuilder {
         }
         setSlots[set] = slots
         for (index, slot) in slots.enumerated() {
-            let bits = UInt64(littleEndian: values.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
-            columns[slot].append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+            columns[slot].append(step: step, wallclock: wallclock, value: TickValues.value(values, at: index))
             lastSeq[slot] = seq + Int64(index)
         }
         last = seq + Int64(members.count) - 1
@@ -314,14 +322,7 @@ struct StretchBuilder {
 
     func plan() -> Store.CompactionPlan? {
         guard let first else { return nil }
-        let blocks = columns.indices.map { slot in
-            let columns = columns[slot]
-            let steps = columns.steps.map { Int64(bitPattern: $0) }
-            return Store.EncodedBlock(
-                seq: lastSeq[slot], seriesID: ids[slot], count: columns.count, stepMin: steps.min()!, stepMax: steps.max()!,
-                wallclockMin: columns.wallclocks.min()!, wallclockMax: columns.wallclocks.max()!,
-                data: MetricBlock.encode(columns))
-        }
+        let blocks = columns.indices.map { Store.EncodedBlock(seq: lastSeq[$0], seriesID: ids[$0], columns: columns[$0]) }
         return Store.CompactionPlan(ticks: ticks, first: first, last: last, blocks: blocks.sorted { $0.seq < $1.seq })
     }
 }

@@ -41,11 +41,7 @@ extension Store {
                 let (members, setID) = try context.tickSeries(parentID: tick.parentID, keys: tick.keys)
                 let first = context.nextSequence()
                 context.advanceSequence(past: first + Int64(members.count) - 1)
-                var data: [UInt8] = []
-                data.reserveCapacity(8 * tick.values.count)
-                for value in tick.values {
-                    withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
-                }
+                let data = TickValues.encode(tick.values)
                 let statement = try context.connection.statement(
                     "INSERT INTO ticks (seq, last_seq, set_id, step, wallclock, data) VALUES (?, ?, ?, ?, ?, ?)")
                 statement.bind(1, first)
@@ -98,8 +94,7 @@ extension Store {
                 try ticks.withBlob(2) { data in
                     guard data.count == 8 * set.members.count else { throw CorruptHead() }
                     for (column, (index, _)) in wanted.enumerated() {
-                        let bits = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
-                        columns[column].append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+                        columns[column].append(step: step, wallclock: wallclock, value: TickValues.value(data, at: index))
                     }
                 }
             }
@@ -134,6 +129,22 @@ extension Store {
 /// A tick or series set that does not read as written (a damaged file).
 struct CorruptHead: Error, CustomStringConvertible {
     var description: String { "a tick of the head is corrupt" }
+}
+
+/// A tick's values as stored: 8 bytes each, little-endian, in its set's order.
+enum TickValues {
+    static func encode(_ values: [Double]) -> [UInt8] {
+        var data: [UInt8] = []
+        data.reserveCapacity(8 * values.count)
+        for value in values {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    static func value(_ data: UnsafeRawBufferPointer, at index: Int) -> Double {
+        Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self)))
+    }
 }
 
 /// A series set's members as stored: their series ids, as varints.

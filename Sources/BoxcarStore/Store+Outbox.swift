@@ -459,8 +459,7 @@ extension Store {
                 return keys.enumerated().compactMap { index, key in
                     if systemOnly && !key.hasPrefix("system/") { return nil }
                     var point = MetricColumns()
-                    let bits = UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
-                    point.append(step: step, wallclock: wallclock, value: Double(bitPattern: bits))
+                    point.append(step: step, wallclock: wallclock, value: TickValues.value(data, at: index))
                     return (seq: seq + Int64(index), row: .metricBlock(
                         parentID: parent, key: key, count: 1, stepMin: step, stepMax: step, wallclockMin: wallclock,
                         wallclockMax: wallclock, data: MetricBlock.encode(point)))
