@@ -127,7 +127,12 @@ public final class Forwarder: Sendable {
         var lastErrors: [Int: String] = [:]
         /// Whether the current connection had a batch acknowledged.
         var progressed = false
+        /// Records the upstream refused that a full disk kept out of the quarantine so far.
+        var unsavedRefusals: [Refusal] = []
+        var acknowledgmentUnsaved = false
     }
+
+    typealias Refusal = (seq: Int64, kind: String, reason: String)
 
     public init(
         store: Store, artifacts: ArtifactStore, identity: AgentIdentity, configuration: UpstreamConfiguration,
@@ -308,7 +313,7 @@ public final class Forwarder: Sendable {
             ])
         }
         logger.info("forwarding to \(configuration.targets[index])", metadata: ["from_seq": "\(cursor)"])
-        try await store.acknowledgeForwarded(through: cursor, refused: [])
+        try await keepAcknowledgment(through: cursor, refused: [])
         state.withLock { $0.acknowledged = cursor }
         var position = cursor
         var batchID: UInt64 = 0
@@ -355,7 +360,7 @@ public final class Forwarder: Sendable {
             }
             let kinds = Dictionary(batch.rows.map { ($0.seq, $0.row.kind) }, uniquingKeysWith: { a, _ in a })
             let refused = ack.refused.map { (seq: Int64($0.seq), kind: kinds[Int64($0.seq)] ?? "record", reason: $0.reason) }
-            try await store.acknowledgeForwarded(through: batch.through, refused: refused)
+            try await keepAcknowledgment(through: batch.through, refused: refused)
             for record in refused {
                 logger.error("the upstream refused a record as malformed; it is set aside in the quarantine", metadata: [
                     "seq": "\(record.seq)", "kind": "\(record.kind)", "reason": "\(record.reason)",
@@ -372,6 +377,34 @@ public final class Forwarder: Sendable {
                 $0.progressed = true
             }
             if batch.through >= store.lastSequence { markCaughtUp() }
+        }
+    }
+
+    /// Keeps in the database what the upstream acknowledged. On a full disk nothing can be
+    /// committed (not even this), yet forwarding what the database holds must go on: the
+    /// acknowledgment then stays in memory, and the next one that commits keeps it too, with the
+    /// refused records waiting for the quarantine. Should the agent stop meanwhile, it starts
+    /// from the cursor the upstream gives in its welcome, as always: nothing is shipped twice or
+    /// skipped, and only the quarantine misses those refused records.
+    private func keepAcknowledgment(through: Int64, refused: [Refusal]) async throws {
+        let refusals = state.withLock { $0.unsavedRefusals } + refused
+        do {
+            try await store.acknowledgeForwarded(through: through, refused: refusals)
+            let wasUnsaved = state.withLock { state in
+                defer { state.unsavedRefusals = []; state.acknowledgmentUnsaved = false }
+                return state.acknowledgmentUnsaved
+            }
+            if wasUnsaved { logger.notice("the acknowledged seq is kept in the database again", metadata: ["through": "\(through)"]) }
+        } catch let error as any StorageError where error.isOutOfSpace {
+            let first = state.withLock { state in
+                defer { state.unsavedRefusals = refusals; state.acknowledgmentUnsaved = true }
+                return !state.acknowledgmentUnsaved
+            }
+            if first {
+                logger.warning("the disk is full: forwarding goes on, with the acknowledged seq kept in memory until it can be written", metadata: [
+                    "through": "\(through)", "error": "\(error)",
+                ])
+            }
         }
     }
 

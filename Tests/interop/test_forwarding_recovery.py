@@ -188,6 +188,14 @@ def test_a_full_disk_during_an_outage_refuses_ingest_and_loses_nothing_acknowled
         # The collector is away: the agent logs until its disk is full.
         stored = log_wide(agent, parent, range(1, 10_000))
         assert 0 < len(stored) < 9_999, "the disk never filled"
+        # Whatever room the last refused write left goes too: now not even an acknowledgment
+        # can be committed, and the agent must forward all the same.
+        with open(small_disk / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 512)
+            except OSError:
+                pass
         # The collector is back: everything acknowledged reaches it, with the disk still full.
         collector.start()
         try:
