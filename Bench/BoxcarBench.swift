@@ -27,6 +27,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case ingestUnary = "ingest-unary"
         case query
         case sensors
+        case sensorsLarge = "sensors-large"
         case idle
         case forward
         case scrape
@@ -125,6 +126,9 @@ struct BoxcarBench: AsyncParsableCommand {
         try agent?.stop()
         if chosen.contains(.sensors) {
             try await sensors(directory: directory)
+        }
+        if chosen.contains(.sensorsLarge) {
+            try await sensorsLarge(directory: directory)
         }
         if chosen.contains(.idle) {
             try await idle(directory: directory)
