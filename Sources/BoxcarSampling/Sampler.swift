@@ -54,9 +54,11 @@ public final class Sampler: Sendable {
         self.storesCumulative = storesCumulative
         self.store = store
         self.interval = interval
-        self.stamps = Mutex(TickStamps(interval: interval))
+        let stamps = TickStamps(interval: interval)
+        self.stamps = Mutex(stamps)
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
+        self.sensors.stampTolerance = stamps.tolerance
         self.sensors.keepsLatest = keepsSnapshot
         self.sensors.storesCumulative = storesCumulative
         thread.start()
@@ -108,7 +110,7 @@ public final class Sampler: Sendable {
         let logger = self.logger
         let keepsSnapshot = self.keepsSnapshot
         let ((readings, trees, xids, gone), view) = try await thread.runIfActive {
-            (sensors.sample(elapsed: elapsed, roots: roots, logger: logger), keepsSnapshot ? sensors.view() : nil)
+            (sensors.sample(elapsed: elapsed, stamp: wallclock, roots: roots, logger: logger), keepsSnapshot ? sensors.view() : nil)
         }
         // A trainer that died without detaching (killed, out of memory) is detached for it.
         for (experimentID, pid) in attached where gone.contains(pid) {

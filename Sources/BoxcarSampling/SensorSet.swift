@@ -27,6 +27,13 @@ public final class SensorSet: @unchecked Sendable {
     /// Each sensor's last answered call: its counters' rates span the time since then, which is
     /// more than a tick after it skipped some.
     private var lastAnswered: [String: ContinuousClock.Instant] = [:]
+    /// The stamp of the tick being read (its wallclock, ns), and of each sensor's last answered
+    /// call and the process trees' last tick: rates are taken over the stamps (`elapsed(…)`).
+    private var stamp: Int64?
+    private var lastStamps: [String: Int64] = [:]
+    private var lastTreeStamp: Int64?
+    /// How far a tick's stamp may be from the time it was read (TickStamps.tolerance).
+    var stampTolerance: Int64 = 0
     /// What is wrong with each sensor now (for the log, once per new problem).
     private(set) var problems: [String: String] = [:]
     var ticks = 0
@@ -52,7 +59,7 @@ public final class SensorSet: @unchecked Sendable {
     /// Calls `body` for the sensor `name` under the guard; nil when it failed or did not answer.
     private func guarded<Value>(_ name: String, logger: Logger, _ body: @escaping (Duration?) throws -> Value) -> Value? {
         let started = ContinuousClock.now
-        let elapsed = lastAnswered[name].map { started - $0 }
+        let elapsed = Self.elapsed(measured: lastAnswered[name].map { started - $0 }, from: lastStamps[name], to: stamp, tolerance: stampTolerance)
         var entry = health[name] ?? SensorHealth(name: name)
         defer { health[name] = entry }
         // The CPU time is the calling thread's, so it is measured where the call runs: on the
@@ -66,6 +73,7 @@ public final class SensorSet: @unchecked Sendable {
         case .finished((.success(let value), let cpu)):
             entry.record(cpuSeconds: cpu)
             lastAnswered[name] = started
+            lastStamps[name] = stamp
             if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
             return value
         case .finished((.failure(let error), let cpu)):
@@ -75,6 +83,7 @@ public final class SensorSet: @unchecked Sendable {
         case .timedOut:
             entry.hangs += 1
             lastAnswered[name] = nil
+            lastStamps[name] = nil
             report(name, "did not answer within \(deadline); its series stop until it does", logger: logger)
         case .stillRunning:
             break
@@ -109,12 +118,27 @@ public final class SensorSet: @unchecked Sendable {
         return kept
     }
 
+    /// The time a rate is taken over: the difference of the two ticks' stamps, where it is within
+    /// the stamps' tolerance of the time measured between the reads, else the time measured.
+    /// Ticks read on schedule are then an interval apart exactly, as they are stored: a rate times
+    /// the stored interval is the counter's change, as Prometheus' rate() over its aligned
+    /// scrapes, and a whole number of events a second stays whole, a ratio that a compacted block
+    /// keeps in a byte or two where a measured interval's jitter fills a double's every bit.
+    static func elapsed(measured: Duration?, from earlier: Int64?, to stamp: Int64?, tolerance: Int64) -> Duration? {
+        guard let measured, let earlier, let stamp else { return measured }
+        let stamped = stamp - earlier
+        return stamped > 0 && abs(stamped - measured.nanoseconds) <= tolerance ? .nanoseconds(stamped) : measured
+    }
+
     /// The host's readings, each root's process-tree readings, XID errors, and the roots whose
-    /// process no longer exists.
+    /// process no longer exists. `stamp`: the tick's wallclock as stored.
     func sample(
-        elapsed: Duration?, roots: [Int32], logger: Logger
+        elapsed measured: Duration?, stamp: Int64? = nil, roots: [Int32], logger: Logger
     ) -> ([KeyedReading], [Int32: [KeyedReading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
         var readings: [KeyedReading] = []
+        self.stamp = stamp
+        let elapsed = Self.elapsed(measured: measured, from: lastTreeStamp, to: stamp, tolerance: stampTolerance)
+        lastTreeStamp = stamp
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {

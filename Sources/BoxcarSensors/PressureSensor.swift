@@ -52,7 +52,10 @@ public final class PressureSensor: CounterSensor {
         var out: [Reading] = []
         for line in new {
             let labels = [Reading.Label("kind", line.kind), .init("resource", line.resource)]
-            out.append(Reading("system.pressure.avg10", labels, line.avg10 / 100))
+            // The kernel writes hundredths of a percent: as 57 / 10,000 (rounded once), the
+            // share is the ratio a compacted block keeps in a byte or two; 0.57 / 100 would be
+            // rounded twice, and off by a bit.
+            out.append(Reading("system.pressure.avg10", labels, (line.avg10 * 100).rounded() / 10_000))
             out.append(Reading.cumulative("system.pressure.stall.cumulative", labels, Double(line.total) / 1_000_000))
             if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
                 let perSecond = rate(before.total, line.total, seconds)

@@ -60,4 +60,19 @@ import Testing
     @Test func aShortIntervalHasATenthOfItAsTolerance() {
         #expect(TickStamps(interval: .milliseconds(100)).tolerance == 10_000_000)
     }
+
+    /// Rates are taken over the stamps where they agree with the time measured between the reads
+    /// (a counter's change over exactly a second stays a whole number), else over the time measured.
+    @Test func ratesAreTakenOverTheStampsWhileTheyAgreeWithTheClock() {
+        let tolerance: Int64 = 25_000_000
+        let measured = Duration.nanoseconds(second + 3_000_000)
+        #expect(SensorSet.elapsed(measured: measured, from: 5 * second, to: 6 * second, tolerance: tolerance) == .seconds(1))
+        // A tick read late keeps its own stamp: the stamps then say what the clock says.
+        #expect(SensorSet.elapsed(measured: .milliseconds(1_400), from: 5 * second, to: 6 * second, tolerance: tolerance) == .milliseconds(1_400))
+        // A wall clock that was set back, the first answer, a tick without a stamp.
+        #expect(SensorSet.elapsed(measured: measured, from: 6 * second, to: 5 * second, tolerance: tolerance) == measured)
+        #expect(SensorSet.elapsed(measured: measured, from: nil, to: 6 * second, tolerance: tolerance) == measured)
+        #expect(SensorSet.elapsed(measured: nil, from: 5 * second, to: 6 * second, tolerance: tolerance) == nil)
+        #expect(SensorSet.elapsed(measured: measured, from: 5 * second, to: nil, tolerance: tolerance) == measured)
+    }
 }

@@ -29,6 +29,20 @@ import Testing
         // The first tick has the averages but no stall rate.
         let first = try PressureSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
         #expect(first.count == 12)  // avg10 and the stalled time of each line
+    }
+
+    /// 0.57 % is 57 / 10,000 rounded once, the double nearest 0.0057; 0.57 / 100 is a bit below it.
+    @Test func pressureSharesAreTheNearestDoubles() throws {
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.file("pressure"), withIntermediateDirectories: true)
+        for resource in ["cpu", "memory", "io"] {
+            try "some avg10=0.57 avg60=0.00 avg300=0.00 total=5\nfull avg10=33.33 avg60=0.00 avg300=0.00 total=5\n"
+                .write(toFile: directory.file("pressure/" + resource), atomically: true, encoding: .utf8)
+        }
+        let first = try PressureSensor(procRoot: directory.path).sample(elapsed: nil)
+        #expect(0.57 / 100 != 0.0057)
+        #expect(value(first, #"system/system.pressure.avg10{kind="some",resource="io"}"#) == 0.0057)
+        #expect(value(first, #"system/system.pressure.avg10{kind="full",resource="io"}"#) == 3333.0 / 10_000)
         #expect(!first.contains { $0.name == "system.pressure.stall" })
     }
 
