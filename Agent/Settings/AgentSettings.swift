@@ -210,14 +210,14 @@ struct AgentSettings: Sendable {
             settings.agent.ingestMemoryBytes = Int(bytes)
         },
         Setting(
-            "retention", .value(placeholder: "DURATION"), default: "`7d`", value: "7d",
+            "retention", .value(placeholder: "DURATION"), default: "`30d`", value: "30d",
             help: "how long the machine's own series (`host`) are kept: `30d`, `12h`, `90m`, `45s`, seconds, or `none` (for ever)",
             note: """
                 How long the machine's own series (parent `host`) are kept: 30d, 12h, 90m, 45s, seconds, or
                 none (for ever). Their points inside the windows trainers were attached to an experiment are
                 kept as long as the experiment (for ever); experiments' own data is never removed.
                 """,
-            example: "7d"
+            example: "30d"
         ) { text, settings in
             settings.agent.retention = text == "none" ? nil : try Setting.duration(text, "retention")
         },

@@ -18,7 +18,7 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
     let statistics: CollectorStatistics
 
     /// The record versions this collector reads: every one agents have sent so far.
-    static let recordVersions: ClosedRange<UInt32> = 1...2
+    static let recordVersions: ClosedRange<UInt32> = 1...3
 
     func forward(
         request: StreamingServerRequest<Boxcar_V1_ForwardRequest>, context: ServerContext

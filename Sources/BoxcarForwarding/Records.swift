@@ -5,9 +5,10 @@ import FoundationEssentials
 // The outbox's rows as the wire carries them (collector.proto): field for field, as stored.
 
 /// The version of the records this agent sends (ForwardHello.record_version). 2: metric blocks
-/// may be compressed (block version 2), so a collector that reads only version 1 refuses the
-/// hello with "upgrade the collector" and the agent keeps its records until it is.
-public let forwardRecordVersion: UInt32 = 2
+/// may be compressed (block version 2); 3: in block version 3 too (runs and ratios). A collector
+/// that reads only older versions refuses the hello with "upgrade the collector", and the agent
+/// keeps its records until it is.
+public let forwardRecordVersion: UInt32 = 3
 
 extension Boxcar_V1_ForwardRecord {
     init(seq: Int64, row: Store.OutboxRow) {

@@ -110,18 +110,27 @@ public struct DeltaOfDelta {
     public init() {}
 
     public mutating func encode(_ value: UInt64, into writer: inout BitWriter) {
-        let change = value &- previous
-        let changeOfChange = Int64(bitPattern: change &- delta)
-        previous = value
-        // The first value is written as itself, the second as its difference from the first.
-        delta = started ? change : 0
-        started = true
-        Self.writeSigned(changeOfChange, into: &writer)
+        Self.writeSigned(changeOfChange(to: value), into: &writer)
     }
 
     public mutating func decode(from reader: inout BitReader) throws -> UInt64 {
-        let changeOfChange = UInt64(bitPattern: try Self.readSigned(from: &reader))
-        let change = changeOfChange &+ delta
+        value(after: try Self.readSigned(from: &reader))
+    }
+
+    /// The change of change from the values before to `value`, which becomes the one before.
+    /// The first value is its own change of change, the second its difference from the first.
+    mutating func changeOfChange(to value: UInt64) -> Int64 {
+        let change = value &- previous
+        let changeOfChange = Int64(bitPattern: change &- delta)
+        previous = value
+        delta = started ? change : 0
+        started = true
+        return changeOfChange
+    }
+
+    /// The value `changeOfChange` makes after the values before, which becomes the one before.
+    mutating func value(after changeOfChange: Int64) -> UInt64 {
+        let change = UInt64(bitPattern: changeOfChange) &+ delta
         let value = previous &+ change
         previous = value
         delta = started ? change : 0
@@ -129,7 +138,8 @@ public struct DeltaOfDelta {
         return value
     }
 
-    static func writeSigned(_ value: Int64, into writer: inout BitWriter) {
+    /// `value` in the first bucket of `widths` that holds it (a width of 0 holds only 0).
+    static func writeSigned(_ value: Int64, widths: [Int] = widths, into writer: inout BitWriter) {
         let last = widths.count - 1
         for (bucket, width) in widths.enumerated() {
             let fits = switch width {
@@ -146,7 +156,7 @@ public struct DeltaOfDelta {
         }
     }
 
-    static func readSigned(from reader: inout BitReader) throws -> Int64 {
+    static func readSigned(widths: [Int] = widths, from reader: inout BitReader) throws -> Int64 {
         // The prefix's ones, counted in one look at the next bits.
         let last = widths.count - 1
         let prefix = reader.peek(bits: last)
@@ -187,6 +197,12 @@ public struct XORFloats {
             return
         }
         writer.write(true)
+        writeChange(xor, into: &writer)
+    }
+
+    /// The changed bits of an XOR that is not 0: 0 and the bits within the last window, or 1, a
+    /// new window and the bits.
+    mutating func writeChange(_ xor: UInt64, into writer: inout BitWriter) {
         let zerosBefore = xor.leadingZeroBitCount
         let zerosAfter = xor.trailingZeroBitCount
         if hasWindow && zerosBefore >= leading && zerosAfter >= trailing {
@@ -211,6 +227,12 @@ public struct XORFloats {
             return Double(bitPattern: previous)
         }
         guard try reader.bit() else { return Double(bitPattern: previous) }
+        previous ^= try readChange(from: &reader)
+        return Double(bitPattern: previous)
+    }
+
+    /// What `writeChange` wrote: an XOR that is not 0.
+    mutating func readChange(from reader: inout BitReader) throws -> UInt64 {
         if try reader.bit() {
             leading = Int(try reader.read(bits: 6))
             let length = Int(try reader.read(bits: 6)) + 1
@@ -221,7 +243,7 @@ public struct XORFloats {
             throw MetricBlock.CorruptBlock()
         }
         let xor = try reader.read(bits: 64 - leading - trailing) << UInt64(trailing)
-        previous ^= xor
-        return Double(bitPattern: previous)
+        guard xor != 0 else { throw MetricBlock.CorruptBlock() }
+        return xor
     }
 }

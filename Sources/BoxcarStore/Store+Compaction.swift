@@ -1,7 +1,7 @@
 import BoxcarModel
 
 /// Compaction: the head's ticks (Store+Head.swift) rewritten into a compressed block per series
-/// (MetricBlock version 2: Gorilla's codecs), a stretch of ticks at a time.
+/// (MetricBlock version 3: Gorilla's codecs with runs and ratios), a stretch of ticks at a time.
 ///
 /// A stretch is read and encoded on a reader connection, off the writer; the write job that
 /// follows only inserts the blocks and removes the ticks, so ingest waits for it a few

@@ -60,7 +60,7 @@ import Testing
         #expect(defaults.agent.ingestMemoryBytes == 128 << 20)
         #expect(defaults.agent.sampleInterval == .seconds(1))
         #expect(defaults.agent.durability == .normal)
-        #expect(defaults.agent.listen == nil && defaults.agent.retention == .seconds(7 * 86_400) && defaults.agent.maxDatabaseBytes == nil)
+        #expect(defaults.agent.listen == nil && defaults.agent.retention == .seconds(30 * 86_400) && defaults.agent.maxDatabaseBytes == nil)
         #expect(try AgentSettings.resolve(flags: ["retention": "none"], environment: [:]) { _ in nil }.agent.retention == nil)
         #expect(defaults.agent.artifactsDirectory == Defaults.artifactsDirectory(forDatabase: defaults.agent.databasePath))
         #expect(defaults.logLevel == .info && defaults.executor == .swift)

@@ -2,8 +2,9 @@
 import PropertyBased
 import Testing
 
-/// The compressed block (version 2): every step, wallclock and double comes back bit for bit,
-/// whatever their order, and steady series cost a few bits a point.
+/// The compressed block (version 3, and version 2 that agents wrote before it): every step,
+/// wallclock and double comes back bit for bit, whatever their order, steady series cost a few
+/// bits a block and ratios of small integers a byte or two a point.
 @Suite struct GorillaTests {
     /// Records a failure as an issue rather than throwing it: PropertyBased drops what its
     /// property throws, and only recorded issues fail a property.
@@ -69,6 +70,96 @@ import Testing
         }
     }
 
+    func columns(_ values: [Double], steady: Bool = true) -> MetricColumns {
+        var columns = MetricColumns()
+        for (index, value) in values.enumerated() {
+            let second = 1_764_000_000_000 + Int64(index) * 1_000
+            columns.append(step: UInt64(second), wallclock: second * 1_000_000 + (steady ? 0 : Int64(index % 3) * 7), value: value)
+        }
+        return columns
+    }
+
+    @Test func ratiosOfSmallIntegersRoundTrip() async {
+        // Shares of a tick's jiffies (denominators that drift), integers that are multiples of a
+        // kB, whole rates, and negative ones: each a ratio, read back bit for bit whichever coding is smaller.
+        await propertyCheck(count: 300, input: Gen.int64(in: -5_000...5_000).array(of: 1...300), Gen.int(in: 1...4)) { numerators, shape in
+            let values: [Double] = numerators.enumerated().map { index, p in
+                switch shape {
+                case 1: Double(p.magnitude % 101) / Double(99 + index % 3)
+                case 2: Double(p) * 1024 + 1e12
+                case 3: Double(p) / 1_000_000
+                default: Double(p) / 7
+                }
+            }
+            let block = columns(values)
+            guard let data = MetricBlock.encodeCompressed(block) else {
+                Issue.record("float points were not compressed")
+                return
+            }
+            #expect(MetricBlock.ratios(of: values) != nil)
+            roundTrip(steps: block.steps, wallclocks: block.wallclocks, values: values)
+        }
+    }
+
+    @Test func findsTheRatioOfEachDouble() {
+        #expect(Ratios.ratio(of: 0.9, near: 100)! == (90, 100))
+        #expect(Ratios.ratio(of: 92.0 / 101, near: 100)! == (92, 101))
+        // The smallest denominator, moved to a multiple of it near the one before.
+        #expect(Ratios.ratio(of: 0.5, near: 1)! == (1, 2))
+        #expect(Ratios.ratio(of: 0.5, near: 99)! == (50, 100))
+        #expect(Ratios.ratio(of: 123_456.0 / 1_000_000, near: 1)! == (1929, 15625))
+        #expect(Ratios.ratio(of: 4096 * 3_000_001, near: 1)! == (4096 * 3_000_001, 1))
+        for notARatio in [Double.pi, .nan, .infinity, -0.0, 0.1 + 0.2, 1e300, 0x1p53 + 2, .leastNonzeroMagnitude] {
+            #expect(Ratios.ratio(of: notARatio, near: 1) == nil, "\(notARatio)")
+        }
+    }
+
+    @Test func blocksOfVersionTwoAreStillRead() async {
+        await propertyCheck(count: 200, input: Gen.uint64().array(of: 1...100)) { bits in
+            var block = MetricColumns()
+            for (index, random) in bits.enumerated() {
+                block.append(step: random, wallclock: Int64(index) << 30, value: Double(bitPattern: random))
+            }
+            let data = MetricBlock.encodeVersion2(block)!
+            #expect(data.first == MetricBlock.gorillaVersion)
+            var decoded = MetricColumns()
+            #expect(throws: Never.self) { try data.withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) } }
+            #expect(decoded.steps == block.steps)
+            #expect(decoded.wallclocks == block.wallclocks)
+            #expect(decoded.values.map(\.bitPattern) == block.values.map(\.bitPattern))
+        }
+    }
+
+    @Test func aSamplersSeriesCostLittleMoreThanTheirChanges() throws {
+        // 600 ticks a second apart on the dot (a compaction stretch).
+        // The first point's step, wallclock and value, whole, and then a run of each.
+        let constant = try #require(MetricBlock.encodeCompressed(columns(Array(repeating: 64, count: 600))))
+        #expect(constant.count < 3 * 8 + 16)
+        // A CPU state's share: jiffies over the tick's jiffies, 99 to 101 of them.
+        var jiffies = SystemRandomNumberGenerator()
+        let shares = (0..<600).map { index in Double(Int.random(in: 60...90, using: &jiffies)) / Double(99 + index % 3) }
+        let share = try #require(MetricBlock.encodeCompressed(columns(shares)))
+        #expect(share.count < 600 * 2)
+        // Jumping about within its range: numerators as themselves (after the version, the count's 2 bytes).
+        #expect(share[3] == MetricBlock.ValueCoding.plainRatios.rawValue)
+        // With Gorilla's codecs alone: 6 bytes and more a point.
+        #expect(try #require(MetricBlock.encodeVersion2(columns(shares))).count > 600 * 5)
+        // Memory in use, in bytes: kB-multiples moving by a few MB a tick.
+        let used = (0..<600).map { _ in Double(20_000_000 + Int.random(in: -3_000...3_000, using: &jiffies)) * 1024 }
+        #expect(try #require(MetricBlock.encodeCompressed(columns(used))).count < 600 * 3)
+        // A load average wandering by hundredths: numerators as changes, a byte a point.
+        var hundredths = 150
+        let load = (0..<600).map { _ in
+            hundredths += Int.random(in: -3...3, using: &jiffies)
+            return Double(hundredths) / 100
+        }
+        let loadBlock = try #require(MetricBlock.encodeCompressed(columns(load)))
+        #expect(loadBlock[3] == MetricBlock.ValueCoding.ratios.rawValue)
+        #expect(loadBlock.count < 600)
+        // Timestamps off the schedule cost what they cost in version 2.
+        #expect(try #require(MetricBlock.encodeCompressed(columns(Array(repeating: 64, count: 600), steady: false))).count < 600)
+    }
+
     @Test func extremesRoundTrip() {
         roundTrip(
             steps: [.max, 0, .max, 1, .max - 1, 1 << 63, (1 << 63) - 1],
@@ -128,9 +219,13 @@ import Testing
                 try Array(data.prefix(cut)).withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
             }
         }
-        // Counts and lengths forged past what any Int holds, in either version.
+        // Counts and lengths forged past what any Int holds, in every version; a count of
+        // version 3 past its bound; a value coding that is none.
         let forged: [[UInt8]] = [
             [2] + [UInt8](repeating: 0xff, count: 9) + [0x01],
+            [3] + [UInt8](repeating: 0xff, count: 9) + [0x01],
+            [3, 0x81, 0x80, 0x40, 0, 0xff],
+            [3, 1, 7, 0xff],
             [1, 0] + [UInt8](repeating: 0xff, count: 9) + [0x01],
             [1, 1, 1, 1, 0, 0] + [UInt8](repeating: 0xff, count: 8) + [0x7f],
         ]
@@ -140,9 +235,9 @@ import Testing
             #expect(decoded.isEmpty)
         }
         // Random bytes after the version: an error or some points, never a crash or a hang.
-        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...64)) { bytes in
+        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...64), Gen.element(of: [MetricBlock.gorillaVersion, MetricBlock.compressedVersion])) { bytes, version in
             var decoded = MetricColumns()
-            _ = try? ([MetricBlock.compressedVersion] + bytes).withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
+            _ = try? ([version!] + bytes).withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
         }
     }
 }

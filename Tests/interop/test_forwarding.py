@@ -116,12 +116,12 @@ def test_an_agent_forwards_what_it_logs_once_with_its_bytes(database, tmp_path):
         assert blob_path(collector, nothing).read_bytes() == b""
         labels = database.sql("SELECT labels->>'cluster' || ',' || (labels->>'rack') || ',' || host FROM boxcar.agents")
         assert labels == f"east,r7,{os.uname().nodename}"
-        # Its records are of version 2 (blocks may be compressed), stored by the collector as version 1.
-        assert database.scalar("SELECT record_version FROM boxcar.agents") == 2
+        # Its records are of version 3 (blocks may be compressed), stored by the collector as version 1.
+        assert database.scalar("SELECT record_version FROM boxcar.agents") == 3
         assert database.scalar("SELECT count(*) FROM boxcar.metric_blocks WHERE get_byte(data, 0) <> 1") == 0
         agent_db = sqlite3.connect(agent_dir / "boxcar.db")
         try:
-            compressed = agent_db.execute("SELECT count(*) FROM metric_blocks WHERE substr(data, 1, 1) = x'02'").fetchone()[0]
+            compressed = agent_db.execute("SELECT count(*) FROM metric_blocks WHERE substr(data, 1, 1) = x'03'").fetchone()[0]
         finally:
             agent_db.close()
         assert compressed > 0, "the agent compressed no block: the collector's conversion went untested"
