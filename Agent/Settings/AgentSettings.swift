@@ -226,7 +226,7 @@ struct AgentSettings: Sendable {
             help: "ticks sampled before they are compacted into a compressed block per series, 2 to 100000",
             note: """
                 How many ticks of the sampler a parent's head holds (a row a tick, 8 bytes a value) before
-                they are compacted into a compressed block per series (about a bit a point for a constant
+                they are compacted into a compressed block per series (a few bits a block for a constant
                 series). More: fewer, better compressed blocks and a larger head.
                 """,
             example: "600"

@@ -313,7 +313,7 @@ public final class Forwarder: Sendable {
             ])
         }
         logger.info("forwarding to \(configuration.targets[index])", metadata: ["from_seq": "\(cursor)"])
-        try await keepAcknowledgment(through: cursor, refused: [])
+        _ = try await keepAcknowledgment(through: cursor, refused: [])
         state.withLock { $0.acknowledged = cursor }
         var position = cursor
         var batchID: UInt64 = 0
@@ -360,9 +360,10 @@ public final class Forwarder: Sendable {
             }
             let kinds = Dictionary(batch.rows.map { ($0.seq, $0.row.kind) }, uniquingKeysWith: { a, _ in a })
             let refused = ack.refused.map { (seq: Int64($0.seq), kind: kinds[Int64($0.seq)] ?? "record", reason: $0.reason) }
-            try await keepAcknowledgment(through: batch.through, refused: refused)
+            let kept = try await keepAcknowledgment(through: batch.through, refused: refused)
             for record in refused {
-                logger.error("the upstream refused a record as malformed; it is set aside in the quarantine", metadata: [
+                let aside = kept ? "it is set aside in the quarantine" : "it is set aside in the quarantine once the disk has room"
+                logger.error("the upstream refused a record as malformed; \(aside)", metadata: [
                     "seq": "\(record.seq)", "kind": "\(record.kind)", "reason": "\(record.reason)",
                 ])
             }
@@ -386,7 +387,8 @@ public final class Forwarder: Sendable {
     /// refused records waiting for the quarantine. Should the agent stop meanwhile, it starts
     /// from the cursor the upstream gives in its welcome, as always: nothing is shipped twice or
     /// skipped, and only the quarantine misses those refused records.
-    private func keepAcknowledgment(through: Int64, refused: [Refusal]) async throws {
+    /// Whether it is in the database now.
+    private func keepAcknowledgment(through: Int64, refused: [Refusal]) async throws -> Bool {
         let refusals = state.withLock { $0.unsavedRefusals } + refused
         do {
             try await store.acknowledgeForwarded(through: through, refused: refusals)
@@ -395,6 +397,7 @@ public final class Forwarder: Sendable {
                 return state.acknowledgmentUnsaved
             }
             if wasUnsaved { logger.notice("the acknowledged seq is kept in the database again", metadata: ["through": "\(through)"]) }
+            return true
         } catch let error as any StorageError where error.isOutOfSpace {
             let first = state.withLock { state in
                 defer { state.unsavedRefusals = refusals; state.acknowledgmentUnsaved = true }
@@ -405,6 +408,7 @@ public final class Forwarder: Sendable {
                     "through": "\(through)", "error": "\(error)",
                 ])
             }
+            return false
         }
     }
 

@@ -1,4 +1,4 @@
-/// The bit-level codecs of a compressed metric block (MetricBlock version 2), after Facebook's
+/// The bit-level codecs of a compressed metric block (MetricBlock versions 2 and 3), after Facebook's
 /// Gorilla paper ("Gorilla: A Fast, Scalable, In-Memory Time Series Database", 2015), as
 /// Prometheus' TSDB uses them:
 ///

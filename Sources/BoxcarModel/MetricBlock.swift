@@ -43,8 +43,9 @@ public enum MetricBlock {
     public static let gorillaVersion: UInt8 = 2
     public static let compressedVersion: UInt8 = 3
     /// The most points of a version 3 block: a run of points costs a few bits, so a forged count
-    /// is bounded apart (an agent's blocks hold at most a batch's or a stretch's points).
-    public static let maxCompressedCount = 1 << 20
+    /// is bounded apart. An agent's blocks hold at most a batch's points (200,000) or a
+    /// stretch's (`--head-ticks`, 100,000); a longer series is packed (version 1).
+    public static let maxCompressedCount = 1 << 18
 
     enum ValueCoding: UInt8 {
         case xor = 0

@@ -161,7 +161,7 @@ public final class Sampler: Sendable {
 
 /// The wallclock a tick is stored at: the wall clock's time at its place on the sampling schedule,
 /// while the tick was read within `tolerance` of it. Ticks an interval apart to the nanosecond cost
-/// Gorilla's codec a bit a point for their times (a delta of deltas of 0); stamped at the moment
+/// a compacted block a few bits for their times (a run of deltas of deltas of 0); stamped at the moment
 /// each woke, their jitter costs 2 to 3 bytes a point, more than most values. Prometheus aligns its
 /// scrapes' timestamps for the same reason. A tick read later than the tolerance (a loaded
 /// machine) keeps its own time; a wall clock that moved against the monotonic one by more (a step

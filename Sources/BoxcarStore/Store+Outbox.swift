@@ -462,7 +462,7 @@ extension Store {
                     point.append(step: step, wallclock: wallclock, value: TickValues.value(data, at: index))
                     return (seq: seq + Int64(index), row: .metricBlock(
                         parentID: parent, key: key, count: 1, stepMin: step, stepMax: step, wallclockMin: wallclock,
-                        wallclockMax: wallclock, data: MetricBlock.encode(point)))
+                        wallclockMax: wallclock, data: MetricBlock.encodePacked(point)))
                 }
             }
         }, covers: { $0.int64(1) })

@@ -160,6 +160,21 @@ import Testing
         #expect(try #require(MetricBlock.encodeCompressed(columns(Array(repeating: 64, count: 600), steady: false))).count < 600)
     }
 
+    @Test func aBlockOfVersion3HoldsAtMostItsBound() throws {
+        // A forged count past the bound is refused before anything is decoded; a series longer
+        // than the bound is packed; one as long decodes whole.
+        var columns = MetricColumns()
+        for index in 0..<MetricBlock.maxCompressedCount { columns.append(step: UInt64(index), wallclock: Int64(index), value: 1) }
+        let block = try #require(MetricBlock.encodeCompressed(columns))
+        #expect(block.count < 64)
+        var decoded = MetricColumns()
+        try block.withUnsafeBytes { try MetricBlock.decode($0, into: &decoded) }
+        #expect(decoded.count == MetricBlock.maxCompressedCount)
+        columns.append(step: 1 << 40, wallclock: 0, value: 2)
+        #expect(MetricBlock.encodeCompressed(columns) == nil)
+        #expect(MetricBlock.encode(columns).first == MetricBlock.version)
+    }
+
     @Test func extremesRoundTrip() {
         roundTrip(
             steps: [.max, 0, .max, 1, .max - 1, 1 << 63, (1 << 63) - 1],

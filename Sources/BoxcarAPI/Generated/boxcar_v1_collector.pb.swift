@@ -122,6 +122,7 @@ public nonisolated struct Boxcar_V1_ForwardHello: Sendable {
   /// The version of the records this agent sends (ForwardRecord's kinds and their meaning).
   /// Version 1: the records below. Version 2: the same, and a MetricBlock's data may be in the
   /// compressed block version 2 (MetricBlock.swift), which a version 1 collector cannot read.
+  /// Version 3: and in block version 3 (runs and ratios), which an older collector cannot read.
   public var recordVersion: UInt32 = 0
 
   public var hostName: String = String()
