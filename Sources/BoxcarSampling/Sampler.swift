@@ -147,15 +147,7 @@ public final class Sampler: Sendable {
                     metadata: ["gpu": .number(Double(gpu)), "xid": .number(Double(xid))], createdAt: 0))
             }
         }
-        var failure: (any Error)?
-        for (_, tick) in ticks.sorted(by: { $0.key < $1.key }) {
-            do {
-                try await store.appendTick(tick)
-            } catch {
-                failure = failure ?? error
-            }
-        }
-        if let failure { throw failure }
+        try await store.appendTicks(ticks.sorted { $0.key < $1.key }.map(\.value))
     }
 }
 

@@ -154,7 +154,13 @@ final class Statement {
     /// Runs a statement that returns no rows.
     func run() throws {
         let rc = sqlite3_step(handle)
-        guard rc == SQLITE_DONE || rc == SQLITE_ROW else { throw connection.error(rc) }
+        // Reset after a failure too: a statement left mid-step (a cached COMMIT that met a full
+        // disk) would hold the transaction's locks.
+        guard rc == SQLITE_DONE || rc == SQLITE_ROW else {
+            let error = connection.error(rc)
+            sqlite3_reset(handle)
+            throw error
+        }
         sqlite3_reset(handle)
     }
 

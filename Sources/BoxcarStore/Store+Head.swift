@@ -1,4 +1,5 @@
 import BoxcarModel
+import BoxcarStorage
 
 /// The head: the sampler's ticks as they come, before compaction (Store+Compaction.swift)
 /// rewrites them into a compressed block per series.
@@ -34,8 +35,26 @@ extension Store {
 
     /// Stores a tick whole, or nothing of it (an experiment past its series limit loses the tick).
     public func appendTick(_ tick: Tick) async throws {
+        try await write(try Self.tickWrite(tick))
+    }
+
+    /// Stores each tick as a write of its own (one refused loses only itself), handed to the
+    /// writer together so that they wake it once and commit in one group; throws the first
+    /// refusal once every tick is done.
+    public func appendTicks(_ ticks: [Tick]) async throws {
+        guard let writer else { throw ReadOnlyError(location: path) }
+        var pending: [Pending<Void>] = []
+        for tick in ticks { pending.append(try await writer.submit(try Self.tickWrite(tick))) }
+        var failure: (any Error)?
+        for write in pending {
+            do { try await write.value() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
+    }
+
+    private static func tickWrite(_ tick: Tick) throws -> @Sendable (WriteContext) throws -> Void {
         let events = try tick.events.map { ($0, try $0.metadata.jsonText()) }
-        try await write { context in
+        return { context in
             try context.requireParent(tick.parentID)
             if !tick.keys.isEmpty {
                 let (members, setID) = try context.tickSeries(parentID: tick.parentID, keys: tick.keys)
@@ -134,12 +153,13 @@ struct CorruptHead: Error, CustomStringConvertible {
 /// A tick's values as stored: 8 bytes each, little-endian, in its set's order.
 enum TickValues {
     static func encode(_ values: [Double]) -> [UInt8] {
-        var data: [UInt8] = []
-        data.reserveCapacity(8 * values.count)
-        for value in values {
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        [UInt8](unsafeUninitializedCapacity: 8 * values.count) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            for (index, value) in values.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: 8 * index, as: UInt64.self)
+            }
+            count = 8 * values.count
         }
-        return data
     }
 
     static func value(_ data: UnsafeRawBufferPointer, at index: Int) -> Double {

@@ -116,6 +116,10 @@ public final class Store: Sendable {
 
     /// How long the writer's transactions took, begin to commit (empty for a read-only store).
     public var commitLatency: Histogram { writer?.commitLatency ?? Histogram() }
+
+    /// The CPU time the writer thread has used (its jobs, commits and wake-ups), as of the last
+    /// group it committed; zero for a read-only store.
+    public var writerCPUTime: Duration { writer?.cpuTime ?? .zero }
     /// Why the last write failed, when the disk or the file made it fail and nothing has been
     /// committed since (the disk full, an I/O error); nil while writes commit.
     public var storageFault: String? { writer?.fault }

@@ -40,6 +40,8 @@ final class Writer: @unchecked Sendable {
     /// What the disk or the database said when the last group failed for its sake (full, an I/O
     /// error, read-only), until a later group commits: what /readyz reports.
     private var storageFault: String?
+    /// The writer thread's CPU time so far, read after each group (waking up included).
+    private var threadCPU: Duration = .zero
 
     init(connection: Connection, capacity: Int, maxGroup: Int = 1024, logger: Logger) throws {
         self.context = try WriteContext(connection: connection)
@@ -129,6 +131,13 @@ final class Writer: @unchecked Sendable {
         return storageFault
     }
 
+    /// The CPU time the writer thread has used, as of its last group's commit.
+    var cpuTime: Duration {
+        lock()
+        defer { unlock() }
+        return threadCPU
+    }
+
     var lastSequence: Int64 {
         lock()
         defer { unlock() }
@@ -199,7 +208,10 @@ final class Writer: @unchecked Sendable {
             // A job's own refusal (an unknown parent, say) is not the store's fault.
             let fault = outcomes.lazy.compactMap { $0 as? SQLiteError }.first { $0.isStorageFault }
             let committed = outcomes.contains { $0 == nil }
+            var cpu = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
             lock()
+            threadCPU = .seconds(cpu.tv_sec) + .nanoseconds(cpu.tv_nsec)
             commitTimes.observe(took)
             if let fault {
                 storageFault = fault.description
