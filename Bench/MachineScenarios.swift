@@ -2,11 +2,13 @@ import ArgumentParser
 import BoxcarAPI
 import BoxcarClient
 import BoxcarModel
+import BoxcarSampling
 import BoxcarSensors
 import BoxcarStorage
 import BoxcarStore
 import Foundation
 import GRPCCore
+import Logging
 
 // The machine side: one sensor tick against bare reads of the same files, and the idle agent.
 extension BoxcarBench {
@@ -101,74 +103,69 @@ extension BoxcarBench {
         }
     }
 
-    /// CPU time per tick of the whole process (sensors' own threads included: statvfs runs on
-    /// one) over `sensorTicks` ticks; then each sensor's share, on this thread's CPU clock (the
-    /// loop never suspends), in a second run: reading the clock around each sensor costs time
-    /// of its own.
-    /// `between` runs before each tick, and its CPU time is not counted.
+    /// CPU time per tick of the whole process over `sensorTicks` ticks of the agent's own sensor
+    /// set (SensorSet, as the sampler reads it: each sensor under its hang guard and on its
+    /// cadence, the trainer's tree on its own, the readings keyed and checked for the store), and
+    /// each sensor's share, from the CPU time the set records of each call on the thread it ran on.
+    /// `between` runs before each tick, and its CPU time is not counted, nor the bench's own
+    /// tally of the series.
     func timeTicks(
         host: [any Sensor], tree: ProcessTreeSensor, root: Int32, nvidia: NVIDIAGPUSensor, between: () throws -> Void = {}
     ) throws -> TickTiming {
+        let set = SensorSet(sensors: host, processes: tree, nvidia: nvidia)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
         var readings = 0
         var keys: (host: Set<String>, tree: Set<String>, gpus: Set<String>) = ([], [], [])
-        func tick(_ tick: Int, _ timed: (String, () -> [Reading]) -> Void) {
-            for sensor in host where tick % sensor.cadence == 0 {
-                timed(sensor.name) { (try? sensor.sample(elapsed: tick == 0 ? nil : .seconds(1))) ?? [] }
-            }
-            timed(tree.name) { tree.sample(roots: [root], seconds: tick == 0 ? 0 : 1)[root] ?? [] }
-            timed("nvidia") { nvidia.sample(processes: Set(tree.lastTree[root] ?? [])) }
-        }
         var excluded = 0.0
         let started = cpuSeconds()
         let wall = ContinuousClock.now
         for index in 0..<sensorTicks {
-            let before = threadCPUSeconds()
+            var before = threadCPUSeconds()
             try between()
             excluded += threadCPUSeconds() - before
-            tick(index) { _, body in readings += body().count }
+            let (machine, trees, _, _) = set.sample(elapsed: index == 0 ? nil : .seconds(1), roots: [root], logger: logger)
+            before = threadCPUSeconds()
+            let treeReadings = trees.values.joined()
+            readings += machine.count + treeReadings.count
+            for keyed in machine {
+                if keyed.reading.name.hasPrefix("hw.") { keys.gpus.insert(keyed.key) } else { keys.host.insert(keyed.key) }
+            }
+            for keyed in treeReadings where !keyed.reading.isCumulative { keys.tree.insert(keyed.key) }
+            excluded += threadCPUSeconds() - before
         }
         let cpu = cpuSeconds() - started - excluded
         let seconds = (ContinuousClock.now - wall).seconds
-        var spent: [String: Double] = [:]
-        for index in sensorTicks..<(2 * sensorTicks) {
-            try between()
-            tick(index) { name, body in
-                let before = threadCPUSeconds()
-                let out = body()
-                spent[name, default: 0] += threadCPUSeconds() - before
-                let stored = out.filter { !$0.isCumulative }.map(\.seriesKey)
-                switch name {
-                case tree.name: keys.tree.formUnion(stored)
-                case "nvidia": keys.gpus.formUnion(stored)
-                default: keys.host.formUnion(stored)
-                }
-            }
-        }
-        let processes = tree.sample(roots: [root], seconds: 1)[root]?.first { $0.name == "process.count" }?.value ?? 0
         return TickTiming(
             perTick: cpu / Double(sensorTicks) * 1e6, seconds: seconds, readings: readings,
-            series: (keys.host.count, keys.tree.count, keys.gpus.count), processes: Int(processes),
-            bySensor: spent.mapValues { ($0 / Double(sensorTicks) * 1e6).rounded() })
+            series: (keys.host.count, keys.tree.count, keys.gpus.count), processes: tree.lastTree[root]?.count ?? 0,
+            bySensor: Dictionary(set.health.map { ($0.key, ($0.value.cpuSeconds / Double(sensorTicks) * 1e6).rounded()) }) { $1 })
     }
 
     /// The baseline of the same run: CPU time per tick of only the kernel's part, the /proc
-    /// files a tick reads (the process tree's and the host's), each taken with one bare pread
-    /// and the tree's fd/ with one fstat, parsing and storing nothing. This machine is shared:
-    /// the ratio to it says more than the microseconds alone.
+    /// files a tick reads (the host's, and the process tree's on the ticks the sensor set reads
+    /// it: every ⌈n / SensorSet.processesPerTick⌉), each taken with one bare pread and the tree's
+    /// fd/ with one fstat, parsing and storing nothing. This machine is shared: the ratio to it
+    /// says more than the microseconds alone.
     func readsOnly(procRoot: String, members: [Int32], hostFiles: Bool = true) -> Double {
-        var files = hostFiles ? ["stat", "loadavg", "meminfo", "pressure/cpu", "pressure/memory", "pressure/io", "diskstats", "net/dev", "self/cgroup"] : []
-        for pid in members { files += ["\(pid)/stat", "\(pid)/io"] }
-        let readable = files.map { open(procRoot + "/" + $0, O_RDONLY | O_CLOEXEC) }.filter { $0 >= 0 }
+        let host = hostFiles ? ["stat", "loadavg", "meminfo", "pressure/cpu", "pressure/memory", "pressure/io", "diskstats", "net/dev", "self/cgroup"] : []
+        let opened = { (files: [String]) in files.map { open(procRoot + "/" + $0, O_RDONLY | O_CLOEXEC) }.filter { $0 >= 0 } }
+        let hostReadable = opened(host)
+        let treeReadable = opened(members.flatMap { ["\($0)/stat", "\($0)/io"] })
         let directories = members.map { open(procRoot + "/\($0)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 }
-        defer { for fd in readable + directories { close(fd) } }
+        defer { for fd in hostReadable + treeReadable + directories { close(fd) } }
+        let treeEvery = max(1, (members.count + SensorSet.processesPerTick - 1) / SensorSet.processesPerTick)
         var buffer = [UInt8](repeating: 0, count: 65536)
         var info = stat()
         let started = threadCPUSeconds()
-        for _ in 0..<sensorTicks {
+        for tick in 0..<sensorTicks {
+            let readable = tick % treeEvery == 0 ? hostReadable + treeReadable : hostReadable
             buffer.withUnsafeMutableBytes { raw in
                 for fd in readable { _ = pread(fd, raw.baseAddress, raw.count, 0) }
             }
-            for fd in directories { _ = fstat(fd, &info) }
+            if tick % treeEvery == 0 {
+                for fd in directories { _ = fstat(fd, &info) }
+            }
         }
         return (threadCPUSeconds() - started) / Double(sensorTicks) * 1e6
     }

@@ -67,12 +67,34 @@ struct HostLayout {
             let (metric, labels) = Self.parse(key)
             let best = traced.indices.filter { traced[$0].name == metric }.max { a, b in
                 Self.likeness(labels, traced[a].labels) < Self.likeness(labels, traced[b].labels)
-            }
+            } ?? Self.standIns[metric].flatMap { trace.keys.firstIndex(of: "system/" + $0) }
             guard let best else { continue }
             keys.append(key)
             sources.append((best, index * 37))
         }
     }
+
+    /// No real GPU's values are recorded (this machine has none): each of a GPU's series replays
+    /// the traced series that moves most like it on a training node: a busy share, bytes in use,
+    /// a rate, a temperature or clock that drifts, a limit or an error count that stays.
+    static let standIns: [String: String] = {
+        let share = #"system.cpu.utilization{state="user"}"#
+        let used = #"system.memory.usage{state="used"}"#
+        let drifts = "system.cpu.load_average.15m"
+        let stays = "system.memory.limit"
+        let zero = #"system.network.errors{device="eth0",direction="receive"}"#
+        let pairs = [
+            ("hw.gpu.utilization", share), ("hw.gpu.memory.utilization", share),
+            ("hw.gpu.memory.usage", used), ("hw.gpu.mig.memory.usage", used), ("hw.gpu.process.memory.usage", used),
+            ("hw.gpu.memory.limit", stays), ("hw.gpu.mig.memory.limit", stays), ("hw.power.limit", stays),
+            ("hw.gpu.memory.reserved", stays), ("hw.gpu.mig.memory.reserved", stays), ("hw.gpu.mig.mode", stays),
+            ("hw.power", #"system.network.io{device="eth0",direction="receive"}"#),
+            ("hw.gpu.io", #"system.disk.io{device="vda",direction="write"}"#),
+            ("hw.temperature", "system.cpu.load_average.1m"), ("hw.gpu.clock", drifts), ("hw.fan.speed_ratio", drifts),
+            ("hw.gpu.clocks_event", zero), ("hw.errors", zero),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.map { ("system/" + $0.0, $0.1) })
+    }()
 
     static func likeness(_ labels: [String: String], _ other: [String: String]) -> Int {
         labels.filter { other[$0.key] == $0.value }.count * 2 + (Set(labels.keys) == Set(other.keys) ? 1 : 0)
@@ -100,21 +122,26 @@ extension BoxcarBench {
         try await storageHost(trace: trace, layout: HostLayout(name: "large-node", keys: try largeNodeHostKeys(directory: directory), trace: trace), directory: directory)
     }
 
-    /// The series the sampler stores of the large node's host (Scripts/fixtures/large-node.py):
-    /// its sensors' readings over two ticks, counters apart. Its GPUs are left out: no trace of a
-    /// real GPU's values is recorded yet.
+    /// The series the sampler stores of the large node (Scripts/fixtures/large-node.py, and 8 GPUs
+    /// of the fake NVML library, MIG on two, as sensors-large has): its sensors' readings over two
+    /// ticks, counters apart.
     func largeNodeHostKeys(directory: String) throws -> [String] {
         let node = directory + "/storage-large-node"
         try writeLargeNode(to: node)
         var counters = try LargeNodeCounters(root: node)
         var keys: Set<String> = []
         let sensors = hostSensors(procRoot: node + "/proc", sysRoot: node + "/sys")
+        let library = directory + "/storage-large-node-nvml"
+        try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
+        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: try fakeNVML(
+            directory: library, gpus: 8, mig: [6, 7], processes: [Int(getpid())])))
         for tick in 0..<2 {
             try counters.advance()
             for sensor in sensors {
                 let readings = (try? sensor.sample(elapsed: tick == 0 ? nil : .seconds(1))) ?? []
                 keys.formUnion(readings.filter { !$0.isCumulative }.map(\.seriesKey))
             }
+            keys.formUnion(nvidia.sample(processes: [getpid()]).filter { !$0.isCumulative }.map(\.seriesKey))
         }
         return keys.sorted()
     }
@@ -166,8 +193,9 @@ extension BoxcarBench {
         }
         let seconds = (ContinuousClock.now - wall).seconds
         let used = try await store.size().usedBytes
-        // query-host: the last 24 hours of one noisy series, of 33 (as many as a GPU of the fake
-        // NVML library gives) and of 75, read from the store as the API's reads do; median of 5.
+        // query-host: the last 24 hours of one noisy series, of 75, and of every series of the GPU
+        // that has most (a MIG one's instances included), read from the store as the API's reads
+        // do; median of 5.
         let end = start + Int64(hostTicks - 1) * 1_000_000_000
         let day = MetricRange(from: end - 86_400 * 1_000_000_000, to: end, axis: .wallclock)
         let noisy = keys[kinds.firstIndex(of: .noisy) ?? 0]
@@ -185,7 +213,9 @@ extension BoxcarBench {
         }
         let one = try await timed([noisy])
         let all = try await timed(someKeys)
-        let gpu = try await timed(Array(someKeys.suffix(33)))
+        let gpuKeys = Dictionary(grouping: keys.filter { $0.hasPrefix("system/hw.") }) { HostLayout.parse($0).labels["index"] ?? "" }
+            .values.max { $0.count < $1.count } ?? []
+        let gpu = gpuKeys.isEmpty ? nil : try await timed(gpuKeys)
         let (blocks, dataBytes, compacted) = try await blockBytes(store: store, keys: keys, kinds: kinds)
         await store.close()
         var fields: [String: Any] = [
@@ -200,8 +230,12 @@ extension BoxcarBench {
             "compaction_cpu_us_per_tick": compactCPU / Double(hostTicks) * 1e6,
             "query_24h_one_series_ms": one.ms, "query_24h_one_series_points": one.points,
             "query_24h_75_series_ms": all.ms, "query_24h_75_series_points": all.points,
-            "query_24h_33_series_ms": gpu.ms, "query_24h_33_series_points": gpu.points,
         ]
+        if let gpu {
+            fields["query_24h_one_gpu_series"] = gpuKeys.count
+            fields["query_24h_one_gpu_ms"] = gpu.ms
+            fields["query_24h_one_gpu_points"] = gpu.points
+        }
         for kind in HostTrace.Kind.allCases {
             fields["series_\(kind.rawValue)"] = kinds.filter { $0 == kind }.count
             if let count = compacted[kind], count > 0 {

@@ -122,7 +122,7 @@ public final class Sampler: Sendable {
                 $0 = MachineSnapshot(
                     wallclock: wallclock, host: view.host,
                     trainers: attached.filter { !gone.contains($0.pid) }.map { experimentID, pid in
-                        .init(experimentID: experimentID, pid: pid, processes: view.processes[pid] ?? [], readings: (trees[pid] ?? []).map(\.reading))
+                        .init(experimentID: experimentID, pid: pid, processes: view.processes[pid] ?? [], readings: view.trees[pid] ?? [])
                     },
                     sensors: view.health)
             }

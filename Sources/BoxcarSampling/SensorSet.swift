@@ -32,6 +32,19 @@ public final class SensorSet: @unchecked Sendable {
     private var stamp: Int64?
     private var lastStamps: [String: Int64] = [:]
     private var lastTreeStamp: Int64?
+    /// The trainers' trees are read whole, every tick while they hold `processesPerTick`
+    /// processes or fewer in all; bigger ones every ⌈n / processesPerTick⌉ ticks. A process costs
+    /// the kernel 5 to 10 µs a read (its stat, io and fd/, each summed over its threads), so 400
+    /// data-loader workers read every second would cost more than all the rest of a 192-CPU
+    /// machine's sensors; read every seventh, they cost less. A trainer attached or detached is
+    /// read at once.
+    public static let processesPerTick = 64
+    /// Ticks to go before the trees are read again, the roots they were read for, the time
+    /// measured since (summed over the ticks between), and their last readings (for the page).
+    private var treeTicksToGo = 0
+    private var treeRoots: [Int32] = []
+    private var sinceTreeRead: Duration?
+    private(set) var lastTrees: [Int32: [Reading]] = [:]
     /// How far a tick's stamp may be from the time it was read (TickStamps.tolerance).
     var stampTolerance: Int64 = 0
     /// What is wrong with each sensor now (for the log, once per new problem).
@@ -46,8 +59,19 @@ public final class SensorSet: @unchecked Sendable {
     /// Whether counters read beside their rates (`Reading.isCumulative`) are stored: only while
     /// remote write, which sends them, is on.
     var storesCumulative = false
+    /// Each sensor's readings' keys at its last answer, in its order: a sensor gives the same
+    /// series in the same order tick after tick, and comparing a reading's name and labels with
+    /// the last one's in its place costs less than making its key and checking it again (which
+    /// was a third of a 192-CPU node's tick).
+    private var keys: [String: [KnownKey]] = [:]
+    private struct KnownKey {
+        var name: String
+        var labels: [Reading.Label]
+        var key: String
+        var valid: Bool
+    }
     /// How each sensor has fared since the agent started (the exporter publishes it).
-    private(set) var health: [String: SensorHealth] = [:]
+    public private(set) var health: [String: SensorHealth] = [:]
 
     public init(sensors: [any Sensor], processes: ProcessTreeSensor, nvidia: NVIDIAGPUSensor?, deadline: Duration = SensorSet.deadline) {
         self.sensors = sensors
@@ -104,10 +128,25 @@ public final class SensorSet: @unchecked Sendable {
         var rejected: [String] = []
         var kept: [KeyedReading] = []
         kept.reserveCapacity(readings.count)
-        for reading in readings {
-            let keyed = KeyedReading(reading)
-            if keyed.isStorable(limits) { kept.append(keyed) } else { rejected.append(keyed.key) }
+        let known = keys[name] ?? []
+        var made: [KnownKey] = []
+        made.reserveCapacity(readings.count)
+        for (index, reading) in readings.enumerated() {
+            var key: KnownKey
+            if index < known.count, known[index].name == reading.name, known[index].labels == reading.labels {
+                key = known[index]
+            } else {
+                let text = reading.seriesKey
+                key = KnownKey(name: reading.name, labels: reading.labels, key: text, valid: (try? limits.checkKey(text)) != nil)
+            }
+            made.append(key)
+            if key.valid && reading.value.isFinite {
+                kept.append(KeyedReading(reading, key: key.key))
+            } else {
+                rejected.append(key.key)
+            }
         }
+        keys[name] = made
         // Kept apart from the sensor's call problems, which an answered call clears.
         let key = name + " readings"
         if let first = rejected.first {
@@ -132,13 +171,11 @@ public final class SensorSet: @unchecked Sendable {
 
     /// The host's readings, each root's process-tree readings, XID errors, and the roots whose
     /// process no longer exists. `stamp`: the tick's wallclock as stored.
-    func sample(
+    public func sample(
         elapsed measured: Duration?, stamp: Int64? = nil, roots: [Int32], logger: Logger
     ) -> ([KeyedReading], [Int32: [KeyedReading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
         var readings: [KeyedReading] = []
         self.stamp = stamp
-        let elapsed = Self.elapsed(measured: measured, from: lastTreeStamp, to: stamp, tolerance: stampTolerance)
-        lastTreeStamp = stamp
         defer { ticks += 1 }
         for sensor in sensors where ticks % sensor.cadence == 0 {
             if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
@@ -153,10 +190,21 @@ public final class SensorSet: @unchecked Sendable {
                 latest[sensor.name] = nil
             }
         }
-        let seconds = elapsed?.seconds ?? 0
-        let before = threadCPUSeconds()
-        var trees = processes.sample(roots: roots, seconds: seconds)
-        health[processes.name, default: SensorHealth(name: processes.name)].record(cpuSeconds: threadCPUSeconds() - before)
+        let readsTrees = treeTicksToGo == 0 || roots.sorted() != treeRoots
+        var trees: [Int32: [Reading]] = [:]
+        sinceTreeRead = measured.map { (sinceTreeRead ?? .zero) + $0 }
+        let elapsed = Self.elapsed(measured: sinceTreeRead, from: lastTreeStamp, to: stamp, tolerance: stampTolerance)
+        if readsTrees {
+            lastTreeStamp = stamp
+            sinceTreeRead = measured.map { _ in .zero }
+            let before = threadCPUSeconds()
+            trees = processes.sample(roots: roots, seconds: elapsed?.seconds ?? 0)
+            health[processes.name, default: SensorHealth(name: processes.name)].record(cpuSeconds: threadCPUSeconds() - before)
+            let count = roots.reduce(0) { $0 + (processes.lastTree[$1]?.count ?? 0) }
+            treeTicksToGo = (count + Self.processesPerTick - 1) / Self.processesPerTick
+            treeRoots = roots.sorted()
+        }
+        treeTicksToGo = max(0, treeTicksToGo - 1)
         // Each trainer's own container numbers (the host's cgroup series are the agent's).
         let host = sensors.lazy.compactMap { $0 as? CgroupSensor }.first
         trainerCgroups = trainerCgroups.filter { roots.contains($0.key) }
@@ -187,7 +235,8 @@ public final class SensorSet: @unchecked Sendable {
             latest["nvidia"] = answer == nil || !keepsLatest ? nil : []
             for keyed in storable(answer ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
-                    if let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
+                    // With its tree's other readings, on the ticks the trees are read.
+                    if readsTrees, let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
                         trees[root, default: []].append(keyed.reading)
                     }
                 } else {
@@ -197,6 +246,7 @@ public final class SensorSet: @unchecked Sendable {
             }
         }
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
+        if readsTrees { lastTrees = trees }
         return (readings, trees.mapValues { $0.map(KeyedReading.init) }, xids, gone)
     }
 }
@@ -204,9 +254,11 @@ public final class SensorSet: @unchecked Sendable {
 extension SensorSet {
     /// What the exporter's page shows of the last tick: every sensor's latest readings, each
     /// tree's processes, and how the sensors fare.
-    func view() -> (host: [Reading], processes: [Int32: [ProcessTreeSensor.ProcessSample]], health: [SensorHealth]) {
+    func view() -> (
+        host: [Reading], processes: [Int32: [ProcessTreeSensor.ProcessSample]], trees: [Int32: [Reading]], health: [SensorHealth]
+    ) {
         let order = sensors.map(\.name) + ["nvidia"]
-        return (order.flatMap { latest[$0] ?? [] }, processes.lastProcesses, health.values.sorted { $0.name < $1.name })
+        return (order.flatMap { latest[$0] ?? [] }, processes.lastProcesses, lastTrees, health.values.sorted { $0.name < $1.name })
     }
 }
 
@@ -280,8 +332,12 @@ public struct KeyedReading: Sendable {
     public var value: Double { reading.value }
 
     public init(_ reading: Reading) {
+        self.init(reading, key: reading.seriesKey)
+    }
+
+    init(_ reading: Reading, key: String) {
         self.reading = reading
-        self.key = reading.seriesKey
+        self.key = key
     }
 
     /// A finite value under a key the store takes (length, no control characters).

@@ -122,4 +122,27 @@ import Testing
             await store.close()
         }
     }
+
+    /// A sensor whose series change from tick to tick (a disk added, labels that move, one that
+    /// turns invalid): each reading is stored under its own key, whatever the last tick gave in
+    /// its place (the set remembers keys by place).
+    @Test func readingsThatMoveOrChangeKeepTheirOwnKeys() {
+        final class Moving: Sensor {
+            let name = "moving"
+            var ticks: [[Reading]] = [
+                [Reading("m.a", [.init("disk", "sda")], 1), Reading("m.b", [], 2)],
+                [Reading("m.b", [], 3), Reading("m.a", [.init("disk", "sda")], 4), Reading("m.a", [.init("disk", "sdb")], 5)],
+                [Reading("m.a", [.init("disk", "sda")], 6), Reading("m.a", [.init("disk", "bad\u{1}")], 7), Reading("m.b", [], 8)],
+            ]
+            func sample(elapsed: Duration?) throws -> [Reading] { ticks.removeFirst() }
+        }
+        let set = SensorSet(sensors: [Moving()], processes: ProcessTreeSensor(procRoot: directory.path), nvidia: nil)
+        func tick() -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: set.sample(elapsed: nil, roots: [], logger: logger).0.map { ($0.key, $0.value) })
+        }
+        #expect(tick() == [#"system/m.a{disk="sda"}"#: 1, "system/m.b": 2])
+        #expect(tick() == [#"system/m.a{disk="sda"}"#: 4, "system/m.b": 3, #"system/m.a{disk="sdb"}"#: 5])
+        #expect(tick() == [#"system/m.a{disk="sda"}"#: 6, "system/m.b": 8])
+        #expect(set.problems["moving readings"]?.contains("cannot be stored") == true)
+    }
 }
