@@ -16,7 +16,7 @@ public final class Compaction: Sendable {
 
     /// Ticks per compacted block. A block's own cost (its row, two index entries, its header:
     /// about 60 bytes) is 0.1 byte a point at 600 points; the head it leaves holds up to twice
-    /// that many ticks (8 bytes a value). Ten minutes at the default second.
+    /// that many ticks (up to 8 bytes a value). Ten minutes at the default second.
     public static let defaultTicksPerBlock = 600
 
     public init(

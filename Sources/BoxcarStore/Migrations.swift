@@ -199,6 +199,11 @@ enum Migrations {
         );
         CREATE INDEX ticks_set ON ticks (set_id, wallclock);
         """,
+        // 7: how a tick's values are laid out (TickValues): 0, 8 bytes each, as written before;
+        // 1, each value's significant bytes after a 4-bit count.
+        """
+        ALTER TABLE ticks ADD COLUMN packing INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// The schema version of a database this program may use (0: a new, empty one). Refuses a

@@ -155,7 +155,7 @@ extension Store {
         guard !due.isEmpty else { return [] }
         let (running, kept) = try cursors(readers: readers, connection: connection)
         let ticks = try connection.statement("""
-            SELECT t.seq, t.last_seq, t.set_id, t.step, t.wallclock, t.data FROM ticks t JOIN series_sets ss ON ss.id = t.set_id
+            SELECT t.seq, t.last_seq, t.set_id, t.step, t.wallclock, t.data, t.packing FROM ticks t JOIN series_sets ss ON ss.id = t.set_id
             WHERE ss.parent_id = ? ORDER BY t.seq LIMIT ?
             """)
         var plans: [CompactionPlan] = []
@@ -178,12 +178,10 @@ extension Store {
                     if builder.first == nil { continue } else { break }
                 }
                 if let first = builder.first, kept.contains(where: { first <= $0 && $0 < last }) { break }
-                try ticks.withBlob(5) { data in
-                    guard data.count == 8 * members.count else { throw CorruptHead() }
-                    builder.add(
-                        tick: seq, step: UInt64(bitPattern: ticks.int64(3)), wallclock: ticks.int64(4),
-                        set: ticks.int64(2), members: members, values: data)
-                }
+                let values = try ticks.withBlob(5) { try TickValues.decode($0, packing: ticks.int64(6), count: members.count) }
+                builder.add(
+                    tick: seq, step: UInt64(bitPattern: ticks.int64(3)), wallclock: ticks.int64(4),
+                    set: ticks.int64(2), members: members, values: values)
             }
             ticks.reset()
             // A reader close behind would otherwise have the head compacted into many small
@@ -300,7 +298,7 @@ struct StretchBuilder {
     private var setSlots: [Int64: [Int]] = [:]
 
     mutating func add(
-        tick seq: Int64, step: UInt64, wallclock: Int64, set: Int64, members: [Int64], values: UnsafeRawBufferPointer
+        tick seq: Int64, step: UInt64, wallclock: Int64, set: Int64, members: [Int64], values: [Double]
     ) {
         first = first ?? seq
         ticks.append(seq)
@@ -314,7 +312,7 @@ struct StretchBuilder {
         }
         setSlots[set] = slots
         for (index, slot) in slots.enumerated() {
-            columns[slot].append(step: step, wallclock: wallclock, value: TickValues.value(values, at: index))
+            columns[slot].append(step: step, wallclock: wallclock, value: values[index])
             lastSeq[slot] = seq + Int64(index)
         }
         last = seq + Int64(members.count) - 1

@@ -449,21 +449,19 @@ extension Store {
         }
         // From the tick holding the cursor (or the first after it) on.
         return OutboxQuery(sql: """
-            SELECT t.seq, t.last_seq, t.set_id, t.step, t.wallclock, t.data FROM ticks t CROSS JOIN series_sets ss ON ss.id = t.set_id
+            SELECT t.seq, t.last_seq, t.set_id, t.step, t.wallclock, t.data, t.packing FROM ticks t CROSS JOIN series_sets ss ON ss.id = t.set_id
             WHERE t.seq >= coalesce((SELECT max(seq) FROM ticks WHERE seq <= ?1), 0) AND t.last_seq > ?1 \(filter) ORDER BY t.seq
             """, rows: { s in
             let (parent, keys) = try members(s.int64(2))
             let (seq, step, wallclock) = (s.int64(0), UInt64(bitPattern: s.int64(3)), s.int64(4))
-            return try s.withBlob(5) { data in
-                guard data.count == 8 * keys.count else { throw CorruptHead() }
-                return keys.enumerated().compactMap { index, key in
-                    if systemOnly && !key.hasPrefix("system/") { return nil }
-                    var point = MetricColumns()
-                    point.append(step: step, wallclock: wallclock, value: TickValues.value(data, at: index))
-                    return (seq: seq + Int64(index), row: .metricBlock(
-                        parentID: parent, key: key, count: 1, stepMin: step, stepMax: step, wallclockMin: wallclock,
-                        wallclockMax: wallclock, data: MetricBlock.encodePacked(point)))
-                }
+            let values = try s.withBlob(5) { try TickValues.decode($0, packing: s.int64(6), count: keys.count) }
+            return keys.enumerated().compactMap { index, key in
+                if systemOnly && !key.hasPrefix("system/") { return nil }
+                var point = MetricColumns()
+                point.append(step: step, wallclock: wallclock, value: values[index])
+                return (seq: seq + Int64(index), row: .metricBlock(
+                    parentID: parent, key: key, count: 1, stepMin: step, stepMax: step, wallclockMin: wallclock,
+                    wallclockMax: wallclock, data: MetricBlock.encodePacked(point)))
             }
         }, covers: { $0.int64(1) })
     }

@@ -269,4 +269,77 @@ import Testing
         #expect(after.first?.columns.count == hostBefore[0].columns.count + 1)
         await store.close()
     }
+
+    /// A database whose head was written 8 bytes a value (schema 6:
+    /// Tests/Fixtures/databases/schema-6-head.db, a release agent sampling this machine 41 times,
+    /// 75 series, 2,844 points, none compacted) reads as written, takes ticks laid out the new way
+    /// beside them, and compacts both.
+    @Test func aHeadWrittenEightBytesAValueIsReadBesideTheNewLayoutAndCompacted() async throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fixtures/databases/schema-6-head.db").standardized.path
+        let path = directory.file("head6.db")
+        try FileManager.default.copyItem(atPath: fixture, toPath: path)
+        let store = try Store.open(path: path)
+        #expect(try await count(store, "PRAGMA user_version") == Int64(Migrations.all.count))
+        let before = try await store.metrics(parentID: Store.hostID)
+        #expect(before.count == 75)
+        #expect(before.reduce(0) { $0 + $1.columns.count } == 2844)
+        let limit = "system/system.memory.limit"
+        func series(_ all: [(key: String, columns: MetricColumns)], _ key: String) -> MetricColumns? { all.first { $0.key == key }?.columns }
+        #expect(series(before, limit)?.values == Array(repeating: 25_275_973_632, count: 41))
+        let load = try #require(series(before, "system/system.cpu.load_average.1m"))
+        #expect(Array(load.steps.prefix(2)) == [1_796_246_003_066, 1_796_246_003_166] && Array(load.values.prefix(2)) == [0.97, 0.97])
+        let user = try #require(series(before, #"system/system.cpu.utilization{state="user"}"#))
+        #expect(user.steps.first == 1_796_246_003_166 && user.values.first == 1.0 / 22)
+
+        try await store.appendTick(Store.Tick(
+            parentID: Store.hostID, step: 1_796_246_100_000, wallclock: 1_796_246_100_000_000_000, keys: [limit], values: [25_275_973_632]))
+        #expect(try await count(store, "SELECT count(*) FROM ticks WHERE packing = 0") == 41)
+        #expect(try await count(store, "SELECT count(*) FROM ticks WHERE packing = 1") == 1)
+        let both = try await store.metrics(parentID: Store.hostID)
+        #expect(series(both, limit)?.values == Array(repeating: 25_275_973_632, count: 42))
+        #expect(both.filter { $0.key != limit }.map(\.columns) == before.filter { $0.key != limit }.map(\.columns))
+
+        while try await store.compactHead(ticksPerBlock: 600, idleBefore: .max, readers: .init()).merged > 0 {}
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 0)
+        #expect(try await store.metrics(parentID: Store.hostID).map(\.columns) == both.map(\.columns))
+        #expect(try await integrity(store) == "ok")
+        await store.close()
+    }
+
+    /// A tick's values come back bit for bit: every kind of double (NaN with a payload, the
+    /// infinities, -0, subnormals, whole numbers, noise), in either layout; a damaged row is refused.
+    @Test func tickValuesRoundTripBitForBitAndRefuseDamage() throws {
+        var generator = SystemRandomNumberGenerator()
+        let special: [Double] = [
+            0, -0.0, .infinity, -.infinity, .nan, Double(bitPattern: 0x7FF8_0000_0000_1234), .leastNonzeroMagnitude,
+            -.leastNormalMagnitude / 3, .greatestFiniteMagnitude, 1, 25_275_973_632, 0.97, 1.0 / 22,
+        ]
+        for length in [0, 1, 2, 3, 7, 8, 64, 2039] {
+            var values: [Double] = []
+            for index in 0..<length {
+                switch index % 3 {
+                case 0: values.append(special[Int.random(in: 0..<special.count, using: &generator)])
+                case 1: values.append(Double(bitPattern: UInt64.random(in: 0...UInt64.max, using: &generator)))
+                default: values.append(Double(Int.random(in: 0..<1_000_000, using: &generator)))
+                }
+            }
+            let trimmed = TickValues.encode(values)
+            let decoded = try trimmed.withUnsafeBytes { try TickValues.decode($0, packing: TickValues.trimmed, count: length) }
+            #expect(decoded.map(\.bitPattern) == values.map(\.bitPattern))
+            let plain = values.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }
+            let read = try plain.withUnsafeBytes { try TickValues.decode($0, packing: TickValues.plain, count: length) }
+            #expect(read.map(\.bitPattern) == values.map(\.bitPattern))
+            guard length > 0 else { continue }
+            for damaged in [Array(trimmed.dropLast()), trimmed + [0], [0xFF] + trimmed.dropFirst()] {
+                #expect(throws: CorruptHead.self) {
+                    try damaged.withUnsafeBytes { try TickValues.decode($0, packing: TickValues.trimmed, count: length) }
+                }
+            }
+            #expect(throws: CorruptHead.self) { try trimmed.withUnsafeBytes { try TickValues.decode($0, packing: 2, count: length) } }
+        }
+        // Mostly zeros and whole numbers, as a machine's tick is: a fraction of 8 bytes a value.
+        let machine: [Double] = (0..<2000).map { index in index % 7 == 0 ? Double(index) : 0 }
+        #expect(TickValues.encode(machine).count < 2000 * 8 / 4)
+    }
 }

@@ -500,8 +500,8 @@ def test_retention_removes_old_machine_points_and_keeps_experiments(tmp_path):
 
 
 def test_max_db_size_removes_the_oldest_machine_points_and_doctor_shows_the_size(tmp_path):
-    # The head left uncompacted (8 bytes a value): 50 ticks a second fill half a megabyte in
-    # about 15 s.
+    # The head left uncompacted (a row a tick, about 3 bytes a value here): 50 ticks a second
+    # fill half a megabyte in well under a minute.
     with running_agent(tmp_path, "--sample-interval", "0.02", "--max-db-size", "512K", "--head-ticks", "100000") as agent:
         parent = experiment_with_one_point(agent)
         started = time.time_ns()
