@@ -274,7 +274,7 @@ public enum MetricBlock {
         }
         guard let coding else { throw CorruptBlock() }
         var reader = BitReader(data, offset: header.offset)
-        columns.reserveCapacity(columns.count + min(count, data.count * 8))
+        columns.reserveCapacity(forAppending: min(count, data.count * 8))
         try readRuns(count: count, from: &reader) { columns.steps.append($0) }
         try readRuns(count: count, from: &reader) { columns.wallclocks.append(Int64(bitPattern: $0)) }
         switch coding {
@@ -320,7 +320,7 @@ public enum MetricBlock {
         // Each point takes at least a bit for each of its three columns.
         let count = try header.count(atMost: (data.count - header.offset) * 8 / 3)
         var reader = BitReader(data, offset: header.offset)
-        columns.reserveCapacity(columns.count + count)
+        columns.reserveCapacity(forAppending: count)
         var steps = DeltaOfDelta()
         for _ in 0..<count { columns.steps.append(try steps.decode(from: &reader)) }
         var wallclocks = DeltaOfDelta()

@@ -23,6 +23,15 @@ public struct MetricColumns: Sendable, Hashable {
         values.reserveCapacity(capacity)
     }
 
+    /// Room for `more` points after those held, grown as appending one at a time grows it (at
+    /// least doubled): reserving the exact sum block after block reallocated and copied the whole
+    /// columns at each block, most of a 24-hour read of 144 blocks a series in perf.
+    public mutating func reserveCapacity(forAppending more: Int) {
+        let needed = count + more
+        guard needed > steps.capacity || needed > wallclocks.capacity || needed > values.capacity else { return }
+        reserveCapacity(Swift.max(needed, 2 * steps.capacity))
+    }
+
     /// Drops the points from `index` on (and any column left longer than the others there).
     public mutating func removePoints(from index: Int) {
         if steps.count > index { steps.removeSubrange(index...) }
@@ -67,6 +76,18 @@ public struct MetricColumns: Sendable, Hashable {
     public var points: [MetricPoint] { (0..<count).map(point(at:)) }
 
     /// The points at `indices`, in that order.
+    /// The points at `range`, a run of them: each column copied whole.
+    public func slice(_ range: ClosedRange<Int>) -> MetricColumns {
+        guard !nonFloat.isEmpty else {
+            var out = MetricColumns()
+            out.steps = Array(steps[range])
+            out.wallclocks = Array(wallclocks[range])
+            out.values = Array(values[range])
+            return out
+        }
+        return selecting(range)
+    }
+
     public func selecting(_ indices: some Collection<Int>) -> MetricColumns {
         var out = MetricColumns()
         out.reserveCapacity(indices.count)

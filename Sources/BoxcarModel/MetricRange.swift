@@ -27,6 +27,10 @@ public struct MetricRange: Sendable, Hashable {
             }
         }
         if indices.count == columns.count { return columns }
+        // Points in order keep one run (a window cuts the first and last blocks): copied whole.
+        if let first = indices.first, let last = indices.last, last - first + 1 == indices.count {
+            return columns.slice(first...last)
+        }
         return columns.selecting(indices)
     }
 }

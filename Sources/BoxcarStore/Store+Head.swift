@@ -95,30 +95,34 @@ extension Store {
     }
 
     /// The head's points of the parent's series in `seriesIDs`, within the wallclocks `lower…upper`,
-    /// by series id, in tick order.
+    /// by series id, in tick order. The ticks of all the parent's sets are read in one pass by
+    /// seq: sensors on slower cadences make sets that take turns, and a series read set by set
+    /// came back out of order (sorted again for every read).
     static func headPoints(
         parentID: String, seriesIDs: Set<Int64>, lower: Int64, upper: Int64, connection: Connection
     ) throws -> [Int64: MetricColumns] {
-        let ticks = try connection.statement("""
-            SELECT step, wallclock, data, packing FROM ticks WHERE set_id = ? AND wallclock >= ? AND wallclock <= ? ORDER BY seq
-            """)
-        var out: [Int64: MetricColumns] = [:]
+        var wanted: [Int64: (count: Int, members: [(index: Int, id: Int64)])] = [:]
         for set in try seriesSets(parentID: parentID, connection: connection) {
-            let wanted = set.members.enumerated().filter { seriesIDs.contains($0.element) }
-            guard !wanted.isEmpty else { continue }
-            var columns = wanted.map { _ in MetricColumns() }
-            ticks.bind([set.id, lower, upper])
-            while try ticks.step() {
-                let step = UInt64(bitPattern: ticks.int64(0))
-                let wallclock = ticks.int64(1)
-                let values = try ticks.withBlob(2) { try TickValues.decode($0, packing: ticks.int64(3), count: set.members.count) }
-                for (column, (index, _)) in wanted.enumerated() {
-                    columns[column].append(step: step, wallclock: wallclock, value: values[index])
-                }
-            }
-            ticks.reset()
-            for (column, (_, id)) in wanted.enumerated() where !columns[column].isEmpty {
-                out[id, default: MetricColumns()].append(contentsOf: columns[column])
+            let members = set.members.enumerated().filter { seriesIDs.contains($0.element) }.map { (index: $0.offset, id: $0.element) }
+            if !members.isEmpty { wanted[set.id] = (set.members.count, members) }
+        }
+        guard !wanted.isEmpty else { return [:] }
+        let ticks = try connection.statement("""
+            SELECT set_id, step, wallclock, data, packing FROM ticks
+            WHERE set_id IN (SELECT id FROM series_sets WHERE parent_id = ?) AND wallclock >= ? AND wallclock <= ? ORDER BY seq
+            """)
+        defer { ticks.reset() }
+        ticks.bind(1, parentID)
+        ticks.bind(2, lower)
+        ticks.bind(3, upper)
+        var out: [Int64: MetricColumns] = [:]
+        while try ticks.step() {
+            guard let set = wanted[ticks.int64(0)] else { continue }
+            let step = UInt64(bitPattern: ticks.int64(1))
+            let wallclock = ticks.int64(2)
+            let values = try ticks.withBlob(3) { try TickValues.decode($0, packing: ticks.int64(4), count: set.count) }
+            for (index, id) in set.members {
+                out[id, default: MetricColumns()].append(step: step, wallclock: wallclock, value: values[index])
             }
         }
         return out

@@ -342,4 +342,24 @@ import Testing
         let machine: [Double] = (0..<2000).map { index in index % 7 == 0 ? Double(index) : 0 }
         #expect(TickValues.encode(machine).count < 2000 * 8 / 4)
     }
+
+    /// Sensors on slower cadences make sets that take turns: the head gives each series its points
+    /// in tick order across them, as the store's reads return them (unsorted, each read sorted
+    /// them again).
+    @Test func theHeadReadsSetsThatTakeTurnsInTickOrder() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        for n in 1...7 { try await store.appendTick(tick(n, keys: n % 3 == 0 ? ["system/cpu", "system/memory"] : ["system/cpu"])) }
+        let head = try await store.read { connection in
+            let ids = try connection.statement("SELECT id, key FROM series WHERE parent_id = 'host'")
+            defer { ids.reset() }
+            var byKey: [String: Int64] = [:]
+            while try ids.step() { byKey[ids.string(1)] = ids.int64(0) }
+            let points = try Store.headPoints(
+                parentID: Store.hostID, seriesIDs: Set(byKey.values), lower: .min, upper: .max, connection: connection)
+            return byKey.mapValues { points[$0]?.steps ?? [] }
+        }
+        #expect(head["system/cpu"] == [1, 2, 3, 4, 5, 6, 7])
+        #expect(head["system/memory"] == [3, 6])
+        await store.close()
+    }
 }
