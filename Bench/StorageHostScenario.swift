@@ -1,3 +1,4 @@
+import BoxcarClient
 import BoxcarModel
 import BoxcarSampling
 import BoxcarSensors
@@ -147,8 +148,27 @@ extension BoxcarBench {
     }
 
     private func storageHost(trace: HostTrace, layout: HostLayout, directory: String) async throws {
-        let path = directory + "/storage-host-\(layout.name).db"
-        let store = try Store.open(path: path)
+        // The store is released on return from writing (its lock on the database with it), so
+        // that an agent can open the database for the reads through the API.
+        var (fields, home, queries, day) = try await writeHost(trace: trace, layout: layout, directory: directory)
+        let api = try await queryHostThroughAPI(home: home, queries: queries, day: day)
+        fields["api_query_24h_one_series_ms"] = api[0].whole
+        if api.count > 1 {
+            fields["api_query_24h_one_gpu_ms"] = api[1].whole
+            fields["api_query_24h_one_gpu_thinned_ms"] = api[1].thinned
+        }
+        report(fields)
+    }
+
+    /// The ticks written, compacted and read back from the store: the figures, where the database
+    /// is, and the reads to make again through the API (keys and the points the store gave).
+    private func writeHost(trace: HostTrace, layout: HostLayout, directory: String) async throws
+        -> (fields: [String: Any], home: String, queries: [(keys: [String], points: Int)], day: MetricRange)
+    {
+        // Where an agent started on it takes its database (AgentProcess), for the reads through the API.
+        let home = directory + "/storage-host-\(layout.name)"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let store = try Store.open(path: home + "/boxcar.db")
         let keys = layout.keys
         let kinds = layout.sources.map { trace.kind(of: $0.column) }
         var logger = Logger(label: "bench")
@@ -242,7 +262,49 @@ extension BoxcarBench {
                 fields["block_data_bytes_per_point_\(kind.rawValue)"] = (dataBytes[kind] ?? 0) / Double(count)
             }
         }
-        report(fields)
+        return (fields, home, [([noisy], one.points)] + (gpu.map { [(gpuKeys, $0.points)] } ?? []), day)
+    }
+
+    /// query-host through the agent's API: an agent started on the database just written (sampling
+    /// off), QueryMetrics of the last 24 hours of each set of keys, answered whole (as many points
+    /// as the store read), and thinned to 1,000 points a series as a chart asks; the median of 5
+    /// of each, in milliseconds.
+    private func queryHostThroughAPI(
+        home: String, queries: [(keys: [String], points: Int)], day: MetricRange
+    ) async throws -> [(whole: Double, thinned: Double)] {
+        let agent = try AgentProcess.start(directory: home)
+        defer { try? agent.stop() }
+        try agent.waitUntilAccepting()
+        return try await AgentClient.with(.unixSocket(agent.socketPath)) { client in
+            var out: [(whole: Double, thinned: Double)] = []
+            for (keys, points) in queries {
+                var times: (whole: [Double], thinned: [Double]) = ([], [])
+                for _ in 0..<5 {
+                    for maxPoints in [0, 1000] {
+                        let started = ContinuousClock.now
+                        let answer = try await client.agent.queryMetrics(.with {
+                            $0.parentID = Store.hostID
+                            $0.keys = keys
+                            $0.from = day.from
+                            $0.to = day.to
+                            $0.axis = .wallclock
+                            $0.maxPoints = UInt32(maxPoints)
+                        })
+                        let took = (ContinuousClock.now - started).seconds * 1000
+                        let answered = answer.series.reduce(0, { $0 + $1.value.count })
+                        if maxPoints == 0 {
+                            times.whole.append(took)
+                            guard answered == points else { throw BenchError("QueryMetrics answered another number of points than the store read") }
+                        } else {
+                            times.thinned.append(took)
+                            guard answered == min(points, 1000 * keys.count) else { throw BenchError("QueryMetrics thinned to another number of points") }
+                        }
+                    }
+                }
+                out.append((median(times.whole), median(times.thinned)))
+            }
+            return out
+        }
     }
 
     /// The compacted blocks, and their data bytes and points by kind of series.
