@@ -32,6 +32,19 @@ def main() -> None:
         write(sqlite3.connect(database))
 
 
+def trimmed(data: bytes, count: int) -> list:
+    """A tick's values laid out as the store writes them (TickValues in Store+Head.swift): a 4-bit
+    count of bytes a value, then each value's bit pattern's high bytes, little-endian."""
+    offset, values = (count + 1) // 2, []
+    for index in range(count):
+        kept = data[index // 2] >> (4 * (index % 2)) & 0x0F
+        bits = int.from_bytes(data[offset:offset + kept], "little") << (8 * (8 - kept))
+        offset += kept
+        values.append(struct.unpack("<d", bits.to_bytes(8, "little"))[0])
+    assert offset == len(data), "a tick of the head is corrupt"
+    return values
+
+
 def write(connection: sqlite3.Connection) -> None:
     keys = dict(connection.execute("SELECT id, key FROM series WHERE parent_id = 'host'"))
     sets = {}
@@ -45,9 +58,9 @@ def write(connection: sqlite3.Connection) -> None:
                 value, shift = 0, 0
         sets[set_id] = ids
     ticks = []
-    for set_id, data in connection.execute("SELECT set_id, data FROM ticks ORDER BY seq"):
+    for set_id, data, packing in connection.execute("SELECT set_id, data, packing FROM ticks ORDER BY seq"):
         ids = sets[set_id]
-        values = struct.unpack(f"<{len(ids)}d", data)
+        values = struct.unpack(f"<{len(ids)}d", data) if packing == 0 else trimmed(data, len(ids))
         ticks.append({keys[i]: v for i, v in zip(ids, values)})
     # The first tick has no rates yet (nothing to take them over).
     ticks = ticks[1:]

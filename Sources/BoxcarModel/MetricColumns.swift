@@ -75,7 +75,6 @@ public struct MetricColumns: Sendable, Hashable {
 
     public var points: [MetricPoint] { (0..<count).map(point(at:)) }
 
-    /// The points at `indices`, in that order.
     /// The points at `range`, a run of them: each column copied whole.
     public func slice(_ range: ClosedRange<Int>) -> MetricColumns {
         guard !nonFloat.isEmpty else {
@@ -88,6 +87,7 @@ public struct MetricColumns: Sendable, Hashable {
         return selecting(range)
     }
 
+    /// The points at `indices`, in that order.
     public func selecting(_ indices: some Collection<Int>) -> MetricColumns {
         var out = MetricColumns()
         out.reserveCapacity(indices.count)

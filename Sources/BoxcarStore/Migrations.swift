@@ -236,6 +236,25 @@ enum Migrations {
     }
 
     /// Brings a database that `checkedVersion` took to the newest schema.
+    /// A database an older agent writes, opened read-only (so not migrated: `boxcar … --db` of a
+    /// newer boxcar beside a running older agent), read as the current schema sees it: what later
+    /// migrations added stands in TEMP objects of the connection's own (which a read-only
+    /// connection may make), named as what they stand for, found before the file's own.
+    static func readAsCurrent(_ connection: Connection, version: Int) throws {
+        if version < 6 {
+            // Before the head: an empty one.
+            try connection.execute("""
+                CREATE TEMP TABLE series_sets (id INTEGER PRIMARY KEY, parent_id TEXT NOT NULL, members BLOB NOT NULL);
+                CREATE TEMP TABLE ticks (
+                    seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, set_id INTEGER NOT NULL, step INTEGER NOT NULL,
+                    wallclock INTEGER NOT NULL, data BLOB NOT NULL, packing INTEGER NOT NULL DEFAULT 0);
+                """)
+        } else if version < 7 {
+            // A head of 8 bytes a value.
+            try connection.execute("CREATE TEMP VIEW ticks AS SELECT *, 0 AS packing FROM main.ticks")
+        }
+    }
+
     static func migrate(_ connection: Connection) throws {
         let current = try userVersion(connection)
         for (index, sql) in all.enumerated().dropFirst(current) {

@@ -44,8 +44,10 @@ extension Store {
     public func appendTicks(_ ticks: [Tick]) async throws {
         guard let writer else { throw ReadOnlyError(location: path) }
         var pending: [Pending<Void>] = []
-        for tick in ticks { pending.append(try await writer.submit(try Self.tickWrite(tick))) }
         var failure: (any Error)?
+        for tick in ticks {
+            do { pending.append(try await writer.submit(try Self.tickWrite(tick))) } catch { failure = failure ?? error }
+        }
         for write in pending {
             do { try await write.value() } catch { failure = failure ?? error }
         }

@@ -68,10 +68,12 @@ public final class Store: Sendable {
     public static func openReadOnly(path: String) throws -> Store {
         try refuseDirectory(path)
         let connection = try Connection(path: path, readOnly: true)
-        guard try Migrations.checkedVersion(connection, path: path) > 0 else {
+        let version = try Migrations.checkedVersion(connection, path: path)
+        guard version > 0 else {
             throw SQLiteError(code: 1, message: "\(path) is not a boxcar database")
         }
-        let store = Store(path: path, writer: nil, lock: -1)
+        try Migrations.readAsCurrent(connection, version: version)
+        let store = Store(path: path, writer: nil, lock: -1, version: version)
         store.giveBack(connection)
         return store
     }
@@ -91,11 +93,16 @@ public final class Store: Sendable {
     /// The descriptor holding the writer's lock on `<path>.lock`; -1 for read-only stores.
     private let lock: Int32
 
-    private init(path: String, writer: Writer?, lock: Int32) {
+    /// The schema version of the file: the current one once a writer has migrated it; an older
+    /// one for a read-only store of a database an older agent writes.
+    private let version: Int
+
+    private init(path: String, writer: Writer?, lock: Int32, version: Int = Migrations.all.count) {
         self.path = path
         self.writer = writer
         self.readers = Mutex([])
         self.lock = lock
+        self.version = version
     }
 
     deinit {
@@ -164,7 +171,9 @@ public final class Store: Sendable {
 
     private func borrow() throws -> Connection {
         if let connection = readers.withLock({ $0.popLast() }) { return connection }
-        return try Connection(path: path, readOnly: true)
+        let connection = try Connection(path: path, readOnly: true)
+        try Migrations.readAsCurrent(connection, version: version)
+        return connection
     }
 
     private func giveBack(_ connection: Connection) {

@@ -72,7 +72,7 @@ import Testing
             let tick = set.sample(elapsed: .seconds(1), roots: [4001], logger: logger)
             #expect(tick.1[4001]?.contains { $0.reading.name == "process.count" && $0.value == 49 } == true)
         }
-        // The whole tree attached beside it: read on its first tick, then the pair every seventh
+        // The whole tree attached beside it: read on its first tick, then the pair every eighth
         // (449 processes in all: ⌈449 / 64⌉ = 8).
         let attached = set.sample(elapsed: .seconds(1), roots: [4001, 4000], logger: logger)
         #expect(Set(attached.1.keys) == [4000, 4001])

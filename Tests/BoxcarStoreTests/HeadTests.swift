@@ -362,4 +362,55 @@ import Testing
         #expect(head["system/memory"] == [3, 6])
         await store.close()
     }
+
+    /// A newer boxcar reading the database of an older agent that still runs (`--db`, read-only,
+    /// so not migrated) reads what the agent wrote: a head of 8 bytes a value (schema 6), and a
+    /// database from before the head (schema 5); the outbox ships the old head's values too.
+    @Test func olderDatabasesReadOnlyAndTheOldHeadThroughTheOutbox() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/databases")
+        for (name, points) in [("schema-6-head.db", 2844), ("schema-5.db", 1219)] {
+            let path = directory.file("ro-" + name)
+            try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent(name).standardized.path, toPath: path)
+            let store = try Store.openReadOnly(path: path)
+            let host = try await store.metrics(parentID: Store.hostID)
+            #expect(host.count == 75, "\(name)")
+            #expect(host.reduce(0) { $0 + $1.columns.count } == points, "\(name)")
+            if name == "schema-6-head.db" {
+                #expect(host.first { $0.key == "system/system.memory.limit" }?.columns.values == Array(repeating: 25_275_973_632, count: 41))
+            }
+        }
+        // The old head through the outbox (remote write, the forwarder), after migration.
+        let path = directory.file("outbox-head6.db")
+        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("schema-6-head.db").standardized.path, toPath: path)
+        let store = try Store.open(path: path)
+        var cursor: Int64 = 0
+        var limits: [Double] = []
+        var shipped = 0
+        while true {
+            let batch = try await store.outbox(after: cursor, maxRows: 500, maxBytes: 1 << 20, selection: .everything(hostSeries: .all))
+            for (_, row) in batch.rows {
+                guard case .metricBlock(_, let key, _, _, _, _, _, let data) = row else { continue }
+                var columns = MetricColumns()
+                try data.withUnsafeBytes { try MetricBlock.decode($0, into: &columns) }
+                shipped += columns.count
+                if key == "system/system.memory.limit" { limits += columns.values }
+            }
+            if batch.through == cursor { break }
+            cursor = batch.through
+        }
+        #expect(shipped == 2844)
+        #expect(limits == Array(repeating: 25_275_973_632, count: 41))
+        await store.close()
+    }
+
+    /// Ticks handed to the writer together: one refused (its parent is unknown) loses only
+    /// itself, and the error is the caller's once the others are stored.
+    @Test func ticksHandedTogetherLoseOnlyTheRefusedOne() async throws {
+        let store = try Store.open(path: directory.file("together.db"))
+        await #expect(throws: (any Error).self) {
+            try await store.appendTicks([tick(1), tick(1, parent: "no-such-experiment"), tick(2)])
+        }
+        #expect(try await store.metrics(parentID: Store.hostID).first?.columns.steps == [1, 2])
+        await store.close()
+    }
 }

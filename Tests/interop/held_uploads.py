@@ -1,7 +1,8 @@
 """A client process holding uploads open: `python3 held_uploads.py SOCKET PARENT CHANNELS PER_CHANNEL`
-starts CHANNELS × PER_CHANNEL uploads that send their metadata and a first chunk, then wait for a
-line on stdin. Prints "refused" for each upload refused while they wait, then one JSON line of the
-status codes and reasons the agent answered with."""
+connects CHANNELS channels, prints "connected" and waits for a line on stdin; then starts
+CHANNELS × PER_CHANNEL uploads that send their metadata and a first chunk, then wait for another
+line. Prints "refused" for each upload refused while they wait, then one JSON line of the status
+codes and reasons the agent answered with."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ def main() -> None:
     release = threading.Event()
     outcomes: Counter = Counter()
     lock = threading.Lock()
-    stubs = [modelbox_pb2_grpc.ModelStoreStub(grpc.insecure_channel("unix://" + socket)) for _ in range(channels)]
+    connections = [grpc.insecure_channel("unix://" + socket) for _ in range(channels)]
+    # Connected before any upload holds a file: files and connections share the agent's limit,
+    # and a connection made once other clients' files fill it is refused whole (GOAWAY), not
+    # call by call.
+    for connection in connections:
+        grpc.channel_ready_future(connection).result(timeout=60)
+    print("connected", flush=True)
+    sys.stdin.readline()
+    stubs = [modelbox_pb2_grpc.ModelStoreStub(connection) for connection in connections]
 
     def upload(index: int) -> None:
         def frames():

@@ -391,6 +391,13 @@ def test_files_held_for_clients_leave_the_agent_its_descriptors_and_are_refused_
         helper = Path(__file__).with_name("held_uploads.py")
         clients = [subprocess.Popen([sys.executable, str(helper), str(agent.socket), experiment, "2", "40"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        # Every client connected before any holds a file (else one connecting late is refused
+        # whole, its 80 uploads UNAVAILABLE instead of busy one by one).
+        for client in clients:
+            assert client.stdout.readline().strip() == "connected"
+        for client in clients:
+            client.stdin.write("\n")
+            client.stdin.flush()
         refusals = [0]
 
         def count_refusals(client) -> None:
