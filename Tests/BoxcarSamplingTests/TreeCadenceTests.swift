@@ -82,4 +82,31 @@ import Testing
         let gone = set.sample(elapsed: .seconds(1), roots: [4001, 4000], logger: logger)
         #expect(gone.3 == [4001])
     }
+
+    /// On the sampler's schedule the ticks are stamped a second apart while the time measured
+    /// between reads wanders: the rates of a tree read every seventh tick are over the stamps'
+    /// seven seconds exactly, and fall back to the measured time when the stamps disagree.
+    @Test func ratesOverSkippedTicksAreTakenOverTheStamps() throws {
+        let set = sensorSet()
+        set.stampTolerance = 25_000_000
+        let second: Int64 = 1_000_000_000
+        _ = set.sample(elapsed: nil, stamp: 0, roots: [4000], logger: logger)
+        try addUserTime(4001, 700)
+        // Woken 3 ms late, then 4 ms early, ...: 7.002 s measured in all, 7 s stamped.
+        let jitter: [Int64] = [3, -4, 2, 1, -2, 0, 2]
+        var share: Double?
+        for (index, late) in jitter.enumerated() {
+            let tick = set.sample(
+                elapsed: .nanoseconds(second + late * 1_000_000), stamp: Int64(index + 1) * second, roots: [4000], logger: logger)
+            share = utilization(tick.1[4000]) ?? share
+        }
+        #expect(share == 7.0 / 7 / 192)
+        // A stamp far from the time measured (a wall clock stepped): the measured time.
+        try addUserTime(4001, 700)
+        for index in 8...14 {
+            let tick = set.sample(elapsed: .seconds(1), stamp: Int64(index) * second + (index == 14 ? 5 * second : 0), roots: [4000], logger: logger)
+            share = utilization(tick.1[4000]) ?? share
+        }
+        #expect(share == 7.0 / 7 / 192)
+    }
 }
