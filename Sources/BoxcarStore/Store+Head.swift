@@ -103,12 +103,18 @@ extension Store {
     static func headPoints(
         parentID: String, seriesIDs: Set<Int64>, lower: Int64, upper: Int64, connection: Connection
     ) throws -> [Int64: MetricColumns] {
-        var wanted: [Int64: (count: Int, members: [(index: Int, id: Int64)])] = [:]
+        // A column per series wanted, and for each set where its members' values go: no lookup
+        // by series id a point.
+        var slots: [Int64: Int] = [:]
+        var wanted: [Int64: (count: Int, members: [(index: Int, slot: Int)])] = [:]
         for set in try seriesSets(parentID: parentID, connection: connection) {
-            let members = set.members.enumerated().filter { seriesIDs.contains($0.element) }.map { (index: $0.offset, id: $0.element) }
+            let members = set.members.enumerated().filter { seriesIDs.contains($0.element) }.map { index, id in
+                (index: index, slot: slots[id] ?? { slots[id] = slots.count; return slots.count - 1 }())
+            }
             if !members.isEmpty { wanted[set.id] = (set.members.count, members) }
         }
         guard !wanted.isEmpty else { return [:] }
+        var columns = [MetricColumns](repeating: MetricColumns(), count: slots.count)
         let ticks = try connection.statement("""
             SELECT set_id, step, wallclock, data, packing FROM ticks
             WHERE set_id IN (SELECT id FROM series_sets WHERE parent_id = ?) AND wallclock >= ? AND wallclock <= ? ORDER BY seq
@@ -117,17 +123,16 @@ extension Store {
         ticks.bind(1, parentID)
         ticks.bind(2, lower)
         ticks.bind(3, upper)
-        var out: [Int64: MetricColumns] = [:]
         while try ticks.step() {
             guard let set = wanted[ticks.int64(0)] else { continue }
             let step = UInt64(bitPattern: ticks.int64(1))
             let wallclock = ticks.int64(2)
             let values = try ticks.withBlob(3) { try TickValues.decode($0, packing: ticks.int64(4), count: set.count) }
-            for (index, id) in set.members {
-                out[id, default: MetricColumns()].append(step: step, wallclock: wallclock, value: values[index])
+            for (index, slot) in set.members {
+                columns[slot].append(step: step, wallclock: wallclock, value: values[index])
             }
         }
-        return out
+        return slots.filter { !columns[$0.value].isEmpty }.mapValues { columns[$0] }
     }
 
     /// The head's first and last step of one series within the wallclocks `lower…upper`, as stored

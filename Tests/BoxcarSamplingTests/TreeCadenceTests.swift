@@ -15,13 +15,7 @@ import Testing
     var proc: String { directory.path + "/proc" }
 
     init() throws {
-        let generator = Process()
-        generator.executableURL = URL(filePath: "/usr/bin/env")
-        generator.arguments = ["python3", checkoutDirectory + "/Scripts/fixtures/large-node.py", directory.path]
-        generator.standardOutput = FileHandle.nullDevice
-        try generator.run()
-        generator.waitUntilExit()
-        try #require(generator.terminationStatus == 0, "Scripts/fixtures/large-node.py failed")
+        try writeLargeNode(to: directory.path)
     }
 
     func sensorSet() -> SensorSet {

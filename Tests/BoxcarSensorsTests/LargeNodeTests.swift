@@ -13,13 +13,7 @@ import Testing
     var sys: String { directory.path + "/sys" }
 
     init() throws {
-        let generator = Process()
-        generator.executableURL = URL(filePath: "/usr/bin/env")
-        generator.arguments = ["python3", checkoutDirectory + "/Scripts/fixtures/large-node.py", directory.path]
-        generator.standardOutput = FileHandle.nullDevice
-        try generator.run()
-        generator.waitUntilExit()
-        try #require(generator.terminationStatus == 0, "Scripts/fixtures/large-node.py failed")
+        try writeLargeNode(to: directory.path)
     }
 
     func keys(_ readings: [Reading], _ name: String) -> Set<String> {

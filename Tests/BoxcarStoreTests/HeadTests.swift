@@ -18,6 +18,13 @@ import Testing
             values: keys.indices.map { Double(n) + Double($0) / 10 })
     }
 
+    /// A copy of Tests/Fixtures/databases/`name` in the test's directory, as `copy`.
+    func fixtureDatabase(_ name: String, as copy: String) throws -> String {
+        let path = directory.file(copy)
+        try FileManager.default.copyItem(atPath: fixturesDirectory + "/databases/" + name, toPath: path)
+        return path
+    }
+
     func count(_ store: Store, _ sql: String) async throws -> Int64 {
         try await store.read { connection in
             let statement = try connection.statement(sql)
@@ -230,10 +237,7 @@ import Testing
     /// Tests/Fixtures/databases/schema-5.db, 75 host series, 1,219 points, an attached experiment)
     /// opens, reads as it did, and its machine's blocks are merged into a block per series.
     @Test func aDatabaseWrittenBeforeTheHeadIsReadAndCompacted() async throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fixtures/databases/schema-5.db").standardized.path
-        let path = directory.file("old.db")
-        try FileManager.default.copyItem(atPath: fixture, toPath: path)
+        let path = try fixtureDatabase("schema-5.db", as: "old.db")
         let store = try Store.open(path: path)
         #expect(try await count(store, "PRAGMA user_version") == Int64(Migrations.all.count))
         let experimentID = "4831be9b48fb8d63185b9f4a593568c15f0d7ad3"
@@ -275,10 +279,7 @@ import Testing
     /// 75 series, 2,844 points, none compacted) reads as written, takes ticks laid out the new way
     /// beside them, and compacts both.
     @Test func aHeadWrittenEightBytesAValueIsReadBesideTheNewLayoutAndCompacted() async throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fixtures/databases/schema-6-head.db").standardized.path
-        let path = directory.file("head6.db")
-        try FileManager.default.copyItem(atPath: fixture, toPath: path)
+        let path = try fixtureDatabase("schema-6-head.db", as: "head6.db")
         let store = try Store.open(path: path)
         #expect(try await count(store, "PRAGMA user_version") == Int64(Migrations.all.count))
         let before = try await store.metrics(parentID: Store.hostID)
@@ -367,11 +368,8 @@ import Testing
     /// so not migrated) reads what the agent wrote: a head of 8 bytes a value (schema 6), and a
     /// database from before the head (schema 5); the outbox ships the old head's values too.
     @Test func olderDatabasesReadOnlyAndTheOldHeadThroughTheOutbox() async throws {
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/databases")
         for (name, points) in [("schema-6-head.db", 2844), ("schema-5.db", 1219)] {
-            let path = directory.file("ro-" + name)
-            try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent(name).standardized.path, toPath: path)
-            let store = try Store.openReadOnly(path: path)
+            let store = try Store.openReadOnly(path: try fixtureDatabase(name, as: "ro-" + name))
             let host = try await store.metrics(parentID: Store.hostID)
             #expect(host.count == 75, "\(name)")
             #expect(host.reduce(0) { $0 + $1.columns.count } == points, "\(name)")
@@ -380,9 +378,7 @@ import Testing
             }
         }
         // The old head through the outbox (remote write, the forwarder), after migration.
-        let path = directory.file("outbox-head6.db")
-        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("schema-6-head.db").standardized.path, toPath: path)
-        let store = try Store.open(path: path)
+        let store = try Store.open(path: try fixtureDatabase("schema-6-head.db", as: "outbox-head6.db"))
         var cursor: Int64 = 0
         var limits: [Double] = []
         var shipped = 0
