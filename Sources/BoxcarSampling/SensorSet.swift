@@ -9,11 +9,11 @@ import Logging
 /// already logged.
 ///
 /// Each sensor is isolated from the others: one that throws, hangs or returns what cannot be
-/// stored loses its own series only. Each call runs under a `HangGuard` with `deadline`: a
-/// sensor that has not answered by then (a stuck driver, a hung network filesystem) is left out
-/// of this tick and of every tick until its call returns; the others go on. (The process tree
-/// reads /proc of the trainers' own processes, which answers even for one in D state; it is not
-/// guarded.)
+/// stored loses its own series only. A tick's calls run one after another on a `HangGuard`'s
+/// thread, each within `deadline`: a sensor that has not answered by then (a stuck driver, a
+/// hung network filesystem) is left out of this tick and of every tick until its call returns;
+/// the others go on. (The process tree reads /proc of the trainers' own processes, which answers
+/// even for one in D state; it is not guarded.)
 public final class SensorSet: @unchecked Sendable {
     /// How long a sensor's call is waited for (`boxcar doctor` waits as long).
     public static let deadline: Duration = .seconds(2)
@@ -80,39 +80,45 @@ public final class SensorSet: @unchecked Sendable {
         self.deadline = deadline
     }
 
-    /// Calls `body` for the sensor `name` under the guard; nil when it failed or did not answer.
-    private func guarded<Value>(_ name: String, logger: Logger, _ body: @escaping (Duration?) throws -> Value) -> Value? {
+    /// Calls each sensor's `body` under the guard, one after another on its thread; nil for
+    /// one that failed or did not answer.
+    private func guarded<Value>(_ calls: [(name: String, body: (Duration?) throws -> Value)], logger: Logger) -> [Value?] {
         let started = ContinuousClock.now
-        let elapsed = Self.elapsed(measured: lastAnswered[name].map { started - $0 }, from: lastStamps[name], to: stamp, tolerance: stampTolerance)
-        var entry = health[name] ?? SensorHealth(name: name)
-        defer { health[name] = entry }
         // The CPU time is the calling thread's, so it is measured where the call runs: on the
         // guard's thread.
-        let outcome = guardian.run(name, within: deadline) { () -> (Result<Value, any Error>, Double) in
-            let before = threadCPUSeconds()
-            let result = Result { try body(elapsed) }
-            return (result, threadCPUSeconds() - before)
+        let outcomes = guardian.runAll(calls.map { name, body in
+            let elapsed = Self.elapsed(measured: lastAnswered[name].map { started - $0 }, from: lastStamps[name], to: stamp, tolerance: stampTolerance)
+            return (name, { () -> (Result<Value, any Error>, Double) in
+                let before = threadCPUSeconds()
+                let result = Result { try body(elapsed) }
+                return (result, threadCPUSeconds() - before)
+            })
+        }, within: deadline)
+        return zip(calls, outcomes).map { call, outcome in
+            let name = call.name
+            var entry = health[name] ?? SensorHealth(name: name)
+            defer { health[name] = entry }
+            switch outcome {
+            case .finished((.success(let value), let cpu)):
+                entry.record(cpuSeconds: cpu)
+                lastAnswered[name] = started
+                lastStamps[name] = stamp
+                if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
+                return value
+            case .finished((.failure(let error), let cpu)):
+                entry.record(cpuSeconds: cpu)
+                entry.errors += 1
+                report(name, "failed: \(error)", logger: logger)
+            case .timedOut:
+                entry.hangs += 1
+                lastAnswered[name] = nil
+                lastStamps[name] = nil
+                report(name, "did not answer within \(deadline); its series stop until it does", logger: logger)
+            case .stillRunning:
+                break
+            }
+            return nil
         }
-        switch outcome {
-        case .finished((.success(let value), let cpu)):
-            entry.record(cpuSeconds: cpu)
-            lastAnswered[name] = started
-            lastStamps[name] = stamp
-            if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
-            return value
-        case .finished((.failure(let error), let cpu)):
-            entry.record(cpuSeconds: cpu)
-            entry.errors += 1
-            report(name, "failed: \(error)", logger: logger)
-        case .timedOut:
-            entry.hangs += 1
-            lastAnswered[name] = nil
-            lastStamps[name] = nil
-            report(name, "did not answer within \(deadline); its series stop until it does", logger: logger)
-        case .stillRunning:
-            break
-        }
-        return nil
     }
 
     private func report(_ name: String, _ problem: String, logger: Logger) {
@@ -174,22 +180,8 @@ public final class SensorSet: @unchecked Sendable {
     public func sample(
         elapsed measured: Duration?, stamp: Int64? = nil, roots: [Int32], logger: Logger
     ) -> ([KeyedReading], [Int32: [KeyedReading]], [(gpu: Int, xid: UInt64)], Set<Int32>) {
-        var readings: [KeyedReading] = []
         self.stamp = stamp
         defer { ticks += 1 }
-        for sensor in sensors where ticks % sensor.cadence == 0 {
-            if let answer = guarded(sensor.name, logger: logger, { try sensor.sample(elapsed: $0) }) {
-                if keepsLatest || storesCumulative {
-                    let kept = storable(answer, from: sensor.name, logger: logger)
-                    readings += storesCumulative ? kept : kept.filter { !$0.reading.isCumulative }
-                    if keepsLatest { latest[sensor.name] = kept.map(\.reading) }
-                } else {
-                    readings += storable(answer.filter { !$0.isCumulative }, from: sensor.name, logger: logger)
-                }
-            } else {
-                latest[sensor.name] = nil
-            }
-        }
         let readsTrees = treeTicksToGo == 0 || roots.sorted() != treeRoots
         var trees: [Int32: [Reading]] = [:]
         sinceTreeRead = measured.map { (sinceTreeRead ?? .zero) + $0 }
@@ -220,20 +212,46 @@ public final class SensorSet: @unchecked Sendable {
                 return labelled
             }
         }
-        var xids: [(gpu: Int, xid: UInt64)] = []
+
+        // The guarded calls, all in one hand-off to the guard's thread: the sensors due this
+        // tick, then the GPUs' XID events and readings apart (a GPU call that hangs must not
+        // take the event queue with it, when a GPU falling off the bus is what the events
+        // report). GPU memory of the trainers' processes goes to the tree holding each PID.
+        let due = sensors.filter { ticks % $0.cadence == 0 }
+        var calls: [(name: String, body: (Duration?) throws -> Answer)] = due.map { sensor in
+            (sensor.name, { .readings(try sensor.sample(elapsed: $0)) })
+        }
+        var owner: [Int32: Int32] = [:]
         if let nvidia {
-            // GPU memory of the trainers' processes goes to the tree holding each PID.
-            var owner: [Int32: Int32] = [:]
             for root in roots {
                 for pid in processes.lastTree[root] ?? [root] { owner[pid] = root }
             }
             let pids = Set(owner.keys)
-            // XID events apart: a GPU call that hangs must not take the event queue with it,
-            // when a GPU falling off the bus is what the events report.
-            xids = guarded("nvidia.xid", logger: logger) { _ in nvidia.xidErrors() } ?? []
-            let answer = guarded("nvidia", logger: logger) { _ in nvidia.sample(processes: pids) }
-            latest["nvidia"] = answer == nil || !keepsLatest ? nil : []
-            for keyed in storable(answer ?? [], from: "nvidia", logger: logger) {
+            calls.append(("nvidia.xid", { _ in .xids(nvidia.xidErrors()) }))
+            calls.append(("nvidia", { _ in .readings(nvidia.sample(processes: pids)) }))
+        }
+        var answers = guarded(calls, logger: logger)
+
+        var readings: [KeyedReading] = []
+        for (sensor, answer) in zip(due, answers) {
+            guard let answer = answer?.readings else {
+                latest[sensor.name] = nil
+                continue
+            }
+            if keepsLatest || storesCumulative {
+                let kept = storable(answer, from: sensor.name, logger: logger)
+                readings += storesCumulative ? kept : kept.filter { !$0.reading.isCumulative }
+                if keepsLatest { latest[sensor.name] = kept.map(\.reading) }
+            } else {
+                readings += storable(answer.filter { !$0.isCumulative }, from: sensor.name, logger: logger)
+            }
+        }
+        var xids: [(gpu: Int, xid: UInt64)] = []
+        if nvidia != nil {
+            let gpus = answers.removeLast()?.readings
+            if case .xids(let events)? = answers.removeLast() { xids = events }
+            latest["nvidia"] = gpus == nil || !keepsLatest ? nil : []
+            for keyed in storable(gpus ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     // With its tree's other readings, on the ticks the trees are read.
                     if readsTrees, let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
@@ -248,6 +266,16 @@ public final class SensorSet: @unchecked Sendable {
         let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         if readsTrees { lastTrees = trees }
         return (readings, trees.mapValues { $0.map(KeyedReading.init) }, xids, gone)
+    }
+}
+
+/// What a guarded call gives: a sensor's readings, or the GPUs' XID events.
+private enum Answer {
+    case readings([Reading])
+    case xids([(gpu: Int, xid: UInt64)])
+
+    var readings: [Reading]? {
+        if case .readings(let readings) = self { readings } else { nil }
     }
 }
 

@@ -77,14 +77,14 @@ public final class FilesystemSensor: Sensor {
 
     public func sample(elapsed: Duration?) throws -> [Reading] {
         var seen: Set<String> = []
+        let mounts = Self.parse(try files.read(procRoot + "/self/mountinfo")).filter {
+            !Self.pseudo.contains($0.type) && seen.insert($0.device).inserted
+        }
+        let statfs = self.statfs
+        let answers = statfsGuard.runAll(mounts.map { mount in (mount.mountPoint, { statfs(mount.mountPoint) }) }, within: statfsDeadline)
         var out: [Reading] = []
-        for mount in Self.parse(try files.read(procRoot + "/self/mountinfo"))
-        where !Self.pseudo.contains(mount.type) && seen.insert(mount.device).inserted {
-            let statfs = self.statfs
-            let mountPoint = mount.mountPoint
-            guard case .finished(let answer) = statfsGuard.run(mountPoint, within: statfsDeadline, { statfs(mountPoint) }),
-                let usage = answer, usage.totalBytes > 0
-            else { continue }
+        for (mount, answer) in zip(mounts, answers) {
+            guard case .finished(let usage?) = answer, usage.totalBytes > 0 else { continue }
             let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]
             out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))

@@ -95,4 +95,47 @@ import Testing
         }
         #expect(value == 1)
     }
+
+    /// A tick's calls go to one thread together and run in order, each within its own deadline:
+    /// three calls of 0.8 s under a deadline of 2 s all answer, though together they take longer.
+    @Test func callsRunTogetherEachWithinItsOwnDeadline() throws {
+        let guardian = HangGuard<String>()
+        let order = Mutex<[String]>([])
+        let calls = ["cpu", "disk", "network"].map { name in
+            (key: name, body: { () -> String in
+                usleep(800_000)
+                order.withLock { $0.append(name) }
+                return name
+            })
+        }
+        let outcomes = guardian.runAll(calls, within: .seconds(2))
+        var answers: [String] = []
+        for outcome in outcomes {
+            guard case .finished(let answer) = outcome else { Issue.record("a call within its deadline was given up on: \(outcome)"); return }
+            answers.append(answer)
+        }
+        #expect(answers == ["cpu", "disk", "network"])
+        #expect(order.withLock { $0 } == ["cpu", "disk", "network"])
+    }
+
+    /// A hung call among a tick's others is given up on after its deadline; the calls after it
+    /// still answer (on another thread), and the next tick skips it while it hangs.
+    @Test func aHungCallAmongOthersIsGivenUpOnAndTheRestAnswer() throws {
+        let guardian = HangGuard<String>()
+        let nfs = Blocking()
+        defer { nfs.release() }
+        func tick() -> [HangGuard<String>.Outcome<Int>] {
+            guardian.runAll([("cpu", { 1 }), ("nfs", nfs.call), ("network", { 3 })], within: .milliseconds(200))
+        }
+        let first = tick()
+        guard case .finished(1) = first[0], case .timedOut = first[1], case .finished(3) = first[2] else {
+            Issue.record("first tick: \(first)"); return
+        }
+        let second = tick()
+        guard case .finished(1) = second[0], case .stillRunning = second[1], case .finished(3) = second[2] else {
+            Issue.record("second tick: \(second)"); return
+        }
+        #expect(nfs.calls == 1)
+        #expect(guardian.hung.keys.sorted() == ["nfs"])
+    }
 }
