@@ -32,11 +32,18 @@ public enum ExpositionNames {
         .init("system.cpu.load_average.1m", Family("system_cpu_load_average_1m", .gauge, help: "Load average over 1 minute"), peer: "node_load1"),
         .init("system.cpu.load_average.5m", Family("system_cpu_load_average_5m", .gauge, help: "Load average over 5 minutes"), peer: "node_load5"),
         .init("system.cpu.load_average.15m", Family("system_cpu_load_average_15m", .gauge, help: "Load average over 15 minutes"), peer: "node_load15"),
+        .init("system.process.count", Family("system_processes", .gauge, help: "Processes by status: running (runnable), blocked (on I/O)"), peer: "node_procs_running, node_procs_blocked"),
+        .init("system.process.created.cumulative", Family("system_forks", .counter, help: "Processes created (forks) since boot"), peer: "node_forks_total"),
+        .init("system.file_handles.usage", Family("system_file_handles", .gauge, help: "File handles allocated, machine-wide"), peer: "node_filefd_allocated"),
+        .init("system.file_handles.limit", Family("system_file_handles_limit", .gauge, help: "The machine's file handle limit (fs.file-max)"), peer: "node_filefd_maximum"),
         // Memory
         .init("system.memory.limit", Family("system_memory_limit_bytes", .gauge, unit: "bytes", help: "Memory installed (MemTotal)"), peer: "node_memory_MemTotal_bytes"),
         .init("system.memory.usage", Family("system_memory_usage_bytes", .gauge, unit: "bytes", help: "Memory by state: used (total minus available), available, cached, buffers, dirty"), peer: "node_memory_MemAvailable_bytes, node_memory_Cached_bytes, …"),
         .init("system.paging.limit", Family("system_paging_limit_bytes", .gauge, unit: "bytes", help: "Swap space"), peer: "node_memory_SwapTotal_bytes"),
         .init("system.paging.usage", Family("system_paging_usage_bytes", .gauge, unit: "bytes", help: "Swap space used"), peer: "node_memory_SwapTotal_bytes − node_memory_SwapFree_bytes"),
+        .init("system.paging.faults.cumulative", Family("system_paging_faults", .counter, help: "Major page faults (pages read back from disk) since boot"), peer: "node_vmstat_pgmajfault"),
+        .init("system.paging.operations.cumulative", Family("system_paging_operations", .counter, help: "Pages swapped in and out since boot"), peer: "node_vmstat_pswpin, node_vmstat_pswpout"),
+        .init("system.memory.oom_kills.cumulative", Family("system_memory_oom_kills", .counter, help: "Processes the OOM killer killed since boot"), peer: "node_vmstat_oom_kill"),
         // Pressure
         .init("system.pressure.avg10", Family("system_pressure_avg10_ratio", .gauge, unit: "ratio", help: "Share of the last 10 s tasks stalled on the resource (some: one task; full: all)"), peer: "(none: /proc/pressure avg10)"),
         .init("system.pressure.stall.cumulative", Family("system_pressure_stall_seconds", .counter, unit: "seconds", help: "Time tasks stalled on the resource since boot"), peer: "node_pressure_cpu_waiting_seconds_total, node_pressure_memory_stalled_seconds_total, …"),
@@ -96,6 +103,10 @@ public enum ExpositionNames {
     /// series give.
     public static let notExposed: [String: String] = [
         "system.cpu.context_switches": "system.cpu.context_switches.cumulative",
+        "system.process.created": "system.process.created.cumulative",
+        "system.paging.faults": "system.paging.faults.cumulative",
+        "system.paging.operations": "system.paging.operations.cumulative",
+        "system.memory.oom_kills": "system.memory.oom_kills.cumulative",
         "system.pressure.stall": "system.pressure.stall.cumulative",
         "container.cpu.usage": "container.cpu.time",
         "container.cpu.throttled": "container.cpu.throttled.cumulative",

@@ -204,7 +204,7 @@ public final class SensorSet: @unchecked Sendable {
             guard let host else { break }
             let cgroup = trainerCgroups[root] ?? host.following(process: root)
             trainerCgroups[root] = cgroup
-            // cgroup v1 and unreadable cgroups are reported once by the host's cgroup sensor.
+            // Unreadable cgroups are reported once by the host's cgroup sensor.
             let mine = (try? cgroup.sample(elapsed: elapsed)) ?? []
             trees[root, default: []] += mine.map { reading in
                 var labelled = Reading(reading.name, reading.labels + [.init("pid", String(root))], reading.value)

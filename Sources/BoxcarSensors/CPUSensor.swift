@@ -5,7 +5,8 @@ import Glibc
 /// CPU time by state, overall and per CPU, as fractions of the time between two ticks
 /// (`/proc/stat`); context switches per second; the load averages (`/proc/loadavg`). Beside the
 /// rates, the counters themselves (`system.cpu.time` per CPU, in seconds, and the context
-/// switches since boot), which the exporter exposes and remote write sends as counters.
+/// switches since boot), which the exporter exposes and remote write sends as counters. The same
+/// file's processes running and blocked on I/O, and processes created (forks) per second.
 public final class CPUSensor: CounterSensor {
     public let name = "cpu"
     let files = OpenFiles<String>(wholeInOneRead: true)
@@ -28,9 +29,14 @@ public final class CPUSensor: CounterSensor {
         /// "" for the cpu line (all CPUs), else the CPU number.
         var cpus: [(cpu: String, times: [UInt64])]
         var contextSwitches: UInt64
+        /// Forks since boot, and the processes runnable and blocked on I/O now.
+        var forks: UInt64 = 0
+        var running: UInt64?
+        var blocked: UInt64?
 
         static func == (a: ProcStat, b: ProcStat) -> Bool {
-            a.contextSwitches == b.contextSwitches && a.cpus.map(\.cpu) == b.cpus.map(\.cpu)
+            a.contextSwitches == b.contextSwitches && a.forks == b.forks && a.running == b.running && a.blocked == b.blocked
+                && a.cpus.map(\.cpu) == b.cpus.map(\.cpu)
                 && a.cpus.map(\.times) == b.cpus.map(\.times)
         }
     }
@@ -46,8 +52,11 @@ public final class CPUSensor: CounterSensor {
                 let times = fields.dropFirst().prefix(states.count).map { $0.integer ?? 0 }
                 guard times.count == states.count else { throw SensorError("a cpu line of /proc/stat has \(times.count) fields") }
                 stat.cpus.append((first.dropFirst(3).string, times))
-            } else if first.equals("ctxt"), fields.count > 1 {
-                stat.contextSwitches = fields[1].integer ?? 0
+            } else if fields.count > 1 {
+                if first.equals("ctxt") { stat.contextSwitches = fields[1].integer ?? 0 }
+                if first.equals("processes") { stat.forks = fields[1].integer ?? 0 }
+                if first.equals("procs_running") { stat.running = fields[1].integer }
+                if first.equals("procs_blocked") { stat.blocked = fields[1].integer }
             }
         }
         guard !stat.cpus.isEmpty else { throw SensorError("/proc/stat has no cpu line") }
@@ -71,6 +80,9 @@ public final class CPUSensor: CounterSensor {
         }
         if seconds > 0, new.contextSwitches >= old.contextSwitches {
             out.append(Reading("system.cpu.context_switches", [], Double(new.contextSwitches - old.contextSwitches) / seconds))
+        }
+        if let forks = rate(old.forks, new.forks, seconds) {
+            out.append(Reading("system.process.created", [], forks))
         }
         return out
     }
@@ -104,12 +116,16 @@ public final class CPUSensor: CounterSensor {
             }
         }
         out.append(Reading.cumulative("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
+        out.append(Reading.cumulative("system.process.created.cumulative", [], Double(stat.forks)))
         return out
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         let counters = Self.counters(new.stat, clockTicksPerSecond: clockTicksPerSecond)
-        guard let old else { return new.load + counters }
-        return new.load + counters + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
+        var processes: [Reading] = []
+        if let running = new.stat.running { processes.append(Reading("system.process.count", [.init("status", "running")], Double(running))) }
+        if let blocked = new.stat.blocked { processes.append(Reading("system.process.count", [.init("status", "blocked")], Double(blocked))) }
+        guard let old else { return new.load + processes + counters }
+        return new.load + processes + counters + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
     }
 }

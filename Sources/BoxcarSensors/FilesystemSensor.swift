@@ -3,11 +3,13 @@ import Glibc
 #endif
 import BoxcarModel
 
-/// Mounted filesystems (`/proc/self/mountinfo`, then statvfs on each mount point): bytes and
-/// inodes used, free and in all. Real filesystems only, network and parallel ones included (nfs,
-/// lustre, ceph, …); pseudo ones (proc, sysfs, cgroup, tmpfs, …) are skipped. A filesystem
-/// mounted more than once (bind mounts: a pod's /etc/hosts, the same volume twice) is counted
-/// once, at its first mount point.
+/// Mounted filesystems (`/proc/self/mountinfo`, then statvfs on each mount point): bytes used,
+/// free to users and reserved for root, which sum to the limit; inodes used and in all. Real
+/// filesystems only, network and parallel ones included (nfs, lustre, ceph, …); pseudo ones
+/// (proc, sysfs, cgroup, tmpfs, …) are skipped, but for `/dev/shm`: PyTorch's data-loader
+/// workers hand their batches over through it, and die when it fills (a container's is 64 MB
+/// unless said otherwise). A filesystem mounted more than once (bind mounts: a pod's /etc/hosts,
+/// the same volume twice) is counted once, at its first mount point.
 public final class FilesystemSensor: Sensor {
     public let name = "filesystem"
     let files = OpenFiles<String>()
@@ -78,7 +80,7 @@ public final class FilesystemSensor: Sensor {
     public func sample(elapsed: Duration?) throws -> [Reading] {
         var seen: Set<String> = []
         let mounts = Self.parse(try files.read(procRoot + "/self/mountinfo")).filter {
-            !Self.pseudo.contains($0.type) && seen.insert($0.device).inserted
+            (!Self.pseudo.contains($0.type) || $0.mountPoint == "/dev/shm") && seen.insert($0.device).inserted
         }
         let statfs = self.statfs
         let answers = statfsGuard.runAll(mounts.map { mount in (mount.mountPoint, { statfs(mount.mountPoint) }) }, within: statfsDeadline)
@@ -89,6 +91,9 @@ public final class FilesystemSensor: Sensor {
             out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "free")], usage.availableBytes))
+            // Kept for root (ext4's 5 % by default): the three states sum to the limit, as `df`'s
+            // use% counts it.
+            out.append(Reading("system.filesystem.usage", labels + [.init("state", "reserved")], max(0, usage.freeBytes - usage.availableBytes)))
             out.append(Reading("system.filesystem.inodes.limit", labels, usage.totalInodes))
             out.append(Reading("system.filesystem.inodes.usage", labels + [.init("state", "used")], usage.totalInodes - usage.freeInodes))
         }

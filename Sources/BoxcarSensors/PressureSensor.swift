@@ -50,7 +50,9 @@ public final class PressureSensor: CounterSensor {
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         var out: [Reading] = []
-        for line in new {
+        // The machine-wide CPU "full" line is always zero (the kernel leaves it undefined and
+        // writes 0 since 5.13, only for the format's sake): no series of it.
+        for line in new where !(line.resource == "cpu" && line.kind == "full") {
             let labels = [Reading.Label("kind", line.kind), .init("resource", line.resource)]
             // The kernel writes hundredths of a percent: as 57 / 10,000 (rounded once), the
             // share is the ratio a compacted block keeps in a byte or two; 0.57 / 100 would be

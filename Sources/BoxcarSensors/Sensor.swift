@@ -27,7 +27,8 @@ extension Sensor {
 /// need the attached PIDs and a library), reading /proc and /sys under these roots.
 public func hostSensors(procRoot: String, sysRoot: String) -> [any Sensor] {
     [
-        CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), PressureSensor(procRoot: procRoot),
+        CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), VMStatSensor(procRoot: procRoot),
+        PressureSensor(procRoot: procRoot), FileHandleSensor(procRoot: procRoot),
         CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
         InfiniBandSensor(sysRoot: sysRoot),
         DiskSensor(procRoot: procRoot, sysRoot: sysRoot, udev: Udev.forSysRoot(sysRoot)),

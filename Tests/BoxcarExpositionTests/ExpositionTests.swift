@@ -69,6 +69,7 @@ import Testing
         }
         for sensor in hostSensors(procRoot: fixtures + "/proc-b", sysRoot: fixtures + "/sys") { twice(sensor) }
         twice(CgroupSensor(procRoot: fixtures + "/proc-cg", sysRoot: fixtures + "/sys-cg-a"))
+        twice(CgroupSensor(procRoot: fixtures + "/proc-v1", sysRoot: fixtures + "/sys-v1-a"))
         twice(InfiniBandSensor(sysRoot: fixtures + "/sys-ib-a"))
         twice(AMDGPUSensor(sysRoot: fixtures + "/sys-amd"))
         twice(FilesystemSensor(procRoot: fixtures + "/proc-fs") { _ in
@@ -80,7 +81,10 @@ import Testing
         readings += try nvidiaReadings()
 
         let names = Set(readings.map(\.name))
-        for expected in ["system.cpu.time", "system.disk.io.cumulative", "container.cpu.time", "process.cpu.time", "hw.energy", "hw.gpu.mig.memory.usage"] {
+        for expected in [
+            "system.cpu.time", "system.disk.io.cumulative", "container.cpu.time", "process.cpu.time", "hw.energy", "hw.gpu.mig.memory.usage",
+            "system.process.count", "system.memory.oom_kills.cumulative", "system.file_handles.usage",
+        ] {
             #expect(names.contains(expected), "the fixtures give no \(expected)")
         }
         for name in names.sorted() {

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 @testable import BoxcarSensors
+import BoxcarTestSupport
+import Foundation
 import Synchronization
 import Testing
 
@@ -82,10 +84,51 @@ import Testing
         #expect(value(readings, "system/container.cpu.throttled") == 0.25)
     }
 
-    @Test func cgroupV1IsReportedNotGuessed() {
-        // proc-v1/self/cgroup was captured on this machine, which runs cgroup v1.
-        #expect { try CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: "/nonexistent").sample(elapsed: nil) } throws: { error in
-            "\(error)".contains("cgroup v1")
+    /// A hybrid host (this machine's capture: memory, cpu and cpuacct in v1 hierarchies, v2
+    /// mounted at /sys/fs/cgroup/unified without them): the same series from the v1 files.
+    @Test func aCgroupV1HostGivesTheSameSeriesFromItsV1Files() throws {
+        // memory:/process_api/68b7…: 2 GiB of 8 GiB, cfs 200000/100000 µs = 2 CPUs; over 2 s
+        // cpuacct.usage +3,000,000,000 ns (1.5 CPUs busy), throttled_time +500,000,000 ns.
+        let a = CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: Self.fixtures + "/sys-v1-a")
+        let first = try a.sample(elapsed: nil)
+        #expect(value(first, "system/container.memory.usage") == 2_147_483_648)
+        #expect(value(first, "system/container.memory.limit") == 8_589_934_592)
+        #expect(value(first, "system/container.cpu.limit") == 2)
+        #expect(value(first, "system/container.cpu.time") == 3495.772609)
+        let b = CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: Self.fixtures + "/sys-v1-b")
+        b.previous = a.previous
+        let readings = try b.sample(elapsed: .seconds(2))
+        #expect(value(readings, "system/container.cpu.usage") == 1.5)
+        #expect(value(readings, "system/container.cpu.throttled") == 0.25)
+        #expect(value(readings, "system/container.memory.usage") == 2_684_354_560)
+        // 9223372036854771712, v1's "no limit": no limit series, as v2's "max".
+        #expect(value(readings, "system/container.memory.limit") == nil)
+    }
+
+    /// Inside a container without its own cgroup namespace, the hierarchy mounted is the
+    /// container's cgroup: its path is the mount's root, not a directory below it.
+    @Test func aV1HierarchyMountedAtTheContainersCgroupIsReadAtItsMountPoint() {
+        let sensor = CgroupSensor(procRoot: "/proc", sysRoot: "/host-sys")
+        let mounts = CgroupSensor.hierarchies(Array("""
+            35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory
+            32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+
+            """.utf8))
+        #expect(mounts.count == 2)
+        #expect(sensor.directory(of: "memory", path: "/docker/abc", in: mounts) == "/host-sys/fs/cgroup/memory")
+        #expect(sensor.directory(of: "cpuacct", path: "/docker/abc", in: mounts) == "/host-sys/fs/cgroup/cpu,cpuacct/docker/abc")
+        #expect(sensor.directory(of: "cpu", path: "/", in: mounts) == "/host-sys/fs/cgroup/cpu,cpuacct")
+        #expect(sensor.directory(of: "pids", path: "/", in: mounts) == nil)
+    }
+
+    @Test func aCgroupFileWithoutMemoryOrCPUControllersIsReported() throws {
+        let directory = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.file("self"), withIntermediateDirectories: true)
+        try "1:name=systemd:/\n".write(toFile: directory.file("self/cgroup"), atomically: true, encoding: .utf8)
+        try "".write(toFile: directory.file("self/mountinfo"), atomically: true, encoding: .utf8)
+        #expect { try CgroupSensor(procRoot: directory.path, sysRoot: "/nonexistent").sample(elapsed: nil) } throws: { error in
+            "\(error)".contains("no cgroup v1 hierarchy")
         }
     }
 
@@ -96,12 +139,16 @@ import Testing
             return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
         }
         let readings = try sensor.sample(elapsed: nil)
-        // ext4 /, nfs4 /data, lustre /scratch, xfs "/mnt/my disk"; not proc, tmpfs, cgroup2, nor / twice.
-        #expect(asked == ["/", "/data", "/scratch", "/mnt/my disk"])
+        // ext4 /, tmpfs /dev/shm, nfs4 /data, lustre /scratch, xfs "/mnt/my disk"; not proc,
+        // cgroup2, nor / twice.
+        #expect(asked == ["/", "/dev/shm", "/data", "/scratch", "/mnt/my disk"])
+        #expect(value(readings, #"system/system.filesystem.limit{device="tmpfs",mountpoint="/dev/shm",type="tmpfs"}"#) == 1000)
         let data = #"device="fileserver:/export/data",mountpoint="/data""#
         #expect(value(readings, "system/system.filesystem.limit{\(data),type=\"nfs4\"}") == 1000)
         #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"used\",type=\"nfs4\"}") == 600)
         #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"free\",type=\"nfs4\"}") == 300)
+        // 100 bytes free to root only: used + free + reserved is the limit.
+        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"reserved\",type=\"nfs4\"}") == 100)
         #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),state=\"used\",type=\"nfs4\"}") == 10)
         #expect(readings.contains { $0.seriesKey.contains(#"type="lustre""#) })
     }
@@ -121,16 +168,16 @@ import Testing
             Set(try sensor.sample(elapsed: nil).compactMap { $0.labels.first { $0.name == "mountpoint" }?.value })
         }
         let started = ContinuousClock.now
-        #expect(try mountPoints() == ["/", "/scratch", "/mnt/my disk"])
+        #expect(try mountPoints() == ["/", "/dev/shm", "/scratch", "/mnt/my disk"])
         #expect(ContinuousClock.now - started < .seconds(1))
         #expect(sensor.hungMounts == ["/data"])
         let again = ContinuousClock.now
-        #expect(try mountPoints() == ["/", "/scratch", "/mnt/my disk"])
+        #expect(try mountPoints() == ["/", "/dev/shm", "/scratch", "/mnt/my disk"])
         #expect(ContinuousClock.now - again < .milliseconds(150))  // not waited for a second time
         server.state.withLock { $0 = true }  // the server is back
         usleep(100_000)
         #expect(sensor.hungMounts.isEmpty)
-        #expect(try mountPoints() == ["/", "/data", "/scratch", "/mnt/my disk"])
+        #expect(try mountPoints() == ["/", "/dev/shm", "/data", "/scratch", "/mnt/my disk"])
     }
 
     @Test func theRealFilesystemsHaveSaneNumbers() throws {

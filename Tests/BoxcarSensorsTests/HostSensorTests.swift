@@ -26,9 +26,11 @@ import Testing
         #expect(value(readings, #"system/system.pressure.stall{kind="some",resource="memory"}"#) == 0.05)
         #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="memory"}"#) == 0.02)
         #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="io"}"#) == 0)
+        // The machine's CPU "full" line is the kernel's zero by definition: not a series.
+        #expect(!readings.contains { $0.labels.contains(.init("resource", "cpu")) && $0.labels.contains(.init("kind", "full")) })
         // The first tick has the averages but no stall rate.
         let first = try PressureSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
-        #expect(first.count == 12)  // avg10 and the stalled time of each line
+        #expect(first.count == 10)  // avg10 and the stalled time of each line but cpu full
     }
 
     /// 0.57 % is 57 / 10,000 rounded once, the double nearest 0.0057; 0.57 / 100 is a bit below it.
@@ -262,6 +264,34 @@ import Testing
         #expect(value(readings, #"system/system.cpu.utilization{cpu="1",state="user"}"#) == 0.5)
         #expect(value(readings, #"system/system.cpu.utilization{cpu="1",state="idle"}"#) == 0.5)
         #expect(value(readings, "system/system.cpu.context_switches") == 2500)
+        // processes 43989 → 44089: 50 forks a second; proc-b has 5 running and 2 blocked on I/O.
+        #expect(value(readings, "system/system.process.created") == 50)
+        #expect(value(readings, "system/system.process.created.cumulative") == 44089)
+        #expect(value(readings, #"system/system.process.count{status="running"}"#) == 5)
+        #expect(value(readings, #"system/system.process.count{status="blocked"}"#) == 2)
+    }
+
+    @Test func memoryEventsArePerSecond() throws {
+        // proc-a/vmstat as captured; proc-b 2 s later: pgmajfault +40, pswpin +200, pswpout +100,
+        // oom_kill +1.
+        let readings = try between(VMStatSensor(procRoot: Self.fixtures + "/proc-a"), VMStatSensor(procRoot: Self.fixtures + "/proc-b"))
+        #expect(value(readings, #"system/system.paging.faults{type="major"}"#) == 20)
+        #expect(value(readings, #"system/system.paging.operations{direction="in"}"#) == 100)
+        #expect(value(readings, #"system/system.paging.operations{direction="out"}"#) == 50)
+        #expect(value(readings, "system/system.memory.oom_kills") == 0.5)
+        #expect(value(readings, "system/system.memory.oom_kills.cumulative") == 1)
+        #expect(value(readings, #"system/system.paging.faults.cumulative{type="major"}"#) == 21535)
+        // A kernel before 4.13 has no oom_kill line: no series of it, the others stay.
+        let old = VMStatSensor.parse(Array("pgmajfault 7\npswpin 0\npswpout 0\n".utf8))
+        #expect(old == [7, 0, 0, nil])
+        #expect { try VMStatSensor(procRoot: "/nonexistent").sample(elapsed: nil) } throws: { _ in true }
+    }
+
+    @Test func fileHandlesAreTheMachinesAllocatedAndItsLimit() throws {
+        let readings = try FileHandleSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
+        #expect(value(readings, "system/system.file_handles.usage") == 474)
+        #expect(value(readings, "system/system.file_handles.limit") == 2_466_097)
+        #expect { try FileHandleSensor.readings(Array("474\n".utf8)) } throws: { "\($0)".contains("three numbers") }
     }
 
     @Test func memoryIsInBytes() throws {

@@ -17,10 +17,14 @@ import Testing
         ("proc-a/diskstats", { _ = DiskSensor.parse($0) }),
         ("proc-a/net/dev", { _ = NetworkSensor.parse($0) }),
         ("proc-a/pressure/cpu", { _ = try? PressureSensor.parse($0, resource: "cpu") }),
+        ("proc-a/vmstat", { _ = VMStatSensor.parse($0) }),
+        ("proc-a/sys/fs/file-nr", { _ = try? FileHandleSensor.readings($0) }),
         ("proc-fs/self/mountinfo", { _ = FilesystemSensor.parse($0) }),
         ("proc-tree-a/101/stat", { _ = ProcessTreeSensor.parseStat($0) }),
         ("proc-tree-a/100/io", { _ = ProcessTreeSensor.parseIO($0) }),
-        ("proc-cg/self/cgroup", { _ = try? CgroupSensor.path($0) }),
+        ("proc-cg/self/cgroup", { _ = CgroupSensor.memberships($0) }),
+        ("proc-v1/self/cgroup", { _ = CgroupSensor.memberships($0) }),
+        ("proc-v1/self/mountinfo", { _ = CgroupSensor.hierarchies($0) }),
         ("sys-cg-a/fs/cgroup/kubepods/pod42/trainer/cpu.stat", { _ = CgroupSensor.keyed($0) }),
     ]
 

@@ -298,9 +298,8 @@ def test_the_health_families_count_refusals_sensor_errors_and_the_agents_own_cos
         assert calls[("boxcar.v1.Agent/Log", "NOT_FOUND")] == 1
         points = {s.labels["code"]: s.value for s in samples(text, "boxcar_points_total")}
         assert points["NOT_FOUND"] == 3 and points["OK"] >= 2
-        # The CPU sensor fails, those reading other files do not (the cgroup sensor fails on a
-        # host with cgroup v1 controllers whatever /proc holds); none hangs; each sensor's cost per
-        # tick is published.
+        # The CPU sensor fails, those reading other files do not; none hangs; each sensor's cost
+        # per tick is published.
         errors = {s.labels["sensor"]: s.value for s in samples(text, "boxcar_sensor_errors_total")}
         assert errors["cpu"] >= 2 and errors["memory"] == errors["network"] == errors["disk"] == 0, errors
         assert all(s.value == 0 for s in samples(text, "boxcar_sensor_hangs_total"))
