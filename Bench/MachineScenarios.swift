@@ -148,7 +148,7 @@ extension BoxcarBench {
     /// fd/ with one fstat, parsing and storing nothing. This machine is shared: the ratio to it
     /// says more than the microseconds alone.
     func readsOnly(procRoot: String, members: [Int32], hostFiles: Bool = true) -> Double {
-        let host = hostFiles ? ["stat", "loadavg", "meminfo", "vmstat", "sys/fs/file-nr", "pressure/cpu", "pressure/memory", "pressure/io", "diskstats", "net/dev", "self/cgroup"] : []
+        let host = hostFiles ? ["stat", "loadavg", "meminfo", "vmstat", "sys/fs/file-nr", "pressure/cpu", "pressure/memory", "pressure/io", "diskstats", "net/dev", "net/snmp", "net/sockstat", "self/cgroup"] : []
         let opened = { (files: [String]) in files.map { open(procRoot + "/" + $0, O_RDONLY | O_CLOEXEC) }.filter { $0 >= 0 } }
         let hostReadable = opened(host)
         let treeReadable = opened(members.flatMap { ["\($0)/stat", "\($0)/io"] })

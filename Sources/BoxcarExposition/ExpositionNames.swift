@@ -70,6 +70,9 @@ public enum ExpositionNames {
         .init("system.network.packets.cumulative", Family("system_network_packets", .counter, help: "Packets received and transmitted"), peer: "node_network_receive_packets_total"),
         .init("system.network.errors.cumulative", Family("system_network_errors", .counter, help: "Receive and transmit errors"), peer: "node_network_receive_errs_total"),
         .init("system.network.dropped.cumulative", Family("system_network_dropped", .counter, help: "Packets dropped"), peer: "node_network_receive_drop_total"),
+        .init("system.network.tcp.retransmits.cumulative", Family("system_network_tcp_retransmits", .counter, help: "TCP segments retransmitted since boot"), peer: "node_netstat_Tcp_RetransSegs"),
+        .init("system.network.tcp.established", Family("system_network_tcp_established", .gauge, help: "TCP connections established now"), peer: "node_netstat_Tcp_CurrEstab"),
+        .init("system.network.sockets", Family("system_network_sockets", .gauge, help: "Sockets in use: all (no protocol), and by protocol (tcp, udp)"), peer: "node_sockstat_sockets_used, node_sockstat_TCP_inuse, node_sockstat_UDP_inuse"),
         // GPUs
         .init("hw.gpu.utilization", Family("hw_gpu_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last sample period a kernel ran on the GPU"), peer: "DCGM_FI_DEV_GPU_UTIL (percent)"),
         .init("hw.gpu.memory.utilization", Family("hw_gpu_memory_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last sample period device memory was read or written"), peer: "DCGM_FI_DEV_MEM_COPY_UTIL (percent)"),
@@ -107,6 +110,7 @@ public enum ExpositionNames {
         "system.paging.faults": "system.paging.faults.cumulative",
         "system.paging.operations": "system.paging.operations.cumulative",
         "system.memory.oom_kills": "system.memory.oom_kills.cumulative",
+        "system.network.tcp.retransmits": "system.network.tcp.retransmits.cumulative",
         "system.pressure.stall": "system.pressure.stall.cumulative",
         "container.cpu.usage": "container.cpu.time",
         "container.cpu.throttled": "container.cpu.throttled.cumulative",

@@ -30,6 +30,7 @@ public func hostSensors(procRoot: String, sysRoot: String) -> [any Sensor] {
         CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), VMStatSensor(procRoot: procRoot),
         PressureSensor(procRoot: procRoot), FileHandleSensor(procRoot: procRoot),
         CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
+        NetstatSensor(procRoot: procRoot),
         InfiniBandSensor(sysRoot: sysRoot),
         DiskSensor(procRoot: procRoot, sysRoot: sysRoot, udev: Udev.forSysRoot(sysRoot)),
         FilesystemSensor(procRoot: procRoot), AMDGPUSensor(sysRoot: sysRoot),

@@ -84,6 +84,7 @@ import Testing
         for expected in [
             "system.cpu.time", "system.disk.io.cumulative", "container.cpu.time", "process.cpu.time", "hw.energy", "hw.gpu.mig.memory.usage",
             "system.process.count", "system.memory.oom_kills.cumulative", "system.file_handles.usage",
+            "system.network.tcp.retransmits.cumulative", "system.network.sockets",
         ] {
             #expect(names.contains(expected), "the fixtures give no \(expected)")
         }

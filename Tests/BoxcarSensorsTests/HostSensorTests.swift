@@ -287,6 +287,19 @@ import Testing
         #expect { try VMStatSensor(procRoot: "/nonexistent").sample(elapsed: nil) } throws: { _ in true }
     }
 
+    @Test func tcpRetransmitsArePerSecondAndSocketsAsTheyStand() throws {
+        // proc-a/net/snmp and sockstat as captured; proc-b 2 s later: RetransSegs +30, 12
+        // connections established, 14 TCP sockets in use.
+        let readings = try between(NetstatSensor(procRoot: Self.fixtures + "/proc-a"), NetstatSensor(procRoot: Self.fixtures + "/proc-b"))
+        #expect(value(readings, "system/system.network.tcp.retransmits") == 15)
+        #expect(value(readings, "system/system.network.tcp.retransmits.cumulative") == 52)
+        #expect(value(readings, "system/system.network.tcp.established") == 12)
+        #expect(value(readings, #"system/system.network.sockets{protocol="tcp"}"#) == 14)
+        #expect(value(readings, #"system/system.network.sockets{protocol="udp"}"#) == 0)
+        #expect(value(readings, "system/system.network.sockets") == 15)
+        #expect { try NetstatSensor(procRoot: "/nonexistent").sample(elapsed: nil) } throws: { _ in true }
+    }
+
     @Test func fileHandlesAreTheMachinesAllocatedAndItsLimit() throws {
         let readings = try FileHandleSensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
         #expect(value(readings, "system/system.file_handles.usage") == 474)

@@ -18,6 +18,8 @@ import Testing
         ("proc-a/net/dev", { _ = NetworkSensor.parse($0) }),
         ("proc-a/pressure/cpu", { _ = try? PressureSensor.parse($0, resource: "cpu") }),
         ("proc-a/vmstat", { _ = VMStatSensor.parse($0) }),
+        ("proc-a/net/snmp", { var snapshot = NetstatSensor.Snapshot(); NetstatSensor.parseSNMP($0, into: &snapshot) }),
+        ("proc-a/net/sockstat", { var snapshot = NetstatSensor.Snapshot(); NetstatSensor.parseSockstat($0, into: &snapshot) }),
         ("proc-a/sys/fs/file-nr", { _ = try? FileHandleSensor.readings($0) }),
         ("proc-fs/self/mountinfo", { _ = FilesystemSensor.parse($0) }),
         ("proc-tree-a/101/stat", { _ = ProcessTreeSensor.parseStat($0) }),
