@@ -83,15 +83,18 @@ public final class SensorSet: @unchecked Sendable {
     /// Calls each sensor's `body` under the guard, one after another on its thread; nil for
     /// one that failed or did not answer.
     private func guarded<Value>(_ calls: [(name: String, body: (Duration?) throws -> Value)], logger: Logger) -> [Value?] {
-        let started = ContinuousClock.now
-        // The CPU time is the calling thread's, so it is measured where the call runs: on the
-        // guard's thread.
+        // Each call's start and CPU time are taken where it runs, on the guard's thread: a call
+        // after one that hung starts a deadline later, and its rates span the time since its
+        // own last start. It reads copies of what it needs, not the set's state.
+        let (stamp, tolerance) = (self.stamp, stampTolerance)
         let outcomes = guardian.runAll(calls.map { name, body in
-            let elapsed = Self.elapsed(measured: lastAnswered[name].map { started - $0 }, from: lastStamps[name], to: stamp, tolerance: stampTolerance)
-            return (name, { () -> (Result<Value, any Error>, Double) in
+            let (last, lastStamp) = (lastAnswered[name], lastStamps[name])
+            return (name, { () -> (Result<Value, any Error>, Double, ContinuousClock.Instant) in
+                let started = ContinuousClock.now
+                let elapsed = Self.elapsed(measured: last.map { started - $0 }, from: lastStamp, to: stamp, tolerance: tolerance)
                 let before = threadCPUSeconds()
                 let result = Result { try body(elapsed) }
-                return (result, threadCPUSeconds() - before)
+                return (result, threadCPUSeconds() - before, started)
             })
         }, within: deadline)
         return zip(calls, outcomes).map { call, outcome in
@@ -99,13 +102,13 @@ public final class SensorSet: @unchecked Sendable {
             var entry = health[name] ?? SensorHealth(name: name)
             defer { health[name] = entry }
             switch outcome {
-            case .finished((.success(let value), let cpu)):
+            case .finished((.success(let value), let cpu, let started)):
                 entry.record(cpuSeconds: cpu)
                 lastAnswered[name] = started
                 lastStamps[name] = stamp
                 if problems.removeValue(forKey: name) != nil { logger.notice("sensor \(name) works again") }
                 return value
-            case .finished((.failure(let error), let cpu)):
+            case .finished((.failure(let error), let cpu, _)):
                 entry.record(cpuSeconds: cpu)
                 entry.errors += 1
                 report(name, "failed: \(error)", logger: logger)

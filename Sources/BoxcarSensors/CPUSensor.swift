@@ -30,7 +30,7 @@ public final class CPUSensor: CounterSensor {
         var cpus: [(cpu: String, times: [UInt64])]
         var contextSwitches: UInt64
         /// Forks since boot, and the processes runnable and blocked on I/O now.
-        var forks: UInt64 = 0
+        var forks: UInt64?
         var running: UInt64?
         var blocked: UInt64?
 
@@ -54,7 +54,7 @@ public final class CPUSensor: CounterSensor {
                 stat.cpus.append((first.dropFirst(3).string, times))
             } else if fields.count > 1 {
                 if first.equals("ctxt") { stat.contextSwitches = fields[1].integer ?? 0 }
-                if first.equals("processes") { stat.forks = fields[1].integer ?? 0 }
+                if first.equals("processes") { stat.forks = fields[1].integer }
                 if first.equals("procs_running") { stat.running = fields[1].integer }
                 if first.equals("procs_blocked") { stat.blocked = fields[1].integer }
             }
@@ -81,7 +81,7 @@ public final class CPUSensor: CounterSensor {
         if seconds > 0, new.contextSwitches >= old.contextSwitches {
             out.append(Reading("system.cpu.context_switches", [], Double(new.contextSwitches - old.contextSwitches) / seconds))
         }
-        if let forks = rate(old.forks, new.forks, seconds) {
+        if let before = old.forks, let after = new.forks, let forks = rate(before, after, seconds) {
             out.append(Reading("system.process.created", [], forks))
         }
         return out
@@ -116,7 +116,7 @@ public final class CPUSensor: CounterSensor {
             }
         }
         out.append(Reading.cumulative("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
-        out.append(Reading.cumulative("system.process.created.cumulative", [], Double(stat.forks)))
+        if let forks = stat.forks { out.append(Reading.cumulative("system.process.created.cumulative", [], Double(forks))) }
         return out
     }
 

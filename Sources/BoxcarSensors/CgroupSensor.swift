@@ -22,7 +22,6 @@ public final class CgroupSensor: Sensor {
     public func following(process pid: Int32) -> CgroupSensor {
         let sensor = CgroupSensor(procRoot: procRoot, sysRoot: sysRoot)
         sensor.process = String(pid)
-        sensor.hierarchies = hierarchies
         return sensor
     }
     /// The cgroup read last and its CPU counters, microseconds.
@@ -78,7 +77,9 @@ public final class CgroupSensor: Sensor {
     func directory(of controller: String, path: String, in hierarchies: [Hierarchy]) -> String? {
         guard let hierarchy = hierarchies.first(where: { $0.controllers.contains(controller) }) else { return nil }
         var relative = path
-        if hierarchy.root != "/", relative.hasPrefix(hierarchy.root) { relative = String(relative.dropFirst(hierarchy.root.count)) }
+        if hierarchy.root != "/", relative == hierarchy.root || relative.hasPrefix(hierarchy.root + "/") {
+            relative = String(relative.dropFirst(hierarchy.root.count))
+        }
         if relative == "/" { relative = "" }
         let mountPoint = hierarchy.mountPoint.hasPrefix("/sys/") ? sysRoot + hierarchy.mountPoint.dropFirst(4) : hierarchy.mountPoint
         return mountPoint + relative
@@ -124,7 +125,8 @@ public final class CgroupSensor: Sensor {
     static let noMemoryLimit = Double(1 << 62)
 
     func v1(_ memberships: [Membership]) throws -> Figures {
-        let hierarchies = try self.hierarchies ?? Self.hierarchies(files.read(procRoot + "/self/mountinfo"))
+        // Read whole: a long mountinfo comes a page at a read.
+        let hierarchies = try self.hierarchies ?? Self.hierarchies(readFile(procRoot + "/self/mountinfo"))
         self.hierarchies = hierarchies
         func directory(_ controller: String) -> String? {
             guard let membership = memberships.first(where: { $0.controllers.contains(controller) }) else { return nil }
@@ -138,7 +140,7 @@ public final class CgroupSensor: Sensor {
         }
         var figures = Figures(
             cgroup: memberships.map { $0.controllers.joined(separator: ",") + ":" + $0.path }.joined(separator: " "),
-            location: [memory, cpu, cpuacct].compactMap { $0 }.joined(separator: ", "))
+            location: Set([memory, cpu, cpuacct].compactMap { $0 }).sorted().joined(separator: ", "))
         if let memory {
             figures.memory = files.number(memory + "/memory.usage_in_bytes")
             figures.memoryLimit = files.number(memory + "/memory.limit_in_bytes").flatMap { $0 < Self.noMemoryLimit ? $0 : nil }

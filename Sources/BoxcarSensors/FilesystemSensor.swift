@@ -9,7 +9,8 @@ import BoxcarModel
 /// (proc, sysfs, cgroup, tmpfs, …) are skipped, but for `/dev/shm`: PyTorch's data-loader
 /// workers hand their batches over through it, and die when it fills (a container's is 64 MB
 /// unless said otherwise). A filesystem mounted more than once (bind mounts: a pod's /etc/hosts,
-/// the same volume twice) is counted once, at its first mount point.
+/// the same volume twice) is counted once, at its first mount point; one hidden under another
+/// mounted on top of it, not at all.
 public final class FilesystemSensor: Sensor {
     public let name = "filesystem"
     let files = OpenFiles<String>()
@@ -78,8 +79,12 @@ public final class FilesystemSensor: Sensor {
     }
 
     public func sample(elapsed: Duration?) throws -> [Reading] {
+        // statvfs answers for the last mount at a mount point (the one on top, which hides the
+        // others): only that one is counted.
+        let all = Self.parse(try files.read(procRoot + "/self/mountinfo"))
+        let top = Dictionary(all.enumerated().map { ($0.element.mountPoint, $0.offset) }, uniquingKeysWith: max)
         var seen: Set<String> = []
-        let mounts = Self.parse(try files.read(procRoot + "/self/mountinfo")).filter {
+        let mounts = all.enumerated().filter { top[$0.element.mountPoint] == $0.offset }.map(\.element).filter {
             (!Self.pseudo.contains($0.type) || $0.mountPoint == "/dev/shm") && seen.insert($0.device).inserted
         }
         let statfs = self.statfs
@@ -92,7 +97,8 @@ public final class FilesystemSensor: Sensor {
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "free")], usage.availableBytes))
             // Kept for root (ext4's 5 % by default): the three states sum to the limit, as `df`'s
-            // use% counts it.
+            // use% counts it (but where a filesystem says more is available than free, as btrfs
+            // may: then none is reserved and the sum is above the limit).
             out.append(Reading("system.filesystem.usage", labels + [.init("state", "reserved")], max(0, usage.freeBytes - usage.availableBytes)))
             out.append(Reading("system.filesystem.inodes.limit", labels, usage.totalInodes))
             out.append(Reading("system.filesystem.inodes.usage", labels + [.init("state", "used")], usage.totalInodes - usage.freeInodes))

@@ -34,15 +34,16 @@ public final class HangGuard<Key: Hashable & Sendable>: Sendable {
         for worker in idle.withLock({ $0 }) { worker.stop() }
     }
 
-    /// The keys whose call has not returned, and since when.
+    /// The keys whose call has not returned (or, during `runAll`, not yet started), and since when.
     public var hung: [Key: ContinuousClock.Instant] { running.calls.withLock { $0 } }
 
     public func run<Value>(_ key: Key, within deadline: Duration, _ body: @escaping () -> Value) -> Outcome<Value> {
         runAll([(key, body)], within: deadline)[0]
     }
 
-    /// Runs the calls one after another on one thread, each within `deadline` of its start, and
-    /// gives their outcomes in order. One hand-off to the thread and back for a tick's sensors
+    /// Runs the calls one after another on one thread, each within `deadline` of the answer
+    /// before it (of the hand-off, for the first), and gives their outcomes in order. A key given
+    /// twice runs once: the second is `.stillRunning`. One hand-off to the thread and back for a tick's sensors
     /// rather than one each: a hand-off (two context switches) cost as much as a small sensor's
     /// whole reading, a fifth of a 192-CPU node's tick. A call that overruns is given up on and
     /// the ones after it go on, on another thread.

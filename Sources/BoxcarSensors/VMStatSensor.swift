@@ -4,7 +4,8 @@
 /// rates, the counters since boot.
 public final class VMStatSensor: CounterSensor {
     public let name = "vmstat"
-    let files = OpenFiles<String>(wholeInOneRead: true)
+    /// Read to its end: some 4 KB, which the kernel hands over a page at a read.
+    let files = OpenFiles<String>()
     let procRoot: String
     var previous: Snapshot?
 

@@ -139,9 +139,9 @@ import Testing
             return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
         }
         let readings = try sensor.sample(elapsed: nil)
-        // ext4 /, tmpfs /dev/shm, nfs4 /data, lustre /scratch, xfs "/mnt/my disk"; not proc,
-        // cgroup2, nor / twice.
-        #expect(asked == ["/", "/dev/shm", "/data", "/scratch", "/mnt/my disk"])
+        // tmpfs /dev/shm, nfs4 /data, lustre /scratch, xfs "/mnt/my disk", ext4 / (its last
+        // mount, on top); not proc, cgroup2, nor / twice.
+        #expect(asked == ["/dev/shm", "/data", "/scratch", "/mnt/my disk", "/"])
         #expect(value(readings, #"system/system.filesystem.limit{device="tmpfs",mountpoint="/dev/shm",type="tmpfs"}"#) == 1000)
         let data = #"device="fileserver:/export/data",mountpoint="/data""#
         #expect(value(readings, "system/system.filesystem.limit{\(data),type=\"nfs4\"}") == 1000)
@@ -151,6 +151,28 @@ import Testing
         #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"reserved\",type=\"nfs4\"}") == 100)
         #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),state=\"used\",type=\"nfs4\"}") == 10)
         #expect(readings.contains { $0.seriesKey.contains(#"type="lustre""#) })
+    }
+
+    /// A local disk mounted over a network filesystem's mount point hides it: statvfs there
+    /// answers for the disk, which alone is counted (under its own device and type).
+    @Test func aMountHiddenUnderAnotherIsNotCounted() throws {
+        let directory = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.file("self"), withIntermediateDirectories: true)
+        try """
+            22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+            41 22 0:51 / /scratch rw,relatime shared:31 - lustre 10.0.0.1@o2ib:/scratch rw
+            44 41 254:32 / /scratch rw,relatime shared:33 - xfs /dev/vdc rw
+
+            """.write(toFile: directory.file("self/mountinfo"), atomically: true, encoding: .utf8)
+        var asked: [String] = []
+        let sensor = FilesystemSensor(procRoot: directory.path) { mountPoint in
+            asked.append(mountPoint)
+            return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
+        }
+        let readings = try sensor.sample(elapsed: nil)
+        #expect(asked == ["/", "/scratch"])
+        #expect(value(readings, #"system/system.filesystem.limit{device="/dev/vdc",mountpoint="/scratch",type="xfs"}"#) == 1000)
+        #expect(!readings.contains { $0.seriesKey.contains("lustre") })
     }
 
     @Test func aHungNetworkMountIsLeftOutAndTheOthersAreRead() throws {

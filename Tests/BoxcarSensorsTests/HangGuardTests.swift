@@ -137,5 +137,15 @@ import Testing
         }
         #expect(nfs.calls == 1)
         #expect(guardian.hung.keys.sorted() == ["nfs"])
+
+        // Once its call returns, the key is free and the next tick calls it again.
+        nfs.release()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !guardian.hung.isEmpty && ContinuousClock.now < deadline { usleep(10_000) }
+        let third = tick()
+        guard case .finished(1) = third[0], case .finished(7) = third[1], case .finished(3) = third[2] else {
+            Issue.record("after the release: \(third)"); return
+        }
+        #expect(nfs.calls == 2)
     }
 }
