@@ -42,11 +42,11 @@ public final class HangGuard<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Runs the calls one after another on one thread, each within `deadline` of the answer
-    /// before it (of the hand-off, for the first), and gives their outcomes in order. A key given
-    /// twice runs once: the second is `.stillRunning`. One hand-off to the thread and back for a tick's sensors
-    /// rather than one each: a hand-off (two context switches) cost as much as a small sensor's
-    /// whole reading, a fifth of a 192-CPU node's tick. A call that overruns is given up on and
-    /// the ones after it go on, on another thread.
+    /// before it (of the hand-off, for the first), and gives their outcomes in order: one
+    /// hand-off to the thread and back for a tick's sensors rather than one each (a hand-off, two
+    /// context switches, cost as much as a small sensor's whole reading). A call that overruns is
+    /// given up on and the ones after it go on, on another thread. A key given twice runs once:
+    /// the second is `.stillRunning`.
     public func runAll<Value>(_ calls: [(key: Key, body: () -> Value)], within deadline: Duration) -> [Outcome<Value>] {
         var outcomes = [Outcome<Value>?](repeating: nil, count: calls.count)
         var pending: [Int] = []

@@ -68,18 +68,24 @@ import Testing
         #expect(value(readings, #"system/system.network.io{device="mlx5_0",direction="receive",port="1"}"#) == 500_000_000)
     }
 
+    /// A cgroup read from `proc` and the /sys tree `sysA`, then 2 s later from `sysB`: the first
+    /// tick's readings and the second's.
+    func cgroupTwice(proc: String, sysA: String, sysB: String) throws -> (first: [Reading], second: [Reading]) {
+        let a = CgroupSensor(procRoot: Self.fixtures + proc, sysRoot: Self.fixtures + sysA)
+        let first = try a.sample(elapsed: nil)
+        let b = CgroupSensor(procRoot: Self.fixtures + proc, sysRoot: Self.fixtures + sysB)
+        b.previous = a.previous
+        return (first, try b.sample(elapsed: .seconds(2)))
+    }
+
     @Test func aContainersCgroupGivesItsOwnLimitsAndUse() throws {
         // /kubepods/pod42/trainer: 4 GiB of 8 GiB, cpu.max 400000/100000 = 4 CPUs; over 2 s
         // usage_usec +6,000,000 (3 CPUs busy) and throttled_usec +500,000 (0.25 s/s).
-        let a = CgroupSensor(procRoot: Self.fixtures + "/proc-cg", sysRoot: Self.fixtures + "/sys-cg-a")
-        let first = try a.sample(elapsed: nil)
+        let (first, readings) = try cgroupTwice(proc: "/proc-cg", sysA: "/sys-cg-a", sysB: "/sys-cg-b")
         #expect(value(first, "system/container.memory.usage") == 4_294_967_296)
         #expect(value(first, "system/container.memory.limit") == 8_589_934_592)
         #expect(value(first, "system/container.cpu.limit") == 4)
         #expect(value(first, "system/container.cpu.usage") == nil)
-        let b = CgroupSensor(procRoot: Self.fixtures + "/proc-cg", sysRoot: Self.fixtures + "/sys-cg-b")
-        b.previous = a.previous
-        let readings = try b.sample(elapsed: .seconds(2))
         #expect(value(readings, "system/container.cpu.usage") == 3)
         #expect(value(readings, "system/container.cpu.throttled") == 0.25)
     }
@@ -89,15 +95,11 @@ import Testing
     @Test func aCgroupV1HostGivesTheSameSeriesFromItsV1Files() throws {
         // memory:/process_api/68b7…: 2 GiB of 8 GiB, cfs 200000/100000 µs = 2 CPUs; over 2 s
         // cpuacct.usage +3,000,000,000 ns (1.5 CPUs busy), throttled_time +500,000,000 ns.
-        let a = CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: Self.fixtures + "/sys-v1-a")
-        let first = try a.sample(elapsed: nil)
+        let (first, readings) = try cgroupTwice(proc: "/proc-v1", sysA: "/sys-v1-a", sysB: "/sys-v1-b")
         #expect(value(first, "system/container.memory.usage") == 2_147_483_648)
         #expect(value(first, "system/container.memory.limit") == 8_589_934_592)
         #expect(value(first, "system/container.cpu.limit") == 2)
         #expect(value(first, "system/container.cpu.time") == 3495.772609)
-        let b = CgroupSensor(procRoot: Self.fixtures + "/proc-v1", sysRoot: Self.fixtures + "/sys-v1-b")
-        b.previous = a.previous
-        let readings = try b.sample(elapsed: .seconds(2))
         #expect(value(readings, "system/container.cpu.usage") == 1.5)
         #expect(value(readings, "system/container.cpu.throttled") == 0.25)
         #expect(value(readings, "system/container.memory.usage") == 2_684_354_560)
