@@ -63,7 +63,10 @@ struct BatchWriter: Sendable {
 
     /// Writes the records of `batch` past the agent's cursor and moves the cursor to its end, in
     /// one transaction; returns the records refused as malformed (not stored).
-    func write(agentID: UUID, batch: Boxcar_V1_ForwardBatch) async throws -> [Boxcar_V1_RefusedRecord] {
+    /// `recordVersion`: the hello's; an agent older than version 4 writes its machine series under
+    /// the names before OpenTelemetry's (`SeriesRenames`), renamed here as the migration renamed
+    /// what it forwarded before.
+    func write(agentID: UUID, recordVersion: UInt32, batch: Boxcar_V1_ForwardBatch) async throws -> [Boxcar_V1_RefusedRecord] {
         let after = Int64(clamping: batch.afterSeq)
         let through = Int64(clamping: batch.throughSeq)
         guard through >= after else {
@@ -81,7 +84,7 @@ struct BatchWriter: Sendable {
             if through <= cursor { return [] }
             if after > cursor { throw Gap(after: after, cursor: cursor) }
 
-            var rows = Rows(agentID: agentID)
+            var rows = Rows(agentID: agentID, renamesMachineSeries: recordVersion < 4)
             var refused: [Boxcar_V1_RefusedRecord] = []
             for record in batch.records where Int64(clamping: record.seq) > cursor && Int64(clamping: record.seq) <= through {
                 do {
@@ -134,7 +137,14 @@ private struct Rows {
     var checkpoints = Columns(6)
     var skips = Columns(4)
 
-    init(agentID: UUID) { self.agentID = agentID }
+    /// An older agent's machine series get their current names.
+    let renamesMachineSeries: Bool
+    var renamed: [String: String] = [:]
+
+    init(agentID: UUID, renamesMachineSeries: Bool) {
+        self.agentID = agentID
+        self.renamesMachineSeries = renamesMachineSeries
+    }
 
     /// Checks one record and adds it to its table's columns; throws why it is refused.
     mutating func add(_ record: Boxcar_V1_ForwardRecord, artifacts: ArtifactStore) throws {
@@ -159,7 +169,15 @@ private struct Rows {
             }
             // Stored as version 1, which the SQL views decode (`boxcar.decode_block`).
             let data = b.data.first == MetricBlock.version ? ByteBuffer(bytes: b.data) : ByteBuffer(bytes: MetricBlock.encodePacked(columns))
-            blocks.add([.int64(seq), .text(b.parentID), .text(b.key), .int32(Int32(b.count)),
+            var key = b.key
+            if renamesMachineSeries, key.hasPrefix("system/") {
+                if let known = renamed[key] { key = known } else {
+                    let current = SeriesRenames.current(key) ?? key
+                    renamed[key] = current
+                    key = current
+                }
+            }
+            blocks.add([.int64(seq), .text(b.parentID), .text(key), .int32(Int32(b.count)),
                         .int64(Int64(bitPattern: b.stepMin)), .int64(Int64(bitPattern: b.stepMax)),
                         .int64(b.wallclockMin), .int64(b.wallclockMax), .bytes(data)])
         case .event(let e):

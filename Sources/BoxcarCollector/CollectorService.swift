@@ -18,7 +18,7 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
     let statistics: CollectorStatistics
 
     /// The record versions this collector reads: every one agents have sent so far.
-    static let recordVersions: ClosedRange<UInt32> = 1...3
+    static let recordVersions: ClosedRange<UInt32> = 1...4
 
     func forward(
         request: StreamingServerRequest<Boxcar_V1_ForwardRequest>, context: ServerContext
@@ -74,7 +74,7 @@ struct CollectorService: Boxcar_V1_Collector.ServiceProtocol {
                 // the concurrency pool's few threads, which every stream's acknowledgements need.
                 try await NIOThreadPool.singleton.runIfActive { try staging.add(chunk) }
             case .batch(let batch):
-                let refused = try await postgres { try await writer.write(agentID: agentID, batch: batch) }
+                let refused = try await postgres { try await writer.write(agentID: agentID, recordVersion: hello.recordVersion, batch: batch) }
                 statistics.wrote(
                     stream: stream, rows: batch.records.count - refused.count, agentLastSeq: batch.agentLastSeq,
                     throughSeq: batch.throughSeq, agentLagSeconds: batch.agentLagSeconds)

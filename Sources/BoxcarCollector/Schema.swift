@@ -1,4 +1,5 @@
 import Foundation
+import BoxcarModel
 import Logging
 import PostgresNIO
 
@@ -319,7 +320,35 @@ enum Schema {
                    refused_records, first_seen, last_seen, token_name
             FROM boxcar.agents;
         """,
+        // 3: machine series under OpenTelemetry's names (SeriesRenames): the keys already held
+        // are renamed by `renameMachineSeries` (and those of agents older than record version 4
+        // as they arrive, BatchWriter).
+        "SELECT 1",
     ]
+
+    /// Migrations whose work is more than their SQL, by version.
+    static let programs: [Int: @Sendable (Transaction) async throws -> Void] = [3: renameMachineSeries]
+
+    /// Each distinct machine series key that has a newer name gets it, in one statement (the
+    /// whole table read once: no statement timeout, a large collector takes minutes once).
+    @Sendable static func renameMachineSeries(_ transaction: Transaction) async throws {
+        try await transaction.query("SET LOCAL statement_timeout = 0")
+        var old: [String] = []
+        var new: [String] = []
+        for try await key in try await transaction.query(
+            "SELECT DISTINCT key FROM boxcar.metric_blocks WHERE key LIKE 'system/%'"
+        ).decode(String.self) {
+            if let current = SeriesRenames.current(key) {
+                old.append(key)
+                new.append(current)
+            }
+        }
+        guard !old.isEmpty else { return }
+        try await transaction.query("""
+            UPDATE boxcar.metric_blocks b SET key = r.new FROM unnest(\(old)::text[], \(new)::text[]) AS r(old, new)
+            WHERE b.key = r.old
+            """)
+    }
 
     /// A migration's statements, one at a time (the extended protocol takes one per query): they
     /// end with a semicolon at the end of a line followed by an empty line, which no statement
@@ -337,7 +366,7 @@ enum Schema {
 
     /// Brings the database to the newest schema; returns the version it was at.
     static func migrate(_ client: PostgresClient, logger: Logger) async throws -> Int {
-        try await Transaction.run(client, logger: logger) { transaction in
+        try await Transaction.run(client, logger: logger, deadline: .seconds(3600)) { transaction in
             try await transaction.query("SELECT pg_advisory_xact_lock(\(migrationLock))")
             try await transaction.query("CREATE SCHEMA IF NOT EXISTS boxcar")
             try await transaction.query("""
@@ -358,6 +387,7 @@ enum Schema {
                 for statement in statements(sql) {
                     try await transaction.query(PostgresQuery(unsafeSQL: statement))
                 }
+                try await programs[index + 1]?(transaction)
                 try await transaction.query("INSERT INTO boxcar.schema_migrations (version) VALUES (\(index + 1))")
             }
             return current

@@ -7,8 +7,9 @@ import FoundationEssentials
 /// The version of the records this agent sends (ForwardHello.record_version). 2: metric blocks
 /// may be compressed (block version 2); 3: in block version 3 too (runs and ratios). A collector
 /// that reads only older versions refuses the hello with "upgrade the collector", and the agent
-/// keeps its records until it is.
-public let forwardRecordVersion: UInt32 = 3
+/// keeps its records until it is. 4: machine series under OpenTelemetry's names (`SeriesRenames`),
+/// which a collector renames for agents of older versions.
+public let forwardRecordVersion: UInt32 = 4
 
 extension Boxcar_V1_ForwardRecord {
     init(seq: Int64, row: Store.OutboxRow) {

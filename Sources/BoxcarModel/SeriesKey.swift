@@ -49,3 +49,21 @@ public struct SeriesKey: Sendable, Equatable {
         }
     }
 }
+
+extension SeriesKey {
+    public init(name: String, labels: [(name: String, value: String)]) {
+        self.name = name
+        self.labels = labels.sorted { $0.name < $1.name }
+    }
+
+    /// The key as the sampler writes it: labels sorted by name, values escaped.
+    public var key: String {
+        guard !labels.isEmpty else { return "system/" + name }
+        func escaped(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+        let sorted = labels.sorted { $0.name < $1.name }
+        return "system/" + name + "{" + sorted.map { "\($0.name)=\"\(escaped($0.value))\"" }.joined(separator: ",") + "}"
+    }
+}

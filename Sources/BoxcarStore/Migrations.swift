@@ -1,3 +1,5 @@
+import BoxcarModel
+
 /// Versioned schema migrations. `PRAGMA user_version` holds how many have run; each runs once,
 /// in order, inside the transaction that bumps the version. Append new ones; never edit old ones.
 enum Migrations {
@@ -204,7 +206,49 @@ enum Migrations {
         """
         ALTER TABLE ticks ADD COLUMN packing INTEGER NOT NULL DEFAULT 0;
         """,
+        // 8: machine series under OpenTelemetry's names: `renameMachineSeries` renames the keys
+        // (SeriesRenames); a series keeps its id, so its points, blocks and ticks stay its own.
+        "SELECT 1",
     ]
+
+    /// Migrations whose work is more than their SQL, by version.
+    static let programs: [Int: @Sendable (Connection) throws -> Void] = [8: renameMachineSeries]
+
+    /// Each series whose key has a newer name (`SeriesRenames`): its id, its key, the newer one.
+    static func machineSeriesRenames(_ connection: Connection, table: String) throws -> [(id: Int64, old: String, new: String)] {
+        let statement = try connection.statement("SELECT id, key FROM \(table) WHERE key >= 'system/' AND key < 'system0'")
+        defer { statement.reset() }
+        var renames: [(id: Int64, old: String, new: String)] = []
+        while try statement.step() {
+            let key = statement.string(1)
+            if let current = SeriesRenames.current(key) { renames.append((statement.int64(0), key, current)) }
+        }
+        return renames
+    }
+
+    /// Renames in two passes, each key first to a placeholder no key has, so that a new name that
+    /// was an old one's (`system.disk.io`: the rate before, the counter now) is free when it is
+    /// taken. A key that some series of the same parent holds already (none the agent wrote)
+    /// leaves that series its old key.
+    static func renameMachineSeries(_ connection: Connection) throws {
+        let renames = try machineSeriesRenames(connection, table: "series")
+        let update = try connection.statement("UPDATE series SET key = ?1 WHERE id = ?2")
+        for rename in renames {
+            update.reset()
+            update.bind([" renaming \(rename.id)", rename.id])
+            _ = try update.step()
+        }
+        let taken = try connection.statement("SELECT 1 FROM series WHERE parent_id = (SELECT parent_id FROM series WHERE id = ?2) AND key = ?1")
+        for rename in renames {
+            taken.reset()
+            taken.bind([rename.new, rename.id])
+            let free = try !taken.step()
+            taken.reset()
+            update.reset()
+            update.bind([free ? rename.new : rename.old, rename.id])
+            _ = try update.step()
+        }
+    }
 
     /// The schema version of a database this program may use (0: a new, empty one). Refuses a
     /// file that is not a SQLite database, a SQLite database that is not Boxcar's, and one from a
@@ -253,6 +297,15 @@ enum Migrations {
             // A head of 8 bytes a value.
             try connection.execute("CREATE TEMP VIEW ticks AS SELECT *, 0 AS packing FROM main.ticks")
         }
+        if version < 8 {
+            // The machine series under their current names: a copy of `series` (thousands of
+            // rows at most), renamed as migration 8 renames them.
+            try connection.execute("""
+                CREATE TEMP TABLE series (id INTEGER PRIMARY KEY, parent_id TEXT NOT NULL, key TEXT NOT NULL, UNIQUE (parent_id, key));
+                INSERT INTO temp.series SELECT id, parent_id, key FROM main.series;
+                """)
+            try renameMachineSeries(connection)
+        }
     }
 
     static func migrate(_ connection: Connection) throws {
@@ -261,6 +314,7 @@ enum Migrations {
             try connection.execute("BEGIN IMMEDIATE")
             do {
                 try connection.execute(sql)
+                try programs[index + 1]?(connection)
                 try connection.execute("PRAGMA user_version = \(index + 1)")
                 try connection.execute("COMMIT")
             } catch {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -117,7 +119,7 @@ def test_an_agent_forwards_what_it_logs_once_with_its_bytes(database, tmp_path):
         labels = database.sql("SELECT labels->>'cluster' || ',' || (labels->>'rack') || ',' || host FROM boxcar.agents")
         assert labels == f"east,r7,{os.uname().nodename}"
         # Its records are of version 3 (blocks may be compressed), stored by the collector as version 1.
-        assert database.scalar("SELECT record_version FROM boxcar.agents") == 3
+        assert database.scalar("SELECT record_version FROM boxcar.agents") == 4
         assert database.scalar("SELECT count(*) FROM boxcar.metric_blocks WHERE get_byte(data, 0) <> 1") == 0
         agent_db = sqlite3.connect(agent_dir / "boxcar.db")
         try:
@@ -373,3 +375,60 @@ def test_large_tables_distribute_by_agent_id(database, tmp_path):
     # The views are in public, found without a search path.
     views = set(database.sql("SELECT table_name FROM information_schema.views WHERE table_schema = 'public'").split())
     assert {"boxcar_points", "boxcar_experiments", "boxcar_events", "boxcar_metadata"} <= views
+
+
+def packed_block(seq: int, parent: str, key: str, step: int, wallclock: int, value: float) -> collector_pb2.ForwardRecord:
+    """One point as the agent packs a metric block (MetricBlock.encodePacked, version 1)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def zigzag(n: int) -> int:
+        return (n << 1) ^ (n >> 63)
+    data = bytes([1, 0]) + varint(1) + varint(zigzag(step)) + varint(zigzag(wallclock)) + struct.pack("<d", value)
+    return collector_pb2.ForwardRecord(seq=seq, metric_block=collector_pb2.MetricBlockRecord(
+        parent_id=parent, key=key, count=1, step_min=step, step_max=step, wallclock_min=wallclock,
+        wallclock_max=wallclock, data=data))
+
+
+def test_machine_series_under_the_names_before_opentelemetrys_are_renamed(database, tmp_path):
+    """A collector's keys from before the machine series took OpenTelemetry's names are renamed by
+    its schema migration 3, and so are those an older agent (record version 3) still sends; a
+    current agent's keys, and an experiment's own metrics, are stored as sent."""
+    collector = Collector(tmp_path / "c", database)
+    collector.start()  # migrates
+    collector.stop()
+    now = time.time_ns()
+    held = 'system/system.disk.io{device="vda",direction="read"}'
+    database.sql("INSERT INTO boxcar.metric_blocks (agent_id, seq, parent_id, key, count, step_min, step_max, "
+                 f"wallclock_min, wallclock_max, data) VALUES ('{uuid.UUID(int=1)}', 1, 'host', '{held}', 1, 1, 1, "
+                 f"{now}, {now}, '\\x01'::bytea)")
+    database.sql("DELETE FROM boxcar.schema_migrations WHERE version = 3")
+    collector = Collector(tmp_path / "c", database, name="renaming")
+    collector.start()
+    try:
+        assert database.sql("SELECT key FROM boxcar.metric_blocks") == \
+            'system/system.disk.io.rate{disk.io.direction="read",system.device="vda"}'
+        assert database.scalar("SELECT max(version) FROM boxcar.schema_migrations") == 3
+        older, current = str(uuid.uuid4()), str(uuid.uuid4())
+        forward_stream(collector.target, [hello(older, version=3), collector_pb2.ForwardRequest(
+            batch=collector_pb2.ForwardBatch(batch_id=1, after_seq=0, through_seq=3, records=[
+                packed_block(1, "host", 'system/system.disk.io.cumulative{device="vda",direction="read"}', 1, now, 5e9),
+                packed_block(2, "host", "system/system.cpu.context_switches", 1, now, 300),
+                packed_block(3, "run", "loss", 1, now, 0.5)]))])
+        forward_stream(collector.target, [hello(current, version=4), collector_pb2.ForwardRequest(
+            batch=collector_pb2.ForwardBatch(batch_id=1, after_seq=0, through_seq=1, records=[
+                packed_block(1, "host", "system/system.cpu.context_switches", 1, now, 7e6)]))])
+
+        def keys(agent: str) -> list[str]:
+            return database.sql(f"SELECT string_agg(key, ' ' ORDER BY seq) FROM boxcar.metric_blocks "
+                                f"WHERE agent_id = '{agent}'").split(" ")
+        assert keys(older) == ['system/system.disk.io{disk.io.direction="read",system.device="vda"}',
+                               "system/system.cpu.context_switches.rate", "loss"]
+        assert keys(current) == ["system/system.cpu.context_switches"]
+    finally:
+        collector.stop()
