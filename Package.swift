@@ -32,6 +32,11 @@ let package = Package(
             traits: ["YAML"]),  // not the default JSON trait: nothing reads JSON configuration
         // Already in through swift-configuration's YAML trait: the file's shape is checked with it.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // OpenTelemetry's attribute names, which MetricNamingTests checks the agent's labels
+        // against (the experimental ones, pinned to a minor version as the trait asks; no tracing).
+        .package(
+            url: "https://github.com/swift-otel/swift-otel-semantic-conventions", .upToNextMinor(from: "1.44.0"),
+            traits: ["Experimental"]),
     ],
     targets: [
         // The system SQLite, reached through a module map and a small shim header.
@@ -202,6 +207,7 @@ let package = Package(
             name: "BoxcarSensorsTests",
             dependencies: [
                 "BoxcarSensors", "BoxcarTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions"),
             ]),
         .testTarget(
             name: "BoxcarAPITests",

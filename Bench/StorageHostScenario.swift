@@ -20,7 +20,9 @@ struct HostTrace {
     static func load(path: String) throws -> HostTrace {
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         guard let header = lines.first else { throw BenchError("\(path) is empty") }
-        let keys = header.split(separator: "\t").map(String.init)
+        // A trace recorded before the machine series took OpenTelemetry's names reads renamed, as
+        // the agent's migration renames its database.
+        let keys = header.split(separator: "\t").map { SeriesRenames.current(String($0)) ?? String($0) }
         let rows = try lines.dropFirst().map { line in
             let values = line.split(separator: "\t", omittingEmptySubsequences: false).map { Double($0) }
             guard values.count == keys.count else { throw BenchError("\(path): a row without a place for each key") }
@@ -79,18 +81,18 @@ struct HostLayout {
     /// the traced series that moves most like it on a training node: a busy share, bytes in use,
     /// a rate, a temperature or clock that drifts, a limit or an error count that stays.
     static let standIns: [String: String] = {
-        let share = #"system.cpu.utilization{state="user"}"#
-        let used = #"system.memory.usage{state="used"}"#
+        let share = #"system.cpu.utilization{cpu.mode="user"}"#
+        let used = #"system.memory.usage{system.memory.state="used"}"#
         let drifts = "system.cpu.load_average.15m"
         let stays = "system.memory.limit"
-        let zero = #"system.network.errors{device="eth0",direction="receive"}"#
+        let zero = #"system.network.errors.rate{network.interface.name="eth0",network.io.direction="receive"}"#
         let pairs = [
-            ("hw.gpu.utilization", share), ("hw.gpu.memory.utilization", share),
+            ("hw.gpu.utilization", share), ("hw.gpu.memory.activity", share),
             ("hw.gpu.memory.usage", used), ("hw.gpu.mig.memory.usage", used), ("hw.gpu.process.memory.usage", used),
             ("hw.gpu.memory.limit", stays), ("hw.gpu.mig.memory.limit", stays), ("hw.power.limit", stays),
             ("hw.gpu.memory.reserved", stays), ("hw.gpu.mig.memory.reserved", stays), ("hw.gpu.mig.mode", stays),
-            ("hw.power", #"system.network.io{device="eth0",direction="receive"}"#),
-            ("hw.gpu.io", #"system.disk.io{device="vda",direction="write"}"#),
+            ("hw.power", #"system.network.io.rate{network.interface.name="eth0",network.io.direction="receive"}"#),
+            ("hw.gpu.io.rate", #"system.disk.io.rate{disk.io.direction="write",system.device="vda"}"#),
             ("hw.temperature", "system.cpu.load_average.1m"), ("hw.gpu.clock", drifts), ("hw.fan.speed_ratio", drifts),
             ("hw.gpu.clocks_event", zero), ("hw.errors", zero),
         ]

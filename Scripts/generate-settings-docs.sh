@@ -25,4 +25,7 @@ open("README.md", "w").write(before + start + "\n" + table + end + after)
 # The exporter's names (Sources/BoxcarExposition/ExpositionNames.swift and HealthPage.swift).
 "$boxcar" settings exposition | into_readme \
   "<!-- exposition: written by Scripts/generate-settings-docs.sh from Sources/BoxcarExposition -->" "<!-- end of exposition -->"
-echo "wrote Config/boxcar.yaml and the settings and exposition tables of README.md"
+# The machine metrics (Sources/BoxcarSensors/MachineMetrics.swift).
+"$boxcar" settings metrics | into_readme \
+  "<!-- machine metrics: written by Scripts/generate-settings-docs.sh from Sources/BoxcarSensors/MachineMetrics.swift -->" "<!-- end of machine metrics -->"
+echo "wrote Config/boxcar.yaml and the settings, exposition and machine metrics tables of README.md"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BoxcarExposition
+import BoxcarSensors
 
 /// The documents written from the settings' declarations: the README's table and the
 /// configuration file. `Scripts/generate-settings-docs.sh` writes them into place; a test fails
@@ -54,7 +55,7 @@ struct SettingsCommand: ParsableCommand {
         commandName: "settings", abstract: "Print the settings' table (markdown) or configuration file (yaml).",
         shouldDisplay: false)
 
-    @Argument(help: "markdown, yaml or exposition")
+    @Argument(help: "markdown, yaml, exposition or metrics")
     var format: String
 
     func run() throws {
@@ -62,7 +63,8 @@ struct SettingsCommand: ParsableCommand {
         case "markdown": print(SettingsDocs.markdownTable(), terminator: "")
         case "yaml": print(SettingsDocs.configFile(), terminator: "")
         case "exposition": print(ExpositionNames.markdownTables(), terminator: "")
-        default: throw ValidationError("format must be markdown, yaml or exposition, not \(format)")
+        case "metrics": print(MachineMetrics.markdownTable(), terminator: "")
+        default: throw ValidationError("format must be markdown, yaml, exposition or metrics, not \(format)")
         }
     }
 }

@@ -26,56 +26,66 @@ public enum ExpositionNames {
     /// In page order.
     public static let entries: [Entry] = [
         // CPU
-        .init("system.cpu.time", Family("system_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time by cpu and state, since boot"), peer: "node_cpu_seconds_total"),
-        .init("system.cpu.utilization", Family("system_cpu_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last interval each state held, per cpu and (without cpu) for all CPUs"), peer: "rate(node_cpu_seconds_total)"),
-        .init("system.cpu.context_switches.cumulative", Family("system_cpu_context_switches", .counter, help: "Context switches since boot"), peer: "node_context_switches_total"),
+        .init("system.cpu.time", Family("system_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time by CPU and mode, since boot"), peer: "node_cpu_seconds_total"),
+        .init("system.cpu.utilization", Family("system_cpu_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last interval each mode held, per CPU and (without cpu_logical_number) for all CPUs"), peer: "rate(node_cpu_seconds_total)"),
+        .init("system.cpu.context_switches", Family("system_cpu_context_switches", .counter, help: "Context switches since boot"), peer: "node_context_switches_total"),
         .init("system.cpu.load_average.1m", Family("system_cpu_load_average_1m", .gauge, help: "Load average over 1 minute"), peer: "node_load1"),
         .init("system.cpu.load_average.5m", Family("system_cpu_load_average_5m", .gauge, help: "Load average over 5 minutes"), peer: "node_load5"),
         .init("system.cpu.load_average.15m", Family("system_cpu_load_average_15m", .gauge, help: "Load average over 15 minutes"), peer: "node_load15"),
-        .init("system.process.count", Family("system_processes", .gauge, help: "Processes by status: running (runnable), blocked (on I/O)"), peer: "node_procs_running, node_procs_blocked"),
-        .init("system.process.created.cumulative", Family("system_forks", .counter, help: "Processes created (forks) since boot"), peer: "node_forks_total"),
+        .init("system.process.count", Family("system_processes", .gauge, help: "Processes by state: running (runnable), blocked (on I/O)"), peer: "node_procs_running, node_procs_blocked"),
+        .init("system.process.created", Family("system_forks", .counter, help: "Processes created (forks) since boot"), peer: "node_forks_total"),
         .init("system.file_handles.usage", Family("system_file_handles", .gauge, help: "File handles allocated, machine-wide"), peer: "node_filefd_allocated"),
         .init("system.file_handles.limit", Family("system_file_handles_limit", .gauge, help: "The machine's file handle limit (fs.file-max)"), peer: "node_filefd_maximum"),
         // Memory
         .init("system.memory.limit", Family("system_memory_limit_bytes", .gauge, unit: "bytes", help: "Memory installed (MemTotal)"), peer: "node_memory_MemTotal_bytes"),
-        .init("system.memory.usage", Family("system_memory_usage_bytes", .gauge, unit: "bytes", help: "Memory by state: used (total minus available), available, cached, buffers, dirty"), peer: "node_memory_MemAvailable_bytes, node_memory_Cached_bytes, …"),
+        .init("system.memory.usage", Family("system_memory_usage_bytes", .gauge, unit: "bytes", help: "Memory by state, summing to the limit: used, free, buffers, cached (page cache and reclaimable slab)"), peer: "node_memory_MemFree_bytes, node_memory_Buffers_bytes, node_memory_Cached_bytes + node_memory_SReclaimable_bytes"),
+        .init("system.memory.linux.available", Family("system_memory_linux_available_bytes", .gauge, unit: "bytes", help: "Memory available without swapping (MemAvailable)"), peer: "node_memory_MemAvailable_bytes"),
+        .init("system.memory.linux.shared", Family("system_memory_linux_shared_bytes", .gauge, unit: "bytes", help: "Shared memory and tmpfs (Shmem), part of cached"), peer: "node_memory_Shmem_bytes"),
+        .init("system.memory.linux.slab.usage", Family("system_memory_linux_slab_usage_bytes", .gauge, unit: "bytes", help: "Kernel slab memory by state (reclaimable, unreclaimable)"), peer: "node_memory_SReclaimable_bytes, node_memory_SUnreclaim_bytes"),
+        .init("system.memory.linux.dirty", Family("system_memory_linux_dirty_bytes", .gauge, unit: "bytes", help: "Memory waiting to be written back to disk (Dirty)"), peer: "node_memory_Dirty_bytes"),
+        .init("system.memory.linux.committed", Family("system_memory_linux_committed_bytes", .gauge, unit: "bytes", help: "Memory the processes have been promised (Committed_AS)"), peer: "node_memory_Committed_AS_bytes"),
+        .init("system.memory.linux.hugepages.limit", Family("system_memory_linux_hugepages_limit", .gauge, help: "Huge pages set aside (only where some are)"), peer: "node_memory_HugePages_Total"),
+        .init("system.memory.linux.hugepages.usage", Family("system_memory_linux_hugepages_usage", .gauge, help: "Huge pages by state (used, free)"), peer: "node_memory_HugePages_Free"),
+        .init("system.memory.linux.hugepages.reserved", Family("system_memory_linux_hugepages_reserved", .gauge, help: "Huge pages promised but not yet used"), peer: "node_memory_HugePages_Rsvd"),
+        .init("system.memory.linux.hugepages.surplus", Family("system_memory_linux_hugepages_surplus", .gauge, help: "Huge pages beyond those set aside"), peer: "node_memory_HugePages_Surp"),
+        .init("system.memory.linux.hugepages.page_size", Family("system_memory_linux_hugepages_page_size_bytes", .gauge, unit: "bytes", help: "Size of a huge page"), peer: "node_memory_Hugepagesize_bytes"),
         .init("system.paging.limit", Family("system_paging_limit_bytes", .gauge, unit: "bytes", help: "Swap space"), peer: "node_memory_SwapTotal_bytes"),
-        .init("system.paging.usage", Family("system_paging_usage_bytes", .gauge, unit: "bytes", help: "Swap space used"), peer: "node_memory_SwapTotal_bytes − node_memory_SwapFree_bytes"),
-        .init("system.paging.faults.cumulative", Family("system_paging_faults", .counter, help: "Major page faults (pages read back from disk) since boot"), peer: "node_vmstat_pgmajfault"),
-        .init("system.paging.operations.cumulative", Family("system_paging_operations", .counter, help: "Pages swapped in and out since boot"), peer: "node_vmstat_pswpin, node_vmstat_pswpout"),
-        .init("system.memory.oom_kills.cumulative", Family("system_memory_oom_kills", .counter, help: "Processes the OOM killer killed since boot"), peer: "node_vmstat_oom_kill"),
+        .init("system.paging.usage", Family("system_paging_usage_bytes", .gauge, unit: "bytes", help: "Swap space by state (used, free)"), peer: "node_memory_SwapFree_bytes"),
+        .init("system.paging.faults", Family("system_paging_faults", .counter, help: "Major page faults (pages read back from disk) since boot"), peer: "node_vmstat_pgmajfault"),
+        .init("system.paging.operations", Family("system_paging_operations", .counter, help: "Pages swapped in and out since boot"), peer: "node_vmstat_pswpin, node_vmstat_pswpout"),
+        .init("system.memory.oom_kills", Family("system_memory_oom_kills", .counter, help: "Processes the OOM killer killed since boot"), peer: "node_vmstat_oom_kill"),
         // Pressure
         .init("system.pressure.avg10", Family("system_pressure_avg10_ratio", .gauge, unit: "ratio", help: "Share of the last 10 s tasks stalled on the resource (some: one task; full: all)"), peer: "(none: /proc/pressure avg10)"),
-        .init("system.pressure.stall.cumulative", Family("system_pressure_stall_seconds", .counter, unit: "seconds", help: "Time tasks stalled on the resource since boot"), peer: "node_pressure_cpu_waiting_seconds_total, node_pressure_memory_stalled_seconds_total, …"),
+        .init("system.pressure.stall", Family("system_pressure_stall_seconds", .counter, unit: "seconds", help: "Time tasks stalled on the resource since boot"), peer: "node_pressure_cpu_waiting_seconds_total, node_pressure_memory_stalled_seconds_total, …"),
         // The agent's (or a trainer's) cgroup
         .init("container.memory.usage", Family("container_memory_usage_bytes", .gauge, unit: "bytes", help: "Memory charged to the cgroup"), peer: "container_memory_usage_bytes (cAdvisor)"),
         .init("container.memory.limit", Family("container_memory_limit_bytes", .gauge, unit: "bytes", help: "The cgroup's memory limit"), peer: "container_spec_memory_limit_bytes (cAdvisor)"),
         .init("container.cpu.limit", Family("container_cpu_limit", .gauge, help: "The cgroup's CPU quota, in CPUs"), peer: "container_spec_cpu_quota / container_spec_cpu_period (cAdvisor)"),
         .init("container.cpu.time", Family("container_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time the cgroup used"), peer: "container_cpu_usage_seconds_total (cAdvisor)"),
-        .init("container.cpu.throttled.cumulative", Family("container_cpu_throttled_seconds", .counter, unit: "seconds", help: "Time the cgroup was throttled by its CPU quota"), peer: "container_cpu_cfs_throttled_seconds_total (cAdvisor)"),
+        .init("container.cpu.throttled", Family("container_cpu_throttled_seconds", .counter, unit: "seconds", help: "Time the cgroup was throttled by its CPU quota"), peer: "container_cpu_cfs_throttled_seconds_total (cAdvisor)"),
         // Disks
-        .init("system.disk.io.cumulative", Family("system_disk_io_bytes", .counter, unit: "bytes", help: "Bytes read and written by direction"), peer: "node_disk_read_bytes_total, node_disk_written_bytes_total"),
-        .init("system.disk.operations.cumulative", Family("system_disk_operations", .counter, help: "Reads and writes completed by direction"), peer: "node_disk_reads_completed_total, node_disk_writes_completed_total"),
+        .init("system.disk.io", Family("system_disk_io_bytes", .counter, unit: "bytes", help: "Bytes read and written by direction"), peer: "node_disk_read_bytes_total, node_disk_written_bytes_total"),
+        .init("system.disk.operations", Family("system_disk_operations", .counter, help: "Reads and writes completed by direction"), peer: "node_disk_reads_completed_total, node_disk_writes_completed_total"),
         .init("system.disk.operation_time", Family("system_disk_operation_time_seconds", .counter, unit: "seconds", help: "Time spent on reads and writes by direction"), peer: "node_disk_read_time_seconds_total, node_disk_write_time_seconds_total"),
         .init("system.disk.io_time", Family("system_disk_io_time_seconds", .counter, unit: "seconds", help: "Time the disk was busy"), peer: "node_disk_io_time_seconds_total"),
         .init("system.disk.weighted_io_time", Family("system_disk_weighted_io_time_seconds", .counter, unit: "seconds", help: "Busy time weighted by the requests in flight (its rate is the average queue length)"), peer: "node_disk_io_time_weighted_seconds_total"),
         .init("system.disk.info", Family("system_disk", .info, help: "Each whole disk; the labels are its model, serial and given name"), peer: "node_disk_info"),
         // Filesystems
         .init("system.filesystem.limit", Family("system_filesystem_limit_bytes", .gauge, unit: "bytes", help: "Size of the filesystem"), peer: "node_filesystem_size_bytes"),
-        .init("system.filesystem.usage", Family("system_filesystem_usage_bytes", .gauge, unit: "bytes", help: "Used and free (available to non-root) bytes"), peer: "node_filesystem_avail_bytes"),
+        .init("system.filesystem.usage", Family("system_filesystem_usage_bytes", .gauge, unit: "bytes", help: "Bytes by state: used, free (available to non-root) and reserved (for root), summing to the limit"), peer: "node_filesystem_avail_bytes, node_filesystem_free_bytes − node_filesystem_avail_bytes"),
         .init("system.filesystem.inodes.limit", Family("system_filesystem_inodes_limit", .gauge, help: "Inodes of the filesystem"), peer: "node_filesystem_files"),
         .init("system.filesystem.inodes.usage", Family("system_filesystem_inodes_usage", .gauge, help: "Inodes used"), peer: "node_filesystem_files − node_filesystem_files_free"),
         // Network (and InfiniBand ports, with `port`)
-        .init("system.network.io.cumulative", Family("system_network_io_bytes", .counter, unit: "bytes", help: "Bytes received and transmitted by interface (InfiniBand: by port)"), peer: "node_network_receive_bytes_total, node_network_transmit_bytes_total, node_infiniband_port_data_received_bytes_total"),
-        .init("system.network.packets.cumulative", Family("system_network_packets", .counter, help: "Packets received and transmitted"), peer: "node_network_receive_packets_total"),
-        .init("system.network.errors.cumulative", Family("system_network_errors", .counter, help: "Receive and transmit errors"), peer: "node_network_receive_errs_total"),
-        .init("system.network.dropped.cumulative", Family("system_network_dropped", .counter, help: "Packets dropped"), peer: "node_network_receive_drop_total"),
-        .init("system.network.tcp.retransmits.cumulative", Family("system_network_tcp_retransmits", .counter, help: "TCP segments retransmitted since boot"), peer: "node_netstat_Tcp_RetransSegs"),
-        .init("system.network.tcp.established", Family("system_network_tcp_established", .gauge, help: "TCP connections established now"), peer: "node_netstat_Tcp_CurrEstab"),
-        .init("system.network.sockets", Family("system_network_sockets", .gauge, help: "Sockets in use: all (no protocol), and by protocol (tcp, udp)"), peer: "node_sockstat_sockets_used, node_sockstat_TCP_inuse, node_sockstat_UDP_inuse"),
+        .init("system.network.io", Family("system_network_io_bytes", .counter, unit: "bytes", help: "Bytes received and transmitted by interface (InfiniBand: by port)"), peer: "node_network_receive_bytes_total, node_network_transmit_bytes_total, node_infiniband_port_data_received_bytes_total"),
+        .init("system.network.packet.count", Family("system_network_packets", .counter, help: "Packets received and transmitted"), peer: "node_network_receive_packets_total"),
+        .init("system.network.errors", Family("system_network_errors", .counter, help: "Receive and transmit errors"), peer: "node_network_receive_errs_total"),
+        .init("system.network.packet.dropped", Family("system_network_dropped", .counter, help: "Packets dropped"), peer: "node_network_receive_drop_total"),
+        .init("system.network.tcp.retransmits", Family("system_network_tcp_retransmits", .counter, help: "TCP segments retransmitted since boot"), peer: "node_netstat_Tcp_RetransSegs"),
+        .init("system.network.connection.count", Family("system_network_connections", .gauge, help: "TCP connections established now (network_connection_state, network_transport)"), peer: "node_netstat_Tcp_CurrEstab"),
+        .init("system.network.sockets", Family("system_network_sockets", .gauge, help: "Sockets in use: all (no network_transport), and by transport (tcp, udp)"), peer: "node_sockstat_sockets_used, node_sockstat_TCP_inuse, node_sockstat_UDP_inuse"),
         // GPUs
         .init("hw.gpu.utilization", Family("hw_gpu_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last sample period a kernel ran on the GPU"), peer: "DCGM_FI_DEV_GPU_UTIL (percent)"),
-        .init("hw.gpu.memory.utilization", Family("hw_gpu_memory_utilization_ratio", .gauge, unit: "ratio", help: "Share of the last sample period device memory was read or written"), peer: "DCGM_FI_DEV_MEM_COPY_UTIL (percent)"),
+        .init("hw.gpu.memory.activity", Family("hw_gpu_memory_activity_ratio", .gauge, unit: "ratio", help: "Share of the last sample period device memory was read or written"), peer: "DCGM_FI_DEV_MEM_COPY_UTIL (percent)"),
         .init("hw.gpu.memory.usage", Family("hw_gpu_memory_usage_bytes", .gauge, unit: "bytes", help: "Device memory in use"), peer: "DCGM_FI_DEV_FB_USED (MiB)"),
         .init("hw.gpu.memory.limit", Family("hw_gpu_memory_limit_bytes", .gauge, unit: "bytes", help: "Device memory installed"), peer: "DCGM_FI_DEV_FB_TOTAL (MiB)"),
         .init("hw.gpu.memory.reserved", Family("hw_gpu_memory_reserved_bytes", .gauge, unit: "bytes", help: "Device memory the driver reserves"), peer: "DCGM_FI_DEV_FB_RESERVED (MiB)"),
@@ -84,7 +94,7 @@ public enum ExpositionNames {
         .init("hw.power.limit", Family("hw_power_limit_watts", .gauge, unit: "watts", help: "Enforced power limit"), peer: "DCGM_FI_DEV_ENFORCED_POWER_LIMIT"),
         .init("hw.energy", Family("hw_energy_joules", .counter, unit: "joules", help: "Energy used since the driver loaded"), peer: "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ)"),
         .init("hw.gpu.clock", Family("hw_gpu_clock_hertz", .gauge, unit: "hertz", help: "Clock frequency by clock (graphics, sm, memory)"), peer: "DCGM_FI_DEV_SM_CLOCK, DCGM_FI_DEV_MEM_CLOCK (MHz)"),
-        .init("hw.gpu.io", Family("hw_gpu_io_bytes_per_second", .gauge, unit: "bytes_per_second", help: "PCIe throughput by direction, as the driver measures it over 20 ms"), peer: "DCGM_FI_PROF_PCIE_TX_BYTES, DCGM_FI_PROF_PCIE_RX_BYTES"),
+        .init("hw.gpu.io.rate", Family("hw_gpu_io_bytes_per_second", .gauge, unit: "bytes_per_second", help: "PCIe throughput by direction, as the driver measures it over 20 ms"), peer: "DCGM_FI_PROF_PCIE_TX_BYTES, DCGM_FI_PROF_PCIE_RX_BYTES"),
         .init("hw.fan.speed_ratio", Family("hw_fan_speed_ratio", .gauge, unit: "ratio", help: "Fan speed as a share of its maximum"), peer: "DCGM_FI_DEV_FAN_SPEED (percent)"),
         .init("hw.gpu.clocks_event", Family("hw_gpu_clocks_event", .gauge, help: "1 while the reason holds the clocks down, else 0"), peer: "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS (a bit mask)"),
         .init("hw.errors", Family("hw_errors", .counter, help: "Volatile ECC errors by type (corrected, uncorrected)"), peer: "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"),
@@ -96,36 +106,28 @@ public enum ExpositionNames {
         .init("process.cpu.time", Family("process_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time of the trainer's process (user and system)"), peer: "namedprocess_namegroup_cpu_seconds_total (process-exporter)"),
         .init("process.memory.usage", Family("process_memory_usage_bytes", .gauge, unit: "bytes", help: "Resident memory of the trainer's process"), peer: "namedprocess_namegroup_memory_bytes{memtype=resident}"),
         .init("process.thread.count", Family("process_threads", .gauge, help: "Threads of the trainer's process"), peer: "namedprocess_namegroup_num_threads"),
-        .init("process.open_file_descriptor.count", Family("process_open_file_descriptors", .gauge, help: "Open file descriptors of the trainer's process"), peer: "namedprocess_namegroup_open_filedesc"),
-        .init("process.disk.io.cumulative", Family("process_disk_io_bytes", .counter, unit: "bytes", help: "Bytes the trainer's process read and wrote to storage"), peer: "namedprocess_namegroup_read_bytes_total"),
+        .init("process.unix.file_descriptor.count", Family("process_open_file_descriptors", .gauge, help: "Open file descriptors of the trainer's process"), peer: "namedprocess_namegroup_open_filedesc"),
+        .init("process.disk.io", Family("process_disk_io_bytes", .counter, unit: "bytes", help: "Bytes the trainer's process read and wrote to storage"), peer: "namedprocess_namegroup_read_bytes_total"),
         .init("hw.gpu.process.memory.usage", Family("hw_gpu_process_memory_usage_bytes", .gauge, unit: "bytes", help: "Device memory the trainer's process holds on the GPU"), peer: "(dcgm-exporter: none; nvidia-smi's process list)"),
     ]
 
     /// The agent's rates, and the counters exposed in their stead (their rate is what
-    /// Prometheus' `rate()` gives); the tree's process count, which the page's per-process
-    /// series give.
+    /// Prometheus' `rate()` gives): each `….rate` stands beside its counter, and a few rates have
+    /// names of their own; the tree's process count, which the page's per-process series give.
     public static let notExposed: [String: String] = [
-        "system.cpu.context_switches": "system.cpu.context_switches.cumulative",
-        "system.process.created": "system.process.created.cumulative",
-        "system.paging.faults": "system.paging.faults.cumulative",
-        "system.paging.operations": "system.paging.operations.cumulative",
-        "system.memory.oom_kills": "system.memory.oom_kills.cumulative",
-        "system.network.tcp.retransmits": "system.network.tcp.retransmits.cumulative",
-        "system.pressure.stall": "system.pressure.stall.cumulative",
         "container.cpu.usage": "container.cpu.time",
-        "container.cpu.throttled": "container.cpu.throttled.cumulative",
-        "system.disk.io": "system.disk.io.cumulative",
-        "system.disk.operations": "system.disk.operations.cumulative",
         "system.disk.busy": "system.disk.io_time",
         "system.disk.queue_length": "system.disk.weighted_io_time",
-        "system.network.io": "system.network.io.cumulative",
-        "system.network.packets": "system.network.packets.cumulative",
-        "system.network.errors": "system.network.errors.cumulative",
-        "system.network.dropped": "system.network.dropped.cumulative",
         "process.cpu.utilization": "process.cpu.time",
-        "process.disk.io": "process.disk.io.cumulative",
         "process.count": "process.cpu.time",
     ]
+
+    /// The exposed counter in a stored rate's stead, or nil for a series that is exposed itself.
+    public static func counter(standingFor rate: String) -> String? {
+        if let counter = notExposed[rate] { return counter }
+        guard rate.hasSuffix(".rate"), rate != "hw.gpu.io.rate" else { return nil }
+        return String(rate.dropLast(".rate".count))
+    }
 
     /// A trainer's tree totals as the store keeps them (`pid`: the root), which remote write sends
     /// with `--remote-write-processes`: names of their own, since the page's `process_…` families
@@ -134,9 +136,9 @@ public enum ExpositionNames {
         .init("process.cpu.time", Family("process_tree_cpu_time_seconds", .counter, unit: "seconds", help: "CPU time of the trainer's whole tree (remote write only)")),
         .init("process.memory.usage", Family("process_tree_memory_usage_bytes", .gauge, unit: "bytes", help: "Resident memory of the trainer's whole tree (remote write only)")),
         .init("process.thread.count", Family("process_tree_threads", .gauge, help: "Threads of the trainer's whole tree (remote write only)")),
-        .init("process.open_file_descriptor.count", Family("process_tree_open_file_descriptors", .gauge, help: "Open file descriptors of the trainer's whole tree (remote write only)")),
+        .init("process.unix.file_descriptor.count", Family("process_tree_open_file_descriptors", .gauge, help: "Open file descriptors of the trainer's whole tree (remote write only)")),
         .init("process.count", Family("process_tree_processes", .gauge, help: "Processes in the trainer's tree (remote write only)")),
-        .init("process.disk.io.cumulative", Family("process_tree_disk_io_bytes", .counter, unit: "bytes", help: "Bytes the trainer's whole tree read and wrote to storage (remote write only)")),
+        .init("process.disk.io", Family("process_tree_disk_io_bytes", .counter, unit: "bytes", help: "Bytes the trainer's whole tree read and wrote to storage (remote write only)")),
     ]
 
     /// Each tree series name's entry.

@@ -41,34 +41,34 @@ public enum MachinePage {
             let (shown, other) = busiest(trainer.processes, limit: processLimit)
             let shownPIDs = Set(shown.map(\.pid))
             for process in shown + (other.map { [$0] } ?? []) {
-                let pid = Reading.Label("pid", shownPIDs.contains(process.pid) ? String(process.pid) : "other")
+                let pid = Reading.Label("process.pid", shownPIDs.contains(process.pid) ? String(process.pid) : "other")
                 let labels = [pid]
                 add("process.cpu.time", Pending(experiment: experiment, labels: labels, value: process.cpuSeconds))
                 add("process.memory.usage", Pending(experiment: experiment, labels: labels, value: process.residentBytes))
                 add("process.thread.count", Pending(experiment: experiment, labels: labels, value: process.threads))
                 if let descriptors = process.descriptors {
-                    add("process.open_file_descriptor.count", Pending(experiment: experiment, labels: labels, value: descriptors))
+                    add("process.unix.file_descriptor.count", Pending(experiment: experiment, labels: labels, value: descriptors))
                 }
                 if let read = process.readBytes, let write = process.writeBytes {
-                    add("process.disk.io.cumulative", Pending(experiment: experiment, labels: [.init("direction", "read"), pid], value: read))
-                    add("process.disk.io.cumulative", Pending(experiment: experiment, labels: [.init("direction", "write"), pid], value: write))
+                    add("process.disk.io", Pending(experiment: experiment, labels: [.init("disk.io.direction", "read"), pid], value: read))
+                    add("process.disk.io", Pending(experiment: experiment, labels: [.init("disk.io.direction", "write"), pid], value: write))
                 }
             }
             // GPU memory of the processes shown; the others' summed per GPU.
             var others: [[Reading.Label]: Double] = [:]
             var otherOrder: [[Reading.Label]] = []
             for reading in gpu {
-                let pid = reading.labels.first { $0.name == "pid" }?.value
+                let pid = reading.labels.first { $0.name == "process.pid" }?.value
                 if let pid, let number = Int32(pid), shownPIDs.contains(number) {
                     add(reading.name, Pending(experiment: experiment, labels: reading.labels, value: reading.value))
                 } else {
-                    let device = reading.labels.filter { $0.name != "pid" }
+                    let device = reading.labels.filter { $0.name != "process.pid" }
                     if others[device] == nil { otherOrder.append(device) }
                     others[device, default: 0] += reading.value
                 }
             }
             for device in otherOrder {
-                let labels = (device + [Reading.Label("pid", "other")]).sorted { $0.name < $1.name }
+                let labels = (device + [Reading.Label("process.pid", "other")]).sorted { $0.name < $1.name }
                 add("hw.gpu.process.memory.usage", Pending(experiment: experiment, labels: labels, value: others[device]!))
             }
         }

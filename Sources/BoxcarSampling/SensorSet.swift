@@ -210,7 +210,7 @@ public final class SensorSet: @unchecked Sendable {
             // Unreadable cgroups are reported once by the host's cgroup sensor.
             let mine = (try? cgroup.sample(elapsed: elapsed)) ?? []
             trees[root, default: []] += mine.map { reading in
-                var labelled = Reading(reading.name, reading.labels + [.init("pid", String(root))], reading.value)
+                var labelled = Reading(reading.name, reading.labels + [.init("process.pid", String(root))], reading.value)
                 labelled.isCumulative = reading.isCumulative
                 return labelled
             }
@@ -257,7 +257,7 @@ public final class SensorSet: @unchecked Sendable {
             for keyed in storable(gpus ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     // With its tree's other readings, on the ticks the trees are read.
-                    if readsTrees, let pid = keyed.reading.labels.first(where: { $0.name == "pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
+                    if readsTrees, let pid = keyed.reading.labels.first(where: { $0.name == "process.pid" }).flatMap({ Int32($0.value) }), let root = owner[pid] {
                         trees[root, default: []].append(keyed.reading)
                     }
                 } else {

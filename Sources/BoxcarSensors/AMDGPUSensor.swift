@@ -23,7 +23,7 @@ public final class AMDGPUSensor: Sensor {
         var out: [Reading] = []
         for card in cards() {
             let device = sysRoot + "/class/drm/\(card)/device"
-            let labels = [Reading.Label("index", String(card.dropFirst(4))), .init("vendor", "amd")]
+            let labels = [Reading.Label("hw.vendor", "amd"), .init("index", String(card.dropFirst(4)))]
             if let busy = files.number(device + "/gpu_busy_percent") {
                 out.append(Reading("hw.gpu.utilization", labels, busy / 100))
             }
@@ -36,7 +36,7 @@ public final class AMDGPUSensor: Sensor {
             for hwmon in directoryEntries(device + "/hwmon").sorted() {
                 let base = device + "/hwmon/" + hwmon
                 if let microwatts = files.number(base + "/power1_average") {
-                    out.append(Reading("hw.power", labels, microwatts / 1_000_000))
+                    out.append(Reading("hw.power", labels + [.init("hw.type", "gpu")], microwatts / 1_000_000))
                 }
                 if let millidegrees = files.number(base + "/temp1_input") {
                     out.append(Reading("hw.temperature", labels, millidegrees / 1000))

@@ -41,8 +41,9 @@ public final class CPUSensor: CounterSensor {
         }
     }
 
-    /// The states of a cpu line, in the kernel's order (guest time is already counted in user).
-    static let states = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+    /// The states of a cpu line, in the kernel's order (guest time is already counted in user),
+    /// as OpenTelemetry's `cpu.mode` names them (irq: `interrupt`; softirq has no name there).
+    static let states = ["user", "nice", "system", "idle", "iowait", "interrupt", "softirq", "steal"]
 
     static func parseStat(_ bytes: [UInt8]) throws -> ProcStat {
         var stat = ProcStat(cpus: [], contextSwitches: 0)
@@ -74,15 +75,15 @@ public final class CPUSensor: CounterSensor {
             let total = deltas.reduce(0, +)
             guard total > 0 else { continue }
             for (state, delta) in zip(states, deltas) {
-                let labels = cpu.isEmpty ? [Reading.Label("state", state)] : [.init("cpu", cpu), .init("state", state)]
+                let labels = cpu.isEmpty ? [Reading.Label("cpu.mode", state)] : [.init("cpu.logical_number", cpu), .init("cpu.mode", state)]
                 out.append(Reading("system.cpu.utilization", labels, delta / total))
             }
         }
         if seconds > 0, new.contextSwitches >= old.contextSwitches {
-            out.append(Reading("system.cpu.context_switches", [], Double(new.contextSwitches - old.contextSwitches) / seconds))
+            out.append(Reading("system.cpu.context_switches.rate", [], Double(new.contextSwitches - old.contextSwitches) / seconds))
         }
         if let before = old.forks, let after = new.forks, let forks = rate(before, after, seconds) {
-            out.append(Reading("system.process.created", [], forks))
+            out.append(Reading("system.process.created.rate", [], forks))
         }
         return out
     }
@@ -112,19 +113,19 @@ public final class CPUSensor: CounterSensor {
         var out: [Reading] = []
         for (cpu, times) in stat.cpus where !cpu.isEmpty {
             for (state, ticks) in zip(states, times) {
-                out.append(Reading.cumulative("system.cpu.time", [.init("cpu", cpu), .init("state", state)], Double(ticks) / clockTicksPerSecond))
+                out.append(Reading.cumulative("system.cpu.time", [.init("cpu.logical_number", cpu), .init("cpu.mode", state)], Double(ticks) / clockTicksPerSecond))
             }
         }
-        out.append(Reading.cumulative("system.cpu.context_switches.cumulative", [], Double(stat.contextSwitches)))
-        if let forks = stat.forks { out.append(Reading.cumulative("system.process.created.cumulative", [], Double(forks))) }
+        out.append(Reading.cumulative("system.cpu.context_switches", [], Double(stat.contextSwitches)))
+        if let forks = stat.forks { out.append(Reading.cumulative("system.process.created", [], Double(forks))) }
         return out
     }
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         let counters = Self.counters(new.stat, clockTicksPerSecond: clockTicksPerSecond)
         var processes: [Reading] = []
-        if let running = new.stat.running { processes.append(Reading("system.process.count", [.init("status", "running")], Double(running))) }
-        if let blocked = new.stat.blocked { processes.append(Reading("system.process.count", [.init("status", "blocked")], Double(blocked))) }
+        if let running = new.stat.running { processes.append(Reading("system.process.count", [.init("process.state", "running")], Double(running))) }
+        if let blocked = new.stat.blocked { processes.append(Reading("system.process.count", [.init("process.state", "blocked")], Double(blocked))) }
         guard let old else { return new.load + processes + counters }
         return new.load + processes + counters + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
     }

@@ -179,7 +179,7 @@ public final class CgroupSensor: Sensor {
         let stat = figures.stat
         if let usage = stat["usage_usec"] { out.append(Reading.cumulative("container.cpu.time", [], Double(usage) / 1_000_000)) }
         if let throttled = stat["throttled_usec"] {
-            out.append(Reading.cumulative("container.cpu.throttled.cumulative", [], Double(throttled) / 1_000_000))
+            out.append(Reading.cumulative("container.cpu.throttled", [], Double(throttled) / 1_000_000))
         }
         if let elapsed, let previous, previous.path == figures.cgroup {
             let seconds = elapsed.seconds
@@ -187,7 +187,7 @@ public final class CgroupSensor: Sensor {
                 out.append(Reading("container.cpu.usage", [], perSecond / 1_000_000))
             }
             if let old = previous.stat["throttled_usec"], let new = stat["throttled_usec"], let perSecond = rate(old, new, seconds) {
-                out.append(Reading("container.cpu.throttled", [], perSecond / 1_000_000))
+                out.append(Reading("container.cpu.throttled.rate", [], perSecond / 1_000_000))
             }
         }
         previous = (figures.cgroup, stat)

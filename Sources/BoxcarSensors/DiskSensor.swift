@@ -54,7 +54,7 @@ public final class DiskSensor: CounterSensor {
         var out: [Reading] = []
         for device in new.keys.sorted() {
             guard let identity = disks[device] ?? nil else { continue }
-            var labels = [Reading.Label("device", device)]
+            var labels = [Reading.Label("system.device", device)]
             if let model = identity.model { labels.append(.init("model", model)) }
             if let name = identity.name { labels.append(.init("name", name)) }
             if let serial = identity.serial { labels.append(.init("serial", serial)) }
@@ -68,15 +68,15 @@ public final class DiskSensor: CounterSensor {
             guard let before = old[device], counters.count >= 11, before.count >= 11 else { continue }
             // diskstats counts 512-byte sectors whatever the device's own sector size.
             for (direction, operations, sectors) in [("read", 0, 2), ("write", 4, 6)] {
-                let labels = [Reading.Label("device", device), .init("direction", direction)]
+                let labels = [Reading.Label("disk.io.direction", direction), .init("system.device", device)]
                 if let perSecond = rate(before[sectors], counters[sectors], seconds) {
-                    out.append(Reading("system.disk.io", labels, perSecond * 512))
+                    out.append(Reading("system.disk.io.rate", labels, perSecond * 512))
                 }
                 if let perSecond = rate(before[operations], counters[operations], seconds) {
-                    out.append(Reading("system.disk.operations", labels, perSecond))
+                    out.append(Reading("system.disk.operations.rate", labels, perSecond))
                 }
             }
-            let labels = [Reading.Label("device", device)]
+            let labels = [Reading.Label("system.device", device)]
             if let busy = rate(before[9], counters[9], seconds) {
                 out.append(Reading("system.disk.busy", labels, min(busy / 1000, 1)))
             }
@@ -93,12 +93,12 @@ public final class DiskSensor: CounterSensor {
     static func counters(device: String, _ counters: [UInt64]) -> [Reading] {
         var out: [Reading] = []
         for (direction, operations, sectors, milliseconds) in [("read", 0, 2, 3), ("write", 4, 6, 7)] {
-            let labels = [Reading.Label("device", device), .init("direction", direction)]
-            out.append(Reading.cumulative("system.disk.io.cumulative", labels, Double(counters[sectors]) * 512))
-            out.append(Reading.cumulative("system.disk.operations.cumulative", labels, Double(counters[operations])))
+            let labels = [Reading.Label("disk.io.direction", direction), .init("system.device", device)]
+            out.append(Reading.cumulative("system.disk.io", labels, Double(counters[sectors]) * 512))
+            out.append(Reading.cumulative("system.disk.operations", labels, Double(counters[operations])))
             out.append(Reading.cumulative("system.disk.operation_time", labels, Double(counters[milliseconds]) / 1000))
         }
-        let labels = [Reading.Label("device", device)]
+        let labels = [Reading.Label("system.device", device)]
         out.append(Reading.cumulative("system.disk.io_time", labels, Double(counters[9]) / 1000))
         out.append(Reading.cumulative("system.disk.weighted_io_time", labels, Double(counters[10]) / 1000))
         return out

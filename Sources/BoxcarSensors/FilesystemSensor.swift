@@ -63,17 +63,25 @@ public final class FilesystemSensor: Sensor {
         var source: String
         /// major:minor: the same device mounted twice has the same one.
         var device: String
+        /// "ro" where the mount or its filesystem is read-only, else "rw".
+        var mode: String
     }
 
     /// mountinfo lines: "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
-    /// the fields after " - " are the type and the source. Mount points escape spaces as \040.
+    /// the fields after " - " are the type, the source and the filesystem's options. Mount points
+    /// escape spaces as \040.
     static func parse(_ bytes: [UInt8]) -> [Mount] {
         var out: [Mount] = []
         forEachLine(bytes) { fields in
             guard let dash = fields.firstIndex(where: { $0.equals("-") }), dash >= 5, fields.count >= dash + 3 else { return }
+            // Read-only: the mount's own options (a read-only bind mount) or its filesystem's (ext4
+            // remounted read-only after an error) start with "ro".
+            let readOnly = fields[5].starts(with: "ro".utf8) && (fields[5].count == 2 || fields[5].dropFirst(2).first == UInt8(ascii: ","))
+                || (fields.count > dash + 3 && fields[dash + 3].starts(with: "ro".utf8)
+                    && (fields[dash + 3].count == 2 || fields[dash + 3].dropFirst(2).first == UInt8(ascii: ",")))
             out.append(Mount(
                 mountPoint: fields[4].string.replacingEscapes(), type: fields[dash + 1].string,
-                source: fields[dash + 2].string, device: fields[2].string))
+                source: fields[dash + 2].string, device: fields[2].string, mode: readOnly ? "ro" : "rw"))
         }
         return out
     }
@@ -92,16 +100,19 @@ public final class FilesystemSensor: Sensor {
         var out: [Reading] = []
         for (mount, answer) in zip(mounts, answers) {
             guard case .finished(let usage?) = answer, usage.totalBytes > 0 else { continue }
-            let labels = [Reading.Label("device", mount.source), .init("mountpoint", mount.mountPoint), .init("type", mount.type)]
+            let labels = [
+                Reading.Label("system.device", mount.source), .init("system.filesystem.mode", mount.mode),
+                .init("system.filesystem.mountpoint", mount.mountPoint), .init("system.filesystem.type", mount.type),
+            ]
             out.append(Reading("system.filesystem.limit", labels, usage.totalBytes))
-            out.append(Reading("system.filesystem.usage", labels + [.init("state", "used")], usage.totalBytes - usage.freeBytes))
-            out.append(Reading("system.filesystem.usage", labels + [.init("state", "free")], usage.availableBytes))
+            out.append(Reading("system.filesystem.usage", labels + [.init("system.filesystem.state", "used")], usage.totalBytes - usage.freeBytes))
+            out.append(Reading("system.filesystem.usage", labels + [.init("system.filesystem.state", "free")], usage.availableBytes))
             // Kept for root (ext4's 5 % by default): the three states sum to the limit, as `df`'s
             // use% counts it (but where a filesystem says more is available than free, as btrfs
             // may: then none is reserved and the sum is above the limit).
-            out.append(Reading("system.filesystem.usage", labels + [.init("state", "reserved")], max(0, usage.freeBytes - usage.availableBytes)))
+            out.append(Reading("system.filesystem.usage", labels + [.init("system.filesystem.state", "reserved")], max(0, usage.freeBytes - usage.availableBytes)))
             out.append(Reading("system.filesystem.inodes.limit", labels, usage.totalInodes))
-            out.append(Reading("system.filesystem.inodes.usage", labels + [.init("state", "used")], usage.totalInodes - usage.freeInodes))
+            out.append(Reading("system.filesystem.inodes.usage", labels + [.init("system.filesystem.state", "used")], usage.totalInodes - usage.freeInodes))
         }
         return out
     }

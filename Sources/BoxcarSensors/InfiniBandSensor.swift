@@ -36,16 +36,16 @@ public final class InfiniBandSensor: CounterSensor {
         var out: [Reading] = []
         for (port, counters) in new.sorted(by: { ($0.key.device, $0.key.port) < ($1.key.device, $1.key.port) }) {
             func labels(_ direction: String) -> [Reading.Label] {
-                [.init("device", port.device), .init("direction", direction), .init("port", port.port)]
+                [.init("network.interface.name", port.device), .init("network.io.direction", direction), .init("port", port.port)]
             }
-            out.append(Reading.cumulative("system.network.io.cumulative", labels("transmit"), Double(counters.transmitWords) * 4))
-            out.append(Reading.cumulative("system.network.io.cumulative", labels("receive"), Double(counters.receiveWords) * 4))
+            out.append(Reading.cumulative("system.network.io", labels("transmit"), Double(counters.transmitWords) * 4))
+            out.append(Reading.cumulative("system.network.io", labels("receive"), Double(counters.receiveWords) * 4))
             guard let before = old?[port] else { continue }
             if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
-                out.append(Reading("system.network.io", labels("transmit"), words * 4))
+                out.append(Reading("system.network.io.rate", labels("transmit"), words * 4))
             }
             if let words = rate(before.receiveWords, counters.receiveWords, seconds) {
-                out.append(Reading("system.network.io", labels("receive"), words * 4))
+                out.append(Reading("system.network.io.rate", labels("receive"), words * 4))
             }
         }
         return out

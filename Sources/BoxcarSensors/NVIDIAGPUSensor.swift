@@ -52,7 +52,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 name: Self.string(device, library.name) ?? "unknown",
                 uuid: Self.string(device, library.uuid) ?? "unknown")
             gpus.append(gpu)
-            gpuLabels.append([.init("index", String(gpu.index)), .init("name", gpu.name), .init("uuid", gpu.uuid)])
+            // OpenTelemetry's: the UUID identifies the GPU (`hw.id`), the name is its model; the
+            // index (nvidia-smi's) is the agent's own label.
+            gpuLabels.append([.init("hw.id", gpu.uuid), .init("hw.model", gpu.name), .init("index", String(gpu.index))])
             devices.append(device)
             var works = Set<Metric>()
             var reasons: [Metric: String] = [:]
@@ -147,7 +149,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let rc = function(device, &value)
             if rc == NVMLReturn.success {
                 readings.append(Reading("hw.gpu.utilization", labels, Double(value.gpu) / 100))
-                readings.append(Reading("hw.gpu.memory.utilization", labels, Double(value.memory) / 100))
+                // Not OpenTelemetry's hw.gpu.memory.utilization (the share of the memory in use).
+                readings.append(Reading("hw.gpu.memory.activity", labels, Double(value.memory) / 100))
             }
             return rc
         case .memory:
@@ -159,14 +162,14 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             if rc == NVMLReturn.success { readings.append(Reading("hw.temperature", labels, Double(value))) }
             return rc
         case .power:
-            return scalar(nvml.powerUsage) { readings.append(Reading("hw.power", labels, $0 / 1000)) }  // mW → W
+            return scalar(nvml.powerUsage) { readings.append(Reading("hw.power", with(Self.gpuType), $0 / 1000)) }  // mW → W
         case .powerLimit:
-            return scalar(nvml.powerLimit) { readings.append(Reading("hw.power.limit", labels, $0 / 1000)) }
+            return scalar(nvml.powerLimit) { readings.append(Reading("hw.power.limit", with(Self.gpuType), $0 / 1000)) }
         case .energy:
             guard let function = nvml.totalEnergy else { return nil }
             var value: UInt64 = 0
             let rc = function(device, &value)
-            if rc == NVMLReturn.success { readings.append(Reading("hw.energy", labels, Double(value) / 1000)) }  // mJ → J
+            if rc == NVMLReturn.success { readings.append(Reading("hw.energy", with(Self.gpuType), Double(value) / 1000)) }  // mJ → J
             return rc
         case .clockGraphics, .clockSM, .clockMemory:
             guard let function = nvml.clockInfo else { return nil }
@@ -183,7 +186,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             var value: UInt32 = 0
             let rc = function(device, counter, &value)
             if rc == NVMLReturn.success {
-                readings.append(Reading("hw.gpu.io", with(.init("direction", direction)), Double(value) * 1024))  // KB/s → B/s
+                readings.append(Reading("hw.gpu.io.rate", with(.init("network.io.direction", direction)), Double(value) * 1024))  // KB/s → B/s
             }
             return rc
         case .fan:
@@ -203,7 +206,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let (type, label): (Int32, String) = metric == .eccCorrected ? (0, "corrected") : (1, "uncorrected")
             var value: UInt64 = 0
             let rc = function(device, type, 0, &value)  // NVML_VOLATILE_ECC
-            if rc == NVMLReturn.success { readings.append(Reading("hw.errors", with(.init("type", label)), Double(value))) }
+            if rc == NVMLReturn.success { readings.append(Reading("hw.errors", with(.init("error.type", label)) + [Self.gpuType], Double(value))) }
             return rc
         case .migMode:
             guard let function = nvml.migMode else { return nil }
@@ -240,7 +243,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 for info in infos.prefix(Int(count))
                 where processes.contains(Int32(bitPattern: info.pid)) && info.usedGpuMemory != UInt64.max {
                     readings.append(Reading(
-                        "hw.gpu.process.memory.usage", with(.init("pid", String(info.pid))), Double(info.usedGpuMemory)))
+                        "hw.gpu.process.memory.usage", with(.init("process.pid", String(info.pid))), Double(info.usedGpuMemory)))
                 }
             }
             return rc
@@ -277,6 +280,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         }
         return rc
     }
+
+    /// OpenTelemetry's generic hardware metrics (hw.power, hw.energy, hw.errors) say what the
+    /// hardware is.
+    static let gpuType = Reading.Label("hw.type", "gpu")
 
     /// nvmlClocksEventReason* bits, named as nvml.h names them.
     static let clocksEventReasons: [(UInt64, String)] = [

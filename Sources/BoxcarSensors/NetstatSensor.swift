@@ -55,15 +55,15 @@ public final class NetstatSensor: CounterSensor {
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         var out: [Reading] = []
-        if let established = new.established { out.append(Reading("system.network.tcp.established", [], Double(established))) }
+        if let established = new.established { out.append(Reading("system.network.connection.count", [.init("network.connection.state", "established"), .init("network.transport", "tcp")], Double(established))) }
         for protocolName in ["all", "tcp", "udp"] {
             guard let count = new.sockets[protocolName] else { continue }
-            out.append(Reading("system.network.sockets", protocolName == "all" ? [] : [.init("protocol", protocolName)], Double(count)))
+            out.append(Reading("system.network.sockets", protocolName == "all" ? [] : [.init("network.transport", protocolName)], Double(count)))
         }
         if let retransmitted = new.retransmitted {
-            out.append(Reading.cumulative("system.network.tcp.retransmits.cumulative", [], Double(retransmitted)))
+            out.append(Reading.cumulative("system.network.tcp.retransmits", [], Double(retransmitted)))
             if let before = old?.retransmitted, let perSecond = rate(before, retransmitted, seconds) {
-                out.append(Reading("system.network.tcp.retransmits", [], perSecond))
+                out.append(Reading("system.network.tcp.retransmits.rate", [], perSecond))
             }
         }
         return out

@@ -53,17 +53,20 @@ public final class NetworkSensor: CounterSensor {
         return chosen.isEmpty ? all.filter { $0.key != "lo" } : chosen
     }
 
-    /// The rates' names, and where each counter sits in both directions' columns.
-    static let columns = [("system.network.io", 0), ("system.network.packets", 1), ("system.network.errors", 2), ("system.network.dropped", 3)]
+    /// The counters' names (the rates': with `.rate`), and where each sits in both directions'
+    /// columns.
+    static let columns = [
+        ("system.network.io", 0), ("system.network.packet.count", 1), ("system.network.errors", 2), ("system.network.packet.dropped", 3),
+    ]
 
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         var out: [Reading] = []
-        // The counters as they stand, under the rates' names with `.cumulative`.
+        // The counters as they stand.
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             for (direction, now) in [("receive", counters.receive), ("transmit", counters.transmit)] {
-                let labels = [Reading.Label("device", device), .init("direction", direction)]
+                let labels = [Reading.Label("network.interface.name", device), .init("network.io.direction", direction)]
                 for (name, index) in Self.columns {
-                    out.append(Reading.cumulative(name + ".cumulative", labels, Double(now[index])))
+                    out.append(Reading.cumulative(name, labels, Double(now[index])))
                 }
             }
         }
@@ -71,10 +74,10 @@ public final class NetworkSensor: CounterSensor {
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             guard let before = old[device] else { continue }
             for (direction, now, then) in [("receive", counters.receive, before.receive), ("transmit", counters.transmit, before.transmit)] {
-                let labels = [Reading.Label("device", device), .init("direction", direction)]
+                let labels = [Reading.Label("network.interface.name", device), .init("network.io.direction", direction)]
                 for (name, index) in Self.columns {
                     if let perSecond = rate(then[index], now[index], seconds) {
-                        out.append(Reading(name, labels, perSecond))
+                        out.append(Reading(name + ".rate", labels, perSecond))
                     }
                 }
             }

@@ -58,11 +58,11 @@ public final class PressureSensor: CounterSensor {
             // share is the ratio a compacted block keeps in a byte or two; 0.57 / 100 would be
             // rounded twice, and off by a bit.
             out.append(Reading("system.pressure.avg10", labels, (line.avg10 * 100).rounded() / 10_000))
-            out.append(Reading.cumulative("system.pressure.stall.cumulative", labels, Double(line.total) / 1_000_000))
+            out.append(Reading.cumulative("system.pressure.stall", labels, Double(line.total) / 1_000_000))
             if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
                 let perSecond = rate(before.total, line.total, seconds)
             {
-                out.append(Reading("system.pressure.stall", labels, perSecond / 1_000_000))
+                out.append(Reading("system.pressure.stall.rate", labels, perSecond / 1_000_000))
             }
         }
         return out

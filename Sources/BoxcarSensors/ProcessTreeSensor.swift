@@ -9,7 +9,7 @@ import Glibc
 ///
 /// Rates count the processes present at both ticks; a process that started or ended between
 /// them adds nothing to that interval's CPU and I/O rates. The tree's CPU time and disk bytes are
-/// also kept as counters (`process.cpu.time`, `process.disk.io.cumulative`) that only rise: each
+/// also kept as counters (`process.cpu.time`, `process.disk.io`) that only rise: each
 /// tick adds what the processes present at both ticks did, and what a process new since the last
 /// tick did in its whole life (all of it since that tick); a process that ended takes only its
 /// last interval with it. Each process's own numbers (`lastProcesses`) are kept for the exporter's
@@ -274,7 +274,7 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             total.read += added.read
             total.write += added.write
             totals[root] = total
-            let labels = [Reading.Label("pid", String(root))]
+            let labels = [Reading.Label("process.pid", String(root))]
             var readings = [
                 Reading("process.memory.usage", labels, rss),
                 Reading("process.thread.count", labels, Double(threads)),
@@ -282,19 +282,19 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 Reading.cumulative("process.cpu.time", labels, Double(total.cpuTicks) / clockTicksPerSecond),
             ]
             if ioSeen || total.read > 0 || total.write > 0 {
-                readings.append(Reading.cumulative("process.disk.io.cumulative", [.init("direction", "read")] + labels, Double(total.read)))
-                readings.append(Reading.cumulative("process.disk.io.cumulative", [.init("direction", "write")] + labels, Double(total.write)))
+                readings.append(Reading.cumulative("process.disk.io", [.init("disk.io.direction", "read")] + labels, Double(total.read)))
+                readings.append(Reading.cumulative("process.disk.io", [.init("disk.io.direction", "write")] + labels, Double(total.write)))
             }
             if let descriptors {
-                readings.append(Reading("process.open_file_descriptor.count", labels, Double(descriptors)))
+                readings.append(Reading("process.unix.file_descriptor.count", labels, Double(descriptors)))
             }
             if seconds > 0 {
                 readings.append(Reading(
                     "process.cpu.utilization", labels,
                     Double(cpuDelta) / clockTicksPerSecond / seconds / cpuCount))
                 if ioSeen {
-                    readings.append(Reading("process.disk.io", [.init("direction", "read")] + labels, Double(readDelta) / seconds))
-                    readings.append(Reading("process.disk.io", [.init("direction", "write")] + labels, Double(writeDelta) / seconds))
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "read")] + labels, Double(readDelta) / seconds))
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "write")] + labels, Double(writeDelta) / seconds))
                 }
             }
             out[root] = readings

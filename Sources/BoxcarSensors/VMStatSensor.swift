@@ -16,9 +16,9 @@ public final class VMStatSensor: CounterSensor {
     /// The counters read (of some two hundred), each with its series' name and labels. oom_kill
     /// came in Linux 4.13: an older kernel has no series of it.
     static let counters: [(field: StaticString, name: String, labels: [Reading.Label])] = [
-        ("pgmajfault", "system.paging.faults", [.init("type", "major")]),
-        ("pswpin", "system.paging.operations", [.init("direction", "in")]),
-        ("pswpout", "system.paging.operations", [.init("direction", "out")]),
+        ("pgmajfault", "system.paging.faults", [.init("system.paging.fault.type", "major")]),
+        ("pswpin", "system.paging.operations", [.init("system.paging.direction", "in")]),
+        ("pswpout", "system.paging.operations", [.init("system.paging.direction", "out")]),
         ("oom_kill", "system.memory.oom_kills", []),
     ]
 
@@ -44,9 +44,9 @@ public final class VMStatSensor: CounterSensor {
         var out: [Reading] = []
         for (index, counter) in Self.counters.enumerated() {
             guard let value = new[index] else { continue }
-            out.append(Reading.cumulative(counter.name + ".cumulative", counter.labels, Double(value)))
+            out.append(Reading.cumulative(counter.name, counter.labels, Double(value)))
             if let before = old?[index], let perSecond = rate(before, value, seconds) {
-                out.append(Reading(counter.name, counter.labels, perSecond))
+                out.append(Reading(counter.name + ".rate", counter.labels, perSecond))
             }
         }
         return out

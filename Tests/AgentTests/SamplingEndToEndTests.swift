@@ -54,8 +54,8 @@ import Testing
             }
             let attachedAt = try await client.agent.attach(.with { $0.experimentID = id; $0.pid = 100 }).attachedAt.nanoseconds
             var metrics: [String: [Float]] = [:]
-            let gpu = #"{index="0",name="Fake-GPU",uuid="GPU-e2e"}"#
-            for _ in 0..<100 where (metrics[#"system/process.count{pid="100"}"#]?.count ?? 0) < 2 {
+            let gpu = #"{hw.id="GPU-e2e",hw.model="Fake-GPU",index="0"}"#
+            for _ in 0..<100 where (metrics[#"system/process.count{process.pid="100"}"#]?.count ?? 0) < 2 {
                 try await Task.sleep(for: .milliseconds(100))
                 let response = try await store.getMetrics(.with { $0.parentID = id })
                 metrics = Dictionary(uniqueKeysWithValues: response.metrics.map { ($0.key, $0.values.map(\.fVal)) })
@@ -68,11 +68,11 @@ import Testing
             #expect(!window.isEmpty)
             #expect(window.allSatisfy { $0 >= attachedAt })
             #expect(metrics["system/system.cpu.load_average.1m"]?.last == 3.21)
-            #expect(metrics[#"system/process.count{pid="100"}"#]?.last == 3)
-            #expect(metrics[#"system/process.thread.count{pid="100"}"#]?.last == 14)
+            #expect(metrics[#"system/process.count{process.pid="100"}"#]?.last == 3)
+            #expect(metrics[#"system/process.thread.count{process.pid="100"}"#]?.last == 14)
             // GPU memory of a process of the trainer's tree (101, a child of 100) is the
             // experiment's; that of an unrelated process (200) is nobody's.
-            #expect(metrics[#"system/hw.gpu.process.memory.usage{index="0",name="Fake-GPU",pid="101",uuid="GPU-e2e"}"#]?.last == 4096)
+            #expect(metrics[#"system/hw.gpu.process.memory.usage{hw.id="GPU-e2e",hw.model="Fake-GPU",index="0",process.pid="101"}"#]?.last == 4096)
             #expect(!metrics.keys.contains { $0.contains(#"pid="200""#) })
             // The host keeps its own series whatever is attached.
             let host = try await client.metrics(parentID: "host", keys: ["system/system.memory.limit"])

@@ -10,7 +10,7 @@ import Testing
         (#"system/disk.io{device="sda"}"#, "n1", #"system/disk.io{device="sda",host="n1"}"#),
         (#"system/fs.usage{mountpoint="/a,b=\"c\""}"#, "n1", #"system/fs.usage{host="n1",mountpoint="/a,b=\"c\""}"#),
         (#"system/x{a="\\",z="1"}"#, "n1", #"system/x{a="\\",host="n1",z="1"}"#),
-        (#"system/process.count{pid="42"}"#, #"rack "7"\"#, #"system/process.count{host="rack \"7\"\\",pid="42"}"#),
+        (#"system/process.count{process.pid="42"}"#, #"rack "7"\"#, #"system/process.count{host="rack \"7\"\\",process.pid="42"}"#),
         (#"system/x{host="kept"}"#, "n1", #"system/x{host="kept"}"#),
         // Names, not the text after them, decide the place: "host.x" and "host-x" come after "host".
         (#"system/x{host.x="1"}"#, "n1", #"system/x{host="n1",host.x="1"}"#),

@@ -92,30 +92,30 @@ func snappyDecode(_ input: [UInt8]) throws -> [UInt8] {
 
     @Test func blocksBecomeThePagesSeriesWithTheirOwnTimestamps() throws {
         var builder = WriteRequestBuilder(externalLabels: ["host": "node-1", "cluster.name": "a"])
-        #expect(try builder.add(parentID: "host", key: #"system/system.cpu.time{cpu="0",state="idle"}"#, block: block([(1, 1_000_000_000, 5), (2, 2_000_000_000, 6)])))
-        #expect(try builder.add(parentID: "host", key: #"system/system.cpu.time{cpu="0",state="idle"}"#, block: block([(3, 3_500_000_000, 7)])))
+        #expect(try builder.add(parentID: "host", key: #"system/system.cpu.time{cpu.logical_number="0",cpu.mode="idle"}"#, block: block([(1, 1_000_000_000, 5), (2, 2_000_000_000, 6)])))
+        #expect(try builder.add(parentID: "host", key: #"system/system.cpu.time{cpu.logical_number="0",cpu.mode="idle"}"#, block: block([(3, 3_500_000_000, 7)])))
         // A rate whose counter is on the page is not sent; nor is a key that is not a machine's.
-        #expect(try !builder.add(parentID: "host", key: "system/system.disk.io{device=\"vda\",direction=\"read\"}", block: block([(1, 1, 1)])))
+        #expect(try !builder.add(parentID: "host", key: "system/system.disk.io.rate{disk.io.direction=\"read\",system.device=\"vda\"}", block: block([(1, 1, 1)])))
         #expect(try !builder.add(parentID: "e1", key: "loss", block: block([(1, 1, 1)])))
         // A series stored under an experiment carries its id; a label of its own beats an external one.
-        #expect(try builder.add(parentID: "e1", key: #"system/process.cpu.time{host="other",pid="42"}"#, block: block([(1, 1_000_000, 2)])))
+        #expect(try builder.add(parentID: "e1", key: #"system/process.cpu.time{host="other",process.pid="42"}"#, block: block([(1, 1_000_000, 2)])))
         let series = builder.request.timeseries
         #expect(series.count == 2)
         #expect(series[0].labels.map { "\($0.name)=\($0.value)" } == [
-            "__name__=system_cpu_time_seconds_total", "cluster_name=a", "cpu=0", "host=node-1", "state=idle",
+            "__name__=system_cpu_time_seconds_total", "cluster_name=a", "cpu_logical_number=0", "cpu_mode=idle", "host=node-1",
         ])
         #expect(series[0].samples.map(\.timestamp) == [1000, 2000, 3500])
         #expect(series[0].samples.map(\.value) == [5, 6, 7])
         #expect(series[1].labels.map { "\($0.name)=\($0.value)" } == [
-            "__name__=process_tree_cpu_time_seconds_total", "cluster_name=a", "experiment_id=e1", "host=other", "pid=42",
+            "__name__=process_tree_cpu_time_seconds_total", "cluster_name=a", "experiment_id=e1", "host=other", "process_pid=42",
         ])
         #expect(builder.samples == 4)
     }
 
     @Test func trainersCgroupsGoAndTheirProcessesOnlyWhenAsked() throws {
         let cgroup = #"system/container.memory.usage{cgroup="/job"}"#
-        let tree = #"system/process.cpu.time{pid="42"}"#
-        let gpu = #"system/hw.gpu.process.memory.usage{gpu="0",pid="42"}"#
+        let tree = #"system/process.cpu.time{process.pid="42"}"#
+        let gpu = #"system/hw.gpu.process.memory.usage{gpu="0",process.pid="42"}"#
         var plain = WriteRequestBuilder(externalLabels: [:], processes: false)
         #expect(try plain.add(parentID: "e1", key: cgroup, block: block([(1, 1_000_000, 2)])))
         #expect(try !plain.add(parentID: "e1", key: tree, block: block([(1, 1_000_000, 2)])))
@@ -135,7 +135,7 @@ func snappyDecode(_ input: [UInt8]) throws -> [UInt8] {
     }
 
     @Test func seriesKeysReadBackAsTheSamplerWroteThem() {
-        let key = SeriesKey(parsing: #"system/system.filesystem.usage{device="/dev/x",mountpoint="/mnt/a \"b\" \\c",state="free"}"#)
+        let key = SeriesKey(parsing: #"system/system.filesystem.usage{system.device="/dev/x",system.filesystem.mountpoint="/mnt/a \"b\" \\c",system.filesystem.state="free"}"#)
         #expect(key?.name == "system.filesystem.usage")
         #expect(key?.labels.map(\.value) == ["/dev/x", #"/mnt/a "b" \c"#, "free"])
         #expect(SeriesKey(parsing: "system/system.memory.limit")?.labels.isEmpty == true)

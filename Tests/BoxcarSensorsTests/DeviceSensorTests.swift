@@ -23,9 +23,9 @@ import Testing
         let sensor = DiskSensor(procRoot: Self.fixtures + "/proc-disks", sysRoot: Self.fixtures + "/sys-disks")
         let info = try sensor.sample(elapsed: nil).filter { $0.name == "system.disk.info" }.map(\.seriesKey)
         #expect(info == [
-            #"system/system.disk.info{device="dm-0",name="vg0-root"}"#,
-            #"system/system.disk.info{device="nvme0n1",model="Samsung SSD 980 PRO 1TB",serial="S5GXNX0T123456K"}"#,
-            #"system/system.disk.info{device="sda",model="INTEL SSDSC2KB96"}"#,
+            #"system/system.disk.info{name="vg0-root",system.device="dm-0"}"#,
+            #"system/system.disk.info{model="Samsung SSD 980 PRO 1TB",serial="S5GXNX0T123456K",system.device="nvme0n1"}"#,
+            #"system/system.disk.info{model="INTEL SSDSC2KB96",system.device="sda"}"#,
         ])
     }
 
@@ -47,14 +47,14 @@ import Testing
         // card0: 73 % busy, 16 GiB of 64 GiB VRAM, 245 W (245,000,000 µW), 58 °C (58000 m°C);
         // card1: no power file. card2 is NVIDIA's (vendor 0x10de); card0-DP-1 a connector.
         let readings = try AMDGPUSensor(sysRoot: Self.fixtures + "/sys-amd").sample(elapsed: nil)
-        let card0 = #"{index="0",vendor="amd"}"#
+        let card0 = #"{hw.vendor="amd",index="0"}"#
         #expect(value(readings, "system/hw.gpu.utilization" + card0) == 0.73)
         #expect(value(readings, "system/hw.gpu.memory.usage" + card0) == 17_179_869_184)
         #expect(value(readings, "system/hw.gpu.memory.limit" + card0) == 68_702_699_520)
-        #expect(value(readings, "system/hw.power" + card0) == 245)
+        #expect(value(readings, #"system/hw.power{hw.type="gpu",hw.vendor="amd",index="0"}"#) == 245)
         #expect(value(readings, "system/hw.temperature" + card0) == 58)
-        #expect(value(readings, #"system/hw.gpu.utilization{index="1",vendor="amd"}"#) == 0.05)
-        #expect(value(readings, #"system/hw.temperature{index="1",vendor="amd"}"#) == 41)
+        #expect(value(readings, #"system/hw.gpu.utilization{hw.vendor="amd",index="1"}"#) == 0.05)
+        #expect(value(readings, #"system/hw.temperature{hw.vendor="amd",index="1"}"#) == 41)
         #expect(!readings.contains { $0.seriesKey.contains(#"index="2""#) })
         #expect(readings.filter { $0.name == "hw.power" }.count == 1)
     }
@@ -64,8 +64,8 @@ import Testing
         let a = InfiniBandSensor(sysRoot: Self.fixtures + "/sys-ib-a")
         let b = InfiniBandSensor(sysRoot: Self.fixtures + "/sys-ib-b")
         let readings = b.readings(from: try a.snapshot(), to: try b.snapshot(), seconds: 2)
-        #expect(value(readings, #"system/system.network.io{device="mlx5_0",direction="transmit",port="1"}"#) == 1_000_000_000)
-        #expect(value(readings, #"system/system.network.io{device="mlx5_0",direction="receive",port="1"}"#) == 500_000_000)
+        #expect(value(readings, #"system/system.network.io.rate{network.interface.name="mlx5_0",network.io.direction="transmit",port="1"}"#) == 1_000_000_000)
+        #expect(value(readings, #"system/system.network.io.rate{network.interface.name="mlx5_0",network.io.direction="receive",port="1"}"#) == 500_000_000)
     }
 
     /// A cgroup read from `proc` and the /sys tree `sysA`, then 2 s later from `sysB`: the first
@@ -87,7 +87,7 @@ import Testing
         #expect(value(first, "system/container.cpu.limit") == 4)
         #expect(value(first, "system/container.cpu.usage") == nil)
         #expect(value(readings, "system/container.cpu.usage") == 3)
-        #expect(value(readings, "system/container.cpu.throttled") == 0.25)
+        #expect(value(readings, "system/container.cpu.throttled.rate") == 0.25)
     }
 
     /// A hybrid host (this machine's capture: memory, cpu and cpuacct in v1 hierarchies, v2
@@ -101,7 +101,7 @@ import Testing
         #expect(value(first, "system/container.cpu.limit") == 2)
         #expect(value(first, "system/container.cpu.time") == 3495.772609)
         #expect(value(readings, "system/container.cpu.usage") == 1.5)
-        #expect(value(readings, "system/container.cpu.throttled") == 0.25)
+        #expect(value(readings, "system/container.cpu.throttled.rate") == 0.25)
         #expect(value(readings, "system/container.memory.usage") == 2_684_354_560)
         // 9223372036854771712, v1's "no limit": no limit series, as v2's "max".
         #expect(value(readings, "system/container.memory.limit") == nil)
@@ -144,14 +144,14 @@ import Testing
         // tmpfs /dev/shm, nfs4 /data, lustre /scratch, xfs "/mnt/my disk", ext4 / (its last
         // mount, on top); not proc, cgroup2, nor / twice.
         #expect(asked == ["/dev/shm", "/data", "/scratch", "/mnt/my disk", "/"])
-        #expect(value(readings, #"system/system.filesystem.limit{device="tmpfs",mountpoint="/dev/shm",type="tmpfs"}"#) == 1000)
-        let data = #"device="fileserver:/export/data",mountpoint="/data""#
-        #expect(value(readings, "system/system.filesystem.limit{\(data),type=\"nfs4\"}") == 1000)
-        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"used\",type=\"nfs4\"}") == 600)
-        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"free\",type=\"nfs4\"}") == 300)
+        #expect(value(readings, #"system/system.filesystem.limit{system.device="tmpfs",system.filesystem.mode="rw",system.filesystem.mountpoint="/dev/shm",system.filesystem.type="tmpfs"}"#) == 1000)
+        let data = #"system.device="fileserver:/export/data",system.filesystem.mode="rw",system.filesystem.mountpoint="/data""#
+        #expect(value(readings, "system/system.filesystem.limit{\(data),system.filesystem.type=\"nfs4\"}") == 1000)
+        #expect(value(readings, "system/system.filesystem.usage{\(data),system.filesystem.state=\"used\",system.filesystem.type=\"nfs4\"}") == 600)
+        #expect(value(readings, "system/system.filesystem.usage{\(data),system.filesystem.state=\"free\",system.filesystem.type=\"nfs4\"}") == 300)
         // 100 bytes free to root only: used + free + reserved is the limit.
-        #expect(value(readings, "system/system.filesystem.usage{\(data),state=\"reserved\",type=\"nfs4\"}") == 100)
-        #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),state=\"used\",type=\"nfs4\"}") == 10)
+        #expect(value(readings, "system/system.filesystem.usage{\(data),system.filesystem.state=\"reserved\",system.filesystem.type=\"nfs4\"}") == 100)
+        #expect(value(readings, "system/system.filesystem.inodes.usage{\(data),system.filesystem.state=\"used\",system.filesystem.type=\"nfs4\"}") == 10)
         #expect(readings.contains { $0.seriesKey.contains(#"type="lustre""#) })
     }
 
@@ -173,7 +173,7 @@ import Testing
         }
         let readings = try sensor.sample(elapsed: nil)
         #expect(asked == ["/", "/scratch"])
-        #expect(value(readings, #"system/system.filesystem.limit{device="/dev/vdc",mountpoint="/scratch",type="xfs"}"#) == 1000)
+        #expect(value(readings, #"system/system.filesystem.limit{system.device="/dev/vdc",system.filesystem.mode="rw",system.filesystem.mountpoint="/scratch",system.filesystem.type="xfs"}"#) == 1000)
         #expect(!readings.contains { $0.seriesKey.contains("lustre") })
     }
 
@@ -189,7 +189,7 @@ import Testing
             return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
         }, statfsDeadline: .milliseconds(200))
         func mountPoints() throws -> Set<String> {
-            Set(try sensor.sample(elapsed: nil).compactMap { $0.labels.first { $0.name == "mountpoint" }?.value })
+            Set(try sensor.sample(elapsed: nil).compactMap { $0.labels.first { $0.name == "system.filesystem.mountpoint" }?.value })
         }
         let started = ContinuousClock.now
         #expect(try mountPoints() == ["/", "/dev/shm", "/scratch", "/mnt/my disk"])

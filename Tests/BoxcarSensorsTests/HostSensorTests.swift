@@ -22,10 +22,10 @@ import Testing
         let readings = try between(
             PressureSensor(procRoot: Self.fixtures + "/proc-a"), PressureSensor(procRoot: Self.fixtures + "/proc-b"))
         #expect(value(readings, #"system/system.pressure.avg10{kind="some",resource="cpu"}"#) == 0.125)
-        #expect(value(readings, #"system/system.pressure.stall{kind="some",resource="cpu"}"#) == 0.25)
-        #expect(value(readings, #"system/system.pressure.stall{kind="some",resource="memory"}"#) == 0.05)
-        #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="memory"}"#) == 0.02)
-        #expect(value(readings, #"system/system.pressure.stall{kind="full",resource="io"}"#) == 0)
+        #expect(value(readings, #"system/system.pressure.stall.rate{kind="some",resource="cpu"}"#) == 0.25)
+        #expect(value(readings, #"system/system.pressure.stall.rate{kind="some",resource="memory"}"#) == 0.05)
+        #expect(value(readings, #"system/system.pressure.stall.rate{kind="full",resource="memory"}"#) == 0.02)
+        #expect(value(readings, #"system/system.pressure.stall.rate{kind="full",resource="io"}"#) == 0)
         // The machine's CPU "full" line is the kernel's zero by definition: not a series.
         #expect(!readings.contains { $0.labels.contains(.init("resource", "cpu")) && $0.labels.contains(.init("kind", "full")) })
         // The first tick has the averages but no stall rate.
@@ -45,7 +45,7 @@ import Testing
         #expect(0.57 / 100 != 0.0057)
         #expect(value(first, #"system/system.pressure.avg10{kind="some",resource="io"}"#) == 0.0057)
         #expect(value(first, #"system/system.pressure.avg10{kind="full",resource="io"}"#) == 3333.0 / 10_000)
-        #expect(!first.contains { $0.name == "system.pressure.stall" })
+        #expect(!first.contains { $0.name == "system.pressure.stall.rate" })
     }
 
     /// Beside the rates, each counter as it stands (what the exporter exposes and remote write
@@ -54,22 +54,22 @@ import Testing
         let b = Self.fixtures + "/proc-b"
         let sys = Self.fixtures + "/sys"
         let cpu = try CPUSensor(procRoot: b, clockTicksPerSecond: 100).sample(elapsed: nil)
-        #expect(value(cpu, #"system/system.cpu.time{cpu="0",state="user"}"#) == 1424.12)
-        #expect(value(cpu, #"system/system.cpu.time{cpu="1",state="iowait"}"#) == 17.36)
+        #expect(value(cpu, #"system/system.cpu.time{cpu.logical_number="0",cpu.mode="user"}"#) == 1424.12)
+        #expect(value(cpu, #"system/system.cpu.time{cpu.logical_number="1",cpu.mode="iowait"}"#) == 17.36)
         // Per CPU only: the all-CPU line would count each second twice in a sum.
-        #expect(!cpu.contains { $0.name == "system.cpu.time" && !$0.labels.contains { $0.name == "cpu" } })
-        #expect(value(cpu, "system/system.cpu.context_switches.cumulative") == 3_001_152)
+        #expect(!cpu.contains { $0.name == "system.cpu.time" && !$0.labels.contains { $0.name == "cpu.logical_number" } })
+        #expect(value(cpu, "system/system.cpu.context_switches") == 3_001_152)
         let disk = try DiskSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
-        #expect(value(disk, #"system/system.disk.io.cumulative{device="vda",direction="read"}"#) == Double(18_130_426 * 512))
-        #expect(value(disk, #"system/system.disk.operations.cumulative{device="vda",direction="write"}"#) == 119_512)
-        #expect(value(disk, #"system/system.disk.operation_time{device="vda",direction="read"}"#) == 405.057)
-        #expect(value(disk, #"system/system.disk.io_time{device="vda"}"#) == 42.1)
-        #expect(value(disk, #"system/system.disk.weighted_io_time{device="vda"}"#) == 497.014)
+        #expect(value(disk, #"system/system.disk.io{disk.io.direction="read",system.device="vda"}"#) == Double(18_130_426 * 512))
+        #expect(value(disk, #"system/system.disk.operations{disk.io.direction="write",system.device="vda"}"#) == 119_512)
+        #expect(value(disk, #"system/system.disk.operation_time{disk.io.direction="read",system.device="vda"}"#) == 405.057)
+        #expect(value(disk, #"system/system.disk.io_time{system.device="vda"}"#) == 42.1)
+        #expect(value(disk, #"system/system.disk.weighted_io_time{system.device="vda"}"#) == 497.014)
         let network = try NetworkSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
-        #expect(value(network, #"system/system.network.io.cumulative{device="eth0",direction="receive"}"#) == 57_491_494)
-        #expect(value(network, #"system/system.network.dropped.cumulative{device="eth0",direction="transmit"}"#) == 4)
+        #expect(value(network, #"system/system.network.io{network.interface.name="eth0",network.io.direction="receive"}"#) == 57_491_494)
+        #expect(value(network, #"system/system.network.packet.dropped{network.interface.name="eth0",network.io.direction="transmit"}"#) == 4)
         let pressure = try PressureSensor(procRoot: b).sample(elapsed: nil)
-        #expect(value(pressure, #"system/system.pressure.stall.cumulative{kind="some",resource="cpu"}"#) == 406.128074)
+        #expect(value(pressure, #"system/system.pressure.stall{kind="some",resource="cpu"}"#) == 406.128074)
     }
 
     @Test func networkCountsPhysicalInterfacesPerSecond() throws {
@@ -79,12 +79,12 @@ import Testing
         let readings = try between(
             NetworkSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
             NetworkSensor(procRoot: Self.fixtures + "/proc-b", sysRoot: sys))
-        #expect(value(readings, #"system/system.network.io{device="eth0",direction="receive"}"#) == 1_000_000)
-        #expect(value(readings, #"system/system.network.packets{device="eth0",direction="receive"}"#) == 500)
-        #expect(value(readings, #"system/system.network.errors{device="eth0",direction="receive"}"#) == 1)
-        #expect(value(readings, #"system/system.network.io{device="eth0",direction="transmit"}"#) == 200_000)
-        #expect(value(readings, #"system/system.network.packets{device="eth0",direction="transmit"}"#) == 300)
-        #expect(value(readings, #"system/system.network.dropped{device="eth0",direction="transmit"}"#) == 2)
+        #expect(value(readings, #"system/system.network.io.rate{network.interface.name="eth0",network.io.direction="receive"}"#) == 1_000_000)
+        #expect(value(readings, #"system/system.network.packet.count.rate{network.interface.name="eth0",network.io.direction="receive"}"#) == 500)
+        #expect(value(readings, #"system/system.network.errors.rate{network.interface.name="eth0",network.io.direction="receive"}"#) == 1)
+        #expect(value(readings, #"system/system.network.io.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 200_000)
+        #expect(value(readings, #"system/system.network.packet.count.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 300)
+        #expect(value(readings, #"system/system.network.packet.dropped.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 2)
         #expect(!readings.contains { $0.seriesKey.contains(#"device="lo""#) || $0.seriesKey.contains("ifb") })
     }
 
@@ -95,12 +95,12 @@ import Testing
         let readings = try between(
             DiskSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
             DiskSensor(procRoot: Self.fixtures + "/proc-b", sysRoot: sys))
-        #expect(value(readings, #"system/system.disk.io{device="vda",direction="read"}"#) == 1_024_000)
-        #expect(value(readings, #"system/system.disk.operations{device="vda",direction="read"}"#) == 100)
-        #expect(value(readings, #"system/system.disk.io{device="vda",direction="write"}"#) == 256_000)
-        #expect(value(readings, #"system/system.disk.operations{device="vda",direction="write"}"#) == 25)
-        #expect(value(readings, #"system/system.disk.busy{device="vda"}"#) == 0.25)
-        #expect(value(readings, #"system/system.disk.queue_length{device="vda"}"#) == 1.5)
+        #expect(value(readings, #"system/system.disk.io.rate{disk.io.direction="read",system.device="vda"}"#) == 1_024_000)
+        #expect(value(readings, #"system/system.disk.operations.rate{disk.io.direction="read",system.device="vda"}"#) == 100)
+        #expect(value(readings, #"system/system.disk.io.rate{disk.io.direction="write",system.device="vda"}"#) == 256_000)
+        #expect(value(readings, #"system/system.disk.operations.rate{disk.io.direction="write",system.device="vda"}"#) == 25)
+        #expect(value(readings, #"system/system.disk.busy{system.device="vda"}"#) == 0.25)
+        #expect(value(readings, #"system/system.disk.queue_length{system.device="vda"}"#) == 1.5)
         #expect(!readings.contains { $0.seriesKey.contains("loop") })
     }
 
@@ -110,24 +110,24 @@ import Testing
         // +400,000 bytes. 100 ticks a second, 4 CPUs, 4 KiB pages, 2 seconds.
         let sensor = ProcessTreeSensor(procRoot: Self.fixtures + "/proc-tree-a", clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
         let first = sensor.sample(roots: [100], seconds: 0)[100] ?? []
-        #expect(value(first, #"system/process.count{pid="100"}"#) == 3)
+        #expect(value(first, #"system/process.count{process.pid="100"}"#) == 3)
         #expect(!first.contains { $0.name == "process.cpu.utilization" })
         let later = ProcessTreeSensor(procRoot: Self.fixtures + "/proc-tree-b", clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
         later.previous = sensor.previous
         later.totals = sensor.totals
         let readings = later.sample(roots: [100], seconds: 2)[100] ?? []
-        #expect(value(readings, #"system/process.cpu.utilization{pid="100"}"#) == 0.25)  // 200 ticks = 2 s of CPU over 2 s × 4 CPUs
-        #expect(value(readings, #"system/process.memory.usage{pid="100"}"#) == 6_553_600)  // 1,600 pages
-        #expect(value(readings, #"system/process.thread.count{pid="100"}"#) == 14)
-        #expect(value(readings, #"system/process.open_file_descriptor.count{pid="100"}"#) == 8)
-        #expect(value(readings, #"system/process.disk.io{direction="read",pid="100"}"#) == 1_000_000)
-        #expect(value(readings, #"system/process.disk.io{direction="write",pid="100"}"#) == 200_000)
-        #expect(value(readings, #"system/process.count{pid="100"}"#) == 3)
+        #expect(value(readings, #"system/process.cpu.utilization{process.pid="100"}"#) == 0.25)  // 200 ticks = 2 s of CPU over 2 s × 4 CPUs
+        #expect(value(readings, #"system/process.memory.usage{process.pid="100"}"#) == 6_553_600)  // 1,600 pages
+        #expect(value(readings, #"system/process.thread.count{process.pid="100"}"#) == 14)
+        #expect(value(readings, #"system/process.unix.file_descriptor.count{process.pid="100"}"#) == 8)
+        #expect(value(readings, #"system/process.disk.io.rate{disk.io.direction="read",process.pid="100"}"#) == 1_000_000)
+        #expect(value(readings, #"system/process.disk.io.rate{disk.io.direction="write",process.pid="100"}"#) == 200_000)
+        #expect(value(readings, #"system/process.count{process.pid="100"}"#) == 3)
         // The counters rise by what the tree did: 200 ticks, 2,000,000 bytes read.
-        let cpuBefore = try #require(value(first, #"system/process.cpu.time{pid="100"}"#))
-        #expect(value(readings, #"system/process.cpu.time{pid="100"}"#) == cpuBefore + 2)
-        let readBefore = try #require(value(first, #"system/process.disk.io.cumulative{direction="read",pid="100"}"#))
-        #expect(value(readings, #"system/process.disk.io.cumulative{direction="read",pid="100"}"#) == readBefore + 2_000_000)
+        let cpuBefore = try #require(value(first, #"system/process.cpu.time{process.pid="100"}"#))
+        #expect(value(readings, #"system/process.cpu.time{process.pid="100"}"#) == cpuBefore + 2)
+        let readBefore = try #require(value(first, #"system/process.disk.io{disk.io.direction="read",process.pid="100"}"#))
+        #expect(value(readings, #"system/process.disk.io{disk.io.direction="read",process.pid="100"}"#) == readBefore + 2_000_000)
         // Each process on its own, for the exporter's page.
         let processes = try #require(later.lastProcesses[100])
         #expect(processes.map(\.pid) == [100, 101, 102])
@@ -145,7 +145,7 @@ import Testing
             try files.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
         }
         let sensor = ProcessTreeSensor(procRoot: proc.path, clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
-        func count() -> Double? { value(sensor.sample(roots: [100], seconds: 1)[100] ?? [], #"system/process.count{pid="100"}"#) }
+        func count() -> Double? { value(sensor.sample(roots: [100], seconds: 1)[100] ?? [], #"system/process.count{process.pid="100"}"#) }
         #expect(count() == 3)
         try files.createDirectory(atPath: proc.file("103"), withIntermediateDirectories: false)
         try "103 (python3 -c) R 102 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 1 0 12345 100000000 10 0\n"
@@ -175,7 +175,7 @@ import Testing
         let root = shell.processIdentifier
         let sensor = ProcessTreeSensor()
         #expect(sensor.isOwnProcfs)
-        func count() -> Double? { value(sensor.sample(roots: [root], seconds: 1)[root] ?? [], "system/process.count{pid=\"\(root)\"}") }
+        func count() -> Double? { value(sensor.sample(roots: [root], seconds: 1)[root] ?? [], "system/process.count{process.pid=\"\(root)\"}") }
         #expect(count() == 1)
         #expect(count() == 1)
         input.fileHandleForWriting.write(Data("go\n".utf8))
@@ -253,34 +253,34 @@ import Testing
         #expect(value(first, "system/system.cpu.load_average.15m") == 1.66)
 
         let readings = try between(CPUSensor(procRoot: Self.fixtures + "/proc-a"), CPUSensor(procRoot: Self.fixtures + "/proc-b"))
-        #expect(value(readings, #"system/system.cpu.utilization{state="user"}"#) == 0.4)
-        #expect(value(readings, #"system/system.cpu.utilization{state="system"}"#) == 0.05)
-        #expect(value(readings, #"system/system.cpu.utilization{state="idle"}"#) == 0.5)
-        #expect(value(readings, #"system/system.cpu.utilization{state="iowait"}"#) == 0.025)
-        #expect(value(readings, #"system/system.cpu.utilization{state="softirq"}"#) == 0.0125)
-        #expect(value(readings, #"system/system.cpu.utilization{state="steal"}"#) == 0.0125)
-        #expect(value(readings, #"system/system.cpu.utilization{cpu="0",state="user"}"#) == 0.3)
-        #expect(value(readings, #"system/system.cpu.utilization{cpu="0",state="iowait"}"#) == 0.05)
-        #expect(value(readings, #"system/system.cpu.utilization{cpu="1",state="user"}"#) == 0.5)
-        #expect(value(readings, #"system/system.cpu.utilization{cpu="1",state="idle"}"#) == 0.5)
-        #expect(value(readings, "system/system.cpu.context_switches") == 2500)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="user"}"#) == 0.4)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="system"}"#) == 0.05)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="idle"}"#) == 0.5)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="iowait"}"#) == 0.025)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="softirq"}"#) == 0.0125)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.mode="steal"}"#) == 0.0125)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.logical_number="0",cpu.mode="user"}"#) == 0.3)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.logical_number="0",cpu.mode="iowait"}"#) == 0.05)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.logical_number="1",cpu.mode="user"}"#) == 0.5)
+        #expect(value(readings, #"system/system.cpu.utilization{cpu.logical_number="1",cpu.mode="idle"}"#) == 0.5)
+        #expect(value(readings, "system/system.cpu.context_switches.rate") == 2500)
         // processes 43989 → 44089: 50 forks a second; proc-b has 5 running and 2 blocked on I/O.
-        #expect(value(readings, "system/system.process.created") == 50)
-        #expect(value(readings, "system/system.process.created.cumulative") == 44089)
-        #expect(value(readings, #"system/system.process.count{status="running"}"#) == 5)
-        #expect(value(readings, #"system/system.process.count{status="blocked"}"#) == 2)
+        #expect(value(readings, "system/system.process.created.rate") == 50)
+        #expect(value(readings, "system/system.process.created") == 44089)
+        #expect(value(readings, #"system/system.process.count{process.state="running"}"#) == 5)
+        #expect(value(readings, #"system/system.process.count{process.state="blocked"}"#) == 2)
     }
 
     @Test func memoryEventsArePerSecond() throws {
         // proc-a/vmstat as captured; proc-b 2 s later: pgmajfault +40, pswpin +200, pswpout +100,
         // oom_kill +1.
         let readings = try between(VMStatSensor(procRoot: Self.fixtures + "/proc-a"), VMStatSensor(procRoot: Self.fixtures + "/proc-b"))
-        #expect(value(readings, #"system/system.paging.faults{type="major"}"#) == 20)
-        #expect(value(readings, #"system/system.paging.operations{direction="in"}"#) == 100)
-        #expect(value(readings, #"system/system.paging.operations{direction="out"}"#) == 50)
-        #expect(value(readings, "system/system.memory.oom_kills") == 0.5)
-        #expect(value(readings, "system/system.memory.oom_kills.cumulative") == 1)
-        #expect(value(readings, #"system/system.paging.faults.cumulative{type="major"}"#) == 21535)
+        #expect(value(readings, #"system/system.paging.faults.rate{system.paging.fault.type="major"}"#) == 20)
+        #expect(value(readings, #"system/system.paging.operations.rate{system.paging.direction="in"}"#) == 100)
+        #expect(value(readings, #"system/system.paging.operations.rate{system.paging.direction="out"}"#) == 50)
+        #expect(value(readings, "system/system.memory.oom_kills.rate") == 0.5)
+        #expect(value(readings, "system/system.memory.oom_kills") == 1)
+        #expect(value(readings, #"system/system.paging.faults{system.paging.fault.type="major"}"#) == 21535)
         // A kernel before 4.13 has no oom_kill line: no series of it, the others stay.
         let old = VMStatSensor.parse(Array("pgmajfault 7\npswpin 0\npswpout 0\n".utf8))
         #expect(old == [7, 0, 0, nil])
@@ -291,11 +291,11 @@ import Testing
         // proc-a/net/snmp and sockstat as captured; proc-b 2 s later: RetransSegs +30, 12
         // connections established, 14 TCP sockets in use.
         let readings = try between(NetstatSensor(procRoot: Self.fixtures + "/proc-a"), NetstatSensor(procRoot: Self.fixtures + "/proc-b"))
-        #expect(value(readings, "system/system.network.tcp.retransmits") == 15)
-        #expect(value(readings, "system/system.network.tcp.retransmits.cumulative") == 52)
-        #expect(value(readings, "system/system.network.tcp.established") == 12)
-        #expect(value(readings, #"system/system.network.sockets{protocol="tcp"}"#) == 14)
-        #expect(value(readings, #"system/system.network.sockets{protocol="udp"}"#) == 0)
+        #expect(value(readings, "system/system.network.tcp.retransmits.rate") == 15)
+        #expect(value(readings, "system/system.network.tcp.retransmits") == 52)
+        #expect(value(readings, #"system/system.network.connection.count{network.connection.state="established",network.transport="tcp"}"#) == 12)
+        #expect(value(readings, #"system/system.network.sockets{network.transport="tcp"}"#) == 14)
+        #expect(value(readings, #"system/system.network.sockets{network.transport="udp"}"#) == 0)
         #expect(value(readings, "system/system.network.sockets") == 15)
         #expect { try NetstatSensor(procRoot: "/nonexistent").sample(elapsed: nil) } throws: { _ in true }
     }
@@ -307,17 +307,51 @@ import Testing
         #expect { try FileHandleSensor.readings(Array("474\n".utf8)) } throws: { "\($0)".contains("three numbers") }
     }
 
-    @Test func memoryIsInBytes() throws {
-        // proc-a/meminfo: MemTotal 24684096 kB, MemAvailable 23923680 kB, Cached 2100852 kB,
-        // Buffers 19040 kB, Dirty 91900 kB, no swap.
+    @Test func memoryIsInBytesInStatesThatSumToTheLimit() throws {
+        // proc-a/meminfo (kB): MemTotal 24684096, MemFree 21852196, MemAvailable 23923680,
+        // Buffers 19040, Cached 2100852, SReclaimable 259876, SUnreclaim 32356, Shmem 8788,
+        // Dirty 91900, Committed_AS 746676, no swap, no huge pages.
         let readings = try MemorySensor(procRoot: Self.fixtures + "/proc-a").sample(elapsed: nil)
         #expect(value(readings, "system/system.memory.limit") == 25_276_514_304)
-        #expect(value(readings, #"system/system.memory.usage{state="available"}"#) == 24_497_848_320)
-        #expect(value(readings, #"system/system.memory.usage{state="used"}"#) == 778_665_984)
-        #expect(value(readings, #"system/system.memory.usage{state="cached"}"#) == 2_151_272_448)
-        #expect(value(readings, #"system/system.memory.usage{state="buffers"}"#) == 19_496_960)
-        #expect(value(readings, #"system/system.memory.usage{state="dirty"}"#) == 94_105_600)
+        #expect(value(readings, #"system/system.memory.usage{system.memory.state="free"}"#) == 22_376_648_704)
+        #expect(value(readings, #"system/system.memory.usage{system.memory.state="buffers"}"#) == 19_496_960)
+        // Cached as `free` counts it: the page cache and the reclaimable slab.
+        #expect(value(readings, #"system/system.memory.usage{system.memory.state="cached"}"#) == 2_417_385_472)  // (2,100,852 + 259,876) kB
+        #expect(value(readings, #"system/system.memory.usage{system.memory.state="used"}"#) == 462_983_168)
+        let states = readings.filter { $0.name == "system.memory.usage" }.map(\.value).reduce(0, +)
+        #expect(states == 25_276_514_304)
+        #expect(value(readings, "system/system.memory.linux.available") == 24_497_848_320)
+        #expect(value(readings, "system/system.memory.linux.shared") == 8_998_912)
+        #expect(value(readings, #"system/system.memory.linux.slab.usage{system.memory.linux.slab.state="reclaimable"}"#) == 266_113_024)
+        #expect(value(readings, #"system/system.memory.linux.slab.usage{system.memory.linux.slab.state="unreclaimable"}"#) == 33_132_544)
+        #expect(value(readings, "system/system.memory.linux.dirty") == 94_105_600)
+        #expect(value(readings, "system/system.memory.linux.committed") == 764_596_224)
         #expect(value(readings, "system/system.paging.limit") == 0)
+        #expect(value(readings, #"system/system.paging.usage{system.paging.state="free"}"#) == 0)
+        #expect(!readings.contains { $0.name.hasPrefix("system.memory.linux.hugepages") })
+    }
+
+    @Test func hugePagesWhereSomeAreSetAside() throws {
+        let meminfo = """
+            MemTotal:       2097152 kB
+            MemFree:         524288 kB
+            MemAvailable:    600000 kB
+            HugePages_Total:     512
+            HugePages_Free:      100
+            HugePages_Rsvd:       20
+            HugePages_Surp:        3
+            Hugepagesize:       2048 kB
+
+            """
+        let readings = try MemorySensor.readings(MemorySensor.parse(Array(meminfo.utf8)))
+        #expect(value(readings, "system/system.memory.linux.hugepages.limit") == 512)
+        #expect(value(readings, #"system/system.memory.linux.hugepages.usage{system.memory.linux.hugepages.state="used"}"#) == 412)
+        #expect(value(readings, #"system/system.memory.linux.hugepages.usage{system.memory.linux.hugepages.state="free"}"#) == 100)
+        #expect(value(readings, "system/system.memory.linux.hugepages.reserved") == 20)
+        #expect(value(readings, "system/system.memory.linux.hugepages.surplus") == 3)
+        #expect(value(readings, "system/system.memory.linux.hugepages.page_size") == 2_097_152)
+        // Huge pages are part of used: the states still sum to the limit.
+        #expect(readings.filter { $0.name == "system.memory.usage" }.map(\.value).reduce(0, +) == 2_147_483_648)
     }
 
     @Test func theRealMachineKeepsItsInvariants() throws {
@@ -329,14 +363,14 @@ import Testing
             #expect((0...1).contains(reading.value), "\(reading.seriesKey) = \(reading.value)")
         }
         let total = try #require(value(readings, "system/system.memory.limit"))
-        let available = try #require(value(readings, #"system/system.memory.usage{state="available"}"#))
+        let available = try #require(value(readings, #"system/system.memory.linux.available"#))
         #expect(available <= total)
         #expect(readings.allSatisfy { $0.value >= 0 })
     }
 
     @Test func seriesKeysSortAndEscapeTheirLabels() {
-        let reading = Reading("hw.gpu.utilization", [.init("uuid", "GPU-1"), .init("index", "0"), .init("name", #"A "quoted" \ name"#)], 1)
-        #expect(reading.seriesKey == #"system/hw.gpu.utilization{index="0",name="A \"quoted\" \\ name",uuid="GPU-1"}"#)
+        let reading = Reading("hw.gpu.utilization", [.init("index", "0"), .init("hw.model", #"A "quoted" \ name"#), .init("hw.id", "GPU-1")], 1)
+        #expect(reading.seriesKey == #"system/hw.gpu.utilization{hw.id="GPU-1",hw.model="A \"quoted\" \\ name",index="0"}"#)
         #expect(Reading("system.memory.limit", [], 1).seriesKey == "system/system.memory.limit")
         // A newline is escaped; characters of more than one byte pass whole.
         #expect(Reading("x", [.init("model", "Disque dur\n\u{e9}t\u{e9} 💾")], 1).seriesKey == #"system/x{model="Disque dur\nété 💾"}"#)

@@ -25,7 +25,7 @@ import Testing
         let times = readings.filter { $0.name == "system.cpu.time" }
         #expect(times.count == 192 * 8)
         #expect(Set(times.map(\.seriesKey)).count == 192 * 8)
-        #expect(times.contains { $0.seriesKey == #"system/system.cpu.time{cpu="191",state="user"}"# })
+        #expect(times.contains { $0.seriesKey == #"system/system.cpu.time{cpu.logical_number="191",cpu.mode="user"}"# })
         // The load averages of a node this busy.
         #expect(readings.first { $0.name == "system.cpu.load_average.1m" }?.value == 171.23)
     }
@@ -33,7 +33,7 @@ import Testing
     @Test func eachWholeDiskOnceAndNoPartitionOrLoopDevice() throws {
         let sensor = DiskSensor(procRoot: proc, sysRoot: sys, udev: nil)
         let readings = try sensor.sample(elapsed: nil)
-        let devices = Set(readings.compactMap { $0.labels.first { $0.name == "device" }?.value })
+        let devices = Set(readings.compactMap { $0.labels.first { $0.name == "system.device" }?.value })
         #expect(devices == Set((0..<16).map { "nvme\($0)n1" }))
         #expect(keys(readings, "system.disk.info").count == 16)
         #expect(readings.contains { $0.name == "system.disk.info" && $0.labels.contains(.init("serial", "S7CBNE0W000015")) })
@@ -41,10 +41,10 @@ import Testing
 
     @Test func everyInfiniBandPortAndItsInterface() throws {
         let ports = try InfiniBandSensor(sysRoot: sys).sample(elapsed: nil)
-        #expect(Set(ports.compactMap { $0.labels.first { $0.name == "device" }?.value }) == Set((0..<8).map { "mlx5_\($0)" }))
+        #expect(Set(ports.compactMap { $0.labels.first { $0.name == "network.interface.name" }?.value }) == Set((0..<8).map { "mlx5_\($0)" }))
         #expect(ports.count == 8 * 2)  // data sent and received, as they stand, on the first tick
         let network = try NetworkSensor(procRoot: proc, sysRoot: sys).sample(elapsed: nil)
-        let interfaces = Set(network.compactMap { $0.labels.first { $0.name == "device" }?.value })
+        let interfaces = Set(network.compactMap { $0.labels.first { $0.name == "network.interface.name" }?.value })
         // The physical ports: not the loopback, not the bridge of the containers.
         #expect(interfaces == Set(["eth0", "eth1"] + (0..<8).map { "ib\($0)" }))
     }
@@ -60,6 +60,6 @@ import Testing
         let pages = 8 * 12_000_000 + 384 * 1_500_000 + 60_000 + 7 * 200_000
         #expect(readings.first { $0.name == "process.memory.usage" }?.value == Double(pages * 4096))
         // Descriptors: the ranks' 32, torchrun's 8 and 4 of every other process.
-        #expect(readings.first { $0.name == "process.open_file_descriptor.count" }?.value == Double(8 * 32 + 8 + 391 * 4))
+        #expect(readings.first { $0.name == "process.unix.file_descriptor.count" }?.value == Double(8 * 32 + 8 + 391 * 4))
     }
 }

@@ -74,33 +74,34 @@ import Testing
         #expect(sensor.gpus == [.init(index: 0, name: "NVIDIA-H200", uuid: "GPU-1234")])
         #expect(sensor.unsupported.isEmpty)
         let readings = sensor.sample(processes: [4242])
-        let gpu = #"index="0",name="NVIDIA-H200",uuid="GPU-1234""#
+        let gpu = #"hw.id="GPU-1234",hw.model="NVIDIA-H200",index="0""#
+        let typed = #"hw.id="GPU-1234",hw.model="NVIDIA-H200",hw.type="gpu",index="0""#
         #expect(value(readings, "system/hw.gpu.utilization{\(gpu)}") == 0.87)
-        #expect(value(readings, "system/hw.gpu.memory.utilization{\(gpu)}") == 0.40)
+        #expect(value(readings, "system/hw.gpu.memory.activity{\(gpu)}") == 0.40)
         // nvmlDeviceGetMemoryInfo_v2: used without the 500 MB the driver reserves, as nvidia-smi.
         #expect(value(readings, "system/hw.gpu.memory.usage{\(gpu)}") == 59_500_000_000)
         #expect(value(readings, "system/hw.gpu.memory.limit{\(gpu)}") == 150_000_000_000)
         #expect(value(readings, "system/hw.gpu.memory.reserved{\(gpu)}") == 500_000_000)
         #expect(value(readings, "system/hw.temperature{\(gpu)}") == 61)
-        #expect(value(readings, "system/hw.power{\(gpu)}") == 512.345)  // 512,345 mW
-        #expect(value(readings, "system/hw.power.limit{\(gpu)}") == 700)
-        #expect(value(readings, "system/hw.energy{\(gpu)}") == 123_456.789)  // mJ → J
+        #expect(value(readings, "system/hw.power{\(typed)}") == 512.345)  // 512,345 mW
+        #expect(value(readings, "system/hw.power.limit{\(typed)}") == 700)
+        #expect(value(readings, "system/hw.energy{\(typed)}") == 123_456.789)  // mJ → J
         #expect(value(readings, "system/hw.gpu.clock{clock=\"sm\",\(gpu)}") == 1_980_000_000)
         #expect(value(readings, "system/hw.gpu.clock{clock=\"memory\",\(gpu)}") == 3_201_000_000)
-        #expect(value(readings, "system/hw.gpu.io{direction=\"transmit\",\(gpu)}") == 2_097_152)  // 2048 KB/s
-        #expect(value(readings, "system/hw.gpu.io{direction=\"receive\",\(gpu)}") == 1_048_576)
+        #expect(value(readings, "system/hw.gpu.io.rate{\(gpu),network.io.direction=\"transmit\"}") == 2_097_152)  // 2048 KB/s
+        #expect(value(readings, "system/hw.gpu.io.rate{\(gpu),network.io.direction=\"receive\"}") == 1_048_576)
         #expect(value(readings, "system/hw.fan.speed_ratio{\(gpu)}") == 0.35)
         // 5 = gpu_idle (0x1) | sw_power_cap (0x4)
-        // Labels sorted by name: index, name, reason, uuid.
-        let device = #"index="0",name="NVIDIA-H200""#
-        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"gpu_idle\",uuid=\"GPU-1234\"}") == 1)
-        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"sw_power_cap\",uuid=\"GPU-1234\"}") == 1)
-        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"hw_slowdown\",uuid=\"GPU-1234\"}") == 0)
-        #expect(value(readings, "system/hw.errors{\(device),type=\"corrected\",uuid=\"GPU-1234\"}") == 2)
+        // Labels sorted by name: hw.id, hw.model, index, reason.
+        let device = gpu
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"gpu_idle\"}") == 1)
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"sw_power_cap\"}") == 1)
+        #expect(value(readings, "system/hw.gpu.clocks_event{\(device),reason=\"hw_slowdown\"}") == 0)
+        #expect(value(readings, "system/hw.errors{error.type=\"corrected\",\(typed)}") == 2)
         #expect(value(readings, "system/hw.gpu.mig.mode{\(gpu)}") == 0)
         // Only the attached trainers' processes.
-        #expect(value(readings, "system/hw.gpu.process.memory.usage{\(device),pid=\"4242\",uuid=\"GPU-1234\"}") == 1_073_741_824)
-        #expect(!readings.contains { $0.seriesKey.contains("pid=\"99\"") })
+        #expect(value(readings, "system/hw.gpu.process.memory.usage{\(device),process.pid=\"4242\"}") == 1_073_741_824)
+        #expect(!readings.contains { $0.seriesKey.contains("process.pid=\"99\"") })
     }
 
     @Test func withoutMemoryInfoV2UsedIncludesTheReserve() throws {
@@ -123,14 +124,14 @@ import Testing
 
             """))
         let readings = sensor.sample()
-        let instance0 = #"{index="0",mig="0",mig_uuid="MIG-fake-0-0",name="Fake GPU",uuid="GPU-fake-0"}"#
-        let instance3 = #"{index="0",mig="3",mig_uuid="MIG-fake-0-3",name="Fake GPU",uuid="GPU-fake-0"}"#
+        let instance0 = #"{hw.id="GPU-fake-0",hw.model="Fake GPU",index="0",mig="0",mig_uuid="MIG-fake-0-0"}"#
+        let instance3 = #"{hw.id="GPU-fake-0",hw.model="Fake GPU",index="0",mig="3",mig_uuid="MIG-fake-0-3"}"#
         #expect(value(readings, "system/hw.gpu.mig.memory.usage" + instance0) == 4_000_000_000)
         #expect(value(readings, "system/hw.gpu.mig.memory.limit" + instance0) == 20_000_000_000)
         #expect(value(readings, "system/hw.gpu.mig.memory.usage" + instance3) == 1000)
         #expect(value(readings, "system/hw.gpu.mig.memory.limit" + instance3) == 10_000_000_000)
         #expect(readings.filter { $0.name == "hw.gpu.mig.memory.usage" }.count == 2)
-        #expect(value(readings, #"system/hw.gpu.mig.mode{index="0",name="Fake GPU",uuid="GPU-fake-0"}"#) == 1)
+        #expect(value(readings, #"system/hw.gpu.mig.mode{hw.id="GPU-fake-0",hw.model="Fake GPU",index="0"}"#) == 1)
         #expect(!readings.contains { $0.name.hasPrefix("hw.gpu.mig.memory") && $0.seriesKey.contains(#"index="1""#) })
         // A library without the MIG functions loses those series only.
         let older = try NVIDIAGPUSensor(library: try load("gpus 1\n0 mig 1\n0 mig.instance 0 1 2\n", hiding: ["nvmlDeviceGetMaxMigDeviceCount"]))

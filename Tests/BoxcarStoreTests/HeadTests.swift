@@ -290,7 +290,7 @@ import Testing
         #expect(series(before, limit)?.values == Array(repeating: 25_275_973_632, count: 41))
         let load = try #require(series(before, "system/system.cpu.load_average.1m"))
         #expect(Array(load.steps.prefix(2)) == [1_796_246_003_066, 1_796_246_003_166] && Array(load.values.prefix(2)) == [0.97, 0.97])
-        let user = try #require(series(before, #"system/system.cpu.utilization{state="user"}"#))
+        let user = try #require(series(before, #"system/system.cpu.utilization{cpu.mode="user"}"#))
         #expect(user.steps.first == 1_796_246_003_166 && user.values.first == 1.0 / 22)
 
         try await store.appendTick(Store.Tick(

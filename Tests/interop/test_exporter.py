@@ -91,7 +91,7 @@ def test_the_text_page_passes_promtool_and_the_openmetrics_page_parses(tmp_path)
             agent_pb2_grpc.AgentStub(agent.channel).Attach(agent_pb2.AttachRequest(experiment_id=experiment, pid=tree.pid))
             # Two ticks after the attach: the counters, the GPUs and the tree are all on the page.
             text = wait_for(
-                lambda: (lambda t: t if 'pid="' + str(tree.pid) + '"' in t and "system_cpu_time_seconds_total" in t else None)(page(address)),
+                lambda: (lambda t: t if 'process_pid="' + str(tree.pid) + '"' in t and "system_cpu_time_seconds_total" in t else None)(page(address)),
                 20, "the attached tree on the page")
 
             check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
@@ -105,10 +105,10 @@ def test_the_text_page_passes_promtool_and_the_openmetrics_page_parses(tmp_path)
             gpu = {sample.labels["index"]: sample.value for sample in samples(text, "hw_gpu_utilization_ratio")}
             assert gpu == {"0": 0.87, "1": 0.12}
             # The tree: the shell and its three children, each with the experiment.
-            pids = {s.labels["pid"] for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
+            pids = {s.labels["process_pid"] for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
             assert pids == {str(tree.pid), *map(str, tree.children())}
             memory = samples(text, "hw_gpu_process_memory_usage_bytes")
-            assert [(s.labels["experiment_id"], s.labels["pid"], s.value) for s in memory] == [(experiment, str(tree.pid), 1048576)]
+            assert [(s.labels["experiment_id"], s.labels["process_pid"], s.value) for s in memory] == [(experiment, str(tree.pid), 1048576)]
             # The call that created the experiment is counted.
             calls = {(s.labels["method"], s.labels["code"]): s.value for s in samples(text, "boxcar_calls_total")}
             assert calls[("modelbox.ModelStore/CreateExperiment", "OK")] >= 1
@@ -135,8 +135,8 @@ def test_a_trainer_shows_its_64_busiest_processes_and_the_rest_as_other(tmp_path
             address = http_address(agent)
             experiment = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="wide", namespace="n")).experiment_id
             agent_pb2_grpc.AgentStub(agent.channel).Attach(agent_pb2.AttachRequest(experiment_id=experiment, pid=tree.pid))
-            text = wait_for(lambda: (lambda t: t if 'pid="other"' in t else None)(page(address)), 20, "pid=other on the page")
-            threads = {s.labels["pid"]: s.value for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
+            text = wait_for(lambda: (lambda t: t if 'process_pid="other"' in t else None)(page(address)), 20, "process_pid=other on the page")
+            threads = {s.labels["process_pid"]: s.value for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
             assert len(threads) == 65 and "other" in threads
             # 70 processes of one thread each: 64 shown, 6 summed.
             assert threads["other"] == 6
@@ -155,22 +155,22 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
             # are all busy (the agent's own writes change the page cache) so that matching values
             # prove something.
             compared = {
-                'system_cpu_utilization_ratio{cpu="0",state="idle"}': 'system/system.cpu.utilization{cpu="0",state="idle"}',
-                'system_memory_usage_bytes{state="used"}': 'system/system.memory.usage{state="used"}',
+                'system_cpu_utilization_ratio{cpu_logical_number="0",cpu_mode="idle"}': 'system/system.cpu.utilization{cpu.logical_number="0",cpu.mode="idle"}',
+                'system_memory_usage_bytes{system_memory_state="used"}': 'system/system.memory.usage{system.memory.state="used"}',
             }
             for series in compared:
                 wait_for(lambda: (lambda r: r if r and len(r[0]["values"]) >= 5 else None)(prometheus.query(series + "[5m]")),
                          60, f"five scrapes of {series} in Prometheus")
             assert prometheus.query('up{job="boxcar"}')[0]["value"][1] == "1"
             # The counters are on the page (read beside the rates; stored only for remote write).
-            assert float(prometheus.query('system_cpu_time_seconds_total{cpu="0",state="idle"}')[0]["value"][1]) > 0
+            assert float(prometheus.query('system_cpu_time_seconds_total{cpu_logical_number="0",cpu_mode="idle"}')[0]["value"][1]) > 0
 
             # Every value Prometheus scraped is the agent's latest stored value at the scrape (or
             # the one before, for a scrape that met a tick being sampled): a page stuck on an old
             # tick would fail here.
-            memory_points = stored(agent, compared['system_memory_usage_bytes{state="used"}'])
+            memory_points = stored(agent, compared['system_memory_usage_bytes{system_memory_state="used"}'])
             assert len({value for _, value in memory_points}) > 1, "memory in use did not move: the comparison would prove little"
-            scraped_memory = prometheus.query('system_memory_usage_bytes{state="used"}[5m]')[0]["values"]
+            scraped_memory = prometheus.query('system_memory_usage_bytes{system_memory_state="used"}[5m]')[0]["values"]
             assert len({value for _, value in scraped_memory}) > 1, "Prometheus saw memory in use stand still"
             for series, key in compared.items():
                 points = stored(agent, key)

@@ -20,9 +20,9 @@ from conftest import agent_binary, running_agent
 from monitoring import Prometheus, VictoriaMetrics, get, http_address
 from postgres import wait_for
 
-CPU_IDLE = 'system/system.cpu.time{cpu="0",state="idle"}'
-MEMORY_USED = 'system/system.memory.usage{state="used"}'
-SERIES = {CPU_IDLE: 'system_cpu_time_seconds_total{cpu="0",state="idle"}', MEMORY_USED: 'system_memory_usage_bytes{state="used"}'}
+CPU_IDLE = 'system/system.cpu.time{cpu.logical_number="0",cpu.mode="idle"}'
+MEMORY_USED = 'system/system.memory.usage{system.memory.state="used"}'
+SERIES = {CPU_IDLE: 'system_cpu_time_seconds_total{cpu_logical_number="0",cpu_mode="idle"}', MEMORY_USED: 'system_memory_usage_bytes{system_memory_state="used"}'}
 
 
 def stored(agent, key: str) -> list[tuple[int, float]]:
@@ -59,7 +59,7 @@ def test_every_point_arrives_once_through_outages_and_a_restart(tmp_path):
             wait_for(lambda: len(in_prometheus(prometheus, SERIES[CPU_IDLE])) >= 3, 30, "the first points in Prometheus")
             # The series carry the external labels: --label, and host by default.
             labels = victoria.export(SERIES[MEMORY_USED])[0]["metric"]
-            assert labels["cluster"] == "test" and labels["host"] == socket.gethostname() and labels["state"] == "used"
+            assert labels["cluster"] == "test" and labels["host"] == socket.gethostname() and labels["system_memory_state"] == "used"
 
             # Both receivers go away; the agent samples on, and keeps what it could not send.
             prometheus.stop()
@@ -265,7 +265,7 @@ def test_server_errors_and_429_are_retried_until_taken_and_nothing_is_lost(tmp_p
             # receiver starts after what was committed when its cursor was made: the first tick
             # or two of a new agent may be before it).
             cpu = lambda: sorted((ms, value) for labels, ms, value, _ in receiver.samples
-                                 if labels["__name__"] == "system_cpu_time_seconds_total" and labels["cpu"] == "0" and labels["state"] == "idle")
+                                 if labels["__name__"] == "system_cpu_time_seconds_total" and labels["cpu_logical_number"] == "0" and labels["cpu_mode"] == "idle")
             expected = [point for point in stored(agent, CPU_IDLE) if point[0] >= cpu()[0][0]]
             assert len(expected) >= len(stored(agent, CPU_IDLE)) - 2
             wait_for(lambda: len(cpu()) >= len(expected), 30, "every stored tick at the receiver")

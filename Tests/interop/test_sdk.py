@@ -127,7 +127,7 @@ def test_the_trainer_is_attached_and_its_processes_recorded(agent):
     with Boxcar(str(agent.socket)) as mbox:
         with mbox.new_experiment(name="attached", namespace="t") as experiment:
             deadline = time.monotonic() + 10
-            key = f'system/process.count{{pid="{os.getpid()}"}}'
+            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
             while key not in experiment.metrics() and time.monotonic() < deadline:
                 time.sleep(0.3)
             assert key in experiment.metrics()
