@@ -296,7 +296,7 @@ def test_trainers_processes_are_pushed_only_when_asked(tmp_path):
                 trees = [labels for labels, *_ in receiver.samples if labels["__name__"] == "process_tree_processes"]
                 if asked:
                     assert trees and {labels["experiment_id"] for labels in trees} == {experiment}
-                    assert {labels["pid"] for labels in trees} == {str(tree.pid)}
+                    assert {labels["process_pid"] for labels in trees} == {str(tree.pid)}
                 else:
                     assert not trees, "a trainer's tree was pushed without --remote-write-processes"
         finally:
