@@ -118,7 +118,7 @@ final class Agent: Service, Sendable {
         var sampler: Sampler?
         if let interval = configuration.sampleInterval, interval > .zero {
             sampler = Sampler(
-                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot),
+                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot, loopback: configuration.networkLoopback),
                 processes: ProcessTreeSensor(procRoot: configuration.procRoot),
                 nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger, keepsSnapshot: configuration.http != nil,
                 storesCumulative: !configuration.remoteWrite.urls.isEmpty)

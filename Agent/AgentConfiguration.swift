@@ -21,6 +21,8 @@ struct AgentConfiguration: Sendable {
     /// Where /proc and /sys are read ("/proc" and "/sys"; a fixture tree in tests).
     var procRoot: String
     var sysRoot: String
+    /// Whether the loopback interface is sampled beside the physical ones.
+    var networkLoopback = false
     /// The NVML library to dlopen.
     var nvmlLibrary: String
     /// Whether `listen` may be an address other than loopback (then `token` is required).

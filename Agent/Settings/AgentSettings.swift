@@ -373,6 +373,15 @@ struct AgentSettings: Sendable {
             example: "/sys"
         ) { text, settings in settings.agent.sysRoot = text },
         Setting(
+            "network-loopback", .flag, default: "`false`", value: "false",
+            help: "sample the loopback interface too (traffic between processes of this machine)",
+            note: """
+                Sample the loopback interface beside the physical ones: the traffic between processes of
+                this machine (NCCL within a node, a data loader's server).
+                """,
+            example: "true"
+        ) { text, settings in settings.agent.networkLoopback = try Setting.bool(text, "network-loopback") },
+        Setting(
             "nvml-library", .value(placeholder: "PATH"), default: "`libnvidia-ml.so.1`", value: "libnvidia-ml.so.1",
             help: "the NVML library loaded with dlopen",
             note: "The NVML library, loaded with dlopen; absent: no NVIDIA GPU series, the agent runs on.",

@@ -35,6 +35,8 @@ public final class Sampler: Sendable {
     private let latest = Mutex<MachineSnapshot?>(nil)
     /// The trainers attached at the last tick whose read succeeded.
     private let lastAttached = Mutex<[(experimentID: String, pid: Int32)]>([])
+    /// Each attached trainer's cgroup's OOM kills as last read, to see them rise.
+    private let oomKills = Mutex<[Int32: Double]>([:])
     /// Where ticks are stamped: on their schedule (see TickStamps).
     private let stamps: Mutex<TickStamps>
     /// Whether each tick is kept for the exporter (`--http`): an agent without one does not
@@ -138,6 +140,27 @@ public final class Sampler: Sendable {
         for reading in readings { add(reading, to: Store.hostID) }
         for (experimentID, pid) in attached {
             for reading in trees[pid] ?? [] where storesCumulative || !reading.reading.isCumulative { add(reading, to: experimentID) }
+        }
+        // A rise of a trainer's cgroup's OOM kills is an event of its experiment: the moment a
+        // rank or a data-loader worker was killed shows on the run's timeline. Kills before the
+        // first read (before the attach) are not the run's to tell.
+        let risen = oomKills.withLock { last in
+            var risen: [(experimentID: String, pid: Int32, kills: Double)] = []
+            last = last.filter { pid, _ in roots.contains(pid) }
+            for (experimentID, pid) in attached {
+                guard let now = trees[pid]?.first(where: { $0.reading.name == "container.memory.oom_kills" })?.reading.value else { continue }
+                if let before = last[pid], now > before { risen.append((experimentID, pid, now - before)) }
+                last[pid] = now
+            }
+            return risen
+        }
+        for (experimentID, pid, kills) in risen {
+            ticks[experimentID, default: tick(experimentID)].events.append(Event(
+                parentID: experimentID, name: "memory.oom_kill", source: "boxcar.cgroup", wallclock: wallclock,
+                metadata: ["pid": .number(Double(pid)), "kills": .number(kills)], createdAt: 0))
+            logger.warning("the OOM killer killed processes of a trainer's cgroup", metadata: [
+                "experiment": "\(experimentID)", "pid": "\(pid)", "kills": "\(Int(kills))",
+            ])
         }
         // XID errors are events of the host and of every experiment attached now.
         for (gpu, xid) in xids {

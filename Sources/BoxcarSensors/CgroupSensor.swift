@@ -100,6 +100,9 @@ public final class CgroupSensor: Sensor {
         var memory: Double?
         var memoryLimit: Double?
         var cpuLimit: Double?
+        /// Processes of the cgroup the OOM killer killed (v2 memory.events, v1 memory.oom_control,
+        /// Linux 4.13+).
+        var oomKills: UInt64?
         var stat: [String: UInt64] = [:]
         /// Which cgroup (a changed one starts its rates afresh), and where its files were read.
         var cgroup: String
@@ -111,6 +114,7 @@ public final class CgroupSensor: Sensor {
         var figures = Figures(cgroup: path, location: directory)
         figures.memory = files.number(directory + "/memory.current")
         figures.memoryLimit = files.number(directory + "/memory.max")  // "max": no limit, no reading
+        figures.oomKills = Self.keyed((try? files.read(directory + "/memory.events")) ?? [])["oom_kill"]
         var cpuMax: [ArraySlice<UInt8>] = []
         forEachLine((try? files.read(directory + "/cpu.max")) ?? []) { cpuMax = $0 }
         if cpuMax.count == 2, let quota = cpuMax[0].number, let period = cpuMax[1].number, period > 0 {
@@ -144,6 +148,7 @@ public final class CgroupSensor: Sensor {
         if let memory {
             figures.memory = files.number(memory + "/memory.usage_in_bytes")
             figures.memoryLimit = files.number(memory + "/memory.limit_in_bytes").flatMap { $0 < Self.noMemoryLimit ? $0 : nil }
+            figures.oomKills = Self.keyed((try? files.read(memory + "/memory.oom_control")) ?? [])["oom_kill"]
         }
         if let cpu {
             if let quota = files.number(cpu + "/cpu.cfs_quota_us"), quota > 0,  // -1: no limit
@@ -176,6 +181,9 @@ public final class CgroupSensor: Sensor {
         if let memory = figures.memory { out.append(Reading("container.memory.usage", [], memory)) }
         if let limit = figures.memoryLimit { out.append(Reading("container.memory.limit", [], limit)) }
         if let limit = figures.cpuLimit { out.append(Reading("container.cpu.limit", [], limit)) }
+        // A counter the exporter shows and the sampler turns into an event of a trainer's
+        // experiment when it rises.
+        if let kills = figures.oomKills { out.append(Reading.cumulative("container.memory.oom_kills", [], Double(kills))) }
         let stat = figures.stat
         if let usage = stat["usage_usec"] { out.append(Reading.cumulative("container.cpu.time", [], Double(usage) / 1_000_000)) }
         if let throttled = stat["throttled_usec"] {

@@ -206,7 +206,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let (type, label): (Int32, String) = metric == .eccCorrected ? (0, "corrected") : (1, "uncorrected")
             var value: UInt64 = 0
             let rc = function(device, type, 0, &value)  // NVML_VOLATILE_ECC
-            if rc == NVMLReturn.success { readings.append(Reading("hw.errors", with(.init("error.type", label)) + [Self.gpuType], Double(value))) }
+            if rc == NVMLReturn.success { readings.append(Reading("hw.errors", [.init("error.type", label)] + with(Self.gpuType), Double(value))) }
             return rc
         case .migMode:
             guard let function = nvml.migMode else { return nil }

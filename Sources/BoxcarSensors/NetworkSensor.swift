@@ -1,18 +1,22 @@
-/// Network interfaces (`/proc/net/dev`): bytes, packets, errors and drops per second, each way.
-/// Physical interfaces only by default (those with a `device` link under /sys/class/net): the
-/// loopback and virtual ones (bridges, veths, ifb) would count the same traffic twice.
+/// Network interfaces (`/proc/net/dev`): bytes, packets, errors and drops per second, each way;
+/// and from /sys/class/net, whether each is up, its speed and its MTU. Physical interfaces only by
+/// default (those with a `device` link under /sys/class/net): virtual ones (bridges, veths, ifb)
+/// would count the same traffic twice; the loopback on request (`--network-loopback`: NCCL's
+/// and a data loader's traffic on one machine go through it).
 public final class NetworkSensor: CounterSensor {
     public let name = "network"
     let files = OpenFiles<String>()
     let procRoot: String
     let sysRoot: String
     let includeVirtual: Bool
+    let includeLoopback: Bool
     var previous: Snapshot?
 
-    public init(procRoot: String = "/proc", sysRoot: String = "/sys", includeVirtual: Bool = false) {
+    public init(procRoot: String = "/proc", sysRoot: String = "/sys", includeVirtual: Bool = false, includeLoopback: Bool = false) {
         self.procRoot = procRoot
         self.sysRoot = sysRoot
         self.includeVirtual = includeVirtual
+        self.includeLoopback = includeLoopback
     }
 
     struct Counters: Equatable {
@@ -47,10 +51,10 @@ public final class NetworkSensor: CounterSensor {
                 (name, physical[name] ?? exists(sysRoot + "/class/net/" + name + "/device"))
             })
         }
-        let chosen = all.filter { physical[$0.key] == true }
+        let chosen = all.filter { physical[$0.key] == true || (includeLoopback && $0.key == "lo") }
         // In a container's network namespace every interface is virtual (a veth): then count
-        // them all but the loopback.
-        return chosen.isEmpty ? all.filter { $0.key != "lo" } : chosen
+        // them all but the loopback (unless asked for).
+        return chosen.allSatisfy({ $0.key == "lo" }) ? all.filter { $0.key != "lo" || includeLoopback } : chosen
     }
 
     /// The counters' names (the rates': with `.rate`), and where each sits in both directions'
@@ -59,8 +63,26 @@ public final class NetworkSensor: CounterSensor {
         ("system.network.io", 0), ("system.network.packet.count", 1), ("system.network.errors", 2), ("system.network.packet.dropped", 3),
     ]
 
+    /// Whether each interface is up (`operstate`; the loopback says "unknown" and counts as up),
+    /// its speed (Mb/s in the file; none while the link is down, when reading it fails, nor for
+    /// the loopback and virtual ones) and its MTU.
+    func link(_ device: String) -> [Reading] {
+        let base = sysRoot + "/class/net/" + device
+        let labels = [Reading.Label("network.interface.name", device)]
+        var out: [Reading] = []
+        if let state = files.text(base + "/operstate") {
+            out.append(Reading("system.network.interface.up", labels, state == "up" || (device == "lo" && state == "unknown") ? 1 : 0))
+        }
+        if let megabits = files.number(base + "/speed"), megabits > 0 {
+            out.append(Reading("system.network.interface.speed", labels, megabits * 125_000))
+        }
+        if let mtu = files.number(base + "/mtu") { out.append(Reading("system.network.interface.mtu", labels, mtu)) }
+        return out
+    }
+
     func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
         var out: [Reading] = []
+        for device in new.keys.sorted() { out += link(device) }
         // The counters as they stand.
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
             for (direction, now) in [("receive", counters.receive), ("transmit", counters.transmit)] {

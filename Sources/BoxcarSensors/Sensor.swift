@@ -25,11 +25,12 @@ extension Sensor {
 
 /// Every sensor of the machine as a whole (the process tree and GPUs through NVML aside: they
 /// need the attached PIDs and a library), reading /proc and /sys under these roots.
-public func hostSensors(procRoot: String, sysRoot: String) -> [any Sensor] {
+/// `loopback`: the loopback interface's series too.
+public func hostSensors(procRoot: String, sysRoot: String, loopback: Bool = false) -> [any Sensor] {
     [
         CPUSensor(procRoot: procRoot), MemorySensor(procRoot: procRoot), VMStatSensor(procRoot: procRoot),
         PressureSensor(procRoot: procRoot), FileHandleSensor(procRoot: procRoot),
-        CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot),
+        CgroupSensor(procRoot: procRoot, sysRoot: sysRoot), NetworkSensor(procRoot: procRoot, sysRoot: sysRoot, includeLoopback: loopback),
         NetstatSensor(procRoot: procRoot),
         InfiniBandSensor(sysRoot: sysRoot),
         DiskSensor(procRoot: procRoot, sysRoot: sysRoot, udev: Udev.forSysRoot(sysRoot)),

@@ -94,4 +94,45 @@ import Testing
             #expect(try await store.getMetrics(.with { $0.parentID = other }).metrics.isEmpty)
         }
     }
+
+    /// The OOM killer killing processes of an attached trainer's cgroup is an event of its
+    /// experiment, with how many it killed; what it killed before the trainer attached is not.
+    @Test func anOOMKillInTheTrainersCgroupIsAnEventOfItsExperiment() async throws {
+        let proc = try procRoot()
+        try "0::/job\n".write(toFile: proc + "/100/cgroup", atomically: true, encoding: .utf8)
+        let sys = directory.file("sys")
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/sys", toPath: sys)
+        let cgroup = sys + "/fs/cgroup/job"
+        try FileManager.default.createDirectory(atPath: cgroup, withIntermediateDirectories: true)
+        try "1048576\n".write(toFile: cgroup + "/memory.current", atomically: true, encoding: .utf8)
+        func events(_ kills: Int) throws {
+            // In place, as the kernel's file changes (the agent keeps it open).
+            try "low 0\nhigh 0\nmax 3\noom 1\noom_kill \(kills)\n".write(toFile: cgroup + "/memory.events", atomically: false, encoding: .utf8)
+        }
+        try events(2)
+        try await withAgent(in: directory, configure: {
+            $0.sampleInterval = .milliseconds(100)
+            $0.procRoot = proc
+            $0.sysRoot = sys
+        }) { client in
+            let id = try await client.modelStore.createExperiment(.with { $0.name = "oom"; $0.namespace = "n" }).experimentID
+            _ = try await client.agent.attach(.with { $0.experimentID = id; $0.pid = 100 })
+            // The cgroup is read (its memory is the experiment's) before the kills rise.
+            let usage = #"system/container.memory.usage{process.pid="100"}"#
+            for _ in 0..<100 where (try await client.metrics(parentID: id, keys: [usage]).first?.columns.count ?? 0) < 2 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await client.events(parentID: id).isEmpty)
+            try events(5)
+            var oom: [Event] = []
+            for _ in 0..<100 where oom.isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+                oom = try await client.events(parentID: id).filter { $0.name == "memory.oom_kill" }
+            }
+            #expect(oom.count == 1)
+            #expect(oom.first?.metadata["kills"] == .number(3))
+            #expect(oom.first?.metadata["pid"] == .number(100))
+            #expect(try await client.events(parentID: "host").filter { $0.name == "memory.oom_kill" }.isEmpty)
+        }
+    }
 }

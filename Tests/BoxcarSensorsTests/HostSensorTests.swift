@@ -62,7 +62,7 @@ import Testing
         let disk = try DiskSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
         #expect(value(disk, #"system/system.disk.io{disk.io.direction="read",system.device="vda"}"#) == Double(18_130_426 * 512))
         #expect(value(disk, #"system/system.disk.operations{disk.io.direction="write",system.device="vda"}"#) == 119_512)
-        #expect(value(disk, #"system/system.disk.operation_time{disk.io.direction="read",system.device="vda"}"#) == 405.057)
+        #expect(value(disk, #"system/system.disk.operation_time{disk.io.direction="read",system.device="vda"}"#) == 405.257)
         #expect(value(disk, #"system/system.disk.io_time{system.device="vda"}"#) == 42.1)
         #expect(value(disk, #"system/system.disk.weighted_io_time{system.device="vda"}"#) == 497.014)
         let network = try NetworkSensor(procRoot: b, sysRoot: sys).sample(elapsed: nil)
@@ -85,12 +85,38 @@ import Testing
         #expect(value(readings, #"system/system.network.io.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 200_000)
         #expect(value(readings, #"system/system.network.packet.count.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 300)
         #expect(value(readings, #"system/system.network.packet.dropped.rate{network.interface.name="eth0",network.io.direction="transmit"}"#) == 2)
-        #expect(!readings.contains { $0.seriesKey.contains(#"device="lo""#) || $0.seriesKey.contains("ifb") })
+        #expect(!readings.contains { $0.seriesKey.contains(#"name="lo""#) || $0.seriesKey.contains("ifb") })
+        // The link: up, 25 Gb/s, jumbo frames.
+        #expect(value(readings, #"system/system.network.interface.up{network.interface.name="eth0"}"#) == 1)
+        #expect(value(readings, #"system/system.network.interface.speed{network.interface.name="eth0"}"#) == 3_125_000_000)
+        #expect(value(readings, #"system/system.network.interface.mtu{network.interface.name="eth0"}"#) == 9000)
+    }
+
+    @Test func theLoopbackOnRequestAndALinkThatIsDown() throws {
+        let sys = Self.fixtures + "/sys"
+        let readings = try between(
+            NetworkSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys, includeLoopback: true),
+            NetworkSensor(procRoot: Self.fixtures + "/proc-b", sysRoot: sys, includeLoopback: true))
+        let interfaces = Set(readings.compactMap { $0.labels.first { $0.name == "network.interface.name" }?.value })
+        #expect(interfaces == ["eth0", "lo"])
+        // The loopback's operstate is "unknown": up all the same; it has no speed.
+        #expect(value(readings, #"system/system.network.interface.up{network.interface.name="lo"}"#) == 1)
+        #expect(value(readings, #"system/system.network.interface.speed{network.interface.name="lo"}"#) == nil)
+        #expect(value(readings, #"system/system.network.interface.mtu{network.interface.name="lo"}"#) == 65536)
+        // A link that went down: 0, and no speed (the kernel answers -1 or refuses the read).
+        let directory = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.path + "/class/net/eth1/device", withIntermediateDirectories: true)
+        try "down\n".write(toFile: directory.path + "/class/net/eth1/operstate", atomically: true, encoding: .utf8)
+        try "-1\n".write(toFile: directory.path + "/class/net/eth1/speed", atomically: true, encoding: .utf8)
+        let down = NetworkSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: directory.path).link("eth1")
+        #expect(down.map(\.seriesKey) == [#"system/system.network.interface.up{network.interface.name="eth1"}"#])
+        #expect(down.first?.value == 0)
     }
 
     @Test func disksReportBytesOperationsBusyAndQueue() throws {
-        // vda: +200 reads of 4,000 sectors, +50 writes of 1,000 sectors, +500 ms busy,
-        // +3,000 weighted ms, over 2 s. zram0 has no changes; loop0 is skipped.
+        // vda: +200 reads of 4,000 sectors, +100 reads merged, +200 ms reading, +50 writes of
+        // 1,000 sectors, +500 ms busy, +3,000 weighted ms, +20 discards, over 2 s; 3 I/Os in
+        // flight. zram0 has no changes; loop0 is skipped.
         let sys = Self.fixtures + "/sys"
         let readings = try between(
             DiskSensor(procRoot: Self.fixtures + "/proc-a", sysRoot: sys),
@@ -101,6 +127,13 @@ import Testing
         #expect(value(readings, #"system/system.disk.operations.rate{disk.io.direction="write",system.device="vda"}"#) == 25)
         #expect(value(readings, #"system/system.disk.busy{system.device="vda"}"#) == 0.25)
         #expect(value(readings, #"system/system.disk.queue_length{system.device="vda"}"#) == 1.5)
+        #expect(value(readings, #"system/system.disk.merged.rate{disk.io.direction="read",system.device="vda"}"#) == 50)
+        #expect(value(readings, #"system/system.disk.merged.rate{disk.io.direction="write",system.device="vda"}"#) == 0)
+        #expect(value(readings, #"system/system.disk.operation_time.rate{disk.io.direction="read",system.device="vda"}"#) == 0.1)
+        #expect(value(readings, #"system/system.disk.discards.rate{system.device="vda"}"#) == 10)
+        #expect(value(readings, #"system/system.disk.pending_operations{system.device="vda"}"#) == 3)
+        #expect(value(readings, #"system/system.disk.merged{disk.io.direction="read",system.device="vda"}"#) == 24_399)
+        #expect(value(readings, #"system/system.disk.discards{system.device="vda"}"#) == 26_392)
         #expect(!readings.contains { $0.seriesKey.contains("loop") })
     }
 
