@@ -30,6 +30,19 @@ for _ in range(seconds):
             "energy": pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000,
         },
     }
+    # What a GPU may not support: each on its own, missing where it answers an error.
+    optional = {
+        "utilization.encoder": lambda: pynvml.nvmlDeviceGetEncoderUtilization(handle)[0],
+        "utilization.decoder": lambda: pynvml.nvmlDeviceGetDecoderUtilization(handle)[0],
+        "pcie.replays": lambda: pynvml.nvmlDeviceGetPcieReplayCounter(handle),
+        "remapped.corrected": lambda: pynvml.nvmlDeviceGetRemappedRows(handle)[0],
+        "violation.power": lambda: pynvml.nvmlDeviceGetViolationStatus(handle, pynvml.NVML_PERF_POLICY_POWER).violationTime / 1e9,
+    }
+    for name, read in optional.items():
+        try:
+            sample["pynvml"][name] = read()
+        except pynvml.NVMLError:
+            pass
     smi = subprocess.run(
         ["nvidia-smi", f"--query-gpu={QUERY}", "--format=csv,noheader,nounits", "-i", "0"],
         capture_output=True, text=True).stdout.strip().split(", ")

@@ -22,6 +22,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         case utilization, memory, temperature, power, powerLimit, energy
         case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
         case clocksEventReasons, eccCorrected, eccUncorrected, migMode, migMemory, processMemory
+        case encoder, decoder, pcieReplays, remappedRows, retiredPages, powerViolation, thermalViolation, nvlink
     }
 
     public let library: NVMLLibrary
@@ -33,6 +34,11 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// Each GPU's labels, made once: they are on every reading of every tick.
     private var gpuLabels: [[Reading.Label]] = []
     private var eventSet: OpaquePointer?
+    /// Each device's active NVLinks, found at its first read.
+    private var activeLinks: [UnsafeMutableRawPointer: [UInt32]] = [:]
+    /// Counters whose rate the sensor gives (NVLink data, violation time) as last read, by series
+    /// key: the driver's own timestamp and the value.
+    private var lastCounters: [String: (time: Double, value: Double)] = [:]
 
     public init(library: NVMLLibrary) throws {
         self.library = library
@@ -208,6 +214,53 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let rc = function(device, type, 0, &value)  // NVML_VOLATILE_ECC
             if rc == NVMLReturn.success { readings.append(Reading("hw.errors", [.init("error.type", label)] + with(Self.gpuType), Double(value))) }
             return rc
+        case .encoder, .decoder:
+            guard let function = metric == .encoder ? nvml.encoderUtilization : nvml.decoderUtilization else { return nil }
+            var value: UInt32 = 0
+            var period: UInt32 = 0
+            let rc = function(device, &value, &period)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.utilization", with(.init("hw.gpu.task", metric == .encoder ? "encoder" : "decoder")), Double(value) / 100))
+            }
+            return rc
+        case .pcieReplays:
+            return scalar(nvml.pcieReplayCounter) { readings.append(Reading("hw.gpu.pcie.replays", labels, $0)) }
+        case .remappedRows:
+            guard let function = nvml.remappedRows else { return nil }
+            var corrected: UInt32 = 0, uncorrected: UInt32 = 0, pending: UInt32 = 0, failed: UInt32 = 0
+            let rc = function(device, &corrected, &uncorrected, &pending, &failed)
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.memory.remapped_rows", [.init("error.type", "corrected")] + labels, Double(corrected)))
+                readings.append(Reading("hw.gpu.memory.remapped_rows", [.init("error.type", "uncorrected")] + labels, Double(uncorrected)))
+                readings.append(Reading("hw.gpu.memory.remap_pending", labels, Double(pending)))
+                readings.append(Reading("hw.gpu.memory.remap_failed", labels, Double(failed)))
+            }
+            return rc
+        case .retiredPages:
+            // Asked with room for none: the driver answers how many (INSUFFICIENT_SIZE when some).
+            guard let function = nvml.retiredPages else { return nil }
+            var last: Int32 = NVMLReturn.success
+            for (cause, label) in [(Int32(0), "single_bit_ecc"), (1, "double_bit_ecc")] {
+                var count: UInt32 = 0
+                var address: UInt64 = 0
+                last = function(device, cause, &count, &address)
+                guard last == NVMLReturn.success || last == NVMLReturn.insufficientSize else { return last }
+                readings.append(Reading("hw.gpu.memory.retired_pages", with(.init("cause", label)), Double(count)))
+            }
+            return NVMLReturn.success
+        case .powerViolation, .thermalViolation:
+            guard let function = nvml.violationStatus else { return nil }
+            var value = boxcar_nvmlViolationTime_t()
+            let policy: Int32 = metric == .powerViolation ? 0 : 1  // NVML_PERF_POLICY_POWER, _THERMAL
+            let rc = function(device, policy, &value)
+            if rc == NVMLReturn.success {
+                let reason = Reading.Label("reason", metric == .powerViolation ? "power" : "thermal")
+                counter("hw.gpu.violation_time", with(reason), value: Double(value.violationTime) / 1e9,
+                        time: Double(value.referenceTime) / 1e6, into: &readings)
+            }
+            return rc
+        case .nvlink:
+            return nvlink(device, labels: labels, into: &readings)
         case .migMode:
             guard let function = nvml.migMode else { return nil }
             var current: UInt32 = 0
@@ -248,6 +301,76 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         }
+    }
+
+    /// A counter as it stands, and its rise per second since its last read by the driver's own
+    /// clock (`time`, seconds); none the first time, nor when it went back (a driver reload).
+    private func counter(
+        _ name: String, _ labels: [Reading.Label], value: Double, time: Double, into readings: inout [Reading]
+    ) {
+        var reading = Reading(name, labels, value)
+        reading.isCumulative = true
+        readings.append(reading)
+        let key = reading.seriesKey
+        if let last = lastCounters[key], time > last.time, value >= last.value {
+            readings.append(Reading(name + ".rate", reading.labels, (value - last.value) / (time - last.time)))
+        }
+        lastCounters[key] = (time, value)
+    }
+
+    /// NVLink: each active link's data sent and received (NVML's field values, KiB counters by
+    /// the driver's clock) and its error counters. A GPU without NVLink (or without an active
+    /// link) answers NOT_SUPPORTED and loses the metric.
+    private func nvlink(_ device: NVMLLibrary.Device, labels: [Reading.Label], into readings: inout [Reading]) -> Int32? {
+        guard let state = library.nvLinkState, let fields = library.fieldValues else { return nil }
+        let key = UnsafeMutableRawPointer(device)
+        if activeLinks[key] == nil {
+            var found: [UInt32] = []
+            for link in UInt32(0)..<36 {  // NVML_NVLINK_MAX_LINKS
+                var active: Int32 = 0
+                let rc = state(device, link, &active)
+                if rc == NVMLReturn.notSupported && link == 0 { return rc }
+                if rc != NVMLReturn.success { break }  // INVALID_ARGUMENT past the device's last link
+                if active == 1 { found.append(link) }
+            }
+            if found.isEmpty { return NVMLReturn.notSupported }
+            activeLinks[key] = found
+        }
+        let links = activeLinks[key] ?? []
+        var values = links.flatMap { link in
+            [UInt32(138), 139].map { field in  // NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, _RX
+                var value = boxcar_nvmlFieldValue_t()
+                value.fieldId = field
+                value.scopeId = link
+                return value
+            }
+        }
+        let rc = fields(device, Int32(values.count), &values)
+        guard rc == NVMLReturn.success else { return rc }
+        for value in values where value.nvmlReturn == NVMLReturn.success {
+            let kibibytes: Double
+            switch value.valueType {
+            case 0: kibibytes = value.value.dVal
+            case 1: kibibytes = Double(value.value.uiVal)
+            case 4: kibibytes = Double(value.value.sllVal)
+            default: kibibytes = Double(value.value.ullVal)
+            }
+            let link = Reading.Label("nvlink", String(value.scopeId))
+            let direction = Reading.Label("network.io.direction", value.fieldId == 138 ? "transmit" : "receive")
+            counter("hw.gpu.nvlink.io", labels + [direction, link], value: kibibytes * 1024, time: Double(value.timestamp) / 1_000_000, into: &readings)
+        }
+        if let errors = library.nvLinkErrorCounter {
+            for link in links {
+                for (type, name) in [(Int32(0), "replay"), (1, "recovery"), (2, "crc_flit"), (3, "crc_data")] {
+                    var count: UInt64 = 0
+                    guard errors(device, link, type, &count) == NVMLReturn.success else { continue }
+                    var reading = Reading("hw.gpu.nvlink.errors", labels + [.init("error.type", name), .init("nvlink", String(link))], Double(count))
+                    reading.isCumulative = true
+                    readings.append(reading)
+                }
+            }
+        }
+        return rc
     }
 
     typealias MemoryNames = (usage: String, limit: String, reserved: String)

@@ -37,6 +37,17 @@ public final class NVMLLibrary: @unchecked Sendable {
     let maxMigDeviceCount: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?
     let migDeviceHandleByIndex: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Device?>) -> Int32)?
     let computeProcesses: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<boxcar_nvmlProcessInfo_t>?) -> Int32)?
+    let encoderUtilization: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32)?
+    let decoderUtilization: (@convention(c) (Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>) -> Int32)?
+    let pcieReplayCounter: (@convention(c) (Device, UnsafeMutablePointer<UInt32>) -> Int32)?
+    let remappedRows: (@convention(c) (
+        Device, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt32>
+    ) -> Int32)?
+    let retiredPages: (@convention(c) (Device, Int32, UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt64>?) -> Int32)?
+    let violationStatus: (@convention(c) (Device, Int32, UnsafeMutablePointer<boxcar_nvmlViolationTime_t>) -> Int32)?
+    let nvLinkState: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Int32>) -> Int32)?
+    let nvLinkErrorCounter: (@convention(c) (Device, UInt32, Int32, UnsafeMutablePointer<UInt64>) -> Int32)?
+    let fieldValues: (@convention(c) (Device, Int32, UnsafeMutablePointer<boxcar_nvmlFieldValue_t>) -> Int32)?
     let eventSetCreate: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?
     let registerEvents: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32)?
     let eventSetWait: (@convention(c) (OpaquePointer, UnsafeMutablePointer<boxcar_nvmlEventData_t>, UInt32) -> Int32)?
@@ -98,6 +109,15 @@ public final class NVMLLibrary: @unchecked Sendable {
         maxMigDeviceCount = symbols.find("nvmlDeviceGetMaxMigDeviceCount")
         migDeviceHandleByIndex = symbols.find("nvmlDeviceGetMigDeviceHandleByIndex")
         computeProcesses = symbols.find("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2")
+        encoderUtilization = symbols.find("nvmlDeviceGetEncoderUtilization")
+        decoderUtilization = symbols.find("nvmlDeviceGetDecoderUtilization")
+        pcieReplayCounter = symbols.find("nvmlDeviceGetPcieReplayCounter")
+        remappedRows = symbols.find("nvmlDeviceGetRemappedRows")
+        retiredPages = symbols.find("nvmlDeviceGetRetiredPages")
+        violationStatus = symbols.find("nvmlDeviceGetViolationStatus")
+        nvLinkState = symbols.find("nvmlDeviceGetNvLinkState")
+        nvLinkErrorCounter = symbols.find("nvmlDeviceGetNvLinkErrorCounter")
+        fieldValues = symbols.find("nvmlDeviceGetFieldValues")
         eventSetCreate = symbols.find("nvmlEventSetCreate")
         registerEvents = symbols.find("nvmlDeviceRegisterEvents")
         eventSetWait = symbols.find("nvmlEventSetWait_v2")

@@ -12,10 +12,17 @@
 //   <index> mig.instance <i> <used> <total>
 //                                       a MIG instance in slot i (0-6) of a GPU in MIG mode
 //                                       ("<index> mig 1"), its memory used and total in bytes
+//   <index> nvlink <link> <tx> <rx> <replay> <recovery> <crc.flit> <crc.data>
+//                                       an active NVLink: the KiB its data counters rise by at each
+//                                       nvmlDeviceGetFieldValues call (a second of the device's own
+//                                       clock, which each call moves on), and its error counters
 // Fields: name, uuid, utilization.gpu, utilization.memory, memory.total, memory.used,
 // memory.free, memory.reserved, temperature, power, power.limit, energy, clock.graphics,
 // clock.sm, clock.memory, pcie.tx, pcie.rx, fan, clocks_event_reasons, ecc.corrected,
-// ecc.uncorrected, mig.
+// ecc.uncorrected, mig, encoder, decoder (percent), pcie.replays, remapped.corrected,
+// remapped.uncorrected, remap.pending, remap.failed (0 or 1), retired.sbe, retired.dbe (pages),
+// violation.power, violation.thermal (the ns each nvmlDeviceGetViolationStatus call adds, over a
+// second of its reference clock).
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -28,18 +35,22 @@ typedef struct FakeDevice *nvmlDevice_t;
 typedef struct FakeEventSet *nvmlEventSet_t;
 
 enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
-enum { FIELDS = 22, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6 };
+enum { FIELDS = 34, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
 
 static const char *field_names[FIELDS] = {
     "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
     "memory.free", "memory.reserved", "temperature", "power", "power.limit", "energy",
     "clock.graphics", "clock.sm", "clock.memory", "pcie.tx", "pcie.rx", "fan",
-    "clocks_event_reasons", "ecc.corrected", "ecc.uncorrected", "mig",
+    "clocks_event_reasons", "ecc.corrected", "ecc.uncorrected", "mig", "encoder", "decoder",
+    "pcie.replays", "remapped.corrected", "remapped.uncorrected", "remap.pending", "remap.failed",
+    "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink",
 };
 enum {
     F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
     F_TEMPERATURE, F_POWER, F_POWER_LIMIT, F_ENERGY, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEM,
     F_PCIE_TX, F_PCIE_RX, F_FAN, F_EVENT_REASONS, F_ECC_CORRECTED, F_ECC_UNCORRECTED, F_MIG,
+    F_ENCODER, F_DECODER, F_PCIE_REPLAYS, F_REMAPPED_CORRECTED, F_REMAPPED_UNCORRECTED, F_REMAP_PENDING,
+    F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK,
 };
 
 struct FakeDevice {
@@ -51,6 +62,14 @@ struct FakeDevice {
     unsigned int pids[MAX_PROCESSES];
     unsigned long long process_memory[MAX_PROCESSES];
     int processes;
+    int nvlinks;  // how many links were scripted (0: NVLink not supported)
+    int nvlink_active[NVLINKS];
+    unsigned long long nvlink_step[NVLINKS][2];    // KiB a call: tx, rx
+    unsigned long long nvlink_counter[NVLINKS][2]; // KiB so far
+    unsigned long long nvlink_errors[NVLINKS][4];  // replay, recovery, crc flit, crc data
+    unsigned long long clock_us;                   // the field values' clock
+    unsigned long long violation_reference[2];     // µs: power, thermal
+    unsigned long long violation_time[2];          // ns
 };
 
 struct FakeEventSet { int delivered; };
@@ -83,6 +102,8 @@ static void load_script(void) {
     xid_device = -1;
     for (int i = 0; i < MAX_GPUS; i++) {
         devices[i].index = i;
+        devices[i].clock_us = 1700000000000000ULL;
+        devices[i].violation_reference[0] = devices[i].violation_reference[1] = 1700000000000000ULL;
         snprintf(devices[i].name, sizeof devices[i].name, "Fake GPU");
         snprintf(devices[i].uuid, sizeof devices[i].uuid, "GPU-fake-%d", i);
     }
@@ -112,6 +133,18 @@ static void load_script(void) {
             device->pids[device->processes] = (unsigned int)strtoul(c, NULL, 10);
             device->process_memory[device->processes] = strtoull(d, NULL, 10);
             device->processes++;
+            continue;
+        }
+        if (strcmp(b, "nvlink") == 0) {
+            unsigned long long tx = 0, rx = 0, errors[4] = {0};
+            int link = atoi(c);
+            if (link < 0 || link >= NVLINKS) continue;
+            sscanf(line, "%*s %*s %*s %llu %llu %llu %llu %llu %llu", &tx, &rx, &errors[0], &errors[1], &errors[2], &errors[3]);
+            device->nvlink_active[link] = 1;
+            device->nvlink_step[link][0] = tx;
+            device->nvlink_step[link][1] = rx;
+            for (int e = 0; e < 4; e++) device->nvlink_errors[link][e] = errors[e];
+            device->nvlinks++;
             continue;
         }
         if (strcmp(b, "mig.instance") == 0) {
@@ -305,6 +338,99 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
         infos[i].computeInstanceId = 0xFFFFFFFF;
     }
     *count = (unsigned int)device->processes;
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t device, unsigned int *utilization, unsigned int *period) {
+    *period = 167000;
+    VALUE(F_ENCODER, unsigned int, utilization)
+}
+
+nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t device, unsigned int *utilization, unsigned int *period) {
+    *period = 167000;
+    VALUE(F_DECODER, unsigned int, utilization)
+}
+
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t device, unsigned int *value) { VALUE(F_PCIE_REPLAYS, unsigned int, value) }
+
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t device, unsigned int *corrected, unsigned int *uncorrected,
+                                       unsigned int *pending, unsigned int *failed) {
+    calls++;
+    if (device->unsupported[F_REMAPPED_CORRECTED]) return NOT_SUPPORTED;
+    *corrected = (unsigned int)device->values[F_REMAPPED_CORRECTED];
+    *uncorrected = (unsigned int)device->values[F_REMAPPED_UNCORRECTED];
+    *pending = (unsigned int)device->values[F_REMAP_PENDING];
+    *failed = (unsigned int)device->values[F_REMAP_FAILED];
+    return SUCCESS;
+}
+
+// As the driver answers a count of 0: how many there are, INSUFFICIENT_SIZE when there are some.
+nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, int cause, unsigned int *count, unsigned long long *addresses) {
+    calls++;
+    if (device->unsupported[F_RETIRED_SBE]) return NOT_SUPPORTED;
+    unsigned int pages = (unsigned int)device->values[cause == 0 ? F_RETIRED_SBE : F_RETIRED_DBE];
+    if (*count < pages) { *count = pages; return INSUFFICIENT_SIZE; }
+    for (unsigned int i = 0; i < pages && addresses; i++) addresses[i] = 0x1000ULL * (i + 1);
+    *count = pages;
+    return SUCCESS;
+}
+
+typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolationTime_t;
+nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t device, int policy, nvmlViolationTime_t *time) {
+    calls++;
+    int field = policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL;
+    if (policy > 1 || device->unsupported[field]) return NOT_SUPPORTED;
+    device->violation_reference[policy] += 1000000;
+    device->violation_time[policy] += device->values[field];
+    time->referenceTime = device->violation_reference[policy];
+    time->violationTime = device->violation_time[policy];
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link, int *active) {
+    calls++;
+    if (!device->nvlinks || device->unsupported[F_NVLINK]) return NOT_SUPPORTED;
+    if (link >= NVLINKS) return INVALID_ARGUMENT;
+    *active = device->nvlink_active[link];
+    return SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t device, unsigned int link, int counter, unsigned long long *value) {
+    calls++;
+    if (!device->nvlinks || link >= NVLINKS || counter < 0 || counter > 3) return NOT_SUPPORTED;
+    *value = device->nvlink_errors[link][counter];
+    return SUCCESS;
+}
+
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    int valueType, nvmlReturn;
+    union { double dVal; unsigned long long ullVal; } value;
+} nvmlFieldValue_t;
+
+// The NVLink data throughput fields (138 tx, 139 rx, KiB, scopeId: the link). A call moves the
+// device's clock on a second and each active link's counters by their step.
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldValue_t *values) {
+    calls++;
+    device->clock_us += 1000000;
+    for (int link = 0; link < NVLINKS; link++) {
+        if (!device->nvlink_active[link]) continue;
+        device->nvlink_counter[link][0] += device->nvlink_step[link][0];
+        device->nvlink_counter[link][1] += device->nvlink_step[link][1];
+    }
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *value = &values[i];
+        value->timestamp = (long long)device->clock_us;
+        value->latencyUsec = 0;
+        value->valueType = 3;  // unsigned long long
+        if ((value->fieldId != 138 && value->fieldId != 139) || value->scopeId >= NVLINKS || !device->nvlinks) {
+            value->nvmlReturn = NOT_SUPPORTED;
+            continue;
+        }
+        value->nvmlReturn = SUCCESS;
+        value->value.ullVal = device->nvlink_counter[value->scopeId][value->fieldId - 138];
+    }
     return SUCCESS;
 }
 

@@ -12,7 +12,7 @@ import Testing
 /// conventions' model at v1.44.0) and the attribute names of the swift-otel-semantic-conventions
 /// package of the same version. And what the sensors read from the fixtures against
 /// `MachineMetrics`, the table the README's is written from.
-@Suite(.serialized) struct MetricNamingTests {
+@Suite struct MetricNamingTests {
     static let fixtures = fixturesDirectory
 
     struct Convention {
@@ -41,7 +41,7 @@ import Testing
         OTelAttribute.disk.io.direction, OTelAttribute.system.filesystem.mode, OTelAttribute.system.filesystem.mountpoint,
         OTelAttribute.system.filesystem.state, OTelAttribute.system.filesystem.type, OTelAttribute.network.interface.name,
         OTelAttribute.network.io.direction, OTelAttribute.network.connection.state, OTelAttribute.network.transport,
-        OTelAttribute.hw.id, OTelAttribute.hw.model, OTelAttribute.hw.vendor, OTelAttribute.hw.type, OTelAttribute.error.type,
+        OTelAttribute.hw.id, OTelAttribute.hw.model, OTelAttribute.hw.gpu.task, OTelAttribute.hw.vendor, OTelAttribute.hw.type, OTelAttribute.error.type,
     ]
 
     @Test func openTelemetrysNamesHaveItsUnitsKindsAndAttributes() throws {
@@ -139,15 +139,27 @@ import Testing
             0 ecc.uncorrected 0
             0 mig 0
             0 process 4242 1073741824
+            0 encoder 20
+            0 decoder 5
+            0 pcie.replays 3
+            0 remapped.corrected 1
+            0 remap.pending 1
+            0 retired.sbe 2
+            0 violation.power 250000000
+            0 nvlink 0 1024 2048 1 0 5 0
             1 mig 1
             1 mig.instance 0 1000 2000
 
             """
-        let path = "/tmp/boxcar-fake-nvml-naming-\(getpid()).txt"
-        try script.write(toFile: path, atomically: true, encoding: .utf8)
-        defer { unlink(path) }
-        setenv("FAKE_NVML_SCRIPT", path, 1)
-        out += try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: fakeNVMLLibrary)).sample(processes: [4242])
+        // A copy of the fake of its own, its script beside it: the fake's script is process-wide
+        // state, which NVIDIAGPUSensorTests' copy sets at the same time.
+        let directory = TemporaryDirectory()
+        let library = directory.file("libnvidia-ml.so.1")
+        try FileManager.default.copyItem(atPath: fakeNVMLLibrary, toPath: library)
+        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
+        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: library))
+        _ = nvidia.sample(processes: [4242])
+        out += nvidia.sample(processes: [4242])  // the second: rates of the NVLinks and violations
         return out
     }
 

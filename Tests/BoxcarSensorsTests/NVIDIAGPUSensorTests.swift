@@ -69,6 +69,7 @@ import Testing
             0 mig 0
             0 process 4242 1073741824
             0 process 99 2048
+            0 nvlink 0 1 1 0 0 0 0
 
             """))
         #expect(sensor.gpus == [.init(index: 0, name: "NVIDIA-H200", uuid: "GPU-1234")])
@@ -102,6 +103,62 @@ import Testing
         // Only the attached trainers' processes.
         #expect(value(readings, "system/hw.gpu.process.memory.usage{\(device),process.pid=\"4242\"}") == 1_073_741_824)
         #expect(!readings.contains { $0.seriesKey.contains("process.pid=\"99\"") })
+    }
+
+    /// What DCGM's users watch for a failing GPU or a slow node: the video engines, PCIe replays,
+    /// remapped rows and retired pages, time held down by power and thermal limits, and each
+    /// active NVLink's traffic and errors, with rates over the driver's own clock.
+    @Test func reliabilityLinksAndVideoEngines() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("""
+            gpus 2
+            0 uuid GPU-1234
+            0 name H100
+            0 encoder 20
+            0 decoder 5
+            0 pcie.replays 3
+            0 remapped.corrected 4
+            0 remapped.uncorrected 1
+            0 remap.pending 1
+            0 retired.sbe 2
+            0 retired.dbe 1
+            0 violation.power 250000000
+            0 violation.thermal 0
+            0 nvlink 0 1024 2048 1 0 5 0
+            0 nvlink 3 10 20 0 0 0 0
+            1 remapped.corrected unsupported
+
+            """))
+        _ = sensor.sample()
+        let readings = sensor.sample()
+        let gpu = #"hw.id="GPU-1234",hw.model="H100",index="0""#
+        #expect(value(readings, "system/hw.gpu.utilization{hw.gpu.task=\"encoder\",\(gpu)}") == 0.2)
+        #expect(value(readings, "system/hw.gpu.utilization{hw.gpu.task=\"decoder\",\(gpu)}") == 0.05)
+        #expect(value(readings, "system/hw.gpu.pcie.replays{\(gpu)}") == 3)
+        #expect(value(readings, "system/hw.gpu.memory.remapped_rows{error.type=\"corrected\",\(gpu)}") == 4)
+        #expect(value(readings, "system/hw.gpu.memory.remapped_rows{error.type=\"uncorrected\",\(gpu)}") == 1)
+        #expect(value(readings, "system/hw.gpu.memory.remap_pending{\(gpu)}") == 1)
+        #expect(value(readings, "system/hw.gpu.memory.remap_failed{\(gpu)}") == 0)
+        #expect(value(readings, "system/hw.gpu.memory.retired_pages{cause=\"single_bit_ecc\",\(gpu)}") == 2)
+        #expect(value(readings, "system/hw.gpu.memory.retired_pages{cause=\"double_bit_ecc\",\(gpu)}") == 1)
+        // 0.25 s held down by power in each second of the driver's reference clock.
+        #expect(value(readings, "system/hw.gpu.violation_time.rate{\(gpu),reason=\"power\"}") == 0.25)
+        #expect(value(readings, "system/hw.gpu.violation_time.rate{\(gpu),reason=\"thermal\"}") == 0)
+        // The fake's clock: the violation counter has been read three times (the probe, two samples).
+        #expect(value(readings, "system/hw.gpu.violation_time{\(gpu),reason=\"power\"}") == 0.75)
+        // Link 0: 1,024 KiB sent and 2,048 received a second; link 3 too; no other link.
+        #expect(value(readings, "system/hw.gpu.nvlink.io.rate{\(gpu),network.io.direction=\"transmit\",nvlink=\"0\"}") == 1_048_576)
+        #expect(value(readings, "system/hw.gpu.nvlink.io.rate{\(gpu),network.io.direction=\"receive\",nvlink=\"0\"}") == 2_097_152)
+        #expect(value(readings, "system/hw.gpu.nvlink.io.rate{\(gpu),network.io.direction=\"transmit\",nvlink=\"3\"}") == 10_240)
+        #expect(Set(readings.filter { $0.name == "hw.gpu.nvlink.io.rate" }.compactMap { $0.labels.first { $0.name == "nvlink" }?.value }) == ["0", "3"])
+        #expect(value(readings, "system/hw.gpu.nvlink.errors{error.type=\"replay\",\(gpu),nvlink=\"0\"}") == 1)
+        #expect(value(readings, "system/hw.gpu.nvlink.errors{error.type=\"crc_flit\",\(gpu),nvlink=\"0\"}") == 5)
+        // The counters are the exporter's and remote write's; their rates are stored.
+        #expect(readings.filter { $0.name == "hw.gpu.nvlink.io" || $0.name == "hw.gpu.nvlink.errors" }.allSatisfy { $0.isCumulative })
+        #expect(!readings.filter { $0.name.hasSuffix(".rate") }.contains { $0.isCumulative })
+        // GPU 1 has no NVLink and no row remapper: those two are dropped for it alone.
+        #expect(Set(sensor.unsupported[1]?.keys.map { $0 } ?? []) == [.nvlink, .remappedRows])
+        #expect(sensor.unsupported[0] == nil)
+        #expect(!readings.contains { $0.name.hasPrefix("hw.gpu.nvlink") && $0.seriesKey.contains(#"index="1""#) })
     }
 
     @Test func withoutMemoryInfoV2UsedIncludesTheReserve() throws {
@@ -144,7 +201,7 @@ import Testing
         for index in 0..<8 { script += "\(index) utilization.gpu \(index * 10)\n\(index) uuid GPU-\(index)\n" }
         let sensor = try NVIDIAGPUSensor(library: try load(script))
         #expect(sensor.gpus.map(\.uuid) == (0..<8).map { "GPU-\($0)" })
-        let utilization = sensor.sample().filter { $0.name == "hw.gpu.utilization" }
+        let utilization = sensor.sample().filter { $0.name == "hw.gpu.utilization" && !$0.labels.contains { $0.name == "hw.gpu.task" } }
         #expect(utilization.count == 8)
         for reading in utilization {
             let index = Int(reading.labels.first { $0.name == "index" }!.value)!

@@ -29,6 +29,31 @@ typedef struct {
     unsigned int computeInstanceId;
 } boxcar_nvmlEventData_t;
 
+typedef struct {
+    unsigned long long referenceTime;  // CPU timestamp, µs
+    unsigned long long violationTime;  // ns
+} boxcar_nvmlViolationTime_t;
+
+typedef union {
+    double dVal;
+    int siVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    signed long long sllVal;
+    unsigned short usVal;
+} boxcar_nvmlValue_t;
+
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;   // the NVLink for the NVLink fields
+    long long timestamp;    // CPU timestamp, µs since 1970
+    long long latencyUsec;
+    int valueType;          // nvmlValueType_t: 0 double, 1 uint, 2 ulong, 3 ull, 4 sll, 5 int, 6 ushort
+    int nvmlReturn;
+    boxcar_nvmlValue_t value;
+} boxcar_nvmlFieldValue_t;
+
 static inline unsigned int boxcar_nvmlMemory_v2_version(void) {
     return (unsigned int)(sizeof(boxcar_nvmlMemory_v2_t) | (2u << 24));
 }
