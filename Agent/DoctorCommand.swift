@@ -67,6 +67,9 @@ struct DoctorCommand: AsyncParsableCommand {
                 if let bad = keyed.first(where: { !$0.isStorable() }) {
                     detail = "\(all.count - readings.count) readings cannot be stored and are dropped, such as \(bad.key.debugDescription) = \(bad.value)"
                 }
+                if let amd = sensor as? AMDGPUSensor, series > 0 {
+                    detail = amd.cardNames().joined(separator: "; ")
+                }
                 if let filesystems = sensor as? FilesystemSensor, !filesystems.hungMounts.isEmpty {
                     detail = "statvfs did not answer within 1 s on \(filesystems.hungMounts.joined(separator: ", ")) (a network filesystem whose server is gone?): left out; the others are read"
                 }

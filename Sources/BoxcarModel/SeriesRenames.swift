@@ -105,6 +105,8 @@ public enum SeriesRenames {
         .init(old: "hw.gpu.memory.usage", new: "hw.gpu.memory.usage", labels: gpu),
         .init(old: "hw.gpu.memory.limit", new: "hw.gpu.memory.limit", labels: gpu),
         .init(old: "hw.gpu.memory.reserved", new: "hw.gpu.memory.reserved", labels: gpu),
+        // AMD's was the edge sensor's (temp1); its others are new.
+        .init(old: "hw.temperature", new: "hw.temperature", when: ("vendor", "amd"), labels: gpu, add: [("hw.sensor_location", "edge")]),
         .init(old: "hw.temperature", new: "hw.temperature", labels: gpu),
         .init(old: "hw.power", new: "hw.power", labels: gpu, add: gpuType),
         .init(old: "hw.power.limit", new: "hw.power.limit", labels: gpu, add: gpuType),

@@ -1,6 +1,7 @@
 /// AMD GPUs through the amdgpu driver's sysfs files (`/sys/class/drm/card*/device`, vendor
-/// 0x1002): busy fraction, VRAM used and total, and from its hwmon: average power and edge
-/// temperature. A file the card lacks drops that metric for that card.
+/// 0x1002): busy fraction, VRAM and GTT (system memory the GPU maps) used and total, and from its
+/// hwmon: average power, each temperature sensor (edge, junction, memory) and the graphics and
+/// memory clocks. A file the card lacks drops that metric for that card.
 public final class AMDGPUSensor: Sensor {
     public let name = "amdgpu"
     let files = OpenFiles<String>(wholeInOneRead: true)
@@ -33,16 +34,57 @@ public final class AMDGPUSensor: Sensor {
             if let total = files.number(device + "/mem_info_vram_total") {
                 out.append(Reading("hw.gpu.memory.limit", labels, total))
             }
-            for hwmon in directoryEntries(device + "/hwmon").sorted() {
-                let base = device + "/hwmon/" + hwmon
+            if let used = files.number(device + "/mem_info_gtt_used") {
+                out.append(Reading("hw.gpu.memory.gtt.usage", labels, used))
+            }
+            if let total = files.number(device + "/mem_info_gtt_total") {
+                out.append(Reading("hw.gpu.memory.gtt.limit", labels, total))
+            }
+            for (base, inputs) in hwmons(card: card, device: device) {
                 if let microwatts = files.number(base + "/power1_average") {
                     out.append(Reading("hw.power", labels + [.init("hw.type", "gpu")], microwatts / 1_000_000))
                 }
-                if let millidegrees = files.number(base + "/temp1_input") {
-                    out.append(Reading("hw.temperature", labels, millidegrees / 1000))
+                for input in inputs {
+                    guard let value = files.number(base + "/" + input) else { continue }
+                    let sensor = input.dropLast("_input".count)  // "temp2", "freq1"
+                    let label = files.text(base + "/\(sensor)_label")
+                    if sensor.hasPrefix("temp") {
+                        // The kernel's labels: edge, junction (the hottest spot), mem (HBM).
+                        let location = label ?? (sensor == "temp1" ? "edge" : String(sensor))
+                        out.append(Reading("hw.temperature", labels + [.init("hw.sensor_location", location)], value / 1000))
+                    } else if let clock = label.flatMap({ Self.clocks[$0] }) {
+                        out.append(Reading("hw.gpu.clock", labels + [.init("clock", clock)], value))
+                    }
                 }
             }
         }
         return out
+    }
+
+    /// amdgpu's clock labels as NVML names the same clocks.
+    static let clocks = ["sclk": "graphics", "mclk": "memory"]
+
+    /// Each card's hwmon directories and their temperature and clock inputs, listed once.
+    var hwmonInputs: [String: [(base: String, inputs: [String])]] = [:]
+
+    func hwmons(card: String, device: String) -> [(base: String, inputs: [String])] {
+        if let known = hwmonInputs[card] { return known }
+        let found = directoryEntries(device + "/hwmon").sorted().map { hwmon in
+            let base = device + "/hwmon/" + hwmon
+            let inputs = directoryEntries(base).filter { ($0.hasPrefix("temp") || $0.hasPrefix("freq")) && $0.hasSuffix("_input") }
+            return (base, inputs.sorted())
+        }
+        hwmonInputs[card] = found
+        return found
+    }
+
+    /// Each card as `boxcar doctor` names it: its product name where the driver gives one, and
+    /// its PCI device id.
+    public func cardNames() -> [String] {
+        cards().map { card in
+            let device = sysRoot + "/class/drm/\(card)/device"
+            let id = files.text(device + "/device") ?? "unknown device"
+            return files.text(device + "/product_name").map { "\(card): \($0) (\(id))" } ?? "\(card): \(id)"
+        }
     }
 }

@@ -39,9 +39,12 @@ public final class MemorySensor: Sensor {
         }
         let buffers = info["Buffers"] ?? 0
         let cached = (info["Cached"] ?? 0) + (info["SReclaimable"] ?? 0)
+        // Below 0 only by the fields' read not being one instant; NaN (a garbled file) stays NaN,
+        // for the sampler to drop, where max(0, …) would make it 0.
+        let used = total - free - buffers - cached
         var out = [
             Reading("system.memory.limit", [], total),
-            Reading("system.memory.usage", [.init("system.memory.state", "used")], max(0, total - free - buffers - cached)),
+            Reading("system.memory.usage", [.init("system.memory.state", "used")], used < 0 ? 0 : used),
             Reading("system.memory.usage", [.init("system.memory.state", "free")], free),
             Reading("system.memory.usage", [.init("system.memory.state", "buffers")], buffers),
             Reading("system.memory.usage", [.init("system.memory.state", "cached")], cached),

@@ -41,7 +41,7 @@ import Testing
         OTelAttribute.disk.io.direction, OTelAttribute.system.filesystem.mode, OTelAttribute.system.filesystem.mountpoint,
         OTelAttribute.system.filesystem.state, OTelAttribute.system.filesystem.type, OTelAttribute.network.interface.name,
         OTelAttribute.network.io.direction, OTelAttribute.network.connection.state, OTelAttribute.network.transport,
-        OTelAttribute.hw.id, OTelAttribute.hw.model, OTelAttribute.hw.gpu.task, OTelAttribute.hw.vendor, OTelAttribute.hw.type, OTelAttribute.error.type,
+        OTelAttribute.hw.id, OTelAttribute.hw.model, OTelAttribute.hw.gpu.task, OTelAttribute.hw.sensorLocation, OTelAttribute.hw.vendor, OTelAttribute.hw.type, OTelAttribute.error.type,
     ]
 
     @Test func openTelemetrysNamesHaveItsUnitsKindsAndAttributes() throws {

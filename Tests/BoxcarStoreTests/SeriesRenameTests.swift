@@ -85,6 +85,10 @@ import Testing
         #expect(SeriesRenames.current(#"system/hw.power{index="0",name="H100",uuid="GPU-1"}"#)
             == #"system/hw.power{hw.id="GPU-1",hw.model="H100",hw.type="gpu",index="0"}"#)
         #expect(SeriesRenames.current(#"system/system.memory.usage{state="available"}"#) == "system/system.memory.linux.available")
+        #expect(SeriesRenames.current(#"system/hw.temperature{index="1",vendor="amd"}"#)
+            == #"system/hw.temperature{hw.sensor_location="edge",hw.vendor="amd",index="1"}"#)
+        #expect(SeriesRenames.current(#"system/hw.temperature{index="1",name="H100",uuid="GPU-1"}"#)
+            == #"system/hw.temperature{hw.id="GPU-1",hw.model="H100",index="1"}"#)
         // Quotes and backslashes in values survive.
         #expect(SeriesRenames.current(#"system/system.filesystem.limit{device="/dev/x",mountpoint="/a \"b\" \\c",type="ext4"}"#)
             == #"system/system.filesystem.limit{system.device="/dev/x",system.filesystem.mountpoint="/a \"b\" \\c",system.filesystem.type="ext4"}"#)

@@ -215,6 +215,14 @@ def test_doctor_says_what_works_and_why_not(tmp_path: Path):
     assert "no NVML library" in nvidia["detail"]
 
 
+def test_doctor_names_each_amd_gpu():
+    sys_root = Path(__file__).resolve().parents[2] / "Tests" / "Fixtures" / "sys-amd"
+    result = boxcar("doctor", "--json", "--sys-root", str(sys_root))
+    assert result.returncode == 0, result.stderr
+    amd = next(f for f in json.loads(result.stdout) if f["sensor"] == "amdgpu")
+    assert amd["works"] and amd["detail"] == "card0: AMD Instinct MI300X (0x74a1); card1: 0x740f"
+
+
 def test_doctor_says_which_sensor_gives_garbage_and_why(tmp_path: Path):
     # A /proc whose files are not what the kernel writes: the sensors reading them are named,
     # with the reason; the others are unaffected.
@@ -222,7 +230,7 @@ def test_doctor_says_which_sensor_gives_garbage_and_why(tmp_path: Path):
     (proc / "pressure").mkdir(parents=True)
     (proc / "stat").write_text("this is not /proc/stat\n")
     (proc / "loadavg").write_text("0.10 0.20 0.30 1/100 4242\n")
-    (proc / "meminfo").write_text("MemTotal: nan kB\nMemAvailable: 1000 kB\n")
+    (proc / "meminfo").write_text("MemTotal: nan kB\nMemFree: 500 kB\nMemAvailable: 1000 kB\n")
     for resource in ["cpu", "memory", "io"]:
         (proc / "pressure" / resource).write_text("some avg10=1.00 avg60=0.00 avg300=0.00 total=5\n")
     result = boxcar("doctor", "--json", "--proc-root", str(proc), "--db", str(tmp_path / "none.db"))
@@ -230,7 +238,8 @@ def test_doctor_says_which_sensor_gives_garbage_and_why(tmp_path: Path):
     findings = {f["sensor"]: f for f in json.loads(result.stdout)}
     assert not findings["cpu"]["works"] and "no cpu line" in findings["cpu"]["detail"]
     assert "cannot be stored" in findings["memory"]["detail"] and "nan" in findings["memory"]["detail"]
-    assert findings["memory"]["series"] == 1  # only "available": the limit and "used" are NaN
+    # Free, buffers, cached and available: the limit and "used" (the limit less the rest) are NaN.
+    assert findings["memory"]["series"] == 4
     assert findings["pressure"]["works"]
     assert "no database at" in findings["database"]["detail"]
 
