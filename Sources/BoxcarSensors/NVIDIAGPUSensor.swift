@@ -23,6 +23,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
         case clocksEventReasons, eccCorrected, eccUncorrected, migMode, migMemory, processMemory
         case encoder, decoder, pcieReplays, remappedRows, retiredPages, powerViolation, thermalViolation, nvlink
+        case gpm
     }
 
     public let library: NVMLLibrary
@@ -39,6 +40,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// Counters whose rate the sensor gives (NVLink data, violation time) as last read, by series
     /// key: the driver's own timestamp and the value.
     private var lastCounters: [String: (time: Double, value: Double)] = [:]
+    /// Each GPM device's two sample buffers: the last tick's and this one's (GPM gives its
+    /// metrics between two samples).
+    private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
 
     public init(library: NVMLLibrary) throws {
         self.library = library
@@ -261,6 +265,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             return rc
         case .nvlink:
             return nvlink(device, labels: labels, into: &readings)
+        case .gpm:
+            return gpm(device, labels: labels, into: &readings)
         case .migMode:
             guard let function = nvml.migMode else { return nil }
             var current: UInt32 = 0
@@ -371,6 +377,75 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
         }
         return rc
+    }
+
+    /// The GPM metrics (Hopper and newer) that otherwise need DCGM, as shares between this tick's
+    /// sample and the last: NVML_GPM_METRIC_* ids, their series and labels.
+    static let gpmMetrics: [(id: UInt32, name: String, label: Reading.Label?)] = [
+        (2, "hw.gpu.sm.activity", nil),  // SM_UTIL: SMs busy
+        (3, "hw.gpu.sm.occupancy", nil),  // SM_OCCUPANCY: warps resident of the most possible
+        (5, "hw.gpu.tensor.activity", nil),  // ANY_TENSOR_UTIL
+        (10, "hw.gpu.dram.activity", nil),  // DRAM_BW_UTIL: of the peak bandwidth
+        (11, "hw.gpu.pipe.activity", .init("pipe", "fp64")),
+        (12, "hw.gpu.pipe.activity", .init("pipe", "fp32")),
+        (13, "hw.gpu.pipe.activity", .init("pipe", "fp16")),
+    ]
+
+    /// GPM: a sample a tick, and the metrics between it and the last one (the driver wants them
+    /// 100 ms apart at least: a tick is). A device without GPM answers NOT_SUPPORTED at the probe.
+    private func gpm(_ device: NVMLLibrary.Device, labels: [Reading.Label], into readings: inout [Reading]) -> Int32? {
+        guard let support = library.gpmQueryDeviceSupport, let allocate = library.gpmSampleAlloc,
+            let take = library.gpmSampleGet, let metrics = library.gpmMetricsGet
+        else { return nil }
+        let key = UnsafeMutableRawPointer(device)
+        if gpmSamples[key] == nil {
+            var supported = boxcar_nvmlGpmSupport_t(version: 1, isSupportedDevice: 0)  // NVML_GPM_SUPPORT_VERSION
+            let rc = support(device, &supported)
+            guard rc == NVMLReturn.success else { return rc }
+            guard supported.isSupportedDevice == 1 else { return NVMLReturn.notSupported }
+            var first: OpaquePointer?
+            var second: OpaquePointer?
+            guard allocate(&first) == NVMLReturn.success, let first else { return NVMLReturn.notSupported }
+            guard allocate(&second) == NVMLReturn.success, let second else {
+                _ = library.gpmSampleFree?(first)
+                return NVMLReturn.notSupported
+            }
+            gpmSamples[key] = (first, second, false)
+        }
+        guard var samples = gpmSamples[key] else { return nil }
+        let rc = take(device, samples.current)
+        guard rc == NVMLReturn.success else { return rc }
+        if samples.primed {
+            // On the heap: the request holds room for every metric id there is (13 KB).
+            let request = UnsafeMutablePointer<boxcar_nvmlGpmMetricsGet_t>.allocate(capacity: 1)
+            defer { request.deallocate() }
+            request.initialize(to: boxcar_nvmlGpmMetricsGet_t())
+            request.pointee.version = 1  // NVML_GPM_METRICS_GET_VERSION
+            request.pointee.numMetrics = UInt32(Self.gpmMetrics.count)
+            request.pointee.sample1 = UnsafeMutableRawPointer(samples.previous)
+            request.pointee.sample2 = UnsafeMutableRawPointer(samples.current)
+            let entries = UnsafeMutableRawPointer(request)
+                .advanced(by: MemoryLayout<boxcar_nvmlGpmMetricsGet_t>.offset(of: \.metrics)!)
+                .assumingMemoryBound(to: boxcar_nvmlGpmMetric_t.self)
+            for (index, metric) in Self.gpmMetrics.enumerated() { entries[index].metricId = metric.id }
+            if metrics(request) == NVMLReturn.success {
+                for (index, metric) in Self.gpmMetrics.enumerated()
+                where entries[index].nvmlReturn == NVMLReturn.success && entries[index].value.isFinite {
+                    readings.append(Reading(metric.name, labels + (metric.label.map { [$0] } ?? []), entries[index].value / 100))
+                }
+            }
+        }
+        samples.primed = true
+        swap(&samples.previous, &samples.current)
+        gpmSamples[key] = samples
+        return NVMLReturn.success
+    }
+
+    deinit {
+        for samples in gpmSamples.values {
+            _ = library.gpmSampleFree?(samples.previous)
+            _ = library.gpmSampleFree?(samples.current)
+        }
     }
 
     typealias MemoryNames = (usage: String, limit: String, reserved: String)

@@ -48,6 +48,11 @@ public final class NVMLLibrary: @unchecked Sendable {
     let nvLinkState: (@convention(c) (Device, UInt32, UnsafeMutablePointer<Int32>) -> Int32)?
     let nvLinkErrorCounter: (@convention(c) (Device, UInt32, Int32, UnsafeMutablePointer<UInt64>) -> Int32)?
     let fieldValues: (@convention(c) (Device, Int32, UnsafeMutablePointer<boxcar_nvmlFieldValue_t>) -> Int32)?
+    let gpmQueryDeviceSupport: (@convention(c) (Device, UnsafeMutablePointer<boxcar_nvmlGpmSupport_t>) -> Int32)?
+    let gpmSampleAlloc: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?
+    let gpmSampleFree: (@convention(c) (OpaquePointer) -> Int32)?
+    let gpmSampleGet: (@convention(c) (Device, OpaquePointer) -> Int32)?
+    let gpmMetricsGet: (@convention(c) (UnsafeMutablePointer<boxcar_nvmlGpmMetricsGet_t>) -> Int32)?
     let eventSetCreate: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32)?
     let registerEvents: (@convention(c) (Device, UInt64, OpaquePointer) -> Int32)?
     let eventSetWait: (@convention(c) (OpaquePointer, UnsafeMutablePointer<boxcar_nvmlEventData_t>, UInt32) -> Int32)?
@@ -118,6 +123,11 @@ public final class NVMLLibrary: @unchecked Sendable {
         nvLinkState = symbols.find("nvmlDeviceGetNvLinkState")
         nvLinkErrorCounter = symbols.find("nvmlDeviceGetNvLinkErrorCounter")
         fieldValues = symbols.find("nvmlDeviceGetFieldValues")
+        gpmQueryDeviceSupport = symbols.find("nvmlGpmQueryDeviceSupport")
+        gpmSampleAlloc = symbols.find("nvmlGpmSampleAlloc")
+        gpmSampleFree = symbols.find("nvmlGpmSampleFree")
+        gpmSampleGet = symbols.find("nvmlGpmSampleGet")
+        gpmMetricsGet = symbols.find("nvmlGpmMetricsGet")
         eventSetCreate = symbols.find("nvmlEventSetCreate")
         registerEvents = symbols.find("nvmlDeviceRegisterEvents")
         eventSetWait = symbols.find("nvmlEventSetWait_v2")

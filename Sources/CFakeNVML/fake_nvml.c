@@ -22,7 +22,8 @@
 // ecc.uncorrected, mig, encoder, decoder (percent), pcie.replays, remapped.corrected,
 // remapped.uncorrected, remap.pending, remap.failed (0 or 1), retired.sbe, retired.dbe (pages),
 // violation.power, violation.thermal (the ns each nvmlDeviceGetViolationStatus call adds, over a
-// second of its reference clock).
+// second of its reference clock), gpm (1: the device has GPM), gpm.sm, gpm.occupancy, gpm.tensor,
+// gpm.dram, gpm.fp64, gpm.fp32, gpm.fp16 (percent, what nvmlGpmMetricsGet answers for two samples).
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -35,7 +36,7 @@ typedef struct FakeDevice *nvmlDevice_t;
 typedef struct FakeEventSet *nvmlEventSet_t;
 
 enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
-enum { FIELDS = 34, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
+enum { FIELDS = 42, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
 
 static const char *field_names[FIELDS] = {
     "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
@@ -43,14 +44,16 @@ static const char *field_names[FIELDS] = {
     "clock.graphics", "clock.sm", "clock.memory", "pcie.tx", "pcie.rx", "fan",
     "clocks_event_reasons", "ecc.corrected", "ecc.uncorrected", "mig", "encoder", "decoder",
     "pcie.replays", "remapped.corrected", "remapped.uncorrected", "remap.pending", "remap.failed",
-    "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink",
+    "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink", "gpm", "gpm.sm",
+    "gpm.occupancy", "gpm.tensor", "gpm.dram", "gpm.fp64", "gpm.fp32", "gpm.fp16",
 };
 enum {
     F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
     F_TEMPERATURE, F_POWER, F_POWER_LIMIT, F_ENERGY, F_CLOCK_GRAPHICS, F_CLOCK_SM, F_CLOCK_MEM,
     F_PCIE_TX, F_PCIE_RX, F_FAN, F_EVENT_REASONS, F_ECC_CORRECTED, F_ECC_UNCORRECTED, F_MIG,
     F_ENCODER, F_DECODER, F_PCIE_REPLAYS, F_REMAPPED_CORRECTED, F_REMAPPED_UNCORRECTED, F_REMAP_PENDING,
-    F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK,
+    F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK, F_GPM,
+    F_GPM_SM, F_GPM_OCCUPANCY, F_GPM_TENSOR, F_GPM_DRAM, F_GPM_FP64, F_GPM_FP32, F_GPM_FP16,
 };
 
 struct FakeDevice {
@@ -430,6 +433,66 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
         }
         value->nvmlReturn = SUCCESS;
         value->value.ullVal = device->nvlink_counter[value->scopeId][value->fieldId - 138];
+    }
+    return SUCCESS;
+}
+
+typedef struct { unsigned int version, isSupportedDevice; } nvmlGpmSupport_t;
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t device, nvmlGpmSupport_t *support) {
+    calls++;
+    if (support->version != 1) return 25;  // NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+    support->isSupportedDevice = device->values[F_GPM] ? 1 : 0;
+    return SUCCESS;
+}
+
+// A sample remembers whose it is and when (a serial number) it was taken.
+struct FakeGpmSample { struct FakeDevice *device; long taken; };
+static long gpm_serial = 0;
+
+nvmlReturn_t nvmlGpmSampleAlloc(struct FakeGpmSample **sample) {
+    calls++;
+    *sample = calloc(1, sizeof **sample);
+    return *sample ? SUCCESS : 2;
+}
+
+nvmlReturn_t nvmlGpmSampleFree(struct FakeGpmSample *sample) { calls++; free(sample); return SUCCESS; }
+
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t device, struct FakeGpmSample *sample) {
+    calls++;
+    if (!device->values[F_GPM]) return NOT_SUPPORTED;
+    sample->device = device;
+    sample->taken = ++gpm_serial;
+    return SUCCESS;
+}
+
+typedef struct {
+    unsigned int metricId;
+    int nvmlReturn;
+    double value;
+    struct { char *shortName, *longName, *unit; } metricInfo;
+} nvmlGpmMetric_t;
+typedef struct {
+    unsigned int version, numMetrics;
+    struct FakeGpmSample *sample1, *sample2;
+    nvmlGpmMetric_t metrics[333];
+} nvmlGpmMetricsGet_t;
+
+// Two samples of one device, the second taken after the first, as the driver asks.
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *get) {
+    calls++;
+    if (get->version != 1) return 25;
+    if (!get->sample1 || !get->sample2 || get->sample1->device != get->sample2->device || get->sample2->taken <= get->sample1->taken)
+        return INVALID_ARGUMENT;
+    struct FakeDevice *device = get->sample1->device;
+    for (unsigned int i = 0; i < get->numMetrics; i++) {
+        nvmlGpmMetric_t *metric = &get->metrics[i];
+        int field = metric->metricId == 2 ? F_GPM_SM : metric->metricId == 3 ? F_GPM_OCCUPANCY
+            : metric->metricId == 5 ? F_GPM_TENSOR : metric->metricId == 10 ? F_GPM_DRAM
+            : metric->metricId == 11 ? F_GPM_FP64 : metric->metricId == 12 ? F_GPM_FP32
+            : metric->metricId == 13 ? F_GPM_FP16 : -1;
+        metric->nvmlReturn = field < 0 ? NOT_SUPPORTED : SUCCESS;
+        metric->value = field < 0 ? 0 : (double)device->values[field];
+        metric->metricInfo.shortName = metric->metricInfo.longName = metric->metricInfo.unit = NULL;
     }
     return SUCCESS;
 }

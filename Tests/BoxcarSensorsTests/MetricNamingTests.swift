@@ -147,6 +147,8 @@ import Testing
             0 retired.sbe 2
             0 violation.power 250000000
             0 nvlink 0 1024 2048 1 0 5 0
+            0 gpm 1
+            0 gpm.sm 80
             1 mig 1
             1 mig.instance 0 1000 2000
 

@@ -70,6 +70,7 @@ import Testing
             0 process 4242 1073741824
             0 process 99 2048
             0 nvlink 0 1 1 0 0 0 0
+            0 gpm 1
 
             """))
         #expect(sensor.gpus == [.init(index: 0, name: "NVIDIA-H200", uuid: "GPU-1234")])
@@ -125,6 +126,14 @@ import Testing
             0 violation.thermal 0
             0 nvlink 0 1024 2048 1 0 5 0
             0 nvlink 3 10 20 0 0 0 0
+            0 gpm 1
+            0 gpm.sm 85
+            0 gpm.occupancy 40
+            0 gpm.tensor 62
+            0 gpm.dram 33
+            0 gpm.fp64 0
+            0 gpm.fp32 12
+            0 gpm.fp16 7
             1 remapped.corrected unsupported
 
             """))
@@ -156,7 +165,14 @@ import Testing
         #expect(readings.filter { $0.name == "hw.gpu.nvlink.io" || $0.name == "hw.gpu.nvlink.errors" }.allSatisfy { $0.isCumulative })
         #expect(!readings.filter { $0.name.hasSuffix(".rate") }.contains { $0.isCumulative })
         // GPU 1 has no NVLink and no row remapper: those two are dropped for it alone.
-        #expect(Set(sensor.unsupported[1]?.keys.map { $0 } ?? []) == [.nvlink, .remappedRows])
+        // GPM, between this sample and the last.
+        #expect(value(readings, "system/hw.gpu.sm.activity{\(gpu)}") == 0.85)
+        #expect(value(readings, "system/hw.gpu.sm.occupancy{\(gpu)}") == 0.4)
+        #expect(value(readings, "system/hw.gpu.tensor.activity{\(gpu)}") == 0.62)
+        #expect(value(readings, "system/hw.gpu.dram.activity{\(gpu)}") == 0.33)
+        #expect(value(readings, "system/hw.gpu.pipe.activity{\(gpu),pipe=\"fp32\"}") == 0.12)
+        #expect(value(readings, "system/hw.gpu.pipe.activity{\(gpu),pipe=\"fp16\"}") == 0.07)
+        #expect(Set(sensor.unsupported[1]?.keys.map { $0 } ?? []) == [.nvlink, .remappedRows, .gpm])
         #expect(sensor.unsupported[0] == nil)
         #expect(!readings.contains { $0.name.hasPrefix("hw.gpu.nvlink") && $0.seriesKey.contains(#"index="1""#) })
     }

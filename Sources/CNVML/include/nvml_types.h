@@ -54,6 +54,26 @@ typedef struct {
     boxcar_nvmlValue_t value;
 } boxcar_nvmlFieldValue_t;
 
+typedef struct {
+    unsigned int version;            // NVML_GPM_SUPPORT_VERSION: 1
+    unsigned int isSupportedDevice;
+} boxcar_nvmlGpmSupport_t;
+
+typedef struct {
+    unsigned int metricId;           // nvmlGpmMetricId_t
+    int nvmlReturn;
+    double value;
+    struct { char *shortName; char *longName; char *unit; } metricInfo;
+} boxcar_nvmlGpmMetric_t;
+
+typedef struct {
+    unsigned int version;            // NVML_GPM_METRICS_GET_VERSION: 1
+    unsigned int numMetrics;
+    void *sample1;
+    void *sample2;
+    boxcar_nvmlGpmMetric_t metrics[333];  // NVML_GPM_METRIC_MAX of the newest nvml.h; the driver reads numMetrics
+} boxcar_nvmlGpmMetricsGet_t;
+
 static inline unsigned int boxcar_nvmlMemory_v2_version(void) {
     return (unsigned int)(sizeof(boxcar_nvmlMemory_v2_t) | (2u << 24));
 }
