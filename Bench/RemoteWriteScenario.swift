@@ -20,7 +20,7 @@ extension BoxcarBench {
             let store = try Store.open(path: agentDirectory + "/boxcar.db")
             // Ticks a second apart, ending now: within any receiver's window.
             let start = WallClock.now() - Int64(ticks) * 1_000_000_000
-            let keys = (0..<series).map { "system/system.cpu.time{cpu=\"\($0 / 8)\",state=\"s\($0 % 8)\"}" }
+            let keys = (0..<series).map { "system/system.cpu.time{cpu.logical_number=\"\($0 / 8)\",cpu.mode=\"s\($0 % 8)\"}" }
             for tick in 0..<ticks {
                 let wallclock = start + Int64(tick) * 1_000_000_000
                 try await store.appendTick(Store.Tick(

@@ -126,12 +126,16 @@ public enum SeriesRenames {
     static let rulesByName: [String: [Rule]] = Dictionary(grouping: rules, by: \.old)
 
     /// The current key of a machine series stored under an old one; nil for a key that is not
-    /// an old machine series' (an experiment's own metric, or a name already current).
+    /// an old machine series' (an experiment's own metric).
+    ///
+    /// Only for keys written before the rename (a database of schema 7 or older, an agent of
+    /// record version 3 or older): a few current keys are old keys too. The counters without
+    /// labels or dotted labels (`system.cpu.context_switches`, `system.process.created`,
+    /// `system.memory.oom_kills`, `system.network.tcp.retransmits`, `system.pressure.stall`, a
+    /// host's `container.cpu.throttled`) were their rates' names, and would be renamed to `.rate`.
     public static func current(_ key: String) -> String? {
         guard key.hasPrefix("system/"), let parsed = SeriesKey(parsing: key), let candidates = rulesByName[parsed.name] else { return nil }
-        // A key already renamed (or one that only looks old) keeps its name: old keys have no
-        // label with a dot, every renamed one has (but for the few without labels, which a
-        // rule with the same name would leave alone anyway).
+        // Old keys have no label with a dot: a labelled current key is left alone.
         guard !parsed.labels.contains(where: { $0.name.contains(".") }) else { return nil }
         for rule in candidates {
             if let when = rule.when, !parsed.labels.contains(where: { $0.name == when.label && $0.value == when.value }) { continue }

@@ -200,12 +200,15 @@ public final class SensorSet: @unchecked Sendable {
             treeRoots = roots.sorted()
         }
         treeTicksToGo = max(0, treeTicksToGo - 1)
-        // Each trainer's own container numbers (the host's cgroup series are the agent's).
+        // Each trainer's own container numbers (the host's cgroup series are the agent's). A
+        // trainer that is gone has its cgroup read once more, from where it last was: the OOM
+        // killer killing the trainer itself (a rank, most often) shows there.
+        let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         let host = sensors.lazy.compactMap { $0 as? CgroupSensor }.first
         trainerCgroups = trainerCgroups.filter { roots.contains($0.key) }
-        for root in roots where trees[root] != nil {
+        for root in roots where trees[root] != nil || gone.contains(root) {
             guard let host else { break }
-            let cgroup = trainerCgroups[root] ?? host.following(process: root)
+            guard let cgroup = trainerCgroups[root] ?? (gone.contains(root) ? nil : host.following(process: root)) else { continue }
             trainerCgroups[root] = cgroup
             // Unreadable cgroups are reported once by the host's cgroup sensor.
             let mine = (try? cgroup.sample(elapsed: elapsed)) ?? []
@@ -266,7 +269,6 @@ public final class SensorSet: @unchecked Sendable {
                 }
             }
         }
-        let gone = Set(roots.filter { trees[$0] == nil && !processes.exists($0) })
         if readsTrees { lastTrees = trees }
         return (readings, trees.mapValues { $0.map(KeyedReading.init) }, xids, gone)
     }

@@ -26,6 +26,9 @@ public final class CgroupSensor: Sensor {
     }
     /// The cgroup read last and its CPU counters, microseconds.
     var previous: (path: String, stat: [String: UInt64])?
+    /// The cgroups the process was last found in: a trainer's cgroup is read once more after the
+    /// process is gone (what killed it, the OOM killer, counts there).
+    private var lastMemberships: [Membership]?
 
     public init(procRoot: String = "/proc", sysRoot: String = "/sys") {
         self.procRoot = procRoot
@@ -167,7 +170,14 @@ public final class CgroupSensor: Sensor {
     }
 
     public func sample(elapsed: Duration?) throws -> [Reading] {
-        let memberships = Self.memberships(try files.read("\(procRoot)/\(process)/cgroup"))
+        let memberships: [Membership]
+        do {
+            memberships = Self.memberships(try files.read("\(procRoot)/\(process)/cgroup"))
+            lastMemberships = memberships
+        } catch {
+            guard let last = lastMemberships else { throw error }
+            memberships = last
+        }
         // v2 alone lists one line, "0::/…"; a v1 or hybrid host lists its v1 hierarchies too.
         let figures: Figures
         if let unified = memberships.first(where: \.isUnified), memberships.count == 1 {

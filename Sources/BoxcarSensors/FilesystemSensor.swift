@@ -76,12 +76,13 @@ public final class FilesystemSensor: Sensor {
             guard let dash = fields.firstIndex(where: { $0.equals("-") }), dash >= 5, fields.count >= dash + 3 else { return }
             // Read-only: the mount's own options (a read-only bind mount) or its filesystem's (ext4
             // remounted read-only after an error) start with "ro".
-            let readOnly = fields[5].starts(with: "ro".utf8) && (fields[5].count == 2 || fields[5].dropFirst(2).first == UInt8(ascii: ","))
-                || (fields.count > dash + 3 && fields[dash + 3].starts(with: "ro".utf8)
-                    && (fields[dash + 3].count == 2 || fields[dash + 3].dropFirst(2).first == UInt8(ascii: ",")))
+            func readOnly(_ options: ArraySlice<UInt8>) -> Bool {
+                options.starts(with: "ro".utf8) && (options.count == 2 || options.dropFirst(2).first == UInt8(ascii: ","))
+            }
+            let mode = readOnly(fields[5]) || (fields.count > dash + 3 && readOnly(fields[dash + 3])) ? "ro" : "rw"
             out.append(Mount(
                 mountPoint: fields[4].string.replacingEscapes(), type: fields[dash + 1].string,
-                source: fields[dash + 2].string, device: fields[2].string, mode: readOnly ? "ro" : "rw"))
+                source: fields[dash + 2].string, device: fields[2].string, mode: mode))
         }
         return out
     }

@@ -6,10 +6,12 @@
 ///
 /// Counters have OpenTelemetry's names and mean what it means (`system.disk.io`: bytes since
 /// boot); the rates the agent stores to plot stand beside them as `<counter>.rate` (per second).
-/// Counters are stored only while remote write is on: each stored series costs the idle agent.
+/// A counter beside a rate (and the NVLink error counters) is stored only while remote write is
+/// on: each stored series costs the idle agent. Counts without a rate (`hw.energy`, `hw.errors`,
+/// `hw.gpu.pcie.replays`) are stored every tick.
 public enum MachineMetrics {
     public enum Kind: String, Sendable {
-        /// Only rises (but for a reboot or a driver reload); stored only with remote write.
+        /// Only rises (but for a reboot or a driver reload).
         case counter
         /// A value as it stands (OpenTelemetry's gauge and updowncounter).
         case gauge

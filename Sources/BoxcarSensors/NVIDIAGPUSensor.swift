@@ -314,8 +314,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     private func counter(
         _ name: String, _ labels: [Reading.Label], value: Double, time: Double, into readings: inout [Reading]
     ) {
-        var reading = Reading(name, labels, value)
-        reading.isCumulative = true
+        let reading = Reading.cumulative(name, labels, value)
         readings.append(reading)
         let key = reading.seriesKey
         if let last = lastCounters[key], time > last.time, value >= last.value {
@@ -358,7 +357,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             switch value.valueType {
             case 0: kibibytes = value.value.dVal
             case 1: kibibytes = Double(value.value.uiVal)
+            case 2: kibibytes = Double(value.value.ulVal)
             case 4: kibibytes = Double(value.value.sllVal)
+            case 5: kibibytes = Double(value.value.siVal)
+            case 6: kibibytes = Double(value.value.usVal)
             default: kibibytes = Double(value.value.ullVal)
             }
             let link = Reading.Label("nvlink", String(value.scopeId))
@@ -370,9 +372,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 for (type, name) in [(Int32(0), "replay"), (1, "recovery"), (2, "crc_flit"), (3, "crc_data")] {
                     var count: UInt64 = 0
                     guard errors(device, link, type, &count) == NVMLReturn.success else { continue }
-                    var reading = Reading("hw.gpu.nvlink.errors", labels + [.init("error.type", name), .init("nvlink", String(link))], Double(count))
-                    reading.isCumulative = true
-                    readings.append(reading)
+                    readings.append(Reading.cumulative(
+                        "hw.gpu.nvlink.errors", labels + [.init("error.type", name), .init("nvlink", String(link))], Double(count)))
                 }
             }
         }

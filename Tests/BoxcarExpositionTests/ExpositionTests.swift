@@ -89,20 +89,43 @@ import Testing
             #expect(names.contains(expected), "the fixtures give no \(expected)")
         }
         for name in names.sorted() {
-            #expect(ExpositionNames.bySeries[name] != nil || ExpositionNames.counter(standingFor: name) != nil, "\(name) has no exposition name")
+            let standIn = ExpositionNames.counter(standingFor: name).flatMap { ExpositionNames.bySeries[$0] }
+            #expect(ExpositionNames.bySeries[name] != nil || standIn != nil, "\(name) has no exposition name")
         }
     }
 
     /// The fake NVML library, copied with a script of its own (a copy is a library of its own,
     /// so this does not share the fake's state with the sensor's tests).
+    /// The exporter's families and the agent's table of series agree on what is a counter.
+    @Test func countersOnThePageAreTheTablesCounters() {
+        for entry in ExpositionNames.entries {
+            guard let metric = MachineMetrics.byName[entry.series] else {
+                Issue.record("\(entry.series) is not in MachineMetrics")
+                continue
+            }
+            #expect((entry.family.type == .counter) == (metric.kind == .counter), "\(entry.series)")
+        }
+    }
+
     func nvidiaReadings() throws -> [Reading] {
         let directory = TemporaryDirectory()
         let library = directory.path + "/libnvidia-ml.so.1"
         try FileManager.default.copyItem(atPath: fakeNVMLLibrary, toPath: library)
-        try "gpus 1\n0 mig 1\n0 mig.instance 0 1000 2000\n0 process \(getpid()) 4096\n".write(
-            toFile: library + ".script", atomically: true, encoding: .utf8)
+        let script = """
+            gpus 1
+            0 mig 1
+            0 mig.instance 0 1000 2000
+            0 process \(getpid()) 4096
+            0 nvlink 0 1 1 0 0 0 0
+            0 gpm 1
+            0 encoder 1
+            0 violation.power 1
+
+            """
+        try script.write(toFile: library + ".script", atomically: true, encoding: .utf8)
         let sensor = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: library))
-        return sensor.sample(processes: [getpid()])
+        _ = sensor.sample(processes: [getpid()])
+        return sensor.sample(processes: [getpid()])  // the second: the rates too
     }
 }
 

@@ -142,6 +142,20 @@ import Testing
         }
     }
 
+    /// A mount is read-only when its own options say so (a read-only bind mount) or its
+    /// filesystem's do (ext4 remounted read-only after an error); "rootcontext=…" is not "ro".
+    @Test func aReadOnlyMountOrFilesystemIsModeRo() {
+        let mountinfo = """
+            30 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro
+            31 30 8:2 / /data ro,relatime shared:2 - xfs /dev/sdb1 rw
+            32 30 8:3 / /scratch rw,relatime shared:3 - ext4 /dev/sdc1 ro,errors=remount-ro
+            33 30 0:40 / /secure rw,rootcontext=system_u:object_r:tmp_t:s0 - tmpfs tmpfs rw
+
+            """
+        let modes = FilesystemSensor.parse(Array(mountinfo.utf8)).map { "\($0.mountPoint) \($0.mode)" }
+        #expect(modes == ["/ rw", "/data ro", "/scratch ro", "/secure rw"])
+    }
+
     @Test func filesystemsAreRealMountsOnce() throws {
         var asked: [String] = []
         let sensor = FilesystemSensor(procRoot: Self.fixtures + "/proc-fs") { mountPoint in

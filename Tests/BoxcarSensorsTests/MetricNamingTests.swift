@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BoxcarModel
 @testable import BoxcarSensors
 import BoxcarTestSupport
 import Foundation
@@ -163,6 +164,23 @@ import Testing
         _ = nvidia.sample(processes: [4242])
         out += nvidia.sample(processes: [4242])  // the second: rates of the NVLinks and violations
         return out
+    }
+
+    /// The keys the sensors write read back as written (the migrations rebuild keys with
+    /// `SeriesKey.key`), and none of them is taken for an old name but the counters whose old
+    /// names were their rates' (which no caller passes: they rename only keys written before).
+    @Test func keysReadBackAndAreNotTakenForOldNames() throws {
+        let ambiguous: Set<String> = [
+            "system.cpu.context_switches", "system.process.created", "system.memory.oom_kills",
+            "system.network.tcp.retransmits", "system.pressure.stall", "container.cpu.throttled",
+        ]
+        for reading in try everyReading() {
+            let key = reading.seriesKey
+            #expect(SeriesKey(parsing: key)?.key == key, "\(key)")
+            if SeriesRenames.current(key) != nil {
+                #expect(ambiguous.contains(reading.name), "\(key) would be renamed")
+            }
+        }
     }
 
     @Test func everySeriesTheSensorsWriteIsInTheTableWithItsLabels() throws {

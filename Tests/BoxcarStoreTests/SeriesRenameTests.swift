@@ -56,12 +56,15 @@ import Testing
         let path = directory.file("boxcar.db")
         let rate = #"system/system.disk.io{device="vda",direction="read"}"#
         let counter = #"system/system.disk.io.cumulative{device="vda",direction="read"}"#
+        // Without labels, the name alone swaps.
+        let switches = "system/system.cpu.context_switches"
+        let switchesCounter = "system/system.cpu.context_switches.cumulative"
         do {
             let store = try Store.open(path: path)
             for n in 1...3 {
                 try await store.appendTick(Store.Tick(
-                    parentID: Store.hostID, step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, keys: [rate, counter],
-                    values: [Double(n), Double(1000 * n)]))
+                    parentID: Store.hostID, step: UInt64(n), wallclock: Int64(n) * 1_000_000_000,
+                    keys: [rate, counter, switches, switchesCounter], values: [Double(n), Double(1000 * n), 5, Double(10 * n)]))
             }
             await store.close()
         }
@@ -73,6 +76,8 @@ import Testing
         #expect(host == [
             #"system/system.disk.io.rate{disk.io.direction="read",system.device="vda"}"#: [1, 2, 3],
             #"system/system.disk.io{disk.io.direction="read",system.device="vda"}"#: [1000, 2000, 3000],
+            "system/system.cpu.context_switches.rate": [5, 5, 5],
+            "system/system.cpu.context_switches": [10, 20, 30],
         ])
         await store.close()
     }
