@@ -102,7 +102,9 @@ def test_the_text_page_passes_promtool_and_the_openmetrics_page_parses(tmp_path)
                          "hw_energy_joules_total", "process_cpu_time_seconds_total", "boxcar_store_commit_seconds",
                          "boxcar_sensor_cpu_seconds_total", "boxcar_calls_total"]:
                 assert name in families or name.removesuffix("_total") in families, f"{name} is not on the page"
-            gpu = {sample.labels["index"]: sample.value for sample in samples(text, "hw_gpu_utilization_ratio")}
+            # The kernels' share (the video engines' carry hw_gpu_task).
+            gpu = {sample.labels["index"]: sample.value for sample in samples(text, "hw_gpu_utilization_ratio")
+                   if "hw_gpu_task" not in sample.labels}
             assert gpu == {"0": 0.87, "1": 0.12}
             # The tree: the shell and its three children, each with the experiment.
             pids = {s.labels["process_pid"] for s in samples(text, "process_threads") if s.labels["experiment_id"] == experiment}
@@ -180,7 +182,7 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
 
             memory = prometheus.query("system_memory_limit_bytes")
             assert float(memory[0]["value"][1]) == stored(agent, "system/system.memory.limit")[-1][1]
-            gpu = prometheus.query("hw_gpu_utilization_ratio")
+            gpu = prometheus.query('hw_gpu_utilization_ratio{hw_gpu_task=""}')
             assert [(r["metric"]["index"], float(r["value"][1])) for r in gpu] == [("0", 0.64)]
             assert stored(agent, gpu_key(agent, "hw.gpu.utilization"))[-1][1] == 0.64
             temperature = prometheus.query("hw_temperature_celsius")
@@ -190,12 +192,13 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
 
 
 def gpu_key(agent, name: str) -> str:
-    """The stored key of GPU 0's `name` series (its labels hold the fake's name and uuid)."""
+    """The stored key of GPU 0's `name` series (its labels hold the fake's name and uuid), not a
+    video engine's (`hw.gpu.task`)."""
     result = subprocess.run(
         [str(agent_binary()), "metrics", "host", "--json", "--socket", str(agent.socket)],
         capture_output=True, text=True, timeout=60)
     keys = {point["key"] for point in json.loads(result.stdout)}
-    return next(key for key in keys if key.startswith(f"system/{name}{{"))
+    return next(key for key in keys if key.startswith(f"system/{name}{{hw.id="))
 
 
 def test_probes_and_bad_requests_get_clear_answers_and_leave_the_agent_serving(tmp_path):
