@@ -45,16 +45,8 @@ public final class AMDGPUSensor: Sensor {
                     out.append(Reading("hw.power", labels + [.init("hw.type", "gpu")], microwatts / 1_000_000))
                 }
                 for input in inputs {
-                    guard let value = files.number(base + "/" + input) else { continue }
-                    let sensor = input.dropLast("_input".count)  // "temp2", "freq1"
-                    let label = files.text(base + "/\(sensor)_label")
-                    if sensor.hasPrefix("temp") {
-                        // The kernel's labels: edge, junction (the hottest spot), mem (HBM).
-                        let location = label ?? (sensor == "temp1" ? "edge" : String(sensor))
-                        out.append(Reading("hw.temperature", labels + [.init("hw.sensor_location", location)], value / 1000))
-                    } else if let clock = label.flatMap({ Self.clocks[$0] }) {
-                        out.append(Reading("hw.gpu.clock", labels + [.init("clock", clock)], value))
-                    }
+                    guard let value = files.number(input.path) else { continue }
+                    out.append(Reading(input.name, labels + [input.label], value / input.divisor))
                 }
             }
         }
@@ -64,15 +56,35 @@ public final class AMDGPUSensor: Sensor {
     /// amdgpu's clock labels as NVML names the same clocks.
     static let clocks = ["sclk": "graphics", "mclk": "memory"]
 
-    /// Each card's hwmon directories and their temperature and clock inputs, listed once.
-    var hwmonInputs: [String: [(base: String, inputs: [String])]] = [:]
+    /// A hwmon temperature or clock: its file, its series, the label that tells it from the card's
+    /// others, and what the file's value is divided by for the series' unit (m°C → °C).
+    struct Input {
+        var path: String
+        var name: String
+        var label: Reading.Label
+        var divisor: Double
+    }
 
-    func hwmons(card: String, device: String) -> [(base: String, inputs: [String])] {
+    /// Each card's hwmon directories and their temperature and clock inputs, listed (and their
+    /// labels read) once.
+    var hwmonInputs: [String: [(base: String, inputs: [Input])]] = [:]
+
+    func hwmons(card: String, device: String) -> [(base: String, inputs: [Input])] {
         if let known = hwmonInputs[card] { return known }
         let found = directoryEntries(device + "/hwmon").sorted().map { hwmon in
             let base = device + "/hwmon/" + hwmon
-            let inputs = directoryEntries(base).filter { ($0.hasPrefix("temp") || $0.hasPrefix("freq")) && $0.hasSuffix("_input") }
-            return (base, inputs.sorted())
+            let inputs = directoryEntries(base).filter { $0.hasSuffix("_input") }.sorted().compactMap { input -> Input? in
+                let sensor = input.dropLast("_input".count)  // "temp2", "freq1"
+                let label = files.text(base + "/\(sensor)_label")
+                if sensor.hasPrefix("temp") {
+                    // The kernel's labels: edge, junction (the hottest spot), mem (HBM).
+                    let location = label ?? (sensor == "temp1" ? "edge" : String(sensor))
+                    return Input(path: base + "/" + input, name: "hw.temperature", label: .init("hw.sensor_location", location), divisor: 1000)
+                }
+                guard sensor.hasPrefix("freq"), let clock = label.flatMap({ Self.clocks[$0] }) else { return nil }
+                return Input(path: base + "/" + input, name: "hw.gpu.clock", label: .init("clock", clock), divisor: 1)
+            }
+            return (base, inputs)
         }
         hwmonInputs[card] = found
         return found

@@ -37,9 +37,15 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     private var eventSet: OpaquePointer?
     /// Each device's active NVLinks, found at its first read.
     private var activeLinks: [UnsafeMutableRawPointer: [UInt32]] = [:]
-    /// Counters whose rate the sensor gives (NVLink data, violation time) as last read, by series
-    /// key: the driver's own timestamp and the value.
-    private var lastCounters: [String: (time: Double, value: Double)] = [:]
+    /// Counters whose rate the sensor gives (NVLink data, violation time) as last read, by device
+    /// and counter: the driver's own timestamp and the value.
+    private var lastCounters: [CounterKey: (time: Double, value: Double)] = [:]
+
+    /// A device's counter: an NVML field id and its scope (the NVLink), or a violation policy.
+    struct CounterKey: Hashable {
+        var device: UnsafeMutableRawPointer
+        var counter: UInt64
+    }
     /// Each GPM device's two sample buffers: the last tick's and this one's (GPM gives its
     /// metrics between two samples).
     private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
@@ -259,8 +265,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let rc = function(device, policy, &value)
             if rc == NVMLReturn.success {
                 let reason = Reading.Label("reason", metric == .powerViolation ? "power" : "thermal")
-                counter("hw.gpu.violation_time", with(reason), value: Double(value.violationTime) / 1e9,
-                        time: Double(value.referenceTime) / 1e6, into: &readings)
+                counter(
+                    "hw.gpu.violation_time", rate: "hw.gpu.violation_time.rate", with(reason),
+                    key: CounterKey(device: UnsafeMutableRawPointer(device), counter: UInt64(policy) << 32 | 0xFFFF_FFFF),
+                    value: Double(value.violationTime) / 1e9, time: Double(value.referenceTime) / 1e6, into: &readings)
             }
             return rc
         case .nvlink:
@@ -312,13 +320,13 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// A counter as it stands, and its rise per second since its last read by the driver's own
     /// clock (`time`, seconds); none the first time, nor when it went back (a driver reload).
     private func counter(
-        _ name: String, _ labels: [Reading.Label], value: Double, time: Double, into readings: inout [Reading]
+        _ name: String, rate: String, _ labels: [Reading.Label], key: CounterKey, value: Double, time: Double,
+        into readings: inout [Reading]
     ) {
         let reading = Reading.cumulative(name, labels, value)
         readings.append(reading)
-        let key = reading.seriesKey
         if let last = lastCounters[key], time > last.time, value >= last.value {
-            readings.append(Reading(name + ".rate", reading.labels, (value - last.value) / (time - last.time)))
+            readings.append(Reading(rate, reading.labels, (value - last.value) / (time - last.time)))
         }
         lastCounters[key] = (time, value)
     }
@@ -365,7 +373,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             let link = Reading.Label("nvlink", String(value.scopeId))
             let direction = Reading.Label("network.io.direction", value.fieldId == 138 ? "transmit" : "receive")
-            counter("hw.gpu.nvlink.io", labels + [direction, link], value: kibibytes * 1024, time: Double(value.timestamp) / 1_000_000, into: &readings)
+            counter(
+                "hw.gpu.nvlink.io", rate: "hw.gpu.nvlink.io.rate", labels + [direction, link],
+                key: CounterKey(device: key, counter: UInt64(value.fieldId) << 32 | UInt64(value.scopeId)),
+                value: kibibytes * 1024, time: Double(value.timestamp) / 1_000_000, into: &readings)
         }
         if let errors = library.nvLinkErrorCounter {
             for link in links {
