@@ -66,22 +66,21 @@ public final class HangGuard<Key: Hashable & Sendable>: Sendable {
                 break
             }
             worker.start(batch.run)
-            var from = ContinuousClock.now
-            var rest: [Int]?
-            for (offset, index) in pending.enumerated() {
-                guard batch.wait(for: offset, until: from + deadline) else {
-                    outcomes[index] = .timedOut
-                    rest = Array(pending[(offset + 1)...])
+            // One wake-up when the whole batch has answered, not one a call: the thread is
+            // looked at only when a call's deadline passes.
+            var answered = pending.count
+            while !worker.wait(until: batch.deadline(deadline)) {
+                if let stopped = batch.giveUpIfOverdue(deadline) {
+                    answered = stopped
                     break
                 }
-                outcomes[index] = .finished(batch.result(offset))
-                from = .now
             }
-            if let rest {
+            for (offset, index) in pending.prefix(answered).enumerated() { outcomes[index] = .finished(batch.result(offset)) }
+            if answered < pending.count {
+                outcomes[pending[answered]] = .timedOut
                 if !worker.letGo() { idle.withLock { $0.append(worker) } }
-                pending = rest
+                pending = Array(pending[(answered + 1)...])
             } else {
-                worker.wait()
                 idle.withLock { $0.append(worker) }
                 pending = []
             }
@@ -112,13 +111,14 @@ private final class RunningCalls<Key: Hashable & Sendable>: Sendable {
 private final class Batch<Key: Hashable & Sendable, Value>: @unchecked Sendable {
     private struct Progress {
         var answered = 0
+        /// When the call now running started: the last answer, or the hand-off for the first.
+        var since: ContinuousClock.Instant
         var givenUp = false
     }
 
     private let calls: [(key: Key, call: UncheckedCall<Value>)]
     private let running: RunningCalls<Key>
-    private let progress = Mutex(Progress())
-    private let answer = DispatchSemaphore(value: 0)
+    private let progress: Mutex<Progress>
     /// Each call's result, written by the thread before it counts the call answered and read
     /// after: elements apart, not an array that a read and a write could both hold.
     private let results: UnsafeMutablePointer<Value?>
@@ -126,6 +126,7 @@ private final class Batch<Key: Hashable & Sendable, Value>: @unchecked Sendable 
     init(_ calls: [(key: Key, call: UncheckedCall<Value>)], running: RunningCalls<Key>) {
         self.calls = calls
         self.running = running
+        progress = Mutex(Progress(since: .now))
         results = .allocate(capacity: calls.count)
         results.initialize(repeating: nil, count: calls.count)
     }
@@ -143,26 +144,26 @@ private final class Batch<Key: Hashable & Sendable, Value>: @unchecked Sendable 
             results[offset] = value
             let givenUp = progress.withLock { progress in
                 progress.answered = offset + 1
+                progress.since = .now
                 return progress.givenUp
             }
-            answer.signal()
             if givenUp { return }
         }
     }
 
-    /// Whether call `offset` (each one waited for in order) answered by `deadline`; if not, the
-    /// thread starts no other call.
-    func wait(for offset: Int, until deadline: ContinuousClock.Instant) -> Bool {
-        let left = ContinuousClock.now.duration(to: deadline)
-        let nanoseconds = max(0, Int(left.components.seconds) * 1_000_000_000 + Int(left.components.attoseconds / 1_000_000_000))
-        if answer.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success { return true }
-        // It may have answered between the timeout and here: then it is as good as on time.
-        let onTime = progress.withLock { progress -> Bool in
-            if progress.answered <= offset { progress.givenUp = true }
-            return progress.answered > offset
+    /// When the call now running overruns (once all have answered: a deadline after the last).
+    func deadline(_ deadline: Duration) -> ContinuousClock.Instant {
+        progress.withLock { $0.since } + deadline
+    }
+
+    /// The number of calls that answered, once the one now running has overrun its deadline
+    /// (the thread then starts no other); nil while it is within it, or all have answered.
+    func giveUpIfOverdue(_ deadline: Duration) -> Int? {
+        progress.withLock { progress in
+            guard progress.answered < calls.count, ContinuousClock.now >= progress.since + deadline else { return nil }
+            progress.givenUp = true
+            return progress.answered
         }
-        if onTime { answer.wait() }
-        return onTime
     }
 
     func result(_ offset: Int) -> Value {
@@ -194,9 +195,11 @@ private final class Worker: Sendable {
         wake.signal()
     }
 
-    /// Until the job has returned.
-    func wait() {
-        finished.wait()
+    /// Whether the job returned by `deadline`.
+    func wait(until deadline: ContinuousClock.Instant) -> Bool {
+        let left = ContinuousClock.now.duration(to: deadline)
+        let nanoseconds = max(0, Int(left.components.seconds) * 1_000_000_000 + Int(left.components.attoseconds / 1_000_000_000))
+        return finished.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success
     }
 
     /// Its caller stops waiting for the job: true when the thread then ends with the job (it must
