@@ -176,7 +176,7 @@ public enum MachineMetrics {
         .init("hw.gpu.memory.remap_pending", "1", .gauge, gpu, .own, "1 while a remap waits for the GPU's reset", source: "NVML"),
         .init("hw.gpu.memory.remap_failed", "1", .gauge, gpu, .own, "1 once a remap failed (the GPU needs service)", source: "NVML"),
         .init("hw.gpu.memory.retired_pages", "{page}", .gauge, gpu + ["cause"], .own, "Memory pages retired (`cause`: single_bit_ecc, double_bit_ecc)", source: "NVML `nvmlDeviceGetRetiredPages` (before Ampere)"),
-        .init("hw.gpu.violation_time.rate", "s/s", .rate, gpu + ["reason"], .own, "Share of the time the clocks were held below the application clocks (`reason`: power, thermal)", source: "NVML `nvmlDeviceGetViolationStatus`, over the driver's reference clock"),
+        .init("hw.gpu.violation_time.rate", "s/s", .rate, gpu + ["reason"], .own, "Share of the time the clocks were held below the application clocks (`reason`: power, thermal)", source: "NVML `nvmlDeviceGetViolationStatus` (field values 74 and 75 where a driver has retired it), over the driver's reference clock"),
         .init("hw.gpu.violation_time", "s", .counter, gpu + ["reason"], .own, "Time the clocks were held down since the driver loaded", source: "NVML"),
         .init("hw.gpu.nvlink.io.rate", "By/s", .rate, gpu + ["network.io.direction", "nvlink"], .own, "Data sent and received over each active NVLink per second", source: "NVML field values `NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX`, `_RX` (`nvlink`: the link), over the driver's clock"),
         .init("hw.gpu.nvlink.io", "By", .counter, gpu + ["network.io.direction", "nvlink"], .own, "Data sent and received over the link", source: "NVML"),

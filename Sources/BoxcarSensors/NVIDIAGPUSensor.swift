@@ -40,6 +40,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// Counters whose rate the sensor gives (NVLink data, violation time) as last read, by device
     /// and counter: the driver's own timestamp and the value.
     private var lastCounters: [CounterKey: (time: Double, value: Double)] = [:]
+    /// The devices whose violation times come from field values (their driver has no
+    /// nvmlDeviceGetViolationStatus).
+    private var violationByField: Set<UnsafeMutableRawPointer> = []
 
     /// A device's counter: an NVML field id and its scope (the NVLink), or a violation policy.
     struct CounterKey: Hashable {
@@ -259,18 +262,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return NVMLReturn.success
         case .powerViolation, .thermalViolation:
-            guard let function = nvml.violationStatus else { return nil }
-            var value = boxcar_nvmlViolationTime_t()
-            let policy: Int32 = metric == .powerViolation ? 0 : 1  // NVML_PERF_POLICY_POWER, _THERMAL
-            let rc = function(device, policy, &value)
-            if rc == NVMLReturn.success {
-                let reason = Reading.Label("reason", metric == .powerViolation ? "power" : "thermal")
-                counter(
-                    "hw.gpu.violation_time", rate: "hw.gpu.violation_time.rate", with(reason),
-                    key: CounterKey(device: UnsafeMutableRawPointer(device), counter: UInt64(policy) << 32 | 0xFFFF_FFFF),
-                    value: Double(value.violationTime) / 1e9, time: Double(value.referenceTime) / 1e6, into: &readings)
-            }
-            return rc
+            return violation(metric == .powerViolation, device, labels: labels, into: &readings)
         case .nvlink:
             return nvlink(device, labels: labels, into: &readings)
         case .gpm:
@@ -361,16 +353,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         let rc = fields(device, Int32(values.count), &values)
         guard rc == NVMLReturn.success else { return rc }
         for value in values where value.nvmlReturn == NVMLReturn.success {
-            let kibibytes: Double
-            switch value.valueType {
-            case 0: kibibytes = value.value.dVal
-            case 1: kibibytes = Double(value.value.uiVal)
-            case 2: kibibytes = Double(value.value.ulVal)
-            case 4: kibibytes = Double(value.value.sllVal)
-            case 5: kibibytes = Double(value.value.siVal)
-            case 6: kibibytes = Double(value.value.usVal)
-            default: kibibytes = Double(value.value.ullVal)
-            }
+            let kibibytes = Self.number(value)
             let link = Reading.Label("nvlink", String(value.scopeId))
             let direction = Reading.Label("network.io.direction", value.fieldId == 138 ? "transmit" : "receive")
             counter(
@@ -389,6 +372,56 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
         }
         return rc
+    }
+
+    /// The time power or thermal limits held the clocks down: a counter, and its share of the
+    /// driver's clock. nvmlDeviceGetViolationStatus where the driver has it; drivers that retired
+    /// it keep the same counters as field values (NVML_FI_DEV_PERF_POLICY_POWER, 74, and _THERMAL,
+    /// 75: ns, stamped in µs), read from then on for that device.
+    private func violation(
+        _ power: Bool, _ device: NVMLLibrary.Device, labels: [Reading.Label], into readings: inout [Reading]
+    ) -> Int32? {
+        let key = UnsafeMutableRawPointer(device)
+        let reason = labels + [Reading.Label("reason", power ? "power" : "thermal")]
+        if !violationByField.contains(key), let status = library.violationStatus {
+            var value = boxcar_nvmlViolationTime_t()
+            let policy: Int32 = power ? 0 : 1  // NVML_PERF_POLICY_POWER, _THERMAL
+            let rc = status(device, policy, &value)
+            guard rc == NVMLReturn.notSupported || rc == NVMLReturn.functionNotFound else {
+                if rc == NVMLReturn.success {
+                    counter(
+                        "hw.gpu.violation_time", rate: "hw.gpu.violation_time.rate", reason,
+                        key: CounterKey(device: key, counter: UInt64(policy) << 32 | 0xFFFF_FFFF),
+                        value: Double(value.violationTime) / 1e9, time: Double(value.referenceTime) / 1e6, into: &readings)
+                }
+                return rc
+            }
+        }
+        guard let fields = library.fieldValues else { return library.violationStatus == nil ? nil : NVMLReturn.notSupported }
+        var value = boxcar_nvmlFieldValue_t()
+        value.fieldId = power ? 74 : 75
+        let rc = fields(device, 1, &value)
+        guard rc == NVMLReturn.success else { return rc }
+        guard value.nvmlReturn == NVMLReturn.success else { return value.nvmlReturn }
+        violationByField.insert(key)
+        counter(
+            "hw.gpu.violation_time", rate: "hw.gpu.violation_time.rate", reason,
+            key: CounterKey(device: key, counter: UInt64(value.fieldId) << 32),
+            value: Self.number(value) / 1e9, time: Double(value.timestamp) / 1e6, into: &readings)
+        return rc
+    }
+
+    /// A field value as a number, whichever type the driver gave it.
+    static func number(_ value: boxcar_nvmlFieldValue_t) -> Double {
+        switch value.valueType {
+        case 0: value.value.dVal
+        case 1: Double(value.value.uiVal)
+        case 2: Double(value.value.ulVal)
+        case 4: Double(value.value.sllVal)
+        case 5: Double(value.value.siVal)
+        case 6: Double(value.value.usVal)
+        default: Double(value.value.ullVal)
+        }
     }
 
     /// The GPM metrics (Hopper and newer) that otherwise need DCGM, as shares between this tick's

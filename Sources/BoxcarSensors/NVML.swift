@@ -191,5 +191,6 @@ enum NVMLReturn {
     static let notFound: Int32 = 6
     static let insufficientSize: Int32 = 7
     static let driverNotLoaded: Int32 = 9
+    static let functionNotFound: Int32 = 13
     static let libraryVersionMismatch: Int32 = 18
 }

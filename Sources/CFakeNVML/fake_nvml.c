@@ -23,7 +23,10 @@
 // remapped.uncorrected, remap.pending, remap.failed (0 or 1), retired.sbe, retired.dbe (pages),
 // violation.power, violation.thermal (the ns each nvmlDeviceGetViolationStatus call adds, over a
 // second of its reference clock), gpm (1: the device has GPM), gpm.sm, gpm.occupancy, gpm.tensor,
-// gpm.dram, gpm.fp64, gpm.fp32, gpm.fp16 (percent, what nvmlGpmMetricsGet answers for two samples).
+// gpm.dram, gpm.fp64, gpm.fp32, gpm.fp16 (percent, what nvmlGpmMetricsGet answers for two samples),
+// violation.status ("unsupported": a driver without nvmlDeviceGetViolationStatus, whose violation
+// counters are then field values 74 and 75, each call of nvmlDeviceGetFieldValues adding
+// violation.power and violation.thermal ns over its second).
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,7 +39,7 @@ typedef struct FakeDevice *nvmlDevice_t;
 typedef struct FakeEventSet *nvmlEventSet_t;
 
 enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
-enum { FIELDS = 42, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
+enum { FIELDS = 43, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
 
 static const char *field_names[FIELDS] = {
     "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
@@ -45,7 +48,7 @@ static const char *field_names[FIELDS] = {
     "clocks_event_reasons", "ecc.corrected", "ecc.uncorrected", "mig", "encoder", "decoder",
     "pcie.replays", "remapped.corrected", "remapped.uncorrected", "remap.pending", "remap.failed",
     "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink", "gpm", "gpm.sm",
-    "gpm.occupancy", "gpm.tensor", "gpm.dram", "gpm.fp64", "gpm.fp32", "gpm.fp16",
+    "gpm.occupancy", "gpm.tensor", "gpm.dram", "gpm.fp64", "gpm.fp32", "gpm.fp16", "violation.status",
 };
 enum {
     F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
@@ -53,7 +56,7 @@ enum {
     F_PCIE_TX, F_PCIE_RX, F_FAN, F_EVENT_REASONS, F_ECC_CORRECTED, F_ECC_UNCORRECTED, F_MIG,
     F_ENCODER, F_DECODER, F_PCIE_REPLAYS, F_REMAPPED_CORRECTED, F_REMAPPED_UNCORRECTED, F_REMAP_PENDING,
     F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK, F_GPM,
-    F_GPM_SM, F_GPM_OCCUPANCY, F_GPM_TENSOR, F_GPM_DRAM, F_GPM_FP64, F_GPM_FP32, F_GPM_FP16,
+    F_GPM_SM, F_GPM_OCCUPANCY, F_GPM_TENSOR, F_GPM_DRAM, F_GPM_FP64, F_GPM_FP32, F_GPM_FP16, F_VIOLATION_STATUS,
 };
 
 struct FakeDevice {
@@ -73,6 +76,7 @@ struct FakeDevice {
     unsigned long long clock_us;                   // the field values' clock
     unsigned long long violation_reference[2];     // µs: power, thermal
     unsigned long long violation_time[2];          // ns
+    unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
 };
 
 struct FakeEventSet { int delivered; };
@@ -382,7 +386,7 @@ typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolatio
 nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t device, int policy, nvmlViolationTime_t *time) {
     calls++;
     int field = policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL;
-    if (policy > 1 || device->unsupported[field]) return NOT_SUPPORTED;
+    if (policy > 1 || device->unsupported[field] || device->unsupported[F_VIOLATION_STATUS]) return NOT_SUPPORTED;
     device->violation_reference[policy] += 1000000;
     device->violation_time[policy] += device->values[field];
     time->referenceTime = device->violation_reference[policy];
@@ -412,8 +416,9 @@ typedef struct {
     union { double dVal; unsigned long long ullVal; } value;
 } nvmlFieldValue_t;
 
-// The NVLink data throughput fields (138 tx, 139 rx, KiB, scopeId: the link). A call moves the
-// device's clock on a second and each active link's counters by their step.
+// The NVLink data throughput fields (138 tx, 139 rx, KiB, scopeId: the link) and the violation
+// times (74 power, 75 thermal, ns). A call moves the device's clock on a second, each active
+// link's counters by their step and the violation times by theirs.
 nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldValue_t *values) {
     calls++;
     device->clock_us += 1000000;
@@ -422,11 +427,20 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
         device->nvlink_counter[link][0] += device->nvlink_step[link][0];
         device->nvlink_counter[link][1] += device->nvlink_step[link][1];
     }
+    device->field_violation_time[0] += device->values[F_VIOLATION_POWER];
+    device->field_violation_time[1] += device->values[F_VIOLATION_THERMAL];
     for (int i = 0; i < count; i++) {
         nvmlFieldValue_t *value = &values[i];
         value->timestamp = (long long)device->clock_us;
         value->latencyUsec = 0;
         value->valueType = 3;  // unsigned long long
+        if (value->fieldId == 74 || value->fieldId == 75) {
+            int policy = value->fieldId - 74;
+            int unsupported = device->unsupported[policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL];
+            value->nvmlReturn = unsupported ? NOT_SUPPORTED : SUCCESS;
+            value->value.ullVal = device->field_violation_time[policy];
+            continue;
+        }
         if ((value->fieldId != 138 && value->fieldId != 139) || value->scopeId >= NVLINKS || !device->nvlinks) {
             value->nvmlReturn = NOT_SUPPORTED;
             continue;

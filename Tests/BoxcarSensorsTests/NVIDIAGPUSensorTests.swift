@@ -106,6 +106,35 @@ import Testing
         #expect(!readings.contains { $0.seriesKey.contains("process.pid=\"99\"") })
     }
 
+    /// A driver without nvmlDeviceGetViolationStatus (deprecated) still gives the time power and
+    /// thermal limits held the clocks down, from the field values that replace it.
+    @Test func violationTimeFromFieldValuesWhereTheCallIsGone() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("""
+            gpus 2
+            0 uuid GPU-1234
+            0 name H200
+            0 violation.status unsupported
+            0 violation.power 500000000
+            0 violation.thermal 0
+            1 violation.status unsupported
+            1 violation.power unsupported
+
+            """))
+        _ = sensor.sample()
+        let readings = sensor.sample()
+        let gpu = #"hw.id="GPU-1234",hw.model="H200",index="0""#
+        // Half of each second of the driver's field clock.
+        #expect(value(readings, "system/hw.gpu.violation_time.rate{\(gpu),reason=\"power\"}") == 0.5)
+        #expect(value(readings, "system/hw.gpu.violation_time.rate{\(gpu),reason=\"thermal\"}") == 0)
+        let counter = readings.first { $0.seriesKey == "system/hw.gpu.violation_time{\(gpu),reason=\"power\"}" }
+        #expect(counter?.isCumulative == true)
+        #expect((counter?.value ?? 0) >= 1)
+        #expect(sensor.unsupported[0]?[.powerViolation] == nil)
+        // GPU 1 has neither the call nor the power field: the metric is dropped for it alone.
+        #expect(sensor.unsupported[1]?[.powerViolation] != nil)
+        #expect(sensor.unsupported[1]?[.thermalViolation] == nil)
+    }
+
     /// What DCGM's users watch for a failing GPU or a slow node: the video engines, PCIe replays,
     /// remapped rows and retired pages, time held down by power and thermal limits, and each
     /// active NVLink's traffic and errors, with rates over the driver's own clock.
