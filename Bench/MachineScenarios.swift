@@ -144,26 +144,31 @@ extension BoxcarBench {
 
     /// The baseline of the same run: CPU time per tick of only the kernel's part, the /proc
     /// files a tick reads (the host's, and the process tree's on the ticks the sensor set reads
-    /// it: every ⌈n / SensorSet.processesPerTick⌉), each taken with one bare pread and the tree's
-    /// fd/ with one fstat, parsing and storing nothing. This machine is shared: the ratio to it
+    /// it: every ⌈n / SensorSet.processesPerTick⌉; each process's stat then, its io and fd/ at
+    /// every ProcessTreeSensor.detailEvery-th of those), each taken with one bare pread and the
+    /// tree's fd/ with one fstat, parsing and storing nothing. This machine is shared: the ratio to it
     /// says more than the microseconds alone.
     func readsOnly(procRoot: String, members: [Int32], hostFiles: Bool = true) -> Double {
         let host = hostFiles ? ["stat", "loadavg", "meminfo", "vmstat", "sys/fs/file-nr", "pressure/cpu", "pressure/memory", "pressure/io", "diskstats", "net/dev", "net/snmp", "net/sockstat", "self/cgroup"] : []
         let opened = { (files: [String]) in files.map { open(procRoot + "/" + $0, O_RDONLY | O_CLOEXEC) }.filter { $0 >= 0 } }
         let hostReadable = opened(host)
-        let treeReadable = opened(members.flatMap { ["\($0)/stat", "\($0)/io"] })
+        let statReadable = opened(members.map { "\($0)/stat" })
+        let ioReadable = opened(members.map { "\($0)/io" })
         let directories = members.map { open(procRoot + "/\($0)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 }
-        defer { for fd in hostReadable + treeReadable + directories { close(fd) } }
+        defer { for fd in hostReadable + statReadable + ioReadable + directories { close(fd) } }
         let treeEvery = max(1, (members.count + SensorSet.processesPerTick - 1) / SensorSet.processesPerTick)
         var buffer = [UInt8](repeating: 0, count: 65536)
         var info = stat()
         let started = threadCPUSeconds()
+        let detailEvery = treeEvery * ProcessTreeSensor.detailEvery
         for tick in 0..<sensorTicks {
-            let readable = tick % treeEvery == 0 ? hostReadable + treeReadable : hostReadable
+            let readsTree = tick % treeEvery == 0
+            let readsDetail = tick % detailEvery == 0
+            let readable = hostReadable + (readsTree ? statReadable : []) + (readsDetail ? ioReadable : [])
             buffer.withUnsafeMutableBytes { raw in
                 for fd in readable { _ = pread(fd, raw.baseAddress, raw.count, 0) }
             }
-            if tick % treeEvery == 0 {
+            if readsDetail {
                 for fd in directories { _ = fstat(fd, &info) }
             }
         }

@@ -34,10 +34,10 @@ public final class SensorSet: @unchecked Sendable {
     private var lastTreeStamp: Int64?
     /// The trainers' trees are read whole, every tick while they hold `processesPerTick`
     /// processes or fewer in all; bigger ones every ⌈n / processesPerTick⌉ ticks. A process costs
-    /// the kernel 5 to 10 µs a read (its stat, io and fd/, each summed over its threads), so 400
-    /// data-loader workers read every second would cost more than all the rest of a 192-CPU
-    /// machine's sensors; read every seventh, they cost less. A trainer attached or detached is
-    /// read at once.
+    /// the kernel 5 to 10 µs a read (its stat, io and fd/, each summed over its threads; io and
+    /// fd/ at every fourth read only, `ProcessTreeSensor.detailEvery`), so 400 data-loader workers
+    /// read every second would cost more than all the rest of a 192-CPU machine's sensors; read
+    /// every seventh, they cost less. A trainer attached or detached is read at once.
     public static let processesPerTick = 64
     /// Ticks to go before the trees are read again, the roots they were read for, the time
     /// measured since (summed over the ticks between), and their last readings (for the page).
@@ -137,25 +137,23 @@ public final class SensorSet: @unchecked Sendable {
         var rejected: [String] = []
         var kept: [KeyedReading] = []
         kept.reserveCapacity(readings.count)
-        let known = keys[name] ?? []
-        var made: [KnownKey] = []
-        made.reserveCapacity(readings.count)
+        // Changed in place where a reading is not the last tick's in its place (taken out of the
+        // dictionary to be the array's only owner): most ticks change nothing.
+        var known = keys.removeValue(forKey: name) ?? []
+        if known.count > readings.count { known.removeLast(known.count - readings.count) }
         for (index, reading) in readings.enumerated() {
-            var key: KnownKey
-            if index < known.count, known[index].name == reading.name, known[index].labels == reading.labels {
-                key = known[index]
-            } else {
+            if index == known.count || known[index].name != reading.name || known[index].labels != reading.labels {
                 let text = reading.seriesKey
-                key = KnownKey(name: reading.name, labels: reading.labels, key: text, valid: (try? limits.checkKey(text)) != nil)
+                let key = KnownKey(name: reading.name, labels: reading.labels, key: text, valid: (try? limits.checkKey(text)) != nil)
+                if index == known.count { known.append(key) } else { known[index] = key }
             }
-            made.append(key)
-            if key.valid && reading.value.isFinite {
-                kept.append(KeyedReading(reading, key: key.key))
+            if known[index].valid && reading.value.isFinite {
+                kept.append(KeyedReading(reading, key: known[index].key))
             } else {
-                rejected.append(key.key)
+                rejected.append(known[index].key)
             }
         }
-        keys[name] = made
+        keys[name] = known
         // Kept apart from the sensor's call problems, which an answered call clears.
         let key = name + " readings"
         if let first = rejected.first {
@@ -224,8 +222,9 @@ public final class SensorSet: @unchecked Sendable {
         // take the event queue with it, when a GPU falling off the bus is what the events
         // report). GPU memory of the trainers' processes goes to the tree holding each PID.
         let due = sensors.filter { ticks % $0.cadence == 0 }
+        let counters = keepsLatest || storesCumulative
         var calls: [(name: String, body: (Duration?) throws -> Answer)] = due.map { sensor in
-            (sensor.name, { .readings(try sensor.sample(elapsed: $0)) })
+            (sensor.name, { .readings(try sensor.sample(elapsed: $0, counters: counters)) })
         }
         var owner: [Int32: Int32] = [:]
         if let nvidia {
@@ -249,7 +248,9 @@ public final class SensorSet: @unchecked Sendable {
                 readings += storesCumulative ? kept : kept.filter { !$0.reading.isCumulative }
                 if keepsLatest { latest[sensor.name] = kept.map(\.reading) }
             } else {
-                readings += storable(answer.filter { !$0.isCumulative }, from: sensor.name, logger: logger)
+                // Most sensors leave their counters out when asked: no copy to drop them then.
+                let rates = answer.contains(where: \.isCumulative) ? answer.filter { !$0.isCumulative } : answer
+                readings += storable(rates, from: sensor.name, logger: logger)
             }
         }
         var xids: [(gpu: Int, xid: UInt64)] = []

@@ -64,19 +64,42 @@ public final class CPUSensor: CounterSensor {
         return stat
     }
 
+    /// Each cpu line's labels by state, made once for the CPUs of the last tick (they stay the
+    /// same while no CPU goes on- or offline): a 192-CPU machine has 1,536 of them a tick, each
+    /// an array to allocate, and the sensor set tells a reading's series by comparing its labels
+    /// with the last tick's, which is at once done for the same array.
+    private var labelsByLine: (cpus: [String], utilization: [[[Reading.Label]]], time: [[[Reading.Label]]]) = ([], [], [])
+
+    private func labels(for cpus: [(cpu: String, times: [UInt64])]) -> (utilization: [[[Reading.Label]]], time: [[[Reading.Label]]]) {
+        if !cpus.map(\.cpu).elementsEqual(labelsByLine.cpus) {
+            labelsByLine = (
+                cpus.map(\.cpu),
+                cpus.map { cpu in
+                    Self.states.map { state in
+                        cpu.cpu.isEmpty ? [Reading.Label("cpu.mode", state)] : [.init("cpu.logical_number", cpu.cpu), .init("cpu.mode", state)]
+                    }
+                },
+                cpus.map { cpu in Self.states.map { [.init("cpu.logical_number", cpu.cpu), .init("cpu.mode", $0)] } })
+        }
+        return (labelsByLine.utilization, labelsByLine.time)
+    }
+
     /// Fractions of each state between two readings, and context switches per second.
-    static func readings(from old: ProcStat, to new: ProcStat, seconds: Double) -> [Reading] {
+    func readings(from old: ProcStat, to new: ProcStat, seconds: Double) -> [Reading] {
         var out: [Reading] = []
-        let before = Dictionary(old.cpus.map { ($0.cpu, $0.times) }, uniquingKeysWith: { a, _ in a })
-        for (cpu, times) in new.cpus {
-            guard let earlier = before[cpu] else { continue }
+        out.reserveCapacity(new.cpus.count * Self.states.count + 2)
+        let labels = labels(for: new.cpus).utilization
+        // The same CPUs in the same order (a CPU goes on- or offline seldom): matched by place.
+        let samePlaces = old.cpus.count == new.cpus.count && zip(old.cpus, new.cpus).allSatisfy { $0.cpu == $1.cpu }
+        let before = samePlaces ? [:] : Dictionary(old.cpus.map { ($0.cpu, $0.times) }, uniquingKeysWith: { a, _ in a })
+        for (line, (cpu, times)) in new.cpus.enumerated() {
+            guard let earlier = samePlaces ? old.cpus[line].times : before[cpu] else { continue }
             // A counter that went backwards (a CPU that went offline and came back) counts as 0.
-            let deltas = zip(times, earlier).map { $0 >= $1 ? Double($0 - $1) : 0 }
-            let total = deltas.reduce(0, +)
+            var total = 0.0
+            for (now, then) in zip(times, earlier) where now >= then { total += Double(now - then) }
             guard total > 0 else { continue }
-            for (state, delta) in zip(states, deltas) {
-                let labels = cpu.isEmpty ? [Reading.Label("cpu.mode", state)] : [.init("cpu.logical_number", cpu), .init("cpu.mode", state)]
-                out.append(Reading("system.cpu.utilization", labels, delta / total))
+            for (state, (now, then)) in zip(times, earlier).enumerated() {
+                out.append(Reading("system.cpu.utilization", sorted: labels[line][state], now >= then ? Double(now - then) / total : 0))
             }
         }
         if seconds > 0, new.contextSwitches >= old.contextSwitches {
@@ -109,11 +132,13 @@ public final class CPUSensor: CounterSensor {
     /// The counters as they stand: each CPU's time in each state (not the all-CPU line, which
     /// would count every second twice in a sum, as node_exporter leaves it out), and the context
     /// switches since boot.
-    static func counters(_ stat: ProcStat, clockTicksPerSecond: Double) -> [Reading] {
+    func counters(_ stat: ProcStat) -> [Reading] {
         var out: [Reading] = []
-        for (cpu, times) in stat.cpus where !cpu.isEmpty {
-            for (state, ticks) in zip(states, times) {
-                out.append(Reading.cumulative("system.cpu.time", [.init("cpu.logical_number", cpu), .init("cpu.mode", state)], Double(ticks) / clockTicksPerSecond))
+        out.reserveCapacity(stat.cpus.count * Self.states.count + 2)
+        let labels = labels(for: stat.cpus).time
+        for (line, (cpu, times)) in stat.cpus.enumerated() where !cpu.isEmpty {
+            for (state, ticks) in times.enumerated() {
+                out.append(Reading.cumulative("system.cpu.time", sorted: labels[line][state], Double(ticks) / clockTicksPerSecond))
             }
         }
         out.append(Reading.cumulative("system.cpu.context_switches", [], Double(stat.contextSwitches)))
@@ -121,12 +146,14 @@ public final class CPUSensor: CounterSensor {
         return out
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
-        let counters = Self.counters(new.stat, clockTicksPerSecond: clockTicksPerSecond)
-        var processes: [Reading] = []
-        if let running = new.stat.running { processes.append(Reading("system.process.count", [.init("process.state", "running")], Double(running))) }
-        if let blocked = new.stat.blocked { processes.append(Reading("system.process.count", [.init("process.state", "blocked")], Double(blocked))) }
-        guard let old else { return new.load + processes + counters }
-        return new.load + processes + counters + Self.readings(from: old.stat, to: new.stat, seconds: seconds)
+    /// Without `counters`, the counters as they stand are left out: on a 192-CPU machine they
+    /// are half of the sensor's readings, and only the exporter's page and remote write read them.
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
+        var out = new.load
+        if let running = new.stat.running { out.append(Reading("system.process.count", [.init("process.state", "running")], Double(running))) }
+        if let blocked = new.stat.blocked { out.append(Reading("system.process.count", [.init("process.state", "blocked")], Double(blocked))) }
+        if counters { out += self.counters(new.stat) }
+        if let old { out += readings(from: old.stat, to: new.stat, seconds: seconds) }
+        return out
     }
 }

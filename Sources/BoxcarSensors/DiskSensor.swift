@@ -51,7 +51,7 @@ public final class DiskSensor: CounterSensor {
         return udev.map { $0.identity(of: device).filled(from: fromSysfs) } ?? fromSysfs
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
         var out: [Reading] = []
         for device in new.keys.sorted() {
             guard let identity = disks[device] ?? nil else { continue }
@@ -61,9 +61,9 @@ public final class DiskSensor: CounterSensor {
             if let serial = identity.serial { labels.append(.init("serial", serial)) }
             out.append(Reading("system.disk.info", labels, 1))
         }
-        for (device, counters) in new.sorted(by: { $0.key < $1.key }) where counters.count >= 11 && disks[device] != nil {
-            out.append(Reading("system.disk.pending_operations", [.init("system.device", device)], Double(counters[8])))
-            out += Self.counters(device: device, counters)
+        for (device, figures) in new.sorted(by: { $0.key < $1.key }) where figures.count >= 11 && disks[device] != nil {
+            out.append(Reading("system.disk.pending_operations", [.init("system.device", device)], Double(figures[8])))
+            if counters { out += Self.counters(device: device, figures) }
         }
         guard let old else { return out }
         for (device, counters) in new.sorted(by: { $0.key < $1.key }) {

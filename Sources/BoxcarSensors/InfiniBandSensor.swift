@@ -17,29 +17,46 @@ public final class InfiniBandSensor: CounterSensor {
 
     typealias Snapshot = [Port: (transmitWords: UInt64, receiveWords: UInt64)]
 
+    /// The ports and their counter files, listed again every `relistEvery` ticks and whenever a
+    /// read fails: listing two levels of sysfs every tick cost more than reading the counters.
+    private var ports: [(port: Port, transmit: String, receive: String)] = []
+    private var ticksSinceListing = 0
+    static let relistEvery = 60
+
     func snapshot() throws -> Snapshot {
+        if ticksSinceListing == 0 { listPorts() }
+        ticksSinceListing = (ticksSinceListing + 1) % Self.relistEvery
         var out: Snapshot = [:]
-        let root = sysRoot + "/class/infiniband"
-        for device in directoryEntries(root) {
-            for port in directoryEntries(root + "/\(device)/ports") {
-                let counters = root + "/\(device)/ports/\(port)/counters"
-                guard let transmit = files.integer(counters + "/port_xmit_data"),
-                    let receive = files.integer(counters + "/port_rcv_data")
-                else { continue }
-                out[Port(device: device, port: port)] = (transmit, receive)
+        for (port, transmit, receive) in ports {
+            guard let transmit = files.integer(transmit), let receive = files.integer(receive) else {
+                ticksSinceListing = 0
+                continue
             }
+            out[port] = (transmit, receive)
         }
         return out
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    private func listPorts() {
+        let root = sysRoot + "/class/infiniband"
+        ports = directoryEntries(root).flatMap { device in
+            directoryEntries(root + "/\(device)/ports").map { port in
+                let counters = root + "/\(device)/ports/\(port)/counters"
+                return (Port(device: device, port: port), counters + "/port_xmit_data", counters + "/port_rcv_data")
+            }
+        }
+    }
+
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters wantsCounters: Bool) -> [Reading] {
         var out: [Reading] = []
         for (port, counters) in new.sorted(by: { ($0.key.device, $0.key.port) < ($1.key.device, $1.key.port) }) {
             func labels(_ direction: String) -> [Reading.Label] {
                 [.init("network.interface.name", port.device), .init("network.io.direction", direction), .init("port", port.port)]
             }
-            out.append(Reading.cumulative("system.network.io", labels("transmit"), Double(counters.transmitWords) * 4))
-            out.append(Reading.cumulative("system.network.io", labels("receive"), Double(counters.receiveWords) * 4))
+            if wantsCounters {
+                out.append(Reading.cumulative("system.network.io", labels("transmit"), Double(counters.transmitWords) * 4))
+                out.append(Reading.cumulative("system.network.io", labels("receive"), Double(counters.receiveWords) * 4))
+            }
             guard let before = old?[port] else { continue }
             if let words = rate(before.transmitWords, counters.transmitWords, seconds) {
                 out.append(Reading("system.network.io.rate", labels("transmit"), words * 4))

@@ -53,7 +53,7 @@ public final class NetstatSensor: CounterSensor {
         return snapshot
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
         var out: [Reading] = []
         if let established = new.established { out.append(Reading("system.network.connection.count", [.init("network.connection.state", "established"), .init("network.transport", "tcp")], Double(established))) }
         for protocolName in ["all", "tcp", "udp"] {
@@ -61,7 +61,7 @@ public final class NetstatSensor: CounterSensor {
             out.append(Reading("system.network.sockets", protocolName == "all" ? [] : [.init("network.transport", protocolName)], Double(count)))
         }
         if let retransmitted = new.retransmitted {
-            out.append(Reading.cumulative("system.network.tcp.retransmits", [], Double(retransmitted)))
+            if counters { out.append(Reading.cumulative("system.network.tcp.retransmits", [], Double(retransmitted))) }
             if let before = old?.retransmitted, let perSecond = rate(before, retransmitted, seconds) {
                 out.append(Reading("system.network.tcp.retransmits.rate", [], perSecond))
             }

@@ -6,6 +6,8 @@
 public final class NetworkSensor: CounterSensor {
     public let name = "network"
     let files = OpenFiles<String>()
+    /// Each interface's sysfs attributes: a record each, written out whole at the first read.
+    let linkFiles = OpenFiles<String>(wholeInOneRead: true)
     let procRoot: String
     let sysRoot: String
     let includeVirtual: Bool
@@ -64,28 +66,29 @@ public final class NetworkSensor: CounterSensor {
     ]
 
     /// Whether each interface is up (`operstate`; the loopback says "unknown" and counts as up),
-    /// its speed (Mb/s in the file; none while the link is down, when reading it fails, nor for
-    /// the loopback and virtual ones) and its MTU.
+    /// its speed (Mb/s in the file; asked only while the link is up, as reading it fails while
+    /// it is down; none for the loopback and virtual ones) and its MTU.
     func link(_ device: String) -> [Reading] {
         let base = sysRoot + "/class/net/" + device
         let labels = [Reading.Label("network.interface.name", device)]
         var out: [Reading] = []
-        if let state = files.text(base + "/operstate") {
+        let state = linkFiles.text(base + "/operstate")
+        if let state {
             out.append(Reading("system.network.interface.up", labels, state == "up" || (device == "lo" && state == "unknown") ? 1 : 0))
         }
-        if let megabits = files.number(base + "/speed"), megabits > 0 {
+        if state == "up", let megabits = linkFiles.number(base + "/speed"), megabits > 0 {
             out.append(Reading("system.network.interface.speed", labels, megabits * 125_000))
         }
-        if let mtu = files.number(base + "/mtu") { out.append(Reading("system.network.interface.mtu", labels, mtu)) }
+        if let mtu = linkFiles.number(base + "/mtu") { out.append(Reading("system.network.interface.mtu", labels, mtu)) }
         return out
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
         var out: [Reading] = []
         for device in new.keys.sorted() { out += link(device) }
         // The counters as they stand.
-        for (device, counters) in new.sorted(by: { $0.key < $1.key }) {
-            for (direction, now) in [("receive", counters.receive), ("transmit", counters.transmit)] {
+        for (device, figures) in new.sorted(by: { $0.key < $1.key }) where counters {
+            for (direction, now) in [("receive", figures.receive), ("transmit", figures.transmit)] {
                 let labels = [Reading.Label("network.interface.name", device), .init("network.io.direction", direction)]
                 for (name, index) in Self.columns {
                     out.append(Reading.cumulative(name, labels, Double(now[index])))

@@ -80,9 +80,10 @@ final class OpenFiles<Key: Hashable> {
         if let entry = descriptors.removeValue(forKey: key) { close(entry.fd) }
     }
 
-    /// Closes the files not used since the last call (processes that left the tree).
-    func prune() {
-        for (key, entry) in descriptors where entry.round != round {
+    /// Closes the files not used in the last `rounds` calls (processes that left the tree; a
+    /// file read every few rounds stays open between).
+    func prune(unusedFor rounds: Int = 1) {
+        for (key, entry) in descriptors where round - entry.round >= rounds {
             close(entry.fd)
             descriptors[key] = nil
         }

@@ -48,7 +48,7 @@ public final class PressureSensor: CounterSensor {
         return out
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
         var out: [Reading] = []
         // The machine-wide CPU "full" line is always zero (the kernel leaves it undefined and
         // writes 0 since 5.13, only for the format's sake): no series of it.
@@ -58,7 +58,7 @@ public final class PressureSensor: CounterSensor {
             // share is the ratio a compacted block keeps in a byte or two; 0.57 / 100 would be
             // rounded twice, and off by a bit.
             out.append(Reading("system.pressure.avg10", labels, (line.avg10 * 100).rounded() / 10_000))
-            out.append(Reading.cumulative("system.pressure.stall", labels, Double(line.total) / 1_000_000))
+            if counters { out.append(Reading.cumulative("system.pressure.stall", labels, Double(line.total) / 1_000_000)) }
             if let before = old?.first(where: { $0.resource == line.resource && $0.kind == line.kind }),
                 let perSecond = rate(before.total, line.total, seconds)
             {

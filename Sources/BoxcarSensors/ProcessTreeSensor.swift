@@ -95,7 +95,17 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         var cpuTicks: UInt64
         var readBytes: UInt64?
         var writeBytes: UInt64?
+        var descriptors: Int?
     }
+
+    /// Each process's `io` and `fd/` are read on every `detailEvery`th read of the trees (and at
+    /// a process's first), its `stat` at every one: the three cost the kernel about as much each
+    /// (`do_io_accounting` checks ptrace access at every read, `proc_fd_getattr` walks the fd
+    /// table), and CPU and memory are what moves from second to second. Between, the last values
+    /// stand; the disk I/O rate is given at the reads that read it, over the time since the last.
+    public static let detailEvery = 4
+    var detailReadsToGo = 0
+    var secondsSinceDetail = 0.0
 
     /// One /proc/PID/stat line. The command name sits in parentheses and may itself hold spaces
     /// and parentheses: the fields are counted from the last ')'. Parsed as bytes into no array:
@@ -198,6 +208,10 @@ public final class ProcessTreeSensor: @unchecked Sendable {
     /// Readings per root PID. `seconds` since the last call; 0 on the first (no rates).
     public func sample(roots: [Int32], seconds: Double) -> [Int32: [Reading]] {
         refreshParents()
+        let detail = detailReadsToGo == 0
+        detailReadsToGo = detail ? Self.detailEvery - 1 : detailReadsToGo - 1
+        secondsSinceDetail += seconds
+        defer { if detail { secondsSinceDetail = 0 } }
         var current: [Int32: Counters] = [:]
         current.reserveCapacity(previous.count)
         var out: [Int32: [Reading]] = [:]
@@ -233,13 +247,16 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             // What this tick adds to the running totals: the deltas, and new processes whole.
             var added: (cpuTicks: UInt64, read: UInt64, write: UInt64) = (0, 0, 0)
             for (pid, stat) in zip(members, stats) {
-                let io = (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
-                let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write)
+                let fresh = detail || previous[pid] == nil
+                let io = fresh
+                    ? (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
+                    : previous[pid].flatMap { before in before.readBytes.flatMap { read in before.writeBytes.map { (read, $0) } } }
+                // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
+                let count = fresh ? descriptorCount(pid) : previous[pid]?.descriptors
+                let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write, descriptors: count)
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
                 threads += stat.threads
-                // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
-                let count = descriptorCount(pid)
                 if let count { descriptors = (descriptors ?? 0) + count }
                 var process = ProcessSample(
                     pid: pid, cpuSeconds: Double(stat.cpuTicks) / clockTicksPerSecond, cpuUtilization: 0,
@@ -292,15 +309,15 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 readings.append(Reading(
                     "process.cpu.utilization", labels,
                     Double(cpuDelta) / clockTicksPerSecond / seconds / cpuCount))
-                if ioSeen {
-                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "read")] + labels, Double(readDelta) / seconds))
-                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "write")] + labels, Double(writeDelta) / seconds))
+                if ioSeen && detail && secondsSinceDetail > 0 {
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "read")] + labels, Double(readDelta) / secondsSinceDetail))
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "write")] + labels, Double(writeDelta) / secondsSinceDetail))
                 }
             }
             out[root] = readings
         }
         previous = current
-        files.prune()
+        files.prune(unusedFor: Self.detailEvery)
         return out
     }
 }

@@ -28,9 +28,22 @@ public struct Reading: Sendable, Hashable {
         self.value = value
     }
 
+    /// With labels known to be sorted by name (made once by a sensor and kept).
+    init(_ name: String, sorted labels: [Label], _ value: Double) {
+        self.name = name
+        self.labels = labels
+        self.value = value
+    }
+
     /// A counter as it stands beside its stored rate (`isCumulative`).
     public static func cumulative(_ name: String, _ labels: [Label] = [], _ value: Double) -> Reading {
         var reading = Reading(name, labels, value)
+        reading.isCumulative = true
+        return reading
+    }
+
+    static func cumulative(_ name: String, sorted labels: [Label], _ value: Double) -> Reading {
+        var reading = Reading(name, sorted: labels, value)
         reading.isCumulative = true
         return reading
     }

@@ -15,12 +15,20 @@ public protocol Sensor: AnyObject {
     /// This tick's readings. Counters become rates against the previous tick, `elapsed` apart
     /// on a monotonic clock; the first tick (elapsed nil) has no rates.
     func sample(elapsed: Duration?) throws -> [Reading]
+    /// The same, leaving out the counters as they stand (`Reading.isCumulative`) where `counters`
+    /// is false: only the exporter's page and remote write read them. By default they are made
+    /// all the same (the caller drops them).
+    func sample(elapsed: Duration?, counters: Bool) throws -> [Reading]
     /// Sampled every this many ticks: slow sensors (statvfs on network filesystems) less often.
     var cadence: Int { get }
 }
 
 extension Sensor {
     public var cadence: Int { 1 }
+
+    public func sample(elapsed: Duration?, counters: Bool) throws -> [Reading] {
+        try sample(elapsed: elapsed)
+    }
 }
 
 /// Every sensor of the machine as a whole (the process tree and GPUs through NVML aside: they
@@ -49,16 +57,25 @@ protocol CounterSensor: Sensor {
     associatedtype Snapshot
     var previous: Snapshot? { get set }
     func snapshot() throws -> Snapshot
-    /// `old` is nil on the first tick: only gauges then.
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading]
+    /// `old` is nil on the first tick: only gauges then. `counters`: whether the counters as
+    /// they stand are wanted (`Sensor.sample(elapsed:counters:)`).
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading]
 }
 
 extension CounterSensor {
     public func sample(elapsed: Duration?) throws -> [Reading] {
+        try sample(elapsed: elapsed, counters: true)
+    }
+
+    public func sample(elapsed: Duration?, counters: Bool) throws -> [Reading] {
         let current = try snapshot()
         defer { previous = current }
         let seconds = elapsed?.seconds ?? 0
-        return readings(from: elapsed == nil ? nil : previous, to: current, seconds: seconds)
+        return readings(from: elapsed == nil ? nil : previous, to: current, seconds: seconds, counters: counters)
+    }
+
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+        readings(from: old, to: new, seconds: seconds, counters: true)
     }
 }
 

@@ -40,11 +40,11 @@ public final class VMStatSensor: CounterSensor {
         return snapshot
     }
 
-    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double) -> [Reading] {
+    func readings(from old: Snapshot?, to new: Snapshot, seconds: Double, counters: Bool) -> [Reading] {
         var out: [Reading] = []
         for (index, counter) in Self.counters.enumerated() {
             guard let value = new[index] else { continue }
-            out.append(Reading.cumulative(counter.name, counter.labels, Double(value)))
+            if counters { out.append(Reading.cumulative(counter.name, counter.labels, Double(value))) }
             if let before = old?[index], let perSecond = rate(before, value, seconds) {
                 out.append(Reading(counter.name + ".rate", counter.labels, perSecond))
             }

@@ -169,6 +169,44 @@ import Testing
         #expect(ProcessTreeSensor.parseStat(Array("101 (pt_data (worker)) S 100 0 0 0 0 0 0 0 0 0 2000 300 0 0 0 0 3 0 12345 100000000 500".utf8))?.parent == 100)
     }
 
+    @Test func eachProcesssIOAndDescriptorsAreReadEveryFewTreeReadsItsStatEveryOne() throws {
+        // A process's io and fd/ cost the kernel as much as its stat: read every
+        // detailEvery-th time, the values between standing, the I/O rate over the time since.
+        let proc = TemporaryDirectory()
+        let files = FileManager.default
+        for pid in ["100", "101", "102", "200"] {
+            try files.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
+        }
+        let sensor = ProcessTreeSensor(procRoot: proc.path, clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
+        let key = #"{disk.io.direction="read",process.pid="100"}"#
+        let first = sensor.sample(roots: [100], seconds: 0)[100] ?? []
+        let readBefore = try #require(value(first, "system/process.disk.io" + key))
+        let descriptorsBefore = try #require(value(first, #"system/process.unix.file_descriptor.count{process.pid="100"}"#))
+        // 3,000,000 bytes more read, a descriptor more, and a second of CPU.
+        try "rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: 13000000\nwrite_bytes: 1000000\ncancelled_write_bytes: 0\n"
+            .write(toFile: proc.file("100/io"), atomically: false, encoding: .utf8)
+        try "".write(toFile: proc.file("100/fd/99"), atomically: false, encoding: .utf8)
+        let stat = try String(contentsOfFile: proc.file("100/stat"), encoding: .utf8)
+        let name = try #require(stat.range(of: ")", options: .backwards))
+        var fields = stat[name.upperBound...].split(separator: " ").map(String.init)
+        fields[11] = String(Int(fields[11])! + 100)  // utime, the 14th field
+        try (stat[..<name.upperBound] + " " + fields.joined(separator: " "))
+            .write(toFile: proc.file("100/stat"), atomically: false, encoding: .utf8)
+        for read in 1..<ProcessTreeSensor.detailEvery {
+            let readings = sensor.sample(roots: [100], seconds: 1)[100] ?? []
+            #expect(!readings.contains { $0.name == "process.disk.io.rate" }, "read \(read)")
+            #expect(value(readings, "system/process.disk.io" + key) == readBefore)
+            #expect(value(readings, #"system/process.unix.file_descriptor.count{process.pid="100"}"#) == descriptorsBefore)
+            // The stat is read every time: the CPU second shows at once.
+            if read == 1 { #expect(value(readings, #"system/process.cpu.utilization{process.pid="100"}"#) == 0.25) }
+        }
+        let detailed = sensor.sample(roots: [100], seconds: 1)[100] ?? []
+        let seconds = Double(ProcessTreeSensor.detailEvery)
+        #expect(value(detailed, "system/process.disk.io.rate" + key) == 3_000_000 / seconds)
+        #expect(value(detailed, "system/process.disk.io" + key) == readBefore + 3_000_000)
+        #expect(value(detailed, #"system/process.unix.file_descriptor.count{process.pid="100"}"#) == descriptorsBefore + 1)
+    }
+
     @Test func theTreeFollowsProcessesThatStartAndEnd() throws {
         // One sensor over a /proc that changes between ticks: the parents it learned stay known,
         // a new grandchild joins the tree at once, an ended child leaves it with its children.

@@ -47,6 +47,11 @@ import Testing
         let interfaces = Set(network.compactMap { $0.labels.first { $0.name == "network.interface.name" }?.value })
         // The physical ports: not the loopback, not the bridge of the containers.
         #expect(interfaces == Set(["eth0", "eth1"] + (0..<8).map { "ib\($0)" }))
+        // Each link's state, speed (none while down) and MTU.
+        #expect(network.filter { $0.name == "system.network.interface.up" }.map(\.value).reduce(0, +) == 9)
+        #expect(network.first { $0.name == "system.network.interface.speed" && $0.labels.contains(.init("network.interface.name", "ib3")) }?.value == 50_000_000_000)
+        #expect(!network.contains { $0.name == "system.network.interface.speed" && $0.labels.contains(.init("network.interface.name", "eth1")) })
+        #expect(network.filter { $0.name == "system.network.interface.mtu" }.count == 10)
     }
 
     @Test func theTrainersTreeOf400Processes() throws {
