@@ -364,6 +364,36 @@ import Testing
         await store.close()
     }
 
+    /// Sets that change from tick to tick (a slow sensor's run of series left out, a new series
+    /// added, series swapped, one found only past the look-ahead) keep every value in its own
+    /// series: the writer finds a new set's series by walking the longest recent one.
+    @Test func everyValueOfChangingSetsLandsInItsOwnSeries() async throws {
+        let store = try Store.open(path: directory.file("boxcar.db"))
+        let all = (0..<200).map { "system/s\($0)" }
+        let sets: [[String]] = [
+            all,
+            all.filter { !(50..<80).contains(Int($0.dropFirst(8))!) },  // a run left out
+            Array(all.prefix(100)) + ["system/new"] + Array(all.dropFirst(100)),  // one added
+            [all[1], all[0]] + Array(all.dropFirst(2)),  // two swapped
+            [all[150]] + Array(all.prefix(150)),  // one far ahead of its place
+            Array(all.reversed()),
+            all,
+        ]
+        var expected: [String: [Double]] = [:]
+        for (n, keys) in sets.enumerated() {
+            // Each value names its series and its tick.
+            let values = keys.map { Double(Int($0.dropFirst(8)) ?? 999) * 1000 + Double(n) }
+            for (key, value) in zip(keys, values) { expected[key, default: []].append(value) }
+            try await store.appendTick(Store.Tick(parentID: Store.hostID, step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, keys: keys, values: values))
+        }
+        let read = try await store.metrics(parentID: Store.hostID)
+        #expect(read.count == 201)
+        for (key, columns) in read {
+            #expect(columns.values == expected[key], "\(key)")
+        }
+        await store.close()
+    }
+
     /// A newer boxcar reading the database of an older agent that still runs (`--db`, read-only,
     /// so not migrated) reads what the agent wrote: a head of 8 bytes a value (schema 6), and a
     /// database from before the head (schema 5); the outbox ships the old head's values too.
