@@ -105,6 +105,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
+        // Pictures of a run: charts as SVG (`boxcar plot`, the agent's page). No I/O.
+        .target(name: "BoxcarCharts"),
+
         // What monitoring stacks read: the exposition name table, the Prometheus text and
         // OpenMetrics pages, the agent's own health counters. No I/O.
         .target(name: "BoxcarExposition", dependencies: ["BoxcarModel", "BoxcarSensors", "BoxcarSampling"]),
@@ -169,7 +172,7 @@ let package = Package(
             dependencies: [
                 "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
                 "BoxcarModel", "BoxcarAPI", "BoxcarSensors", "BoxcarForwarding", "BoxcarCollector",
-                "BoxcarExposition", "BoxcarHTTP", "BoxcarRemoteWrite",
+                "BoxcarExposition", "BoxcarHTTP", "BoxcarRemoteWrite", "BoxcarCharts",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -222,6 +225,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
+        .testTarget(name: "BoxcarChartsTests", dependencies: ["BoxcarCharts", "BoxcarTestSupport"]),
         // The server's channel handlers on an embedded channel: what a real transport makes
         // happen only under some timings is made to happen every time.
         .testTarget(

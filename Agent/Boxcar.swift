@@ -17,6 +17,6 @@ struct Boxcar: AsyncParsableCommand {
             """,
         subcommands: [
             AgentCommand.self, CollectorCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
-            ArtifactsCommand.self, ExportCommand.self, DoctorCommand.self, SettingsCommand.self,
+            ArtifactsCommand.self, ExportCommand.self, PlotCommand.self, DoctorCommand.self, SettingsCommand.self,
         ])
 }

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # systemd for systemd-analyze, which checks Config/boxcar.service; postgresql for the collector's
 # tests (each run starts a private server of its own on loopback, in a temporary directory);
 # openssl for the certificates of their TLS test; prometheus (promtool too) and victoria-metrics
-# for the exporter's tests, which start their own servers on loopback.
+# for the exporter's tests, which start their own servers on loopback; librsvg2-bin's
+# rsvg-convert for `boxcar plot --output x.png`, whose test reads the picture's pixels.
 missing=""
-for package in libsqlite3-dev libudev1 systemd postgresql openssl prometheus victoria-metrics; do
+for package in libsqlite3-dev libudev1 systemd postgresql openssl prometheus victoria-metrics librsvg2-bin; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then
