@@ -73,15 +73,18 @@ struct PlotCommand: AsyncParsableCommand {
             try write(svg, to: output)
             return
         }
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("boxcar-plot-\(getpid()).svg").path
-        try write(svg, to: temporary)
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
-        try convert(temporary, to: output, with: converter)
+        // In a directory of its own (mkdtemp: made new, this user's alone), not a guessable name.
+        var template = Array((FileManager.default.temporaryDirectory.path + "/boxcar-plot-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw CLIError("cannot make a temporary directory for the SVG: \(String(cString: strerror(errno)))") }
+        let directory = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try write(svg, to: directory + "/chart.svg")
+        try convert(directory + "/chart.svg", to: output, with: converter)
     }
 
     /// The chart: each series' float points in the window, on the chosen axis, in its panel.
     func makeChart(title: String, series: [(key: String, columns: MetricColumns)], events: [Event]) throws -> Chart {
-        let last = series.compactMap { $0.columns.wallclocks.max() }.max().map(Self.nanoseconds) ?? 0
+        let last = series.compactMap { $0.columns.wallclocks.lazy.map(Self.nanoseconds).max() }.max() ?? 0
         let lower = try since.map { try Self.time($0, last: last) } ?? .min
         let upper = try until.map { try Self.time($0, last: last) } ?? .max
         // The trainer's step at each time it logged, for placing the machine's points by step.
@@ -143,11 +146,15 @@ struct PlotCommand: AsyncParsableCommand {
     /// told apart by size (nanoseconds of any time since 1973 are past 10^17, microseconds past
     /// 10^14, milliseconds past 10^11).
     static func nanoseconds(_ wallclock: Int64) -> Int64 {
+        func times(_ factor: Int64) -> Int64 {
+            let (product, overflow) = wallclock.multipliedReportingOverflow(by: factor)
+            return overflow ? (wallclock < 0 ? .min : .max) : product
+        }
         switch wallclock {
-        case 100_000_000_000_000_000...: wallclock
-        case 100_000_000_000_000...: wallclock &* 1000
-        case 100_000_000_000...: wallclock &* 1_000_000
-        default: wallclock &* 1_000_000_000
+        case 100_000_000_000_000_000...: return wallclock
+        case 100_000_000_000_000...: return times(1000)
+        case 100_000_000_000...: return times(1_000_000)
+        default: return times(1_000_000_000)
         }
     }
 
@@ -179,13 +186,17 @@ struct PlotCommand: AsyncParsableCommand {
     static func time(_ text: String, last: Int64) throws -> Int64 {
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
         if let unit = text.last.flatMap({ units[$0] }), let count = Int64(text.dropLast()), count >= 0 {
-            return last - count * unit * 1_000_000_000
+            let (span, overflow) = count.multipliedReportingOverflow(by: unit * 1_000_000_000)
+            return overflow ? .min : last.subtractingReportingOverflow(span).overflow ? .min : last - span
         }
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1e9) }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1e9) }
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {
+            formatter.formatOptions = options
+            guard let date = formatter.date(from: text) else { continue }
+            let nanoseconds = date.timeIntervalSince1970 * 1e9
+            guard nanoseconds.magnitude < 9.2e18 else { throw CLIError("\(text) is outside the times a wallclock holds (1677 to 2262)") }
+            return Int64(nanoseconds)
+        }
         throw CLIError("cannot read \(text.debugDescription) as a time (2026-12-03T10:00:00Z) or a span (30s, 10m, 2h, 1d)")
     }
 

@@ -144,7 +144,7 @@ extension BoxcarBench {
 
     /// The baseline of the same run: CPU time per tick of only the kernel's part, the /proc
     /// files a tick reads (the host's, and the process tree's on the ticks the sensor set reads
-    /// it: every ⌈n / SensorSet.processesPerTick⌉; each process's stat then, its io and fd/ at
+    /// it: every ⌈n / SensorSet.processesPerTick⌉; each process's stat and io then, its fd/ at
     /// every ProcessTreeSensor.detailEvery-th of those), each taken with one bare pread and the
     /// tree's fd/ with one fstat, parsing and storing nothing. This machine is shared: the ratio to it
     /// says more than the microseconds alone.
@@ -164,7 +164,7 @@ extension BoxcarBench {
         for tick in 0..<sensorTicks {
             let readsTree = tick % treeEvery == 0
             let readsDetail = tick % detailEvery == 0
-            let readable = hostReadable + (readsTree ? statReadable : []) + (readsDetail ? ioReadable : [])
+            let readable = hostReadable + (readsTree ? statReadable + ioReadable : [])
             buffer.withUnsafeMutableBytes { raw in
                 for fd in readable { _ = pread(fd, raw.baseAddress, raw.count, 0) }
             }

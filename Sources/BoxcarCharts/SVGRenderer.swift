@@ -80,18 +80,20 @@ public struct SVGRenderer: Sendable {
         }
         // Grid and axes.
         out += "<rect class=\"plot\" x=\"\(format(plot.x))\" y=\"\(format(plot.y))\" width=\"\(format(plot.width))\" height=\"\(format(plot.height))\" fill=\"none\" stroke=\"#999999\"/>\n"
-        for tick in Ticks.numbers(yRange.lowerBound, yRange.upperBound, count: max(2, Int(plot.height / 36))) {
+        let yTicks = Ticks.numbers(yRange.lowerBound, yRange.upperBound, count: max(2, Int(plot.height / 36)))
+        for (tick, label) in zip(yTicks, Ticks.labels(yTicks, unit: panel.unit)) {
             let at = format(y(tick))
             out += "<line class=\"grid\" x1=\"\(format(plot.x))\" y1=\"\(at)\" x2=\"\(format(plot.x + plot.width))\" y2=\"\(at)\" stroke=\"#e5e5e5\"/>"
-            out += "<text class=\"y-tick\" x=\"\(format(plot.x - 6))\" y=\"\(format(y(tick) + 4))\" text-anchor=\"end\">\(escape(Ticks.label(tick, unit: panel.unit)))</text>\n"
+            out += "<text class=\"y-tick\" x=\"\(format(plot.x - 6))\" y=\"\(format(y(tick) + 4))\" text-anchor=\"end\">\(escape(label))</text>\n"
         }
         let xCount = max(2, Int(plot.width / 110))
         let xTicks = chart.axis == .time
             ? Ticks.times(xRange.lowerBound, xRange.upperBound, count: xCount)
             : Ticks.numbers(xRange.lowerBound, xRange.upperBound, count: xCount)
         let timeStep = xTicks.count > 1 ? xTicks[1] - xTicks[0] : 1
-        for tick in xTicks {
-            let label = chart.axis == .time ? Ticks.label(time: tick, step: timeStep) : Ticks.label(tick, unit: "")
+        let stepLabels = Ticks.labels(xTicks, unit: "")
+        for (tick, stepLabel) in zip(xTicks, stepLabels) {
+            let label = chart.axis == .time ? Ticks.label(time: tick, step: timeStep) : stepLabel
             out += "<text class=\"x-tick\" x=\"\(format(x(tick)))\" y=\"\(format(plot.y + plot.height + 16))\" text-anchor=\"middle\">\(escape(label))</text>\n"
         }
         // The events, under the lines.

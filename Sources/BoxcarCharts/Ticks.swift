@@ -39,6 +39,41 @@ enum Ticks {
         return out
     }
 
+    /// An axis' ticks as labels told apart: each with as many decimals as the ticks' spacing
+    /// needs (0.001, 0.0015, 0.002), in the unit of the largest (1.05M, 1.1M), a share (`unit` 1)
+    /// as a percentage.
+    static func labels(_ ticks: [Double], unit: String) -> [String] {
+        let values = unit == "1" ? ticks.map { $0 * 100 } : ticks
+        guard values.count > 1, let largest = values.map(abs).max(), largest > 0 else {
+            return ticks.map { label($0, unit: unit) }
+        }
+        let spacing = abs(values[1] - values[0])
+        let suffix = unit == "1" ? "%" : ""
+        let scales: [(Double, String)] = unit == "1" ? [] : [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        let (scale, letter) = scales.first { largest >= $0.0 } ?? (1, "")
+        if scale == 1 && largest < 1e-3 && unit != "1" {
+            // Tiny values: an exponent, with the digits the spacing needs.
+            let power = floor(log10(largest))
+            let digits = max(0, Int((power - floor(log10(spacing))).rounded()))
+            return values.map { fixed($0 / pow10(power), decimals: digits) + "e" + String(Int(power)) }
+        }
+        let decimals = max(0, min(9, Int(ceil(-log10(spacing / scale) - 1e-9))))
+        return values.map { fixed($0 / scale, decimals: decimals) + letter + suffix }
+    }
+
+    /// `value` with exactly `decimals` decimals (rounded half away from zero).
+    static func fixed(_ value: Double, decimals: Int) -> String {
+        let factor = pow10(Double(decimals))
+        let scaled = (abs(value) * factor).rounded()
+        let whole = Int64(scaled / factor)
+        var text = (value < 0 && scaled != 0 ? "-" : "") + String(whole)
+        if decimals > 0 {
+            let fraction = String(Int64(scaled - Double(whole) * factor))
+            text += "." + String(repeating: "0", count: decimals - fraction.count) + fraction
+        }
+        return text
+    }
+
     /// A number short: 12, 1.5k, 2.5M, 0.25, 1e-06; a share (`unit` 1) as a percentage.
     static func label(_ value: Double, unit: String) -> String {
         if unit == "1" { return short(value * 100) + "%" }

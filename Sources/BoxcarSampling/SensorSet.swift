@@ -34,8 +34,8 @@ public final class SensorSet: @unchecked Sendable {
     private var lastTreeStamp: Int64?
     /// The trainers' trees are read whole, every tick while they hold `processesPerTick`
     /// processes or fewer in all; bigger ones every ⌈n / processesPerTick⌉ ticks. A process costs
-    /// the kernel 5 to 10 µs a read (its stat, io and fd/, each summed over its threads; io and
-    /// fd/ at every fourth read only, `ProcessTreeSensor.detailEvery`), so 400 data-loader workers
+    /// the kernel 5 to 10 µs a read (its stat, io and fd/, each summed over its threads; fd/ at
+    /// every fourth read only, `ProcessTreeSensor.detailEvery`), so 400 data-loader workers
     /// read every second would cost more than all the rest of a 192-CPU machine's sensors; read
     /// every seventh, they cost less. A trainer attached or detached is read at once.
     public static let processesPerTick = 64

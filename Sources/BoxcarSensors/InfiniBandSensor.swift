@@ -17,8 +17,9 @@ public final class InfiniBandSensor: CounterSensor {
 
     typealias Snapshot = [Port: (transmitWords: UInt64, receiveWords: UInt64)]
 
-    /// The ports and their counter files, listed again every `relistEvery` ticks and whenever a
-    /// read fails: listing two levels of sysfs every tick cost more than reading the counters.
+    /// The ports and their counter files, listed again every `relistEvery` ticks (a port gone
+    /// fails its reads until then; one added shows then): listing two levels of sysfs every tick
+    /// cost more than reading the counters.
     private var ports: [(port: Port, transmit: String, receive: String)] = []
     private var ticksSinceListing = 0
     static let relistEvery = 60
@@ -28,10 +29,7 @@ public final class InfiniBandSensor: CounterSensor {
         ticksSinceListing = (ticksSinceListing + 1) % Self.relistEvery
         var out: Snapshot = [:]
         for (port, transmit, receive) in ports {
-            guard let transmit = files.integer(transmit), let receive = files.integer(receive) else {
-                ticksSinceListing = 0
-                continue
-            }
+            guard let transmit = files.integer(transmit), let receive = files.integer(receive) else { continue }
             out[port] = (transmit, receive)
         }
         return out

@@ -387,7 +387,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             var value = boxcar_nvmlViolationTime_t()
             let policy: Int32 = power ? 0 : 1  // NVML_PERF_POLICY_POWER, _THERMAL
             let rc = status(device, policy, &value)
-            guard rc == NVMLReturn.notSupported || rc == NVMLReturn.functionNotFound else {
+            guard rc == NVMLReturn.notSupported || rc == NVMLReturn.functionNotFound || rc == NVMLReturn.deprecated else {
                 if rc == NVMLReturn.success {
                     counter(
                         "hw.gpu.violation_time", rate: "hw.gpu.violation_time.rate", reason,

@@ -192,5 +192,7 @@ enum NVMLReturn {
     static let insufficientSize: Int32 = 7
     static let driverNotLoaded: Int32 = 9
     static let functionNotFound: Int32 = 13
+    /// NVML_ERROR_DEPRECATED: a call the driver keeps only to say it is gone.
+    static let deprecated: Int32 = 26
     static let libraryVersionMismatch: Int32 = 18
 }

@@ -66,8 +66,8 @@ public final class NetworkSensor: CounterSensor {
     ]
 
     /// Whether each interface is up (`operstate`; the loopback says "unknown" and counts as up),
-    /// its speed (Mb/s in the file; asked only while the link is up, as reading it fails while
-    /// it is down; none for the loopback and virtual ones) and its MTU.
+    /// its speed (Mb/s in the file; not asked while the link is down, when reading it fails; none
+    /// for the loopback and virtual ones) and its MTU.
     func link(_ device: String) -> [Reading] {
         let base = sysRoot + "/class/net/" + device
         let labels = [Reading.Label("network.interface.name", device)]
@@ -76,7 +76,7 @@ public final class NetworkSensor: CounterSensor {
         if let state {
             out.append(Reading("system.network.interface.up", labels, state == "up" || (device == "lo" && state == "unknown") ? 1 : 0))
         }
-        if state == "up", let megabits = linkFiles.number(base + "/speed"), megabits > 0 {
+        if state != "down" && state != "lowerlayerdown" && state != "notpresent", let megabits = linkFiles.number(base + "/speed"), megabits > 0 {
             out.append(Reading("system.network.interface.speed", labels, megabits * 125_000))
         }
         if let mtu = linkFiles.number(base + "/mtu") { out.append(Reading("system.network.interface.mtu", labels, mtu)) }

@@ -98,14 +98,14 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         var descriptors: Int?
     }
 
-    /// Each process's `io` and `fd/` are read on every `detailEvery`th read of the trees (and at
-    /// a process's first), its `stat` at every one: the three cost the kernel about as much each
-    /// (`do_io_accounting` checks ptrace access at every read, `proc_fd_getattr` walks the fd
-    /// table), and CPU and memory are what moves from second to second. Between, the last values
-    /// stand; the disk I/O rate is given at the reads that read it, over the time since the last.
+    /// Each process's `fd/` is sized on every `detailEvery`th read of the trees (and at its
+    /// first), its `stat` and `io` at every one: sizing fd/ costs the kernel about as much as
+    /// reading stat (`proc_fd_getattr` walks the fd table), and the number of descriptors moves
+    /// slowly. Between, the last count stands. (`io` is read every time all the same: what a
+    /// process read or wrote since its last read is lost when it ends, and data-loader workers
+    /// come and go.)
     public static let detailEvery = 4
     var detailReadsToGo = 0
-    var secondsSinceDetail = 0.0
 
     /// One /proc/PID/stat line. The command name sits in parentheses and may itself hold spaces
     /// and parentheses: the fields are counted from the last ')'. Parsed as bytes into no array:
@@ -210,8 +210,6 @@ public final class ProcessTreeSensor: @unchecked Sendable {
         refreshParents()
         let detail = detailReadsToGo == 0
         detailReadsToGo = detail ? Self.detailEvery - 1 : detailReadsToGo - 1
-        secondsSinceDetail += seconds
-        defer { if detail { secondsSinceDetail = 0 } }
         var current: [Int32: Counters] = [:]
         current.reserveCapacity(previous.count)
         var out: [Int32: [Reading]] = [:]
@@ -247,12 +245,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
             // What this tick adds to the running totals: the deltas, and new processes whole.
             var added: (cpuTicks: UInt64, read: UInt64, write: UInt64) = (0, 0, 0)
             for (pid, stat) in zip(members, stats) {
-                let fresh = detail || previous[pid] == nil
-                let io = fresh
-                    ? (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
-                    : previous[pid].flatMap { before in before.readBytes.flatMap { read in before.writeBytes.map { (read, $0) } } }
+                let io = (try? files.read(.init(pid: pid, kind: .io), path: { "\(procRoot)/\(pid)/io" })).flatMap(Self.parseIO)
                 // Another user's fd/ cannot be listed: leave it out rather than count it as 0.
-                let count = fresh ? descriptorCount(pid) : previous[pid]?.descriptors
+                let count = detail || previous[pid] == nil ? descriptorCount(pid) : previous[pid]?.descriptors
                 let counters = Counters(cpuTicks: stat.cpuTicks, readBytes: io?.read, writeBytes: io?.write, descriptors: count)
                 current[pid] = counters
                 rss += Double(stat.residentPages) * pageSize
@@ -309,9 +304,9 @@ public final class ProcessTreeSensor: @unchecked Sendable {
                 readings.append(Reading(
                     "process.cpu.utilization", labels,
                     Double(cpuDelta) / clockTicksPerSecond / seconds / cpuCount))
-                if ioSeen && detail && secondsSinceDetail > 0 {
-                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "read")] + labels, Double(readDelta) / secondsSinceDetail))
-                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "write")] + labels, Double(writeDelta) / secondsSinceDetail))
+                if ioSeen {
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "read")] + labels, Double(readDelta) / seconds))
+                    readings.append(Reading("process.disk.io.rate", [.init("disk.io.direction", "write")] + labels, Double(writeDelta) / seconds))
                 }
             }
             out[root] = readings
@@ -337,8 +332,9 @@ extension ProcessTreeSensor {
                 return stat(path(), &info) == 0 ? Int(info.st_size) : nil
             }
             guard fstat(fd, &info) == 0 else {
+                // Kept open past its process's end (the PID taken again since): by the path.
                 files.forget(key)
-                return nil
+                return stat(path(), &info) == 0 ? Int(info.st_size) : nil
             }
             return Int(info.st_size)
         }

@@ -68,6 +68,20 @@ final class Elements: NSObject, XMLParserDelegate {
         #expect(Ticks.label(-2500, unit: "") == "-2.5k")
     }
 
+    @Test func anAxisLabelsItsTicksApart() {
+        // A learning rate's panel, steps near a million, shares, bytes, tiny values.
+        #expect(Ticks.labels([0.001, 0.0015, 0.002], unit: "") == ["0.0010", "0.0015", "0.0020"])
+        #expect(Ticks.labels([1_000_000, 1_000_100, 1_000_200], unit: "") == ["1.0000M", "1.0001M", "1.0002M"])
+        #expect(Ticks.labels([0, 0.25, 0.5, 0.75, 1], unit: "1") == ["0%", "25%", "50%", "75%", "100%"])
+        #expect(Ticks.labels([0, 5e9, 1e10, 1.5e10], unit: "By") == ["0G", "5G", "10G", "15G"])
+        #expect(Ticks.labels([-200, 0, 200], unit: "") == ["-200", "0", "200"])
+        #expect(Ticks.labels([2e-6, 4e-6, 6e-6], unit: "s") == ["2e-6", "4e-6", "6e-6"])
+        for ticks in [Ticks.numbers(0.0009, 0.0021, count: 5), Ticks.numbers(999_950, 1_000_250, count: 4), Ticks.numbers(-1e-7, 3e-7, count: 4)] {
+            let labels = Ticks.labels(ticks, unit: "")
+            #expect(Set(labels).count == labels.count, "\(ticks) read as \(labels)")
+        }
+    }
+
     func chart() -> Chart {
         let steps = (0..<500).map(Double.init)
         return Chart(

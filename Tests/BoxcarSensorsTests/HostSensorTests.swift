@@ -169,19 +169,26 @@ import Testing
         #expect(ProcessTreeSensor.parseStat(Array("101 (pt_data (worker)) S 100 0 0 0 0 0 0 0 0 0 2000 300 0 0 0 0 3 0 12345 100000000 500".utf8))?.parent == 100)
     }
 
-    @Test func eachProcesssIOAndDescriptorsAreReadEveryFewTreeReadsItsStatEveryOne() throws {
-        // A process's io and fd/ cost the kernel as much as its stat: read every
-        // detailEvery-th time, the values between standing, the I/O rate over the time since.
+    /// A /proc of proc-tree-a's processes that a test may change between ticks.
+    func copyOfTreeA() throws -> TemporaryDirectory {
         let proc = TemporaryDirectory()
-        let files = FileManager.default
         for pid in ["100", "101", "102", "200"] {
-            try files.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
+            try FileManager.default.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
         }
+        return proc
+    }
+
+    @Test func eachProcesssDescriptorsAreCountedEveryFewTreeReadsItsStatAndIOEveryOne() throws {
+        // Sizing fd/ costs the kernel as much as reading stat: every detailEvery-th time, the
+        // count between standing. Its I/O is read every time (a process that ends takes what it
+        // did since its last read with it).
+        let proc = try copyOfTreeA()
         let sensor = ProcessTreeSensor(procRoot: proc.path, clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
         let key = #"{disk.io.direction="read",process.pid="100"}"#
+        let descriptors = #"system/process.unix.file_descriptor.count{process.pid="100"}"#
         let first = sensor.sample(roots: [100], seconds: 0)[100] ?? []
         let readBefore = try #require(value(first, "system/process.disk.io" + key))
-        let descriptorsBefore = try #require(value(first, #"system/process.unix.file_descriptor.count{process.pid="100"}"#))
+        let descriptorsBefore = try #require(value(first, descriptors))
         // 3,000,000 bytes more read, a descriptor more, and a second of CPU.
         try "rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: 13000000\nwrite_bytes: 1000000\ncancelled_write_bytes: 0\n"
             .write(toFile: proc.file("100/io"), atomically: false, encoding: .utf8)
@@ -194,27 +201,21 @@ import Testing
             .write(toFile: proc.file("100/stat"), atomically: false, encoding: .utf8)
         for read in 1..<ProcessTreeSensor.detailEvery {
             let readings = sensor.sample(roots: [100], seconds: 1)[100] ?? []
-            #expect(!readings.contains { $0.name == "process.disk.io.rate" }, "read \(read)")
-            #expect(value(readings, "system/process.disk.io" + key) == readBefore)
-            #expect(value(readings, #"system/process.unix.file_descriptor.count{process.pid="100"}"#) == descriptorsBefore)
-            // The stat is read every time: the CPU second shows at once.
-            if read == 1 { #expect(value(readings, #"system/process.cpu.utilization{process.pid="100"}"#) == 0.25) }
+            #expect(value(readings, descriptors) == descriptorsBefore, "read \(read)")
+            // The stat and io are read every time: the CPU second and the bytes show at once.
+            #expect(value(readings, "system/process.disk.io" + key) == readBefore + 3_000_000)
+            #expect(value(readings, "system/process.disk.io.rate" + key) == (read == 1 ? 3_000_000 : 0))
+            #expect(value(readings, #"system/process.cpu.utilization{process.pid="100"}"#) == (read == 1 ? 0.25 : 0))
         }
         let detailed = sensor.sample(roots: [100], seconds: 1)[100] ?? []
-        let seconds = Double(ProcessTreeSensor.detailEvery)
-        #expect(value(detailed, "system/process.disk.io.rate" + key) == 3_000_000 / seconds)
-        #expect(value(detailed, "system/process.disk.io" + key) == readBefore + 3_000_000)
-        #expect(value(detailed, #"system/process.unix.file_descriptor.count{process.pid="100"}"#) == descriptorsBefore + 1)
+        #expect(value(detailed, descriptors) == descriptorsBefore + 1)
     }
 
     @Test func theTreeFollowsProcessesThatStartAndEnd() throws {
         // One sensor over a /proc that changes between ticks: the parents it learned stay known,
         // a new grandchild joins the tree at once, an ended child leaves it with its children.
-        let proc = TemporaryDirectory()
+        let proc = try copyOfTreeA()
         let files = FileManager.default
-        for pid in ["100", "101", "102", "200"] {
-            try files.copyItem(atPath: Self.fixtures + "/proc-tree-a/" + pid, toPath: proc.file(pid))
-        }
         let sensor = ProcessTreeSensor(procRoot: proc.path, clockTicksPerSecond: 100, pageSize: 4096, cpuCount: 4)
         func count() -> Double? { value(sensor.sample(roots: [100], seconds: 1)[100] ?? [], #"system/process.count{process.pid="100"}"#) }
         #expect(count() == 3)
