@@ -96,12 +96,24 @@ final class Agent: Service, Sendable {
         }
         try prepareSocketPath(configuration.socketPath)
 
+        var sampler: Sampler?
+        if let interval = configuration.sampleInterval, interval > .zero {
+            sampler = Sampler(
+                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot, loopback: configuration.networkLoopback),
+                processes: ProcessTreeSensor(procRoot: configuration.procRoot),
+                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger, keepsSnapshot: configuration.http != nil,
+                storesCumulative: !configuration.remoteWrite.urls.isEmpty)
+        }
         let descriptors = ClientDescriptors(limit: configuration.connections.effectiveMaxConnections)
         let services = AgentServices(
             store: store, artifacts: artifacts, limits: configuration.limits,
             ingestMemoryBytes: configuration.ingestMemoryBytes, hostName: hostName(),
             socketPath: configuration.socketPath, version: Self.version, logger: logger, descriptors: descriptors,
-            upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] })
+            upstreams: { [forwarder] in forwarder?.status().map(Boxcar_V1_UpstreamStatus.init) ?? [] },
+            machine: { [sampler, identity] in
+                guard let sampler else { return .with { $0.hostName = identity.hostName } }
+                return Boxcar_V1_SnapshotResponse(try await sampler.live(), interval: sampler.interval, hostName: identity.hostName)
+            })
         let maxRequestBytes = configuration.limits.maxMessageBytes
         let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, descriptors: descriptors, logger: logger)
         var servers = [
@@ -115,14 +127,6 @@ final class Agent: Service, Sendable {
                 interceptors: services.interceptors, gate: gate))
         }
 
-        var sampler: Sampler?
-        if let interval = configuration.sampleInterval, interval > .zero {
-            sampler = Sampler(
-                store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot, loopback: configuration.networkLoopback),
-                processes: ProcessTreeSensor(procRoot: configuration.procRoot),
-                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger, keepsSnapshot: configuration.http != nil,
-                storesCumulative: !configuration.remoteWrite.urls.isEmpty)
-        }
         var retention: Retention?
         if configuration.retention != nil || configuration.maxDatabaseBytes != nil {
             retention = Retention(

@@ -15,6 +15,7 @@ struct AgentCommand: AsyncParsableCommand {
         abstract: "Run the agent in the foreground.",
         discussion: "Each setting comes from its flag, else the environment (BOXCAR_DB, BOXCAR_SOCKET, …), "
             + "else the configuration file (--config or BOXCAR_CONFIG; see Config/boxcar.yaml), else the default.\n\n"
+            + "Example: boxcar agent --http 127.0.0.1:9464 --sample-interval 0.5\n\n"
             + AgentSettings.all.map { "  \($0.usage)\n      \($0.help.filter { $0 != "`" }) (\($0.environmentName); default: \($0.defaultText.filter { $0 != "`" }))" }
             .joined(separator: "\n"))
 

@@ -11,12 +11,14 @@ struct Boxcar: AsyncParsableCommand {
         commandName: "boxcar",
         abstract: "A hardware-metrics and experiment-logging agent for machine-learning training.",
         discussion: """
-            `boxcar agent` runs the agent. The other commands read what it holds: over its socket
-            while it runs, or from its database file with --db PATH (read-only, also while an agent
+            `boxcar agent` runs the agent. The other commands read what it holds: over its socket \
+            while it runs, or from its database file with --db PATH (read-only, also while an agent \
             writes to it).
+
+            Example: boxcar agent & boxcar top
             """,
         subcommands: [
             AgentCommand.self, CollectorCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
-            ArtifactsCommand.self, ExportCommand.self, PlotCommand.self, DoctorCommand.self, SettingsCommand.self,
+            ArtifactsCommand.self, ExportCommand.self, PlotCommand.self, TopCommand.self, DoctorCommand.self, SettingsCommand.self,
         ])
 }

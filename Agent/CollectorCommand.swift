@@ -25,7 +25,9 @@ struct CollectorCommand: AsyncParsableCommand {
         discussion: "Agents started with --upstream forward every record to a collector; it writes them into "
             + "PostgreSQL (schema `boxcar`, migrated at start; views in `public`) exactly once, moving each agent's "
             + "cursor in the transaction that holds its records. Several collectors may serve one PostgreSQL. "
-            + "PostgreSQL down at start: the collector retries, and agents keep their records until it is back.")
+            + "PostgreSQL down at start: the collector retries, and agents keep their records until it is back.\n\n"
+            + "Example: boxcar collector --postgres postgres:///boxcar?host=/run/postgresql --listen 0.0.0.0:7070 "
+            + "--tls-cert cert.pem --tls-key key.pem --token-file token")
 
     @Option(help: ArgumentHelp(
         "PostgreSQL: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require], or postgres:///DATABASE?host=/socket/dir",

@@ -14,7 +14,8 @@ import GRPCCore
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Say which sensors work on this machine and why the others do not.")
+        abstract: "Say which sensors work on this machine and why the others do not.",
+        discussion: "Example: boxcar doctor --pid $(pgrep -f train.py)")
 
     @Option(help: "Where /proc is read.")
     var procRoot = "/proc"

@@ -12,15 +12,17 @@ struct PlotCommand: AsyncParsableCommand {
         commandName: "plot",
         abstract: "Draw an experiment's metrics as line charts (SVG, or PNG with rsvg-convert).",
         discussion: """
-            Each --key is a pattern matched against the experiment's metric keys
-            (`boxcar metrics` lists them): * matches any run of characters, ? one.
-            The machine's series of the windows a trainer was attached start with
-            system/, e.g. 'system/hw.gpu.utilization*'. Series of one unit share a
-            panel; each of the trainer's own metrics has a panel of its own. The
-            experiment's events (and GPU XID errors) are dashed vertical lines.
-            With --axis step, the machine's series are placed at the trainer's step
-            by their time. --since and --until take a time (2026-12-03T10:00:00Z)
+            Each --key is a pattern matched against the experiment's metric keys \
+            (`boxcar metrics` lists them): * matches any run of characters, ? one. \
+            The machine's series of the windows a trainer was attached start with \
+            system/, e.g. 'system/hw.gpu.utilization*'. Series of one unit share a \
+            panel; each of the trainer's own metrics has a panel of its own. The \
+            experiment's events (and GPU XID errors) are dashed vertical lines. \
+            With --axis step, the machine's series are placed at the trainer's step \
+            by their time. --since and --until take a time (2026-12-03T10:00:00Z) \
             or a span back from the last point (30s, 10m, 2h, 1d).
+
+            Example: boxcar plot $RUN --key loss --key 'system/hw.gpu.utilization*' --since 2h --output run.png
             """)
 
     @Argument(help: "The experiment id (or another object's).")

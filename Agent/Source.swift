@@ -11,6 +11,35 @@ struct SourceOptions: ParsableArguments {
     @Option(help: "Read this database file directly (read-only) instead of asking the agent.")
     var db: String?
 
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(help: "Print JSON for machines instead of tables for people.")
+    var json = false
+
+    /// Prints `records` as JSON for machines (`--json`), else as a table of `columns` for people.
+    func output<Record: Encodable>(_ records: [Record], columns: [String], row: (Record) throws -> [String]) throws {
+        print(json ? try encodeJSON(records) : table(columns, try records.map(row)))
+    }
+
+    /// Runs `body` against the chosen source, turning failures into messages a person can act on.
+    func withSource<R: Sendable>(_ body: (any DataSource) async throws -> R) async throws -> R {
+        guard let db else { return try await connection.withClient { try await body($0) } }
+        let store: Store
+        do {
+            store = try Store.openReadOnly(path: db)
+        } catch {
+            throw CLIError("cannot read the database \(db): \(describe(error))")
+        }
+        do {
+            return try await body(store)
+        } catch {
+            throw CLIError(describe(error))
+        }
+    }
+}
+
+/// How a command reaches a running agent or a collector: its socket, or TCP.
+struct ConnectionOptions: ParsableArguments {
     @Option(help: "The agent's or collector's socket. Default: $BOXCAR_SOCKET, else the agent's default.")
     var socket: String?
 
@@ -25,29 +54,8 @@ struct SourceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Speak TLS to --target, trusting these certificate authorities (PEM).", valueName: "FILE"))
     var ca: String?
 
-    @Flag(help: "Print JSON for machines instead of tables for people.")
-    var json = false
-
-    /// Prints `records` as JSON for machines (`--json`), else as a table of `columns` for people.
-    func output<Record: Encodable>(_ records: [Record], columns: [String], row: (Record) throws -> [String]) throws {
-        print(json ? try encodeJSON(records) : table(columns, try records.map(row)))
-    }
-
-    /// Runs `body` against the chosen source, turning failures into messages a person can act on.
-    func withSource<R: Sendable>(_ body: (any DataSource) async throws -> R) async throws -> R {
-        if let db {
-            let store: Store
-            do {
-                store = try Store.openReadOnly(path: db)
-            } catch {
-                throw CLIError("cannot read the database \(db): \(describe(error))")
-            }
-            do {
-                return try await body(store)
-            } catch {
-                throw CLIError(describe(error))
-            }
-        }
+    /// Runs `body` with a client of the agent, turning failures into messages a person can act on.
+    func withClient<R: Sendable>(_ body: (AgentClient) async throws -> R) async throws -> R {
         let (target, token) = try connection()
         do {
             return try await AgentClient.with(target, token: token, caFile: ca) { client in
@@ -59,6 +67,8 @@ struct SourceOptions: ParsableArguments {
                     "no agent answers on \(path): start one with `boxcar agent`, or read a database file with --db PATH")
             }
             throw CLIError("nothing answers on \(target): \(error.message)")
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError(describe(error))
         }

@@ -24,7 +24,7 @@ import Synchronization
 /// stored is logged once and loses its own series only (see `SensorSet`).
 public final class Sampler: Sendable {
     let store: Store
-    let interval: Duration
+    public let interval: Duration
     let logger: Logger
     private let sensors: SensorSet
     /// The thread the sensors are read on. A tick blocks it (file reads, NVML, and up to a
@@ -40,12 +40,32 @@ public final class Sampler: Sendable {
     /// Where ticks are stamped: on their schedule (see TickStamps).
     private let stamps: Mutex<TickStamps>
     /// Whether each tick is kept for the exporter (`--http`): an agent without one does not
-    /// pay for the copies.
+    /// pay for the copies, but while a live view asks (`live()`).
     let keepsSnapshot: Bool
+    /// Until when a live view keeps the ticks kept.
+    let liveUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// How long the ticks are kept after a live view's last call.
+    public static let liveFor: Duration = .seconds(60)
     /// Whether the counters read beside their rates are stored (remote write sends them).
     let storesCumulative: Bool
     /// The last tick, as the exporter shows it; nil before the first, and without `keepsSnapshot`.
     public var snapshot: MachineSnapshot? { latest.withLock { $0 } }
+
+    /// The last tick, for a live view (`boxcar top`): ticks are kept from this call on, for
+    /// `liveFor` after the last. Where none was kept lately, waits for the next tick: nil when
+    /// none comes within two intervals and a second, or 5 s (a long interval: the caller asks
+    /// again), or the sampler is stuck or stopping.
+    public func live() async throws -> MachineSnapshot? {
+        let now = ContinuousClock.now
+        liveUntil.withLock { $0 = now + Self.liveFor }
+        let fresh = WallClock.now() - Int64((interval * 2).seconds * 1e9)
+        let deadline = now + min(interval * 2 + .seconds(1), .seconds(5))
+        while true {
+            if let snapshot, snapshot.wallclock >= fresh { return snapshot }
+            guard ContinuousClock.now < deadline else { return nil }
+            try await Task.sleep(for: min(max(interval / 10, .milliseconds(10)), .milliseconds(100)))
+        }
+    }
 
     public init(
         store: Store, interval: Duration, sensors: [any Sensor], processes: ProcessTreeSensor,
@@ -61,7 +81,6 @@ public final class Sampler: Sendable {
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
         self.sensors.stampTolerance = stamps.tolerance
-        self.sensors.keepsLatest = keepsSnapshot
         self.sensors.storesCumulative = storesCumulative
         thread.start()
     }
@@ -110,10 +129,12 @@ public final class Sampler: Sendable {
         // Sensors block (file reads, NVML): on the sampler's own thread, not the concurrency pool's.
         let sensors = self.sensors
         let logger = self.logger
-        let keepsSnapshot = self.keepsSnapshot
+        let keepsSnapshot = self.keepsSnapshot || liveUntil.withLock { $0.map { $0 > .now } ?? false }
         let ((readings, trees, xids, gone), view) = try await thread.runIfActive {
-            (sensors.sample(elapsed: elapsed, stamp: wallclock, roots: roots, logger: logger), keepsSnapshot ? sensors.view() : nil)
+            sensors.keepsLatest = keepsSnapshot
+            return (sensors.sample(elapsed: elapsed, stamp: wallclock, roots: roots, logger: logger), keepsSnapshot ? sensors.view() : nil)
         }
+        if view == nil { latest.withLock { $0 = nil } }
         // A trainer that died without detaching (killed, out of memory) is detached for it.
         for (experimentID, pid) in attached where gone.contains(pid) {
             _ = try? await store.detach(experimentID: experimentID, pid: pid)

@@ -55,7 +55,11 @@ public final class SensorSet: @unchecked Sendable {
     /// Each sensor's last answer, for the exporter's page: a sensor read every tenth tick keeps
     /// its values between, one that failed or hangs has none. Kept only when `keepsLatest`.
     private(set) var latest: [String: [Reading]] = [:]
-    var keepsLatest = false
+    /// Turned off, what was kept goes: turned on again, a sensor read every few ticks must not
+    /// show a value from before.
+    var keepsLatest = false {
+        didSet { if !keepsLatest { latest = [:] } }
+    }
     /// Whether counters read beside their rates (`Reading.isCumulative`) are stored: only while
     /// remote write, which sends them, is on.
     var storesCumulative = false

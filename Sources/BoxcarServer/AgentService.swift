@@ -16,6 +16,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     let budget: ByteBudget
     let upstreams: @Sendable () -> [Boxcar_V1_UpstreamStatus]
     let statistics: CallStatistics
+    /// The machine's last tick and its trainers, as the sampler has them (without the trainers'
+    /// experiment names and points, which are found here).
+    let machine: @Sendable () async throws -> Boxcar_V1_SnapshotResponse
 
     // MARK: Log
 
@@ -26,7 +29,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         request: RPCAsyncSequence<Boxcar_V1_LogBatch, any Error>, response: RPCWriter<Boxcar_V1_LogAck>,
         context: ServerContext
     ) async throws {
-        let (commits, committed) = AsyncStream.makeStream(of: (UInt64, UInt32, Int, Pending<Int64>).self)
+        let (commits, committed) = AsyncStream.makeStream(of: Commit.self)
         // Batches of this stream after a refused one are refused too, never stored.
         let chain = WriteChain()
         // What one stream may hold in memory: batches read but not yet acknowledged.
@@ -42,12 +45,12 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             let refusal = try await withThrowingTaskGroup(of: RPCError?.self) { group in
                 group.addTask {
                     do {
-                        for await (batchID, points, bytes, pending) in commits {
+                        for await (batchID, points, byParent, bytes, pending) in commits {
                             let sequence: Int64
                             do {
                                 defer { account.release(bytes) }
                                 sequence = try await pending.value()
-                                statistics.points(Int(points), nil)
+                                statistics.accepted(byParent)
                             } catch {
                                 let refusal = Self.refusal(batchID: batchID, error)
                                 statistics.points(Int(points), refusal.code)
@@ -106,7 +109,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             let bytes = ingest.estimatedBytes
                             account.take(bytes)
                             let pending = try await store.submitIngest(ingest, chain: chain)
-                            committed.yield((batch.batchID, UInt32(ingest.pointCount), bytes, pending))
+                            var byParent: [String: Int] = [:]
+                            for series in ingest.series { byParent[series.parentID, default: 0] += series.columns.count }
+                            committed.yield((batch.batchID, UInt32(ingest.pointCount), byParent, bytes, pending))
                         } catch {
                             // Shutting down: the batches queued before this one still commit and
                             // are acknowledged before the stream ends.
@@ -123,6 +128,10 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             if let refusal { throw refusal }
         }
     }
+
+    /// A batch queued for the writer: its id, its points (in all and by parent), the bytes it holds
+    /// of the stream's budget, and its commit.
+    typealias Commit = (batchID: UInt64, points: UInt32, byParent: [String: Int], bytes: Int, pending: Pending<Int64>)
 
     /// Batches one stream may have read but not yet acknowledged; the client's window is smaller.
     static let maxBatchesInFlight = 64
@@ -201,6 +210,19 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             try limits.checkName(request.namespace, "namespace", required: false)
             let experiments = try await store.experiments(namespace: request.hasNamespace ? request.namespace : nil)
             return .with { $0.experiments = experiments.map(Modelbox_Experiment.init) }
+        }
+    }
+
+    func snapshot(request: Boxcar_V1_SnapshotRequest, context: ServerContext) async throws -> Boxcar_V1_SnapshotResponse {
+        try await handling {
+            var snapshot = try await machine()
+            let points = statistics.accepted(parents: snapshot.trainers.map(\.experimentID))
+            for index in snapshot.trainers.indices {
+                let id = snapshot.trainers[index].experimentID
+                snapshot.trainers[index].pointsLogged = UInt64(points[id] ?? 0)
+                snapshot.trainers[index].experimentName = try await store.experiment(id: id)?.name ?? ""
+            }
+            return snapshot
         }
     }
 

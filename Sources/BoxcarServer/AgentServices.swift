@@ -37,11 +37,14 @@ public struct AgentServices: Sendable {
     ///   - upstreams: where forwarding stands, for Health (the forwarder's, when there is one).
     ///   - descriptors: the descriptors clients hold (give the same to the listeners' gate): an
     ///     upload's or a download's file past them is refused.
+    ///   - machine: the machine's last tick and the trainers attached, for Snapshot (the sampler's;
+    ///     by default none: sampling off).
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
         hostName: String, socketPath: String, version: String, logger: Logger,
         descriptors: ClientDescriptors = ClientDescriptors(limit: ConnectionLimits().effectiveMaxConnections),
-        upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] }
+        upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] },
+        machine: (@Sendable () async throws -> Boxcar_V1_SnapshotResponse)? = nil
     ) {
         let changes = ChangeFeed()
         let statistics = CallStatistics()
@@ -60,7 +63,8 @@ public struct AgentServices: Sendable {
                 logger: logger, statistics: statistics, descriptors: descriptors),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
-                budget: ByteBudget(capacity: ingestMemoryBytes / 2), upstreams: upstreams, statistics: statistics),
+                budget: ByteBudget(capacity: ingestMemoryBytes / 2), upstreams: upstreams, statistics: statistics,
+                machine: machine ?? { .with { $0.hostName = hostName } }),
         ]
     }
 

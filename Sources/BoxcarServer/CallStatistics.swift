@@ -10,6 +10,9 @@ public final class CallStatistics: Sendable {
         public var calls: [String: [RPCError.Code?: Int]] = [:]
         /// Points by the status they were answered with (nil: accepted).
         public var points: [RPCError.Code?: Int] = [:]
+        /// Points accepted by the parent they were logged to (a live view's points per second).
+        /// An entry a parent that has logged since the agent started: a few per experiment.
+        public var acceptedByParent: [String: Int] = [:]
     }
 
     private let counts = Mutex(Counts())
@@ -25,6 +28,23 @@ public final class CallStatistics: Sendable {
     func points(_ count: Int, _ code: RPCError.Code?) {
         guard count > 0 else { return }
         counts.withLock { $0.points[code, default: 0] += count }
+    }
+
+    /// Points committed, by the parent they were logged to.
+    func accepted(_ byParent: [String: Int]) {
+        counts.withLock { counts in
+            for (parent, count) in byParent where count > 0 {
+                counts.points[nil, default: 0] += count
+                counts.acceptedByParent[parent, default: 0] += count
+            }
+        }
+    }
+
+    /// Points accepted for each of `parents` since the agent started.
+    public func accepted(parents: [String]) -> [String: Int] {
+        counts.withLock { counts in
+            Dictionary(uniqueKeysWithValues: Set(parents).map { ($0, counts.acceptedByParent[$0] ?? 0) })
+        }
     }
 
     /// The interceptor that counts every call's outcome: a unary call's when it returns, a

@@ -102,7 +102,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
         do {
             let columns = try request.validated(limits)
             try await store.appendMetrics(parentID: request.parentID, key: request.key, columns: columns)
-            statistics.points(columns.count, nil)
+            statistics.accepted([request.parentID: columns.count])
             return Modelbox_LogMetricsResponse()
         } catch {
             let refusal = rpcError(error)

@@ -101,6 +101,19 @@ public enum Boxcar_V1_Agent: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Snapshot" metadata.
+        public enum Snapshot: Sendable {
+            /// Request type for "Snapshot".
+            public typealias Input = Boxcar_V1_SnapshotRequest
+            /// Response type for "Snapshot".
+            public typealias Output = Boxcar_V1_SnapshotResponse
+            /// Descriptor for "Snapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "boxcar.v1.Agent"),
+                method: "Snapshot",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "boxcar.v1.Agent" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Log.descriptor,
@@ -108,7 +121,8 @@ public enum Boxcar_V1_Agent: Sendable {
             Detach.descriptor,
             QueryMetrics.descriptor,
             Health.descriptor,
-            ListExperiments.descriptor
+            ListExperiments.descriptor,
+            Snapshot.descriptor
         ]
     }
 }
@@ -238,6 +252,26 @@ extension Boxcar_V1_Agent {
             request: GRPCCore.StreamingServerRequest<Boxcar_V1_ListExperimentsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_ListExperimentsResponse>
+
+        /// Handle the "Snapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        /// > last call): a call that finds none waits for the next tick.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Boxcar_V1_SnapshotRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Boxcar_V1_SnapshotResponse` messages.
+        func snapshot(
+            request: GRPCCore.StreamingServerRequest<Boxcar_V1_SnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_SnapshotResponse>
     }
 
     /// Service protocol for the "boxcar.v1.Agent" service.
@@ -351,6 +385,26 @@ extension Boxcar_V1_Agent {
             request: GRPCCore.ServerRequest<Boxcar_V1_ListExperimentsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_ListExperimentsResponse>
+
+        /// Handle the "Snapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        /// > last call): a call that finds none waits for the next tick.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_SnapshotRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Boxcar_V1_SnapshotResponse` message.
+        func snapshot(
+            request: GRPCCore.ServerRequest<Boxcar_V1_SnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse>
     }
 
     /// Simple service protocol for the "boxcar.v1.Agent" service.
@@ -463,6 +517,26 @@ extension Boxcar_V1_Agent {
             request: Boxcar_V1_ListExperimentsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Boxcar_V1_ListExperimentsResponse
+
+        /// Handle the "Snapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        /// > last call): a call that finds none waits for the next tick.
+        ///
+        /// - Parameters:
+        ///   - request: A `Boxcar_V1_SnapshotRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Boxcar_V1_SnapshotResponse` to respond with.
+        func snapshot(
+            request: Boxcar_V1_SnapshotRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Boxcar_V1_SnapshotResponse
     }
 }
 
@@ -536,6 +610,17 @@ extension Boxcar_V1_Agent.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Boxcar_V1_Agent.Method.Snapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_SnapshotRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_SnapshotResponse>(),
+            handler: { request, context in
+                try await self.snapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -591,6 +676,17 @@ extension Boxcar_V1_Agent.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_ListExperimentsResponse> {
         let response = try await self.listExperiments(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func snapshot(
+        request: GRPCCore.StreamingServerRequest<Boxcar_V1_SnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_SnapshotResponse> {
+        let response = try await self.snapshot(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -676,6 +772,19 @@ extension Boxcar_V1_Agent.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_ListExperimentsResponse> {
         return GRPCCore.ServerResponse<Boxcar_V1_ListExperimentsResponse>(
             message: try await self.listExperiments(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func snapshot(
+        request: GRPCCore.ServerRequest<Boxcar_V1_SnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse> {
+        return GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse>(
+            message: try await self.snapshot(
                 request: request.message,
                 context: context
             ),
@@ -825,6 +934,31 @@ extension Boxcar_V1_Agent {
             deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_ListExperimentsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_ListExperimentsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Snapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        /// > last call): a call that finds none waits for the next tick.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_SnapshotRequest` message.
+        ///   - serializer: A serializer for `Boxcar_V1_SnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Boxcar_V1_SnapshotResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func snapshot<Result>(
+            request: GRPCCore.ClientRequest<Boxcar_V1_SnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Boxcar_V1_SnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_SnapshotResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_SnapshotResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1041,6 +1175,42 @@ extension Boxcar_V1_Agent {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Snapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        /// > last call): a call that finds none waits for the next tick.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_SnapshotRequest` message.
+        ///   - serializer: A serializer for `Boxcar_V1_SnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Boxcar_V1_SnapshotResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func snapshot<Result>(
+            request: GRPCCore.ClientRequest<Boxcar_V1_SnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Boxcar_V1_SnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_SnapshotResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_SnapshotResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Boxcar_V1_Agent.Method.Snapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1210,6 +1380,37 @@ extension Boxcar_V1_Agent.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_ListExperimentsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_ListExperimentsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Snapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+    /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+    /// > last call): a call that finds none waits for the next tick.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Boxcar_V1_SnapshotRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func snapshot<Result>(
+        request: GRPCCore.ClientRequest<Boxcar_V1_SnapshotRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_SnapshotResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.snapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_SnapshotRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_SnapshotResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1406,6 +1607,41 @@ extension Boxcar_V1_Agent.ClientProtocol {
             metadata: metadata
         )
         return try await self.listExperiments(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Snapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+    /// > top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+    /// > last call): a call that finds none waits for the next tick.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func snapshot<Result>(
+        _ message: Boxcar_V1_SnapshotRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_SnapshotResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Boxcar_V1_SnapshotRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.snapshot(
             request: request,
             options: options,
             onResponse: handleResponse

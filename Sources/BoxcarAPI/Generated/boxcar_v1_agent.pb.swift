@@ -452,6 +452,83 @@ public nonisolated struct Boxcar_V1_ListExperimentsResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Boxcar_V1_SnapshotRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A value as a sensor read it: an OpenTelemetry-style name (the README's table of machine
+/// metrics), its labels, the value. Counters as they stand are left out: their rates are here.
+public nonisolated struct Boxcar_V1_Reading: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var labels: Dictionary<String,String> = [:]
+
+  public var value: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Boxcar_V1_TrainerSnapshot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experimentID: String = String()
+
+  public var experimentName: String = String()
+
+  /// The attached process: the root of its tree.
+  public var pid: Int32 = 0
+
+  /// The tree's totals (process.cpu.utilization, process.memory.usage, …), its cgroup's and its
+  /// processes' GPU memory, as stored under the experiment.
+  public var readings: [Boxcar_V1_Reading] = []
+
+  public var processes: UInt32 = 0
+
+  /// Metric points committed for the experiment since the agent started: the rate at which the
+  /// trainer logs is the difference between two snapshots over their wallclocks.
+  public var pointsLogged: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Boxcar_V1_SnapshotResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// When the tick was taken, ns since the Unix epoch; 0 with sampling off (no readings then).
+  public var wallclock: Int64 = 0
+
+  public var sampleIntervalSeconds: Double = 0
+
+  public var hostName: String = String()
+
+  /// The machine's readings: each sensor's last answer.
+  public var readings: [Boxcar_V1_Reading] = []
+
+  public var trainers: [Boxcar_V1_TrainerSnapshot] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "boxcar.v1"
@@ -1289,6 +1366,170 @@ nonisolated extension Boxcar_V1_ListExperimentsResponse: SwiftProtobuf.Message, 
 
   public static func ==(lhs: Boxcar_V1_ListExperimentsResponse, rhs: Boxcar_V1_ListExperimentsResponse) -> Bool {
     if lhs.experiments != rhs.experiments {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_SnapshotRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_SnapshotRequest, rhs: Boxcar_V1_SnapshotRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_Reading: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Reading"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}labels\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 2)
+    }
+    if self.value.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.value, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_Reading, rhs: Boxcar_V1_Reading) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_TrainerSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrainerSnapshot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}experiment_id\0\u{3}experiment_name\0\u{1}pid\0\u{1}readings\0\u{1}processes\0\u{3}points_logged\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.experimentID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.experimentName) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.readings) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.processes) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.pointsLogged) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experimentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.experimentID, fieldNumber: 1)
+    }
+    if !self.experimentName.isEmpty {
+      try visitor.visitSingularStringField(value: self.experimentName, fieldNumber: 2)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularInt32Field(value: self.pid, fieldNumber: 3)
+    }
+    if !self.readings.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.readings, fieldNumber: 4)
+    }
+    if self.processes != 0 {
+      try visitor.visitSingularUInt32Field(value: self.processes, fieldNumber: 5)
+    }
+    if self.pointsLogged != 0 {
+      try visitor.visitSingularUInt64Field(value: self.pointsLogged, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_TrainerSnapshot, rhs: Boxcar_V1_TrainerSnapshot) -> Bool {
+    if lhs.experimentID != rhs.experimentID {return false}
+    if lhs.experimentName != rhs.experimentName {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.readings != rhs.readings {return false}
+    if lhs.processes != rhs.processes {return false}
+    if lhs.pointsLogged != rhs.pointsLogged {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_SnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SnapshotResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}wallclock\0\u{3}sample_interval_seconds\0\u{3}host_name\0\u{1}readings\0\u{1}trainers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.wallclock) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.sampleIntervalSeconds) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.hostName) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.readings) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.trainers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.wallclock != 0 {
+      try visitor.visitSingularInt64Field(value: self.wallclock, fieldNumber: 1)
+    }
+    if self.sampleIntervalSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.sampleIntervalSeconds, fieldNumber: 2)
+    }
+    if !self.hostName.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostName, fieldNumber: 3)
+    }
+    if !self.readings.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.readings, fieldNumber: 4)
+    }
+    if !self.trainers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.trainers, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_SnapshotResponse, rhs: Boxcar_V1_SnapshotResponse) -> Bool {
+    if lhs.wallclock != rhs.wallclock {return false}
+    if lhs.sampleIntervalSeconds != rhs.sampleIntervalSeconds {return false}
+    if lhs.hostName != rhs.hostName {return false}
+    if lhs.readings != rhs.readings {return false}
+    if lhs.trainers != rhs.trainers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -246,3 +246,54 @@ class ListExperimentsResponse(_message.Message):
     EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
     experiments: _containers.RepeatedCompositeFieldContainer[_modelbox_pb2.Experiment]
     def __init__(self, experiments: _Optional[_Iterable[_Union[_modelbox_pb2.Experiment, _Mapping]]] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Reading(_message.Message):
+    __slots__ = ("name", "labels", "value")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    labels: _containers.ScalarMap[str, str]
+    value: float
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ...) -> None: ...
+
+class TrainerSnapshot(_message.Message):
+    __slots__ = ("experiment_id", "experiment_name", "pid", "readings", "processes", "points_logged")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    READINGS_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_LOGGED_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    experiment_name: str
+    pid: int
+    readings: _containers.RepeatedCompositeFieldContainer[Reading]
+    processes: int
+    points_logged: int
+    def __init__(self, experiment_id: _Optional[str] = ..., experiment_name: _Optional[str] = ..., pid: _Optional[int] = ..., readings: _Optional[_Iterable[_Union[Reading, _Mapping]]] = ..., processes: _Optional[int] = ..., points_logged: _Optional[int] = ...) -> None: ...
+
+class SnapshotResponse(_message.Message):
+    __slots__ = ("wallclock", "sample_interval_seconds", "host_name", "readings", "trainers")
+    WALLCLOCK_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOST_NAME_FIELD_NUMBER: _ClassVar[int]
+    READINGS_FIELD_NUMBER: _ClassVar[int]
+    TRAINERS_FIELD_NUMBER: _ClassVar[int]
+    wallclock: int
+    sample_interval_seconds: float
+    host_name: str
+    readings: _containers.RepeatedCompositeFieldContainer[Reading]
+    trainers: _containers.RepeatedCompositeFieldContainer[TrainerSnapshot]
+    def __init__(self, wallclock: _Optional[int] = ..., sample_interval_seconds: _Optional[float] = ..., host_name: _Optional[str] = ..., readings: _Optional[_Iterable[_Union[Reading, _Mapping]]] = ..., trainers: _Optional[_Iterable[_Union[TrainerSnapshot, _Mapping]]] = ...) -> None: ...

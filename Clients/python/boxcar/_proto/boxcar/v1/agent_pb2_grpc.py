@@ -64,6 +64,11 @@ class AgentStub:
                 request_serializer=boxcar_dot_v1_dot_agent__pb2.ListExperimentsRequest.SerializeToString,
                 response_deserializer=boxcar_dot_v1_dot_agent__pb2.ListExperimentsResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_unary(
+                '/boxcar.v1.Agent/Snapshot',
+                request_serializer=boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -113,6 +118,15 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Snapshot(self, request, context):
+        """The machine's last sampling tick and the trainers attached to it, for a live view (`boxcar
+        top`). The agent keeps its ticks for this only while somebody asks (for a minute after the
+        last call): a call that finds none waits for the next tick.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +159,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.ListExperiments,
                     request_deserializer=boxcar_dot_v1_dot_agent__pb2.ListExperimentsRequest.FromString,
                     response_serializer=boxcar_dot_v1_dot_agent__pb2.ListExperimentsResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.FromString,
+                    response_serializer=boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +328,33 @@ class Agent:
             '/boxcar.v1.Agent/ListExperiments',
             boxcar_dot_v1_dot_agent__pb2.ListExperimentsRequest.SerializeToString,
             boxcar_dot_v1_dot_agent__pb2.ListExperimentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxcar.v1.Agent/Snapshot',
+            boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.SerializeToString,
+            boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
