@@ -143,7 +143,7 @@ final class Terminal: Sendable {
     /// Stops for the shell (Ctrl-Z) with the terminal put back, and takes it again when continued.
     func suspend() {
         end()
-        kill(getpid(), SIGSTOP)
+        raise(SIGSTOP)  // to this thread: it stops before it goes on (a signal to the process may be taken by another thread first)
         resume()
     }
 

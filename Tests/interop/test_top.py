@@ -158,6 +158,26 @@ def test_the_terminal_is_restored_however_top_ends(live, pane, ending):
     assert any("top --socket" in line for line in terminal.screen())
 
 
+def test_ctrl_z_stops_top_with_the_terminal_restored_and_fg_brings_it_back(live, pane):
+    agent, _ = live
+    terminal = pane()
+    start_top(terminal, agent)
+    wait_until("top's first frame", lambda: terminal.state("alternate_on") == "1" and terminal.screen()[0].startswith("boxcar top"))
+    terminal.tmux("send-keys", "C-z")
+    # The shell goes on with its list while top is stopped: it reads the mode again.
+    wait_until("the shell's prompt", lambda: (terminal.directory / "after").exists() and (terminal.directory / "after").read_text(),
+               pane=terminal)
+    assert (terminal.directory / "before").read_text() == (terminal.directory / "after").read_text()
+    assert terminal.state("alternate_on") == "0" and terminal.state("cursor_flag") == "1"
+    assert any("Stopped" in line for line in terminal.screen())
+    terminal.type("fg")
+    wait_until("top's view again", lambda: terminal.state("alternate_on") == "1" and terminal.screen()[0].startswith("boxcar top"),
+               pane=terminal)
+    terminal.tmux("send-keys", "q")
+    wait_until("the shell's screen", lambda: terminal.state("alternate_on") == "0", pane=terminal)
+    assert terminal.state("cursor_flag") == "1"
+
+
 def test_a_resize_to_60x20_and_back_leaves_nothing_behind(live, pane):
     """Each row of a frame replaces the row there before whole. The screen is first made short
     and scrolled to its end, so that every row then changes: a longer line left under a shorter
