@@ -38,8 +38,17 @@ final class ExportOutput {
         }
     }
 
-    func write(_ text: String) throws {
+    // Rows are appended to the buffer piece by piece; the writer flushes once a row is whole.
+
+    func write(text: String) {
         buffer.append(contentsOf: text.utf8)
+    }
+
+    func write(bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+    }
+
+    func flushIfFull() throws {
         if buffer.count >= Self.flushBytes { try flush() }
     }
 

@@ -26,6 +26,7 @@ struct BoxcarBench: AsyncParsableCommand {
         case storageHost = "storage-host"
         case ingestUnary = "ingest-unary"
         case query
+        case export
         case sensors
         case sensorsLarge = "sensors-large"
         case idle
@@ -56,7 +57,10 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: "Points in the experiment that query reads.")
     var queryPoints = 1_000_000
 
-    @Option(help: "Repetitions of each query; the median is reported.")
+    @Option(help: "Points in the experiment that export writes as CSV.")
+    var exportPoints = 2_000_000
+
+    @Option(help: "Repetitions of each query and export; the median is reported.")
     var queryRuns = 5
 
     @Option(help: "Ticks timed in the sensors scenario.")
@@ -122,6 +126,9 @@ struct BoxcarBench: AsyncParsableCommand {
         }
         if chosen.contains(.query) {
             try await query(socketPath: agent?.socketPath ?? socketPath, databasePath: agent?.databasePath)
+        }
+        if chosen.contains(.export) {
+            try await export(socketPath: agent?.socketPath ?? socketPath, databasePath: agent?.databasePath, directory: directory)
         }
         try agent?.stop()
         if chosen.contains(.sensors) {

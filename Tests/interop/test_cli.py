@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -266,3 +267,95 @@ def test_a_long_series_is_exported_page_by_page_whole_and_in_order(agent, tmp_pa
         rows = list(csv.reader(io.StringIO(out.read_text())))[1:]
         assert [int(row[1]) for row in rows] == expected
         assert all(float(row[4]) == float(int(row[1]) % 97) for row in rows)
+
+
+COMMANDS = ["agent", "collector", "experiments", "metrics", "events", "artifacts", "export", "plot", "top", "doctor"]
+
+
+def test_help_is_wrapped_once_and_every_command_shows_an_example():
+    """The argument parser wraps the help to the terminal: a paragraph of ours that was also
+    wrapped by hand came out as lines broken twice ('over its socket' / 'while it runs' as two
+    short lines). Each line of a paragraph must be as full as the next word allows."""
+    width = 80
+    for command in [[], *[[name] for name in COMMANDS]]:
+        result = boxcar(*command, "--help", env={"COLUMNS": str(width)})
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        end = next(i for i, line in enumerate(lines) if line.startswith("USAGE:"))
+        overview = lines[:end]
+        assert all(len(line) <= width for line in overview), [line for line in overview if len(line) > width]
+        for line, following in zip(overview, overview[1:]):
+            if line.strip() and following.strip() and not following.startswith(" "):
+                next_word = following.split()[0]
+                # The parser keeps a line under the width (79 of 80).
+                assert len(line) + 1 + len(next_word) >= width, f"{command}: {line!r} broken before {next_word!r}"
+        if command:
+            assert f"Example: boxcar {command[0]}" in result.stdout, f"boxcar {command[0]} --help has no example"
+        else:
+            assert "over its socket while it runs" in " ".join(result.stdout.split())
+
+
+def test_export_takes_patterns_the_machines_series_and_a_window(agent, tmp_path: Path):
+    from boxcar import Boxcar
+    base = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z, in ns
+    with Boxcar(str(agent.socket)) as mbox:
+        with mbox.new_experiment(name="exported", namespace="cli") as experiment:
+            for step in range(10):
+                experiment.log_metrics({"loss": 1.0 / (step + 1), "loss/val": 2.0, "acc": 0.5}, step=step,
+                                       wallclock=base + step * 1_000_000_000)
+            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
+            deadline = time.monotonic() + 10
+            while key not in experiment.metrics() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            experiment.flush()
+            run = experiment.id
+
+    def rows(*args: str) -> list[list[str]]:
+        result = boxcar("export", run, "--format", "csv", "--socket", str(agent.socket), *args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""  # no progress line where standard error is not a terminal
+        return list(csv.reader(io.StringIO(result.stdout)))[1:]
+
+    assert {row[0] for row in rows()} == {"acc", "loss", "loss/val"}  # the run's own
+    assert {row[0] for row in rows("--key", "loss*")} == {"loss", "loss/val"}
+    assert {row[0] for row in rows("--key", "l?ss", "--key", "acc")} == {"loss", "acc"}
+    with_system = {row[0] for row in rows("--system")}
+    assert key in with_system and {"acc", "loss", "loss/val"} < with_system
+    assert {row[0] for row in rows("--system", "--key", "system/process.count*")} == {key}
+    refused = boxcar("export", run, "--format", "csv", "--socket", str(agent.socket), "--key", "system/*")
+    assert refused.returncode == 1 and "need --system" in refused.stderr
+
+    # A window by time: RFC 3339, or a span back from the last point (step 9 at base + 9 s).
+    window = rows("--key", "loss", "--since", "2023-11-14T22:13:23Z", "--until", "2023-11-14T22:13:25Z")
+    assert [int(row[1]) for row in window] == [3, 4, 5]
+    assert [int(row[1]) for row in rows("--key", "loss", "--since", "2s")] == [7, 8, 9]
+    assert [int(row[1]) for row in rows("--key", "loss", "--until", "8s")] == [0, 1]
+    backwards = boxcar("export", run, "--format", "csv", "--socket", str(agent.socket), "--since", "1s", "--until", "5s")
+    assert backwards.returncode == 1 and "--since is after --until" in backwards.stderr
+
+
+def test_a_long_export_to_a_terminal_shows_its_progress_then_clears_it(agent, tmp_path: Path):
+    from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
+    from terminal import Pane, wait_until
+    experiment_id = agent.stub.CreateExperiment(mb.CreateExperimentRequest(name="big", namespace="cli")).experiment_id
+    log = agent_pb2_grpc.AgentStub(agent.channel).Log
+    points = 3_000_000
+    for start in range(0, points, 200_000):
+        steps = list(range(start, start + 200_000))
+        batch = agent_pb2.LogBatch(batch_id=start, series=[agent_pb2.SeriesRef(parent_id=experiment_id, key="loss")],
+                                   points=agent_pb2.FloatColumns(key=[0] * len(steps), step=steps,
+                                                                 wallclock_ns=steps, value=[0.5] * len(steps)))
+        list(log(iter([batch]), timeout=60))
+    pane = Pane(tmp_path, width=100, height=10)
+    try:
+        pane.type(f"{agent_binary()} export {experiment_id} --format csv --output big.csv --socket {agent.socket}; echo done=$?")
+        line = wait_until("the progress line", lambda: next((l for l in pane.screen() if "rows/s" in l), None), pane=pane)
+        assert re.search(r"\[[#-]{20}\] series 1 of 1, [\d.]+[kM]? rows, [\d.]+[kM]? rows/s", line), line
+        wait_until("the export to end", lambda: any(l.startswith("done=") for l in pane.screen()), timeout=120, pane=pane)
+        screen = pane.screen()
+        assert "done=0" in screen
+        assert not any("rows/s" in l for l in screen), "the progress line is cleared at the end"
+    finally:
+        pane.close()
+    with open(tmp_path / "big.csv") as exported:
+        assert sum(1 for _ in exported) == points + 1

@@ -377,3 +377,46 @@ def test_the_lightning_logger_records_hyperparameters_metrics_and_checkpoints(ag
     finally:
         monkeypatch.undo()
         importlib.reload(boxcar.lightning)
+
+
+def test_metrics_frame_is_a_dataframe_of_the_runs_points(agent):
+    import pandas
+
+    with Boxcar(str(agent.socket)) as mbox:
+        with mbox.new_experiment(name="framed", namespace="sdk") as experiment:
+            for step in range(3):
+                experiment.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 4}, step=step)
+            experiment.log_metrics({"note": "warm-up done"}, step=3)
+            # The machine's series of the run's window (this process is attached).
+            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
+            deadline = time.monotonic() + 10
+            while key not in experiment.metrics() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert key in experiment.metrics()
+
+            frame = experiment.metrics_frame()
+            assert list(frame.columns) == ["key", "step", "wallclock", "value"]
+            assert sorted(set(frame["key"])) == ["acc", "loss", "note"]  # no system/ series unless asked
+            loss = frame[frame["key"] == "loss"]
+            assert list(loss["step"]) == [0, 1, 2] and list(loss["value"]) == [1.0, 0.5, 1 / 3]
+            assert str(frame["step"].dtype) == "uint64" and str(frame["wallclock"].dtype) == "datetime64[ns, UTC]"
+            assert (frame["wallclock"] - pandas.Timestamp.now(tz="UTC")).abs().max() < pandas.Timedelta(minutes=5)
+            assert frame[frame["key"] == "note"]["value"].tolist() == ["warm-up done"]
+            wide = frame[frame["key"] != "note"].pivot_table(index="step", columns="key", values="value")
+            assert wide.loc[2, "loss"] == 1 / 3 and wide.loc[2, "acc"] == 0.5
+
+            with_system = experiment.metrics_frame(system=True)
+            assert key in set(with_system["key"]) and len(with_system) > len(frame)
+            only = experiment.metrics_frame(keys=["acc", key])
+            assert set(only["key"]) == {"acc", key}
+            assert experiment.metrics_frame(keys=["absent"]).empty
+
+
+def test_metrics_frame_without_pandas_says_so(agent, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+    with Boxcar(str(agent.socket)) as mbox:
+        with mbox.new_experiment(name="no-pandas", namespace="sdk") as experiment:
+            experiment.log_metrics({"loss": 1.0}, step=0)
+            with pytest.raises(ImportError, match="needs pandas, which is not installed: pip install pandas"):
+                experiment.metrics_frame()
+            assert experiment.metrics()["loss"][0].value == 1.0  # the rest of the SDK does without

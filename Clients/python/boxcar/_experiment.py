@@ -38,6 +38,7 @@ from ._values import (
 
 if TYPE_CHECKING:
     from ._client import Boxcar
+    import pandas
 
 log = logging.getLogger("boxcar")
 
@@ -242,6 +243,45 @@ class Experiment:
                 points.append(MetricValue(step, wall, value))
             out[series.key] = points
         return out
+
+    def metrics_frame(self, keys: Optional[Iterable[str]] = None, *, system: bool = False) -> "pandas.DataFrame":
+        """The experiment's metrics as a pandas DataFrame, a row a point: ``key``, ``step``,
+        ``wallclock`` (UTC, from the nanoseconds the SDK logs) and ``value`` (float, or the
+        string or bytes logged). The run's own series, or those of ``keys``; ``system=True`` adds
+        the machine's series of the windows a trainer was attached (``system/…``, whose steps are
+        the sampler's milliseconds). A column per key, by step:
+        ``frame.pivot_table(index="step", columns="key", values="value")``.
+
+        Needs pandas (``pip install 'boxcar[pandas]'``); without it, ImportError says so."""
+        try:
+            import numpy  # pandas needs it
+            import pandas
+        except ImportError:
+            raise ImportError("Experiment.metrics_frame() needs pandas, which is not installed: pip install pandas") from None
+        self._client.flush(self._client.timeout)
+        request = agent_pb2.QueryMetricsRequest(parent_id=self.id, keys=list(keys or []))
+        response = self._client._call(self._client._agent.QueryMetrics, request)
+        frames = []
+        for series in response.series:
+            if not system and not keys and series.key.startswith("system/"):
+                continue
+            values = list(series.value)
+            for index, text in series.string_values.items():
+                values[index] = text
+            for index, blob in series.bytes_values.items():
+                values[index] = blob
+            frames.append(pandas.DataFrame({
+                "key": pandas.Series([series.key] * len(values), dtype="string"),
+                "step": pandas.Series(numpy.array(series.step, dtype=numpy.uint64)),
+                "wallclock": pandas.to_datetime(pandas.Series(numpy.array(series.wallclock, dtype=numpy.int64)), unit="ns", utc=True),
+                "value": pandas.Series(values, dtype="float64" if not series.string_values and not series.bytes_values else "object"),
+            }))
+        if not frames:
+            return pandas.DataFrame({
+                "key": pandas.Series([], dtype="string"), "step": pandas.Series([], dtype="uint64"),
+                "wallclock": pandas.Series([], dtype="datetime64[ns, UTC]"), "value": pandas.Series([], dtype="float64"),
+            })
+        return pandas.concat(frames, ignore_index=True)
 
     def events(self) -> List[Event]:
         """Every event of the experiment, in time order."""
