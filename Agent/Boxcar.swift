@@ -19,6 +19,6 @@ struct Boxcar: AsyncParsableCommand {
             """,
         subcommands: [
             AgentCommand.self, CollectorCommand.self, ExperimentsCommand.self, MetricsCommand.self, EventsCommand.self,
-            ArtifactsCommand.self, ExportCommand.self, PlotCommand.self, TopCommand.self, DoctorCommand.self, SettingsCommand.self,
+            ArtifactsCommand.self, ExportCommand.self, PlotCommand.self, StepsCommand.self, TopCommand.self, DoctorCommand.self, SettingsCommand.self,
         ])
 }

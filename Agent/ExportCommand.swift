@@ -53,6 +53,7 @@ struct ExportCommand: AsyncParsableCommand {
     func run() async throws {
         let out = try ExportOutput(path: output)
         let progress = ExportProgress()
+        defer { progress.finish() }  // before an error is printed, too
         if format == .csv { out.write(text: "key,step,wallclock,type,value\n") }
         try await source.withSource { source in
             let keys = try await source.metricKeys(parentID: experiment)
@@ -70,26 +71,26 @@ struct ExportCommand: AsyncParsableCommand {
                 }
             }
         }
-        progress.finish()
         try out.finish()
     }
 
-    /// The wallclocks (ns) to keep: --since and --until, a span counted back from the last point
-    /// of the keys exported.
+    /// The wallclocks (ns) to keep: --since and --until, a span counted back from the latest
+    /// point of the keys exported (as `plot` counts it; a run may have resumed at a lower step,
+    /// so each series is read for its latest time).
     private func window(of keys: [String], from source: any DataSource) async throws -> ClosedRange<Int64> {
         guard since != nil || until != nil else { return .min ... .max }
-        var last = Int64.min
+        var last: Int64?
         let spans = [since, until].contains { $0.map { Int64($0.dropLast()) != nil } ?? false }
         if spans {
             for key in keys {
-                guard let extent = try await source.stepExtent(parentID: experiment, key: key) else { continue }
-                for entry in try await source.metrics(parentID: experiment, keys: [key], steps: extent.upperBound...extent.upperBound) {
-                    last = max(last, entry.columns.wallclocks.lazy.map(PlotCommand.nanoseconds).max() ?? .min)
+                for entry in try await source.metrics(parentID: experiment, keys: [key]) {
+                    if let latest = entry.columns.wallclocks.lazy.map(wallclockNanoseconds).max() { last = max(last ?? .min, latest) }
                 }
             }
+            guard last != nil else { throw CLIError("the keys exported have no point to count --since or --until back from") }
         }
-        let lower = try since.map { try PlotCommand.time($0, last: last) } ?? .min
-        let upper = try until.map { try PlotCommand.time($0, last: last) } ?? .max
+        let lower = try since.map { try PlotCommand.time($0, last: last ?? 0) } ?? .min
+        let upper = try until.map { try PlotCommand.time($0, last: last ?? 0) } ?? .max
         guard lower <= upper else { throw CLIError("--since is after --until: no point is between them") }
         return lower...upper
     }

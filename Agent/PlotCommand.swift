@@ -143,22 +143,8 @@ struct PlotCommand: AsyncParsableCommand {
 
     static func isMachine(_ key: String) -> Bool { key.hasPrefix("system/") }
 
-    /// A wallclock as nanoseconds since the epoch. The agent and the SDK write nanoseconds; a
-    /// ModelBox client's `wallclock_time` is kept as it sent it, often seconds or milliseconds:
-    /// told apart by size (nanoseconds of any time since 1973 are past 10^17, microseconds past
-    /// 10^14, milliseconds past 10^11).
-    static func nanoseconds(_ wallclock: Int64) -> Int64 {
-        func times(_ factor: Int64) -> Int64 {
-            let (product, overflow) = wallclock.multipliedReportingOverflow(by: factor)
-            return overflow ? (wallclock < 0 ? .min : .max) : product
-        }
-        switch wallclock {
-        case 100_000_000_000_000_000...: return wallclock
-        case 100_000_000_000_000...: return times(1000)
-        case 100_000_000_000...: return times(1_000_000)
-        default: return times(1_000_000_000)
-        }
-    }
+    /// A wallclock as nanoseconds (a ModelBox client's may be seconds or milliseconds).
+    static func nanoseconds(_ wallclock: Int64) -> Int64 { wallclockNanoseconds(wallclock) }
 
     /// `system/hw.gpu.utilization{…}` → `hw.gpu.utilization`.
     static func machineName(_ key: String) -> String {

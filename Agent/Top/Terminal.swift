@@ -29,22 +29,24 @@ enum TerminalEvent: Sendable {
     }
 }
 
-/// The crash handler's state: set before it is installed, then only read, by it alone.
-nonisolated(unsafe) private var savedMode = termios()
-nonisolated(unsafe) private var hasSavedMode = false
-nonisolated(unsafe) private var leaveSequence: [UInt8] = Array(Terminal.leave.utf8)
-nonisolated(unsafe) private var previousActions: [sigaction] = Array(repeating: sigaction(), count: 65)
+/// What the signal handlers use, in memory of their own: set before they are installed, then only
+/// read, by them. Behind constant pointers, so that a handler touches no Swift variable (whose
+/// access is checked at run time, and whose first use runs its initializer).
+nonisolated(unsafe) private let savedMode = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+nonisolated(unsafe) private let hasSavedMode = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+nonisolated(unsafe) private let leaveSequence = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: Terminal.leave.utf8.count)
+nonisolated(unsafe) private let previousActions = UnsafeMutablePointer<sigaction>.allocate(capacity: Int(NSIG))
 /// Where the signal handler passes the signals the view handles: the write end of a pipe.
-nonisolated(unsafe) private var signalPipe: Int32 = -1
+nonisolated(unsafe) private let signalPipe = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
 
 /// Puts the terminal back and hands the signal to whoever had it before (the Swift runtime's
 /// backtracer prints its report on the restored screen), then dies of it: a handler that returns
 /// (the signal was sent, not a fault) must not leave top drawing on the restored screen.
 /// Async-signal-safe: write, tcsetattr, sigaction, pthread_sigmask and raise only.
 private func restoreAfterCrash(_ signal: Int32) {
-    leaveSequence.withUnsafeBufferPointer { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-    if hasSavedMode { tcsetattr(STDIN_FILENO, TCSANOW, &savedMode) }
-    sigaction(signal, &previousActions[Int(signal)], nil)
+    _ = write(STDOUT_FILENO, leaveSequence.baseAddress, leaveSequence.count)
+    if hasSavedMode.pointee { tcsetattr(STDIN_FILENO, TCSANOW, savedMode) }
+    sigaction(signal, previousActions + Int(signal), nil)
     var blocked = sigset_t()
     sigemptyset(&blocked)
     sigaddset(&blocked, signal)
@@ -59,7 +61,7 @@ private func restoreAfterCrash(_ signal: Int32) {
 /// Passes the signal to the view's input thread.
 private func forwardSignal(_ signal: Int32) {
     var byte = UInt8(truncatingIfNeeded: signal)
-    _ = write(signalPipe, &byte, 1)
+    _ = write(signalPipe.pointee, &byte, 1)
 }
 
 final class Terminal: Sendable {
@@ -67,7 +69,7 @@ final class Terminal: Sendable {
     static let enter = "\u{1B}[?1049h\u{1B}[?25l\u{1B}[2J"
     /// Plain text again, the cursor shown, the alternate screen left.
     static let leave = "\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l"
-    static let crashSignals = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS]
+    static let crashSignals = [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGQUIT]
     static let viewSignals = [SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP]
 
     let events: AsyncStream<TerminalEvent>
@@ -81,20 +83,26 @@ final class Terminal: Sendable {
         readsKeys = isatty(STDIN_FILENO) == 1
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw CLIError("top cannot make a pipe: \(String(cString: strerror(errno)))") }
-        signalPipe = ends[1]
+        // A handler must never block on a full pipe.
+        for end in ends { _ = fcntl(end, F_SETFL, O_NONBLOCK) }
+        signalPipe.initialize(to: ends[1])
+        hasSavedMode.initialize(to: false)
+        savedMode.initialize(to: termios())
+        _ = leaveSequence.initialize(from: Self.leave.utf8)
+        previousActions.initialize(repeating: sigaction(), count: Int(NSIG))
         if readsKeys {
-            guard tcgetattr(STDIN_FILENO, &savedMode) == 0 else {
+            guard tcgetattr(STDIN_FILENO, savedMode) == 0 else {
                 throw CLIError("top cannot read the terminal's mode: \(String(cString: strerror(errno)))")
             }
-            hasSavedMode = true
+            hasSavedMode.pointee = true
         }
-        // Globals are made on first use: not in a signal handler.
-        _ = leaveSequence.count
         for signal in Self.crashSignals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = restoreAfterCrash
             sigemptyset(&action.sa_mask)
-            sigaction(signal, &action, &previousActions[Int(signal)])
+            // On the runtime's alternate stack where there is one: a stack overflow is a SIGSEGV too.
+            action.sa_flags = SA_ONSTACK
+            sigaction(signal, &action, previousActions + Int(signal))
         }
         for signal in Self.viewSignals {
             var action = sigaction()
@@ -112,8 +120,8 @@ final class Terminal: Sendable {
 
     /// Raw keys and the alternate screen (again, after a stop).
     func resume() {
-        if hasSavedMode {
-            var raw = savedMode
+        if hasSavedMode.pointee {
+            var raw = savedMode.pointee
             raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
             raw.c_cc.6 = 1  // VMIN: a read returns as soon as a key is there
             raw.c_cc.5 = 0  // VTIME
@@ -125,7 +133,7 @@ final class Terminal: Sendable {
     /// The terminal as it was. The handlers stay: a signal now finds nothing left to restore.
     func end() {
         Self.write(Self.leave)
-        if hasSavedMode { tcsetattr(STDIN_FILENO, TCSANOW, &savedMode) }
+        if hasSavedMode.pointee { tcsetattr(STDIN_FILENO, TCSANOW, savedMode) }
     }
 
     /// Ends the view for good on `signal`: the terminal put back, then the signal's own action

@@ -41,10 +41,9 @@ struct TopCommand: AsyncParsableCommand {
     /// trainers attached, a second snapshot a tick later gives the rate at which they log.
     private func printFrame(_ first: Boxcar_V1_SnapshotResponse, _ client: AgentClient) async throws {
         var screen = TopScreen(snapshot: first)
-        if !first.trainers.isEmpty && first.sampleIntervalSeconds <= 5 {
-            try await Task.sleep(for: .seconds(first.sampleIntervalSeconds))
-            let second = try await client.agent.snapshot(.init())
-            if second.wallclock != first.wallclock { screen = TopScreen(snapshot: second, previous: first) }
+        if !first.trainers.isEmpty {
+            try await Task.sleep(for: .seconds(every))
+            screen = TopScreen(snapshot: try await client.agent.snapshot(.init()), previous: first)
         }
         let width = getenv("COLUMNS").flatMap { Int(String(cString: $0)) }.flatMap { $0 > 0 ? $0 : nil } ?? 80
         for line in [screen.header()] + screen.body(width: width) { print(line.rendered(width: width, colour: false)) }
@@ -105,7 +104,7 @@ struct TopCommand: AsyncParsableCommand {
                 refresh.cancel()
                 terminal.end(dyingOf: signal)
             case .snapshot(let snapshot):
-                if snapshot.wallclock != screen.snapshot.wallclock { screen.previous = screen.snapshot }
+                screen.previous = screen.snapshot
                 screen.snapshot = snapshot
                 screen.problem = nil
             case .failed(let message):

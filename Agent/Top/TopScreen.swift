@@ -79,13 +79,14 @@ struct TopScreen {
             guard let number = reading.labels["cpu.logical_number"].flatMap({ Int($0) }) else { continue }
             cores[number, default: [:]][reading.labels["cpu.mode", default: ""], default: 0] += reading.value
         }
-        let shares = cores.keys.sorted().map { Self.busy(cores[$0]!) }
+        let numbers = cores.keys.sorted()
+        let shares = numbers.map { Self.busy(cores[$0]!) }
         var lines = [line]
         let indent = Self.label("").count
         if indent + shares.count * 9 <= width {
             var row = TextLine()
             row.add(Self.label("cores"), .label)
-            for (number, share) in shares.enumerated() {
+            for (number, share) in zip(numbers, shares) {
                 row.add("\(number) ", .dim)
                 row.add(Format.percent(share, width: 4), Style.level(share))
                 row.add("  ")
@@ -258,7 +259,7 @@ struct TopScreen {
             "experiment".padded(Self.runColumn) + "pid".padded(8) + "cpu".padded(6, left: true) + "memory".padded(10, left: true)
                 + "gpu mem".padded(10, left: true) + "procs".padded(7, left: true) + "pts/s".padded(8, left: true), .dim)
         var lines = [heading]
-        let seconds = previous.map { Double(snapshot.wallclock - $0.wallclock) / 1e9 } ?? 0
+        let seconds = previous.map { Double(snapshot.countedAt - $0.countedAt) / 1e9 } ?? 0
         for trainer in snapshot.trainers {
             let readings = Readings(trainer.readings)
             var line = TextLine()
@@ -268,9 +269,9 @@ struct TopScreen {
             let id = TextLine.sanitized(String(trainer.experimentID.prefix(8)))
             var name = TextLine.sanitized(trainer.experimentName)
             let room = Self.runColumn - id.count - 2
-            if name.count > room { name = name.prefix(room - 1) + "…" }
+            if name.columns > room { name = name.cut(toColumns: room - 1) + "…" }
             line.add(name.isEmpty ? "" : name + " ")
-            line.add(id.padded(Self.runColumn - (name.isEmpty ? 0 : name.count + 1)), .dim)
+            line.add(id.padded(Self.runColumn - (name.isEmpty ? 0 : name.columns + 1)), .dim)
             line.add(String(trainer.pid).padded(8))
             let cpu = readings.first("process.cpu.utilization")?.value
             line.add((cpu.map { Format.percent($0) } ?? "–").padded(6, left: true), cpu.map(Style.level) ?? .dim)
@@ -463,9 +464,21 @@ enum Format {
 }
 
 extension String {
+    /// The terminal columns it takes.
+    var columns: Int { reduce(0) { $0 + TextLine.columns($1) } }
+
+    /// Its first characters that fit in `width` columns.
+    func cut(toColumns width: Int) -> String {
+        var left = width
+        return String(prefix { character in
+            left -= TextLine.columns(character)
+            return left >= 0
+        })
+    }
+
     /// Padded with spaces to `width` columns (on the left where `left`); never cut.
     func padded(_ width: Int, left: Bool = false) -> String {
-        let columns = reduce(0) { $0 + TextLine.columns($1) }
+        let columns = self.columns
         guard columns < width else { return self }
         let spaces = String(repeating: " ", count: width - columns)
         return left ? spaces + self : self + spaces

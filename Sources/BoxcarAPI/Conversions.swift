@@ -260,3 +260,27 @@ extension Boxcar_V1_SeriesColumns {
         return columns
     }
 }
+
+extension Boxcar_V1_QueryStepCostsResponse {
+    public init(_ costs: StepCosts) {
+        self.init()
+        key = costs.key
+        interpolated = costs.interpolated
+        steps = costs.steps.map { cost in
+            .with {
+                $0.step = cost.step
+                $0.start = cost.start
+                $0.end = cost.end
+                if let value = cost.energyJoules { $0.energyJoules = value }
+                if let value = cost.gpuUtilization { $0.gpuUtilization = value }
+                if let value = cost.throttled { $0.throttled = value }
+                if let value = cost.gpuMemoryPeakBytes { $0.gpuMemoryPeakBytes = value }
+                if let value = cost.iowait { $0.iowait = value }
+                if let value = cost.cpu { $0.cpu = value }
+            }
+        }
+        if let value = costs.joulesPerStep { joulesPerStep = value }
+        if let value = costs.stepsPerKilowattHour { stepsPerKilowattHour = value }
+        if let value = costs.throttledShare { throttledShare = value }
+    }
+}

@@ -217,12 +217,26 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
         try await handling {
             var snapshot = try await machine()
             let points = statistics.accepted(parents: snapshot.trainers.map(\.experimentID))
+            snapshot.countedAt = WallClock.now()
             for index in snapshot.trainers.indices {
                 let id = snapshot.trainers[index].experimentID
                 snapshot.trainers[index].pointsLogged = UInt64(points[id] ?? 0)
                 snapshot.trainers[index].experimentName = try await store.experiment(id: id)?.name ?? ""
             }
             return snapshot
+        }
+    }
+
+    func queryStepCosts(
+        request: Boxcar_V1_QueryStepCostsRequest, context: ServerContext
+    ) async throws -> Boxcar_V1_QueryStepCostsResponse {
+        try await handling {
+            try limits.checkParentID(request.experimentID, "experiment_id")
+            let keys = try await store.metricKeys(parentID: request.experimentID)
+            let costs = try await StepCosts.read(experimentID: request.experimentID, key: request.key.isEmpty ? nil : request.key, keys: keys) {
+                try await store.metrics(parentID: request.experimentID, keys: $0, range: nil)
+            }
+            return Boxcar_V1_QueryStepCostsResponse(costs)
         }
     }
 

@@ -54,6 +54,9 @@ public protocol RecordStore: Sendable {
     /// experiment also gets the machine's series for the windows trainers were attached to it. A
     /// series with no point in the range is left out.
     func metrics(parentID: String, keys: [String]?, range: MetricRange?) async throws -> [(key: String, columns: MetricColumns)]
+    /// The keys `metrics` would answer for the parent, sorted (it may leave out a machine series
+    /// with no point inside the attached windows).
+    func metricKeys(parentID: String) async throws -> [String]
     func logEvent(_ event: Event) async throws -> Nanoseconds
     /// The parent's events with wallclock at or after `since`, oldest first.
     func events(parentID: String, since: Nanoseconds) async throws -> [Event]
@@ -86,6 +89,11 @@ public protocol RecordStore: Sendable {
 
 extension RecordStore {
     public var isWritable: Bool { true }
+
+    /// Read through every point where a store has no cheaper way.
+    public func metricKeys(parentID: String) async throws -> [String] {
+        try await metrics(parentID: parentID, keys: nil, range: nil).map(\.key).sorted()
+    }
 
     /// Every series of the parent.
     public func metrics(parentID: String) async throws -> [(key: String, columns: MetricColumns)] {

@@ -7,6 +7,10 @@
 //   gpus <n>                            how many devices (default 0, at most 16)
 //   <index> <field> <value>             a device's value, e.g. "0 utilization.gpu 87"
 //   <index> <field> unsupported         that call answers NVML_ERROR_NOT_SUPPORTED (3)
+//   <index> <field> <value> <from> <until>
+//                                       the value while the wall clock (Unix seconds, fractions
+//                                       allowed) is in [from, until), the device's own outside:
+//                                       throttling scripted for known steps of a run
 //   <index> process <pid> <bytes>       a compute process and the GPU memory it uses
 //   xid <index> <code>                  one XID event, delivered by the first nvmlEventSetWait
 //   <index> mig.instance <i> <used> <total>
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef int nvmlReturn_t;
 typedef struct FakeDevice *nvmlDevice_t;
@@ -77,6 +82,9 @@ struct FakeDevice {
     unsigned long long violation_reference[2];     // µs: power, thermal
     unsigned long long violation_time[2];          // ns
     unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
+    int windowed[FIELDS];                          // a value for a window of time is scripted
+    unsigned long long window_value[FIELDS];
+    double window_from[FIELDS], window_until[FIELDS];
 };
 
 struct FakeEventSet { int delivered; };
@@ -172,9 +180,27 @@ static void load_script(void) {
         if (strcmp(c, "unsupported") == 0) { device->unsupported[field] = 1; continue; }
         if (field == F_NAME) { snprintf(device->name, sizeof device->name, "%s", c); continue; }
         if (field == F_UUID) { snprintf(device->uuid, sizeof device->uuid, "%s", c); continue; }
+        double from, until;
+        if (sscanf(line, "%*s %*s %*s %lf %lf", &from, &until) == 2) {
+            device->windowed[field] = 1;
+            device->window_value[field] = strtoull(c, NULL, 10);
+            device->window_from[field] = from;
+            device->window_until[field] = until;
+            continue;
+        }
         device->values[field] = strtoull(c, NULL, 10);
     }
     fclose(file);
+}
+
+/// A device's value now: the scripted window's while the wall clock is inside it.
+static unsigned long long value_now(struct FakeDevice *device, int field) {
+    if (!device->windowed[field]) return device->values[field];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double seconds = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    int inside = seconds >= device->window_from[field] && seconds < device->window_until[field];
+    return inside ? device->window_value[field] : device->values[field];
 }
 
 nvmlReturn_t nvmlInit_v2(void) {
@@ -222,7 +248,7 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev
     calls++; \
     if (!initialized) return UNINITIALIZED; \
     if (device->unsupported[field]) return NOT_SUPPORTED; \
-    *(out) = (type)device->values[field]; \
+    *(out) = (type)value_now(device, field); \
     return SUCCESS;
 
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
@@ -242,7 +268,7 @@ typedef struct { unsigned int gpu; unsigned int memory; } nvmlUtilization_t;
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
     calls++;
     if (device->unsupported[F_UTIL_GPU]) return NOT_SUPPORTED;
-    utilization->gpu = (unsigned int)device->values[F_UTIL_GPU];
+    utilization->gpu = (unsigned int)value_now(device, F_UTIL_GPU);
     utilization->memory = (unsigned int)device->values[F_UTIL_MEM];
     return SUCCESS;
 }

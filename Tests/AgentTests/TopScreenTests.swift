@@ -51,6 +51,7 @@ import Testing
         readings.append(reading("system.network.io.rate", ["network.interface.name": "mlx5_0", "port": "1", "network.io.direction": "receive"], 12.5e9))
         return .with {
             $0.wallclock = wallclock
+            $0.countedAt = wallclock
             $0.sampleIntervalSeconds = 1
             $0.hostName = "gpu-node-17"
             $0.readings = readings
@@ -82,6 +83,21 @@ import Testing
                 }
             }
         }
+    }
+
+    @Test func aRunsNameCannotDriveTheTerminal() {
+        // An OSC sequence (set the window's title) early in a short name: shown, not obeyed.
+        let screen = TopScreen(snapshot: Self.snapshot(cpus: 2, gpus: 0, name: "a\u{1B}]0;pwn\u{07}b"))
+        let row = screen.body(width: 100).map { $0.rendered(width: 100, colour: true) }.first { $0.contains("pwn") } ?? ""
+        #expect(row.contains("a?]0;pwn?b") && !row.contains("\u{07}"), "\(row)")
+    }
+
+    @Test func aCoreIsLabelledWithItsOwnNumber() {
+        // CPUs 0 and 2 online, 1 offline (SMT off): the second shown is CPU 2.
+        var snapshot = Self.snapshot(cpus: 3, gpus: 0)
+        snapshot.readings.removeAll { $0.labels["cpu.logical_number"] == "1" }
+        let cores = TopScreen(snapshot: snapshot).body(width: 80).map(\.plain).first { $0.hasPrefix("cores") } ?? ""
+        #expect(cores.contains("0 0.0%  2  20%") && !cores.contains("1 "), "\(cores)")
     }
 
     @Test func cpusAreLabelledWhereTheyFitAndGlyphsWhereTheyDoNot() {

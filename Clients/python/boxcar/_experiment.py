@@ -257,7 +257,7 @@ class Experiment:
             import numpy  # pandas needs it
             import pandas
         except ImportError:
-            raise ImportError("Experiment.metrics_frame() needs pandas, which is not installed: pip install pandas") from None
+            raise ImportError("Experiment.metrics_frame() needs pandas, which is not installed: pip install pandas (or 'boxcar[pandas]')") from None
         self._client.flush(self._client.timeout)
         request = agent_pb2.QueryMetricsRequest(parent_id=self.id, keys=list(keys or []))
         response = self._client._call(self._client._agent.QueryMetrics, request)

@@ -114,6 +114,19 @@ public enum Boxcar_V1_Agent: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "QueryStepCosts" metadata.
+        public enum QueryStepCosts: Sendable {
+            /// Request type for "QueryStepCosts".
+            public typealias Input = Boxcar_V1_QueryStepCostsRequest
+            /// Response type for "QueryStepCosts".
+            public typealias Output = Boxcar_V1_QueryStepCostsResponse
+            /// Descriptor for "QueryStepCosts".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "boxcar.v1.Agent"),
+                method: "QueryStepCosts",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "boxcar.v1.Agent" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Log.descriptor,
@@ -122,7 +135,8 @@ public enum Boxcar_V1_Agent: Sendable {
             QueryMetrics.descriptor,
             Health.descriptor,
             ListExperiments.descriptor,
-            Snapshot.descriptor
+            Snapshot.descriptor,
+            QueryStepCosts.descriptor
         ]
     }
 }
@@ -272,6 +286,25 @@ extension Boxcar_V1_Agent {
             request: GRPCCore.StreamingServerRequest<Boxcar_V1_SnapshotRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_SnapshotResponse>
+
+        /// Handle the "QueryStepCosts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What each of an experiment's steps cost the machine, from the machine's series of its
+        /// > attached windows (`boxcar steps`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Boxcar_V1_QueryStepCostsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Boxcar_V1_QueryStepCostsResponse` messages.
+        func queryStepCosts(
+            request: GRPCCore.StreamingServerRequest<Boxcar_V1_QueryStepCostsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_QueryStepCostsResponse>
     }
 
     /// Service protocol for the "boxcar.v1.Agent" service.
@@ -405,6 +438,25 @@ extension Boxcar_V1_Agent {
             request: GRPCCore.ServerRequest<Boxcar_V1_SnapshotRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse>
+
+        /// Handle the "QueryStepCosts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What each of an experiment's steps cost the machine, from the machine's series of its
+        /// > attached windows (`boxcar steps`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_QueryStepCostsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Boxcar_V1_QueryStepCostsResponse` message.
+        func queryStepCosts(
+            request: GRPCCore.ServerRequest<Boxcar_V1_QueryStepCostsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_QueryStepCostsResponse>
     }
 
     /// Simple service protocol for the "boxcar.v1.Agent" service.
@@ -537,6 +589,25 @@ extension Boxcar_V1_Agent {
             request: Boxcar_V1_SnapshotRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Boxcar_V1_SnapshotResponse
+
+        /// Handle the "QueryStepCosts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What each of an experiment's steps cost the machine, from the machine's series of its
+        /// > attached windows (`boxcar steps`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Boxcar_V1_QueryStepCostsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Boxcar_V1_QueryStepCostsResponse` to respond with.
+        func queryStepCosts(
+            request: Boxcar_V1_QueryStepCostsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Boxcar_V1_QueryStepCostsResponse
     }
 }
 
@@ -621,6 +692,17 @@ extension Boxcar_V1_Agent.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Boxcar_V1_Agent.Method.QueryStepCosts.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_QueryStepCostsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_QueryStepCostsResponse>(),
+            handler: { request, context in
+                try await self.queryStepCosts(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -687,6 +769,17 @@ extension Boxcar_V1_Agent.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_SnapshotResponse> {
         let response = try await self.snapshot(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func queryStepCosts(
+        request: GRPCCore.StreamingServerRequest<Boxcar_V1_QueryStepCostsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Boxcar_V1_QueryStepCostsResponse> {
+        let response = try await self.queryStepCosts(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -785,6 +878,19 @@ extension Boxcar_V1_Agent.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse> {
         return GRPCCore.ServerResponse<Boxcar_V1_SnapshotResponse>(
             message: try await self.snapshot(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func queryStepCosts(
+        request: GRPCCore.ServerRequest<Boxcar_V1_QueryStepCostsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Boxcar_V1_QueryStepCostsResponse> {
+        return GRPCCore.ServerResponse<Boxcar_V1_QueryStepCostsResponse>(
+            message: try await self.queryStepCosts(
                 request: request.message,
                 context: context
             ),
@@ -959,6 +1065,30 @@ extension Boxcar_V1_Agent {
             deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_SnapshotResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_SnapshotResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "QueryStepCosts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What each of an experiment's steps cost the machine, from the machine's series of its
+        /// > attached windows (`boxcar steps`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_QueryStepCostsRequest` message.
+        ///   - serializer: A serializer for `Boxcar_V1_QueryStepCostsRequest` messages.
+        ///   - deserializer: A deserializer for `Boxcar_V1_QueryStepCostsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func queryStepCosts<Result>(
+            request: GRPCCore.ClientRequest<Boxcar_V1_QueryStepCostsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Boxcar_V1_QueryStepCostsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_QueryStepCostsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_QueryStepCostsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1211,6 +1341,41 @@ extension Boxcar_V1_Agent {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "QueryStepCosts" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What each of an experiment's steps cost the machine, from the machine's series of its
+        /// > attached windows (`boxcar steps`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Boxcar_V1_QueryStepCostsRequest` message.
+        ///   - serializer: A serializer for `Boxcar_V1_QueryStepCostsRequest` messages.
+        ///   - deserializer: A deserializer for `Boxcar_V1_QueryStepCostsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func queryStepCosts<Result>(
+            request: GRPCCore.ClientRequest<Boxcar_V1_QueryStepCostsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Boxcar_V1_QueryStepCostsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Boxcar_V1_QueryStepCostsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_QueryStepCostsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Boxcar_V1_Agent.Method.QueryStepCosts.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1411,6 +1576,36 @@ extension Boxcar_V1_Agent.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_SnapshotRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_SnapshotResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "QueryStepCosts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What each of an experiment's steps cost the machine, from the machine's series of its
+    /// > attached windows (`boxcar steps`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Boxcar_V1_QueryStepCostsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func queryStepCosts<Result>(
+        request: GRPCCore.ClientRequest<Boxcar_V1_QueryStepCostsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_QueryStepCostsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.queryStepCosts(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Boxcar_V1_QueryStepCostsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Boxcar_V1_QueryStepCostsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1642,6 +1837,40 @@ extension Boxcar_V1_Agent.ClientProtocol {
             metadata: metadata
         )
         return try await self.snapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "QueryStepCosts" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What each of an experiment's steps cost the machine, from the machine's series of its
+    /// > attached windows (`boxcar steps`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func queryStepCosts<Result>(
+        _ message: Boxcar_V1_QueryStepCostsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Boxcar_V1_QueryStepCostsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Boxcar_V1_QueryStepCostsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.queryStepCosts(
             request: request,
             options: options,
             onResponse: handleResponse

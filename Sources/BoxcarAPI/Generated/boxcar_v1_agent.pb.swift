@@ -498,8 +498,9 @@ public nonisolated struct Boxcar_V1_TrainerSnapshot: Sendable {
 
   public var processes: UInt32 = 0
 
-  /// Metric points committed for the experiment since the agent started: the rate at which the
-  /// trainer logs is the difference between two snapshots over their wallclocks.
+  /// Metric points committed for the experiment since the agent started, as counted at the
+  /// response's counted_at: the rate at which the trainer logs is the difference between two
+  /// snapshots over their counted_at (not their wallclocks: ticks and calls keep clocks of their own).
   public var pointsLogged: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -524,9 +525,157 @@ public nonisolated struct Boxcar_V1_SnapshotResponse: Sendable {
 
   public var trainers: [Boxcar_V1_TrainerSnapshot] = []
 
+  /// When the trainers' points_logged were counted, ns since the Unix epoch.
+  public var countedAt: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Boxcar_V1_QueryStepCostsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var experimentID: String = String()
+
+  /// The trainer's key whose points mark the steps; empty: its own key with the most points.
+  public var key: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One interval between two consecutive logged steps. A cost that the machine's series do not
+/// cover (no GPU, a step outside the attached windows) is unset.
+public nonisolated struct Boxcar_V1_StepCost: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The step logged at the interval's end.
+  public var step: UInt64 = 0
+
+  /// The interval, ns since the Unix epoch.
+  public var start: Int64 = 0
+
+  public var end: Int64 = 0
+
+  public var energyJoules: Double {
+    get {_energyJoules ?? 0}
+    set {_energyJoules = newValue}
+  }
+  /// Returns true if `energyJoules` has been explicitly set.
+  public var hasEnergyJoules: Bool {self._energyJoules != nil}
+  /// Clears the value of `energyJoules`. Subsequent reads from it will return its default value.
+  public mutating func clearEnergyJoules() {self._energyJoules = nil}
+
+  public var gpuUtilization: Double {
+    get {_gpuUtilization ?? 0}
+    set {_gpuUtilization = newValue}
+  }
+  /// Returns true if `gpuUtilization` has been explicitly set.
+  public var hasGpuUtilization: Bool {self._gpuUtilization != nil}
+  /// Clears the value of `gpuUtilization`. Subsequent reads from it will return its default value.
+  public mutating func clearGpuUtilization() {self._gpuUtilization = nil}
+
+  public var throttled: Double {
+    get {_throttled ?? 0}
+    set {_throttled = newValue}
+  }
+  /// Returns true if `throttled` has been explicitly set.
+  public var hasThrottled: Bool {self._throttled != nil}
+  /// Clears the value of `throttled`. Subsequent reads from it will return its default value.
+  public mutating func clearThrottled() {self._throttled = nil}
+
+  public var gpuMemoryPeakBytes: Double {
+    get {_gpuMemoryPeakBytes ?? 0}
+    set {_gpuMemoryPeakBytes = newValue}
+  }
+  /// Returns true if `gpuMemoryPeakBytes` has been explicitly set.
+  public var hasGpuMemoryPeakBytes: Bool {self._gpuMemoryPeakBytes != nil}
+  /// Clears the value of `gpuMemoryPeakBytes`. Subsequent reads from it will return its default value.
+  public mutating func clearGpuMemoryPeakBytes() {self._gpuMemoryPeakBytes = nil}
+
+  public var iowait: Double {
+    get {_iowait ?? 0}
+    set {_iowait = newValue}
+  }
+  /// Returns true if `iowait` has been explicitly set.
+  public var hasIowait: Bool {self._iowait != nil}
+  /// Clears the value of `iowait`. Subsequent reads from it will return its default value.
+  public mutating func clearIowait() {self._iowait = nil}
+
+  public var cpu: Double {
+    get {_cpu ?? 0}
+    set {_cpu = newValue}
+  }
+  /// Returns true if `cpu` has been explicitly set.
+  public var hasCpu: Bool {self._cpu != nil}
+  /// Clears the value of `cpu`. Subsequent reads from it will return its default value.
+  public mutating func clearCpu() {self._cpu = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _energyJoules: Double? = nil
+  fileprivate var _gpuUtilization: Double? = nil
+  fileprivate var _throttled: Double? = nil
+  fileprivate var _gpuMemoryPeakBytes: Double? = nil
+  fileprivate var _iowait: Double? = nil
+  fileprivate var _cpu: Double? = nil
+}
+
+public nonisolated struct Boxcar_V1_QueryStepCostsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var steps: [Boxcar_V1_StepCost] = []
+
+  /// The columns taken from the sampler's ticks (each tick's value over the time since the one
+  /// before) rather than read at the steps.
+  public var interpolated: [String] = []
+
+  public var joulesPerStep: Double {
+    get {_joulesPerStep ?? 0}
+    set {_joulesPerStep = newValue}
+  }
+  /// Returns true if `joulesPerStep` has been explicitly set.
+  public var hasJoulesPerStep: Bool {self._joulesPerStep != nil}
+  /// Clears the value of `joulesPerStep`. Subsequent reads from it will return its default value.
+  public mutating func clearJoulesPerStep() {self._joulesPerStep = nil}
+
+  public var stepsPerKilowattHour: Double {
+    get {_stepsPerKilowattHour ?? 0}
+    set {_stepsPerKilowattHour = newValue}
+  }
+  /// Returns true if `stepsPerKilowattHour` has been explicitly set.
+  public var hasStepsPerKilowattHour: Bool {self._stepsPerKilowattHour != nil}
+  /// Clears the value of `stepsPerKilowattHour`. Subsequent reads from it will return its default value.
+  public mutating func clearStepsPerKilowattHour() {self._stepsPerKilowattHour = nil}
+
+  public var throttledShare: Double {
+    get {_throttledShare ?? 0}
+    set {_throttledShare = newValue}
+  }
+  /// Returns true if `throttledShare` has been explicitly set.
+  public var hasThrottledShare: Bool {self._throttledShare != nil}
+  /// Clears the value of `throttledShare`. Subsequent reads from it will return its default value.
+  public mutating func clearThrottledShare() {self._throttledShare = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _joulesPerStep: Double? = nil
+  fileprivate var _stepsPerKilowattHour: Double? = nil
+  fileprivate var _throttledShare: Double? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -1487,7 +1636,7 @@ nonisolated extension Boxcar_V1_TrainerSnapshot: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Boxcar_V1_SnapshotResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}wallclock\0\u{3}sample_interval_seconds\0\u{3}host_name\0\u{1}readings\0\u{1}trainers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}wallclock\0\u{3}sample_interval_seconds\0\u{3}host_name\0\u{1}readings\0\u{1}trainers\0\u{3}counted_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1500,6 +1649,7 @@ nonisolated extension Boxcar_V1_SnapshotResponse: SwiftProtobuf.Message, SwiftPr
       case 3: try { try decoder.decodeSingularStringField(value: &self.hostName) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.readings) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.trainers) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.countedAt) }()
       default: break
       }
     }
@@ -1521,6 +1671,9 @@ nonisolated extension Boxcar_V1_SnapshotResponse: SwiftProtobuf.Message, SwiftPr
     if !self.trainers.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.trainers, fieldNumber: 5)
     }
+    if self.countedAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.countedAt, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1530,6 +1683,175 @@ nonisolated extension Boxcar_V1_SnapshotResponse: SwiftProtobuf.Message, SwiftPr
     if lhs.hostName != rhs.hostName {return false}
     if lhs.readings != rhs.readings {return false}
     if lhs.trainers != rhs.trainers {return false}
+    if lhs.countedAt != rhs.countedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_QueryStepCostsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QueryStepCostsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}experiment_id\0\u{1}key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.experimentID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.experimentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.experimentID, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_QueryStepCostsRequest, rhs: Boxcar_V1_QueryStepCostsRequest) -> Bool {
+    if lhs.experimentID != rhs.experimentID {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_StepCost: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StepCost"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{1}start\0\u{1}end\0\u{3}energy_joules\0\u{3}gpu_utilization\0\u{1}throttled\0\u{3}gpu_memory_peak_bytes\0\u{1}iowait\0\u{1}cpu\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.step) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.start) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.end) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self._energyJoules) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self._gpuUtilization) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._throttled) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._gpuMemoryPeakBytes) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._iowait) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self._cpu) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.step != 0 {
+      try visitor.visitSingularUInt64Field(value: self.step, fieldNumber: 1)
+    }
+    if self.start != 0 {
+      try visitor.visitSingularInt64Field(value: self.start, fieldNumber: 2)
+    }
+    if self.end != 0 {
+      try visitor.visitSingularInt64Field(value: self.end, fieldNumber: 3)
+    }
+    try { if let v = self._energyJoules {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._gpuUtilization {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._throttled {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._gpuMemoryPeakBytes {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._iowait {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._cpu {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_StepCost, rhs: Boxcar_V1_StepCost) -> Bool {
+    if lhs.step != rhs.step {return false}
+    if lhs.start != rhs.start {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs._energyJoules != rhs._energyJoules {return false}
+    if lhs._gpuUtilization != rhs._gpuUtilization {return false}
+    if lhs._throttled != rhs._throttled {return false}
+    if lhs._gpuMemoryPeakBytes != rhs._gpuMemoryPeakBytes {return false}
+    if lhs._iowait != rhs._iowait {return false}
+    if lhs._cpu != rhs._cpu {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Boxcar_V1_QueryStepCostsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QueryStepCostsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}steps\0\u{1}interpolated\0\u{3}joules_per_step\0\u{3}steps_per_kilowatt_hour\0\u{3}throttled_share\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.steps) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.interpolated) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self._joulesPerStep) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self._stepsPerKilowattHour) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._throttledShare) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.steps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.steps, fieldNumber: 2)
+    }
+    if !self.interpolated.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.interpolated, fieldNumber: 3)
+    }
+    try { if let v = self._joulesPerStep {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._stepsPerKilowattHour {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._throttledShare {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Boxcar_V1_QueryStepCostsResponse, rhs: Boxcar_V1_QueryStepCostsResponse) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.steps != rhs.steps {return false}
+    if lhs.interpolated != rhs.interpolated {return false}
+    if lhs._joulesPerStep != rhs._joulesPerStep {return false}
+    if lhs._stepsPerKilowattHour != rhs._stepsPerKilowattHour {return false}
+    if lhs._throttledShare != rhs._throttledShare {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

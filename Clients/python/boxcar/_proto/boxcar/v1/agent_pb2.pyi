@@ -285,15 +285,63 @@ class TrainerSnapshot(_message.Message):
     def __init__(self, experiment_id: _Optional[str] = ..., experiment_name: _Optional[str] = ..., pid: _Optional[int] = ..., readings: _Optional[_Iterable[_Union[Reading, _Mapping]]] = ..., processes: _Optional[int] = ..., points_logged: _Optional[int] = ...) -> None: ...
 
 class SnapshotResponse(_message.Message):
-    __slots__ = ("wallclock", "sample_interval_seconds", "host_name", "readings", "trainers")
+    __slots__ = ("wallclock", "sample_interval_seconds", "host_name", "readings", "trainers", "counted_at")
     WALLCLOCK_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     HOST_NAME_FIELD_NUMBER: _ClassVar[int]
     READINGS_FIELD_NUMBER: _ClassVar[int]
     TRAINERS_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_AT_FIELD_NUMBER: _ClassVar[int]
     wallclock: int
     sample_interval_seconds: float
     host_name: str
     readings: _containers.RepeatedCompositeFieldContainer[Reading]
     trainers: _containers.RepeatedCompositeFieldContainer[TrainerSnapshot]
-    def __init__(self, wallclock: _Optional[int] = ..., sample_interval_seconds: _Optional[float] = ..., host_name: _Optional[str] = ..., readings: _Optional[_Iterable[_Union[Reading, _Mapping]]] = ..., trainers: _Optional[_Iterable[_Union[TrainerSnapshot, _Mapping]]] = ...) -> None: ...
+    counted_at: int
+    def __init__(self, wallclock: _Optional[int] = ..., sample_interval_seconds: _Optional[float] = ..., host_name: _Optional[str] = ..., readings: _Optional[_Iterable[_Union[Reading, _Mapping]]] = ..., trainers: _Optional[_Iterable[_Union[TrainerSnapshot, _Mapping]]] = ..., counted_at: _Optional[int] = ...) -> None: ...
+
+class QueryStepCostsRequest(_message.Message):
+    __slots__ = ("experiment_id", "key")
+    EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    experiment_id: str
+    key: str
+    def __init__(self, experiment_id: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class StepCost(_message.Message):
+    __slots__ = ("step", "start", "end", "energy_joules", "gpu_utilization", "throttled", "gpu_memory_peak_bytes", "iowait", "cpu")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_JOULES_FIELD_NUMBER: _ClassVar[int]
+    GPU_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_FIELD_NUMBER: _ClassVar[int]
+    GPU_MEMORY_PEAK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IOWAIT_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    start: int
+    end: int
+    energy_joules: float
+    gpu_utilization: float
+    throttled: float
+    gpu_memory_peak_bytes: float
+    iowait: float
+    cpu: float
+    def __init__(self, step: _Optional[int] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., energy_joules: _Optional[float] = ..., gpu_utilization: _Optional[float] = ..., throttled: _Optional[float] = ..., gpu_memory_peak_bytes: _Optional[float] = ..., iowait: _Optional[float] = ..., cpu: _Optional[float] = ...) -> None: ...
+
+class QueryStepCostsResponse(_message.Message):
+    __slots__ = ("key", "steps", "interpolated", "joules_per_step", "steps_per_kilowatt_hour", "throttled_share")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATED_FIELD_NUMBER: _ClassVar[int]
+    JOULES_PER_STEP_FIELD_NUMBER: _ClassVar[int]
+    STEPS_PER_KILOWATT_HOUR_FIELD_NUMBER: _ClassVar[int]
+    THROTTLED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    steps: _containers.RepeatedCompositeFieldContainer[StepCost]
+    interpolated: _containers.RepeatedScalarFieldContainer[str]
+    joules_per_step: float
+    steps_per_kilowatt_hour: float
+    throttled_share: float
+    def __init__(self, key: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[StepCost, _Mapping]]] = ..., interpolated: _Optional[_Iterable[str]] = ..., joules_per_step: _Optional[float] = ..., steps_per_kilowatt_hour: _Optional[float] = ..., throttled_share: _Optional[float] = ...) -> None: ...

@@ -69,6 +69,11 @@ class AgentStub:
                 request_serializer=boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.SerializeToString,
                 response_deserializer=boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.FromString,
                 _registered_method=True)
+        self.QueryStepCosts = channel.unary_unary(
+                '/boxcar.v1.Agent/QueryStepCosts',
+                request_serializer=boxcar_dot_v1_dot_agent__pb2.QueryStepCostsRequest.SerializeToString,
+                response_deserializer=boxcar_dot_v1_dot_agent__pb2.QueryStepCostsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -127,6 +132,14 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryStepCosts(self, request, context):
+        """What each of an experiment's steps cost the machine, from the machine's series of its
+        attached windows (`boxcar steps`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +177,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Snapshot,
                     request_deserializer=boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.FromString,
                     response_serializer=boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'QueryStepCosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryStepCosts,
+                    request_deserializer=boxcar_dot_v1_dot_agent__pb2.QueryStepCostsRequest.FromString,
+                    response_serializer=boxcar_dot_v1_dot_agent__pb2.QueryStepCostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +373,33 @@ class Agent:
             '/boxcar.v1.Agent/Snapshot',
             boxcar_dot_v1_dot_agent__pb2.SnapshotRequest.SerializeToString,
             boxcar_dot_v1_dot_agent__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryStepCosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxcar.v1.Agent/QueryStepCosts',
+            boxcar_dot_v1_dot_agent__pb2.QueryStepCostsRequest.SerializeToString,
+            boxcar_dot_v1_dot_agent__pb2.QueryStepCostsResponse.FromString,
             options,
             channel_credentials,
             insecure,

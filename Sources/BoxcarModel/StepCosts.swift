@@ -1,0 +1,249 @@
+/// What each training step cost the machine: for each interval between the trainer's consecutive
+/// logged steps, its wall time, the GPUs' energy, their mean utilization, the share of it a
+/// clocks-event reason that slows the GPU (power cap, thermal, hardware slowdown) held, the
+/// trainer's peak GPU memory, the machine's CPU iowait and the trainer tree's CPU.
+///
+/// Every machine column is taken from the sampler's ticks stored with the run (its attached
+/// windows, `system/…`): a tick's value stands for the time since the tick before (a rate is
+/// measured over that time; a gauge is taken as holding over it), and a step's value is the mean
+/// (the integral, for energy; the most, for memory) of that over the step's interval. A step
+/// shorter than a tick gets the value of the tick around it. `interpolated` names these columns.
+public struct StepCosts: Sendable, Equatable {
+    /// The trainer's key whose points mark the steps.
+    public var key: String
+    public var steps: [StepCost]
+    /// The columns taken from ticks rather than read at the steps themselves.
+    public var interpolated: [String]
+
+    public struct StepCost: Sendable, Equatable {
+        /// The step logged at the interval's end: the work that filled it.
+        public var step: UInt64
+        /// The interval, ns since the epoch.
+        public var start: Int64
+        public var end: Int64
+        /// J over every GPU.
+        public var energyJoules: Double?
+        /// Mean over the interval and the GPUs, 0…1.
+        public var gpuUtilization: Double?
+        /// Share of the interval any GPU's clocks were held by power, thermal or hardware slowdown.
+        public var throttled: Double?
+        /// The most GPU memory the trainer's processes held together.
+        public var gpuMemoryPeakBytes: Double?
+        /// The machine's CPU share waiting on I/O.
+        public var iowait: Double?
+        /// The trainer's process tree's share of all CPUs.
+        public var cpu: Double?
+
+        public var seconds: Double { Double(end - start) / 1e9 }
+    }
+
+    /// The column names, as the CLI and the API give them.
+    public static let columns = ["energy_joules", "gpu_utilization", "throttled", "gpu_memory_peak_bytes", "iowait", "cpu"]
+
+    /// Reasons that slow a GPU down (not gpu_idle, nor the application's own clock setting).
+    public static let slowdowns: Set<String> = [
+        "sw_power_cap", "hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown",
+    ]
+
+    /// The machine series the costs are read from, of the keys a run has.
+    public static func machineKeys(_ keys: [String]) -> [String] {
+        keys.filter { key in
+            guard let parsed = SeriesKey(parsing: key) else { return false }
+            return Source(parsed) != nil
+        }
+    }
+
+    /// The trainer's key that marks its steps when none is named: of its own keys, the one with
+    /// the most points (then the first by name).
+    public static func stepKey(_ series: [(key: String, columns: MetricColumns)]) -> String? {
+        series.filter { !$0.key.hasPrefix("system/") }
+            .max { ($0.columns.count, $1.key) < ($1.columns.count, $0.key) }?.key
+    }
+
+    /// The costs of the steps of `clock` (the trainer's key's points), from the machine's `series`.
+    public init(key: String, clock: MetricColumns, series: [(key: String, columns: MetricColumns)]) {
+        self.key = key
+        interpolated = Self.columns
+        // The first time each step was logged, in step order.
+        var first: [UInt64: Int64] = [:]
+        for index in 0..<clock.count {
+            let time = wallclockNanoseconds(clock.wallclocks[index])
+            first[clock.steps[index]] = min(first[clock.steps[index]] ?? .max, time)
+        }
+        let marks = first.sorted { $0.key < $1.key }
+        var sources: [Source: [Timeline]] = [:]
+        for (key, columns) in series {
+            guard let parsed = SeriesKey(parsing: key), let source = Source(parsed) else { continue }
+            sources[source, default: []].append(Timeline(columns))
+        }
+        steps = zip(marks, marks.dropFirst()).compactMap { from, to in
+            guard to.value > from.value else { return nil }  // logged out of time order: no interval
+            let (start, end) = (from.value, to.value)
+            func mean(_ source: Source) -> Double? {
+                let means = (sources[source] ?? []).compactMap { $0.integral(start, end).map { $0 / (Double(end - start) / 1e9) } }
+                return means.isEmpty ? nil : means.reduce(0, +) / Double(means.count)
+            }
+            let power = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
+            let held = Timeline.union(sources[.slowdown] ?? []).integral(start, end)
+            let memory = Timeline.sum(sources[.processMemory] ?? []).peak(start, end)
+            return StepCost(
+                step: to.key, start: start, end: end, energyJoules: power.isEmpty ? nil : power.reduce(0, +),
+                gpuUtilization: mean(.utilization), throttled: held.map { min(1, $0 / (Double(end - start) / 1e9)) },
+                gpuMemoryPeakBytes: memory, iowait: mean(.iowait), cpu: (sources[.treeCPU] ?? []).isEmpty ? nil : mean(.treeCPU))
+        }
+    }
+
+    /// Joules per step, over the steps whose energy is known.
+    public var joulesPerStep: Double? {
+        let known = steps.compactMap(\.energyJoules)
+        return known.isEmpty ? nil : known.reduce(0, +) / Double(known.count)
+    }
+
+    /// Steps per kilowatt-hour (3.6 MJ).
+    public var stepsPerKilowattHour: Double? {
+        joulesPerStep.flatMap { $0 > 0 ? 3_600_000 / $0 : nil }
+    }
+
+    /// The share of the steps' time the GPUs were slowed down.
+    public var throttledShare: Double? {
+        let known = steps.filter { $0.throttled != nil }
+        let seconds = known.reduce(0) { $0 + $1.seconds }
+        return seconds > 0 ? known.reduce(0) { $0 + $1.throttled! * $1.seconds } / seconds : nil
+    }
+
+    /// Which cost a machine series feeds.
+    enum Source: Hashable {
+        case power, utilization, slowdown, processMemory, iowait, treeCPU
+
+        init?(_ key: SeriesKey) {
+            let labels = Dictionary(key.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+            switch key.name {
+            case "hw.power" where labels["index"] != nil: self = .power
+            case "hw.gpu.utilization" where labels["hw.gpu.task"] == nil: self = .utilization
+            case "hw.gpu.clocks_event" where labels["reason"].map(StepCosts.slowdowns.contains) == true: self = .slowdown
+            case "hw.gpu.process.memory.usage": self = .processMemory
+            case "system.cpu.utilization" where labels["cpu.mode"] == "iowait" && labels["cpu.logical_number"] == nil: self = .iowait
+            case "process.cpu.utilization": self = .treeCPU
+            default: return nil
+            }
+        }
+    }
+}
+
+/// A series as a function of time: each tick's value holds over the time since the tick before
+/// (the first one's over as long as the next interval).
+struct Timeline {
+    var times: [Int64] = []
+    var values: [Double] = []
+
+    init(times: [Int64] = [], values: [Double] = []) {
+        self.times = times
+        self.values = values
+    }
+
+    init(_ columns: MetricColumns) {
+        let order = (0..<columns.count).filter { columns.nonFloat[$0] == nil && columns.values[$0].isFinite }
+            .sorted { columns.wallclocks[$0] < columns.wallclocks[$1] }
+        times = order.map { wallclockNanoseconds(columns.wallclocks[$0]) }
+        values = order.map { columns.values[$0] }
+    }
+
+    /// Where tick `index`'s value begins to hold.
+    private func begins(_ index: Int) -> Int64 {
+        if index > 0 { return times[index - 1] }
+        return times.count > 1 ? times[0] - (times[1] - times[0]) : times[0]
+    }
+
+    /// ∫ value dt over [start, end], in value·seconds; nil where the ticks do not cover it.
+    func integral(_ start: Int64, _ end: Int64) -> Double? {
+        guard let last = times.last, times.count > 1, begins(0) <= start, last >= end else { return nil }
+        var total = 0.0
+        // The first tick whose time reaches past start.
+        var index = firstIndex(after: start)
+        while index < times.count {
+            let from = max(start, begins(index))
+            let to = min(end, times[index])
+            if to > from { total += values[index] * Double(to - from) / 1e9 }
+            if times[index] >= end { break }
+            index += 1
+        }
+        return total
+    }
+
+    /// The most a value held at any time of [start, end]; nil where no tick covers it.
+    func peak(_ start: Int64, _ end: Int64) -> Double? {
+        guard let last = times.last, begins(0) <= end, last >= start else { return nil }
+        // The ticks whose time (since the tick before) reaches into the interval.
+        var index = firstIndex(after: start)
+        var most = values[index]
+        index += 1
+        while index < times.count, begins(index) < end {
+            most = max(most, values[index])
+            index += 1
+        }
+        return most
+    }
+
+    /// The first tick at or after `time`.
+    private func firstIndex(after time: Int64) -> Int {
+        var (low, high) = (0, times.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if times[middle] < time { low = middle + 1 } else { high = middle }
+        }
+        return min(low, times.count - 1)
+    }
+
+    /// 1 where any of the timelines is above 0, else 0, at each of their times.
+    static func union(_ timelines: [Timeline]) -> Timeline {
+        combine(timelines) { $0.contains { $0 > 0 } ? 1 : 0 }
+    }
+
+    /// The timelines' values added up at each of their times (processes that come and go: a
+    /// missing one adds nothing).
+    static func sum(_ timelines: [Timeline]) -> Timeline {
+        combine(timelines) { $0.reduce(0, +) }
+    }
+
+    /// Every tick time of any timeline, with `merge` of what each holds then.
+    private static func combine(_ timelines: [Timeline], _ merge: ([Double]) -> Double) -> Timeline {
+        guard timelines.count > 1 else { return timelines.first ?? Timeline() }
+        let times = Set(timelines.flatMap(\.times)).sorted()
+        return Timeline(times: times, values: times.map { time in
+            merge(timelines.compactMap { $0.value(at: time) })
+        })
+    }
+
+    /// The value holding at `time` (the first tick at or after it), nil past the last tick.
+    private func value(at time: Int64) -> Double? {
+        guard let last = times.last, time <= last, time >= begins(0) else { return nil }
+        return values[firstIndex(after: time)]
+    }
+}
+
+extension StepCosts {
+    /// The costs of an experiment's steps, its series read through `fetch` (the series of the keys
+    /// given): the key marking the steps (`key`, else its own with the most points), and the
+    /// machine's series the costs come from, of all its `keys`.
+    public static func read(
+        experimentID: String, key: String?, keys: [String],
+        fetch: ([String]) async throws -> [(key: String, columns: MetricColumns)]
+    ) async throws -> StepCosts {
+        let own = keys.filter { !$0.hasPrefix("system/") }
+        let clock: (key: String, columns: MetricColumns)
+        if let key {
+            guard own.contains(key) else {
+                throw NotFoundError("\(experimentID) has no metric \(key) of its own" + (own.isEmpty ? "" : " (it has \(own.prefix(8).joined(separator: ", ")))"))
+            }
+            clock = (key, try await fetch([key]).first { $0.key == key }?.columns ?? MetricColumns())
+        } else {
+            let series = own.isEmpty ? [] : try await fetch(own)
+            guard let chosen = stepKey(series), let columns = series.first(where: { $0.key == chosen })?.columns else {
+                throw NotFoundError("\(experimentID) has no metric of its own to mark its steps")
+            }
+            clock = (chosen, columns)
+        }
+        let machine = machineKeys(keys)
+        return StepCosts(key: clock.key, clock: clock.columns, series: machine.isEmpty ? [] : try await fetch(machine))
+    }
+}

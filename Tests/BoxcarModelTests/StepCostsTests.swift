@@ -1,0 +1,77 @@
+import BoxcarModel
+import Testing
+
+/// A step's costs from the machine's ticks: energy integrated, shares averaged over exactly the
+/// step's time, a step shorter than a tick given the tick around it.
+@Suite struct StepCostsTests {
+    static let second: Int64 = 1_000_000_000
+    static let t0: Int64 = 1_764_756_000 * second
+
+    /// One value a second from t0 + 1 s to t0 + `seconds` s, `value(n)` at the n-th.
+    static func ticks(_ seconds: Int, _ value: (Int) -> Double) -> MetricColumns {
+        var columns = MetricColumns()
+        for n in 1...seconds { columns.append(step: UInt64(n), wallclock: t0 + Int64(n) * second, value: value(n)) }
+        return columns
+    }
+
+    static func gpu(_ index: Int) -> String { #"hw.id="GPU-\#(index)",hw.model="H200",hw.vendor="nvidia",index="\#(index)""# }
+
+    static let machine: [(key: String, columns: MetricColumns)] = [
+        ("system/hw.power{\(gpu(0)),hw.type=\"gpu\"}", ticks(20) { _ in 300 }),
+        ("system/hw.power{\(gpu(1)),hw.type=\"gpu\"}", ticks(20) { _ in 100 }),
+        ("system/hw.gpu.utilization{\(gpu(0))}", ticks(20) { $0 <= 10 ? 1 : 0.5 }),
+        ("system/hw.gpu.utilization{\(gpu(1))}", ticks(20) { _ in 0.5 }),
+        ("system/hw.gpu.utilization{\(gpu(0)),hw.gpu.task=\"encoder\"}", ticks(20) { _ in 0.9 }),  // not a kernel's
+        // The power cap holds GPU 0's clocks over (4 s, 6 s]; gpu_idle is no slowdown.
+        ("system/hw.gpu.clocks_event{\(gpu(0)),reason=\"sw_power_cap\"}", ticks(20) { $0 == 5 || $0 == 6 ? 1 : 0 }),
+        ("system/hw.gpu.clocks_event{\(gpu(1)),reason=\"gpu_idle\"}", ticks(20) { _ in 1 }),
+        ("system/hw.gpu.process.memory.usage{\(gpu(0)),process.pid=\"41\"}", ticks(20) { $0 == 7 ? 9e9 : 4e9 }),
+        ("system/hw.gpu.process.memory.usage{\(gpu(1)),process.pid=\"42\"}", ticks(20) { _ in 2e9 }),
+        (#"system/system.cpu.utilization{cpu.mode="iowait"}"#, ticks(20) { _ in 0.02 }),
+        (#"system/system.cpu.utilization{cpu.logical_number="0",cpu.mode="iowait"}"#, ticks(20) { _ in 0.5 }),
+        (#"system/process.cpu.utilization{process.pid="41"}"#, ticks(20) { _ in 0.25 }),
+    ]
+
+    /// The trainer logged its steps at these seconds after t0.
+    static func clock(_ seconds: [Double]) -> MetricColumns {
+        var columns = MetricColumns()
+        for (step, at) in seconds.enumerated() {
+            columns.append(step: UInt64(step), wallclock: t0 + Int64(at * 1e9), value: 1)
+        }
+        return columns
+    }
+
+    @Test func costsOfStepsLongerAndShorterThanATick() throws {
+        let costs = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 8.25, 12]), series: Self.machine)
+        #expect(costs.steps.map(\.step) == [1, 2, 3, 4])
+        let (first, second, short, last) = (costs.steps[0], costs.steps[1], costs.steps[2], costs.steps[3])
+        #expect(first.seconds == 2 && first.energyJoules == 800)  // 400 W for 2 s
+        #expect(short.seconds == 0.25 && short.energyJoules == 100)
+        // GPU 0 busy until 10 s then half, GPU 1 half: the last step, 8.25 s to 12 s.
+        let lastUtilization: Double = ((1.75 + 1.0) / 3.75 + 0.5) / 2
+        #expect(first.gpuUtilization == 0.75)
+        #expect(abs(last.gpuUtilization! - lastUtilization) < 1e-12)
+        #expect(first.throttled == 0 && second.throttled == 0.5 && short.throttled == 0)
+        #expect(second.gpuMemoryPeakBytes == 11e9 && first.gpuMemoryPeakBytes == 6e9)  // 9 GB at 7 s, with the 2 GB of GPU 1
+        #expect(first.iowait! == 0.02 && first.cpu == 0.25)
+        #expect(costs.interpolated == StepCosts.columns)
+        #expect(costs.joulesPerStep == Double(800 + 1600 + 100 + 1500) / 4)
+        #expect(costs.stepsPerKilowattHour == 3600.0)
+        #expect(abs(costs.throttledShare! - 2 / 10.0) < 1e-12)  // 2 s of the 10 s
+    }
+
+    @Test func stepsOutsideTheTicksHaveNoMachineCosts() {
+        let costs = StepCosts(key: "loss", clock: Self.clock([30, 31]), series: Self.machine)
+        #expect(costs.steps.count == 1)
+        #expect(costs.steps[0].energyJoules == nil && costs.steps[0].gpuUtilization == nil && costs.steps[0].cpu == nil)
+        #expect(costs.joulesPerStep == nil && costs.stepsPerKilowattHour == nil)
+    }
+
+    @Test func theStepKeyAndTheSeriesRead() {
+        var loss = MetricColumns()
+        for step in 0..<5 { loss.append(step: UInt64(step), wallclock: Self.t0, value: 1) }
+        #expect(StepCosts.stepKey([("acc", Self.clock([1])), ("loss", loss)] + Self.machine) == "loss")
+        let read = StepCosts.machineKeys(Self.machine.map(\.key) + ["loss", "system/system.memory.usage{system.memory.state=\"used\"}"])
+        #expect(read.count == Self.machine.count - 3)  // not the encoder, gpu_idle nor one CPU's iowait
+    }
+}
