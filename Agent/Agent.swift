@@ -113,7 +113,8 @@ final class Agent: Service, Sendable {
             machine: { [sampler, identity] in
                 guard let sampler else { return .with { $0.hostName = identity.hostName } }
                 return Boxcar_V1_SnapshotResponse(try await sampler.live(), interval: sampler.interval, hostName: identity.hostName)
-            })
+            },
+            stepsArrived: { [marks = sampler?.stepMarks] parentID, steps in marks?.arrived(experimentID: parentID, steps: steps) })
         let maxRequestBytes = configuration.limits.maxMessageBytes
         let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, descriptors: descriptors, logger: logger)
         var servers = [

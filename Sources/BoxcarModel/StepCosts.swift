@@ -37,6 +37,10 @@ public struct StepCosts: Sendable, Equatable {
         public var seconds: Double { Double(end - start) / 1e9 }
     }
 
+    /// Where the agent keeps what it reads as each step of an attached trainer begins (the GPUs'
+    /// energy counters: `system/step/hw.energy{…}` at the trainer's step).
+    public static let markPrefix = "system/step/"
+
     /// The column names, as the CLI and the API give them.
     public static let columns = ["energy_joules", "gpu_utilization", "throttled", "gpu_memory_peak_bytes", "iowait", "cpu"]
 
@@ -60,30 +64,44 @@ public struct StepCosts: Sendable, Equatable {
             .max { ($0.columns.count, $1.key) < ($1.columns.count, $0.key) }?.key
     }
 
-    /// The costs of the steps of `clock` (the trainer's key's points), from the machine's `series`.
-    public init(key: String, clock: MetricColumns, series: [(key: String, columns: MetricColumns)]) {
+    /// The costs of the steps of `clock` (the trainer's key's points), from the machine's `series`
+    /// and the `marks` read as its steps began: a step whose two ends have a mark of every GPU gets
+    /// its energy from them, exact; the others from the ticks.
+    public init(key: String, clock: MetricColumns, series: [(key: String, columns: MetricColumns)],
+                marks: [(key: String, columns: MetricColumns)] = []) {
         self.key = key
-        interpolated = Self.columns
+        // Each GPU's energy counter at each step it was read.
+        let energyMarks = marks.filter { $0.key.hasPrefix(Self.markPrefix + "hw.energy") }.map { mark in
+            Dictionary((0..<mark.columns.count).map { (mark.columns.steps[$0], mark.columns.values[$0]) }, uniquingKeysWith: { first, _ in first })
+        }
         // The first time each step was logged, in step order.
         var first: [UInt64: Int64] = [:]
         for index in 0..<clock.count {
             let time = wallclockNanoseconds(clock.wallclocks[index])
             first[clock.steps[index]] = min(first[clock.steps[index]] ?? .max, time)
         }
-        let marks = first.sorted { $0.key < $1.key }
+        let stepsLogged = first.sorted { $0.key < $1.key }
         var sources: [Source: [Timeline]] = [:]
         for (key, columns) in series {
             guard let parsed = SeriesKey(parsing: key), let source = Source(parsed) else { continue }
             sources[source, default: []].append(Timeline(columns))
         }
-        steps = zip(marks, marks.dropFirst()).compactMap { from, to in
+        var exact = 0
+        steps = zip(stepsLogged, stepsLogged.dropFirst()).compactMap { from, to in
             guard to.value > from.value else { return nil }  // logged out of time order: no interval
             let (start, end) = (from.value, to.value)
             func mean(_ source: Source) -> Double? {
                 let means = (sources[source] ?? []).compactMap { $0.integral(start, end).map { $0 / (Double(end - start) / 1e9) } }
                 return means.isEmpty ? nil : means.reduce(0, +) / Double(means.count)
             }
-            let power = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
+            var power = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
+            // Read at both ends, by every GPU: exact (a counter that went back, a driver reloaded,
+            // is not).
+            let read = energyMarks.compactMap { marks in marks[to.key].flatMap { end in marks[from.key].map { end - $0 } } }
+            if !energyMarks.isEmpty && read.count == energyMarks.count && read.allSatisfy({ $0 >= 0 }) {
+                power = read
+                exact += 1
+            }
             let held = Timeline.union(sources[.slowdown] ?? []).integral(start, end)
             let memory = Timeline.sum(sources[.processMemory] ?? []).peak(start, end)
             return StepCost(
@@ -91,6 +109,8 @@ public struct StepCosts: Sendable, Equatable {
                 gpuUtilization: mean(.utilization), throttled: held.map { min(1, $0 / (Double(end - start) / 1e9)) },
                 gpuMemoryPeakBytes: memory, iowait: mean(.iowait), cpu: (sources[.treeCPU] ?? []).isEmpty ? nil : mean(.treeCPU))
         }
+        // Energy is interpolated unless every step's came from marks.
+        interpolated = exact == steps.count && !steps.isEmpty ? Self.columns.filter { $0 != "energy_joules" } : Self.columns
     }
 
     /// Joules per step, over the steps whose energy is known.
@@ -244,6 +264,9 @@ extension StepCosts {
             clock = (chosen, columns)
         }
         let machine = machineKeys(keys)
-        return StepCosts(key: clock.key, clock: clock.columns, series: machine.isEmpty ? [] : try await fetch(machine))
+        let marks = keys.filter { $0.hasPrefix(markPrefix) }
+        return StepCosts(
+            key: clock.key, clock: clock.columns, series: machine.isEmpty ? [] : try await fetch(machine),
+            marks: marks.isEmpty ? [] : try await fetch(marks))
     }
 }

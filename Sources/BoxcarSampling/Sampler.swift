@@ -27,6 +27,8 @@ public final class Sampler: Sendable {
     public let interval: Duration
     let logger: Logger
     private let sensors: SensorSet
+    /// The GPUs' energy read as each attached trainer's step begins (none without NVIDIA GPUs).
+    public let stepMarks: StepMarks?
     /// The thread the sensors are read on. A tick blocks it (file reads, NVML, and up to a
     /// sensor's deadline when one hangs), so it is the sampler's own, not one of NIO's shared
     /// blocking pool, which has a thread per core and carries the artifacts' disk I/O.
@@ -80,6 +82,7 @@ public final class Sampler: Sendable {
         self.stamps = Mutex(stamps)
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
+        self.stepMarks = nvidia.map { StepMarks(store: store, nvidia: $0, logger: logger) }
         self.sensors.stampTolerance = stamps.tolerance
         self.sensors.storesCumulative = storesCumulative
         thread.start()
@@ -122,6 +125,7 @@ public final class Sampler: Sendable {
         if let read = try? await store.attachedProcesses() {
             attached = read
             lastAttached.withLock { $0 = read }
+            stepMarks?.attached(Set(read.map(\.experimentID)))
         } else {
             attached = lastAttached.withLock { $0 }
         }

@@ -103,6 +103,16 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         return readings
     }
 
+    /// Each GPU's energy counter as it stands (`hw.energy`, J since the driver loaded), for the
+    /// mark of a trainer's step. Touches no state of the sensor's: safe beside `sample`.
+    public func energy() -> [Reading] {
+        var readings: [Reading] = []
+        for position in gpus.indices where supported[position].contains(.energy) {
+            _ = read(.energy, devices[position], labels: gpuLabels[position], processes: [], into: &readings)
+        }
+        return readings
+    }
+
     /// XID errors reported since the last call: (GPU index, XID code). Never blocks.
     public func xidErrors() -> [(gpu: Int, xid: UInt64)] {
         guard let eventSet, let wait = library.eventSetWait else { return [] }

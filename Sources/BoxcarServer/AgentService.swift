@@ -19,6 +19,8 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
     /// The machine's last tick and its trainers, as the sampler has them (without the trainers'
     /// experiment names and points, which are found here).
     let machine: @Sendable () async throws -> Boxcar_V1_SnapshotResponse
+    /// Told each series' steps as a batch arrives (StepMarks).
+    let stepsArrived: @Sendable (_ parentID: String, _ steps: [UInt64]) -> Void
 
     // MARK: Log
 
@@ -105,6 +107,7 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
                             statistics.points(batch.points.key.count + batch.stringPoints.count + batch.bytesPoints.count, refusal.code)
                             return refusal
                         }
+                        for series in ingest.series { stepsArrived(series.parentID, series.columns.steps) }
                         do {
                             let bytes = ingest.estimatedBytes
                             account.take(bytes)

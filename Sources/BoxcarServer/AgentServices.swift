@@ -39,12 +39,15 @@ public struct AgentServices: Sendable {
     ///     upload's or a download's file past them is refused.
     ///   - machine: the machine's last tick and the trainers attached, for Snapshot (the sampler's;
     ///     by default none: sampling off).
+    ///   - stepsArrived: told each series' steps as a batch of points arrives (the sampler marks
+    ///     the steps an attached trainer begins).
     public init(
         store: any RecordStore, artifacts: ArtifactStore, limits: Limits, ingestMemoryBytes: Int,
         hostName: String, socketPath: String, version: String, logger: Logger,
         descriptors: ClientDescriptors = ClientDescriptors(limit: ConnectionLimits().effectiveMaxConnections),
         upstreams: @escaping @Sendable () -> [Boxcar_V1_UpstreamStatus] = { [] },
-        machine: (@Sendable () async throws -> Boxcar_V1_SnapshotResponse)? = nil
+        machine: (@Sendable () async throws -> Boxcar_V1_SnapshotResponse)? = nil,
+        stepsArrived: @escaping @Sendable (_ parentID: String, _ steps: [UInt64]) -> Void = { _, _ in }
     ) {
         let changes = ChangeFeed()
         let statistics = CallStatistics()
@@ -60,11 +63,11 @@ public struct AgentServices: Sendable {
         self.services = [
             ModelStoreService(
                 store: store, artifacts: artifacts, limits: limits, changes: changes, member: member,
-                logger: logger, statistics: statistics, descriptors: descriptors),
+                logger: logger, statistics: statistics, descriptors: descriptors, stepsArrived: stepsArrived),
             AgentService(
                 store: store, limits: limits, startedAt: .now, version: version, logger: logger,
                 budget: ByteBudget(capacity: ingestMemoryBytes / 2), upstreams: upstreams, statistics: statistics,
-                machine: machine ?? { .with { $0.hostName = hostName } }),
+                machine: machine ?? { .with { $0.hostName = hostName } }, stepsArrived: stepsArrived),
         ]
     }
 

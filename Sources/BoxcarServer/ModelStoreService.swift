@@ -19,6 +19,8 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     let statistics: CallStatistics
     /// The descriptors clients hold: an upload's or a download's file is one.
     let descriptors: ClientDescriptors
+    /// Told a metric's step as it arrives (StepMarks).
+    let stepsArrived: @Sendable (_ parentID: String, _ steps: [UInt64]) -> Void
 
     /// Bytes per DownloadFile chunk: with the chunk's field tag and length (4 bytes) and gRPC's
     /// prefix (5), a message fills a 256 KiB buffer exactly (a larger one gets a buffer at the next
@@ -101,6 +103,7 @@ struct ModelStoreService: Modelbox_ModelStore.SimpleServiceProtocol {
     ) async throws -> Modelbox_LogMetricsResponse {
         do {
             let columns = try request.validated(limits)
+            stepsArrived(request.parentID, columns.steps)
             try await store.appendMetrics(parentID: request.parentID, key: request.key, columns: columns)
             statistics.accepted([request.parentID: columns.count])
             return Modelbox_LogMetricsResponse()

@@ -11,6 +11,8 @@
 //                                       the value while the wall clock (Unix seconds, fractions
 //                                       allowed) is in [from, until), the device's own outside:
 //                                       throttling scripted for known steps of a run
+//   <index> energy.integrates 1         the energy counter rises by the power scripted (windows
+//                                       included) from nvmlInit_v2 on, as a real one does
 //   <index> process <pid> <bytes>       a compute process and the GPU memory it uses
 //   xid <index> <code>                  one XID event, delivered by the first nvmlEventSetWait
 //   <index> mig.instance <i> <used> <total>
@@ -82,6 +84,7 @@ struct FakeDevice {
     unsigned long long violation_reference[2];     // µs: power, thermal
     unsigned long long violation_time[2];          // ns
     unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
+    int energy_integrates;                         // energy = its value + the power since init
     int windowed[FIELDS];                          // a value for a window of time is scripted
     unsigned long long window_value[FIELDS];
     double window_from[FIELDS], window_until[FIELDS];
@@ -108,7 +111,11 @@ static int field_index(const char *name) {
     return -1;
 }
 
+static double wall_seconds(void);
+static double started;
+
 static void load_script(void) {
+    started = wall_seconds();
     memset(devices, 0, sizeof devices);
     memset(mig_devices, 0, sizeof mig_devices);
     memset(mig_used, 0, sizeof mig_used);
@@ -175,6 +182,7 @@ static void load_script(void) {
             mig_used[index][slot] = 1;
             continue;
         }
+        if (strcmp(b, "energy.integrates") == 0) { device->energy_integrates = 1; continue; }
         int field = field_index(b);
         if (field < 0) continue;
         if (strcmp(c, "unsupported") == 0) { device->unsupported[field] = 1; continue; }
@@ -193,12 +201,33 @@ static void load_script(void) {
     fclose(file);
 }
 
-/// A device's value now: the scripted window's while the wall clock is inside it.
-static unsigned long long value_now(struct FakeDevice *device, int field) {
-    if (!device->windowed[field]) return device->values[field];
+static double wall_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    double seconds = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/// When nvmlInit_v2 loaded the script: where an integrating energy counter starts.
+static double started;
+
+/// The energy counter (mJ) of a device whose counter integrates its power (mW): the power's own
+/// value over the time since init, the window's over the part of it inside the window.
+static unsigned long long integrated_energy(struct FakeDevice *device) {
+    double now = wall_seconds();
+    double millijoules = (double)device->values[F_POWER] * (now - started);
+    if (device->windowed[F_POWER]) {
+        double from = device->window_from[F_POWER] > started ? device->window_from[F_POWER] : started;
+        double until = device->window_until[F_POWER] < now ? device->window_until[F_POWER] : now;
+        if (until > from) millijoules += ((double)device->window_value[F_POWER] - (double)device->values[F_POWER]) * (until - from);
+    }
+    return device->values[F_ENERGY] + (unsigned long long)millijoules;
+}
+
+/// A device's value now: the scripted window's while the wall clock is inside it.
+static unsigned long long value_now(struct FakeDevice *device, int field) {
+    if (field == F_ENERGY && device->energy_integrates) return integrated_energy(device);
+    if (!device->windowed[field]) return device->values[field];
+    double seconds = wall_seconds();
     int inside = seconds >= device->window_from[field] && seconds < device->window_until[field];
     return inside ? device->window_value[field] : device->values[field];
 }

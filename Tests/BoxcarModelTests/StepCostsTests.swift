@@ -60,6 +60,25 @@ import Testing
         #expect(abs(costs.throttledShare! - 2 / 10.0) < 1e-12)  // 2 s of the 10 s
     }
 
+    @Test func energyReadAtTheStepsIsExactAndTheRestInterpolated() {
+        // Each GPU's counter read at steps 0-3 (not at 4: a read that was coalesced away).
+        func marks(_ joules: [Double]) -> MetricColumns {
+            var columns = MetricColumns()
+            for (step, value) in joules.enumerated() { columns.append(step: UInt64(step), wallclock: Self.t0, value: value) }
+            return columns
+        }
+        let read: [(key: String, columns: MetricColumns)] = [
+            ("system/step/hw.energy{\(Self.gpu(0)),hw.type=\"gpu\"}", marks([1000, 1500, 1510, 2000])),
+            ("system/step/hw.energy{\(Self.gpu(1)),hw.type=\"gpu\"}", marks([50, 60, 60, 10])),  // reset after step 2
+        ]
+        let costs = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 8.25, 12]), series: Self.machine, marks: read)
+        #expect(costs.steps.map(\.energyJoules) == [510, 10, 100, 1500])  // read, read, interpolated (reset), interpolated (no mark)
+        #expect(costs.interpolated == StepCosts.columns)
+        let allRead = StepCosts(key: "loss", clock: Self.clock([2, 4, 8]), series: Self.machine, marks: read)
+        #expect(allRead.steps.map(\.energyJoules) == [510, 10])
+        #expect(allRead.interpolated == StepCosts.columns.filter { $0 != "energy_joules" })
+    }
+
     @Test func stepsOutsideTheTicksHaveNoMachineCosts() {
         let costs = StepCosts(key: "loss", clock: Self.clock([30, 31]), series: Self.machine)
         #expect(costs.steps.count == 1)

@@ -1,0 +1,93 @@
+import BoxcarModel
+import BoxcarSensors
+import BoxcarStore
+import Logging
+import NIOPosix
+import Synchronization
+
+/// The GPUs' energy counters read when an attached trainer's step begins (its first point at a
+/// step above the last), so that what a step used is the difference of two reads, exact however
+/// short the step, where ticks a second apart can only be interpolated (StepCosts).
+///
+/// Stored under the experiment as `system/step/hw.energy{…}` at the trainer's step. Reads are
+/// made on a thread of their own (NVML may hang; the sampler must not wait for it), one at a
+/// time: steps that begin while one is made are marked together by the next, at the latest step
+/// each (those in between have no mark, and StepCosts interpolates them).
+public final class StepMarks: Sendable {
+    let store: Store
+    let nvidia: NVIDIAGPUSensor
+    let logger: Logger
+    private let thread = NIOThreadPool(numberOfThreads: 1)
+    private let state = Mutex(State())
+
+    struct State {
+        /// The experiments attached now (as the sampler last read them).
+        var attached: Set<String> = []
+        /// The highest step each has begun.
+        var highest: [String: UInt64] = [:]
+        /// Steps begun and not read yet, the latest of each experiment.
+        var pending: [String: UInt64] = [:]
+        var reading = false
+    }
+
+    public static let prefix = StepCosts.markPrefix
+
+    public init(store: Store, nvidia: NVIDIAGPUSensor, logger: Logger) {
+        self.store = store
+        self.nvidia = nvidia
+        self.logger = logger
+        thread.start()
+    }
+
+    deinit {
+        thread.shutdownGracefully { _ in }
+    }
+
+    /// The experiments attached now; one no longer attached forgets its steps.
+    func attached(_ experiments: Set<String>) {
+        state.withLock { state in
+            state.attached = experiments
+            state.highest = state.highest.filter { experiments.contains($0.key) }
+        }
+    }
+
+    /// Points of `experimentID` arrived at `steps`: a step above its highest begins a step.
+    /// Cheap for an experiment not attached (one look under a lock).
+    public func arrived(experimentID: String, steps: [UInt64]) {
+        guard state.withLock({ $0.attached.contains(experimentID) }), let top = steps.max() else { return }
+        let start = state.withLock { state -> Bool in
+            if let highest = state.highest[experimentID], top <= highest { return false }
+            state.highest[experimentID] = top
+            state.pending[experimentID] = top
+            guard !state.reading else { return false }
+            state.reading = true
+            return true
+        }
+        if start { Task { await readPending() } }
+    }
+
+    /// Reads and stores marks until none is pending.
+    private func readPending() async {
+        while true {
+            let pending = state.withLock { state -> [String: UInt64] in
+                let pending = state.pending
+                state.pending = [:]
+                if pending.isEmpty { state.reading = false }
+                return pending
+            }
+            guard !pending.isEmpty else { return }
+            let wallclock = WallClock.now()
+            let nvidia = self.nvidia
+            guard let readings = try? await thread.runIfActive({ nvidia.energy() }), !readings.isEmpty else { continue }
+            let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
+            let ticks = pending.sorted { $0.key < $1.key }.map { experimentID, step in
+                Store.Tick(parentID: experimentID, step: step, wallclock: wallclock, keys: keys, values: readings.map(\.value))
+            }
+            do {
+                try await store.appendTicks(ticks)
+            } catch {
+                logger.debug("a step's energy mark could not be stored", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
