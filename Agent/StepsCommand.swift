@@ -38,8 +38,8 @@ struct StepsCommand: AsyncParsableCommand {
     func run() async throws {
         let costs = try await source.withSource { source in
             let keys = try await source.metricKeys(parentID: experiment)
-            return try await StepCosts.read(experimentID: experiment, key: key, keys: keys) {
-                try await source.metrics(parentID: experiment, keys: $0)
+            return try await StepCosts.read(experimentID: experiment, key: key, keys: keys) { keys, steps in
+                try await source.metrics(parentID: experiment, keys: keys, steps: steps)
             }
         }
         if source.json {

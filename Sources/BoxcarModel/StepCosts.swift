@@ -34,7 +34,7 @@ public struct StepCosts: Sendable, Equatable {
         /// The trainer's process tree's share of all CPUs.
         public var cpu: Double?
 
-        public var seconds: Double { Double(end - start) / 1e9 }
+        public var seconds: Double { StepCosts.seconds(from: start, to: end) }
     }
 
     /// Where the agent keeps what it reads as each step of an attached trainer begins (the GPUs'
@@ -86,12 +86,18 @@ public struct StepCosts: Sendable, Equatable {
             guard let parsed = SeriesKey(parsing: key), let source = Source(parsed) else { continue }
             sources[source, default: []].append(Timeline(columns))
         }
+        // Made once, not a step at a time: a day of ticks of many series would be merged again
+        // for each of thousands of steps.
+        let held = Timeline.union(sources[.slowdown] ?? [])
+        let memory = Timeline.sum(sources[.processMemory] ?? [])
+        let treeCPU = (sources[.treeCPU] ?? []).isEmpty ? nil : Timeline.sum(sources[.treeCPU] ?? [])  // every rank's tree
         var exact = 0
         steps = zip(stepsLogged, stepsLogged.dropFirst()).compactMap { from, to in
             guard to.value > from.value else { return nil }  // logged out of time order: no interval
             let (start, end) = (from.value, to.value)
+            let seconds = Self.seconds(from: start, to: end)
             func mean(_ source: Source) -> Double? {
-                let means = (sources[source] ?? []).compactMap { $0.integral(start, end).map { $0 / (Double(end - start) / 1e9) } }
+                let means = (sources[source] ?? []).compactMap { $0.integral(start, end).map { $0 / seconds } }
                 return means.isEmpty ? nil : means.reduce(0, +) / Double(means.count)
             }
             var power = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
@@ -102,15 +108,21 @@ public struct StepCosts: Sendable, Equatable {
                 power = read
                 exact += 1
             }
-            let held = Timeline.union(sources[.slowdown] ?? []).integral(start, end)
-            let memory = Timeline.sum(sources[.processMemory] ?? []).peak(start, end)
             return StepCost(
                 step: to.key, start: start, end: end, energyJoules: power.isEmpty ? nil : power.reduce(0, +),
-                gpuUtilization: mean(.utilization), throttled: held.map { min(1, $0 / (Double(end - start) / 1e9)) },
-                gpuMemoryPeakBytes: memory, iowait: mean(.iowait), cpu: (sources[.treeCPU] ?? []).isEmpty ? nil : mean(.treeCPU))
+                gpuUtilization: mean(.utilization), throttled: held.integral(start, end).map { min(1, $0 / seconds) },
+                gpuMemoryPeakBytes: memory.peak(start, end), iowait: mean(.iowait),
+                cpu: treeCPU?.integral(start, end).map { $0 / seconds })
         }
         // Energy is interpolated unless every step's came from marks.
         interpolated = exact == steps.count && !steps.isEmpty ? Self.columns.filter { $0 != "energy_joules" } : Self.columns
+    }
+
+    /// Seconds between two times in ns: exact where the difference fits (wallclocks near 2^61
+    /// lose 256 ns as doubles), and no trap where it does not (a wallclock clamped at Int64.min).
+    static func seconds(from start: Int64, to end: Int64) -> Double {
+        let (difference, overflow) = end.subtractingReportingOverflow(start)
+        return overflow ? (Double(end) - Double(start)) / 1e9 : Double(difference) / 1e9
     }
 
     /// Joules per step, over the steps whose energy is known.
@@ -151,43 +163,57 @@ public struct StepCosts: Sendable, Equatable {
 }
 
 /// A series as a function of time: each tick's value holds over the time since the tick before
-/// (the first one's over as long as the next interval).
+/// (the first one's, and one after a gap of more than twice the usual interval, a detach or a
+/// restart, over one usual interval).
 struct Timeline {
     var times: [Int64] = []
     var values: [Double] = []
+    /// The median time between ticks.
+    private var usual: Int64 = 0
 
     init(times: [Int64] = [], values: [Double] = []) {
         self.times = times
         self.values = values
+        usual = Self.median(times)
     }
 
     init(_ columns: MetricColumns) {
         let order = (0..<columns.count).filter { columns.nonFloat[$0] == nil && columns.values[$0].isFinite }
             .sorted { columns.wallclocks[$0] < columns.wallclocks[$1] }
-        times = order.map { wallclockNanoseconds(columns.wallclocks[$0]) }
-        values = order.map { columns.values[$0] }
+        self.init(times: order.map { wallclockNanoseconds(columns.wallclocks[$0]) }, values: order.map { columns.values[$0] })
+    }
+
+    private static func median(_ times: [Int64]) -> Int64 {
+        guard times.count > 1 else { return 0 }
+        let gaps = zip(times, times.dropFirst()).map { $1 &- $0 }.sorted()
+        return gaps[gaps.count / 2]
     }
 
     /// Where tick `index`'s value begins to hold.
     private func begins(_ index: Int) -> Int64 {
-        if index > 0 { return times[index - 1] }
-        return times.count > 1 ? times[0] - (times[1] - times[0]) : times[0]
+        let earliest = times[index] &- usual
+        return index > 0 ? max(times[index - 1], earliest) : earliest
     }
 
-    /// ∫ value dt over [start, end], in value·seconds; nil where the ticks do not cover it.
+    /// ∫ value dt over [start, end], in value·seconds; nil where the ticks do not cover it all.
     func integral(_ start: Int64, _ end: Int64) -> Double? {
         guard let last = times.last, times.count > 1, begins(0) <= start, last >= end else { return nil }
         var total = 0.0
+        var covered = 0.0
         // The first tick whose time reaches past start.
         var index = firstIndex(after: start)
         while index < times.count {
             let from = max(start, begins(index))
             let to = min(end, times[index])
-            if to > from { total += values[index] * Double(to - from) / 1e9 }
+            if to > from {
+                total += values[index] * StepCosts.seconds(from: from, to: to)
+                covered += StepCosts.seconds(from: from, to: to)
+            }
             if times[index] >= end { break }
             index += 1
         }
-        return total
+        // A gap in the ticks (a detach) inside the interval: not known.
+        return covered >= StepCosts.seconds(from: start, to: end) * 0.999 ? total : nil
     }
 
     /// The most a value held at any time of [start, end]; nil where no tick covers it.
@@ -225,29 +251,40 @@ struct Timeline {
         combine(timelines) { $0.reduce(0, +) }
     }
 
-    /// Every tick time of any timeline, with `merge` of what each holds then.
+    /// Every tick time of any timeline, with `merge` of what each holds then: one pass, a cursor
+    /// a timeline.
     private static func combine(_ timelines: [Timeline], _ merge: ([Double]) -> Double) -> Timeline {
         guard timelines.count > 1 else { return timelines.first ?? Timeline() }
-        let times = Set(timelines.flatMap(\.times)).sorted()
-        return Timeline(times: times, values: times.map { time in
-            merge(timelines.compactMap { $0.value(at: time) })
-        })
-    }
-
-    /// The value holding at `time` (the first tick at or after it), nil past the last tick.
-    private func value(at time: Int64) -> Double? {
-        guard let last = times.last, time <= last, time >= begins(0) else { return nil }
-        return values[firstIndex(after: time)]
+        var times = timelines.flatMap(\.times)
+        times.sort()
+        var unique: [Int64] = []
+        unique.reserveCapacity(times.count)
+        for time in times where unique.last != time { unique.append(time) }
+        var cursors = [Int](repeating: 0, count: timelines.count)
+        var held: [Double] = []
+        let values = unique.map { time -> Double in
+            held.removeAll(keepingCapacity: true)
+            for (position, timeline) in timelines.enumerated() {
+                // The first tick of this timeline at or after `time` holds then, if it began by then.
+                while cursors[position] < timeline.times.count && timeline.times[cursors[position]] < time { cursors[position] += 1 }
+                let index = cursors[position]
+                if index < timeline.times.count && timeline.begins(index) <= time { held.append(timeline.values[index]) }
+            }
+            return merge(held)
+        }
+        return Timeline(times: unique, values: values)
     }
 }
 
 extension StepCosts {
     /// The costs of an experiment's steps, its series read through `fetch` (the series of the keys
-    /// given): the key marking the steps (`key`, else its own with the most points), and the
-    /// machine's series the costs come from, of all its `keys`.
+    /// given, within a range of steps, or whole): the key marking the steps (`key`, else its own
+    /// with the most points), the marks read as its steps began, and the machine's series the
+    /// costs come from, only over the time of its steps (their steps are the sampler's Unix
+    /// milliseconds), not its whole history.
     public static func read(
         experimentID: String, key: String?, keys: [String],
-        fetch: ([String]) async throws -> [(key: String, columns: MetricColumns)]
+        fetch: (_ keys: [String], _ steps: ClosedRange<UInt64>?) async throws -> [(key: String, columns: MetricColumns)]
     ) async throws -> StepCosts {
         let own = keys.filter { !$0.hasPrefix("system/") }
         let clock: (key: String, columns: MetricColumns)
@@ -255,18 +292,25 @@ extension StepCosts {
             guard own.contains(key) else {
                 throw NotFoundError("\(experimentID) has no metric \(key) of its own" + (own.isEmpty ? "" : " (it has \(own.prefix(8).joined(separator: ", ")))"))
             }
-            clock = (key, try await fetch([key]).first { $0.key == key }?.columns ?? MetricColumns())
+            clock = (key, try await fetch([key], nil).first { $0.key == key }?.columns ?? MetricColumns())
         } else {
-            let series = own.isEmpty ? [] : try await fetch(own)
+            let series = own.isEmpty ? [] : try await fetch(own, nil)
             guard let chosen = stepKey(series), let columns = series.first(where: { $0.key == chosen })?.columns else {
                 throw NotFoundError("\(experimentID) has no metric of its own to mark its steps")
             }
             clock = (chosen, columns)
         }
+        let times = clock.columns.wallclocks.map(wallclockNanoseconds)
+        guard let first = times.min(), let last = times.max() else {
+            return StepCosts(key: clock.key, clock: clock.columns, series: [])
+        }
+        // A minute around the steps: the ticks that cover their ends.
+        let margin: Int64 = 60_000
+        let milliseconds = UInt64(clamping: max(0, first / 1_000_000 - margin))...UInt64(clamping: max(0, last / 1_000_000 + margin))
         let machine = machineKeys(keys)
         let marks = keys.filter { $0.hasPrefix(markPrefix) }
         return StepCosts(
-            key: clock.key, clock: clock.columns, series: machine.isEmpty ? [] : try await fetch(machine),
-            marks: marks.isEmpty ? [] : try await fetch(marks))
+            key: clock.key, clock: clock.columns, series: machine.isEmpty ? [] : try await fetch(machine, milliseconds),
+            marks: marks.isEmpty ? [] : try await fetch(marks, nil))
     }
 }

@@ -5,9 +5,11 @@ import Logging
 import NIOPosix
 import Synchronization
 
-/// The GPUs' energy counters read when an attached trainer's step begins (its first point at a
-/// step above the last), so that what a step used is the difference of two reads, exact however
-/// short the step, where ticks a second apart can only be interpolated (StepCosts).
+/// The GPUs' energy counters read when an attached trainer's step begins (the first batch with a
+/// point at a step above the last arrives), so that what a step used is the difference of two
+/// reads, where ticks a second apart can only be interpolated (StepCosts). Exact to the time
+/// between a step's first point and its read (a batch's trip to the agent, a thread hop), and
+/// to the counter's own resolution; steps the SDK ships in one batch share a read.
 ///
 /// Stored under the experiment as `system/step/hw.energy{…}` at the trainer's step. Reads are
 /// made on a thread of their own (NVML may hang; the sampler must not wait for it), one at a
@@ -76,9 +78,10 @@ public final class StepMarks: Sendable {
                 return pending
             }
             guard !pending.isEmpty else { return }
-            let wallclock = WallClock.now()
             let nvidia = self.nvidia
-            guard let readings = try? await thread.runIfActive({ nvidia.energy() }), !readings.isEmpty else { continue }
+            // Stamped where it is read, not before the hop to the thread.
+            guard let (wallclock, readings) = try? await thread.runIfActive({ (WallClock.now(), nvidia.energy()) }),
+                  !readings.isEmpty else { continue }
             let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
             let ticks = pending.sorted { $0.key < $1.key }.map { experimentID, step in
                 Store.Tick(parentID: experimentID, step: step, wallclock: wallclock, keys: keys, values: readings.map(\.value))

@@ -103,6 +103,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         return readings
     }
 
+    /// Whether some GPU gives its energy counter.
+    public var readsEnergy: Bool { supported.contains { $0.contains(.energy) } }
+
     /// Each GPU's energy counter as it stands (`hw.energy`, J since the driver loaded), for the
     /// mark of a trainer's step. Touches no state of the sensor's: safe beside `sample`.
     public func energy() -> [Reading] {

@@ -237,7 +237,9 @@ struct AgentService: Boxcar_V1_Agent.SimpleServiceProtocol {
             try limits.checkParentID(request.experimentID, "experiment_id")
             let keys = try await store.metricKeys(parentID: request.experimentID)
             let costs = try await StepCosts.read(experimentID: request.experimentID, key: request.key.isEmpty ? nil : request.key, keys: keys) {
-                try await store.metrics(parentID: request.experimentID, keys: $0, range: nil)
+                keys, steps in
+                let range = steps.map { MetricRange(from: Int64(clamping: $0.lowerBound), to: Int64(clamping: $0.upperBound), axis: .step) }
+                return try await store.metrics(parentID: request.experimentID, keys: keys, range: range)
             }
             return Boxcar_V1_QueryStepCostsResponse(costs)
         }

@@ -207,8 +207,8 @@ static double wall_seconds(void) {
     return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-/// When nvmlInit_v2 loaded the script: where an integrating energy counter starts.
-static double started;
+/// When nvmlInit_v2 loaded the script (declared above load_script): where an integrating
+/// energy counter starts.
 
 /// The energy counter (mJ) of a device whose counter integrates its power (mW): the power's own
 /// value over the time since init, the window's over the part of it inside the window.

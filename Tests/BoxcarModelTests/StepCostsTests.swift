@@ -79,6 +79,20 @@ import Testing
         #expect(allRead.interpolated == StepCosts.columns.filter { $0 != "energy_joules" })
     }
 
+    @Test func aGapInTheTicksIsNotGuessedAndRanksAddUp() {
+        // Ticks at 1-5 s and 16-20 s (detached between): the 16 s tick stands for 15-16 s only.
+        var gapped = MetricColumns()
+        for n in [1, 2, 3, 4, 5, 16, 17, 18, 19, 20] { gapped.append(step: UInt64(n), wallclock: Self.t0 + Int64(n) * Self.second, value: 300) }
+        let series: [(key: String, columns: MetricColumns)] = [
+            ("system/hw.power{\(Self.gpu(0)),hw.type=\"gpu\"}", gapped),
+            (#"system/process.cpu.utilization{process.pid="41"}"#, Self.ticks(20) { _ in 0.25 }),
+            (#"system/process.cpu.utilization{process.pid="42"}"#, Self.ticks(20) { _ in 0.125 }),
+        ]
+        let costs = StepCosts(key: "loss", clock: Self.clock([2, 4, 10, 17, 19]), series: series)
+        #expect(costs.steps.map(\.energyJoules) == [600, nil, nil, 600])
+        #expect(costs.steps.allSatisfy { $0.cpu == 0.375 })  // two ranks' trees: their sum
+    }
+
     @Test func stepsOutsideTheTicksHaveNoMachineCosts() {
         let costs = StepCosts(key: "loss", clock: Self.clock([30, 31]), series: Self.machine)
         #expect(costs.steps.count == 1)
