@@ -1,5 +1,4 @@
 import BoxcarClient
-import BoxcarStore
 import Foundation
 
 extension BoxcarBench {
@@ -24,13 +23,7 @@ extension BoxcarBench {
         if let databasePath { sources.append(("database", ["--db", databasePath])) }
         var baseline: [Double] = []
         if let databasePath {
-            let store = try Store.openReadOnly(path: databasePath)
-            for _ in 0..<queryRuns {
-                let started = ContinuousClock.now
-                let series = try await store.metrics(parentID: experimentID)
-                baseline.append((ContinuousClock.now - started).seconds)
-                guard series.reduce(0, { $0 + $1.columns.count }) == points else { throw BenchError("the store returned the wrong number of points") }
-            }
+            baseline = try await storeReads(databasePath: databasePath, experimentID: experimentID, points: points)
             report(["scenario": "export", "source": "store read", "points": points, "seconds": median(baseline),
                     "rows_per_second": Double(points) / median(baseline), "runs": baseline.count])
         }

@@ -41,15 +41,7 @@ extension BoxcarBench {
             }
             var baselineTimes: [Double] = []
             if let databasePath {
-                let store = try Store.openReadOnly(path: databasePath)
-                for _ in 0..<queryRuns {
-                    let started = ContinuousClock.now
-                    let series = try await store.metrics(parentID: experimentID)
-                    baselineTimes.append((ContinuousClock.now - started).seconds)
-                    guard series.reduce(0, { $0 + $1.columns.count }) == points else {
-                        throw BenchError("the store returned the wrong number of points")
-                    }
-                }
+                baselineTimes = try await storeReads(databasePath: databasePath, experimentID: experimentID, points: points)
             }
             for (name, times) in [("store", baselineTimes), ("GetMetrics", getTimes), ("QueryMetrics", queryTimes)]
             where !times.isEmpty {
@@ -59,5 +51,23 @@ extension BoxcarBench {
                 ])
             }
         }
+    }
+}
+
+extension BoxcarBench {
+    /// The baseline of the read scenarios: `queryRuns` reads of the experiment's points straight
+    /// from the database file, in this process (no gRPC, no text). Each read's seconds.
+    func storeReads(databasePath: String, experimentID: String, points: Int) async throws -> [Double] {
+        let store = try Store.openReadOnly(path: databasePath)
+        var times: [Double] = []
+        for _ in 0..<queryRuns {
+            let started = ContinuousClock.now
+            let series = try await store.metrics(parentID: experimentID)
+            times.append((ContinuousClock.now - started).seconds)
+            guard series.reduce(0, { $0 + $1.columns.count }) == points else {
+                throw BenchError("the store returned the wrong number of points")
+            }
+        }
+        return times
     }
 }

@@ -174,6 +174,18 @@ def running_agent(directory: Path, *args: str, socket_path: Path | None = None) 
                 shutil.rmtree(short_dir, ignore_errors=True)
 
 
+def wait_for_tree_series(experiment, timeout: float = 30) -> str:
+    """The key of this process's tree series (`system/process.count{process.pid=…}`), once the
+    sampler has stored a tick of it under the run this process is attached to."""
+    key = f'system/process.count{{process.pid="{os.getpid()}"}}'
+    deadline = time.monotonic() + timeout
+    while key not in experiment.metrics():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no tick of {key} under the run within {timeout} s", pytrace=False)
+        time.sleep(0.2)
+    return key
+
+
 @pytest.fixture
 def agent(tmp_path: Path):
     """A running agent in tmp_path; stopped (and checked) at the end of the test."""

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import agent_binary, ready_channel
+from conftest import agent_binary, ready_channel, wait_for_tree_series
 from boxcar._proto.modelbox import modelbox_pb2 as mb
 
 
@@ -303,10 +303,7 @@ def test_export_takes_patterns_the_machines_series_and_a_window(agent, tmp_path:
             for step in range(10):
                 experiment.log_metrics({"loss": 1.0 / (step + 1), "loss/val": 2.0, "acc": 0.5}, step=step,
                                        wallclock=base + step * 1_000_000_000)
-            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
-            deadline = time.monotonic() + 10
-            while key not in experiment.metrics() and time.monotonic() < deadline:
-                time.sleep(0.2)
+            key = wait_for_tree_series(experiment)
             experiment.flush()
             run = experiment.id
 

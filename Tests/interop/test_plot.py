@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 
-from conftest import agent_binary
+from conftest import agent_binary, wait_for_tree_series
 from boxcar import Boxcar, Event
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -69,10 +69,7 @@ def test_a_run_is_drawn_with_its_events_and_the_machine_beside_it(agent, tmp_pat
                 if step == 75:
                     experiment.log_event(Event(name="lr.drop"))
                 time.sleep(0.02)
-            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
-            deadline = time.monotonic() + 10
-            while key not in experiment.metrics() and time.monotonic() < deadline:
-                time.sleep(0.3)
+            key = wait_for_tree_series(experiment)
             experiment.flush()
             run = experiment.id
 

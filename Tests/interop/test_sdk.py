@@ -19,7 +19,7 @@ from types import ModuleType, SimpleNamespace
 import grpc
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, wait_for_tree_series
 
 from boxcar import Boxcar, BoxcarError, Event, EventSource, FileType, MetricValue, MLFramework, experiment_id
 from boxcar._proto.boxcar.v1 import agent_pb2, agent_pb2_grpc
@@ -126,11 +126,7 @@ def test_every_point_of_many_calls_arrives_in_order(agent):
 def test_the_trainer_is_attached_and_its_processes_recorded(agent):
     with Boxcar(str(agent.socket)) as mbox:
         with mbox.new_experiment(name="attached", namespace="t") as experiment:
-            deadline = time.monotonic() + 10
-            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
-            while key not in experiment.metrics() and time.monotonic() < deadline:
-                time.sleep(0.3)
-            assert key in experiment.metrics()
+            wait_for_tree_series(experiment)
 
 
 def test_a_restarted_agent_loses_nothing_acknowledged(agent):
@@ -388,11 +384,7 @@ def test_metrics_frame_is_a_dataframe_of_the_runs_points(agent):
                 experiment.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 4}, step=step)
             experiment.log_metrics({"note": "warm-up done"}, step=3)
             # The machine's series of the run's window (this process is attached).
-            key = f'system/process.count{{process.pid="{os.getpid()}"}}'
-            deadline = time.monotonic() + 10
-            while key not in experiment.metrics() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert key in experiment.metrics()
+            key = wait_for_tree_series(experiment)
 
             frame = experiment.metrics_frame()
             assert list(frame.columns) == ["key", "step", "wallclock", "value"]

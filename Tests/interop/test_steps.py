@@ -78,11 +78,12 @@ def test_steps_under_a_power_cap_cost_less_energy_and_say_they_were_throttled(tm
     for n in (1, 2, 9, 10, 11, 12):
         assert abs(steps[n]["throttled"]) < 1e-9, steps[n]
     # Energy from the counter read as each step's first point arrived: the power times the time
-    # between the two reads (their stamps), to the millijoule the counter counts in.
+    # between the two reads' stamps, to 2 % (a read is stamped just before the counter is read; a
+    # loaded machine may put milliseconds between them).
     marks = {point.step: point.wallclock_time for point in energy_marks}
     for n, watts in [(5, 200), (6, 200), (1, 300), (2, 300), (9, 300), (10, 300), (11, 300), (12, 300)]:
         expected = watts * (marks[n] - marks[n - 1]) / 1e9
-        assert abs(steps[n]["energy_joules"] - expected) < 0.01, (steps[n], expected)
+        assert abs(steps[n]["energy_joules"] - expected) < 0.02 * expected, (steps[n], expected)
     assert all(abs(step["seconds"] - 1) < 0.5 for step in steps.values())
     assert all(abs(step["gpu_utilization"] - 0.9) < 1e-9 for step in steps.values())
     assert all(step["cpu"] is not None and step["iowait"] is not None for step in steps.values())
