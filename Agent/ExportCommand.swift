@@ -6,7 +6,8 @@ import Glibc
 #endif
 
 /// `boxcar export`: an experiment's points as CSV or JSON lines, read a series at a time and each
-/// series a page of steps at a time (5 M points read whole and their text held whole took 713 MB),
+/// series a page of steps at a time (5 M points read whole and their text held whole took 713 MB;
+/// --since and --until's span is found the same way),
 /// written a buffer at a time (ExportOutput.swift).
 struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,10 +66,14 @@ struct ExportCommand: AsyncParsableCommand {
                 throw CLIError("no metric of \(experiment) matches \(patterns.joined(separator: " or "))\(hint)")
             }
             let window = try await window(of: wanted, from: source)
+            var rows = 0  // of the keys before
             for (index, key) in wanted.enumerated() {
-                try await export(key, from: source, window: window, to: out) {
-                    progress.update(keys: index, of: wanted.count, rows: $0)
+                let writer = RowWriter(key: key, format: format, window: window)
+                try await forEachPage(of: key, from: source) { columns in
+                    try writer.write(columns, to: out)
+                    progress.update(series: index, of: wanted.count, rows: rows + writer.rows)
                 }
+                rows += writer.rows
             }
         }
         try out.finish()
@@ -83,8 +88,8 @@ struct ExportCommand: AsyncParsableCommand {
         let spans = [since, until].contains { $0.map { Int64($0.dropLast()) != nil } ?? false }
         if spans {
             for key in keys {
-                for entry in try await source.metrics(parentID: experiment, keys: [key]) {
-                    if let latest = entry.columns.wallclocks.lazy.map(wallclockNanoseconds).max() { last = max(last ?? .min, latest) }
+                try await forEachPage(of: key, from: source) { columns in
+                    if let latest = columns.wallclocks.lazy.map(wallclockNanoseconds).max() { last = max(last ?? .min, latest) }
                 }
             }
             guard last != nil else { throw CLIError("the keys exported have no point to count --since or --until back from") }
@@ -99,15 +104,12 @@ struct ExportCommand: AsyncParsableCommand {
     /// that one of millions of points is never held whole.
     static let pagePoints: UInt64 = 250_000
 
-    /// One series, page by page in step order: each range of steps is sized by how many points the
-    /// last one held (steps may be dense or sparse, and change along a run). `written` is told the
-    /// rows written so far.
-    private func export(
-        _ key: String, from source: any DataSource, window: ClosedRange<Int64>, to out: ExportOutput,
-        written: (Int) -> Void
+    /// One series' points, page by page in step order, to `body`: each range of steps is sized by
+    /// how many points the last one held (steps may be dense or sparse, and change along a run).
+    private func forEachPage(
+        of key: String, from source: any DataSource, _ body: (MetricColumns) throws -> Void
     ) async throws {
         guard let extent = try await source.stepExtent(parentID: experiment, key: key) else { return }
-        let writer = RowWriter(key: key, format: format, window: window)
         var from = extent.lowerBound
         var span = Self.pagePoints
         while true {
@@ -115,8 +117,7 @@ struct ExportCommand: AsyncParsableCommand {
             var points = 0
             for entry in try await source.metrics(parentID: experiment, keys: [key], steps: from...to) where entry.key == key {
                 points += entry.columns.count
-                try writer.write(entry.columns, to: out)
-                written(writer.rows)
+                try body(entry.columns)
             }
             guard to < extent.upperBound else { return }
             from = to + 1
@@ -225,26 +226,18 @@ final class ExportProgress {
     private let shows = isatty(STDERR_FILENO) == 1
     private let started = ContinuousClock.now
     private var lastDrawn: ContinuousClock.Instant?
-    private var rowsBefore = 0
-    private var keyRows = 0
-    private var currentKey = -1
 
-    func update(keys done: Int, of total: Int, rows: Int) {
+    /// At series `done` (from 0) of `total`, `rows` written in all.
+    func update(series done: Int, of total: Int, rows: Int) {
         guard shows else { return }
-        if done != currentKey {
-            rowsBefore += keyRows
-            currentKey = done
-        }
-        keyRows = rows
         let now = ContinuousClock.now
         guard now - started >= .seconds(1), lastDrawn.map({ now - $0 >= .milliseconds(100) }) ?? true else { return }
         lastDrawn = now
         let width = 20
         let filled = total == 0 ? width : done * width / total
-        let all = rowsBefore + keyRows
-        let rate = Double(all) / (now - started).seconds
+        let rate = Double(rows) / (now - started).seconds
         let line = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] "
-            + "series \(done + 1) of \(total), \(Format.count(Double(all))) rows, \(Format.count(rate)) rows/s"
+            + "series \(done + 1) of \(total), \(Format.count(Double(rows))) rows, \(Format.count(rate)) rows/s"
         show("\r\u{1B}[K" + line)
     }
 

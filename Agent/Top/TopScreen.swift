@@ -1,4 +1,5 @@
 import BoxcarAPI
+import BoxcarCharts
 import Glibc
 
 /// What `boxcar top` shows of the agent's snapshot: a header line, then the machine (CPU, memory,
@@ -407,19 +408,12 @@ struct TextLine {
 
 /// Numbers as top shows them.
 enum Format {
-    /// `value` with `decimals` digits after the point, rounded half away from zero.
+    /// `value` with `decimals` digits after the point (the charts' ticks' rounding), and what a
+    /// reading may be that a tick never is: not a number, infinite, past what Int64 holds.
     static func fixed(_ value: Double, _ decimals: Int) -> String {
         guard value.isFinite else { return value.isNaN ? "–" : value > 0 ? "∞" : "-∞" }
-        var scale = 1.0
-        for _ in 0..<decimals { scale *= 10 }
-        let scaled = (abs(value) * scale).rounded()
-        guard scaled < 1e17 else { return String(value) }
-        let whole = UInt64(scaled)
-        let sign = value < 0 && whole > 0 ? "-" : ""
-        guard decimals > 0 else { return sign + String(whole) }
-        let factor = UInt64(scale)
-        let fraction = String(whole % factor)
-        return sign + String(whole / factor) + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
+        guard abs(value) < 1e15 else { return String(value) }
+        return Ticks.fixed(value, decimals: decimals)
     }
 
     /// A share as a percentage with one decimal below 10 %: "4.2%", "37%"; padded on the left to `width`.

@@ -4,7 +4,7 @@ import Glibc
 
 /// Where an axis gets its ticks and how they read: round numbers (1, 2 or 5 times a power of ten)
 /// and round times (a second to a week), labelled short.
-enum Ticks {
+public enum Ticks {
     /// About `count` round values from `lower` to `upper` (both inside the answer's span).
     static func numbers(_ lower: Double, _ upper: Double, count: Int) -> [Double] {
         guard upper > lower, count > 0 else { return [lower] }
@@ -62,7 +62,7 @@ enum Ticks {
     }
 
     /// `value` with exactly `decimals` decimals (rounded half away from zero).
-    static func fixed(_ value: Double, decimals: Int) -> String {
+    public static func fixed(_ value: Double, decimals: Int) -> String {
         let factor = pow10(Double(decimals))
         let scaled = (abs(value) * factor).rounded()
         let whole = Int64(scaled / factor)
