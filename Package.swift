@@ -112,11 +112,12 @@ let package = Package(
         // OpenMetrics pages, the agent's own health counters. No I/O.
         .target(name: "BoxcarExposition", dependencies: ["BoxcarModel", "BoxcarSensors", "BoxcarSampling"]),
 
-        // `--http`: /metrics, /healthz and /readyz on Hummingbird.
+        // `--http`: /metrics, /healthz, /readyz and the agent's pages on Hummingbird.
         .target(
             name: "BoxcarHTTP",
             dependencies: [
                 "BoxcarExposition", "BoxcarModel",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -251,7 +252,7 @@ let package = Package(
             name: "AgentTests",
             dependencies: [
                 "boxcar", "BoxcarServer", "BoxcarClient", "BoxcarAPI", "BoxcarStore", "BoxcarModel", "BoxcarSensors",
-                "BoxcarFlowControl", "BoxcarTestSupport",
+                "BoxcarFlowControl", "BoxcarTestSupport", "BoxcarHTTP", "BoxcarCharts",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

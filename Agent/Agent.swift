@@ -139,8 +139,10 @@ final class Agent: Service, Sendable {
             let exposition = AgentExposition(
                 store: store, sampler: sampler, statistics: services.statistics, forwarder: forwarder,
                 remoteWriters: remoteWriters, version: Self.version)
+            var endpoints = exposition.endpoints
+            endpoints.pages = RunPages(store: store, artifacts: artifacts).endpoints
             let server = HTTPServer(
-                host: address.host, port: address.port, token: configuration.token, endpoints: exposition.endpoints, logger: logger)
+                host: address.host, port: address.port, token: configuration.token, endpoints: endpoints, logger: logger)
             http = (server, exposition)
         }
         // With sampling off too: the ticks a previous run left in the head are compacted.

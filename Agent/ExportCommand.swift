@@ -59,10 +59,10 @@ struct ExportCommand: AsyncParsableCommand {
         try await source.withSource { source in
             let keys = try await source.metricKeys(parentID: experiment)
             let wanted = keys.filter { key in
-                (system || !PlotCommand.isMachine(key)) && (patterns.isEmpty || patterns.contains { glob($0, matches: key) })
+                (system || !RunChart.isMachine(key)) && (patterns.isEmpty || patterns.contains { glob($0, matches: key) })
             }
             if wanted.isEmpty && !keys.isEmpty && !patterns.isEmpty {
-                let hint = keys.contains(where: PlotCommand.isMachine) && !system ? " (the machine's series need --system)" : ""
+                let hint = keys.contains(where: RunChart.isMachine) && !system ? " (the machine's series need --system)" : ""
                 throw CLIError("no metric of \(experiment) matches \(patterns.joined(separator: " or "))\(hint)")
             }
             let window = try await window(of: wanted, from: source)
@@ -94,8 +94,8 @@ struct ExportCommand: AsyncParsableCommand {
             }
             guard last != nil else { throw CLIError("the keys exported have no point to count --since or --until back from") }
         }
-        let lower = try since.map { try PlotCommand.time($0, last: last ?? 0) } ?? .min
-        let upper = try until.map { try PlotCommand.time($0, last: last ?? 0) } ?? .max
+        let lower = try since.map { try RunChart.time($0, last: last ?? 0) } ?? .min
+        let upper = try until.map { try RunChart.time($0, last: last ?? 0) } ?? .max
         guard lower <= upper else { throw CLIError("--since is after --until: no point is between them") }
         return lower...upper
     }
@@ -155,7 +155,7 @@ final class RowWriter {
         bytes.reserveCapacity(Self.handOff + 256)
         for index in 0..<columns.count {
             let wallclock = columns.wallclocks[index]
-            guard everyTime || window.contains(PlotCommand.nanoseconds(wallclock)) else { continue }
+            guard everyTime || window.contains(RunChart.nanoseconds(wallclock)) else { continue }
             rows += 1
             let step = columns.steps[index]
             let other = allFloat ? nil : columns.nonFloat[index]

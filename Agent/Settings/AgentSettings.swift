@@ -100,12 +100,13 @@ struct AgentSettings: Sendable {
         },
         Setting(
             "http", .value(placeholder: "HOST:PORT"), default: "off", value: nil,
-            help: "serve `/metrics` (Prometheus text or OpenMetrics), `/healthz` and `/readyz` over HTTP; loopback only unless `--allow-remote`",
+            help: "serve the pages of the runs at `/`, `/metrics` (Prometheus text or OpenMetrics), `/healthz` and `/readyz` over HTTP; loopback only unless `--allow-remote`",
             note: """
-                Serve GET /metrics (the machine's latest values and the agent's own health, in the
-                Prometheus text format or OpenMetrics as the scraper asks), /healthz and /readyz on
-                HTTP at HOST:PORT. Loopback only unless allow-remote is true; with token-file, /metrics
-                asks for `Authorization: Bearer <token>`.
+                Serve the experiments' pages at / (charts, events, metadata, artifacts), GET /metrics
+                (the machine's latest values and the agent's own health, in the Prometheus text format
+                or OpenMetrics as the scraper asks), /healthz and /readyz on HTTP at HOST:PORT. Loopback
+                only unless allow-remote is true; with token-file, the pages and /metrics ask for
+                `Authorization: Bearer <token>`, or a browser signed in once at /login.
                 """,
             example: "127.0.0.1:9464"
         ) { text, settings in

@@ -53,12 +53,12 @@ public struct SVGRenderer: Sendable {
         let columns = max(1, Int(plot.width))
         let lines = panel.series.map { thin(xs: $0.xs, ys: $0.ys, over: xRange, columns: columns) }
         let yRange = Self.yRange(lines.flatMap(\.ys), unit: panel.unit)
-        func x(_ value: Double) -> Double {
-            plot.x + (value - xRange.lowerBound) / (xRange.upperBound - xRange.lowerBound) * plot.width
+        // Halves: the span between ±1e308 is past what a double holds, half of it is not.
+        func share(_ value: Double, of range: ClosedRange<Double>) -> Double {
+            (value / 2 - range.lowerBound / 2) / (range.upperBound / 2 - range.lowerBound / 2)
         }
-        func y(_ value: Double) -> Double {
-            plot.y + plot.height - (value - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * plot.height
-        }
+        func x(_ value: Double) -> Double { plot.x + share(value, of: xRange) * plot.width }
+        func y(_ value: Double) -> Double { plot.y + plot.height - share(value, of: yRange) * plot.height }
         var out = "<g class=\"panel\" data-title=\"\(escape(panel.title))\">\n"
         // The title, the unit, and the legend after them on the same line.
         let heading = panel.unit.isEmpty ? panel.title : "\(panel.title) (\(Self.unitName(panel.unit)))"
@@ -120,9 +120,10 @@ public struct SVGRenderer: Sendable {
             let room = lower == 0 ? 1 : abs(lower) * 0.1
             return (lower - room)...(upper + room)
         }
-        let room = (upper - lower) * 0.05
-        upper += room
-        if lower != 0 { lower -= room }
+        // Room of a twentieth above and below, short of the largest double.
+        let room = (upper / 2 - lower / 2) * 0.1
+        upper = min(upper + room, .greatestFiniteMagnitude)
+        if lower != 0 { lower = max(lower - room, -.greatestFiniteMagnitude) }
         return lower...upper
     }
 

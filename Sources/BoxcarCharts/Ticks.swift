@@ -8,7 +8,8 @@ public enum Ticks {
     /// About `count` round values from `lower` to `upper` (both inside the answer's span).
     static func numbers(_ lower: Double, _ upper: Double, count: Int) -> [Double] {
         guard upper > lower, count > 0 else { return [lower] }
-        let rough = (upper - lower) / Double(count)
+        // Each bound divided first: the span of ±1e308 is past what a double holds.
+        let rough = upper / Double(count) - lower / Double(count)
         let power = pow10(floor(log10(rough)))
         let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? 10 * power
         // Whole multiples of the step, each made from its index (a sum of steps drifts).
@@ -54,16 +55,25 @@ public enum Ticks {
         if scale == 1 && largest < 1e-3 && unit != "1" {
             // Tiny values: an exponent, with the digits the spacing needs.
             let power = floor(log10(largest))
-            let digits = max(0, Int((power - floor(log10(spacing))).rounded()))
+            let digits = wholeDigits(power - floor(log10(spacing)))
             return values.map { fixed($0 / pow10(power), decimals: digits) + "e" + String(Int(power)) }
         }
-        let decimals = max(0, min(9, Int(ceil(-log10(spacing / scale) - 1e-9))))
+        let decimals = wholeDigits(ceil(-log10(spacing / scale) - 1e-9))
         return values.map { fixed($0 / scale, decimals: decimals) + letter + suffix }
+    }
+
+    /// Decimals from a difference of logarithms: 0 to 9, and 0 where the ticks' spacing is not
+    /// a number a logarithm gives one for (no spacing; one past what a double holds).
+    private static func wholeDigits(_ count: Double) -> Int {
+        count.isFinite ? max(0, min(9, Int(count.rounded()))) : 0
     }
 
     /// `value` with exactly `decimals` decimals (rounded half away from zero).
     public static func fixed(_ value: Double, decimals: Int) -> String {
+        guard value.isFinite else { return value.isNaN ? "nan" : value < 0 ? "-inf" : "inf" }
         let factor = pow10(Double(decimals))
+        // Past what the integer digits below hold (a float32's largest is 3.4e38): an exponent.
+        guard abs(value) * factor < 9e18 else { return exponent(value) }
         let scaled = (abs(value) * factor).rounded()
         let whole = Int64(scaled / factor)
         var text = (value < 0 && scaled != 0 ? "-" : "") + String(whole)
@@ -95,6 +105,7 @@ public enum Ticks {
     }
 
     private static func exponent(_ value: Double) -> String {
+        guard value.isFinite, value != 0 else { return value.isNaN ? "nan" : value == 0 ? "0" : value < 0 ? "-inf" : "inf" }
         let power = Int(floor(log10(abs(value))))
         return short(value / pow10(Double(power))) + "e" + String(power)
     }

@@ -11,7 +11,12 @@ public struct BearerToken: Sendable {
 
     public func matches(_ header: String?) -> Bool {
         guard let header, let given = Self.credentials(header) else { return false }
-        return Self.same(Self.digest(given), expected)
+        return matches(token: given)
+    }
+
+    /// Whether `token` itself (not a header: what a person typed into the page's form) is this one.
+    public func matches(token: String) -> Bool {
+        Self.same(Self.digest(token), expected)
     }
 
     /// The token of an `Authorization` value, `Bearer <token>`: the scheme in any case and one or

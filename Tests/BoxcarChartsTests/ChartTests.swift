@@ -145,4 +145,23 @@ final class Elements: NSObject, XMLParserDelegate {
         #expect(svg.contains("No points to draw."))
         #expect(Elements(svg).failure == nil)
     }
+
+    /// What a trainer may log (float32's largest as a placeholder, a float64 past it) or a client
+    /// may stamp (steps near 2^64) is drawn, not a crash: the agent's page draws it too.
+    @Test func valuesAndStepsAtTheEdgesOfWhatNumbersHoldAreDrawn() {
+        let extremes: [[Double]] = [
+            [0, 3.4e38], [-1e38, 1e38], [1e308, -1e308], [1.7e308, 1.7e308], [-5e300, -1e300], [1e-300, 2e-300], [9.3e18, 9.4e18],
+        ]
+        for ys in extremes {
+            for unit in ["", "1", "By"] {
+                let chart = Chart(
+                    title: "edges", axis: .step,
+                    panels: [.init(title: "x", unit: unit, series: [.init(label: "x", key: "x", xs: [0, 1.8e19], ys: ys)])])
+                let svg = SVGRenderer().render(chart)
+                #expect(Elements(svg).failure == nil, "\(ys) \(unit)")
+            }
+        }
+        #expect(Ticks.fixed(1e38, decimals: 1).hasPrefix("1"))
+        #expect(Ticks.fixed(-.infinity, decimals: 0) == "-inf")
+    }
 }

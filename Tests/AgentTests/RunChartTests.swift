@@ -3,9 +3,10 @@ import Testing
 
 @testable import boxcar
 
-/// The pieces of `boxcar plot` a person's input goes through: key patterns, times and spans,
-/// wallclocks in the unit a client sent, and placing the machine's points at the trainer's steps.
-@Suite struct PlotCommandTests {
+/// The pieces of a run's chart (`boxcar plot`, the agent's page) a person's input goes through:
+/// key patterns, times and spans, wallclocks in the unit a client sent, and placing the machine's
+/// points at the trainer's steps.
+@Suite struct RunChartTests {
     @Test func patternsMatchWholeKeys() {
         #expect(glob("loss", matches: "loss"))
         #expect(!glob("loss", matches: "loss/val"))
@@ -18,23 +19,23 @@ import Testing
 
     @Test func timesAndSpans() throws {
         let last: Int64 = 1_764_756_000_000_000_000  // 2025-12-03T10:00:00Z
-        #expect(try PlotCommand.time("10m", last: last) == last - 600_000_000_000)
-        #expect(try PlotCommand.time("2026-12-03T10:00:00Z", last: last) == 1_796_292_000_000_000_000)
-        #expect(try PlotCommand.time("2026-12-03T10:00:00.5Z", last: last) == 1_796_292_000_500_000_000)
+        #expect(try RunChart.time("10m", last: last) == last - 600_000_000_000)
+        #expect(try RunChart.time("2026-12-03T10:00:00Z", last: last) == 1_796_292_000_000_000_000)
+        #expect(try RunChart.time("2026-12-03T10:00:00.5Z", last: last) == 1_796_292_000_500_000_000)
         // Nonsense is an error, not a crash: an unreadable time, a span past any clock, a date
         // past what a wallclock in nanoseconds holds.
-        #expect(throws: CLIError.self) { try PlotCommand.time("yesterday", last: last) }
-        #expect(try PlotCommand.time("999999999999999d", last: last) == .min)
-        #expect(throws: CLIError.self) { try PlotCommand.time("2300-01-01T00:00:00Z", last: last) }
+        #expect(throws: CLIError.self) { try RunChart.time("yesterday", last: last) }
+        #expect(try RunChart.time("999999999999999d", last: last) == .min)
+        #expect(throws: CLIError.self) { try RunChart.time("2300-01-01T00:00:00Z", last: last) }
     }
 
     @Test func wallclocksAreReadInTheUnitTheyWereSentIn() {
         let nanoseconds: Int64 = 1_764_756_000_123_456_789
-        #expect(PlotCommand.nanoseconds(nanoseconds) == nanoseconds)
-        #expect(PlotCommand.nanoseconds(1_764_756_000_123_456) == 1_764_756_000_123_456_000)
-        #expect(PlotCommand.nanoseconds(1_764_756_000_123) == 1_764_756_000_123_000_000)
-        #expect(PlotCommand.nanoseconds(1_764_756_000) == 1_764_756_000_000_000_000)
-        #expect(PlotCommand.nanoseconds(99_999_999_999) == .max)  // 5138 AD in seconds: past any clock
+        #expect(RunChart.nanoseconds(nanoseconds) == nanoseconds)
+        #expect(RunChart.nanoseconds(1_764_756_000_123_456) == 1_764_756_000_123_456_000)
+        #expect(RunChart.nanoseconds(1_764_756_000_123) == 1_764_756_000_123_000_000)
+        #expect(RunChart.nanoseconds(1_764_756_000) == 1_764_756_000_000_000_000)
+        #expect(RunChart.nanoseconds(99_999_999_999) == .max)  // 5138 AD in seconds: past any clock
     }
 
     @Test func theMachinesPointsArePlacedAtTheTrainersStepByTheirTime() {
@@ -51,5 +52,10 @@ import Testing
         #expect(clock.step(at: start + second) == 20)
         #expect(clock.step(at: start - 1) == nil)
         #expect(clock.step(at: start + second + 1) == nil)
+
+        // A time clamped to Int64.min beside today's: placed, not a trap.
+        columns.wallclocks = [.min, 1_764_756_002]
+        let far = StepClock([columns])
+        #expect(far.step(at: 0).map { $0 > 10 && $0 < 20 } == true)
     }
 }
