@@ -3,16 +3,19 @@
 /// clocks-event reason that slows the GPU (power cap, thermal, hardware slowdown) held, the
 /// trainer's peak GPU memory, the machine's CPU iowait and the trainer tree's CPU.
 ///
-/// Every machine column is taken from the sampler's ticks stored with the run (its attached
-/// windows, `system/…`): a tick's value stands for the time since the tick before (a rate is
-/// measured over that time; a gauge is taken as holding over it), and a step's value is the mean
-/// (the integral, for energy; the most, for memory) of that over the step's interval. A step
-/// shorter than a tick gets the value of the tick around it. `interpolated` names these columns.
+/// Energy and throttling come from the GPUs' counters read as each step began (`marks`,
+/// StepMarks) where every GPU's were read at both of a step's ends. The rest, and those without
+/// reads, are taken from the sampler's ticks stored with the run (its attached windows,
+/// `system/…`): a tick's value stands for the time since the tick before (a rate is measured over
+/// that time; a gauge is taken as holding over it), and a step's value is the mean (the integral,
+/// for energy; the most, for memory) of that over the step's interval. A step shorter than a tick
+/// gets the value of the tick around it. `interpolated` names these columns.
 public struct StepCosts: Sendable, Equatable {
     /// The trainer's key whose points mark the steps.
     public var key: String
     public var steps: [StepCost]
-    /// The columns taken from ticks rather than read at the steps themselves.
+    /// The columns taken from ticks rather than read at the steps themselves (energy and throttling
+    /// are read at the steps where the GPUs' counters were read at every step's ends).
     public var interpolated: [String]
 
     public struct StepCost: Sendable, Equatable {
@@ -38,7 +41,8 @@ public struct StepCosts: Sendable, Equatable {
     }
 
     /// Where the agent keeps what it reads as each step of an attached trainer begins (the GPUs'
-    /// energy counters: `system/step/hw.energy{…}` at the trainer's step).
+    /// energy and violation-time counters: `system/step/hw.energy{…}`,
+    /// `system/step/hw.gpu.violation_time{…}` at the trainer's step).
     public static let markPrefix = "system/step/"
 
     /// The column names, as the CLI and the API give them.
@@ -71,8 +75,15 @@ public struct StepCosts: Sendable, Equatable {
                 marks: [(key: String, columns: MetricColumns)] = []) {
         self.key = key
         // Each GPU's energy counter at each step it was read.
-        let energyMarks = marks.filter { $0.key.hasPrefix(Self.markPrefix + "hw.energy") }.map { mark in
-            Dictionary((0..<mark.columns.count).map { (mark.columns.steps[$0], mark.columns.values[$0]) }, uniquingKeysWith: { first, _ in first })
+        func byStep(_ columns: MetricColumns) -> [UInt64: Double] {
+            Dictionary((0..<columns.count).map { (columns.steps[$0], columns.values[$0]) }, uniquingKeysWith: { first, _ in first })
+        }
+        let energyMarks = marks.filter { $0.key.hasPrefix(Self.markPrefix + "hw.energy") }.map { byStep($0.columns) }
+        // Each GPU's violation counters (power, thermal) at each step they were read, by GPU.
+        var violationMarks: [String: [[UInt64: Double]]] = [:]
+        for mark in marks where mark.key.hasPrefix(Self.markPrefix + "hw.gpu.violation_time{") {
+            let gpu = SeriesKey(parsing: mark.key)?.labels.first { $0.name == "index" }?.value ?? mark.key
+            violationMarks[gpu, default: []].append(byStep(mark.columns))
         }
         // The first time each step was logged, in step order.
         var first: [UInt64: Int64] = [:]
@@ -84,14 +95,22 @@ public struct StepCosts: Sendable, Equatable {
         var sources: [Source: [Timeline]] = [:]
         for (key, columns) in series {
             guard let parsed = SeriesKey(parsing: key), let source = Source(parsed) else { continue }
-            sources[source, default: []].append(Timeline(columns))
+            let timeline = Timeline(columns)
+            sources[source, default: []].append(timeline)
+            if source == .slowdown && parsed.labels.contains(where: { $0.name == "reason" && Self.hardwareSlowdowns.contains($0.value) }) {
+                sources[.hardwareSlowdown, default: []].append(timeline)
+            }
         }
         // Made once, not a step at a time: a day of ticks of many series would be merged again
         // for each of thousands of steps.
         let held = Timeline.union(sources[.slowdown] ?? [])
+        // The slowdowns no violation counter counts: with the counters read at a step's ends, the
+        // ticks still say whether one of these held.
+        let hardwareHeld = Timeline.union(sources[.hardwareSlowdown] ?? [])
         let memory = Timeline.sum(sources[.processMemory] ?? [])
         let treeCPU = (sources[.treeCPU] ?? []).isEmpty ? nil : Timeline.sum(sources[.treeCPU] ?? [])  // every rank's tree
         var exact = 0
+        var exactThrottle = 0
         steps = zip(stepsLogged, stepsLogged.dropFirst()).compactMap { from, to in
             guard to.value > from.value else { return nil }  // logged out of time order: no interval
             let (start, end) = (from.value, to.value)
@@ -108,14 +127,27 @@ public struct StepCosts: Sendable, Equatable {
                 power = read
                 exact += 1
             }
+            var throttled = held.integral(start, end).map { min(1, $0 / seconds) }
+            // Read at both ends, by every GPU: the GPU held longest, its power and thermal time
+            // added (they seldom overlap), or a hardware slowdown's ticks where longer.
+            let heldByGPU = violationMarks.values.compactMap { counters -> Double? in
+                let differences = counters.compactMap { marks in marks[to.key].flatMap { end in marks[from.key].map { end - $0 } } }
+                return differences.count == counters.count && differences.allSatisfy({ $0 >= 0 }) ? differences.reduce(0, +) : nil
+            }
+            if !violationMarks.isEmpty && heldByGPU.count == violationMarks.count {
+                let counted = min(1, (heldByGPU.max() ?? 0) / seconds)
+                throttled = max(counted, hardwareHeld.integral(start, end).map { min(1, $0 / seconds) } ?? 0)
+                exactThrottle += 1
+            }
             return StepCost(
                 step: to.key, start: start, end: end, energyJoules: power.isEmpty ? nil : power.reduce(0, +),
-                gpuUtilization: mean(.utilization), throttled: held.integral(start, end).map { min(1, $0 / seconds) },
+                gpuUtilization: mean(.utilization), throttled: throttled,
                 gpuMemoryPeakBytes: memory.peak(start, end), iowait: mean(.iowait),
                 cpu: treeCPU?.integral(start, end).map { $0 / seconds })
         }
-        // Energy is interpolated unless every step's came from marks.
-        interpolated = exact == steps.count && !steps.isEmpty ? Self.columns.filter { $0 != "energy_joules" } : Self.columns
+        // Energy and throttling are interpolated unless every step's came from marks.
+        let read = steps.isEmpty ? [] : (exact == steps.count ? ["energy_joules"] : []) + (exactThrottle == steps.count ? ["throttled"] : [])
+        interpolated = Self.columns.filter { !read.contains($0) }
     }
 
     /// Seconds between two times in ns: exact where the difference fits (wallclocks near 2^61
@@ -143,9 +175,12 @@ public struct StepCosts: Sendable, Equatable {
         return seconds > 0 ? known.reduce(0) { $0 + $1.throttled! * $1.seconds } / seconds : nil
     }
 
+    /// Reasons that slow a GPU down which NVML's violation counters (power, thermal) do not count.
+    public static let hardwareSlowdowns: Set<String> = ["hw_slowdown", "hw_power_brake_slowdown"]
+
     /// Which cost a machine series feeds.
     enum Source: Hashable {
-        case power, utilization, slowdown, processMemory, iowait, treeCPU
+        case power, utilization, slowdown, hardwareSlowdown, processMemory, iowait, treeCPU
 
         init?(_ key: SeriesKey) {
             let labels = Dictionary(key.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })

@@ -82,7 +82,7 @@ public final class Sampler: Sendable {
         self.stamps = Mutex(stamps)
         self.logger = logger
         self.sensors = SensorSet(sensors: sensors, processes: processes, nvidia: nvidia, deadline: sensorDeadline)
-        self.stepMarks = nvidia.flatMap { $0.readsEnergy ? StepMarks(store: store, nvidia: $0, logger: logger) : nil }
+        self.stepMarks = nvidia.flatMap { $0.readsStepCounters ? StepMarks(store: store, nvidia: $0, logger: logger) : nil }
         self.sensors.stampTolerance = stamps.tolerance
         self.sensors.storesCumulative = storesCumulative
         thread.start()

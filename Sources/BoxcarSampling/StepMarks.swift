@@ -5,13 +5,15 @@ import Logging
 import NIOPosix
 import Synchronization
 
-/// The GPUs' energy counters read when an attached trainer's step begins (the first batch with a
-/// point at a step above the last arrives), so that what a step used is the difference of two
-/// reads, where ticks a second apart can only be interpolated (StepCosts). Exact to the time
-/// between a step's first point and its read (a batch's trip to the agent, a thread hop), and
-/// to the counter's own resolution; steps the SDK ships in one batch share a read.
+/// The GPUs' energy and violation-time counters read when an attached trainer's step begins (the
+/// first batch with a point at a step above the last arrives), so that what a step used, and how
+/// long power or thermal limits held its clocks, is the difference of two reads, where ticks a
+/// second apart can only be interpolated (StepCosts). Exact to the time between a step's first
+/// point and its read (a batch's trip to the agent, a thread hop), and to the counters' own
+/// resolution; steps the SDK ships in one batch share a read.
 ///
-/// Stored under the experiment as `system/step/hw.energy{…}` at the trainer's step. Reads are
+/// Stored under the experiment as `system/step/hw.energy{…}` and
+/// `system/step/hw.gpu.violation_time{…,reason}` at the trainer's step. Reads are
 /// made on a thread of their own (NVML may hang; the sampler must not wait for it), one at a
 /// time: steps that begin while one is made are marked together by the next, at the latest step
 /// each (those in between have no mark, and StepCosts interpolates them).
@@ -80,7 +82,7 @@ public final class StepMarks: Sendable {
             guard !pending.isEmpty else { return }
             let nvidia = self.nvidia
             // Stamped where it is read, not before the hop to the thread.
-            guard let (wallclock, readings) = try? await thread.runIfActive({ (WallClock.now(), nvidia.energy()) }),
+            guard let (wallclock, readings) = try? await thread.runIfActive({ (WallClock.now(), nvidia.stepCounters()) }),
                   !readings.isEmpty else { continue }
             let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
             let ticks = pending.sorted { $0.key < $1.key }.map { experimentID, step in

@@ -103,17 +103,44 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         return readings
     }
 
-    /// Whether some GPU gives its energy counter.
-    public var readsEnergy: Bool { supported.contains { $0.contains(.energy) } }
+    /// Whether some GPU gives a counter a trainer's steps are marked with (energy, violation time).
+    public var readsStepCounters: Bool {
+        supported.contains { !$0.isDisjoint(with: [.energy, .powerViolation, .thermalViolation]) }
+    }
 
-    /// Each GPU's energy counter as it stands (`hw.energy`, J since the driver loaded), for the
-    /// mark of a trainer's step. Touches no state of the sensor's: safe beside `sample`.
-    public func energy() -> [Reading] {
+    /// Each GPU's energy counter (`hw.energy`, J since the driver loaded) and the time power and
+    /// thermal limits held its clocks (`hw.gpu.violation_time`, s) as they stand, for the mark of a
+    /// trainer's step: their differences between two steps' marks are what the step used. Touches
+    /// no state of the sensor's (no rate, no choice of source remembered): safe beside `sample`.
+    public func stepCounters() -> [Reading] {
         var readings: [Reading] = []
-        for position in gpus.indices where supported[position].contains(.energy) {
-            _ = read(.energy, devices[position], labels: gpuLabels[position], processes: [], into: &readings)
+        for position in gpus.indices {
+            let (device, labels) = (devices[position], gpuLabels[position])
+            if supported[position].contains(.energy) {
+                _ = read(.energy, device, labels: labels, processes: [], into: &readings)
+            }
+            for power in [true, false] where supported[position].contains(power ? .powerViolation : .thermalViolation) {
+                if let total = violationTotal(power, device, labels: labels) { readings.append(total) }
+            }
         }
         return readings
+    }
+
+    /// A violation counter as it stands: nvmlDeviceGetViolationStatus, else the field value the
+    /// drivers that retired it keep (as `violation` reads them).
+    private func violationTotal(_ power: Bool, _ device: NVMLLibrary.Device, labels: [Reading.Label]) -> Reading? {
+        let reason = labels + [Reading.Label("reason", power ? "power" : "thermal")]
+        if let status = library.violationStatus {
+            var value = boxcar_nvmlViolationTime_t()
+            if status(device, power ? 0 : 1, &value) == NVMLReturn.success {
+                return Reading.cumulative("hw.gpu.violation_time", reason, Double(value.violationTime) / 1e9)
+            }
+        }
+        guard let fields = library.fieldValues else { return nil }
+        var value = boxcar_nvmlFieldValue_t()
+        value.fieldId = power ? 74 : 75
+        guard fields(device, 1, &value) == NVMLReturn.success, value.nvmlReturn == NVMLReturn.success else { return nil }
+        return Reading.cumulative("hw.gpu.violation_time", reason, Self.number(value) / 1e9)
     }
 
     /// XID errors reported since the last call: (GPU index, XID code). Never blocks.

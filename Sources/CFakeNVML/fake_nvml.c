@@ -13,6 +13,10 @@
 //                                       throttling scripted for known steps of a run
 //   <index> energy.integrates 1         the energy counter rises by the power scripted (windows
 //                                       included) from nvmlInit_v2 on, as a real one does
+//   <index> violation.integrates 1      nvmlDeviceGetViolationStatus's counters rise with the wall
+//                                       clock (its reference time) while clocks_event_reasons
+//                                       (windows included) holds sw_power_cap (0x4: power) or a
+//                                       thermal slowdown (0x20, 0x40: thermal), from nvmlInit_v2 on
 //   <index> process <pid> <bytes>       a compute process and the GPU memory it uses
 //   xid <index> <code>                  one XID event, delivered by the first nvmlEventSetWait
 //   <index> mig.instance <i> <used> <total>
@@ -85,6 +89,7 @@ struct FakeDevice {
     unsigned long long violation_time[2];          // ns
     unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
     int energy_integrates;                         // energy = its value + the power since init
+    int violation_integrates;                      // violation times = the reasons' time held
     int windowed[FIELDS];                          // a value for a window of time is scripted
     unsigned long long window_value[FIELDS];
     double window_from[FIELDS], window_until[FIELDS];
@@ -183,6 +188,7 @@ static void load_script(void) {
             continue;
         }
         if (strcmp(b, "energy.integrates") == 0) { device->energy_integrates = 1; continue; }
+        if (strcmp(b, "violation.integrates") == 0) { device->violation_integrates = 1; continue; }
         int field = field_index(b);
         if (field < 0) continue;
         if (strcmp(c, "unsupported") == 0) { device->unsupported[field] = 1; continue; }
@@ -210,17 +216,26 @@ static double wall_seconds(void) {
 /// When nvmlInit_v2 loaded the script (declared above load_script): where an integrating
 /// energy counter starts.
 
-/// The energy counter (mJ) of a device whose counter integrates its power (mW): the power's own
-/// value over the time since init, the window's over the part of it inside the window.
-static unsigned long long integrated_energy(struct FakeDevice *device) {
+/// ∫ weight(field's value) dt from init to now, in value-seconds: the value it was scripted with
+/// over the whole time, the window's over the part of it inside the window.
+static double integrated(struct FakeDevice *device, int field, double (*weight)(unsigned long long)) {
     double now = wall_seconds();
-    double millijoules = (double)device->values[F_POWER] * (now - started);
-    if (device->windowed[F_POWER]) {
-        double from = device->window_from[F_POWER] > started ? device->window_from[F_POWER] : started;
-        double until = device->window_until[F_POWER] < now ? device->window_until[F_POWER] : now;
-        if (until > from) millijoules += ((double)device->window_value[F_POWER] - (double)device->values[F_POWER]) * (until - from);
+    double total = weight(device->values[field]) * (now - started);
+    if (device->windowed[field]) {
+        double from = device->window_from[field] > started ? device->window_from[field] : started;
+        double until = device->window_until[field] < now ? device->window_until[field] : now;
+        if (until > from) total += (weight(device->window_value[field]) - weight(device->values[field])) * (until - from);
     }
-    return device->values[F_ENERGY] + (unsigned long long)millijoules;
+    return total;
+}
+
+static double as_is(unsigned long long value) { return (double)value; }
+static double power_capped(unsigned long long reasons) { return (reasons & 0x4) ? 1 : 0; }
+static double thermal_slowdown(unsigned long long reasons) { return (reasons & 0x60) ? 1 : 0; }
+
+/// The energy counter (mJ) of a device whose counter integrates its power (mW).
+static unsigned long long integrated_energy(struct FakeDevice *device) {
+    return device->values[F_ENERGY] + (unsigned long long)integrated(device, F_POWER, as_is);
 }
 
 /// A device's value now: the scripted window's while the wall clock is inside it.
@@ -442,6 +457,12 @@ nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t device, int policy, nvmlV
     calls++;
     int field = policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL;
     if (policy > 1 || device->unsupported[field] || device->unsupported[F_VIOLATION_STATUS]) return NOT_SUPPORTED;
+    if (device->violation_integrates) {
+        // The wall clock's µs, and the ns the reasons held since init.
+        time->referenceTime = (unsigned long long)(wall_seconds() * 1e6);
+        time->violationTime = (unsigned long long)(integrated(device, F_EVENT_REASONS, policy == 0 ? power_capped : thermal_slowdown) * 1e9);
+        return SUCCESS;
+    }
     device->violation_reference[policy] += 1000000;
     device->violation_time[policy] += device->values[field];
     time->referenceTime = device->violation_reference[policy];

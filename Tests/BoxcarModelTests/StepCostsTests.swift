@@ -79,6 +79,40 @@ import Testing
         #expect(allRead.interpolated == StepCosts.columns.filter { $0 != "energy_joules" })
     }
 
+    @Test func throttlingReadAtTheStepsIsExactAndAHardwareSlowdownStillCounts() {
+        func marks(_ seconds: [Double]) -> MetricColumns {
+            var columns = MetricColumns()
+            for (step, value) in seconds.enumerated() { columns.append(step: UInt64(step), wallclock: Self.t0, value: value) }
+            return columns
+        }
+        // Steps at 2, 4, 8, 12 s. GPU 0's power cap held 0.5 s of the first step and all of the
+        // third; GPU 1's thermal limit 1 s of the second, its power cap 0.5 s of it too.
+        let read: [(key: String, columns: MetricColumns)] = [
+            ("system/step/hw.gpu.violation_time{\(Self.gpu(0)),reason=\"power\"}", marks([10, 10.5, 10.5, 14.5])),
+            ("system/step/hw.gpu.violation_time{\(Self.gpu(0)),reason=\"thermal\"}", marks([0, 0, 0, 0])),
+            ("system/step/hw.gpu.violation_time{\(Self.gpu(1)),reason=\"power\"}", marks([3, 3, 3.5, 3.5])),
+            ("system/step/hw.gpu.violation_time{\(Self.gpu(1)),reason=\"thermal\"}", marks([7, 7, 8, 8])),
+        ]
+        // The ticks say GPU 1 was held by hw_slowdown over (10 s, 12 s], which no counter counts.
+        let machine = Self.machine + [("system/hw.gpu.clocks_event{\(Self.gpu(1)),reason=\"hw_slowdown\"}", Self.ticks(20) { $0 >= 11 ? 1 : 0 })]
+        let costs = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: read)
+        // 0.5 of 2 s; GPU 1's 1.5 s of 4 s (GPU 0's none); GPU 0's 4 s of 4 s, against the
+        // ticks' half (the hardware slowdown) .
+        #expect(costs.steps.map(\.throttled) == [0.25, 0.375, 1])
+        #expect(costs.interpolated == StepCosts.columns.filter { $0 != "throttled" })
+        // The counters read, the hardware slowdown's ticks larger.
+        let quiet = read.map { ($0.key, marks([1, 1, 1, 1])) }
+        let slowed = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: quiet)
+        #expect(slowed.steps.map(\.throttled) == [0, 0, 0.5])
+        // A GPU without a read at a step's end: that step's from the ticks (the power cap's
+        // (4 s, 6 s] and the hardware slowdown's (10 s, 12 s]), and the column interpolated.
+        var partial = read
+        partial[3].columns = marks([7, 7, 8])
+        let some = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: partial)
+        #expect(some.steps.map(\.throttled) == [0.25, 0.375, 0.5])
+        #expect(some.interpolated == StepCosts.columns)
+    }
+
     @Test func aGapInTheTicksIsNotGuessedAndRanksAddUp() {
         // Ticks at 1-5 s and 16-20 s (detached between): the 16 s tick stands for 15-16 s only.
         var gapped = MetricColumns()

@@ -135,6 +135,42 @@ import Testing
         #expect(sensor.unsupported[1]?[.thermalViolation] == nil)
     }
 
+    /// The counters a trainer's steps are marked with: each GPU's energy and violation times as
+    /// they stand, from either source of the violation times, and nothing of a GPU without them.
+    @Test func stepCountersAreEnergyAndViolationTimesAsTheyStand() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("""
+            gpus 3
+            0 energy 5000000
+            0 violation.power 250000000
+            0 violation.thermal 0
+            1 energy 7000
+            1 violation.status unsupported
+            1 violation.power 500000000
+            2 energy unsupported
+            2 violation.power unsupported
+            2 violation.thermal unsupported
+
+            """))
+        #expect(sensor.readsStepCounters)
+        let (counters, later) = (sensor.stepCounters(), sensor.stepCounters())
+        func counter(_ readings: [Reading], _ index: Int, _ name: String, _ reason: String? = nil) -> Double? {
+            readings.first { reading in
+                reading.seriesKey.hasPrefix("system/\(name){") && reading.seriesKey.contains("index=\"\(index)\"")
+                    && (reason.map { reading.seriesKey.contains("reason=\"\($0)\"") } ?? true)
+            }?.value
+        }
+        #expect(counter(counters, 0, "hw.energy") == 5000 && counter(counters, 1, "hw.energy") == 7)
+        // The fake's violation counters move on by their scripted ns at each read (GPU 1's field
+        // values at each call, for either field).
+        let power0 = try #require(counter(counters, 0, "hw.gpu.violation_time", "power"))
+        #expect(counter(later, 0, "hw.gpu.violation_time", "power") == power0 + 0.25)
+        #expect(counter(later, 0, "hw.gpu.violation_time", "thermal") == 0)
+        let power1 = try #require(counter(counters, 1, "hw.gpu.violation_time", "power"))  // field 74
+        #expect(try #require(counter(later, 1, "hw.gpu.violation_time", "power")) > power1)
+        #expect(!counters.contains { $0.seriesKey.contains("index=\"2\"") })
+        #expect(counters.count == 6)  // two energies, four violation times: no rate, nothing else
+    }
+
     /// What DCGM's users watch for a failing GPU or a slow node: the video engines, PCIe replays,
     /// remapped rows and retired pages, time held down by power and thermal limits, and each
     /// active NVLink's traffic and errors, with rates over the driver's own clock.
