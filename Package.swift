@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "BoxcarHTTP",
             dependencies: [
-                "BoxcarExposition", "BoxcarModel",
+                "BoxcarCharts", "BoxcarExposition", "BoxcarModel",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

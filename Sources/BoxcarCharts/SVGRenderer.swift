@@ -153,7 +153,13 @@ public struct SVGRenderer: Sendable {
         return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
     }
 
-    private func escape(_ text: String) -> String {
+    private func escape(_ text: String) -> String { Markup.escape(text) }
+}
+
+/// Text made safe inside an element or a quoted attribute of XML or HTML: the SVG documents, and
+/// the agent's pages around them.
+public enum Markup {
+    public static func escape(_ text: some StringProtocol) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for character in text.unicodeScalars {
@@ -162,6 +168,7 @@ public struct SVGRenderer: Sendable {
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
+            case "'": out += "&#39;"
             // Control characters are not allowed in XML 1.0.
             case _ where character.value < 0x20 && character != "\n" && character != "\t": out += "?"
             default: out.unicodeScalars.append(character)

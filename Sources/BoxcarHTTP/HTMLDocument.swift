@@ -1,3 +1,5 @@
+import BoxcarCharts
+
 // The frame every page of the agent's shares: one HTML document with its own small stylesheet,
 // no script, no font or file from elsewhere (machines are often offline), readable on a laptop
 // screen and in a text browser.
@@ -30,22 +32,8 @@ public enum HTMLDocument {
             """
     }
 
-    /// Text made safe inside an element or a quoted attribute.
-    public static func escape(_ text: some StringProtocol) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(character)
-            }
-        }
-        return out
-    }
+    /// Text made safe inside an element or a quoted attribute (as the charts' SVG is).
+    public static func escape(_ text: some StringProtocol) -> String { Markup.escape(text) }
 
     /// A query string's value (or a path segment's) percent-encoded: only unreserved characters
     /// stay as they are.
