@@ -28,7 +28,8 @@ public struct StepCosts: Sendable, Equatable {
         public var energyJoules: Double?
         /// Mean over the interval and the GPUs, 0…1.
         public var gpuUtilization: Double?
-        /// Share of the interval any GPU's clocks were held by power, thermal or hardware slowdown.
+        /// Share of the interval the GPU held longest had its clocks held by power, thermal or
+        /// hardware slowdown.
         public var throttled: Double?
         /// The most GPU memory the trainer's processes held together.
         public var gpuMemoryPeakBytes: Double?
@@ -79,11 +80,15 @@ public struct StepCosts: Sendable, Equatable {
             Dictionary((0..<columns.count).map { (columns.steps[$0], columns.values[$0]) }, uniquingKeysWith: { first, _ in first })
         }
         let energyMarks = marks.filter { $0.key.hasPrefix(Self.markPrefix + "hw.energy") }.map { byStep($0.columns) }
-        // Each GPU's violation counters (power, thermal) at each step they were read, by GPU.
-        var violationMarks: [String: [[UInt64: Double]]] = [:]
+        // Each GPU's violation counters (power, thermal) at each step they were read, with the
+        // read's time: a share of time is of the reads' interval, not the trainer's.
+        var violationMarks: [String: [[UInt64: (value: Double, at: Int64)]]] = [:]
         for mark in marks where mark.key.hasPrefix(Self.markPrefix + "hw.gpu.violation_time{") {
-            let gpu = SeriesKey(parsing: mark.key)?.labels.first { $0.name == "index" }?.value ?? mark.key
-            violationMarks[gpu, default: []].append(byStep(mark.columns))
+            guard let parsed = SeriesKey(parsing: mark.key) else { continue }
+            let columns = mark.columns
+            violationMarks[Self.gpu(parsed), default: []].append(Dictionary(
+                (0..<columns.count).map { (columns.steps[$0], (columns.values[$0], wallclockNanoseconds(columns.wallclocks[$0]))) },
+                uniquingKeysWith: { first, _ in first }))
         }
         // The first time each step was logged, in step order.
         var first: [UInt64: Int64] = [:]
@@ -93,20 +98,25 @@ public struct StepCosts: Sendable, Equatable {
         }
         let stepsLogged = first.sorted { $0.key < $1.key }
         var sources: [Source: [Timeline]] = [:]
+        // Each GPU's slowdown reasons, and those no violation counter counts.
+        var slowdowns: [String: [Timeline]] = [:]
+        var hardwareSlowdowns: [String: [Timeline]] = [:]
         for (key, columns) in series {
             guard let parsed = SeriesKey(parsing: key), let source = Source(parsed) else { continue }
             let timeline = Timeline(columns)
-            sources[source, default: []].append(timeline)
-            if source == .slowdown && parsed.labels.contains(where: { $0.name == "reason" && Self.hardwareSlowdowns.contains($0.value) }) {
-                sources[.hardwareSlowdown, default: []].append(timeline)
+            guard source == .slowdown else {
+                sources[source, default: []].append(timeline)
+                continue
+            }
+            slowdowns[Self.gpu(parsed), default: []].append(timeline)
+            if parsed.labels.contains(where: { $0.name == "reason" && Self.hardwareSlowdowns.contains($0.value) }) {
+                hardwareSlowdowns[Self.gpu(parsed), default: []].append(timeline)
             }
         }
         // Made once, not a step at a time: a day of ticks of many series would be merged again
-        // for each of thousands of steps.
-        let held = Timeline.union(sources[.slowdown] ?? [])
-        // The slowdowns no violation counter counts: with the counters read at a step's ends, the
-        // ticks still say whether one of these held.
-        let hardwareHeld = Timeline.union(sources[.hardwareSlowdown] ?? [])
+        // for each of thousands of steps. Whether any reason held each GPU's clocks.
+        let held = slowdowns.mapValues(Timeline.union)
+        let hardwareHeld = hardwareSlowdowns.mapValues(Timeline.union)
         let memory = Timeline.sum(sources[.processMemory] ?? [])
         let treeCPU = (sources[.treeCPU] ?? []).isEmpty ? nil : Timeline.sum(sources[.treeCPU] ?? [])  // every rank's tree
         var exact = 0
@@ -127,17 +137,32 @@ public struct StepCosts: Sendable, Equatable {
                 power = read
                 exact += 1
             }
-            var throttled = held.integral(start, end).map { min(1, $0 / seconds) }
-            // Read at both ends, by every GPU: the GPU held longest, its power and thermal time
-            // added (they seldom overlap), or a hardware slowdown's ticks where longer.
-            let heldByGPU = violationMarks.values.compactMap { counters -> Double? in
-                let differences = counters.compactMap { marks in marks[to.key].flatMap { end in marks[from.key].map { end - $0 } } }
-                return differences.count == counters.count && differences.allSatisfy({ $0 >= 0 }) ? differences.reduce(0, +) : nil
+            // Each GPU's share of the step its clocks were held, from the ticks; the GPU held
+            // longest is the step's.
+            func shares(_ timelines: [String: Timeline]) -> [String: Double] {
+                timelines.compactMapValues { $0.integral(start, end).map { min(1, $0 / seconds) } }
             }
-            if !violationMarks.isEmpty && heldByGPU.count == violationMarks.count {
-                let counted = min(1, (heldByGPU.max() ?? 0) / seconds)
-                throttled = max(counted, hardwareHeld.integral(start, end).map { min(1, $0 / seconds) } ?? 0)
-                exactThrottle += 1
+            let ticked = shares(held)
+            var throttled = ticked.values.max()
+            // Read at both ends, by every GPU that has the counters: its power and thermal time
+            // added (they seldom overlap) over the reads' own interval, or a hardware slowdown's
+            // ticks where longer; a GPU without the counters, its ticks.
+            var counted: [String: Double] = [:]
+            for (gpu, counters) in violationMarks {
+                let differences = counters.compactMap { marks -> (held: Double, apart: Int64)? in
+                    guard let begin = marks[from.key], let end = marks[to.key], end.at > begin.at, end.value >= begin.value else { return nil }
+                    return (end.value - begin.value, end.at - begin.at)
+                }
+                guard differences.count == counters.count, let apart = differences.map(\.apart).max() else { continue }
+                counted[gpu] = min(1, differences.map(\.held).reduce(0, +) / Self.seconds(from: 0, to: apart))
+            }
+            if !violationMarks.isEmpty && counted.count == violationMarks.count {
+                let hardware = shares(hardwareHeld)
+                let each = Set(counted.keys).union(ticked.keys).compactMap { gpu in
+                    counted[gpu].map { max($0, hardware[gpu] ?? 0) } ?? ticked[gpu]
+                }
+                throttled = each.max()
+                if ticked.keys.allSatisfy({ counted[$0] != nil }) { exactThrottle += 1 }
             }
             return StepCost(
                 step: to.key, start: start, end: end, energyJoules: power.isEmpty ? nil : power.reduce(0, +),
@@ -168,11 +193,17 @@ public struct StepCosts: Sendable, Equatable {
         joulesPerStep.flatMap { $0 > 0 ? 3_600_000 / $0 : nil }
     }
 
-    /// The share of the steps' time the GPUs were slowed down.
+    /// The share of the steps' time the GPUs were slowed down (each step's GPU held longest).
     public var throttledShare: Double? {
         let known = steps.filter { $0.throttled != nil }
         let seconds = known.reduce(0) { $0 + $1.seconds }
         return seconds > 0 ? known.reduce(0) { $0 + $1.throttled! * $1.seconds } / seconds : nil
+    }
+
+    /// A GPU's series' labels without the reason: the same for its clocks-event ticks and its
+    /// violation counters, and for two GPUs of one index on two hosts, not the same.
+    static func gpu(_ key: SeriesKey) -> String {
+        key.labels.filter { $0.name != "reason" }.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
     }
 
     /// Reasons that slow a GPU down which NVML's violation counters (power, thermal) do not count.
@@ -180,7 +211,7 @@ public struct StepCosts: Sendable, Equatable {
 
     /// Which cost a machine series feeds.
     enum Source: Hashable {
-        case power, utilization, slowdown, hardwareSlowdown, processMemory, iowait, treeCPU
+        case power, utilization, slowdown, processMemory, iowait, treeCPU
 
         init?(_ key: SeriesKey) {
             let labels = Dictionary(key.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })

@@ -132,9 +132,13 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         let reason = labels + [Reading.Label("reason", power ? "power" : "thermal")]
         if let status = library.violationStatus {
             var value = boxcar_nvmlViolationTime_t()
-            if status(device, power ? 0 : 1, &value) == NVMLReturn.success {
+            let rc = status(device, power ? 0 : 1, &value)
+            if rc == NVMLReturn.success {
                 return Reading.cumulative("hw.gpu.violation_time", reason, Double(value.violationTime) / 1e9)
             }
+            // Another failure is this read's, not the call's absence: no mark, rather than one of
+            // the other counter.
+            guard rc == NVMLReturn.notSupported || rc == NVMLReturn.functionNotFound || rc == NVMLReturn.deprecated else { return nil }
         }
         guard let fields = library.fieldValues else { return nil }
         var value = boxcar_nvmlFieldValue_t()

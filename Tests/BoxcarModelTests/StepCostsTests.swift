@@ -1,4 +1,4 @@
-import BoxcarModel
+@testable import BoxcarModel
 import Testing
 
 /// A step's costs from the machine's ticks: energy integrated, shares averaged over exactly the
@@ -80,13 +80,16 @@ import Testing
     }
 
     @Test func throttlingReadAtTheStepsIsExactAndAHardwareSlowdownStillCounts() {
-        func marks(_ seconds: [Double]) -> MetricColumns {
+        // Read at 2, 4, 8 and 12 s, as the steps began (a read's own time, not the trainer's).
+        func marks(_ seconds: [Double], at times: [Double] = [2, 4, 8, 12]) -> MetricColumns {
             var columns = MetricColumns()
-            for (step, value) in seconds.enumerated() { columns.append(step: UInt64(step), wallclock: Self.t0, value: value) }
+            for (step, value) in seconds.enumerated() {
+                columns.append(step: UInt64(step), wallclock: Self.t0 + Int64(times[step] * 1e9), value: value)
+            }
             return columns
         }
-        // Steps at 2, 4, 8, 12 s. GPU 0's power cap held 0.5 s of the first step and all of the
-        // third; GPU 1's thermal limit 1 s of the second, its power cap 0.5 s of it too.
+        // GPU 0's power cap held 0.5 s of the first step and all of the third; GPU 1's thermal
+        // limit 1 s of the second, its power cap 0.5 s of it too.
         let read: [(key: String, columns: MetricColumns)] = [
             ("system/step/hw.gpu.violation_time{\(Self.gpu(0)),reason=\"power\"}", marks([10, 10.5, 10.5, 14.5])),
             ("system/step/hw.gpu.violation_time{\(Self.gpu(0)),reason=\"thermal\"}", marks([0, 0, 0, 0])),
@@ -96,21 +99,38 @@ import Testing
         // The ticks say GPU 1 was held by hw_slowdown over (10 s, 12 s], which no counter counts.
         let machine = Self.machine + [("system/hw.gpu.clocks_event{\(Self.gpu(1)),reason=\"hw_slowdown\"}", Self.ticks(20) { $0 >= 11 ? 1 : 0 })]
         let costs = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: read)
-        // 0.5 of 2 s; GPU 1's 1.5 s of 4 s (GPU 0's none); GPU 0's 4 s of 4 s, against the
-        // ticks' half (the hardware slowdown) .
+        // 0.5 of 2 s; GPU 1's 1.5 s of 4 s (GPU 0's none); GPU 0's 4 s of 4 s.
         #expect(costs.steps.map(\.throttled) == [0.25, 0.375, 1])
         #expect(costs.interpolated == StepCosts.columns.filter { $0 != "throttled" })
-        // The counters read, the hardware slowdown's ticks larger.
+        // The share is of the reads' interval: read 1 s after the trainer's third step began,
+        // GPU 0's 4 s held are all of the 4 s between its reads, not of the trainer's 4 s.
+        let late = read.map { ($0.key, marks($0.columns.values, at: [2, 4, 9, 13])) }
+        #expect(StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: late).steps.map(\.throttled) == [0.25, 0.3, 1])
+        // The counters quiet: the hardware slowdown's ticks, GPU 1's half of the third step.
         let quiet = read.map { ($0.key, marks([1, 1, 1, 1])) }
         let slowed = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: quiet)
         #expect(slowed.steps.map(\.throttled) == [0, 0, 0.5])
-        // A GPU without a read at a step's end: that step's from the ticks (the power cap's
-        // (4 s, 6 s] and the hardware slowdown's (10 s, 12 s]), and the column interpolated.
+        // A GPU without a read at a step's end: that step's from the ticks (GPU 1's hardware
+        // slowdown over (10 s, 12 s]), and the column interpolated.
         var partial = read
         partial[3].columns = marks([7, 7, 8])
         let some = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: partial)
         #expect(some.steps.map(\.throttled) == [0.25, 0.375, 0.5])
         #expect(some.interpolated == StepCosts.columns)
+        // A GPU whose ticks say it was held and that has no counters at all: its ticks count, and
+        // the column is interpolated.
+        let third = machine + [("system/hw.gpu.clocks_event{\(Self.gpu(2)),reason=\"sw_thermal_slowdown\"}", Self.ticks(20) { $0 <= 4 ? 1 : 0 })]
+        let mixed = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: third, marks: read)
+        #expect(mixed.steps.map(\.throttled) == [1, 0.375, 1])
+        #expect(mixed.interpolated == StepCosts.columns)
+    }
+
+    @Test func aGPUIsItsLabelsButTheReason() throws {
+        let power = try #require(SeriesKey(parsing: "system/hw.gpu.violation_time{\(Self.gpu(0)),reason=\"power\"}"))
+        let ticks = try #require(SeriesKey(parsing: "system/hw.gpu.clocks_event{\(Self.gpu(0)),reason=\"sw_power_cap\"}"))
+        let elsewhere = try #require(SeriesKey(parsing: #"system/hw.gpu.clocks_event{hw.id="GPU-9",index="0",reason="sw_power_cap"}"#))
+        #expect(StepCosts.gpu(power) == StepCosts.gpu(ticks))
+        #expect(StepCosts.gpu(elsewhere) != StepCosts.gpu(ticks))
     }
 
     @Test func aGapInTheTicksIsNotGuessedAndRanksAddUp() {
