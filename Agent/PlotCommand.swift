@@ -1,6 +1,5 @@
 import ArgumentParser
 import BoxcarCharts
-import BoxcarModel
 import Foundation
 
 /// `boxcar plot`: an experiment's metrics and the machine's series of its attached windows as

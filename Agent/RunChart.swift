@@ -94,7 +94,7 @@ struct RunChart {
 
     /// A machine series for the legend: its name (unless `naming` is false) and the labels that
     /// tell it apart, without the GPU's UUID and model (its index says which).
-    static func legend(_ key: String, naming: Bool = true) -> String {
+    static func legend(_ key: String, naming: Bool) -> String {
         let name = machineName(key)
         guard let open = key.firstIndex(of: "{") else { return name }
         let labels = key[key.index(after: open)...].dropLast()

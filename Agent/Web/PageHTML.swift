@@ -72,7 +72,8 @@ enum PageHTML {
         }
         if !content.omittedKeys.isEmpty {
             let shown = content.omittedKeys.prefix(40).map { "<code>\(escape($0))</code>" }.joined(separator: ", ")
-            body += "<p class=\"muted\">Not charted (name them above): \(shown)\(content.omittedKeys.count > 40 ? ", …" : "")</p>\n"
+            let why = content.form.patterns.isEmpty ? "Not charted (name them above)" : "Matched but past the \(RunPages.maxKeys) charted"
+            body += "<p class=\"muted\">\(why): \(shown)\(content.omittedKeys.count > 40 ? ", … (\(content.omittedKeys.count) in all)" : "")</p>\n"
         }
         body += events(content.events, earlier: content.earlierEvents)
         body += metadata(content.metadata)
@@ -101,7 +102,7 @@ enum PageHTML {
     static func events(_ events: [Event], earlier: Int = 0) -> String {
         var out = "<h2>Events</h2>\n"
         guard !events.isEmpty else { return out + "<p class=\"muted\">None.</p>\n" }
-        if earlier > 0 { out += "<p class=\"muted\">The latest \(events.count); \(earlier) earlier ones are left out (`boxcar events` lists them all).</p>\n" }
+        if earlier > 0 { out += "<p class=\"muted\">The latest \(events.count); \(earlier) earlier ones are left out (<code>boxcar events</code> lists them all).</p>\n" }
         out += "<table class=\"events\">\n<thead><tr><th>Time (UTC)</th><th>Name</th><th>Source</th><th>Metadata</th></tr></thead>\n<tbody>\n"
         for event in events {
             let metadata = event.metadata.isEmpty ? "" : (try? encodeJSON(event.metadata)) ?? ""

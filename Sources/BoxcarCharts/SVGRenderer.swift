@@ -118,7 +118,7 @@ public struct SVGRenderer: Sendable {
         if lower >= 0 && lower < upper * 0.5 { lower = 0 }
         if lower == upper {
             let room = lower == 0 ? 1 : abs(lower) * 0.1
-            return (lower - room)...(upper + room)
+            return max(lower - room, -.greatestFiniteMagnitude)...min(upper + room, .greatestFiniteMagnitude)
         }
         // Room of a twentieth above and below, short of the largest double.
         let room = (upper / 2 - lower / 2) * 0.1

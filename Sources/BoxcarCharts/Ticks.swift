@@ -44,6 +44,8 @@ public enum Ticks {
     /// needs (0.001, 0.0015, 0.002), in the unit of the largest (1.05M, 1.1M), a share (`unit` 1)
     /// as a percentage.
     static func labels(_ ticks: [Double], unit: String) -> [String] {
+        // A "share" past what a double holds as a percentage is no share: its plain number.
+        if unit == "1" && ticks.contains(where: { !($0 * 100).isFinite }) { return labels(ticks, unit: "") }
         let values = unit == "1" ? ticks.map { $0 * 100 } : ticks
         guard values.count > 1, let largest = values.map(abs).max(), largest > 0 else {
             return ticks.map { label($0, unit: unit) }
@@ -86,7 +88,7 @@ public enum Ticks {
 
     /// A number short: 12, 1.5k, 2.5M, 0.25, 1e-06; a share (`unit` 1) as a percentage.
     static func label(_ value: Double, unit: String) -> String {
-        if unit == "1" { return short(value * 100) + "%" }
+        if unit == "1" && (value * 100).isFinite { return short(value * 100) + "%" }
         let magnitude = abs(value)
         for (scale, suffix) in [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")] where magnitude >= scale {
             return short(value / scale) + suffix

@@ -92,8 +92,8 @@ public struct WebPages: Sendable {
 public struct HTTPServer: Sendable {
     public var host: String
     public var port: Int
-    /// Whether the `Authorization` header of a /metrics request may read it (the probes stay
-    /// open: they say only whether the process runs).
+    /// Whether the `Authorization` header of a request may read /metrics and the pages (the
+    /// probes stay open: they say only whether the process runs).
     public var authorize: @Sendable (String?) -> Bool
     /// The cookie of a browser signed in through the login form; nil: no token, nothing to sign in to.
     public var session: WebSession?
@@ -103,7 +103,8 @@ public struct HTTPServer: Sendable {
     public var maxConnections = 64
     public var logger: Logger
 
-    /// `token`: the bearer token /metrics asks for; nil: none.
+    /// `token`: the bearer token /metrics and the pages ask for, which also keys the login
+    /// cookie; nil: none.
     public init(host: String, port: Int, token: String?, endpoints: HTTPEndpoints, logger: Logger) {
         let bearer = token.map(BearerToken.init)
         self.init(host: host, port: port, authorize: { header in bearer?.matches(header) ?? true }, endpoints: endpoints, logger: logger)
@@ -200,9 +201,10 @@ public struct HTTPServer: Sendable {
                 return HTTPServer.text(.contentTooLarge, "these endpoints take no request body\n")
             }
             guard request.method == .get || request.method == .head else {
-                let form = forms.contains(request.uri.path)
-                var response = HTTPServer.text(.methodNotAllowed, form ? "only GET or POST\n" : "only GET\n")
-                response.headers[.allow] = form ? "GET, HEAD, POST" : "GET, HEAD"
+                // /login is a page and its form's target; /logout only the target.
+                let allow = request.uri.path == "/logout" && forms.contains("/logout") ? "POST" : forms.contains(request.uri.path) ? "GET, HEAD, POST" : "GET, HEAD"
+                var response = HTTPServer.text(.methodNotAllowed, "only \(allow)\n")
+                response.headers[.allow] = allow
                 return response
             }
             return try await next(request, context)

@@ -8,16 +8,18 @@ import NIOCore
 /// Who may read: a script with the bearer header, a browser with the session's cookie, anyone
 /// where the agent has no token (loopback, a person's own machine).
 struct Access: Sendable {
-    enum Reader { case open, bearer, browser }
+    /// A script or an open agent's reader (the header), or a browser signed in (the cookie: the
+    /// page offers to sign out).
+    enum Reader { case header, browser }
 
     var authorize: @Sendable (String?) -> Bool
     var session: WebSession?
 
     func reader(of request: Request) -> Reader? {
-        guard let session else { return authorize(request.headers[.authorization]) ? .open : nil }
+        guard let session else { return authorize(request.headers[.authorization]) ? .header : nil }
         let cookies = WebSession.cookies(in: request.headers[values: .cookie])
         if !cookies.isEmpty && session.matches(cookies: cookies, now: Int64(time(nil))) { return .browser }
-        return authorize(request.headers[.authorization]) ? .bearer : nil
+        return authorize(request.headers[.authorization]) ? .header : nil
     }
 
     /// Whether a page may be answered to the name the request was sent to. Without a token the
@@ -56,11 +58,11 @@ extension HTTPServer {
     ) {
         let logger = self.logger
         /// A page for a reader, or the way to the login form (a script without the header: 401).
-        @Sendable func page(_ request: Request, _ make: @Sendable (Access.Reader) async throws -> WebPages.Page?) async -> Response {
+        @Sendable func page(_ request: Request, _ make: @Sendable () async throws -> WebPages.Page?) async -> Response {
             guard access.answers(to: request) else { return Self.notLoopback }
             guard let reader = access.reader(of: request) else { return Self.signInFirst(request) }
             do {
-                guard let content = try await make(reader) else {
+                guard let content = try await make() else {
                     return Self.html(.notFound, HTMLDocument.page(title: "Not found", body: "<h1>Not found</h1>\n<p>There is nothing of that id here. <a href=\"/\">The experiments</a></p>", signedIn: reader == .browser))
                 }
                 return Self.html(.ok, HTMLDocument.page(title: content.title, body: content.body, refresh: content.refresh, signedIn: reader == .browser))
@@ -70,11 +72,11 @@ extension HTTPServer {
                 return Self.html(.internalServerError, HTMLDocument.page(title: "Failed", body: body, signedIn: reader == .browser))
             }
         }
-        route("/") { request, _ in await page(request) { _ in try await pages.index() } }
+        route("/") { request, _ in await page(request) { try await pages.index() } }
         route("/experiments/:id") { request, context in
             let id = Self.parameter("id", of: context)
             let query = HTMLDocument.formFields(request.uri.query ?? "")
-            return await page(request) { _ in try await pages.run(id, query) }
+            return await page(request) { try await pages.run(id, query) }
         }
         route("/experiments/:id/files/:file") { request, context in
             guard access.answers(to: request) else { return Self.notLoopback }
@@ -106,7 +108,8 @@ extension HTTPServer {
             let next = WebSession.safeNext(fields.last { $0.name == "next" }?.value)
             guard let token = fields.last(where: { $0.name == "token" })?.value, session.accepts(token: token) else {
                 logger.notice("a sign-in with a wrong token")
-                return Self.html(.unauthorized, WebSession.loginPage(next: next, problem: "That is not this agent's token."))
+                // 403: the form again (a 401 would ask for a WWW-Authenticate scheme a form has not).
+                return Self.html(.forbidden, WebSession.loginPage(next: next, problem: "That is not this agent's token."))
             }
             var response = Response(status: .seeOther, headers: [.location: next])
             response.headers[.setCookie] = session.signIn(now: Int64(time(nil)))

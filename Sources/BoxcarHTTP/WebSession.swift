@@ -34,8 +34,9 @@ public struct WebSession: Sendable {
     /// have set one too) is a sign-in of this token, issued within `maxAge` before `now`.
     public func matches(cookies: [String], now: Int64) -> Bool {
         cookies.contains { cookie in
+            // No subtraction of what the browser sent: a forged time must not trap.
             guard let dot = cookie.firstIndex(of: "."), let issued = Int64(cookie[..<dot]),
-                issued <= now + 300, now - issued <= Self.maxAge  // a clock a little behind the browser's
+                issued <= now + 300, issued >= now - Self.maxAge  // a clock a little behind the browser's
             else { return false }
             return BearerToken.same(BearerToken.digest(cookie), BearerToken.digest(value(issued: issued)))
         }

@@ -149,12 +149,13 @@ public struct StepCosts: Sendable, Equatable {
             // ticks where longer; a GPU without the counters, its ticks.
             var counted: [String: Double] = [:]
             for (gpu, counters) in violationMarks {
-                let differences = counters.compactMap { marks -> (held: Double, apart: Int64)? in
+                let differences = counters.compactMap { marks -> (held: Double, apart: Double)? in
                     guard let begin = marks[from.key], let end = marks[to.key], end.at > begin.at, end.value >= begin.value else { return nil }
-                    return (end.value - begin.value, end.at - begin.at)
+                    // Seconds without a trap: a client may log a mark's key with any wallclock.
+                    return (end.value - begin.value, Self.seconds(from: begin.at, to: end.at))
                 }
                 guard differences.count == counters.count, let apart = differences.map(\.apart).max() else { continue }
-                counted[gpu] = min(1, differences.map(\.held).reduce(0, +) / Self.seconds(from: 0, to: apart))
+                counted[gpu] = min(1, differences.map(\.held).reduce(0, +) / apart)
             }
             if !violationMarks.isEmpty && counted.count == violationMarks.count {
                 let hardware = shares(hardwareHeld)

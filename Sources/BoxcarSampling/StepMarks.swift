@@ -91,7 +91,7 @@ public final class StepMarks: Sendable {
             do {
                 try await store.appendTicks(ticks)
             } catch {
-                logger.debug("a step's energy mark could not be stored", metadata: ["error": "\(error)"])
+                logger.debug("a step's counters could not be stored", metadata: ["error": "\(error)"])
             }
         }
     }

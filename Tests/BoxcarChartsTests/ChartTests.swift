@@ -159,6 +159,8 @@ final class Elements: NSObject, XMLParserDelegate {
                     panels: [.init(title: "x", unit: unit, series: [.init(label: "x", key: "x", xs: [0, 1.8e19], ys: ys)])])
                 let svg = SVGRenderer().render(chart)
                 #expect(Elements(svg).failure == nil, "\(ys) \(unit)")
+                // Every coordinate a number: the line is drawn where it belongs, not at an edge.
+                #expect(!svg.contains("nan") && !svg.contains("inf"), "\(ys) \(unit)")
             }
         }
         #expect(Ticks.fixed(1e38, decimals: 1).hasPrefix("1"))

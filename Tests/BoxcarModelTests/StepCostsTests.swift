@@ -123,6 +123,12 @@ import Testing
         let mixed = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: third, marks: read)
         #expect(mixed.steps.map(\.throttled) == [1, 0.375, 1])
         #expect(mixed.interpolated == StepCosts.columns)
+        // A client may log a mark's key itself, at any wallclock: read, not a trap.
+        var forged = read
+        forged[0].columns.wallclocks[0] = .min
+        forged[1].columns.wallclocks[0] = .min
+        let odd = StepCosts(key: "loss", clock: Self.clock([2, 4, 8, 12]), series: machine, marks: forged)
+        #expect(odd.steps.count == 3 && odd.steps[1].throttled == 0.375)
     }
 
     @Test func aGPUIsItsLabelsButTheReason() throws {

@@ -241,12 +241,12 @@ def test_the_token_is_typed_once_and_kept_in_a_strict_httponly_cookie(tmp_path: 
         status, headers, _ = request(f"{base}/")
         assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
         assert request(f"{base}/experiments/{run}/files/x")[0] == 401
-        form = request(base + headers.get("Location", "/login?next=%2F"), headers=HTML)[2]
+        form = request(f"{base}/login?next=%2F", headers=HTML)[2]
         assert '<input id="token" name="token" type="password"' in form
 
         # A wrong token: the form again, and no cookie.
         status, headers, page = request(f"{base}/login", {"token": "guess", "next": "/"})
-        assert status == 401 and "not this agent" in page and "Set-Cookie" not in headers
+        assert status == 403 and "not this agent" in page and "Set-Cookie" not in headers
         # The right one: a cookie a script cannot read and another site cannot send.
         status, headers, _ = request(f"{base}/login", {"token": "s3cret-token", "next": f"/experiments/{run}"})
         assert status == 303 and headers["Location"] == f"/experiments/{run}"
