@@ -130,7 +130,7 @@ enum PageHTML {
         for (file, present) in files {
             let path = escape(file.path.isEmpty ? file.id : file.path)
             let link = present ? "<a href=\"\(runLink(experimentID))/files/\(HTMLDocument.percentEncode(file.id))\">\(path)</a>" : "\(path) <span class=\"muted\">(bytes not here)</span>"
-            out += "<tr><td class=\"mono\">\(link)</td><td>\(escape("\(file.fileType)"))</td><td class=\"number\">\(file.size.map(bytes) ?? "")</td><td class=\"mono\">\(escape(file.checksum))</td><td>\(time(file.createdAt))</td></tr>\n"
+            out += "<tr><td class=\"mono\">\(link)</td><td>\(escape("\(file.fileType)"))</td><td class=\"number\">\(file.size.map { Format.bytes(Double($0)) } ?? "")</td><td class=\"mono\">\(escape(file.checksum))</td><td>\(time(file.createdAt))</td></tr>\n"
         }
         return out + "</tbody>\n</table>\n"
     }
@@ -154,17 +154,5 @@ enum PageHTML {
         let seconds = Double(RunChart.nanoseconds(wallclock)) / 1e9
         let text = Date(timeIntervalSince1970: seconds).formatted(Date.ISO8601FormatStyle())
         return text.replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: "")
-    }
-
-    /// 1.5 GiB, 320 KiB, 12 B.
-    static func bytes(_ count: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(count)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(count) B" : Ticks.fixed(value, decimals: value < 10 ? 1 : 0) + " " + units[unit]
     }
 }

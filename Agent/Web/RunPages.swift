@@ -72,8 +72,7 @@ struct RunPages: Sendable {
         // Each load reads the charted series whole: a long run's page is loaded again no sooner
         // than twenty times what this one took, so an open tab costs at most a twentieth of a core.
         if made.refresh != nil {
-            let took = ContinuousClock.now - began
-            made.refresh = max(Self.refreshSeconds, Int((Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18) * 20 + 0.999))
+            made.refresh = max(Self.refreshSeconds, Int((ContinuousClock.now - began).seconds * 20 + 0.999))
         }
         return made
     }

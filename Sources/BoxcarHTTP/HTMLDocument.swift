@@ -1,4 +1,5 @@
 import BoxcarCharts
+import BoxcarModel
 
 // The frame every page of the agent's shares: one HTML document with its own small stylesheet,
 // no script, no font or file from elsewhere (machines are often offline), readable on a laptop
@@ -45,7 +46,7 @@ public enum HTMLDocument {
                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += "%" + [byte].hexString.uppercased()
             }
         }
         return out
@@ -108,10 +109,4 @@ public enum HTMLDocument {
         .login{max-width:360px;margin:4em auto;background:#fff;padding:1.5em;border:1px solid #e3e5e8}\
         .login input{width:100%;box-sizing:border-box;margin:.5em 0 1em}
         """
-}
-
-extension String {
-    fileprivate func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
-    }
 }

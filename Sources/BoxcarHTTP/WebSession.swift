@@ -27,7 +27,7 @@ public struct WebSession: Sendable {
     /// The cookie's value for a sign-in at `issued` (seconds since the epoch): `<issued>.<MAC>`.
     func value(issued: Int64) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array("boxcar web session 1 \(issued)".utf8), using: SymmetricKey(data: key))
-        return "\(issued)." + mac.reduce(into: "") { hex, byte in hex += String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16) }
+        return "\(issued)." + mac.hexString
     }
 
     /// Whether any of the request's cookies of this name (another service on the same host may

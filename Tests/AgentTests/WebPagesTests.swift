@@ -70,12 +70,6 @@ import Testing
         #expect(PageHTML.run(content).refresh == RunPages.refreshSeconds)
     }
 
-    @Test func sizesReadAsPeopleWriteThem() {
-        #expect(PageHTML.bytes(12) == "12 B")
-        #expect(PageHTML.bytes(1536) == "1.5 KiB")
-        #expect(PageHTML.bytes(300 << 20) == "300 MiB")
-    }
-
     @Test func theCookieProvesTheTokenWithoutHoldingItAndExpires() {
         let session = WebSession(token: "s3cret")
         let now: Int64 = 1_796_292_000
