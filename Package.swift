@@ -52,6 +52,9 @@ let package = Package(
         .target(name: "CNVML"),
         .target(name: "CFakeNVML", path: "Sources/CFakeNVML"),
 
+        // Tasks run on a NIO event loop: how the server and the client avoid a thread hop a call.
+        .target(name: "BoxcarEventLoop", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+
         // Waiting for room: the credits of a stream's window and the bytes held across streams.
         .target(name: "BoxcarFlowControl", dependencies: ["BoxcarModel"]),
 
@@ -95,7 +98,7 @@ let package = Package(
         .target(
             name: "BoxcarServer",
             dependencies: [
-                "BoxcarAPI", "BoxcarFlowControl", "BoxcarModel", "BoxcarStorage",
+                "BoxcarAPI", "BoxcarEventLoop", "BoxcarFlowControl", "BoxcarModel", "BoxcarStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -163,15 +166,16 @@ let package = Package(
         .target(
             name: "BoxcarClient",
             dependencies: [
-                "BoxcarAPI", "BoxcarFlowControl", "BoxcarModel",
+                "BoxcarAPI", "BoxcarEventLoop", "BoxcarFlowControl", "BoxcarModel",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]),
 
         .executableTarget(
             name: "boxcar",
             dependencies: [
-                "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage",
+                "BoxcarServer", "BoxcarSampling", "BoxcarClient", "BoxcarStore", "BoxcarStorage", "BoxcarEventLoop",
                 "BoxcarModel", "BoxcarAPI", "BoxcarSensors", "BoxcarForwarding", "BoxcarCollector",
                 "BoxcarExposition", "BoxcarHTTP", "BoxcarRemoteWrite", "BoxcarCharts",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -194,6 +198,8 @@ let package = Package(
                 "BoxcarClient", "BoxcarStore", "BoxcarStorage", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
                 "BoxcarExposition", "BoxcarSampling",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Bench",
@@ -232,10 +238,11 @@ let package = Package(
         .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
-                "BoxcarServer",
+                "BoxcarServer", "BoxcarEventLoop",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "BoxcarCollectorTests", dependencies: ["BoxcarCollector", "BoxcarModel"]),
         .testTarget(

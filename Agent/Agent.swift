@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BoxcarAPI
+import BoxcarEventLoop
 import BoxcarExposition
 import BoxcarForwarding
 import BoxcarHTTP
@@ -117,15 +118,18 @@ final class Agent: Service, Sendable {
             stepsArrived: { [marks = sampler?.stepMarks] parentID, steps in marks?.arrived(experimentID: parentID, steps: steps) })
         let maxRequestBytes = configuration.limits.maxMessageBytes
         let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, descriptors: descriptors, logger: logger)
+        // Every listener on one event loop, where the calls' handlers run too (EventLoopExecutor).
+        let rpcLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { rpcLoop.shutdownGracefully { _ in } }
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
                 serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,
-                interceptors: services.interceptors, gate: gate)
+                interceptors: services.interceptors, gate: gate, group: rpcLoop)
         ]
         if let listen = configuration.listen {
             servers.append(Listener.tcp(listen).server(
                 serving: services.services, token: configuration.token, maxRequestBytes: maxRequestBytes,
-                interceptors: services.interceptors, gate: gate))
+                interceptors: services.interceptors, gate: gate, group: rpcLoop))
         }
 
         var retention: Retention?
@@ -165,7 +169,7 @@ final class Agent: Service, Sendable {
         let outcome: (any Error)?
         do {
             try await serve(
-                allServers, http: http, sampler: sampler, retention: retention, compaction: compaction, forwarder: forwarder,
+                allServers, on: EventLoopExecutor(rpcLoop.next()), http: http, sampler: sampler, retention: retention, compaction: compaction, forwarder: forwarder,
                 remoteWriters: remoteWriters, services: services,
                 artifactsSweep: ownsArtifacts ? (artifacts, store) : nil
             ) {
@@ -234,7 +238,8 @@ final class Agent: Service, Sendable {
     }
 
     private func serve(
-        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], http: (HTTPServer, AgentExposition)?, sampler: Sampler?,
+        _ allServers: [GRPCServer<HTTP2ServerTransport.Posix>], on rpcExecutor: EventLoopExecutor,
+        http: (HTTPServer, AgentExposition)?, sampler: Sampler?,
         retention: Retention?, compaction: Compaction, forwarder: Forwarder?, remoteWriters: [RemoteWriter], services: AgentServices,
         artifactsSweep: (ArtifactStore, Store)?, onListening: @escaping @Sendable () -> Void
     ) async throws {
@@ -244,7 +249,7 @@ final class Agent: Service, Sendable {
                 for server in allServers {
                     group.addTask {
                         do {
-                            try await server.serve()
+                            try await withTaskExecutorPreference(rpcExecutor) { try await server.serve() }
                         } catch where Task.isShuttingDownGracefully {
                             // A listener stopped while it was still binding fails its bind
                             // ("I/O on closed channel"): stopping was asked for, nothing was lost.

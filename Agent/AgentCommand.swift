@@ -3,8 +3,6 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
-import NIOPosix
-import NIOCore
 import ServiceLifecycle
 
 /// `boxcar agent`: runs the agent in the foreground until SIGINT, SIGTERM or SIGHUP (a closed
@@ -25,12 +23,6 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let flags = try AgentSettings.flags(settings)
-        // NIO's event loops as the global executor save the hops between NIO and the Swift
-        // concurrency pool that dominate the cost of a small unary call (see the README's
-        // benchmark notes); it must happen before any other task starts.
-        if try AgentSettings.executor(flags: flags, environment: Defaults.environment) == .nio {
-            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         raiseFileLimit()
         keepCreatedFilesPrivate()
         let settings = try await AgentSettings.resolve(flags: flags, environment: Defaults.environment)

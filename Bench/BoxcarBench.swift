@@ -51,8 +51,11 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: "The machine's values storage-host replays: keys, then a tab-separated line a tick.")
     var hostTrace = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Traces/host-2core.tsv").path
 
-    @Option(help: "Calls per in-flight count in ingest-unary.")
+    @Option(help: "Calls per in-flight count in ingest-unary (a quarter of them with one in flight).")
     var unaryCalls = 20_000
+
+    @Option(help: "Calls in flight in ingest-unary; repeat for several.")
+    var unaryInFlight: [Int] = [1, 16]
 
     @Option(help: "Points in the experiment that query reads.")
     var queryPoints = 1_000_000
@@ -87,7 +90,13 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: "Scrapes in each round of scrape.")
     var scrapesPerRound = 200
 
+    @Option(help: .hidden)
+    var serveUnaryBaseline: String?
+
     func run() async throws {
+        if let serveUnaryBaseline {
+            return try await UnaryBaseline.serve(socketPath: serveUnaryBaseline)
+        }
         let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -120,9 +129,7 @@ struct BoxcarBench: AsyncParsableCommand {
             try await storageHost(directory: directory)
         }
         if chosen.contains(.ingestUnary) {
-            for inFlight in [1, 16] {
-                try await ingestUnary(socketPath: agent?.socketPath ?? socketPath, inFlight: inFlight)
-            }
+            try await ingestUnary(socketPath: agent?.socketPath ?? socketPath, agent: agent?.process, directory: directory)
         }
         if chosen.contains(.query) {
             try await query(socketPath: agent?.socketPath ?? socketPath, databasePath: agent?.databasePath)

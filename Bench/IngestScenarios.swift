@@ -65,14 +65,59 @@ extension BoxcarBench {
         return points
     }
 
-    /// ModelBox's `LogMetrics`, one point per call, `inFlight` calls outstanding on one connection.
-    func ingestUnary(socketPath: String, inFlight: Int) async throws {
-        let calls = inFlight == 1 ? max(1, unaryCalls / 4) : unaryCalls
-        try await AgentClient.with(.unixSocket(socketPath)) { agent in
+    /// ModelBox's `LogMetrics`, one point per call, with 1 and with 16 calls in flight on one
+    /// connection: the agent against the bench's own server that stores nothing (UnaryBaseline),
+    /// in alternating rounds, medians reported. `agent` nil: the agent at `socketPath` was not
+    /// started by the bench, and its CPU is not known.
+    func ingestUnary(socketPath: String, agent: Process?, directory: String) async throws {
+        let baselineSocket = directory + "/unary-baseline.sock"
+        let baseline = Process()
+        baseline.executableURL = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
+        baseline.arguments = ["--serve-unary-baseline", baselineSocket]
+        try baseline.run()
+        defer {
+            baseline.terminate()
+            baseline.waitUntilExit()
+        }
+        try waitForListener(baseline, socketPath: baselineSocket, seconds: 30, what: "the baseline server")
+        let rounds = 3
+        for inFlight in unaryInFlight {
+            let calls = (inFlight == 1 ? max(1, unaryCalls / 4) : unaryCalls) / rounds
+            var runs: [String: [UnaryRun]] = [:]
+            for _ in 0..<rounds {
+                runs["baseline", default: []].append(
+                    try await unaryRun(socketPath: baselineSocket, server: baseline.processIdentifier, inFlight: inFlight, calls: calls))
+                runs["agent", default: []].append(
+                    try await unaryRun(socketPath: socketPath, server: agent?.processIdentifier, inFlight: inFlight, calls: calls))
+            }
+            let base = UnaryRun.medians(runs["baseline"]!)
+            for server in ["baseline", "agent"] {
+                let run = UnaryRun.medians(runs[server]!)
+                var fields: [String: Any] = [
+                    "scenario": "ingest-unary", "server": server, "clients": inFlight, "points": calls * rounds,
+                    "calls_per_s": run.callsPerSecond, "p50_us": run.p50 * 1e6, "p99_us": run.p99 * 1e6,
+                ]
+                if let cpu = run.cpuPerCall { fields["cpu_us_per_call"] = cpu * 1e6 }
+                fields["client_cpu_us_per_call"] = run.clientCPUPerCall * 1e6
+                if server == "agent" {
+                    fields["p50_vs_baseline"] = run.p50 / base.p50
+                    if let cpu = run.cpuPerCall, let baseCPU = base.cpuPerCall { fields["cpu_vs_baseline"] = cpu / baseCPU }
+                }
+                report(fields)
+            }
+        }
+    }
+
+    /// `calls` LogMetrics calls to one new experiment, `inFlight` at a time; the server's CPU is
+    /// read from /proc around them when its process is known.
+    private func unaryRun(socketPath: String, server: Int32?, inFlight: Int, calls: Int) async throws -> UnaryRun {
+        try await AgentClient.with(.unixSocket(socketPath), onItsEventLoop: true) { agent in
             let experimentID = try await agent.modelStore.createExperiment(.with {
                 $0.name = "unary-\(inFlight)-\(UUID().uuidString)"
                 $0.namespace = "bench"
             }).experimentID
+            let cpuBefore = try server.map(processCPUSeconds)
+            let clientCPUBefore = cpuSeconds()
             let started = ContinuousClock.now
             let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
                 for worker in 0..<inFlight {
@@ -101,12 +146,33 @@ extension BoxcarBench {
                 return all.sorted()
             }
             let seconds = (ContinuousClock.now - started).seconds
-            report([
-                "scenario": "ingest-unary", "clients": inFlight, "points": calls, "seconds": seconds,
-                "calls_per_s": Double(calls) / seconds,
-                "p50_us": latencies[latencies.count / 2].seconds * 1e6,
-                "p99_us": latencies[min(latencies.count - 1, latencies.count * 99 / 100)].seconds * 1e6,
-            ])
+            let cpuAfter = try server.map(processCPUSeconds)
+            let clientCPU = cpuSeconds() - clientCPUBefore
+            return UnaryRun(
+                callsPerSecond: Double(calls) / seconds,
+                p50: latencies[latencies.count / 2].seconds,
+                p99: latencies[min(latencies.count - 1, latencies.count * 99 / 100)].seconds,
+                cpuPerCall: cpuBefore.flatMap { before in cpuAfter.map { ($0 - before) / Double(calls) } },
+                clientCPUPerCall: clientCPU / Double(calls))
         }
+    }
+}
+
+/// One round of ingest-unary against one server: seconds, and the server's and the client's CPU
+/// seconds a call.
+struct UnaryRun {
+    var callsPerSecond: Double
+    var p50: Double
+    var p99: Double
+    var cpuPerCall: Double?
+    var clientCPUPerCall: Double
+
+    /// Each figure's median over the rounds.
+    static func medians(_ runs: [UnaryRun]) -> UnaryRun {
+        UnaryRun(
+            callsPerSecond: median(runs.map(\.callsPerSecond)), p50: median(runs.map(\.p50)),
+            p99: median(runs.map(\.p99)),
+            cpuPerCall: runs.allSatisfy { $0.cpuPerCall != nil } ? median(runs.map { $0.cpuPerCall! }) : nil,
+            clientCPUPerCall: median(runs.map(\.clientCPUPerCall)))
     }
 }

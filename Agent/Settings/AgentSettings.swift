@@ -13,13 +13,8 @@ import SystemPackage
 /// The agent's settings after applying flag > environment > file > default, each setting read
 /// through its one declaration in `all`.
 struct AgentSettings: Sendable {
-    enum Executor: String, Sendable {
-        case swift, nio
-    }
-
     var agent = AgentConfiguration(databasePath: "", socketPath: "", artifactsDirectory: "")
     var logLevel = Logger.Level.info
-    var executor = Executor.swift
 
     /// Every setting, in the order they are applied and documented: the paths first (a default may
     /// depend on one before it), then those that are checked, in the order their errors have
@@ -389,19 +384,6 @@ struct AgentSettings: Sendable {
             example: "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
         ) { text, settings in settings.agent.nvmlLibrary = text },
         Setting(
-            "executor", .value(placeholder: "swift|nio"), default: "`swift`", value: "swift",
-            help: "`nio` runs Swift concurrency on NIO's event loops (fewer thread hops per unary call); not read from the file",
-            note: """
-                swift: Swift concurrency's own thread pool. nio: run Swift concurrency on NIO's event loops,
-                which saves thread hops on small unary calls. Flag and environment only (BOXCAR_EXECUTOR):
-                it must be chosen before the configuration file is read.
-                """,
-            example: "swift", inFile: false
-        ) { text, settings in
-            guard let executor = Executor(rawValue: text) else { throw CLIError("executor must be swift or nio, not \(text)") }
-            settings.executor = executor
-        },
-        Setting(
             "config", .value(placeholder: "FILE"), default: "none", value: nil,
             help: "the YAML file with the keys above",
             note: "This file (flag and environment only).", example: "/etc/boxcar/boxcar.yaml", inFile: false
@@ -447,14 +429,6 @@ struct AgentSettings: Sendable {
             throw CLIError(describe(error))
         }
         return settings
-    }
-
-    /// The executor, which must be chosen before anything else runs: flag, else environment.
-    static func executor(flags: [String: String], environment: [String: String]) throws -> Executor {
-        var settings = AgentSettings()
-        let setting = all.first { $0.name == "executor" }!
-        if let text = flags[setting.name] ?? environment[setting.environmentName] { try setting.apply(text, &settings) }
-        return settings.executor
     }
 
     /// The command line's settings: `--name VALUE`, `--name=VALUE`, and `--name` for a flag.

@@ -4,6 +4,7 @@ import Glibc
 import BoxcarModel
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+import NIOPosix
 
 /// Where the services are served: the agent's unix socket, or a TCP address.
 public enum Listener: Sendable {
@@ -14,10 +15,12 @@ public enum Listener: Sendable {
     /// when one is given, and pass `interceptors`; requests larger than `maxRequestBytes` are
     /// refused by the transport. With `tls` (PEM files), TCP is served over TLS. `gate` counts
     /// its connections with those of the other listeners it is given to, and closes the excess.
+    /// Connections are served on `group`'s event loops.
     public func server(
         serving services: [any RegistrableRPCService], token: String?, maxRequestBytes: Int,
         interceptors: [any ServerInterceptor] = [], tls: (certificate: String, key: String)? = nil,
-        keepalive: HTTP2ServerTransport.Config.Keepalive? = nil, gate: ConnectionGate? = nil
+        keepalive: HTTP2ServerTransport.Config.Keepalive? = nil, gate: ConnectionGate? = nil,
+        group: MultiThreadedEventLoopGroup = .singletonMultiThreadedEventLoopGroup
     ) -> GRPCServer<HTTP2ServerTransport.Posix> {
         let config = HTTP2ServerTransport.Posix.Config.defaults {
             $0.rpc.maxRequestPayloadSize = maxRequestBytes
@@ -36,7 +39,8 @@ public enum Listener: Sendable {
         switch self {
         case .unixSocket(let path):
             transport = .http2NIOPosix(
-                address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config)
+                address: .unixDomainSocket(path: path), transportSecurity: .plaintext, config: config,
+                eventLoopGroup: group)
         case .tcp(let tcp):
             let security: HTTP2ServerTransport.Posix.TransportSecurity =
                 if let tls {
@@ -44,7 +48,7 @@ public enum Listener: Sendable {
                 } else { .plaintext }
             transport = .http2NIOPosix(
                 address: tcp.host.contains(":") ? .ipv6(host: tcp.host, port: tcp.port) : .ipv4(host: tcp.host, port: tcp.port),
-                transportSecurity: security, config: config)
+                transportSecurity: security, config: config, eventLoopGroup: group)
         }
         return GRPCServer(
             transport: transport,

@@ -63,13 +63,13 @@ import Testing
         #expect(defaults.agent.listen == nil && defaults.agent.retention == .seconds(30 * 86_400) && defaults.agent.maxDatabaseBytes == nil)
         #expect(try AgentSettings.resolve(flags: ["retention": "none"], environment: [:]) { _ in nil }.agent.retention == nil)
         #expect(defaults.agent.artifactsDirectory == Defaults.artifactsDirectory(forDatabase: defaults.agent.databasePath))
-        #expect(defaults.logLevel == .info && defaults.executor == .swift)
+        #expect(defaults.logLevel == .info)
     }
 
     @Test func flagsBeatTheEnvironmentWhichBeatsTheFileAndEachIsCheckedByItsDeclaration() throws {
         let flags = try AgentSettings.flags(["--db", "/x/a.db", "--allow-remote=false", "--retention=2h", "--max-db-size", "1M"])
         #expect(flags == ["db": "/x/a.db", "allow-remote": "false", "retention": "2h", "max-db-size": "1M"])
-        let file = ["log-level": "error", "durability": "full", "executor": "nio"]
+        let file = ["log-level": "error", "durability": "full"]
         let settings = try AgentSettings.resolve(
             flags: flags, environment: ["BOXCAR_DB": "/y/b.db", "BOXCAR_SAMPLE_INTERVAL": "0", "BOXCAR_LOG_LEVEL": "debug"]
         ) { file[$0] }
@@ -80,11 +80,9 @@ import Testing
         #expect(settings.agent.sampleInterval == nil)
         #expect(settings.logLevel == .debug)  // the environment beats the file
         #expect(settings.agent.durability == .full)  // the file beats the default
-        #expect(settings.executor == .swift)  // the file may not choose the executor
         #expect(throws: CLIError.self) { try AgentSettings.flags(["--no-such-setting", "1"]) }
         #expect(throws: CLIError.self) { try AgentSettings.flags(["--db"]) }
         #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: ["ingest-memory-bytes": "512K"], environment: [:]) { _ in nil } }
-        #expect(throws: CLIError.self) { try AgentSettings.resolve(flags: [:], environment: ["BOXCAR_EXECUTOR": "threads"]) { _ in nil } }
     }
 
     @Test func aSampleIntervalOutsideItsRangeIsRefusedWithTheRange() throws {
