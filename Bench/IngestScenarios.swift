@@ -65,9 +65,9 @@ extension BoxcarBench {
         return points
     }
 
-    /// ModelBox's `LogMetrics`, one point per call, with 1 and with 16 calls in flight on one
-    /// connection: the agent against the bench's own server that stores nothing (UnaryBaseline),
-    /// in alternating rounds, medians reported. `agent` nil: the agent at `socketPath` was not
+    /// ModelBox's unary calls (`LogMetrics` a point a call unless `--unary-method` names others),
+    /// with 1 and with 16 calls in flight on one connection: the agent against the bench's own
+    /// server that stores nothing (UnaryBaseline), in alternating rounds, medians reported. `agent` nil: the agent at `socketPath` was not
     /// started by the bench, and its CPU is not known.
     func ingestUnary(socketPath: String, agent: Process?, directory: String) async throws {
         let baselineSocket = directory + "/unary-baseline.sock"
@@ -81,20 +81,22 @@ extension BoxcarBench {
         }
         try waitForListener(baseline, socketPath: baselineSocket, seconds: 30, what: "the baseline server")
         let rounds = 3
-        for inFlight in unaryInFlight {
+        for method in unaryMethod {
+          for inFlight in unaryInFlight {
             let calls = (inFlight == 1 ? max(1, unaryCalls / 4) : unaryCalls) / rounds
             var runs: [String: [UnaryRun]] = [:]
             for _ in 0..<rounds {
-                runs["baseline", default: []].append(
-                    try await unaryRun(socketPath: baselineSocket, server: baseline.processIdentifier, inFlight: inFlight, calls: calls))
-                runs["agent", default: []].append(
-                    try await unaryRun(socketPath: socketPath, server: agent?.processIdentifier, inFlight: inFlight, calls: calls))
+                runs["baseline", default: []].append(try await unaryRun(
+                    method, socketPath: baselineSocket, server: baseline.processIdentifier, inFlight: inFlight, calls: calls))
+                runs["agent", default: []].append(try await unaryRun(
+                    method, socketPath: socketPath, server: agent?.processIdentifier, inFlight: inFlight, calls: calls))
             }
             let base = UnaryRun.medians(runs["baseline"]!)
             for server in ["baseline", "agent"] {
                 let run = UnaryRun.medians(runs[server]!)
                 var fields: [String: Any] = [
-                    "scenario": "ingest-unary", "server": server, "clients": inFlight, "points": calls * rounds,
+                    "scenario": "ingest-unary", "method": method.rawValue, "server": server, "clients": inFlight,
+                    "points": calls * rounds,
                     "calls_per_s": run.callsPerSecond, "p50_us": run.p50 * 1e6, "p99_us": run.p99 * 1e6,
                 ]
                 if let cpu = run.cpuPerCall { fields["cpu_us_per_call"] = cpu * 1e6 }
@@ -105,17 +107,26 @@ extension BoxcarBench {
                 }
                 report(fields)
             }
+          }
         }
     }
 
-    /// `calls` LogMetrics calls to one new experiment, `inFlight` at a time; the server's CPU is
-    /// read from /proc around them when its process is known.
-    private func unaryRun(socketPath: String, server: Int32?, inFlight: Int, calls: Int) async throws -> UnaryRun {
+    /// `calls` calls of `method` about one new experiment, `inFlight` at a time; the server's CPU
+    /// is read from /proc around them when its process is known.
+    private func unaryRun(
+        _ method: UnaryMethod, socketPath: String, server: Int32?, inFlight: Int, calls: Int
+    ) async throws -> UnaryRun {
         try await AgentClient.with(.unixSocket(socketPath), onItsEventLoop: true) { agent in
             let experimentID = try await agent.modelStore.createExperiment(.with {
                 $0.name = "unary-\(inFlight)-\(UUID().uuidString)"
                 $0.namespace = "bench"
             }).experimentID
+            if method == .getMetrics {
+                // What GetMetrics reads: a few points of one key.
+                for step in 0..<UnaryMethod.pointsRead {
+                    _ = try await agent.modelStore.logMetrics(UnaryMethod.logMetrics.point(experimentID, step: step))
+                }
+            }
             let cpuBefore = try server.map(processCPUSeconds)
             let clientCPUBefore = cpuSeconds()
             let started = ContinuousClock.now
@@ -126,15 +137,7 @@ extension BoxcarBench {
                         var step = worker
                         while step < calls {
                             let begin = ContinuousClock.now
-                            _ = try await agent.modelStore.logMetrics(.with {
-                                $0.parentID = experimentID
-                                $0.key = "loss"
-                                $0.value = .with {
-                                    $0.step = UInt64(step)
-                                    $0.wallclockTime = UInt64(step)
-                                    $0.fVal = Float(step)
-                                }
-                            })
+                            try await method.call(agent.modelStore, experimentID: experimentID, step: step)
                             latencies.append(ContinuousClock.now - begin)
                             step += inFlight
                         }
@@ -174,5 +177,59 @@ struct UnaryRun {
             p99: median(runs.map(\.p99)),
             cpuPerCall: runs.allSatisfy { $0.cpuPerCall != nil } ? median(runs.map { $0.cpuPerCall! }) : nil,
             clientCPUPerCall: median(runs.map(\.clientCPUPerCall)))
+    }
+}
+
+/// The unary calls ingest-unary can time, each as a ModelBox client makes it.
+enum UnaryMethod: String, CaseIterable, ExpressibleByArgument {
+    case logMetrics = "log-metrics"
+    case logEvent = "log-event"
+    case updateMetadata = "update-metadata"
+    case createExperiment = "create-experiment"
+    case getMetrics = "get-metrics"
+
+    /// The points of the experiment whose GetMetrics is timed.
+    static let pointsRead = 10
+
+    func point(_ experimentID: String, step: Int) -> Modelbox_LogMetricsRequest {
+        .with {
+            $0.parentID = experimentID
+            $0.key = "loss"
+            $0.value = .with {
+                $0.step = UInt64(step)
+                $0.wallclockTime = UInt64(step)
+                $0.fVal = Float(step)
+            }
+        }
+    }
+
+    func call<Transport: ClientTransport>(
+        _ client: Modelbox_ModelStore.Client<Transport>, experimentID: String, step: Int
+    ) async throws {
+        switch self {
+        case .logMetrics:
+            _ = try await client.logMetrics(point(experimentID, step: step))
+        case .logEvent:
+            _ = try await client.logEvent(.with {
+                $0.parentID = experimentID
+                $0.event = .with {
+                    $0.name = "checkpoint"
+                    $0.source = .with { $0.name = "trainer" }
+                    $0.wallclockTime = .init(seconds: 1_764_000_000 + Int64(step), nanos: 0)
+                }
+            })
+        case .updateMetadata:
+            _ = try await client.updateMetadata(.with {
+                $0.parentID = experimentID
+                $0.metadata = .with { $0.metadata = ["epoch": .init(numberValue: Double(step))] }
+            })
+        case .createExperiment:
+            _ = try await client.createExperiment(.with {
+                $0.name = "unary-\(experimentID)-\(step)"
+                $0.namespace = "bench"
+            })
+        case .getMetrics:
+            _ = try await client.getMetrics(.with { $0.parentID = experimentID })
+        }
     }
 }

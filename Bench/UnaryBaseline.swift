@@ -2,12 +2,14 @@ import BoxcarAPI
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import GRPCProtobuf
+import SwiftProtobuf
 
 /// What ingest-unary measures the agent against: a grpc-swift server on the same transport that
-/// answers ModelBox's CreateExperiment and LogMetrics and stores nothing. It shares no code with
-/// the agent's services, so the gap between the two is what the agent adds to the gRPC stack.
-/// Run by the bench as a child process (`boxcar-bench --serve-unary-baseline SOCKET`), so that
-/// its CPU is counted as the agent's is, apart from the client's.
+/// answers the ModelBox calls the scenario times and stores nothing (GetMetrics is answered with
+/// the points the agent holds for it, made once). It shares no code with the agent's services, so
+/// the gap between the two is what the agent adds to the gRPC stack. Run by the bench as a child
+/// process (`boxcar-bench --serve-unary-baseline SOCKET`), so that its CPU is counted as the
+/// agent's is, apart from the client's.
 struct UnaryBaseline: RegistrableRPCService {
     static func serve(socketPath: String) async throws {
         let transport = HTTP2ServerTransport.Posix(
@@ -16,21 +18,36 @@ struct UnaryBaseline: RegistrableRPCService {
     }
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
-        router.registerHandler(
-            forMethod: Modelbox_ModelStore.Method.CreateExperiment.descriptor,
-            deserializer: ProtobufDeserializer<Modelbox_CreateExperimentRequest>(),
-            serializer: ProtobufSerializer<Modelbox_CreateExperimentResponse>()
-        ) { request, _ in
-            for try await _ in request.messages {}
-            return StreamingServerResponse(single: ServerResponse(message: .with { $0.experimentID = "baseline" }))
+        typealias Method = Modelbox_ModelStore.Method
+        Self.answer(Method.CreateExperiment.descriptor, Method.CreateExperiment.Input.self, in: &router) {
+            Method.CreateExperiment.Output.with { $0.experimentID = "baseline" }
         }
+        Self.answer(Method.LogMetrics.descriptor, Method.LogMetrics.Input.self, in: &router) { Method.LogMetrics.Output() }
+        Self.answer(Method.LogEvent.descriptor, Method.LogEvent.Input.self, in: &router) { Method.LogEvent.Output() }
+        Self.answer(Method.UpdateMetadata.descriptor, Method.UpdateMetadata.Input.self, in: &router) {
+            Method.UpdateMetadata.Output.with { $0.numKeysWritten = 1 }
+        }
+        let points = Method.GetMetrics.Output.with {
+            $0.metrics = [.with { metrics in
+                metrics.key = "loss"
+                metrics.values = (0..<UnaryMethod.pointsRead).map { step in
+                    UnaryMethod.logMetrics.point("baseline", step: step).value
+                }
+            }]
+        }
+        Self.answer(Method.GetMetrics.descriptor, Method.GetMetrics.Input.self, in: &router) { points }
+    }
+
+    /// Registers `descriptor`: its request read whole, then `response` answered.
+    private static func answer<Input: SwiftProtobuf.Message, Output: SwiftProtobuf.Message>(
+        _ descriptor: MethodDescriptor, _ input: Input.Type, in router: inout RPCRouter<some ServerTransport>,
+        response: @escaping @Sendable () -> Output
+    ) {
         router.registerHandler(
-            forMethod: Modelbox_ModelStore.Method.LogMetrics.descriptor,
-            deserializer: ProtobufDeserializer<Modelbox_LogMetricsRequest>(),
-            serializer: ProtobufSerializer<Modelbox_LogMetricsResponse>()
+            forMethod: descriptor, deserializer: ProtobufDeserializer<Input>(), serializer: ProtobufSerializer<Output>()
         ) { request, _ in
             for try await _ in request.messages {}
-            return StreamingServerResponse(single: ServerResponse(message: Modelbox_LogMetricsResponse()))
+            return StreamingServerResponse(single: ServerResponse(message: response()))
         }
     }
 }
