@@ -98,7 +98,7 @@ let package = Package(
         .target(
             name: "BoxcarServer",
             dependencies: [
-                "BoxcarAPI", "BoxcarEventLoop", "BoxcarFlowControl", "BoxcarModel", "BoxcarStorage",
+                "BoxcarAPI", "BoxcarFlowControl", "BoxcarModel", "BoxcarStorage",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -196,7 +196,8 @@ let package = Package(
             name: "boxcar-bench",
             dependencies: [
                 "BoxcarClient", "BoxcarStore", "BoxcarStorage", "BoxcarAPI", "BoxcarModel", "BoxcarSensors",
-                "BoxcarExposition", "BoxcarSampling",
+                "BoxcarExposition", "BoxcarSampling", "BoxcarEventLoop",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -233,13 +234,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "BoxcarFlowControlTests", dependencies: ["BoxcarFlowControl"]),
+        .testTarget(
+            name: "BoxcarEventLoopTests",
+            dependencies: ["BoxcarEventLoop", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "BoxcarChartsTests", dependencies: ["BoxcarCharts", "BoxcarTestSupport"]),
         // The server's channel handlers on an embedded channel: what a real transport makes
         // happen only under some timings is made to happen every time.
         .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
-                "BoxcarServer", "BoxcarEventLoop",
+                "BoxcarServer", "BoxcarAPI", "BoxcarEventLoop",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -118,7 +118,8 @@ final class Agent: Service, Sendable {
             stepsArrived: { [marks = sampler?.stepMarks] parentID, steps in marks?.arrived(experimentID: parentID, steps: steps) })
         let maxRequestBytes = configuration.limits.maxMessageBytes
         let gate = ConnectionGate(limits: configuration.connections, budget: services.budget, descriptors: descriptors, logger: logger)
-        // Every listener on one event loop, where the calls' handlers run too (EventLoopExecutor).
+        // Every listener on one event loop, where the short calls run too (EventLoopExecutor): one
+        // thread, so that `rpcLoop.next()` is the loop of every connection.
         let rpcLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { rpcLoop.shutdownGracefully { _ in } }
         var servers = [

@@ -96,9 +96,12 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: .hidden)
     var serveUnaryBaseline: String?
 
+    @Flag(help: .hidden)
+    var unaryBaselineOnItsLoop = false
+
     func run() async throws {
         if let serveUnaryBaseline {
-            return try await UnaryBaseline.serve(socketPath: serveUnaryBaseline)
+            return try await UnaryBaseline.serve(socketPath: serveUnaryBaseline, onItsLoop: unaryBaselineOnItsLoop)
         }
         let chosen = scenarios.isEmpty ? Scenario.allCases : scenarios
         let directory = try temporaryDirectory()

@@ -67,47 +67,63 @@ extension BoxcarBench {
 
     /// ModelBox's unary calls (`LogMetrics` a point a call unless `--unary-method` names others),
     /// with 1 and with 16 calls in flight on one connection: the agent against the bench's own
-    /// server that stores nothing (UnaryBaseline), in alternating rounds, medians reported. `agent` nil: the agent at `socketPath` was not
-    /// started by the bench, and its CPU is not known.
+    /// server that stores nothing (UnaryBaseline), served as grpc-swift serves by default
+    /// ("baseline") and as the agent serves, on one event loop ("baseline-loop"), in rounds whose
+    /// order turns, medians reported. `agent` nil: the agent at `socketPath` was not started by
+    /// the bench, and its CPU is not known.
     func ingestUnary(socketPath: String, agent: Process?, directory: String) async throws {
-        let baselineSocket = directory + "/unary-baseline.sock"
-        let baseline = Process()
-        baseline.executableURL = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
-        baseline.arguments = ["--serve-unary-baseline", baselineSocket]
-        try baseline.run()
+        var baselines: [Process] = []
         defer {
-            baseline.terminate()
-            baseline.waitUntilExit()
+            for baseline in baselines {
+                baseline.terminate()
+                baseline.waitUntilExit()
+            }
         }
-        try waitForListener(baseline, socketPath: baselineSocket, seconds: 30, what: "the baseline server")
+        var servers: [(name: String, socket: String, process: Int32?)] = []
+        for (name, onItsLoop) in [("baseline", false), ("baseline-loop", true)] {
+            let socket = directory + "/unary-\(name).sock"
+            let baseline = Process()
+            baseline.executableURL = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
+            baseline.arguments = ["--serve-unary-baseline", socket] + (onItsLoop ? ["--unary-baseline-on-its-loop"] : [])
+            try baseline.run()
+            baselines.append(baseline)
+            try waitForListener(baseline, socketPath: socket, seconds: 30, what: "the baseline server")
+            servers.append((name, socket, baseline.processIdentifier))
+        }
+        servers.append(("agent", socketPath, agent?.processIdentifier))
         let rounds = 3
         for method in unaryMethod {
-          for inFlight in unaryInFlight {
-            let calls = (inFlight == 1 ? max(1, unaryCalls / 4) : unaryCalls) / rounds
-            var runs: [String: [UnaryRun]] = [:]
-            for _ in 0..<rounds {
-                runs["baseline", default: []].append(try await unaryRun(
-                    method, socketPath: baselineSocket, server: baseline.processIdentifier, inFlight: inFlight, calls: calls))
-                runs["agent", default: []].append(try await unaryRun(
-                    method, socketPath: socketPath, server: agent?.processIdentifier, inFlight: inFlight, calls: calls))
-            }
-            let base = UnaryRun.medians(runs["baseline"]!)
-            for server in ["baseline", "agent"] {
-                let run = UnaryRun.medians(runs[server]!)
-                var fields: [String: Any] = [
-                    "scenario": "ingest-unary", "method": method.rawValue, "server": server, "clients": inFlight,
-                    "points": calls * rounds,
-                    "calls_per_s": run.callsPerSecond, "p50_us": run.p50 * 1e6, "p99_us": run.p99 * 1e6,
-                ]
-                if let cpu = run.cpuPerCall { fields["cpu_us_per_call"] = cpu * 1e6 }
-                fields["client_cpu_us_per_call"] = run.clientCPUPerCall * 1e6
-                if server == "agent" {
-                    fields["p50_vs_baseline"] = run.p50 / base.p50
-                    if let cpu = run.cpuPerCall, let baseCPU = base.cpuPerCall { fields["cpu_vs_baseline"] = cpu / baseCPU }
+            for inFlight in unaryInFlight {
+                let calls = max(1, (inFlight == 1 ? unaryCalls / 4 : unaryCalls) / rounds)
+                var runs: [String: [UnaryRun]] = [:]
+                for round in 0..<rounds {
+                    for turn in 0..<servers.count {
+                        let server = servers[(round + turn) % servers.count]
+                        runs[server.name, default: []].append(try await unaryRun(
+                            method, socketPath: server.socket, server: server.process, inFlight: inFlight, calls: calls))
+                    }
                 }
-                report(fields)
+                let medians = runs.mapValues(UnaryRun.medians)
+                for server in servers {
+                    let run = medians[server.name]!
+                    var fields: [String: Any] = [
+                        "scenario": "ingest-unary", "method": method.rawValue, "server": server.name, "clients": inFlight,
+                        "calls": calls * rounds,
+                        "calls_per_s": run.callsPerSecond, "p50_us": run.p50 * 1e6, "p99_us": run.p99 * 1e6,
+                        "client_cpu_us_per_call": run.clientCPUPerCall * 1e6,
+                    ]
+                    if let cpu = run.cpuPerCall { fields["cpu_us_per_call"] = cpu * 1e6 }
+                    if server.name == "agent" {
+                        for baseline in ["baseline", "baseline-loop"] {
+                            let base = medians[baseline]!
+                            let suffix = baseline.replacingOccurrences(of: "-", with: "_")
+                            fields["p50_vs_\(suffix)"] = run.p50 / base.p50
+                            if let cpu = run.cpuPerCall, let baseCPU = base.cpuPerCall { fields["cpu_vs_\(suffix)"] = cpu / baseCPU }
+                        }
+                    }
+                    report(fields)
+                }
             }
-          }
         }
     }
 

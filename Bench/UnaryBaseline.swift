@@ -1,20 +1,28 @@
 import BoxcarAPI
+import BoxcarEventLoop
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import GRPCProtobuf
+import NIOPosix
 import SwiftProtobuf
 
 /// What ingest-unary measures the agent against: a grpc-swift server on the same transport that
 /// answers the ModelBox calls the scenario times and stores nothing (GetMetrics is answered with
-/// the points the agent holds for it, made once). It shares no code with the agent's services, so
-/// the gap between the two is what the agent adds to the gRPC stack. Run by the bench as a child
-/// process (`boxcar-bench --serve-unary-baseline SOCKET`), so that its CPU is counted as the
-/// agent's is, apart from the client's.
+/// the points the agent holds for it, made once), served by grpc-swift's defaults or as the agent
+/// serves. It shares no code with the agent's services, so the gap between the two is what the
+/// agent adds to the gRPC stack. Run by the bench as a child process (`boxcar-bench
+/// --serve-unary-baseline SOCKET`), so that its CPU is counted as the agent's is, apart from the
+/// client's.
 struct UnaryBaseline: RegistrableRPCService {
-    static func serve(socketPath: String) async throws {
+    /// Serves on grpc-swift's defaults (NIO's shared event loops, calls on Swift's pool), or
+    /// `onItsLoop` as the agent serves: one event loop, the calls run on it.
+    static func serve(socketPath: String, onItsLoop: Bool) async throws {
+        let group = onItsLoop ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : .singleton
         let transport = HTTP2ServerTransport.Posix(
-            address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext)
-        try await GRPCServer(transport: transport, services: [UnaryBaseline()]).serve()
+            address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, eventLoopGroup: group)
+        try await withTaskExecutorPreference(onItsLoop ? EventLoopExecutor(group.next()) : nil) {
+            try await GRPCServer(transport: transport, services: [UnaryBaseline()]).serve()
+        }
     }
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {

@@ -26,7 +26,7 @@ struct Setting: Sendable {
     let note: String
     /// The value on the file's commented-out line.
     let example: String
-    /// Whether the file may set it (the executor and the file itself are chosen before it is read).
+    /// Whether the file may set it (the file itself is chosen before it is read).
     let inFile: Bool
     let apply: @Sendable (String, inout AgentSettings) throws -> Void
 

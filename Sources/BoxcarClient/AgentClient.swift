@@ -38,9 +38,10 @@ public struct AgentClient: Sendable {
     ///     with `--token-file`, a collector's token file).
     ///   - caFile: a PEM file of the certificate authorities to trust: TLS over TCP (a collector
     ///     with `--tls-cert`). nil: plaintext.
-    ///   - onItsEventLoop: run `body` and its calls on the connection's event loop, which saves
-    ///     two thread wake-ups a call (many small calls: the benchmark's ingest-unary). `body`
-    ///     must then not block: the connection's I/O waits while it does.
+    ///   - onItsEventLoop: run `body` and its calls on the connection's event loop, one of NIO's
+    ///     shared loops, which saves two thread wake-ups a call (many small calls: the
+    ///     benchmark's ingest-unary). `body` must then not block: every channel on that loop
+    ///     waits while it does, and NIO traps a `.wait()` there.
     public static func with<R: Sendable>(
         _ target: AgentTarget, token: String? = nil, caFile: String? = nil, onItsEventLoop: Bool = false,
         _ body: (AgentClient) async throws -> R
@@ -64,13 +65,13 @@ public struct AgentClient: Sendable {
         serviceConfig.methodConfig = [
             MethodConfig(names: [MethodConfig.Name(service: "")], maxRequestMessageBytes: maxResponseBytes)
         ]
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let loop = onItsEventLoop ? MultiThreadedEventLoopGroup.singleton.next() : nil
         let transport = try HTTP2ClientTransport.Posix(
             target: resolvable, transportSecurity: security, serviceConfig: serviceConfig,
-            eventLoopGroup: onItsEventLoop ? loop : MultiThreadedEventLoopGroup.singleton)
+            eventLoopGroup: loop ?? MultiThreadedEventLoopGroup.singleton)
         let interceptors: [any ClientInterceptor] = token.map { [BearerTokenInterceptor(token: $0)] } ?? []
         // A nil preference leaves the tasks where they were.
-        return try await withTaskExecutorPreference(onItsEventLoop ? EventLoopExecutor(loop) : nil) {
+        return try await withTaskExecutorPreference(loop.map(EventLoopExecutor.init)) {
             try await withGRPCClient(transport: transport, interceptors: interceptors) { client in
                 try await body(AgentClient(
                     target: target, modelStore: .init(wrapping: client), agent: .init(wrapping: client)))

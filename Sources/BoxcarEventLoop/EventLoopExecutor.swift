@@ -9,7 +9,9 @@ import NIOCore
 /// again, and on this project's 2-core VMs those wake-ups, more than the handler, were a call's
 /// cost (the README's ingest-unary figures). Under this preference a call runs where its bytes
 /// arrive, and a job enqueued from the loop itself joins its queue without a wake-up. What runs
-/// there must not block: the agent's store and file I/O have threads of their own.
+/// there must not block: the agent's store and file I/O have threads of their own, and its long
+/// calls leave the loop (`LongCallsOffTheLoop`). The loop must outlive every task that prefers it:
+/// a job enqueued on a loop that has shut down is dropped, and its task never resumes.
 public final class EventLoopExecutor: TaskExecutor {
     public let loop: any EventLoop
 

@@ -25,8 +25,9 @@ public struct AgentServices: Sendable {
     public let budget: ByteBudget
     /// The descriptors clients hold: give the same to the listeners' gate.
     public let descriptors: ClientDescriptors
-    /// Counts every call's outcome: give it to each listener (`Listener.server(interceptors:)`).
-    public var interceptors: [any ServerInterceptor] { [statistics.interceptor] }
+    /// Give these to each listener (`Listener.server(interceptors:)`): long calls leave the
+    /// listeners' event loop (`LongCallsOffTheLoop`), and every call's outcome is counted.
+    public var interceptors: [any ServerInterceptor] { [LongCallsOffTheLoop(), statistics.interceptor] }
     private let changes: ChangeFeed
 
     /// - Parameters:
