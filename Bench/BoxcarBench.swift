@@ -57,7 +57,7 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: "Calls in flight in ingest-unary; repeat for several.")
     var unaryInFlight: [Int] = [1, 16]
 
-    @Option(help: "The calls ingest-unary times; repeat for several. (values: \(UnaryMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+    @Option(help: "The calls ingest-unary times; repeat for several.")
     var unaryMethod: [UnaryMethod] = [.logMetrics]
 
     @Option(help: "Points in the experiment that query reads.")

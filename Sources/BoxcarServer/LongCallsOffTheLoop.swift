@@ -10,7 +10,8 @@ import GRPCCore
 /// too; new methods leave it unless they are named here.
 struct LongCallsOffTheLoop: ServerInterceptor {
     /// The unary calls whose request and answer are small: writes of a record, reads of one.
-    static let onTheLoop: Set<String> = Set([
+    /// Descriptors, not their names: a call's name would be a string built for every call.
+    static let onTheLoop: Set<MethodDescriptor> = [
         Modelbox_ModelStore.Method.LogMetrics.descriptor, Modelbox_ModelStore.Method.LogEvent.descriptor,
         Modelbox_ModelStore.Method.UpdateMetadata.descriptor, Modelbox_ModelStore.Method.CreateExperiment.descriptor,
         Modelbox_ModelStore.Method.CreateModel.descriptor, Modelbox_ModelStore.Method.CreateModelVersion.descriptor,
@@ -19,14 +20,14 @@ struct LongCallsOffTheLoop: ServerInterceptor {
         Modelbox_ModelStore.Method.GetClusterMembers.descriptor,
         Boxcar_V1_Agent.Method.Attach.descriptor, Boxcar_V1_Agent.Method.Detach.descriptor,
         Boxcar_V1_Agent.Method.Health.descriptor,
-    ].map(\.fullyQualifiedMethod))
+    ]
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard !Self.onTheLoop.contains(context.descriptor.fullyQualifiedMethod) else {
+        guard !Self.onTheLoop.contains(context.descriptor) else {
             return try await next(request, context)
         }
         return try await withTaskExecutorPreference(globalConcurrentExecutor) {
