@@ -107,6 +107,13 @@ struct BoxcarBench: AsyncParsableCommand {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var agent = try socket == nil ? AgentProcess.start(directory: directory) : nil
+        // Whichever scenario throws, the agent does not outlive the bench (nor keep its output open).
+        defer {
+            if let agent, agent.process.isRunning {
+                agent.process.terminate()
+                agent.process.waitUntilExit()
+            }
+        }
         let socketPath = socket ?? agent!.socketPath
 
         if chosen.contains(.baselineStore) {

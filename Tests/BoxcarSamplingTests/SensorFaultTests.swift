@@ -101,6 +101,54 @@ import Testing
         await store.close()
     }
 
+    /// Ticks the store refuses (here, a closed one) are said once, not once a tick, and the
+    /// sampler goes on reading its sensors.
+    @Test func refusedTicksAreSaidOnceAndSamplingGoesOn() async throws {
+        final class Counting: Sensor, Sendable {
+            let name = "counting"
+            let count = Mutex(0)
+            var calls: Int { count.withLock { $0 } }
+            func sample(elapsed: Duration?) throws -> [Reading] {
+                [Reading("counting.value", [], Double(count.withLock { $0 += 1; return $0 }))]
+            }
+        }
+        final class Lines: Sendable {
+            let said = Mutex<[String]>([])
+        }
+        struct Capture: LogHandler {
+            let lines: Lines
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+            func log(event: LogEvent) { lines.said.withLock { $0.append(event.message.description) } }
+        }
+        let lines = Lines()
+        let store = try Store.open(path: directory.file("refused.db"))
+        let counting = Counting()
+        let sampler = Sampler(
+            store: store, interval: .milliseconds(20), sensors: [counting], processes: ProcessTreeSensor(procRoot: directory.path),
+            nvidia: nil, logger: Logger(label: "test") { _ in Capture(lines: lines) })
+        let sampling = Task { try await sampler.run() }
+        func waitFor(_ what: String, _ condition: () async throws -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await !condition() {
+                guard ContinuousClock.now < deadline else { throw SensorError("waited a minute for \(what)") }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        try await waitFor("three ticks stored") { try await store.metrics(parentID: Store.hostID).first?.columns.count ?? 0 >= 3 }
+        #expect(lines.said.withLock { $0 }.isEmpty)
+        await store.close()
+        let calls = counting.calls
+        try await waitFor("the sensors read five more times") { counting.calls >= calls + 5 }
+        sampling.cancel()
+        _ = try? await sampling.value
+        #expect(lines.said.withLock { $0 } == ["a sample could not be stored; sampling goes on"])
+    }
+
     /// Counters read beside their rates are stored only while remote write is on; the exporter's
     /// snapshot has them either way, and only an agent that keeps one pays for it.
     @Test func countersBesideRatesAreStoredOnlyForRemoteWrite() async throws {
