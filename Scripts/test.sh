@@ -13,9 +13,10 @@ cd "$(dirname "$0")/.."
 # for the exporter's tests, which start their own servers on loopback; librsvg2-bin's
 # rsvg-convert for `boxcar plot --output x.png`, whose test reads the picture's pixels; tmux for
 # `boxcar top`'s tests, which drive it in a pane of their own tmux server (send-keys, capture-pane);
-# chromium for the agent's pages, which a test loads headless and reads the screenshot's pixels of.
+# chromium for the agent's pages, which a test loads headless and reads the screenshot's pixels of;
+# binutils for the release build's objcopy and readelf (Swift's own link needs it too).
 missing=""
-for package in libsqlite3-dev libudev1 systemd postgresql openssl prometheus victoria-metrics librsvg2-bin tmux chromium; do
+for package in binutils libsqlite3-dev libudev1 systemd postgresql openssl prometheus victoria-metrics librsvg2-bin tmux chromium; do
   dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
 done
 if [ -n "$missing" ]; then
