@@ -60,8 +60,8 @@ fi
 
 swift build "${flags[@]}" "$@"
 
-# What is installed (Config/boxcar.service): the agent without its debug info and symbols (78 MB
-# instead of 174 MB), which go beside it in dist/boxcar.debug, where gdb finds them through the
+# What is installed (Config/boxcar.service): the agent without its debug info and symbols (88 MB
+# instead of 212 MB), which go beside it in dist/boxcar.debug, where gdb finds them through the
 # debug link. The build's own binary keeps them: stripped in place, it would be relinked by every
 # later build.
 if [ -f .build-release/release/boxcar ] && [ .build-release/release/boxcar -nt .build-release/dist/boxcar ]; then
