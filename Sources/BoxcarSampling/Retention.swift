@@ -19,8 +19,12 @@ public final class Retention: Sendable {
     let logger: Logger
     /// Blocks removed per write job: small enough that ingest waits a few milliseconds at most.
     static let blocksPerJob = 2_000
-    /// When over the size, the oldest host points are removed this much at a time.
-    static let sizeStep: Int64 = 10 * 60 * 1_000_000_000
+    /// When over the size, the oldest host points are removed a tenth of their age at a time,
+    /// between a second and ten minutes: months of points go ten minutes a step, and a small
+    /// limit that minutes of sampling fill loses its oldest seconds, not every point at once.
+    static func sizeStep(oldest: Int64, now: Int64) -> Int64 {
+        min(max((now - oldest) / 10, 1_000_000_000), 10 * 60 * 1_000_000_000)
+    }
 
     public init(store: Store, maxAge: Duration?, maxBytes: Int64?, forwarding: Bool = false, readers: [String] = [], logger: Logger) {
         self.store = store
@@ -77,7 +81,7 @@ public final class Retention: Sendable {
         }
     }
 
-    /// Removes the oldest host points, ten minutes of them at a time, until the database uses at
+    /// Removes the oldest host points, a step (`sizeStep`) at a time, until the database uses at
     /// most `maxBytes`; returns whether it is still over with nothing left to remove.
     func shrink(to maxBytes: Int64, warned: Bool) async throws -> Bool {
         while true {
@@ -91,7 +95,8 @@ public final class Retention: Sendable {
                 }
                 return true
             }
-            _ = try await removeAll(olderThan: oldest + Self.sizeStep, unforwarded: forwarding ? .skip : .remove)
+            let cutoff = oldest + Self.sizeStep(oldest: oldest, now: WallClock.now())
+            _ = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .skip : .remove)
         }
     }
 }
