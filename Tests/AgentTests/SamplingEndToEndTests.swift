@@ -84,11 +84,24 @@ import Testing
                 let series = try await client.metrics(parentID: parent, keys: ["system/system.memory.limit"])
                 return series.first?.columns.wallclocks.max() ?? 0
             }
-            try await Task.sleep(for: .milliseconds(500))
-            let closedAt = try await lastWallclock(id)
-            try await Task.sleep(for: .milliseconds(500))
+            // Closed once the experiment's last point stands while the host takes three ticks
+            // more (attached, it would have had them too); the next tick sees the process gone.
+            func hostPassed(_ wallclock: Int64) async throws {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while try await lastWallclock("host") < wallclock + 300_000_000, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            var closedAt = try await lastWallclock(id)
+            for _ in 0..<20 {
+                try await hostPassed(closedAt)
+                let last = try await lastWallclock(id)
+                if last == closedAt { break }
+                closedAt = last
+            }
+            try await hostPassed(closedAt)
             #expect(try await lastWallclock(id) == closedAt)
-            #expect(try await lastWallclock("host") > closedAt)
+            #expect(try await lastWallclock("host") >= closedAt + 300_000_000)
             // An experiment never attached sees no machine series.
             let other = try await store.createExperiment(.with { $0.name = "quiet"; $0.namespace = "n" }).experimentID
             #expect(try await store.getMetrics(.with { $0.parentID = other }).metrics.isEmpty)

@@ -209,19 +209,21 @@ import Testing
         let sensor = FilesystemSensor(procRoot: Self.fixtures + "/proc-fs", statfs: { mountPoint in
             while mountPoint == "/data" && !server.isUp { usleep(1000) }
             return .init(totalBytes: 1000, freeBytes: 400, availableBytes: 300, totalInodes: 100, freeInodes: 90)
-        }, statfsDeadline: .milliseconds(200))
+        }, statfsDeadline: .seconds(2))  // long enough that a loaded machine's healthy mounts answer in it
         func mountPoints() throws -> Set<String> {
             Set(try sensor.sample(elapsed: nil).compactMap { $0.labels.first { $0.name == "system.filesystem.mountpoint" }?.value })
         }
         let started = ContinuousClock.now
         #expect(try mountPoints() == ["/", "/dev/shm", "/scratch", "/mnt/my disk"])
-        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(sensor.hungMounts == ["/data"])
         let again = ContinuousClock.now
         #expect(try mountPoints() == ["/", "/dev/shm", "/scratch", "/mnt/my disk"])
-        #expect(ContinuousClock.now - again < .milliseconds(150))  // not waited for a second time
+        #expect(ContinuousClock.now - again < .seconds(1))  // not waited for a second time
         server.state.withLock { $0 = true }  // the server is back
-        usleep(100_000)
+        // Its call returns within a millisecond of that, and the sensor forgets the mount.
+        let back = ContinuousClock.now
+        while !sensor.hungMounts.isEmpty && ContinuousClock.now - back < .seconds(30) { usleep(1000) }
         #expect(sensor.hungMounts.isEmpty)
         #expect(try mountPoints() == ["/", "/dev/shm", "/data", "/scratch", "/mnt/my disk"])
     }

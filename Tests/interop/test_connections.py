@@ -188,7 +188,7 @@ def resident_bytes(pid: int) -> int:
 
 def test_stalled_readers_hold_a_bounded_window_and_are_ended_after_the_stall_timeout(tmp_path):
     streams = 100
-    with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "5") as agent:
+    with running_agent(tmp_path, "--sample-interval", "0", "--stream-stall-timeout", "10") as agent:
         experiment = create_experiment(agent.stub, name="stalled")
         file_id = upload(agent.stub, experiment, "model.bin", bytes(range(256)) * (1 << 16))  # 16 MiB
         before = resident_bytes(agent.process.pid)
@@ -213,11 +213,12 @@ def test_stalled_readers_hold_a_bounded_window_and_are_ended_after_the_stall_tim
             assert growth < streams * (3 << 19), f"{streams} stalled downloads grew the agent by {growth >> 20} MiB"
             # Other clients are served meanwhile.
             assert agent.stub.GetExperiment(mb.GetExperimentRequest(id=experiment)).experiment.id == experiment
+            # (The timeout is 10 s so that the 300 calls above finish well inside it on a loaded machine.)
             assert not any(c.ended for c in calls)
             # After the stall timeout, every stalled stream is reset: its memory is the agent's again.
             wait_for(lambda: [c.pump() for c in calls] and all(c.ended for c in calls), 60,
                      f"{sum(not c.ended for c in calls)} stalled streams were not ended")
-            assert time.monotonic() - opened >= 4.5
+            assert time.monotonic() - opened >= 9.5
             assert {c.reset_code for c in calls[:streams]} == {8}  # CANCEL: their status cannot pass what they did not read
             assert "ended a stream whose client read nothing of it" in agent.output(), agent.output()
         finally:

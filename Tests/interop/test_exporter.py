@@ -175,8 +175,10 @@ def test_prometheus_scraping_every_second_stores_what_the_agent_stored(tmp_path)
             scraped_memory = prometheus.query('system_memory_usage_bytes{system_memory_state="used"}[5m]')[0]["values"]
             assert len({value for _, value in scraped_memory}) > 1, "Prometheus saw memory in use stand still"
             for series, key in compared.items():
+                # Prometheus first: a scrape between the two reads would find a tick not yet read.
+                scraped = prometheus.query(series + "[5m]")[0]["values"]
                 points = stored(agent, key)
-                for scraped_at, value in prometheus.query(series + "[5m]")[0]["values"]:
+                for scraped_at, value in scraped:
                     latest = [stored_value for at, stored_value in points if at <= float(scraped_at) + 0.5][-2:]
                     assert float(value) in latest, f"Prometheus has {series} = {value} at {scraped_at}; the agent's latest then: {latest}"
 
@@ -206,7 +208,8 @@ def test_probes_and_bad_requests_get_clear_answers_and_leave_the_agent_serving(t
         address = http_address(agent)
         host, port = address.rsplit(":", 1)
         assert get(f"http://{address}/healthz")[0] == 200
-        assert get(f"http://{address}/readyz")[:1] == (200,)
+        # Ready once every listener is bound, which can come just after the HTTP one logs its address.
+        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "/readyz to say 200")
         assert get(f"http://{address}/nothing-here")[0] == 404
 
         def raw(request: bytes) -> bytes:
@@ -320,7 +323,7 @@ def test_the_health_families_count_refusals_sensor_errors_and_the_agents_own_cos
 def test_readyz_says_when_the_store_cannot_take_writes(small_disk, tmp_path):
     with running_agent(small_disk, "--http", "127.0.0.1:0", "--sample-interval", "0.2", socket_path=tmp_path / "full.sock") as agent:
         address = http_address(agent)
-        assert get(f"http://{address}/readyz")[0] == 200
+        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "/readyz to say 200")
         filler = small_disk / "filler"
         with open(filler, "wb") as out:
             try:

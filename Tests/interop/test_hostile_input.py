@@ -18,6 +18,7 @@ import pytest
 from google.protobuf import struct_pb2
 
 from conftest import Agent, running_agent
+from postgres import wait_for
 from boxcar._proto.boxcar.v1 import agent_pb2 as ag
 from boxcar._proto.boxcar.v1 import agent_pb2_grpc
 from boxcar._proto.modelbox import modelbox_pb2 as mb
@@ -195,8 +196,9 @@ def test_an_upload_cut_off_midway_stores_nothing(target):
     with pytest.raises(grpc.RpcError) as cut:
         target.ms.UploadFile(frames(), timeout=30)
     assert cut.value.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED)
-    time.sleep(0.3)
-    assert target.snapshot() == before  # no record, no file (nor a temporary one) under artifacts/
+    # No record, no file (nor a temporary one) under artifacts/, once the handler has seen the
+    # reset and unwound.
+    wait_for(lambda: target.snapshot() == before, 30, "the cut-off upload's partial file to go")
 
 
 def test_a_path_climbing_out_is_recorded_as_sent_and_stored_inside(target, tmp_path):
