@@ -237,7 +237,7 @@ struct AgentSettings: Sendable {
             help: "the most the database may use (bytes, or `K`, `M`, `G`); the oldest machine points go first",
             note: """
                 The most the database may use, in bytes or with K, M, G: the oldest machine points go first,
-                ten minutes at a time. Experiments' data is never removed.
+                a tenth of their span at a time (a second to ten minutes). Experiments' data is never removed.
                 """,
             example: "10G"
         ) { text, settings in settings.agent.maxDatabaseBytes = try Setting.bytes(text, "max-db-size") },

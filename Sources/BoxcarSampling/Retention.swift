@@ -19,11 +19,11 @@ public final class Retention: Sendable {
     let logger: Logger
     /// Blocks removed per write job: small enough that ingest waits a few milliseconds at most.
     static let blocksPerJob = 2_000
-    /// When over the size, the oldest host points are removed a tenth of their age at a time,
-    /// between a second and ten minutes: months of points go ten minutes a step, and a small
-    /// limit that minutes of sampling fill loses its oldest seconds, not every point at once.
-    static func sizeStep(oldest: Int64, now: Int64) -> Int64 {
-        min(max((now - oldest) / 10, 1_000_000_000), 10 * 60 * 1_000_000_000)
+    /// When over the size, the oldest host points are removed a tenth of the span they cover at a
+    /// time, between a second and ten minutes: months of points go ten minutes a step, and a
+    /// small limit that minutes of sampling fill loses its oldest tenth, not every point at once.
+    static func sizeStep(_ span: ClosedRange<Int64>) -> Int64 {
+        min(max((span.upperBound - span.lowerBound) / 10, 1_000_000_000), 10 * 60 * 1_000_000_000)
     }
 
     public init(store: Store, maxAge: Duration?, maxBytes: Int64?, forwarding: Bool = false, readers: [String] = [], logger: Logger) {
@@ -87,7 +87,7 @@ public final class Retention: Sendable {
         while true {
             let used = try await store.size().usedBytes
             guard used > maxBytes else { return false }
-            guard let oldest = try await store.oldestHostWallclock() else {
+            guard let span = try await store.hostWallclocks() else {
                 if !warned {
                     logger.warning("the database is over --max-db-size with the machine's series all removed; experiments are kept", metadata: [
                         "max-db-size": "\(maxBytes)", "used": "\(used)",
@@ -95,7 +95,7 @@ public final class Retention: Sendable {
                 }
                 return true
             }
-            let cutoff = oldest + Self.sizeStep(oldest: oldest, now: WallClock.now())
+            let cutoff = span.lowerBound + Self.sizeStep(span)
             _ = try await removeAll(olderThan: cutoff, unforwarded: forwarding ? .skip : .remove)
         }
     }

@@ -110,22 +110,24 @@ extension Store {
         }
     }
 
-    /// The newest point of the oldest host block: where removing by age starts. Asked of each
-    /// series' first entry in the (series, wallclock) index: a min over the join would read every
-    /// host block's entry, and shrinking to a size asks this once a step.
-    public func oldestHostWallclock() async throws -> Int64? {
+    /// From the newest point of the oldest host block to the newest host point: where removing
+    /// starts, and how far the points go. Asked of each series' first and last entry in the
+    /// (series, wallclock) index: a min over the join would read every host block's entry, and
+    /// shrinking to a size asks this once a step.
+    public func hostWallclocks() async throws -> ClosedRange<Int64>? {
         try await read { connection in
             let statement = try connection.statement("""
-                SELECT min(w) FROM (
-                    SELECT (SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max LIMIT 1) AS w
+                SELECT min(first), max(last) FROM (
+                    SELECT (SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max LIMIT 1) AS first,
+                        (SELECT wallclock_max FROM metric_blocks WHERE series_id = s.id ORDER BY wallclock_max DESC LIMIT 1) AS last
                     FROM series s WHERE s.parent_id = ?1
                     UNION ALL
-                    SELECT min(t.wallclock) FROM series_sets ss JOIN ticks t ON t.set_id = ss.id WHERE ss.parent_id = ?1)
+                    SELECT min(t.wallclock), max(t.wallclock) FROM series_sets ss JOIN ticks t ON t.set_id = ss.id WHERE ss.parent_id = ?1)
                 """)
             statement.bind(1, Store.hostID)
             defer { statement.reset() }
-            guard try statement.step() else { return nil }
-            return statement.optionalInt64(0)
+            guard try statement.step(), let first = statement.optionalInt64(0), let last = statement.optionalInt64(1) else { return nil }
+            return first...max(first, last)
         }
     }
 }

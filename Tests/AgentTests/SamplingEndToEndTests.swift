@@ -100,6 +100,7 @@ import Testing
                 closedAt = last
             }
             try await hostPassed(closedAt)
+            #expect(closedAt >= attachedAt)
             #expect(try await lastWallclock(id) == closedAt)
             #expect(try await lastWallclock("host") >= closedAt + 300_000_000)
             // An experiment never attached sees no machine series.

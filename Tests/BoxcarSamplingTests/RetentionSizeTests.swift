@@ -5,15 +5,15 @@ import BoxcarTestSupport
 import Logging
 import Testing
 
-/// `--max-db-size` over a database that minutes of sampling filled: the oldest machine points go
-/// until it fits, and the newest stay.
+/// `--max-db-size` over a database that minutes of sampling filled, just now or an hour ago (an
+/// agent started again later): the oldest machine points go until it fits, and the newest stay.
 @Suite struct RetentionSizeTests {
     let directory = TemporaryDirectory()
 
-    @Test func aSmallLimitRemovesTheOldestPointsNotAll() async throws {
-        let store = try Store.open(path: directory.file("boxcar.db"))
-        // Ten minutes of sampling, a tick a second, as blocks of twenty series ending now.
-        let now = WallClock.now()
+    @Test(arguments: [0, 3_600]) func aSmallLimitRemovesTheOldestPointsNotAll(endedSecondsAgo: Int) async throws {
+        let store = try Store.open(path: directory.file("boxcar-\(endedSecondsAgo).db"))
+        // Ten minutes of sampling, a tick a second, as blocks of twenty series.
+        let now = WallClock.now() - Int64(endedSecondsAgo) * 1_000_000_000
         let ticks = 600
         for tick in 0..<ticks {
             let wallclock = now - Int64(ticks - 1 - tick) * 1_000_000_000
@@ -34,7 +34,8 @@ import Testing
         #expect(steps.count == 20)
         for kept in steps {
             // The oldest went, the newest stayed: far more than the quarter over the limit is kept
-            // (before, ten minutes went at a time, and every point of the ten went at once).
+            // (ten minutes at a time took every point of the ten at once; a tenth of their age
+            // from now, most of those ended an hour ago).
             #expect(kept.first.map { $0 > 0 } == true)
             #expect(kept.last == UInt64(ticks - 1))
             #expect(kept.count > ticks / 3, "kept \(kept.count) of \(ticks) ticks")

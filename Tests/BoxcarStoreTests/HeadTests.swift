@@ -215,6 +215,8 @@ import Testing
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "r"))
         for n in 1...6 { try await store.appendTick(tick(n)) }
         _ = try await store.compactHead(ticksPerBlock: 3, idleBefore: 0, readers: .init())
+        // From the oldest block's newest point (tick 3) to the head's newest tick.
+        #expect(try await store.hostWallclocks() == 3_000_000_000...6_000_000_000)
         // A window from 2.5 s to 3.5 s: tick 3 (in the block of ticks 1-3) is inside it.
         try await store.write { context in
             let statement = try context.connection.statement(
@@ -229,7 +231,7 @@ import Testing
         // The disk's limit takes the window too.
         _ = try await store.removeHostBlocks(olderThan: 5_500_000_000, limit: 100)
         #expect(try await store.metrics(parentID: Store.hostID).first?.columns.steps == [6])
-        #expect(try await store.oldestHostWallclock() == 6_000_000_000)
+        #expect(try await store.hostWallclocks() == 6_000_000_000...6_000_000_000)
         await store.close()
     }
 
