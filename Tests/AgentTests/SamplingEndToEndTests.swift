@@ -79,6 +79,7 @@ import Testing
             #expect(host.first?.columns.values.last == 25_276_514_304)
             // The trainer dies without detaching: the agent closes its window for it, so the
             // experiment stops getting host points while the host goes on.
+            let removedAt = WallClock.now()
             try FileManager.default.removeItem(atPath: proc + "/100")
             func lastWallclock(_ parent: String) async throws -> Int64 {
                 let series = try await client.metrics(parentID: parent, keys: ["system/system.memory.limit"])
@@ -101,6 +102,9 @@ import Testing
             }
             try await hostPassed(closedAt)
             #expect(closedAt >= attachedAt)
+            // The tick that saw the process gone closed it: at most one interval (100 ms) after,
+            // or that tick's own time when a loaded machine ran it late (TickStamps).
+            #expect(closedAt < removedAt + 500_000_000, "closed \(Double(closedAt - removedAt) / 1e9) s after the process went")
             #expect(try await lastWallclock(id) == closedAt)
             #expect(try await lastWallclock("host") >= closedAt + 300_000_000)
             // An experiment never attached sees no machine series.

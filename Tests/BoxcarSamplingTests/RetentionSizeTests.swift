@@ -33,9 +33,9 @@ import Testing
         let steps = try await store.metrics(parentID: Store.hostID).map(\.columns.steps)
         #expect(steps.count == 20)
         for kept in steps {
-            // The oldest went, the newest stayed: far more than the quarter over the limit is kept
-            // (ten minutes at a time took every point of the ten at once; a tenth of their age
-            // from now, most of those ended an hour ago).
+            // The oldest went, the newest stayed, and more than a third of the ticks are kept for
+            // a limit of three quarters (ten minutes a step took all ten minutes at once; a tenth
+            // of their age, from now, took most of those that ended an hour ago).
             #expect(kept.first.map { $0 > 0 } == true)
             #expect(kept.last == UInt64(ticks - 1))
             #expect(kept.count > ticks / 3, "kept \(kept.count) of \(ticks) ticks")

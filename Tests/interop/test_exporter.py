@@ -209,7 +209,7 @@ def test_probes_and_bad_requests_get_clear_answers_and_leave_the_agent_serving(t
         host, port = address.rsplit(":", 1)
         assert get(f"http://{address}/healthz")[0] == 200
         # Ready once every listener is bound, which can come just after the HTTP one logs its address.
-        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "/readyz to say 200")
+        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 5, "/readyz to say 200")
         assert get(f"http://{address}/nothing-here")[0] == 404
 
         def raw(request: bytes) -> bytes:
@@ -323,7 +323,7 @@ def test_the_health_families_count_refusals_sensor_errors_and_the_agents_own_cos
 def test_readyz_says_when_the_store_cannot_take_writes(small_disk, tmp_path):
     with running_agent(small_disk, "--http", "127.0.0.1:0", "--sample-interval", "0.2", socket_path=tmp_path / "full.sock") as agent:
         address = http_address(agent)
-        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 30, "/readyz to say 200")
+        wait_for(lambda: get(f"http://{address}/readyz")[0] == 200, 5, "/readyz to say 200")
         filler = small_disk / "filler"
         with open(filler, "wb") as out:
             try:
