@@ -368,7 +368,9 @@ import Testing
 
     /// Sets that change from tick to tick (a slow sensor's run of series left out, a new series
     /// added, series swapped, one found only past the look-ahead) keep every value in its own
-    /// series: the writer finds a new set's series by walking the longest recent one.
+    /// series: the writer finds a new set's series by walking the longest recent one. Compacted,
+    /// each series keeps its values at its own ticks: compaction shares the stretch's steps and
+    /// wallclocks with the series in every tick, and picks out the ticks of the others.
     @Test func everyValueOfChangingSetsLandsInItsOwnSeries() async throws {
         let store = try Store.open(path: directory.file("boxcar.db"))
         let all = (0..<200).map { "system/s\($0)" }
@@ -381,18 +383,27 @@ import Testing
             Array(all.reversed()),
             all,
         ]
-        var expected: [String: [Double]] = [:]
+        var expected: [String: MetricColumns] = [:]
         for (n, keys) in sets.enumerated() {
             // Each value names its series and its tick.
             let values = keys.map { Double(Int($0.dropFirst(8)) ?? 999) * 1000 + Double(n) }
-            for (key, value) in zip(keys, values) { expected[key, default: []].append(value) }
+            for (key, value) in zip(keys, values) {
+                expected[key, default: MetricColumns()].append(step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, value: value)
+            }
             try await store.appendTick(Store.Tick(parentID: Store.hostID, step: UInt64(n), wallclock: Int64(n) * 1_000_000_000, keys: keys, values: values))
         }
-        let read = try await store.metrics(parentID: Store.hostID)
-        #expect(read.count == 201)
-        for (key, columns) in read {
-            #expect(columns.values == expected[key], "\(key)")
+        func check(_ label: String) async throws {
+            let read = try await store.metrics(parentID: Store.hostID)
+            #expect(read.count == 201, "\(label)")
+            for (key, columns) in read {
+                #expect(columns == expected[key], "\(key), \(label)")
+            }
         }
+        try await check("in the head")
+        let compacted = try await store.compactHead(ticksPerBlock: 100, idleBefore: .max, readers: .init())
+        #expect(compacted.ticks == sets.count && compacted.blocks == 201)
+        #expect(try await count(store, "SELECT count(*) FROM ticks") == 0)
+        try await check("compacted")
         await store.close()
     }
 
