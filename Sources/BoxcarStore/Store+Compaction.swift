@@ -293,7 +293,7 @@ struct StretchBuilder {
     private(set) var ticks: [Int64] = []
     private var steps: [UInt64] = []
     private var wallclocks: [Int64] = []
-    /// The ticks a stretch is read up to: room reserved for as many values a series.
+    /// The ticks a stretch is read up to: room reserved for as many values a series met at the first.
     private let capacity: Int
     /// A column per series, in the order first met, and where each series' column is.
     private var ids: [Int64] = []
@@ -341,7 +341,9 @@ struct StretchBuilder {
             slot[id] = columns.count
             ids.append(id)
             var column = Column(start: tick)
-            column.values.reserveCapacity(max(capacity - tick, 1))
+            // A series met at the first tick is mostly in every one; one met later may be
+            // short-lived (a process's series), and grows as it goes.
+            if tick == 0 { column.values.reserveCapacity(capacity) }
             columns.append(column)
             return columns.count - 1
         }

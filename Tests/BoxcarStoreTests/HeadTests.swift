@@ -381,7 +381,7 @@ import Testing
             [all[1], all[0]] + Array(all.dropFirst(2)),  // two swapped
             [all[150]] + Array(all.prefix(150)),  // one far ahead of its place
             Array(all.reversed()),
-            all,
+            all + ["system/new"],  // the one added, back after a gap
         ]
         var expected: [String: MetricColumns] = [:]
         for (n, keys) in sets.enumerated() {
