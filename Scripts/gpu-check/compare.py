@@ -7,42 +7,68 @@ import json
 import statistics
 import sys
 
-host = json.load(open(sys.argv[1]))
-reference = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+# The machine's points, and the trainer's experiment's (its processes' GPU memory) where given.
+host = json.load(open(sys.argv[1])) + (json.load(open(sys.argv[3])) if len(sys.argv) > 3 else [])
+lines = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
+describe = next((line["describe"] for line in lines if "describe" in line), {})
+reference = [line for line in lines if "t" in line]
 
-# Boxcar series of GPU 0: (the key's start, a text it must not hold) → (metric, scale to the
-# reference unit). The video engines are hw.gpu.utilization with hw.gpu.task.
+# Boxcar series of GPU 0: metric → (series name, a label text the key must hold, one it must not,
+# scale to the reference unit). The video engines are hw.gpu.utilization with hw.gpu.task; GPM's
+# shares are fractions where pynvml gives percent.
 SERIES = {
-    ("hw.gpu.utilization{hw.id", None): ("utilization.gpu", 100),
-    ('hw.gpu.utilization{hw.gpu.task="encoder"', None): ("utilization.encoder", 100),
-    ('hw.gpu.utilization{hw.gpu.task="decoder"', None): ("utilization.decoder", 100),
-    ("hw.gpu.memory.usage{", None): ("memory.used", 1 / 2**20),
-    ("hw.temperature{", None): ("temperature.gpu", 1),
-    ("hw.power{", None): ("power.draw", 1),
-    ("hw.power.limit{", None): ("power.limit", 1),
-    ('hw.gpu.clock{clock="sm"', None): ("clocks.sm", 1e-6),
-    ('hw.gpu.clock{clock="memory"', None): ("clocks.mem", 1e-6),
-    ("hw.energy{", None): ("energy", 1),
-    ("hw.gpu.pcie.replays{", None): ("pcie.replays", 1),
-    ('hw.gpu.memory.remapped_rows{error.type="corrected"', None): ("remapped.corrected", 1),
+    "utilization.gpu": ("hw.gpu.utilization", None, "hw.gpu.task", 100),
+    "utilization.encoder": ("hw.gpu.utilization", 'hw.gpu.task="encoder"', None, 100),
+    "utilization.decoder": ("hw.gpu.utilization", 'hw.gpu.task="decoder"', None, 100),
+    "memory.used": ("hw.gpu.memory.usage", None, None, 1 / 2**20),
+    "temperature.gpu": ("hw.temperature", None, None, 1),
+    "power.draw": ("hw.power", None, None, 1),
+    "power.limit": ("hw.power.limit", None, None, 1),
+    "clocks.sm": ("hw.gpu.clock", 'clock="sm"', None, 1e-6),
+    "clocks.mem": ("hw.gpu.clock", 'clock="memory"', None, 1e-6),
+    "energy": ("hw.energy", None, None, 1),
+    "pcie.replays": ("hw.gpu.pcie.replays", None, None, 1),
+    "remapped.corrected": ("hw.gpu.memory.remapped_rows", 'error.type="corrected"', None, 1),
+    "remapped.uncorrected": ("hw.gpu.memory.remapped_rows", 'error.type="uncorrected"', None, 1),
+    "retired.single_bit": ("hw.gpu.memory.retired_pages", 'cause="single_bit_ecc"', None, 1),
+    # The share of time held down by power or heat, against pynvml's violation counter's rise a second.
+    "violation.power.rate": ("hw.gpu.violation_time.rate", 'reason="power"', None, 1),
+    "violation.thermal.rate": ("hw.gpu.violation_time.rate", 'reason="thermal"', None, 1),
+    "gpm.sm.activity": ("hw.gpu.sm.activity", None, None, 100),
+    "gpm.sm.occupancy": ("hw.gpu.sm.occupancy", None, None, 100),
+    "gpm.tensor.activity": ("hw.gpu.tensor.activity", None, None, 100),
+    "gpm.dram.activity": ("hw.gpu.dram.activity", None, None, 100),
+    "gpm.fp64.activity": ("hw.gpu.pipe.activity", 'pipe="fp64"', None, 100),
+    "gpm.fp32.activity": ("hw.gpu.pipe.activity", 'pipe="fp32"', None, 100),
+    "gpm.fp16.activity": ("hw.gpu.pipe.activity", 'pipe="fp16"', None, 100),
 }
+
+# Each process pynvml saw on the GPU, against Boxcar's series for its pid (MiB).
+pids = sorted({name.split(".")[1] for sample in reference for name in sample["pynvml"] if name.startswith("process.")})
+for pid in pids:
+    SERIES[f"process.{pid}"] = ("hw.gpu.process.memory.usage", f'process.pid="{pid}"', None, 1 / 2**20)
+# Each NVLink counter pynvml read, against Boxcar's cumulative series (KiB).
+for name in sorted({n for sample in reference for n in sample["pynvml"] if n.startswith("nvlink.")}):
+    _, link, direction, _ = name.split(".")
+    SERIES[name] = ("hw.gpu.nvlink.io", f'network.io.direction="{direction}"', None, 1 / 1024)
 
 boxcar = {}
 for point in host:
     key = point["key"]
     if 'index="0"' not in key:
         continue
-    for (prefix, excluded), (metric, scale) in SERIES.items():
-        if key.startswith("system/" + prefix) and (excluded is None or excluded not in key):
+    for metric, (name, required, excluded, scale) in SERIES.items():
+        if metric.startswith("nvlink.") and f'nvlink="{metric.split(".")[1]}"' not in key:
+            continue
+        if (key.startswith(f"system/{name}{{") and (required is None or required in key)
+                and (excluded is None or excluded not in key)):
             boxcar.setdefault(metric, []).append((point["wallclock"] / 1e9, point["value"] * scale))
-    # The share of time held down by power, against pynvml's violation counter's rise a second.
-    if key.startswith("system/hw.gpu.violation_time.rate{") and 'reason="power"' in key:
-        boxcar.setdefault("violation.power.rate", []).append((point["wallclock"] / 1e9, point["value"]))
 
 for previous, sample in zip(reference, reference[1:]):
-    before, now = previous["pynvml"].get("violation.power"), sample["pynvml"].get("violation.power")
-    if before is not None and now is not None and sample["t"] > previous["t"]:
-        sample["pynvml"]["violation.power.rate"] = (now - before) / (sample["t"] - previous["t"])
+    for reason in ("power", "thermal"):
+        before, now = previous["pynvml"].get(f"violation.{reason}"), sample["pynvml"].get(f"violation.{reason}")
+        if before is not None and now is not None and sample["t"] > previous["t"]:
+            sample["pynvml"][f"violation.{reason}.rate"] = (now - before) / (sample["t"] - previous["t"])
 
 def nearest(series, t):
     best = min(series, key=lambda p: abs(p[0] - t), default=None)
@@ -50,8 +76,7 @@ def nearest(series, t):
 
 print("| metric | boxcar median | pynvml median | nvidia-smi median | median abs(boxcar-pynvml) | max abs(boxcar-pynvml) | paired seconds |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
-for metric in ["utilization.gpu", "memory.used", "temperature.gpu", "power.draw", "power.limit", "clocks.sm", "clocks.mem",
-               "energy", "utilization.encoder", "utilization.decoder", "pcie.replays", "remapped.corrected", "violation.power.rate"]:
+for metric in SERIES:
     series = boxcar.get(metric, [])
     pairs = []
     for sample in reference:
@@ -61,20 +86,28 @@ for metric in ["utilization.gpu", "memory.used", "temperature.gpu", "power.draw"
     if not pairs:
         print(f"| {metric} | (no Boxcar series) | | | | | 0 |")
         continue
-    if metric == "energy":
+    if metric == "energy" or metric.startswith("nvlink."):
+        pairs = [pair for pair in pairs if pair[1] is not None] or pairs
         b = pairs[-1][0] - pairs[0][0]
-        p = pairs[-1][1] - pairs[0][1]
-        print(f"| energy increase (J) | {b:.1f} | {p:.1f} | n/a | {abs(b - p):.1f} | | {len(pairs)} |")
+        p = pairs[-1][1] - pairs[0][1] if pairs[0][1] is not None else float("nan")
+        print(f"| {metric} increase | {b:.1f} | {p:.1f} | n/a | {abs(b - p):.1f} | | {len(pairs)} |")
         continue
     diffs = [abs(b - p) for b, p, _ in pairs if p is not None]
     if not diffs:
         print(f"| {metric} | {statistics.median(b for b, _, _ in pairs):.1f} | (pynvml: not supported) | | | | {len(pairs)} |")
         continue
     smi = [s for _, _, s in pairs if s is not None]
-    fmt = lambda v: f"{v:.3f}" if metric == "violation.power.rate" else f"{v:.1f}"
+    fmt = lambda v: f"{v:.3f}" if metric.startswith("violation.") else f"{v:.1f}"
     print(f"| {metric} | {fmt(statistics.median(b for b, _, _ in pairs))} | "
           f"{fmt(statistics.median(p for _, p, _ in pairs if p is not None))} | "
           f"{fmt(statistics.median(smi)) if smi else 'n/a'} | {fmt(statistics.median(diffs))} | {fmt(max(diffs))} | {len(pairs)} |")
+
+print(f"\nThe GPU: {json.dumps(describe)}")
+errors = {}
+for sample in reference:
+    for name, text in sample.get("errors", {}).items():
+        errors.setdefault(name, text)
+print(f"pynvml's errors (the first of each): {json.dumps(errors)}")
 
 keys = sorted({p["key"] for p in host if "hw." in p["key"]})
 print(f"\nBoxcar GPU series ({len(keys)}):")
