@@ -102,7 +102,7 @@ final class Agent: Service, Sendable {
             sampler = Sampler(
                 store: store, interval: interval, sensors: hostSensors(procRoot: configuration.procRoot, sysRoot: configuration.sysRoot, loopback: configuration.networkLoopback),
                 processes: ProcessTreeSensor(procRoot: configuration.procRoot),
-                nvidia: loadNVIDIA(configuration.nvmlLibrary), logger: logger, keepsSnapshot: configuration.http != nil,
+                nvidia: loadNVIDIA(configuration.nvmlLibrary, interval: interval), logger: logger, keepsSnapshot: configuration.http != nil,
                 storesCumulative: !configuration.remoteWrite.urls.isEmpty)
         }
         let descriptors = ClientDescriptors(limit: configuration.connections.effectiveMaxConnections)
@@ -194,10 +194,13 @@ final class Agent: Service, Sendable {
         logger.info("stopped; every accepted write is committed")
     }
 
-    /// NVML when the machine has it; its absence is reported, never fatal.
-    private func loadNVIDIA(_ path: String) -> NVIDIAGPUSensor? {
+    /// NVML when the machine has it; its absence is reported, never fatal. The counters that cost
+    /// milliseconds a read (NVIDIAGPUSensor.slowMetrics) are read every 10 s, or every tick when
+    /// ticks are further apart.
+    private func loadNVIDIA(_ path: String, interval: Duration) -> NVIDIAGPUSensor? {
         do {
-            let sensor = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: path))
+            let slowEvery = Int((Duration.seconds(10) / interval).rounded(.down))
+            let sensor = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: path), slowEvery: slowEvery)
             logger.info("NVML loaded", metadata: [
                 "library": "\(path)", "driver": "\(sensor.library.driverVersion)", "gpus": "\(sensor.gpus.count)",
             ])

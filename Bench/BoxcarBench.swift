@@ -72,6 +72,9 @@ struct BoxcarBench: AsyncParsableCommand {
     @Option(help: "Ticks timed in the sensors scenario.")
     var sensorTicks = 1000
 
+    @Option(help: "The NVML library the sensors scenario reads (a real GPU's libnvidia-ml.so.1) instead of 8 fake GPUs.")
+    var nvmlLibrary: String?
+
     @Option(help: "Seconds the idle scenario watches the agent.")
     var idleSeconds = 60
 

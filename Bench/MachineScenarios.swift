@@ -13,9 +13,12 @@ import Logging
 // The machine side: one sensor tick against bare reads of the same files, and the idle agent.
 extension BoxcarBench {
     /// CPU time of one full tick: every host sensor, a process tree of 50 processes and 8 GPUs
-    /// of the fake NVML library (built beside this binary), over `sensorTicks` ticks.
+    /// of the fake NVML library (built beside this binary), over `sensorTicks` ticks. With
+    /// `--nvml-library`, the GPUs are that library's: what a real driver's calls cost a tick.
     func sensors(directory: String) async throws {
-        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: try fakeNVML(directory: directory, gpus: 8)))
+        // Ticks a second apart, as the agent's: the slow counters every 10th.
+        let nvidia = try NVIDIAGPUSensor(
+            library: try NVMLLibrary.load(path: try nvmlLibrary ?? fakeNVML(directory: directory, gpus: 8)), slowEvery: 10)
         // The tree: this process and 50 children.
         let children = try sleepers(50)
         defer { for child in children { kill(child.processIdentifier, SIGKILL) } }
@@ -24,7 +27,7 @@ extension BoxcarBench {
         let timing = try timeTicks(host: hostSensors(procRoot: "/proc", sysRoot: "/sys"), tree: tree, root: root, nvidia: nvidia)
         let floor = readsOnly(procRoot: "/proc", members: tree.lastTree[root] ?? [])
         report(timing.fields(scenario: "sensors", ticks: sensorTicks).merging([
-            "gpus": 8, "us_per_tick_reads_only": floor, "ratio_to_reads_only": timing.perTick / floor,
+            "gpus": nvidia.gpus.count, "us_per_tick_reads_only": floor, "ratio_to_reads_only": timing.perTick / floor,
         ]) { $1 })
     }
 
@@ -43,7 +46,8 @@ extension BoxcarBench {
         let library = directory + "/large-node-nvml"
         try FileManager.default.createDirectory(atPath: library, withIntermediateDirectories: true)
         let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: try fakeNVML(
-            directory: library, gpus: 8, mig: [6, 7], processes: children.prefix(8).map { Int($0.processIdentifier) })))
+            directory: library, gpus: 8, mig: [6, 7], processes: children.prefix(8).map { Int($0.processIdentifier) })),
+            slowEvery: 10)
         let tree = ProcessTreeSensor(cpuCount: 192)
         let root = getpid()
         var counters = try LargeNodeCounters(root: node)

@@ -261,7 +261,10 @@ public final class SensorSet: @unchecked Sendable {
         if nvidia != nil {
             let gpus = answers.removeLast()?.readings
             if case .xids(let events)? = answers.removeLast() { xids = events }
-            latest["nvidia"] = gpus == nil || !keepsLatest ? nil : []
+            // A tick that did not read the slow counters shows their last read's.
+            let carried = gpus?.contains { NVIDIAGPUSensor.slowSeries.contains($0.name) } == false
+                ? (latest["nvidia"] ?? []).filter { NVIDIAGPUSensor.slowSeries.contains($0.name) } : []
+            latest["nvidia"] = gpus == nil || !keepsLatest ? nil : carried
             for keyed in storable(gpus ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     // With its tree's other readings, on the ticks the trees are read.

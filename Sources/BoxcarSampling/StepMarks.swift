@@ -17,12 +17,20 @@ import Synchronization
 /// made on a thread of their own (NVML may hang; the sampler must not wait for it), one at a
 /// time: steps that begin while one is made are marked together by the next, at the latest step
 /// each (those in between have no mark, and StepCosts interpolates them).
+///
+/// Reads are paced to a share of a core: a real driver's counters are not cheap (on an H200,
+/// driver 580, the energy counter took 3 ms of CPU a read and each violation counter 0.5 ms:
+/// `Scripts/gpu-check/costs.py`), and a trainer logging 30 steps a second had the agent spend 15 %
+/// of a core on marks alone. After a read that took `c` of CPU, a step that begins before `c /
+/// share` has passed since the read began has no mark (StepCosts interpolates it), rather than a
+/// late one: the marks it makes stay exact.
 public final class StepMarks: Sendable {
     let store: Store
     let nvidia: NVIDIAGPUSensor
     let logger: Logger
     private let thread = NIOThreadPool(numberOfThreads: 1)
-    private let state = Mutex(State())
+    let state = Mutex(State())
+    let share: Double
 
     struct State {
         /// The experiments attached now (as the sampler last read them).
@@ -32,14 +40,18 @@ public final class StepMarks: Sendable {
         /// Steps begun and not read yet, the latest of each experiment.
         var pending: [String: UInt64] = [:]
         var reading = false
+        /// When the next read may begin.
+        var notBefore = ContinuousClock.now
     }
 
     public static let prefix = StepCosts.markPrefix
 
-    public init(store: Store, nvidia: NVIDIAGPUSensor, logger: Logger) {
+    /// `share`: the most of a core the reads take.
+    public init(store: Store, nvidia: NVIDIAGPUSensor, logger: Logger, share: Double = 0.01) {
         self.store = store
         self.nvidia = nvidia
         self.logger = logger
+        self.share = share
         thread.start()
     }
 
@@ -62,6 +74,8 @@ public final class StepMarks: Sendable {
         let start = state.withLock { state -> Bool in
             if let highest = state.highest[experimentID], top <= highest { return false }
             state.highest[experimentID] = top
+            // One in flight marks this step too, late by what is left of that read.
+            guard state.reading || ContinuousClock.now >= state.notBefore else { return false }
             state.pending[experimentID] = top
             guard !state.reading else { return false }
             state.reading = true
@@ -82,8 +96,13 @@ public final class StepMarks: Sendable {
             guard !pending.isEmpty else { return }
             let nvidia = self.nvidia
             // Stamped where it is read, not before the hop to the thread.
-            guard let (wallclock, readings) = try? await thread.runIfActive({ (WallClock.now(), nvidia.stepCounters()) }),
-                  !readings.isEmpty else { continue }
+            let began = ContinuousClock.now
+            let read = try? await thread.runIfActive { () -> (Nanoseconds, [Reading], Double) in
+                let cpu = threadCPUSeconds()
+                return (WallClock.now(), nvidia.stepCounters(), threadCPUSeconds() - cpu)
+            }
+            state.withLock { $0.notBefore = began + .seconds((read?.2 ?? 0) / share) }
+            guard let (wallclock, readings, _) = read, !readings.isEmpty else { continue }
             let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
             let ticks = pending.sorted { $0.key < $1.key }.map { experimentID, step in
                 Store.Tick(parentID: experimentID, step: step, wallclock: wallclock, keys: keys, values: readings.map(\.value))

@@ -20,7 +20,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
 
     public enum Metric: String, CaseIterable, Sendable {
         case utilization, memory, temperature, power, powerLimit, energy
-        case clockGraphics, clockSM, clockMemory, pcieTransmit, pcieReceive, fan
+        case clockGraphics, clockSM, clockMemory, pcie, fan
         case clocksEventReasons, eccCorrected, eccUncorrected, migMode, migMemory, processMemory
         case encoder, decoder, pcieReplays, remappedRows, retiredPages, powerViolation, thermalViolation, nvlink
         case gpm
@@ -43,6 +43,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// The devices whose violation times come from field values (their driver has no
     /// nvmlDeviceGetViolationStatus).
     private var violationByField: Set<UnsafeMutableRawPointer> = []
+    /// The devices whose PCIe throughput is the driver's 20 ms sample (they have no byte counters).
+    private var pcieBySample: Set<UnsafeMutableRawPointer> = []
 
     /// A device's counter: an NVML field id and its scope (the NVLink), or a violation policy.
     struct CounterKey: Hashable {
@@ -53,8 +55,20 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// metrics between two samples).
     private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
 
-    public init(library: NVMLLibrary) throws {
+    /// The metrics that cost milliseconds of CPU a read where the rest cost microseconds (an
+    /// H200, driver 580: the energy counter 3 ms, each violation counter 0.7 ms; PCIe's byte
+    /// counters, its replays and the MIG mode 0.2 to 0.3 ms; `Scripts/gpu-check/costs.py`). They
+    /// are read at every `slowEvery`-th sample, the first included (the agent makes that every
+    /// 10 s); their rates span the time between two reads.
+    public static let slowMetrics: Set<Metric> = [.energy, .powerViolation, .thermalViolation]
+    /// The series the slow metrics give: a live view keeps their last read's between reads.
+    public static let slowSeries: Set<String> = ["hw.energy", "hw.gpu.violation_time", "hw.gpu.violation_time.rate"]
+    public let slowEvery: Int
+    private var samples = 0
+
+    public init(library: NVMLLibrary, slowEvery: Int = 1) throws {
         self.library = library
+        self.slowEvery = max(1, slowEvery)
         guard let deviceCount = library.deviceCount, let handleByIndex = library.handleByIndex else {
             throw NVMLError.symbolMissing(path: library.path, name: "nvmlDeviceGetCount_v2")
         }
@@ -93,10 +107,12 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// PIDs (the attached trainers' trees); empty: none.
     public func sample(processes: Set<Int32> = []) -> [Reading] {
         var readings: [Reading] = []
-        for (position, gpu) in gpus.enumerated() {
+        let readsSlow = samples % slowEvery == 0
+        samples += 1
+        for position in gpus.indices {
             let device = devices[position]
             let labels = gpuLabels[position]
-            for metric in supported[position] {
+            for metric in supported[position] where readsSlow || !Self.slowMetrics.contains(metric) {
                 read(metric, device, labels: labels, processes: processes, into: &readings)
             }
         }
@@ -243,15 +259,42 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 readings.append(Reading("hw.gpu.clock", with(.init("clock", label)), Double(value) * 1_000_000))  // MHz → Hz
             }
             return rc
-        case .pcieTransmit, .pcieReceive:
+        case .pcie:
+            // The rise of the driver's byte counters over the tick (NVML_FI_DEV_PCIE_COUNT_TX_BYTES
+            // and _RX_BYTES, 197 and 198, stamped in µs), where the GPU keeps them (Hopper on).
+            // Else nvmlDeviceGetPcieThroughput's, which samples 20 ms a call: on an H200 (driver
+            // 580) it took 21 ms and 0.9 ms of CPU each way, the counters 0.3 to 0.5 ms for both.
+            let key = UnsafeMutableRawPointer(device)
+            if !pcieBySample.contains(key), let fields = nvml.fieldValues {
+                var values = [UInt32(197), 198].map { field in
+                    var value = boxcar_nvmlFieldValue_t()
+                    value.fieldId = field
+                    return value
+                }
+                let rc = fields(device, Int32(values.count), &values)
+                let answer = rc == NVMLReturn.success ? values.map(\.nvmlReturn).first { $0 != NVMLReturn.success } ?? rc : rc
+                guard answer == NVMLReturn.notSupported || answer == NVMLReturn.invalidArgument else {
+                    guard answer == NVMLReturn.success else { return answer }
+                    for value in values {
+                        let direction = Reading.Label("network.io.direction", value.fieldId == 197 ? "transmit" : "receive")
+                        let counter = CounterKey(device: key, counter: UInt64(value.fieldId) << 32)
+                        if let rate = rise(counter, value: Self.number(value), time: Double(value.timestamp) / 1_000_000) {
+                            readings.append(Reading("hw.gpu.io.rate", with(direction), rate))
+                        }
+                    }
+                    return answer
+                }
+                pcieBySample.insert(key)
+            }
             guard let function = nvml.pcieThroughput else { return nil }
-            let (counter, direction): (Int32, String) = metric == .pcieTransmit ? (0, "transmit") : (1, "receive")
-            var value: UInt32 = 0
-            let rc = function(device, counter, &value)
-            if rc == NVMLReturn.success {
+            var last = NVMLReturn.success
+            for (counter, direction) in [(Int32(0), "transmit"), (1, "receive")] {
+                var value: UInt32 = 0
+                last = function(device, counter, &value)
+                guard last == NVMLReturn.success else { return last }
                 readings.append(Reading("hw.gpu.io.rate", with(.init("network.io.direction", direction)), Double(value) * 1024))  // KB/s → B/s
             }
-            return rc
+            return last
         case .fan:
             return scalar(nvml.fanSpeed) { readings.append(Reading("hw.fan.speed_ratio", labels, $0 / 100)) }
         case .clocksEventReasons:
@@ -361,10 +404,15 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     ) {
         let reading = Reading.cumulative(name, labels, value)
         readings.append(reading)
-        if let last = lastCounters[key], time > last.time, value >= last.value {
-            readings.append(Reading(rate, reading.labels, (value - last.value) / (time - last.time)))
-        }
-        lastCounters[key] = (time, value)
+        if let perSecond = rise(key, value: value, time: time) { readings.append(Reading(rate, reading.labels, perSecond)) }
+    }
+
+    /// A counter's rise per second since its last read, by the driver's clock (`time`, seconds);
+    /// none the first time, nor when it went back (a driver reload).
+    private func rise(_ key: CounterKey, value: Double, time: Double) -> Double? {
+        defer { lastCounters[key] = (time, value) }
+        guard let last = lastCounters[key], time > last.time, value >= last.value else { return nil }
+        return (value - last.value) / (time - last.time)
     }
 
     /// NVLink: each active link's data sent and received (NVML's field values, KiB counters by
@@ -505,7 +553,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         let rc = take(device, samples.current)
         guard rc == NVMLReturn.success else { return rc }
         if samples.primed {
-            // On the heap: the request holds room for every metric id there is (13 KB).
+            // On the heap: the request holds room for every metric id there is (19 KB).
             let request = UnsafeMutablePointer<boxcar_nvmlGpmMetricsGet_t>.allocate(capacity: 1)
             defer { request.deallocate() }
             request.initialize(to: boxcar_nvmlGpmMetricsGet_t())

@@ -36,7 +36,9 @@
 // gpm.dram, gpm.fp64, gpm.fp32, gpm.fp16 (percent, what nvmlGpmMetricsGet answers for two samples),
 // violation.status ("unsupported": a driver without nvmlDeviceGetViolationStatus, whose violation
 // counters are then field values 74 and 75, each call of nvmlDeviceGetFieldValues adding
-// violation.power and violation.thermal ns over its second).
+// violation.power and violation.thermal ns over its second), pcie.counters ("unsupported": no
+// PCIe byte counters, field values 197 and 198, which otherwise rise by pcie.tx and pcie.rx KiB
+// at each nvmlDeviceGetFieldValues call, a second of its clock).
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -50,7 +52,7 @@ typedef struct FakeDevice *nvmlDevice_t;
 typedef struct FakeEventSet *nvmlEventSet_t;
 
 enum { SUCCESS = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7, TIMEOUT = 10 };
-enum { FIELDS = 43, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
+enum { FIELDS = 44, MAX_GPUS = 16, MAX_PROCESSES = 64, MIG_SLOTS = 7, NOT_FOUND = 6, NVLINKS = 36 };
 
 static const char *field_names[FIELDS] = {
     "name", "uuid", "utilization.gpu", "utilization.memory", "memory.total", "memory.used",
@@ -60,6 +62,7 @@ static const char *field_names[FIELDS] = {
     "pcie.replays", "remapped.corrected", "remapped.uncorrected", "remap.pending", "remap.failed",
     "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink", "gpm", "gpm.sm",
     "gpm.occupancy", "gpm.tensor", "gpm.dram", "gpm.fp64", "gpm.fp32", "gpm.fp16", "violation.status",
+    "pcie.counters",
 };
 enum {
     F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
@@ -68,6 +71,7 @@ enum {
     F_ENCODER, F_DECODER, F_PCIE_REPLAYS, F_REMAPPED_CORRECTED, F_REMAPPED_UNCORRECTED, F_REMAP_PENDING,
     F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK, F_GPM,
     F_GPM_SM, F_GPM_OCCUPANCY, F_GPM_TENSOR, F_GPM_DRAM, F_GPM_FP64, F_GPM_FP32, F_GPM_FP16, F_VIOLATION_STATUS,
+    F_PCIE_COUNTERS,
 };
 
 struct FakeDevice {
@@ -85,6 +89,7 @@ struct FakeDevice {
     unsigned long long nvlink_counter[NVLINKS][2]; // KiB so far
     unsigned long long nvlink_errors[NVLINKS][4];  // replay, recovery, crc flit, crc data
     unsigned long long clock_us;                   // the field values' clock
+    unsigned long long pcie_bytes[2];              // field values 197 and 198: sent, received
     unsigned long long violation_reference[2];     // µs: power, thermal
     unsigned long long violation_time[2];          // ns
     unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
@@ -505,6 +510,8 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
     }
     device->field_violation_time[0] += device->values[F_VIOLATION_POWER];
     device->field_violation_time[1] += device->values[F_VIOLATION_THERMAL];
+    device->pcie_bytes[0] += device->values[F_PCIE_TX] * 1024;
+    device->pcie_bytes[1] += device->values[F_PCIE_RX] * 1024;
     for (int i = 0; i < count; i++) {
         nvmlFieldValue_t *value = &values[i];
         value->timestamp = (long long)device->clock_us;
@@ -515,6 +522,11 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
             int unsupported = device->unsupported[policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL];
             value->nvmlReturn = unsupported ? NOT_SUPPORTED : SUCCESS;
             value->value.ullVal = device->field_violation_time[policy];
+            continue;
+        }
+        if (value->fieldId == 197 || value->fieldId == 198) {
+            value->nvmlReturn = device->unsupported[F_PCIE_COUNTERS] ? NOT_SUPPORTED : SUCCESS;
+            value->value.ullVal = device->pcie_bytes[value->fieldId - 197];
             continue;
         }
         if ((value->fieldId != 138 && value->fieldId != 139) || value->scopeId >= NVLINKS || !device->nvlinks) {
@@ -564,7 +576,7 @@ typedef struct {
 typedef struct {
     unsigned int version, numMetrics;
     struct FakeGpmSample *sample1, *sample2;
-    nvmlGpmMetric_t metrics[333];
+    nvmlGpmMetric_t metrics[477];
 } nvmlGpmMetricsGet_t;
 
 // Two samples of one device, the second taken after the first, as the driver asks.

@@ -71,7 +71,7 @@ typedef struct {
     unsigned int numMetrics;
     void *sample1;
     void *sample2;
-    boxcar_nvmlGpmMetric_t metrics[333];  // NVML_GPM_METRIC_MAX of the newest nvml.h; the driver reads numMetrics
+    boxcar_nvmlGpmMetric_t metrics[477];  // NVML_GPM_METRIC_MAX of the newest nvml.h (13.615); the driver reads numMetrics
 } boxcar_nvmlGpmMetricsGet_t;
 
 static inline unsigned int boxcar_nvmlMemory_v2_version(void) {

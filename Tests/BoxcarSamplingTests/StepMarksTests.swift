@@ -1,0 +1,58 @@
+@testable import BoxcarSampling
+import BoxcarSensors
+import BoxcarStore
+import BoxcarTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// The GPUs' counters are read as an attached trainer's step begins, paced to a share of a core:
+/// a step that begins within a read's pacing window has no mark (StepCosts interpolates it), the
+/// first one after it has one.
+@Suite struct StepMarksTests {
+    let directory = TemporaryDirectory()
+
+    func marks(share: Double) async throws -> (StepMarks, Store, String) {
+        let library = directory.file("libnvidia-ml-\(share).so.1")
+        try FileManager.default.copyItem(atPath: fakeNVMLLibrary, toPath: library)
+        try "gpus 1\n0 energy 5000000\n".write(toFile: library + ".script", atomically: true, encoding: .utf8)
+        let store = try Store.open(path: directory.file("boxcar-\(share).db"))
+        let nvidia = try NVIDIAGPUSensor(library: try NVMLLibrary.load(path: library))
+        let marks = StepMarks(store: store, nvidia: nvidia, logger: Logger(label: "test"), share: share)
+        let run = try await store.createExperiment(.init(name: "run", namespace: "steps")).experiment.id
+        marks.attached([run])
+        return (marks, store, run)
+    }
+
+    /// The steps that have an energy mark, once no read is under way.
+    func marked(_ marks: StepMarks, _ store: Store, _ run: String) async throws -> [UInt64] {
+        for _ in 0..<3000 where marks.state.withLock({ $0.reading }) { try await Task.sleep(for: .milliseconds(10)) }
+        let series = try await store.metrics(parentID: run, keys: nil, range: nil)
+        return series.first { $0.key.hasPrefix(StepMarks.prefix + "hw.energy{") }.map { Array($0.columns.steps) } ?? []
+    }
+
+    @Test func stepsBegunWithinAReadsWindowHaveNoMark() async throws {
+        // A billionth of a core: a read of any CPU time keeps the next off for a second or more.
+        let (marks, store, run) = try await marks(share: 1e-9)
+        marks.arrived(experimentID: run, steps: [1])
+        #expect(try await marked(marks, store, run) == [1])
+        marks.arrived(experimentID: run, steps: [2])
+        marks.arrived(experimentID: run, steps: [3])
+        #expect(!marks.state.withLock { $0.reading }, "no read begun for steps 2 and 3")
+        #expect(try await marked(marks, store, run) == [1])
+        await store.close()
+    }
+
+    @Test func theFirstStepAfterTheWindowHasAMark() async throws {
+        // All of a core: the window is as long as the read.
+        let (marks, store, run) = try await marks(share: 1)
+        marks.arrived(experimentID: run, steps: [1])
+        #expect(try await marked(marks, store, run) == [1])
+        for _ in 0..<3000 where marks.state.withLock({ ContinuousClock.now < $0.notBefore }) {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        marks.arrived(experimentID: run, steps: [2])
+        #expect(try await marked(marks, store, run) == [1, 2])
+        await store.close()
+    }
+}
