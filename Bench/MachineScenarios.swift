@@ -215,11 +215,12 @@ extension BoxcarBench {
         let cpu = try processCPUSeconds(pid) - before
         let seconds = (ContinuousClock.now - started).seconds
         let peak = try peakRSS(pid)
+        let resident = try residentBytes(pid)
         let anonymous = try anonymousBytes(pid)
         try agent.stop()
         report([
             "scenario": "idle", "clients": 0, "points": 0, "seconds": seconds,
-            "cpu_fraction": cpu / seconds, "peak_rss_bytes": peak, "anonymous_bytes": anonymous,
+            "cpu_fraction": cpu / seconds, "peak_rss_bytes": peak, "rss_bytes": resident, "anonymous_bytes": anonymous,
         ])
     }
 }

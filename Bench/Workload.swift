@@ -195,11 +195,12 @@ func processCPUSeconds(_ pid: Int32) throws -> Double {
     return (Double(fields[11])! + Double(fields[12])!) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
-/// The peak resident set of a process (VmHWM), in bytes.
+/// The resident set of a process now (VmRSS), in bytes.
 func residentBytes(_ pid: Int32) throws -> Int {
     try kilobytes("VmRSS:", in: "/proc/\(pid)/status") * 1024
 }
 
+/// The peak resident set of a process (VmHWM), in bytes.
 func peakRSS(_ pid: Int32) throws -> Int {
     try kilobytes("VmHWM:", in: "/proc/\(pid)/status") * 1024
 }
