@@ -41,6 +41,11 @@ SERIES = {
     "gpm.fp64.activity": ("hw.gpu.pipe.activity", 'pipe="fp64"', None, 100),
     "gpm.fp32.activity": ("hw.gpu.pipe.activity", 'pipe="fp32"', None, 100),
     "gpm.fp16.activity": ("hw.gpu.pipe.activity", 'pipe="fp16"', None, 100),
+    # PCIe in MiB/s: against GPM's over the second, and the driver's 20 ms sample.
+    "pcie.tx": ("hw.gpu.io.rate", 'network.io.direction="transmit"', None, 1 / 2**20),
+    "pcie.rx": ("hw.gpu.io.rate", 'network.io.direction="receive"', None, 1 / 2**20),
+    "pcie.tx.sampled": ("hw.gpu.io.rate", 'network.io.direction="transmit"', None, 1 / 2**20),
+    "pcie.rx.sampled": ("hw.gpu.io.rate", 'network.io.direction="receive"', None, 1 / 2**20),
 }
 
 # Each process pynvml saw on the GPU, against Boxcar's series for its pid (MiB).

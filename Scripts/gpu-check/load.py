@@ -1,4 +1,5 @@
-"""A PyTorch load: bf16 8192×8192 matrix products on GPU 0 for the given number of seconds.
+"""A PyTorch load: bf16 8192×8192 matrix products on GPU 0 for the given number of seconds, and
+256 MiB copied from the host to the GPU every 20 of them.
 
 Where the SDK imports (Clients/python on PYTHONPATH, $BOXCAR_SOCKET the agent's), it is a trainer
 too: an experiment that logs its rate each round, so the agent watches this process and reports
@@ -20,10 +21,14 @@ except Exception as error:  # the check goes on without it: the table says what 
 
 a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
 b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+# PCIe traffic too: 256 MiB of pinned host memory copied to the GPU each round (a data loader's).
+host = torch.empty(128 << 20, dtype=torch.bfloat16, pin_memory=True)
+batch = torch.empty(128 << 20, dtype=torch.bfloat16, device="cuda")
 start = time.time()
 products = 0
 while time.time() - start < seconds:
     round_start = time.time()
+    batch.copy_(host, non_blocking=True)
     for _ in range(20):
         c = a @ b
     torch.cuda.synchronize()

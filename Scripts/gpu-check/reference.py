@@ -11,7 +11,8 @@ QUERY = "utilization.gpu,memory.used,temperature.gpu,power.draw,enforced.power.l
 
 # NVML_GPM_METRIC_* ids, by the names compare.py pairs with Boxcar's series.
 GPM = {"gpm.sm.activity": 2, "gpm.sm.occupancy": 3, "gpm.tensor.activity": 5, "gpm.dram.activity": 10,
-       "gpm.fp64.activity": 11, "gpm.fp32.activity": 12, "gpm.fp16.activity": 13}
+       "gpm.fp64.activity": 11, "gpm.fp32.activity": 12, "gpm.fp16.activity": 13,
+       "pcie.tx": 20, "pcie.rx": 21}  # PCIe in MiB/s
 
 pynvml.nvmlInit()
 handle = pynvml.nvmlDeviceGetHandleByIndex(0)
@@ -96,6 +97,9 @@ for _ in range(seconds):
             handle, pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)),
         "violation.power": lambda: pynvml.nvmlDeviceGetViolationStatus(handle, pynvml.NVML_PERF_POLICY_POWER).violationTime / 1e9,
         "violation.thermal": lambda: pynvml.nvmlDeviceGetViolationStatus(handle, pynvml.NVML_PERF_POLICY_THERMAL).violationTime / 1e9,
+        # The driver's 20 ms sample, KB/s, in MiB/s.
+        "pcie.tx.sampled": lambda: pynvml.nvmlDeviceGetPcieThroughput(handle, pynvml.NVML_PCIE_UTIL_TX_BYTES) / 1024,
+        "pcie.rx.sampled": lambda: pynvml.nvmlDeviceGetPcieThroughput(handle, pynvml.NVML_PCIE_UTIL_RX_BYTES) / 1024,
     }
     for name, read in optional.items():
         value = attempt(read)

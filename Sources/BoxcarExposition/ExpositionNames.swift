@@ -103,7 +103,7 @@ public enum ExpositionNames {
         .init("hw.power.limit", Family("hw_power_limit_watts", .gauge, unit: "watts", help: "Enforced power limit"), peer: "DCGM_FI_DEV_ENFORCED_POWER_LIMIT"),
         .init("hw.energy", Family("hw_energy_joules", .counter, unit: "joules", help: "Energy used since the driver loaded"), peer: "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ)"),
         .init("hw.gpu.clock", Family("hw_gpu_clock_hertz", .gauge, unit: "hertz", help: "Clock frequency by clock (graphics, sm, memory)"), peer: "DCGM_FI_DEV_SM_CLOCK, DCGM_FI_DEV_MEM_CLOCK (MHz)"),
-        .init("hw.gpu.io.rate", Family("hw_gpu_io_bytes_per_second", .gauge, unit: "bytes_per_second", help: "PCIe throughput by direction over the last tick (before Hopper, the driver's 20 ms sample)"), peer: "DCGM_FI_PROF_PCIE_TX_BYTES, DCGM_FI_PROF_PCIE_RX_BYTES"),
+        .init("hw.gpu.io.rate", Family("hw_gpu_io_bytes_per_second", .gauge, unit: "bytes_per_second", help: "PCIe throughput by direction, over the last tick from GPM (before Hopper, the driver's 20 ms sample)"), peer: "DCGM_FI_PROF_PCIE_TX_BYTES, DCGM_FI_PROF_PCIE_RX_BYTES"),
         .init("hw.fan.speed_ratio", Family("hw_fan_speed_ratio", .gauge, unit: "ratio", help: "Fan speed as a share of its maximum"), peer: "DCGM_FI_DEV_FAN_SPEED (percent)"),
         .init("hw.gpu.clocks_event", Family("hw_gpu_clocks_event", .gauge, help: "1 while the reason holds the clocks down, else 0"), peer: "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS (a bit mask)"),
         .init("hw.errors", Family("hw_errors", .counter, help: "Volatile ECC errors by type (corrected, uncorrected)"), peer: "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"),

@@ -237,7 +237,10 @@ public final class SensorSet: @unchecked Sendable {
             }
             let pids = Set(owner.keys)
             calls.append(("nvidia.xid", { _ in .xids(nvidia.xidErrors()) }))
-            calls.append(("nvidia", { _ in .readings(nvidia.sample(processes: pids)) }))
+            calls.append(("nvidia", { _ in
+                let slow = nvidia.readsSlowNext
+                return .gpus(nvidia.sample(processes: pids), readSlow: slow)
+            }))
         }
         var answers = guarded(calls, logger: logger)
 
@@ -259,11 +262,13 @@ public final class SensorSet: @unchecked Sendable {
         }
         var xids: [(gpu: Int, xid: UInt64)] = []
         if nvidia != nil {
-            let gpus = answers.removeLast()?.readings
+            let answer = answers.removeLast()
+            let gpus = answer?.readings
             if case .xids(let events)? = answers.removeLast() { xids = events }
             // A tick that did not read the slow counters shows their last read's.
-            let carried = gpus?.contains { NVIDIAGPUSensor.slowSeries.contains($0.name) } == false
-                ? (latest["nvidia"] ?? []).filter { NVIDIAGPUSensor.slowSeries.contains($0.name) } : []
+            let carried = if case .gpus(_, readSlow: false)? = answer {
+                (latest["nvidia"] ?? []).filter { NVIDIAGPUSensor.slowSeries.contains($0.name) }
+            } else { [Reading]() }
             latest["nvidia"] = gpus == nil || !keepsLatest ? nil : carried
             for keyed in storable(gpus ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
@@ -286,9 +291,14 @@ public final class SensorSet: @unchecked Sendable {
 private enum Answer {
     case readings([Reading])
     case xids([(gpu: Int, xid: UInt64)])
+    /// The GPUs' readings, and whether they include the slow counters (NVIDIAGPUSensor.slowMetrics).
+    case gpus([Reading], readSlow: Bool)
 
     var readings: [Reading]? {
-        if case .readings(let readings) = self { readings } else { nil }
+        switch self {
+        case .readings(let readings), .gpus(let readings, _): readings
+        case .xids: nil
+        }
     }
 }
 

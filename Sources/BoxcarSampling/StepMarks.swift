@@ -15,15 +15,12 @@ import Synchronization
 /// Stored under the experiment as `system/step/hw.energy{…}` and
 /// `system/step/hw.gpu.violation_time{…,reason}` at the trainer's step. Reads are
 /// made on a thread of their own (NVML may hang; the sampler must not wait for it), one at a
-/// time: steps that begin while one is made are marked together by the next, at the latest step
-/// each (those in between have no mark, and StepCosts interpolates them).
-///
-/// Reads are paced to a share of a core: a real driver's counters are not cheap (on an H200,
-/// driver 580, the energy counter took 3 ms of CPU a read and each violation counter 0.5 ms:
+/// time, and paced to a share of a core: a real driver's counters are not cheap (on an H200,
+/// driver 580, the energy counter took 3 ms of CPU a read and each violation counter 0.7 ms:
 /// `Scripts/gpu-check/costs.py`), and a trainer logging 30 steps a second had the agent spend 15 %
-/// of a core on marks alone. After a read that took `c` of CPU, a step that begins before `c /
-/// share` has passed since the read began has no mark (StepCosts interpolates it), rather than a
-/// late one: the marks it makes stay exact.
+/// of a core on marks alone. A step that begins while a read is made, or before `c / share` has
+/// passed since a read that took `c` of CPU began, has no mark rather than a late one: the marks
+/// there are stay exact, and StepCosts takes the steps without a mark at both ends from the ticks.
 public final class StepMarks: Sendable {
     let store: Store
     let nvidia: NVIDIAGPUSensor
@@ -37,8 +34,7 @@ public final class StepMarks: Sendable {
         var attached: Set<String> = []
         /// The highest step each has begun.
         var highest: [String: UInt64] = [:]
-        /// Steps begun and not read yet, the latest of each experiment.
-        var pending: [String: UInt64] = [:]
+        /// Whether a read is under way.
         var reading = false
         /// When the next read may begin.
         var notBefore = ContinuousClock.now
@@ -48,6 +44,7 @@ public final class StepMarks: Sendable {
 
     /// `share`: the most of a core the reads take.
     public init(store: Store, nvidia: NVIDIAGPUSensor, logger: Logger, share: Double = 0.01) {
+        precondition(share > 0, "a share of a core above 0")
         self.store = store
         self.nvidia = nvidia
         self.logger = logger
@@ -74,44 +71,32 @@ public final class StepMarks: Sendable {
         let start = state.withLock { state -> Bool in
             if let highest = state.highest[experimentID], top <= highest { return false }
             state.highest[experimentID] = top
-            // One in flight marks this step too, late by what is left of that read.
-            guard state.reading || ContinuousClock.now >= state.notBefore else { return false }
-            state.pending[experimentID] = top
-            guard !state.reading else { return false }
+            guard !state.reading && ContinuousClock.now >= state.notBefore else { return false }
             state.reading = true
             return true
         }
-        if start { Task { await readPending() } }
+        if start { Task { await read(experimentID: experimentID, step: top) } }
     }
 
-    /// Reads and stores marks until none is pending.
-    private func readPending() async {
-        while true {
-            let pending = state.withLock { state -> [String: UInt64] in
-                let pending = state.pending
-                state.pending = [:]
-                if pending.isEmpty { state.reading = false }
-                return pending
-            }
-            guard !pending.isEmpty else { return }
-            let nvidia = self.nvidia
-            // Stamped where it is read, not before the hop to the thread.
-            let began = ContinuousClock.now
-            let read = try? await thread.runIfActive { () -> (Nanoseconds, [Reading], Double) in
-                let cpu = threadCPUSeconds()
-                return (WallClock.now(), nvidia.stepCounters(), threadCPUSeconds() - cpu)
-            }
-            state.withLock { $0.notBefore = began + .seconds((read?.2 ?? 0) / share) }
-            guard let (wallclock, readings, _) = read, !readings.isEmpty else { continue }
-            let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
-            let ticks = pending.sorted { $0.key < $1.key }.map { experimentID, step in
+    /// Reads the counters once and stores them as the mark of `step`.
+    private func read(experimentID: String, step: UInt64) async {
+        defer { state.withLock { $0.reading = false } }
+        let nvidia = self.nvidia
+        // Stamped where it is read, not before the hop to the thread.
+        let began = ContinuousClock.now
+        let read = try? await thread.runIfActive { () -> (Nanoseconds, [Reading], Double) in
+            let cpu = threadCPUSeconds()
+            return (WallClock.now(), nvidia.stepCounters(), threadCPUSeconds() - cpu)
+        }
+        state.withLock { $0.notBefore = began + .seconds((read?.2 ?? 0) / share) }
+        guard let (wallclock, readings, _) = read, !readings.isEmpty else { return }
+        let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
+        do {
+            try await store.appendTicks([
                 Store.Tick(parentID: experimentID, step: step, wallclock: wallclock, keys: keys, values: readings.map(\.value))
-            }
-            do {
-                try await store.appendTicks(ticks)
-            } catch {
-                logger.debug("a step's counters could not be stored", metadata: ["error": "\(error)"])
-            }
+            ])
+        } catch {
+            logger.debug("a step's counters could not be stored", metadata: ["error": "\(error)"])
         }
     }
 }

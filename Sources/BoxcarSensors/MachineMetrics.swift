@@ -167,7 +167,7 @@ public enum MachineMetrics {
         .init("hw.power.limit", "W", .gauge, gpu + ["hw.type"], .own, "Enforced power limit", source: "NVML"),
         .init("hw.energy", "J", .counter, gpu + ["hw.type"], .openTelemetry(beyond: gpuBeyond), "Energy used since the driver loaded", source: "NVML"),
         .init("hw.gpu.clock", "Hz", .gauge, gpu + ["clock"], .own, "Clock frequency (`clock`: graphics, sm, memory)", source: "NVML; AMD hwmon `freq*_input` (sclk, mclk)"),
-        .init("hw.gpu.io.rate", "By/s", .gauge, gpu + ["network.io.direction"], .own, "PCIe throughput over the tick, from the driver's byte counters (Hopper on; before, its 20 ms sample). OpenTelemetry's `hw.gpu.io` is the counter", source: "NVML"),
+        .init("hw.gpu.io.rate", "By/s", .gauge, gpu + ["network.io.direction"], .own, "PCIe throughput: over the tick from GPM (Hopper on), else the driver's 20 ms sample (OpenTelemetry's `hw.gpu.io` is a counter, which NVML gives only as 32 bits that wrap at 4 GiB)", source: "NVML"),
         .init("hw.fan.speed_ratio", "1", .gauge, gpu, .openTelemetry(beyond: gpuBeyond), "Fan speed as a share of its maximum", source: "NVML"),
         .init("hw.gpu.clocks_event", "1", .gauge, gpu + ["reason"], .own, "1 while the reason (gpu_idle, sw_power_cap, hw_slowdown, sw_thermal_slowdown, …) holds the clocks down, else 0", source: "NVML"),
         .init("hw.errors", "{error}", .counter, gpu + ["error.type", "hw.type"], .openTelemetry(beyond: gpuBeyond), "Volatile ECC errors (`error.type`: corrected, uncorrected)", source: "NVML"),

@@ -19,11 +19,12 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     }
 
     public enum Metric: String, CaseIterable, Sendable {
+        // First: where it works, it gives PCIe throughput too (`pcie` then reads nothing).
+        case gpm
         case utilization, memory, temperature, power, powerLimit, energy
         case clockGraphics, clockSM, clockMemory, pcie, fan
         case clocksEventReasons, eccCorrected, eccUncorrected, migMode, migMemory, processMemory
         case encoder, decoder, pcieReplays, remappedRows, retiredPages, powerViolation, thermalViolation, nvlink
-        case gpm
     }
 
     public let library: NVMLLibrary
@@ -43,8 +44,6 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// The devices whose violation times come from field values (their driver has no
     /// nvmlDeviceGetViolationStatus).
     private var violationByField: Set<UnsafeMutableRawPointer> = []
-    /// The devices whose PCIe throughput is the driver's 20 ms sample (they have no byte counters).
-    private var pcieBySample: Set<UnsafeMutableRawPointer> = []
 
     /// A device's counter: an NVML field id and its scope (the NVLink), or a violation policy.
     struct CounterKey: Hashable {
@@ -54,6 +53,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// Each GPM device's two sample buffers: the last tick's and this one's (GPM gives its
     /// metrics between two samples).
     private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
+    /// Whether each device's GPM answered its PCIe metrics, as its last metrics call said.
+    private var gpmGivesPCIe: [UnsafeMutableRawPointer: Bool] = [:]
 
     /// The metrics that cost milliseconds of CPU a read where the rest cost microseconds (an
     /// H200, driver 580: the energy counter 3 ms, each violation counter 0.7 ms; PCIe's byte
@@ -65,6 +66,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     public static let slowSeries: Set<String> = ["hw.energy", "hw.gpu.violation_time", "hw.gpu.violation_time.rate"]
     public let slowEvery: Int
     private var samples = 0
+    /// Whether the next sample reads the slow metrics.
+    public var readsSlowNext: Bool { samples % slowEvery == 0 }
 
     public init(library: NVMLLibrary, slowEvery: Int = 1) throws {
         self.library = library
@@ -107,7 +110,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     /// PIDs (the attached trainers' trees); empty: none.
     public func sample(processes: Set<Int32> = []) -> [Reading] {
         var readings: [Reading] = []
-        let readsSlow = samples % slowEvery == 0
+        let readsSlow = readsSlowNext
         samples += 1
         for position in gpus.indices {
             let device = devices[position]
@@ -260,32 +263,13 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             }
             return rc
         case .pcie:
-            // The rise of the driver's byte counters over the tick (NVML_FI_DEV_PCIE_COUNT_TX_BYTES
-            // and _RX_BYTES, 197 and 198, stamped in µs), where the GPU keeps them (Hopper on).
-            // Else nvmlDeviceGetPcieThroughput's, which samples 20 ms a call: on an H200 (driver
-            // 580) it took 21 ms and 0.9 ms of CPU each way, the counters 0.3 to 0.5 ms for both.
+            // Over the whole tick from GPM where the GPU has it (Hopper on, `gpm`; a GPM that does
+            // not answer its PCIe metrics falls back from the tick after it said so). Else
+            // nvmlDeviceGetPcieThroughput's, which samples 20 ms a call: on an H200 (driver 580) it
+            // took 21 ms and 0.9 ms of CPU each way. (The byte counters, field values 197 and 198,
+            // are 32 bits there: they wrap at 4 GiB, a tenth of a second of Gen5 x16 traffic.)
             let key = UnsafeMutableRawPointer(device)
-            if !pcieBySample.contains(key), let fields = nvml.fieldValues {
-                var values = [UInt32(197), 198].map { field in
-                    var value = boxcar_nvmlFieldValue_t()
-                    value.fieldId = field
-                    return value
-                }
-                let rc = fields(device, Int32(values.count), &values)
-                let answer = rc == NVMLReturn.success ? values.map(\.nvmlReturn).first { $0 != NVMLReturn.success } ?? rc : rc
-                guard answer == NVMLReturn.notSupported || answer == NVMLReturn.invalidArgument else {
-                    guard answer == NVMLReturn.success else { return answer }
-                    for value in values {
-                        let direction = Reading.Label("network.io.direction", value.fieldId == 197 ? "transmit" : "receive")
-                        let counter = CounterKey(device: key, counter: UInt64(value.fieldId) << 32)
-                        if let rate = rise(counter, value: Self.number(value), time: Double(value.timestamp) / 1_000_000) {
-                            readings.append(Reading("hw.gpu.io.rate", with(direction), rate))
-                        }
-                    }
-                    return answer
-                }
-                pcieBySample.insert(key)
-            }
+            if gpmSamples[key] != nil && gpmGivesPCIe[key] != false { return NVMLReturn.success }
             guard let function = nvml.pcieThroughput else { return nil }
             var last = NVMLReturn.success
             for (counter, direction) in [(Int32(0), "transmit"), (1, "receive")] {
@@ -404,15 +388,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     ) {
         let reading = Reading.cumulative(name, labels, value)
         readings.append(reading)
-        if let perSecond = rise(key, value: value, time: time) { readings.append(Reading(rate, reading.labels, perSecond)) }
-    }
-
-    /// A counter's rise per second since its last read, by the driver's clock (`time`, seconds);
-    /// none the first time, nor when it went back (a driver reload).
-    private func rise(_ key: CounterKey, value: Double, time: Double) -> Double? {
-        defer { lastCounters[key] = (time, value) }
-        guard let last = lastCounters[key], time > last.time, value >= last.value else { return nil }
-        return (value - last.value) / (time - last.time)
+        if let last = lastCounters[key], time > last.time, value >= last.value {
+            readings.append(Reading(rate, reading.labels, (value - last.value) / (time - last.time)))
+        }
+        lastCounters[key] = (time, value)
     }
 
     /// NVLink: each active link's data sent and received (NVML's field values, KiB counters by
@@ -516,16 +495,19 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         }
     }
 
-    /// The GPM metrics (Hopper and newer) that otherwise need DCGM, as shares between this tick's
-    /// sample and the last: NVML_GPM_METRIC_* ids, their series and labels.
-    static let gpmMetrics: [(id: UInt32, name: String, label: Reading.Label?)] = [
-        (2, "hw.gpu.sm.activity", nil),  // SM_UTIL: SMs busy
-        (3, "hw.gpu.sm.occupancy", nil),  // SM_OCCUPANCY: warps resident of the most possible
-        (5, "hw.gpu.tensor.activity", nil),  // ANY_TENSOR_UTIL
-        (10, "hw.gpu.dram.activity", nil),  // DRAM_BW_UTIL: of the peak bandwidth
-        (11, "hw.gpu.pipe.activity", .init("pipe", "fp64")),
-        (12, "hw.gpu.pipe.activity", .init("pipe", "fp32")),
-        (13, "hw.gpu.pipe.activity", .init("pipe", "fp16")),
+    /// The GPM metrics (Hopper and newer) that otherwise need DCGM, between this tick's sample and
+    /// the last: NVML_GPM_METRIC_* ids, their series, labels, and the factor to the series' unit
+    /// (GPM gives percent and MiB/s).
+    static let gpmMetrics: [(id: UInt32, name: String, label: Reading.Label?, scale: Double)] = [
+        (2, "hw.gpu.sm.activity", nil, 0.01),  // SM_UTIL: SMs busy
+        (3, "hw.gpu.sm.occupancy", nil, 0.01),  // SM_OCCUPANCY: warps resident of the most possible
+        (5, "hw.gpu.tensor.activity", nil, 0.01),  // ANY_TENSOR_UTIL
+        (10, "hw.gpu.dram.activity", nil, 0.01),  // DRAM_BW_UTIL: of the peak bandwidth
+        (11, "hw.gpu.pipe.activity", .init("pipe", "fp64"), 0.01),
+        (12, "hw.gpu.pipe.activity", .init("pipe", "fp32"), 0.01),
+        (13, "hw.gpu.pipe.activity", .init("pipe", "fp16"), 0.01),
+        (20, "hw.gpu.io.rate", .init("network.io.direction", "transmit"), 1_048_576),  // PCIE_TX_PER_SEC
+        (21, "hw.gpu.io.rate", .init("network.io.direction", "receive"), 1_048_576),
     ]
 
     /// GPM: a sample a tick, and the metrics between it and the last one (the driver wants them
@@ -566,9 +548,12 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
                 .assumingMemoryBound(to: boxcar_nvmlGpmMetric_t.self)
             for (index, metric) in Self.gpmMetrics.enumerated() { entries[index].metricId = metric.id }
             if metrics(request) == NVMLReturn.success {
+                gpmGivesPCIe[key] = Self.gpmMetrics.indices.allSatisfy { index in
+                    Self.gpmMetrics[index].name != "hw.gpu.io.rate" || entries[index].nvmlReturn == NVMLReturn.success
+                }
                 for (index, metric) in Self.gpmMetrics.enumerated()
                 where entries[index].nvmlReturn == NVMLReturn.success && entries[index].value.isFinite {
-                    readings.append(Reading(metric.name, labels + (metric.label.map { [$0] } ?? []), entries[index].value / 100))
+                    readings.append(Reading(metric.name, labels + (metric.label.map { [$0] } ?? []), entries[index].value * metric.scale))
                 }
             }
         }

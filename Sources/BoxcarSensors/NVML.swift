@@ -187,8 +187,6 @@ public enum NVMLError: Error, CustomStringConvertible, Equatable {
 
 enum NVMLReturn {
     static let success: Int32 = 0
-    /// Also what a driver answers for a field value id it does not know.
-    static let invalidArgument: Int32 = 2
     static let notSupported: Int32 = 3
     static let notFound: Int32 = 6
     static let insufficientSize: Int32 = 7

@@ -36,9 +36,9 @@
 // gpm.dram, gpm.fp64, gpm.fp32, gpm.fp16 (percent, what nvmlGpmMetricsGet answers for two samples),
 // violation.status ("unsupported": a driver without nvmlDeviceGetViolationStatus, whose violation
 // counters are then field values 74 and 75, each call of nvmlDeviceGetFieldValues adding
-// violation.power and violation.thermal ns over its second), pcie.counters ("unsupported": no
-// PCIe byte counters, field values 197 and 198, which otherwise rise by pcie.tx and pcie.rx KiB
-// at each nvmlDeviceGetFieldValues call, a second of its clock).
+// violation.power and violation.thermal ns over its second). With GPM, nvmlGpmMetricsGet's PCIe
+// metrics (MiB/s) are pcie.tx and pcie.rx (KB/s) divided by 1024, unless gpm.pcie is
+// "unsupported".
 // Every call counts itself in a counter the test can read with fake_nvml_calls().
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -62,7 +62,7 @@ static const char *field_names[FIELDS] = {
     "pcie.replays", "remapped.corrected", "remapped.uncorrected", "remap.pending", "remap.failed",
     "retired.sbe", "retired.dbe", "violation.power", "violation.thermal", "nvlink", "gpm", "gpm.sm",
     "gpm.occupancy", "gpm.tensor", "gpm.dram", "gpm.fp64", "gpm.fp32", "gpm.fp16", "violation.status",
-    "pcie.counters",
+    "gpm.pcie",
 };
 enum {
     F_NAME, F_UUID, F_UTIL_GPU, F_UTIL_MEM, F_MEM_TOTAL, F_MEM_USED, F_MEM_FREE, F_MEM_RESERVED,
@@ -71,7 +71,7 @@ enum {
     F_ENCODER, F_DECODER, F_PCIE_REPLAYS, F_REMAPPED_CORRECTED, F_REMAPPED_UNCORRECTED, F_REMAP_PENDING,
     F_REMAP_FAILED, F_RETIRED_SBE, F_RETIRED_DBE, F_VIOLATION_POWER, F_VIOLATION_THERMAL, F_NVLINK, F_GPM,
     F_GPM_SM, F_GPM_OCCUPANCY, F_GPM_TENSOR, F_GPM_DRAM, F_GPM_FP64, F_GPM_FP32, F_GPM_FP16, F_VIOLATION_STATUS,
-    F_PCIE_COUNTERS,
+    F_GPM_PCIE,
 };
 
 struct FakeDevice {
@@ -89,7 +89,6 @@ struct FakeDevice {
     unsigned long long nvlink_counter[NVLINKS][2]; // KiB so far
     unsigned long long nvlink_errors[NVLINKS][4];  // replay, recovery, crc flit, crc data
     unsigned long long clock_us;                   // the field values' clock
-    unsigned long long pcie_bytes[2];              // field values 197 and 198: sent, received
     unsigned long long violation_reference[2];     // µs: power, thermal
     unsigned long long violation_time[2];          // ns
     unsigned long long field_violation_time[2];    // ns: fields 74 (power) and 75 (thermal)
@@ -510,8 +509,6 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
     }
     device->field_violation_time[0] += device->values[F_VIOLATION_POWER];
     device->field_violation_time[1] += device->values[F_VIOLATION_THERMAL];
-    device->pcie_bytes[0] += device->values[F_PCIE_TX] * 1024;
-    device->pcie_bytes[1] += device->values[F_PCIE_RX] * 1024;
     for (int i = 0; i < count; i++) {
         nvmlFieldValue_t *value = &values[i];
         value->timestamp = (long long)device->clock_us;
@@ -522,11 +519,6 @@ nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, nvmlFieldV
             int unsupported = device->unsupported[policy == 0 ? F_VIOLATION_POWER : F_VIOLATION_THERMAL];
             value->nvmlReturn = unsupported ? NOT_SUPPORTED : SUCCESS;
             value->value.ullVal = device->field_violation_time[policy];
-            continue;
-        }
-        if (value->fieldId == 197 || value->fieldId == 198) {
-            value->nvmlReturn = device->unsupported[F_PCIE_COUNTERS] ? NOT_SUPPORTED : SUCCESS;
-            value->value.ullVal = device->pcie_bytes[value->fieldId - 197];
             continue;
         }
         if ((value->fieldId != 138 && value->fieldId != 139) || value->scopeId >= NVLINKS || !device->nvlinks) {
@@ -591,9 +583,13 @@ nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *get) {
         int field = metric->metricId == 2 ? F_GPM_SM : metric->metricId == 3 ? F_GPM_OCCUPANCY
             : metric->metricId == 5 ? F_GPM_TENSOR : metric->metricId == 10 ? F_GPM_DRAM
             : metric->metricId == 11 ? F_GPM_FP64 : metric->metricId == 12 ? F_GPM_FP32
-            : metric->metricId == 13 ? F_GPM_FP16 : -1;
+            : metric->metricId == 13 ? F_GPM_FP16 : metric->metricId == 20 ? F_PCIE_TX
+            : metric->metricId == 21 ? F_PCIE_RX : -1;
+        int pcie = field == F_PCIE_TX || field == F_PCIE_RX;
+        if (pcie && device->unsupported[F_GPM_PCIE]) field = -1;
         metric->nvmlReturn = field < 0 ? NOT_SUPPORTED : SUCCESS;
         metric->value = field < 0 ? 0 : (double)device->values[field];
+        if (pcie) metric->value /= 1024;  // KB/s → MiB/s
         metric->metricInfo.shortName = metric->metricInfo.longName = metric->metricInfo.unit = NULL;
     }
     return SUCCESS;

@@ -106,27 +106,33 @@ import Testing
         #expect(!readings.contains { $0.seriesKey.contains("process.pid=\"99\"") })
     }
 
-    /// PCIe throughput is the rise of the driver's byte counters over the tick where the GPU keeps
-    /// them: no call of nvmlDeviceGetPcieThroughput, which samples 20 ms each time. A GPU without
-    /// them gets that sample; one with neither lacks the metric.
-    @Test func pcieThroughputFromTheByteCountersElseTheDriversSample() throws {
+    /// PCIe throughput comes from GPM where the GPU has it, over the whole tick: no call of
+    /// nvmlDeviceGetPcieThroughput, which samples 20 ms each time. A GPU without GPM, or whose GPM
+    /// does not answer the PCIe metrics, gets that sample; one with neither lacks the metric.
+    @Test func pcieThroughputFromGPMElseTheDriversSample() throws {
         let script = "gpus 1\n0 uuid GPU-1234\n0 name H200\n0 pcie.tx 2048\n0 pcie.rx 1024\n"
         let gpu = #"hw.id="GPU-1234",hw.model="H200",index="0""#
         let transmit = "system/hw.gpu.io.rate{\(gpu),network.io.direction=\"transmit\"}"
         let receive = "system/hw.gpu.io.rate{\(gpu),network.io.direction=\"receive\"}"
-        let counters = try NVIDIAGPUSensor(library: try load(script, hiding: ["nvmlDeviceGetPcieThroughput"]))
-        #expect(counters.unsupported[0]?[.pcie] == nil)
+        let gpm = try NVIDIAGPUSensor(library: try load(script + "0 gpm 1\n", hiding: ["nvmlDeviceGetPcieThroughput"]))
+        #expect(gpm.unsupported[0]?[.pcie] == nil)
         for _ in 0..<2 {
-            let readings = counters.sample()
-            // 2048 KiB more each second of the driver's clock.
+            let readings = gpm.sample()
+            // 2 MiB/s from GPM, 2048 KB/s from the sample: the fake's device is the same.
             #expect(value(readings, transmit) == 2_097_152)
             #expect(value(readings, receive) == 1_048_576)
+            #expect(readings.filter { $0.seriesKey == transmit }.count == 1)
         }
-        let sampled = try NVIDIAGPUSensor(library: try load(script + "0 pcie.counters unsupported\n"))
-        #expect(sampled.unsupported[0]?[.pcie] == nil)
-        #expect(value(sampled.sample(), transmit) == 2_097_152)  // 2048 KB/s
-        let neither = try NVIDIAGPUSensor(library: try load(
-            script + "0 pcie.counters unsupported\n", hiding: ["nvmlDeviceGetPcieThroughput"]))
+        let sampled = try NVIDIAGPUSensor(library: try load(script))
+        #expect(sampled.unsupported[0]?[.gpm] != nil)
+        #expect(value(sampled.sample(), transmit) == 2_097_152)
+        // A GPM without the PCIe metrics: the sample from the tick after it said so.
+        let partial = try NVIDIAGPUSensor(library: try load(script + "0 gpm 1\n0 gpm.pcie unsupported\n"))
+        _ = partial.sample()
+        let readings = partial.sample()
+        #expect(value(readings, transmit) == 2_097_152)
+        #expect(readings.filter { $0.seriesKey == transmit }.count == 1)
+        let neither = try NVIDIAGPUSensor(library: try load(script, hiding: ["nvmlDeviceGetPcieThroughput"]))
         #expect(neither.unsupported[0]?[.pcie] != nil)
         #expect(!neither.sample().contains { $0.seriesKey.hasPrefix("system/hw.gpu.io.rate{") })
     }
