@@ -55,7 +55,7 @@ CALLS = {
     "clock_memory": lambda: pynvml.nvmlDeviceGetClockInfo(handle, 2),
     "pcie_throughput_tx": lambda: pynvml.nvmlDeviceGetPcieThroughput(handle, 0),
     "pcie_throughput_rx": lambda: pynvml.nvmlDeviceGetPcieThroughput(handle, 1),
-    "pcie_bytes_fields_197_198": lambda: pynvml.nvmlDeviceGetFieldValues(handle, [197, 198]),
+    "pcie_bytes_fields_197_198": lambda: check(pynvml.nvmlDeviceGetFieldValues(handle, [197, 198])),
     "field_energy_83": lambda: check(pynvml.nvmlDeviceGetFieldValues(handle, [83])),
     "field_violations_74_75": lambda: check(pynvml.nvmlDeviceGetFieldValues(handle, [74, 75])),
     "field_pcie_replays_94": lambda: check(pynvml.nvmlDeviceGetFieldValues(handle, [94])),

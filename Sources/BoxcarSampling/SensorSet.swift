@@ -224,8 +224,11 @@ public final class SensorSet: @unchecked Sendable {
         // The guarded calls, all in one hand-off to the guard's thread: the sensors due this
         // tick, then the GPUs' XID events and readings apart (a GPU call that hangs must not
         // take the event queue with it, when a GPU falling off the bus is what the events
-        // report). GPU memory of the trainers' processes goes to the tree holding each PID.
+        // report), and their slow counters when due (between, the page keeps their last answer,
+        // as a slower sensor's). GPU memory of the trainers' processes goes to the tree holding
+        // each PID.
         let due = sensors.filter { ticks % $0.cadence == 0 }
+        let readsSlow = nvidia.map { ticks % $0.slowEvery == 0 } ?? false
         let counters = keepsLatest || storesCumulative
         var calls: [(name: String, body: (Duration?) throws -> Answer)] = due.map { sensor in
             (sensor.name, { .readings(try sensor.sample(elapsed: $0, counters: counters)) })
@@ -237,10 +240,8 @@ public final class SensorSet: @unchecked Sendable {
             }
             let pids = Set(owner.keys)
             calls.append(("nvidia.xid", { _ in .xids(nvidia.xidErrors()) }))
-            calls.append(("nvidia", { _ in
-                let slow = nvidia.readsSlowNext
-                return .gpus(nvidia.sample(processes: pids), readSlow: slow)
-            }))
+            calls.append(("nvidia", { _ in .readings(nvidia.sample(processes: pids, part: .fast)) }))
+            if readsSlow { calls.append(("nvidia.slow", { _ in .readings(nvidia.sample(part: .slow)) })) }
         }
         var answers = guarded(calls, logger: logger)
 
@@ -262,14 +263,15 @@ public final class SensorSet: @unchecked Sendable {
         }
         var xids: [(gpu: Int, xid: UInt64)] = []
         if nvidia != nil {
-            let answer = answers.removeLast()
-            let gpus = answer?.readings
+            if readsSlow {
+                let slow = answers.removeLast()?.readings
+                let kept = storable(slow ?? [], from: "nvidia.slow", logger: logger)
+                readings += kept
+                latest["nvidia.slow"] = slow == nil || !keepsLatest ? nil : kept.map(\.reading)
+            }
+            let gpus = answers.removeLast()?.readings
             if case .xids(let events)? = answers.removeLast() { xids = events }
-            // A tick that did not read the slow counters shows their last read's.
-            let carried = if case .gpus(_, readSlow: false)? = answer {
-                (latest["nvidia"] ?? []).filter { NVIDIAGPUSensor.slowSeries.contains($0.name) }
-            } else { [Reading]() }
-            latest["nvidia"] = gpus == nil || !keepsLatest ? nil : carried
+            latest["nvidia"] = gpus == nil || !keepsLatest ? nil : []
             for keyed in storable(gpus ?? [], from: "nvidia", logger: logger) {
                 if keyed.reading.name == "hw.gpu.process.memory.usage" {
                     // With its tree's other readings, on the ticks the trees are read.
@@ -291,14 +293,9 @@ public final class SensorSet: @unchecked Sendable {
 private enum Answer {
     case readings([Reading])
     case xids([(gpu: Int, xid: UInt64)])
-    /// The GPUs' readings, and whether they include the slow counters (NVIDIAGPUSensor.slowMetrics).
-    case gpus([Reading], readSlow: Bool)
 
     var readings: [Reading]? {
-        switch self {
-        case .readings(let readings), .gpus(let readings, _): readings
-        case .xids: nil
-        }
+        if case .readings(let readings) = self { readings } else { nil }
     }
 }
 
@@ -308,7 +305,7 @@ extension SensorSet {
     func view() -> (
         host: [Reading], processes: [Int32: [ProcessTreeSensor.ProcessSample]], trees: [Int32: [Reading]], health: [SensorHealth]
     ) {
-        let order = sensors.map(\.name) + ["nvidia"]
+        let order = sensors.map(\.name) + ["nvidia", "nvidia.slow"]
         return (order.flatMap { latest[$0] ?? [] }, processes.lastProcesses, lastTrees, health.values.sorted { $0.name < $1.name })
     }
 }

@@ -84,11 +84,11 @@ public final class StepMarks: Sendable {
         let nvidia = self.nvidia
         // Stamped where it is read, not before the hop to the thread.
         let began = ContinuousClock.now
-        let read = try? await thread.runIfActive { () -> (Nanoseconds, [Reading], Double) in
+        let read = try? await thread.runIfActive { () -> (wallclock: Nanoseconds, readings: [Reading], cpu: Double) in
             let cpu = threadCPUSeconds()
             return (WallClock.now(), nvidia.stepCounters(), threadCPUSeconds() - cpu)
         }
-        state.withLock { $0.notBefore = began + .seconds((read?.2 ?? 0) / share) }
+        state.withLock { $0.notBefore = began + .seconds((read?.cpu ?? 0) / share) }
         guard let (wallclock, readings, _) = read, !readings.isEmpty else { return }
         let keys = readings.map { Self.prefix + $0.seriesKey.dropFirst("system/".count) }
         do {

@@ -57,17 +57,17 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     private var gpmGivesPCIe: [UnsafeMutableRawPointer: Bool] = [:]
 
     /// The metrics that cost milliseconds of CPU a read where the rest cost microseconds (an
-    /// H200, driver 580: the energy counter 3 ms, each violation counter 0.7 ms; PCIe's byte
-    /// counters, its replays and the MIG mode 0.2 to 0.3 ms; `Scripts/gpu-check/costs.py`). They
-    /// are read at every `slowEvery`-th sample, the first included (the agent makes that every
-    /// 10 s); their rates span the time between two reads.
+    /// H200, driver 580: the energy counter 3 ms, each violation counter 0.7 ms; the PCIe replays
+    /// and the MIG mode 0.16 ms; `Scripts/gpu-check/costs.py`). A sampler reads them (`Part.slow`)
+    /// at every `slowEvery`-th tick, the first included (the agent makes that every 10 s), and
+    /// the rest (`Part.fast`) at every one; their rates span the time between two reads.
     public static let slowMetrics: Set<Metric> = [.energy, .powerViolation, .thermalViolation]
-    /// The series the slow metrics give: a live view keeps their last read's between reads.
-    public static let slowSeries: Set<String> = ["hw.energy", "hw.gpu.violation_time", "hw.gpu.violation_time.rate"]
     public let slowEvery: Int
-    private var samples = 0
-    /// Whether the next sample reads the slow metrics.
-    public var readsSlowNext: Bool { samples % slowEvery == 0 }
+
+    /// Which of the metrics a sample reads.
+    public enum Part: Sendable {
+        case all, fast, slow
+    }
 
     public init(library: NVMLLibrary, slowEvery: Int = 1) throws {
         self.library = library
@@ -106,16 +106,14 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         registerXIDEvents()
     }
 
-    /// Every supported metric of every GPU. `processes` limits per-process GPU memory to those
-    /// PIDs (the attached trainers' trees); empty: none.
-    public func sample(processes: Set<Int32> = []) -> [Reading] {
+    /// Every supported metric of every GPU, or the fast or slow part of them. `processes` limits
+    /// per-process GPU memory to those PIDs (the attached trainers' trees); empty: none.
+    public func sample(processes: Set<Int32> = [], part: Part = .all) -> [Reading] {
         var readings: [Reading] = []
-        let readsSlow = readsSlowNext
-        samples += 1
         for position in gpus.indices {
             let device = devices[position]
             let labels = gpuLabels[position]
-            for metric in supported[position] where readsSlow || !Self.slowMetrics.contains(metric) {
+            for metric in supported[position] where part == .all || (part == .slow) == Self.slowMetrics.contains(metric) {
                 read(metric, device, labels: labels, processes: processes, into: &readings)
             }
         }
