@@ -28,7 +28,23 @@ extension BoxcarBench {
         let floor = readsOnly(procRoot: "/proc", members: tree.lastTree[root] ?? [])
         report(timing.fields(scenario: "sensors", ticks: sensorTicks).merging([
             "gpus": nvidia.gpus.count, "us_per_tick_reads_only": floor, "ratio_to_reads_only": timing.perTick / floor,
+            "us_per_read_by_nvml_metric": costByMetric(nvidia, processes: [root] + children.map(\.processIdentifier)),
         ]) { $1 })
+    }
+
+    /// The CPU time of one read of each metric of every GPU (median µs of 30): with a real
+    /// driver, which calls are worth reading less often (NVIDIAGPUSensor.slowMetrics).
+    func costByMetric(_ nvidia: NVIDIAGPUSensor, processes: [Int32]) -> [String: Double] {
+        var costs: [String: Double] = [:]
+        for metric in NVIDIAGPUSensor.Metric.allCases where nvidia.gpus.contains(where: { nvidia.unsupported[$0.index]?[metric] == nil }) {
+            let times = (0..<30).map { _ in
+                let before = threadCPUSeconds()
+                _ = nvidia.sample(processes: Set(processes), part: .only(metric))
+                return threadCPUSeconds() - before
+            }.sorted()
+            costs[metric.rawValue] = (times[times.count / 2] * 1e6).rounded()
+        }
+        return costs
     }
 
     /// The same over a large training node's /proc and /sys (Scripts/fixtures/large-node.py:

@@ -2,7 +2,8 @@
 
 For each reference second, the Boxcar point nearest in wallclock (within 0.6 s) is paired with it.
 Prints a markdown table: the median of each source over the paired seconds, and the median and
-largest |Boxcar − pynvml|. Energy compares the increase over the paired seconds."""
+largest |Boxcar − pynvml|. Counters (energy, NVLink) compare their rise between Boxcar's first
+and last reads."""
 import json
 import statistics
 import sys
@@ -75,6 +76,13 @@ for previous, sample in zip(reference, reference[1:]):
         if before is not None and now is not None and sample["t"] > previous["t"]:
             sample["pynvml"][f"violation.{reason}.rate"] = (now - before) / (sample["t"] - previous["t"])
 
+def interpolate(points, t):
+    """A counter read at the times of `points` (sorted), at time t between two of them."""
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return float("nan")
+
 def nearest(series, t):
     best = min(series, key=lambda p: abs(p[0] - t), default=None)
     return best[1] if best and abs(best[0] - t) <= 0.6 else None
@@ -92,10 +100,17 @@ for metric in SERIES:
         print(f"| {metric} | (no Boxcar series) | | | | | 0 |")
         continue
     if metric == "energy" or metric.startswith("nvlink."):
-        pairs = [pair for pair in pairs if pair[1] is not None] or pairs
-        b = pairs[-1][0] - pairs[0][0]
-        p = pairs[-1][1] - pairs[0][1] if pairs[0][1] is not None else float("nan")
-        print(f"| {metric} increase | {b:.1f} | {p:.1f} | n/a | {abs(b - p):.1f} | | {len(pairs)} |")
+        # A counter's rise between Boxcar's first and last reads in the reference's span, against
+        # pynvml's over the same instants (interpolated between its reads a second apart): the
+        # slow counters are read every 10 s, so the nearest second would be up to 0.6 s off.
+        counted = [(sample["t"], sample["pynvml"][metric]) for sample in reference if metric in sample["pynvml"]]
+        inside = sorted({point for point in series if counted and counted[0][0] <= point[0] <= counted[-1][0]})
+        if len(inside) < 2:
+            print(f"| {metric} increase | (too few reads) | | | | | {len(inside)} |")
+            continue
+        (t0, b0), (t1, b1) = inside[0], inside[-1]
+        p = interpolate(counted, t1) - interpolate(counted, t0)
+        print(f"| {metric} increase over {t1 - t0:.1f} s | {b1 - b0:.1f} | {p:.1f} | n/a | {abs(b1 - b0 - p):.1f} | | {len(inside)} reads |")
         continue
     diffs = [abs(b - p) for b, p, _ in pairs if p is not None]
     if not diffs:

@@ -64,6 +64,7 @@ CALLS = {
     "ecc_corrected": lambda: pynvml.nvmlDeviceGetTotalEccErrors(handle, 0, 1),
     "ecc_uncorrected": lambda: pynvml.nvmlDeviceGetTotalEccErrors(handle, 1, 1),
     "mig_mode": lambda: pynvml.nvmlDeviceGetMigMode(handle),
+    "max_mig_device_count": lambda: pynvml.nvmlDeviceGetMaxMigDeviceCount(handle),
     "compute_processes": lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle),
     "encoder": lambda: pynvml.nvmlDeviceGetEncoderUtilization(handle),
     "decoder": lambda: pynvml.nvmlDeviceGetDecoderUtilization(handle),

@@ -55,18 +55,31 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
     /// Whether each device's GPM answered its PCIe metrics, as its last metrics call said.
     private var gpmGivesPCIe: [UnsafeMutableRawPointer: Bool] = [:]
+    /// The devices in MIG mode at their last read of it: only they have instances to read.
+    private var migEnabled: Set<UnsafeMutableRawPointer> = []
 
-    /// The metrics that cost milliseconds of CPU a read where the rest cost microseconds (an
-    /// H200, driver 580: the energy counter 3 ms, each violation counter 0.7 ms; the PCIe replays
-    /// and the MIG mode 0.16 ms; `Scripts/gpu-check/costs.py`). A sampler reads them (`Part.slow`)
-    /// at every `slowEvery`-th tick, the first included (the agent makes that every 10 s), and
-    /// the rest (`Part.fast`) at every one; their rates span the time between two reads.
-    public static let slowMetrics: Set<Metric> = [.energy, .powerViolation, .thermalViolation]
+    /// The metrics that cost a tenth of a millisecond of CPU a read or more where the rest cost a
+    /// few microseconds (an H200, driver 580: the energy counter 3 ms, each violation counter
+    /// 0.7 ms, the PCIe replays and the MIG mode 0.15 ms; `Scripts/gpu-check/costs.py`), and
+    /// that a plot loses little by at 10 s (counters, and a mode that changes with a GPU reset). A
+    /// sampler reads them (`Part.slow`) at every `slowEvery`-th tick, the first included (the
+    /// agent makes that every 10 s), and the rest (`Part.fast`) at every one; their rates span the
+    /// time between two reads.
+    public static let slowMetrics: Set<Metric> = [.energy, .powerViolation, .thermalViolation, .pcieReplays, .migMode]
     public let slowEvery: Int
 
-    /// Which of the metrics a sample reads.
-    public enum Part: Sendable {
-        case all, fast, slow
+    /// Which of the metrics a sample reads: `only` one, for the bench's cost of each.
+    public enum Part: Sendable, Equatable {
+        case all, fast, slow, only(Metric)
+
+        func includes(_ metric: Metric) -> Bool {
+            switch self {
+            case .all: true
+            case .fast: !NVIDIAGPUSensor.slowMetrics.contains(metric)
+            case .slow: NVIDIAGPUSensor.slowMetrics.contains(metric)
+            case .only(let one): one == metric
+            }
+        }
     }
 
     public init(library: NVMLLibrary, slowEvery: Int = 1) throws {
@@ -113,7 +126,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         for position in gpus.indices {
             let device = devices[position]
             let labels = gpuLabels[position]
-            for metric in supported[position] where part == .all || (part == .slow) == Self.slowMetrics.contains(metric) {
+            for metric in supported[position] where part.includes(metric) {
+                // Instances only on a GPU in MIG mode, as read at start and then with the slow part.
+                if metric == .migMemory && !migEnabled.contains(UnsafeMutableRawPointer(device)) { continue }
                 read(metric, device, labels: labels, processes: processes, into: &readings)
             }
         }
@@ -341,7 +356,10 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             var current: UInt32 = 0
             var pending: UInt32 = 0
             let rc = function(device, &current, &pending)
-            if rc == NVMLReturn.success { readings.append(Reading("hw.gpu.mig.mode", labels, Double(current))) }
+            if rc == NVMLReturn.success {
+                readings.append(Reading("hw.gpu.mig.mode", labels, Double(current)))
+                if current == 1 { migEnabled.insert(UnsafeMutableRawPointer(device)) } else { migEnabled.remove(UnsafeMutableRawPointer(device)) }
+            }
             return rc
         case .migMemory:
             // Each MIG instance's own memory: the GPU's totals cannot say which instance is full.

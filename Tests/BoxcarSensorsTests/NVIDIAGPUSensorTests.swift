@@ -308,6 +308,26 @@ import Testing
         #expect(older.sample().contains { $0.name == "hw.gpu.mig.mode" })
     }
 
+    @Test func theSlowPartHoldsTheCountersAndTheMIGModeAndAGPUOutOfMIGModeIsNotAskedForInstances() throws {
+        let sensor = try NVIDIAGPUSensor(library: try load("gpus 2\n0 mig 1\n0 mig.instance 2 5 10\n1 mig 0\n0 pcie.replays 4\n"))
+        let names = { (part: NVIDIAGPUSensor.Part) in Set(sensor.sample(part: part).map(\.name)) }
+        let slow = names(.slow)
+        #expect(slow.isSuperset(of: ["hw.energy", "hw.gpu.violation_time", "hw.gpu.pcie.replays", "hw.gpu.mig.mode"]))
+        #expect(slow.isDisjoint(with: ["hw.gpu.utilization", "hw.gpu.mig.memory.usage"]))
+        let fast = names(.fast)
+        #expect(fast.isSuperset(of: ["hw.gpu.utilization", "hw.power", "hw.gpu.mig.memory.usage"]))
+        #expect(fast.isDisjoint(with: slow))
+        // The fake counts every call made of it: GPU 1, out of MIG mode, takes none for instances.
+        let handle = try #require(dlopen(fakeNVMLLibrary, RTLD_NOW))
+        defer { dlclose(handle) }
+        let calls = unsafeBitCast(try #require(dlsym(handle, "fake_nvml_calls")), to: (@convention(c) () -> Int).self)
+        let before = calls()
+        let instances = sensor.sample(part: .only(.migMemory))
+        #expect(calls() - before == 1 + 7 + 2, "GPU 0: the slot count, each of 7 slots, the filled one's UUID and memory")
+        #expect(Set(instances.map(\.name)) == ["hw.gpu.mig.memory.usage", "hw.gpu.mig.memory.limit", "hw.gpu.mig.memory.reserved"])
+        #expect(instances.allSatisfy { $0.labels.contains(.init("index", "0")) })
+    }
+
     @Test func eightGPUsAreEachLabelled() throws {
         var script = "gpus 8\n"
         for index in 0..<8 { script += "\(index) utilization.gpu \(index * 10)\n\(index) uuid GPU-\(index)\n" }
