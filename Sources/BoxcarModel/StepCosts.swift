@@ -4,8 +4,9 @@
 /// trainer's peak GPU memory, the machine's CPU iowait and the trainer tree's CPU.
 ///
 /// Energy and throttling come from the GPUs' counters read as each step began (`marks`,
-/// StepMarks) where every GPU's were read at both of a step's ends. The rest, and those without
-/// reads, are taken from the sampler's ticks stored with the run (its attached windows,
+/// StepMarks) where every GPU's were read at both of a step's ends. The steps between two such
+/// reads share the energy the counters rose by between them, each as the ticks' power weighs it.
+/// The rest, and those without reads, are taken from the sampler's ticks stored with the run (its attached windows,
 /// `system/…`): a tick's value stands for the time since the tick before (a rate is measured over
 /// that time; a gauge is taken as holding over it), and a step's value is the mean (the integral,
 /// for energy; the most, for memory) of that over the step's interval. A step shorter than a tick
@@ -119,9 +120,35 @@ public struct StepCosts: Sendable, Equatable {
         let hardwareHeld = hardwareSlowdowns.mapValues(Timeline.union)
         let memory = Timeline.sum(sources[.processMemory] ?? [])
         let treeCPU = (sources[.treeCPU] ?? []).isEmpty ? nil : Timeline.sum(sources[.treeCPU] ?? [])  // every rank's tree
+        // The steps every GPU's energy was read at, by their place in `stepsLogged`.
+        let marked = energyMarks.isEmpty ? [] : stepsLogged.indices.filter { index in
+            energyMarks.allSatisfy { $0[stepsLogged[index].key] != nil }
+        }
+        func tickEnergy(_ start: Int64, _ end: Int64) -> Double? {
+            let integrals = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
+            return integrals.isEmpty ? nil : integrals.reduce(0, +)
+        }
+        // The energy the counters gave between the marks around the step at `index` (the last at
+        // or before its start, the first at or after its end), and what the ticks give that
+        // span; by the span's first mark.
+        var spans: [Int: (joules: Double, start: Int64, end: Int64, ticks: Double?)] = [:]
+        var after = 0  // the first of `marked` past the step's start: the steps go in order
+        func span(around index: Int) -> (joules: Double, start: Int64, end: Int64, ticks: Double?)? {
+            while after < marked.count && marked[after] <= index { after += 1 }
+            guard after > 0, after < marked.count else { return nil }
+            let (a, b) = (marked[after - 1], marked[after])
+            if let known = spans[a] { return known }
+            let differences = energyMarks.compactMap { marks in marks[stepsLogged[b].key].flatMap { end in marks[stepsLogged[a].key].map { end - $0 } } }
+            let (start, end) = (stepsLogged[a].value, stepsLogged[b].value)
+            // A counter that went back (a driver reloaded) says nothing of the span.
+            guard differences.count == energyMarks.count, differences.allSatisfy({ $0 >= 0 }), end > start else { return nil }
+            spans[a] = (differences.reduce(0, +), start, end, tickEnergy(start, end))
+            return spans[a]
+        }
         var exact = 0
         var exactThrottle = 0
-        steps = zip(stepsLogged, stepsLogged.dropFirst()).compactMap { from, to in
+        steps = stepsLogged.indices.dropLast().compactMap { index in
+            let (from, to) = (stepsLogged[index], stepsLogged[index + 1])
             guard to.value > from.value else { return nil }  // logged out of time order: no interval
             let (start, end) = (from.value, to.value)
             let seconds = Self.seconds(from: start, to: end)
@@ -136,6 +163,15 @@ public struct StepCosts: Sendable, Equatable {
             if !energyMarks.isEmpty && read.count == energyMarks.count && read.allSatisfy({ $0 >= 0 }) {
                 power = read
                 exact += 1
+            } else if let span = span(around: index) {
+                // Between two marks (a fast trainer's steps mostly are: the reads are paced): the
+                // step's part of the span's exact energy, in proportion to what the ticks give
+                // each (by time where they give none), so that the span's steps add up to it.
+                if let ticks = span.ticks, ticks > 0, let own = tickEnergy(start, end) {
+                    power = [span.joules * own / ticks]
+                } else {
+                    power = [span.joules * seconds / Self.seconds(from: span.start, to: span.end)]
+                }
             }
             // Each GPU's share of the step its clocks were held, from the ticks; the GPU held
             // longest is the step's.

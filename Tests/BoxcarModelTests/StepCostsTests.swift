@@ -79,6 +79,30 @@ import Testing
         #expect(allRead.interpolated == StepCosts.columns.filter { $0 != "energy_joules" })
     }
 
+    @Test func stepsBetweenTwoMarksShareTheirExactEnergyAsTheTicksWeighIt() {
+        // The counter read at steps 0 and 3 only (the reads are paced), and it rose 2950 J
+        // between them, where the ticks give 1475 J: 100 W until 4 s, 300 W after.
+        var read = MetricColumns()
+        read.append(step: 0, wallclock: Self.t0, value: 10_000)
+        read.append(step: 3, wallclock: Self.t0, value: 12_950)
+        let marks = [(key: "system/step/hw.energy{\(Self.gpu(0)),hw.type=\"gpu\"}", columns: read)]
+        let power = [(key: "system/hw.power{\(Self.gpu(0)),hw.type=\"gpu\"}", columns: Self.ticks(20) { $0 <= 4 ? 100 : 300 })]
+        let clock = Self.clock([2, 4, 8, 8.25, 12])
+        let weighed = StepCosts(key: "loss", clock: clock, series: power, marks: marks)
+        // Steps 1-3 twice what the ticks give them (200, 1200 and 75 J); step 4, past the last
+        // mark, the ticks' own (3.75 s at 300 W).
+        #expect(weighed.steps.map(\.energyJoules) == [400, 2400, 150, 1125])
+        #expect(weighed.interpolated.contains("energy_joules"))
+        // Without ticks of power, by time: 2, 4 and 0.25 of the span's 6.25 s; step 4 has none.
+        let timed = StepCosts(key: "loss", clock: clock, series: [], marks: marks)
+        #expect(timed.steps.map(\.energyJoules) == [944, 1888, 118, nil])
+        // A counter that went back between the marks (a driver reloaded): the ticks' own.
+        var reset = read
+        reset.values[1] = 5
+        let fallback = StepCosts(key: "loss", clock: clock, series: power, marks: [(marks[0].key, reset)])
+        #expect(fallback.steps.map(\.energyJoules) == [200, 1200, 75, 1125])
+    }
+
     @Test func throttlingReadAtTheStepsIsExactAndAHardwareSlowdownStillCounts() {
         // Read at 2, 4, 8 and 12 s, as the steps began (a read's own time, not the trainer's).
         func marks(_ seconds: [Double], at times: [Double] = [2, 4, 8, 12]) -> MetricColumns {
