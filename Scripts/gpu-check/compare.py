@@ -122,6 +122,37 @@ for metric in SERIES:
           f"{fmt(statistics.median(p for _, p, _ in pairs if p is not None))} | "
           f"{fmt(statistics.median(smi)) if smi else 'n/a'} | {fmt(statistics.median(diffs))} | {fmt(max(diffs))} | {len(pairs)} |")
 
+# The trainer's steps (`boxcar steps --json`, where given): their energy added up against pynvml's
+# counter's rise over the same time, for the steps inside the reference's span and for those
+# between two marks (the counter's reads as steps began) once the load has settled, where their sum
+# is the counters' own; and the
+# same steps' energy from the ticks' power alone (the power over each tick's second before it).
+def tick_energy(begin, end):
+    power = sorted(boxcar.get("power.draw", []))
+    return sum(watts * (min(end, t1) - max(begin, t0)) for (t0, _), (t1, watts) in zip(power, power[1:]) if min(end, t1) > max(begin, t0))
+
+if len(sys.argv) > 4:
+    costs = json.load(open(sys.argv[4]))
+    counted = [(sample["t"], sample["pynvml"]["energy"]) for sample in reference if "energy" in sample["pynvml"]]
+    known = [step for step in costs["steps"] if step.get("energy_joules") is not None and counted
+             and counted[0][0] <= step["start"] / 1e9 and step["end"] / 1e9 <= counted[-1][0]]
+    # The marks from 3 s into the load: as it starts, the power climbs from idle within a second,
+    # and pynvml's reads a second apart, taken as a straight line between, are off by 100 J there.
+    settled = (costs["steps"][0]["start"] / 1e9 + 3) if costs["steps"] else 0
+    marks = sorted({point["step"] for point in host
+                    if point["key"].startswith("system/step/hw.energy{") and point["wallclock"] / 1e9 >= settled})
+    spanned = [step for step in known if len(marks) > 1 and marks[0] < step["step"] <= marks[-1]]
+    for label, inside in [("steps' energy", known), ("steps' energy between marks", spanned)]:
+        if not inside:
+            continue
+        begin, end = inside[0]["start"] / 1e9, inside[-1]["end"] / 1e9
+        b = sum(step["energy_joules"] for step in inside)
+        p = interpolate(counted, end) - interpolate(counted, begin)
+        t = tick_energy(begin, end)
+        print(f"| {label}, {len(inside)} steps over {end - begin:.1f} s | {b:.1f} | {p:.1f} | n/a | {abs(b - p):.1f} | | {len(marks)} marks |")
+        print(f"| the same from the ticks' power | {t:.1f} | {p:.1f} | n/a | {abs(t - p):.1f} | | |")
+    print(f"steps: {len(costs['steps'])}, joules a step {costs.get('joules_per_step')}, interpolated {costs.get('interpolated')}")
+
 print(f"\nThe GPU: {json.dumps(describe)}")
 errors = {}
 for sample in reference:

@@ -58,9 +58,12 @@ wait "$agent"
 echo "agent exit status: $?" >> "$out/agent.log"
 "$bin" metrics host --json --db "$work/boxcar.db" > "$out/boxcar-host.json"
 # The trainer's experiment (load.py's, named gpu-check in boxcar): its process's GPU memory.
-"$bin" metrics "$(python3 -c 'import hashlib; print(hashlib.sha1(b"gpu-check" + b"boxcar").hexdigest())')" \
-  --json --db "$work/boxcar.db" > "$out/boxcar-experiment.json"
-python3 "$here/compare.py" "$out/boxcar-host.json" "$out/reference.jsonl" "$out/boxcar-experiment.json" | tee "$out/table.md"
+experiment="$(python3 -c 'import hashlib; print(hashlib.sha1(b"gpu-check" + b"boxcar").hexdigest())')"
+"$bin" metrics "$experiment" --json --db "$work/boxcar.db" > "$out/boxcar-experiment.json"
+# What each of its steps cost (`boxcar steps`): their energy against pynvml's counter.
+"$bin" steps "$experiment" --json --db "$work/boxcar.db" > "$out/steps.json"
+python3 "$here/compare.py" "$out/boxcar-host.json" "$out/reference.jsonl" "$out/boxcar-experiment.json" "$out/steps.json" \
+  | tee "$out/table.md"
 echo "--- the machine's events"; "$bin" events host --db "$work/boxcar.db" 2>&1 | head -20
 echo "--- the agent's CPU, idle: $(spent "$work/idle-start" "$work/idle-end" 20)"
 echo "--- the agent's CPU while the load ran: $(spent "$work/load-start" "$work/load-end" $((seconds + 5)))"
