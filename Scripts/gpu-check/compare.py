@@ -131,7 +131,12 @@ def tick_energy(begin, end):
     power = sorted(boxcar.get("power.draw", []))
     return sum(watts * (min(end, t1) - max(begin, t0)) for (t0, _), (t1, watts) in zip(power, power[1:]) if min(end, t1) > max(begin, t0))
 
-if len(sys.argv) > 4:
+# A step's energy is every GPU's; pynvml's counter here is GPU 0's.
+gpus = {key.split('index="')[1].split('"')[0] for key in {point["key"] for point in host}
+        if key.startswith("system/hw.power{") and 'index="' in key}
+if len(sys.argv) > 4 and len(gpus) > 1:
+    print(f"steps' energy: not compared ({len(gpus)} GPUs; the reference reads GPU 0)")
+elif len(sys.argv) > 4:
     costs = json.load(open(sys.argv[4]))
     counted = [(sample["t"], sample["pynvml"]["energy"]) for sample in reference if "energy" in sample["pynvml"]]
     known = [step for step in costs["steps"] if step.get("energy_joules") is not None and counted

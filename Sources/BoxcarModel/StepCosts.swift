@@ -72,7 +72,8 @@ public struct StepCosts: Sendable, Equatable {
 
     /// The costs of the steps of `clock` (the trainer's key's points), from the machine's `series`
     /// and the `marks` read as its steps began: a step whose two ends have a mark of every GPU gets
-    /// its energy from them, exact; the others from the ticks.
+    /// its energy from them, exact; one between two marks, its share of theirs; the others, from
+    /// the ticks.
     public init(key: String, clock: MetricColumns, series: [(key: String, columns: MetricColumns)],
                 marks: [(key: String, columns: MetricColumns)] = []) {
         self.key = key
@@ -124,26 +125,32 @@ public struct StepCosts: Sendable, Equatable {
         let marked = energyMarks.isEmpty ? [] : stepsLogged.indices.filter { index in
             energyMarks.allSatisfy { $0[stepsLogged[index].key] != nil }
         }
-        func tickEnergy(_ start: Int64, _ end: Int64) -> Double? {
-            let integrals = (sources[.power] ?? []).compactMap { $0.integral(start, end) }
-            return integrals.isEmpty ? nil : integrals.reduce(0, +)
-        }
-        // The energy the counters gave between the marks around the step at `index` (the last at
-        // or before its start, the first at or after its end), and what the ticks give that
-        // span; by the span's first mark.
-        var spans: [Int: (joules: Double, start: Int64, end: Int64, ticks: Double?)] = [:]
+        // The energy the counters rose by between the marks around the step at `index` (the last
+        // at or before its start, the first at or after its end), shared out between the span's
+        // steps, by the place of each; the spans by their first mark. Each step's share is its
+        // weight over the span's steps' sum of them: its energy from the power ticks of the GPUs
+        // whose ticks cover every step of the span, or its time where none do, so that the shares
+        // add up to the counters' figure.
+        var spans: [Int: [Int: Double]] = [:]
         var after = 0  // the first of `marked` past the step's start: the steps go in order
-        func span(around index: Int) -> (joules: Double, start: Int64, end: Int64, ticks: Double?)? {
+        func share(of index: Int) -> Double? {
             while after < marked.count && marked[after] <= index { after += 1 }
             guard after > 0, after < marked.count else { return nil }
             let (a, b) = (marked[after - 1], marked[after])
-            if let known = spans[a] { return known }
+            if let known = spans[a] { return known[index] }
             let differences = energyMarks.compactMap { marks in marks[stepsLogged[b].key].flatMap { end in marks[stepsLogged[a].key].map { end - $0 } } }
-            let (start, end) = (stepsLogged[a].value, stepsLogged[b].value)
             // A counter that went back (a driver reloaded) says nothing of the span.
-            guard differences.count == energyMarks.count, differences.allSatisfy({ $0 >= 0 }), end > start else { return nil }
-            spans[a] = (differences.reduce(0, +), start, end, tickEnergy(start, end))
-            return spans[a]
+            guard differences.count == energyMarks.count, differences.allSatisfy({ $0 >= 0 }) else { return nil }
+            // The span's steps: those logged in time order (the others have no interval).
+            let intervals = (a..<b).map { (index: $0, start: stepsLogged[$0].value, end: stepsLogged[$0 + 1].value) }.filter { $0.end > $0.start }
+            let covering = (sources[.power] ?? []).filter { timeline in intervals.allSatisfy { timeline.integral($0.start, $0.end) != nil } }
+            var weights = intervals.map { interval in covering.reduce(0) { $0 + ($1.integral(interval.start, interval.end) ?? 0) } }
+            if covering.isEmpty || weights.reduce(0, +) <= 0 {
+                weights = intervals.map { Self.seconds(from: $0.start, to: $0.end) }
+            }
+            let (joules, total) = (differences.reduce(0, +), weights.reduce(0, +))
+            spans[a] = Dictionary(uniqueKeysWithValues: zip(intervals, weights).map { ($0.index, joules * $1 / total) })
+            return spans[a]?[index]
         }
         var exact = 0
         var exactThrottle = 0
@@ -163,15 +170,9 @@ public struct StepCosts: Sendable, Equatable {
             if !energyMarks.isEmpty && read.count == energyMarks.count && read.allSatisfy({ $0 >= 0 }) {
                 power = read
                 exact += 1
-            } else if let span = span(around: index) {
-                // Between two marks (a fast trainer's steps mostly are: the reads are paced): the
-                // step's part of the span's exact energy, in proportion to what the ticks give
-                // each (by time where they give none), so that the span's steps add up to it.
-                if let ticks = span.ticks, ticks > 0, let own = tickEnergy(start, end) {
-                    power = [span.joules * own / ticks]
-                } else {
-                    power = [span.joules * seconds / Self.seconds(from: span.start, to: span.end)]
-                }
+            } else if let share = share(of: index) {
+                // Between two marks (a fast trainer's steps mostly are: the reads are paced).
+                power = [share]
             }
             // Each GPU's share of the step its clocks were held, from the ticks; the GPU held
             // longest is the step's.

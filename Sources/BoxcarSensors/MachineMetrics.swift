@@ -8,7 +8,8 @@
 /// boot); the rates the agent stores to plot stand beside them as `<counter>.rate` (per second).
 /// A counter beside a rate (and the NVLink error counters) is stored only while remote write is
 /// on: each stored series costs the idle agent. Counts without a rate (`hw.energy`, `hw.errors`,
-/// `hw.gpu.pcie.replays`) are stored every tick.
+/// `hw.gpu.pcie.replays`) are stored whenever read: every tick, and the GPUs' slow counters
+/// (`NVIDIAGPUSensor.slowMetrics`: energy, PCIe replays) every 10 s.
 public enum MachineMetrics {
     public enum Kind: String, Sendable {
         /// Only rises (but for a reboot or a driver reload).

@@ -55,8 +55,9 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
     private var gpmSamples: [UnsafeMutableRawPointer: (previous: OpaquePointer, current: OpaquePointer, primed: Bool)] = [:]
     /// Whether each device's GPM answered its PCIe metrics, as its last metrics call said.
     private var gpmGivesPCIe: [UnsafeMutableRawPointer: Bool] = [:]
-    /// The devices in MIG mode at their last read of it: only they have instances to read.
-    private var migEnabled: Set<UnsafeMutableRawPointer> = []
+    /// The devices out of MIG mode at their last read of it: they have no instances to read (a
+    /// device whose mode could not be read is asked, as before the mode was known).
+    private var migOff: Set<UnsafeMutableRawPointer> = []
 
     /// The metrics that cost a tenth of a millisecond of CPU a read or more where the rest cost a
     /// few microseconds (an H200, driver 580: the energy counter 3 ms, each violation counter
@@ -127,8 +128,8 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let device = devices[position]
             let labels = gpuLabels[position]
             for metric in supported[position] where part.includes(metric) {
-                // Instances only on a GPU in MIG mode, as read at start and then with the slow part.
-                if metric == .migMemory && !migEnabled.contains(UnsafeMutableRawPointer(device)) { continue }
+                // No instances on a GPU out of MIG mode, as read at start and then with the slow part.
+                if metric == .migMemory && migOff.contains(UnsafeMutableRawPointer(device)) { continue }
                 read(metric, device, labels: labels, processes: processes, into: &readings)
             }
         }
@@ -358,7 +359,7 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
             let rc = function(device, &current, &pending)
             if rc == NVMLReturn.success {
                 readings.append(Reading("hw.gpu.mig.mode", labels, Double(current)))
-                if current == 1 { migEnabled.insert(UnsafeMutableRawPointer(device)) } else { migEnabled.remove(UnsafeMutableRawPointer(device)) }
+                if current == 1 { migOff.remove(UnsafeMutableRawPointer(device)) } else { migOff.insert(UnsafeMutableRawPointer(device)) }
             }
             return rc
         case .migMemory:

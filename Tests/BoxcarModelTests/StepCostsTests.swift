@@ -96,6 +96,20 @@ import Testing
         // Without ticks of power, by time: 2, 4 and 0.25 of the span's 6.25 s; step 4 has none.
         let timed = StepCosts(key: "loss", clock: clock, series: [], marks: marks)
         #expect(timed.steps.map(\.energyJoules) == [944, 1888, 118, nil])
+        // Two GPUs, the second's ticks missing from 4 s to 7 s: the shares are weighed by the
+        // first's ticks alone (the GPUs that cover every step of the span), and still add up to
+        // the counters' 2950 + 1000 J.
+        var second = MetricColumns()
+        second.append(step: 0, wallclock: Self.t0, value: 0)
+        second.append(step: 3, wallclock: Self.t0, value: 1000)
+        var gapped = MetricColumns()
+        for n in 1...20 where !(5...7).contains(n) { gapped.append(step: UInt64(n), wallclock: Self.t0 + Int64(n) * Self.second, value: 50) }
+        let two = StepCosts(
+            key: "loss", clock: clock, series: power + [("system/hw.power{\(Self.gpu(1)),hw.type=\"gpu\"}", gapped)],
+            marks: marks + [("system/step/hw.energy{\(Self.gpu(1)),hw.type=\"gpu\"}", second)])
+        let shared = two.steps.prefix(3).map { $0.energyJoules! }
+        #expect(abs(shared.reduce(0, +) - 3950) < 1e-9)
+        #expect(abs(shared[1] / shared[0] - 6) < 1e-12 && abs(shared[2] / shared[0] - 0.375) < 1e-12)
         // A counter that went back between the marks (a driver reloaded): the ticks' own.
         var reset = read
         reset.values[1] = 5
