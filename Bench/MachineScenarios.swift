@@ -35,11 +35,12 @@ extension BoxcarBench {
     /// The CPU time of one read of each metric of every GPU (median µs of 30): with a real
     /// driver, which calls are worth reading less often (NVIDIAGPUSensor.slowMetrics).
     func costByMetric(_ nvidia: NVIDIAGPUSensor, processes: [Int32]) -> [String: Double] {
+        let processes = Set(processes)  // made once, outside the timing
         var costs: [String: Double] = [:]
         for metric in NVIDIAGPUSensor.Metric.allCases where nvidia.gpus.contains(where: { nvidia.unsupported[$0.index]?[metric] == nil }) {
             let times = (0..<30).map { _ in
                 let before = threadCPUSeconds()
-                _ = nvidia.sample(processes: Set(processes), part: .only(metric))
+                _ = nvidia.sample(processes: processes, part: .only(metric))
                 return threadCPUSeconds() - before
             }.sorted()
             costs[metric.rawValue] = (times[times.count / 2] * 1e6).rounded()

@@ -82,8 +82,8 @@ public final class StepMarks: Sendable {
     private func read(experimentID: String, step: UInt64) async {
         defer { state.withLock { $0.reading = false } }
         let nvidia = self.nvidia
-        // Stamped where it is read, not before the hop to the thread.
-        let began = ContinuousClock.now
+        let began = ContinuousClock.now  // the pacing counts from here, the hop to the thread included
+        // The mark is stamped where it is read, not before the hop to the thread.
         let read = try? await thread.runIfActive { () -> (wallclock: Nanoseconds, readings: [Reading], cpu: Double) in
             let cpu = threadCPUSeconds()
             return (WallClock.now(), nvidia.stepCounters(), threadCPUSeconds() - cpu)

@@ -1,4 +1,5 @@
 import CNVML
+import Synchronization
 
 /// NVIDIA GPUs through NVML: one set of series per GPU, labelled with its index, name and UUID.
 ///
@@ -120,20 +121,27 @@ public final class NVIDIAGPUSensor: @unchecked Sendable {
         registerXIDEvents()
     }
 
+    /// Held by a sample: the fast and slow parts are two guarded calls, and where one hangs in the
+    /// driver the guard makes the next on another thread, which must wait rather than touch what
+    /// the hung one will when it returns (counters' last reads, GPM's samples, the MIG modes).
+    private let sampling = Mutex(())
+
     /// Every supported metric of every GPU, or the fast or slow part of them. `processes` limits
     /// per-process GPU memory to those PIDs (the attached trainers' trees); empty: none.
     public func sample(processes: Set<Int32> = [], part: Part = .all) -> [Reading] {
-        var readings: [Reading] = []
-        for position in gpus.indices {
-            let device = devices[position]
-            let labels = gpuLabels[position]
-            for metric in supported[position] where part.includes(metric) {
-                // No instances on a GPU out of MIG mode, as read at start and then with the slow part.
-                if metric == .migMemory && migOff.contains(UnsafeMutableRawPointer(device)) { continue }
-                read(metric, device, labels: labels, processes: processes, into: &readings)
+        sampling.withLock { _ in
+            var readings: [Reading] = []
+            for position in gpus.indices {
+                let device = devices[position]
+                let labels = gpuLabels[position]
+                for metric in supported[position] where part.includes(metric) {
+                    // No instances on a GPU out of MIG mode, as read at start and then with the slow part.
+                    if metric == .migMemory && migOff.contains(UnsafeMutableRawPointer(device)) { continue }
+                    read(metric, device, labels: labels, processes: processes, into: &readings)
+                }
             }
+            return readings
         }
-        return readings
     }
 
     /// Whether some GPU gives a counter a trainer's steps are marked with (energy, violation time).

@@ -39,9 +39,13 @@
 // violation.power and violation.thermal ns over its second). With GPM, nvmlGpmMetricsGet's PCIe
 // metrics (MiB/s) are pcie.tx and pcie.rx (KB/s) divided by 1024, unless gpm.pcie is
 // "unsupported".
-// Every call counts itself in a counter the test can read with fake_nvml_calls().
+// Every call counts itself in a counter the test can read with fake_nvml_calls(). While a test
+// holds a call (fake_nvml_hold("nvmlDeviceGetUtilizationRates") or
+// "nvmlDeviceGetTotalEnergyConsumption"), it waits until the test lets go (fake_nvml_hold(NULL)),
+// as a driver call on a GPU that fell off the bus does; fake_nvml_held() says how many wait.
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +118,35 @@ static struct FakeEventSet event_set;
 static long calls = 0;
 
 long fake_nvml_calls(void) { return calls; }
+
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_changed = PTHREAD_COND_INITIALIZER;
+static char holding[64];
+static int held = 0;
+
+void fake_nvml_hold(const char *function) {
+    pthread_mutex_lock(&hold_lock);
+    snprintf(holding, sizeof holding, "%s", function ? function : "");
+    pthread_cond_broadcast(&hold_changed);
+    pthread_mutex_unlock(&hold_lock);
+}
+
+int fake_nvml_held(void) {
+    pthread_mutex_lock(&hold_lock);
+    int count = held;
+    pthread_mutex_unlock(&hold_lock);
+    return count;
+}
+
+static void wait_while_held(const char *function) {
+    pthread_mutex_lock(&hold_lock);
+    if (strcmp(holding, function) == 0) {
+        held++;
+        while (strcmp(holding, function) == 0) pthread_cond_wait(&hold_changed, &hold_lock);
+        held--;
+    }
+    pthread_mutex_unlock(&hold_lock);
+}
 
 static int field_index(const char *name) {
     for (int i = 0; i < FIELDS; i++) if (strcmp(field_names[i], name) == 0) return i;
@@ -315,6 +348,7 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
 typedef struct { unsigned int gpu; unsigned int memory; } nvmlUtilization_t;
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
     calls++;
+    wait_while_held(__func__);
     if (device->unsupported[F_UTIL_GPU]) return NOT_SUPPORTED;
     utilization->gpu = (unsigned int)value_now(device, F_UTIL_GPU);
     utilization->memory = (unsigned int)device->values[F_UTIL_MEM];
@@ -354,6 +388,7 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
 nvmlReturn_t nvmlDeviceGetEnforcedPowerLimit(nvmlDevice_t device, unsigned int *limit) { VALUE(F_POWER_LIMIT, unsigned int, limit) }
 
 nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy) {
+    wait_while_held(__func__);
     VALUE(F_ENERGY, unsigned long long, energy)
 }
 

@@ -12,7 +12,8 @@ import Testing
 @Suite struct StepMarksTests {
     let directory = TemporaryDirectory()
 
-    func marks(share: Double) async throws -> (StepMarks, Store, String) {
+    /// The marks, their store, the experiment, and the fake NVML library their GPU is read through.
+    func marks(share: Double) async throws -> (StepMarks, Store, String, String) {
         let library = directory.file("libnvidia-ml-\(share).so.1")
         try FileManager.default.copyItem(atPath: fakeNVMLLibrary, toPath: library)
         try "gpus 1\n0 energy 5000000\n".write(toFile: library + ".script", atomically: true, encoding: .utf8)
@@ -21,7 +22,7 @@ import Testing
         let marks = StepMarks(store: store, nvidia: nvidia, logger: Logger(label: "test"), share: share)
         let run = try await store.createExperiment(.init(name: "run", namespace: "steps")).experiment.id
         marks.attached([run])
-        return (marks, store, run)
+        return (marks, store, run, library)
     }
 
     /// The steps that have an energy mark, once no read is under way.
@@ -33,7 +34,7 @@ import Testing
 
     @Test func stepsBegunWithinAReadsWindowHaveNoMark() async throws {
         // A billionth of a core: a read of any CPU time keeps the next off for a second or more.
-        let (marks, store, run) = try await marks(share: 1e-9)
+        let (marks, store, run, _) = try await marks(share: 1e-9)
         marks.arrived(experimentID: run, steps: [1])
         #expect(try await marked(marks, store, run) == [1])
         marks.arrived(experimentID: run, steps: [2])
@@ -45,10 +46,19 @@ import Testing
 
     @Test func aStepBegunDuringAReadHasNoMarkTheFirstAfterTheWindowHasOne() async throws {
         // All of a core: the window is as long as the read.
-        let (marks, store, run) = try await marks(share: 1)
+        let (marks, store, run, library) = try await marks(share: 1)
+        // Step 1's read is held in the driver (the fake's energy call) until step 2 has begun.
+        let handle = try #require(dlopen(library, RTLD_NOW))
+        defer { dlclose(handle) }
+        let hold = unsafeBitCast(try #require(dlsym(handle, "fake_nvml_hold")), to: (@convention(c) (UnsafePointer<CChar>?) -> Void).self)
+        let held = unsafeBitCast(try #require(dlsym(handle, "fake_nvml_held")), to: (@convention(c) () -> Int32).self)
+        hold("nvmlDeviceGetTotalEnergyConsumption")
+        defer { hold(nil) }
         marks.arrived(experimentID: run, steps: [1])
-        // At once, while step 1's read is under way (it ends on another thread, after a hop).
+        for _ in 0..<30000 where held() == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(held() == 1, "step 1's read is under way")
         marks.arrived(experimentID: run, steps: [2])
+        hold(nil)
         #expect(try await marked(marks, store, run) == [1])
         for _ in 0..<3000 where marks.state.withLock({ ContinuousClock.now < $0.notBefore }) {
             try await Task.sleep(for: .milliseconds(1))

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import BoxcarSensors
 import BoxcarTestSupport
+import Foundation
+import Synchronization
 import Testing
 
 /// The NVML sensor against the fake libnvidia-ml the package builds (libFakeNVML.so, beside the
@@ -326,6 +328,33 @@ import Testing
         #expect(calls() - before == 1 + 7 + 2, "GPU 0: the slot count, each of 7 slots, the filled one's UUID and memory")
         #expect(Set(instances.map(\.name)) == ["hw.gpu.mig.memory.usage", "hw.gpu.mig.memory.limit", "hw.gpu.mig.memory.reserved"])
         #expect(instances.allSatisfy { $0.labels.contains(.init("index", "0")) })
+    }
+
+    @Test func aPartWaitsForOneHungInTheDriverInsteadOfTouchingItsState() throws {
+        // The fast part hangs in the driver (the fake holds its utilization call); the slow part,
+        // called on another thread as the hang guard then does, must not run beside it.
+        let sensor = try NVIDIAGPUSensor(library: try load("gpus 1\n"))
+        let handle = try #require(dlopen(fakeNVMLLibrary, RTLD_NOW))
+        defer { dlclose(handle) }
+        let hold = unsafeBitCast(try #require(dlsym(handle, "fake_nvml_hold")), to: (@convention(c) (UnsafePointer<CChar>?) -> Void).self)
+        let held = unsafeBitCast(try #require(dlsym(handle, "fake_nvml_held")), to: (@convention(c) () -> Int32).self)
+        let finished = Mutex<[String]>([])
+        hold("nvmlDeviceGetUtilizationRates")
+        defer { hold(nil) }
+        Thread { _ = sensor.sample(part: .fast); finished.withLock { $0.append("fast") } }.start()
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while held() == 0 && clock.now < deadline { usleep(1000) }
+        #expect(held() == 1, "the fast part waits in the driver")
+        Thread { _ = sensor.sample(part: .slow); finished.withLock { $0.append("slow") } }.start()
+        // A slow part that ran beside the hung one would end while it still waits: it has a second.
+        let grace = clock.now + .seconds(1)
+        while finished.withLock({ $0.isEmpty }) && clock.now < grace { usleep(1000) }
+        let whileHung = finished.withLock { $0 }
+        hold(nil)
+        #expect(whileHung.isEmpty, "nothing ends while the fast part is in the driver")
+        while finished.withLock({ $0.count < 2 }) && clock.now < deadline { usleep(1000) }
+        #expect(Set(finished.withLock { $0 }) == ["fast", "slow"])
     }
 
     @Test func eightGPUsAreEachLabelled() throws {
