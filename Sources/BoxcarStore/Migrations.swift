@@ -209,6 +209,10 @@ enum Migrations {
         // 8: machine series under OpenTelemetry's names: `renameMachineSeries` renames the keys
         // (SeriesRenames); a series keeps its id, so its points, blocks and ticks stay its own.
         "SELECT 1",
+        // 9: `meta`'s sequence counter may be behind the head's newest tick (a group of ticks alone
+        // does not store it: Store.committedSequence). Nothing changes in the file; the version
+        // keeps an older agent, which would number records again from the counter, off it.
+        "SELECT 1",
     ]
 
     /// Migrations whose work is more than their SQL, by version.

@@ -57,6 +57,8 @@ extension Store {
     private static func tickWrite(_ tick: Tick) throws -> @Sendable (WriteContext) throws -> Void {
         let events = try tick.events.map { ($0, try $0.metadata.jsonText()) }
         return { context in
+            // Its events take numbers past the row's last_seq: those are kept in `meta`.
+            context.jobStoresOnlyATick = events.isEmpty
             try context.requireParent(tick.parentID)
             if !tick.keys.isEmpty {
                 let (members, setID) = try context.tickSeries(parentID: tick.parentID, keys: tick.keys)
@@ -79,6 +81,21 @@ extension Store {
                 try Self.insertEvent(context, event, metadataText: metadataText, now: now)
             }
         }
+    }
+
+    /// The last sequence number committed, as `connection`'s snapshot has it: the counter in
+    /// `meta`, or past it the last number of the head's newest tick. A group of writes that
+    /// stores only ticks leaves the counter as it was (their rows say how far they took it);
+    /// every other write stores it, compaction and retention too, which remove ticks, so a number
+    /// committed once is never handed out again.
+    static func committedSequence(_ connection: Connection) throws -> Int64 {
+        let statement = try connection.statement("""
+            SELECT max(coalesce((SELECT value FROM meta WHERE key = 'sequence'), 0),
+                       coalesce((SELECT last_seq FROM ticks ORDER BY seq DESC LIMIT 1), 0))
+            """)
+        defer { statement.reset() }
+        _ = try statement.step()
+        return statement.int64(0)
     }
 
     /// The series sets of a parent's ticks in the head: each set's id and its members' series ids,

@@ -110,7 +110,7 @@ extension Store {
         after: Int64, maxRows: Int, maxBytes: Int, selection: OutboxSelection
     ) async throws -> OutboxBatch {
         try await read { connection in
-            let last = try Self.metaValue("sequence", connection) ?? 0
+            let last = try Self.committedSequence(connection)
             let removed = try Self.metaValue("removed_through", connection) ?? 0
             // Each table's first `maxRows` after the cursor; their merge, cut at the limits, is
             // then exactly the outbox's first rows: a row of any table at or below the cut is
@@ -329,7 +329,7 @@ extension Store {
                 acknowledged: acknowledged, start: try Self.metaValue("forward_start", connection) ?? 0,
                 quarantined: try Self.count("SELECT count(*) FROM forward_quarantine", connection),
                 skippedRecords: try Self.count("SELECT coalesce(sum(records), 0) FROM forward_skips", connection))
-            return (state, try Self.metaValue("sequence", connection) ?? 0)
+            return (state, try Self.committedSequence(connection))
         }
     }
 

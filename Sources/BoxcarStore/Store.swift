@@ -142,11 +142,7 @@ public final class Store: Sendable {
     /// The sequence number of the last committed record.
     public var lastSequence: Int64 {
         if let writer { return writer.lastSequence }
-        return (try? readSync { connection in
-            let statement = try connection.statement("SELECT value FROM meta WHERE key = 'sequence'")
-            defer { statement.reset() }
-            return try statement.step() ? statement.int64(0) : 0
-        }) ?? 0
+        return (try? readSync { connection in try Self.committedSequence(connection) }) ?? 0
     }
 
     // MARK: Plumbing for the operations in Store+Writes and Store+Reads

@@ -56,7 +56,7 @@ import Testing
         #expect(try await count(store, "SELECT count(*) FROM ticks") == 11)
         #expect(try await count(store, "SELECT count(*) FROM series_sets") == 2)
         // Each value took a sequence number of its own: 10 × 2 + 3.
-        #expect(try await count(store, "SELECT value FROM meta WHERE key = 'sequence'") == 23)
+        #expect(store.lastSequence == 23)
 
         func check(_ label: String) async throws {
             let host = try await store.metrics(parentID: Store.hostID)
@@ -101,6 +101,37 @@ import Testing
         try await check("all compacted")
         #expect(try await integrity(store) == "ok")
         await store.close()
+    }
+
+    /// A group of writes that stores only ticks leaves `meta`'s counter as it was, their rows
+    /// saying how far they took it: the numbering and the outbox's end count them all the same,
+    /// after a restart, and after compaction has removed them.
+    @Test func numbersTakenByTicksAloneAreNeverHandedOutAgain() async throws {
+        let path = directory.file("boxcar.db")
+        func opened(_ body: (Store) async throws -> Void) async throws {
+            let store = try Store.open(path: path)
+            try await body(store)
+            await store.close()
+        }
+        try await opened { store in
+            for n in 1...3 { try await store.appendTick(tick(n)) }
+            #expect(try await count(store, "SELECT value FROM meta WHERE key = 'sequence'") == 0)
+            #expect(store.lastSequence == 6)
+            #expect(try await store.outbox(after: 0, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all).through == 6)
+        }
+        try await opened { store in
+            #expect(store.lastSequence == 6)
+            try await store.appendTick(tick(4))
+            #expect(try await count(store, "SELECT seq FROM ticks WHERE step = 4") == 7)
+            // Compaction removes every tick, and stores the counter.
+            #expect(try await store.compactHead(ticksPerBlock: 4, idleBefore: .max, readers: .init()).ticks == 4)
+            #expect(try await count(store, "SELECT count(*) FROM ticks") == 0)
+        }
+        try await opened { store in
+            #expect(store.lastSequence == 8)
+            try await store.appendTick(tick(5))
+            #expect(try await count(store, "SELECT seq FROM ticks") == 9)
+        }
     }
 
     /// A reader of the outbox that takes small batches, with compaction run between them, gets

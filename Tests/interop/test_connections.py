@@ -93,7 +93,10 @@ def test_thousands_of_held_connections_are_bounded_and_the_agent_keeps_working(t
         with running_agent(tmp_path, "--sample-interval", "0.2", "--max-connections", "1000") as agent:
             def committed_records() -> int:
                 with sqlite3.connect(f"file:{agent.db}?mode=ro", uri=True) as connection:
-                    return connection.execute("SELECT value FROM meta WHERE key = 'sequence'").fetchone()[0]
+                    # As Store.committedSequence: the counter, or the head's newest tick past it.
+                    return connection.execute(
+                        "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'sequence'), 0),"
+                        " coalesce((SELECT last_seq FROM ticks ORDER BY seq DESC LIMIT 1), 0))").fetchone()[0]
 
             for _ in range(3000):  # connections that say nothing: no HTTP/2 preface, no call
                 connection = sockets.socket(sockets.AF_UNIX)
