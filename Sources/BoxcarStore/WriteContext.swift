@@ -35,8 +35,10 @@ public final class WriteContext {
         var key: String
     }
 
-    /// Whether the open transaction stores the sequence counter in `meta`: not while it holds
-    /// only ticks of the head, whose rows say how far they took it (`Store.committedSequence`).
+    /// Whether the next commit stores the sequence counter in `meta`: not while the writes since
+    /// the last one are ticks of the head alone, whose rows say how far they took it
+    /// (`Store.committedSequence`). A refused write's numbers are stored, so that what the
+    /// database says was committed is always the writer's `lastSequence`.
     /// That is a page fewer in the WAL a tick (3 → 2 on this machine's 75 series, 6.4 → 5.4 on
     /// the large node's 2,062), and the UPDATE: the 75 series' writer went from 59 to 50 µs a tick
     /// (`boxcar-bench storage-host`, medians of 8 run alternately).
@@ -65,7 +67,6 @@ public final class WriteContext {
     // was a few microseconds of every tick's write.
     func begin() throws {
         try connection.statement("BEGIN IMMEDIATE").run()
-        storesSequence = false
     }
 
     func savepoint() throws {
@@ -82,6 +83,7 @@ public final class WriteContext {
     }
 
     func rollbackToSavepoint() {
+        storesSequence = true
         try? connection.execute("ROLLBACK TO job")
         try? connection.execute("RELEASE job")
         for name in journal.compactMap({ $0 }) { seriesIDs[name] = nil }
@@ -101,10 +103,12 @@ public final class WriteContext {
             try statement.run()
         }
         try connection.statement("COMMIT").run()
+        storesSequence = false
     }
 
     /// After a failed commit nothing of the group is stored: forget every cached id.
     func rollbackTransaction() {
+        storesSequence = true
         try? connection.execute("ROLLBACK")
         knownParents.removeAll()
         seriesIDs.removeAll()

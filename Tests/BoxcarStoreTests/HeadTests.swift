@@ -131,6 +131,25 @@ import Testing
             #expect(store.lastSequence == 8)
             try await store.appendTick(tick(5))
             #expect(try await count(store, "SELECT seq FROM ticks") == 9)
+            // A write refused after it took a number: the outbox still reaches the writer's last
+            // number (the forwarder's "caught up"), with ticks alone after it too.
+            await #expect(throws: NotFoundError.self) {
+                try await store.write { context in
+                    _ = context.nextSequence()
+                    throw NotFoundError("refused")
+                }
+            }
+            try await store.appendTick(tick(6))
+            #expect(store.lastSequence == 13)
+            #expect(try await store.outbox(after: 8, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all).through == 13)
+            await #expect(throws: NotFoundError.self) {
+                try await store.write { context in
+                    _ = context.nextSequence()
+                    throw NotFoundError("refused")
+                }
+            }
+            #expect(store.lastSequence == 14)
+            #expect(try await store.outbox(after: 8, maxRows: 100, maxBytes: 1 << 20, hostSeries: .all).through == 14)
         }
     }
 
