@@ -257,6 +257,8 @@ extension Store {
         guard running.allSatisfy({ plan.last <= $0 }), !kept.contains(where: { plan.first <= $0 && $0 < plan.last }) else {
             throw StretchChanged()
         }
+        // A job of its own, not a tick's: its commit stores the sequence counter, which the
+        // removed ticks' rows no longer tell (Store.committedSequence).
         for (table, rows) in [("ticks", plan.ticks), ("metric_blocks", plan.replacedBlocks)] {
             let delete = try connection.statement("DELETE FROM \(table) WHERE seq = ?")
             for seq in rows {

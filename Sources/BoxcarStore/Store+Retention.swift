@@ -75,6 +75,8 @@ extension Store {
                 WHERE ss.parent_id = ? AND t.wallclock < ? AND t.last_seq <= ? \(outsideWindows("t.wallclock", "t.wallclock")) LIMIT ?
                 """,
             ]
+            // Removing ticks in a job of its own stores the sequence counter, which their rows no
+            // longer tell (Store.committedSequence).
             let deletes = ["DELETE FROM metric_blocks WHERE seq = ?", "DELETE FROM ticks WHERE seq = ?"]
             var removed: [(first: Int64, last: Int64)] = []
             for (sql, deleteSQL) in zip(selects, deletes) where removed.count < limit {

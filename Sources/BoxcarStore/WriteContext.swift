@@ -45,6 +45,8 @@ public final class WriteContext {
     private var storesSequence = false
     /// Set by the job running when all it stores is a tick of the head (Store+Head.swift).
     var jobStoresOnlyATick = false
+    /// The counter when the running job began: a refused job that took numbers has them stored.
+    private var sequenceBeforeJob: Int64 = 0
 
     init(connection: Connection) throws {
         self.connection = connection
@@ -71,6 +73,7 @@ public final class WriteContext {
 
     func savepoint() throws {
         jobStoresOnlyATick = false
+        sequenceBeforeJob = sequence
         journal.removeAll(keepingCapacity: true)
         parentJournal.removeAll(keepingCapacity: true)
         countJournal.removeAll(keepingCapacity: true)
@@ -83,7 +86,9 @@ public final class WriteContext {
     }
 
     func rollbackToSavepoint() {
-        storesSequence = true
+        // (A tick refused for its parent or its series limit takes none: a trainer stuck at its
+        // limit does not store the counter every tick.)
+        if sequence != sequenceBeforeJob { storesSequence = true }
         try? connection.execute("ROLLBACK TO job")
         try? connection.execute("RELEASE job")
         for name in journal.compactMap({ $0 }) { seriesIDs[name] = nil }
