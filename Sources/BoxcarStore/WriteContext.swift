@@ -37,7 +37,7 @@ public final class WriteContext {
 
     /// Whether the next commit stores the sequence counter in `meta`: not while the writes since
     /// the last one are ticks of the head alone, whose rows say how far they took it
-    /// (`Store.committedSequence`). A refused write's numbers are stored, so that what the
+    /// (`Store.committedSequence`). Numbers a refused write took are stored, so that what the
     /// database says was committed is always the writer's `lastSequence`.
     /// That is a page fewer in the WAL a tick (3 → 2 on this machine's 75 series, 6.4 → 5.4 on
     /// the large node's 2,062), and the UPDATE: the 75 series' writer went from 59 to 50 µs a tick
