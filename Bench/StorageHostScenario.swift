@@ -252,12 +252,12 @@ extension BoxcarBench {
         let gpu = gpuKeys.isEmpty ? nil : try await timed(gpuKeys)
         let (blocks, dataBytes, compacted) = try await blockBytes(store: store, keys: keys, kinds: kinds)
         await store.close()
+        let compactedPoints = compacted.values.reduce(0, +)
         var fields: [String: Any] = [
             "scenario": "storage-host", "layout": layout.name, "series": keys.count, "ticks": hostTicks, "points": points, "seconds": seconds,
-            "blocks": blocks, "compacted_points": compacted.values.reduce(0, +),
+            "blocks": blocks, "compacted_points": compactedPoints,
             "bytes_per_point": Double(used) / Double(points),
             "bytes_per_point_with_head_at_largest": withHead,
-            "block_data_bytes_per_point": dataBytes.values.reduce(0, +) / Double(compacted.values.reduce(0, +)),
             "database_bytes_per_day_at_1s": Double(used) / Double(points) * Double(keys.count) * 86_400,
             "writer_cpu_us_per_tick": writerThreadCPU.seconds / Double(hostTicks) * 1e6,
             "tick_path_cpu_us_per_tick": writeCPU / Double(hostTicks) * 1e6,
@@ -265,7 +265,9 @@ extension BoxcarBench {
             "query_24h_one_series_ms": one.ms, "query_24h_one_series_points": one.points,
             "query_24h_75_series_ms": all.ms, "query_24h_75_series_points": all.points,
         ]
-        // Runs shorter than a stretch have none to take the median of.
+        // Runs shorter than a stretch have nothing compacted, and none to take the median of
+        // (0 / 0 is no number JSON can carry).
+        if compactedPoints > 0 { fields["block_data_bytes_per_point"] = dataBytes.values.reduce(0, +) / Double(compactedPoints) }
         if !segments.isEmpty { fields["writer_cpu_us_per_tick_median_of_\(segment)"] = median(segments) }
         if let gpu {
             fields["query_24h_one_gpu_series"] = gpuKeys.count

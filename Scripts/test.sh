@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift suites (unit and end-to-end), the Python interop tests against a
 # real agent, the release layout's tests, then the release build (the README's start command)
-# and its idle agent's peak RSS. Installs what a fresh machine lacks first. CI runs exactly this
+# and its idle agent's peak RSS, and a short run of the storage benchmark. Installs what a fresh machine lacks first. CI runs exactly this
 # (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,4 +71,18 @@ if cpu > 0.003:
     failures.append(f"the idle agent used {cpu:.2%} of a core; at most 0.3 %")
 if failures:
     sys.exit("\n".join(failures))
+'
+
+echo "== the storage benchmark runs end to end: shorter than a compaction stretch (nothing compacted) and over two"
+for ticks in 300 1300; do .build-release/release/boxcar-bench storage-host --host-ticks $ticks; done | python3 -c '
+import json, sys
+def refuse(constant):
+    sys.exit(f"storage-host printed {constant}, which JSON does not carry")
+results = [json.loads(line, parse_constant=refuse) for line in sys.stdin if line.strip()]
+if len(results) != 4:
+    sys.exit(f"storage-host printed {len(results)} results of 4 (two layouts, two runs)")
+for result in results:
+    print({key: result[key] for key in ("layout", "ticks", "bytes_per_point", "writer_cpu_us_per_tick")})
+if any(("block_data_bytes_per_point" in result) != (result["ticks"] >= 600) for result in results):
+    sys.exit("storage-host reported block bytes for a run that compacted nothing, or none for one that did")
 '
