@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Swift suites (unit and end-to-end), the Python interop tests against a
-# real agent, the release layout's tests, then the release build (the README's start command)
-# and its idle agent's peak RSS, and a short run of the storage benchmark. Installs what a fresh machine lacks first. CI runs exactly this
-# (.ci/run).
+# real agent, the release layout's tests, then the release build (the README's start command),
+# its idle agent's peak RSS and a short run of the storage benchmark. Installs what a fresh
+# machine lacks first. CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
