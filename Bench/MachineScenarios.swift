@@ -234,14 +234,13 @@ extension BoxcarBench {
         let peak = try peakRSS(pid)
         let resident = try residentBytes(pid)
         let anonymous = try anonymousBytes(pid)
-        let hugeFilePages = filePMDMappedBytes(pid)
+        let executable = try executableResidentBytes(pid)
         try agent.stop()
-        var fields: [String: Any] = [
+        report([
             "scenario": "idle", "clients": 0, "points": 0, "seconds": seconds,
             "cpu_fraction": cpu / seconds, "peak_rss_bytes": peak, "rss_bytes": resident, "anonymous_bytes": anonymous,
-        ]
-        if let hugeFilePages { fields["file_pmd_mapped_bytes"] = hugeFilePages }
-        report(fields)
+            "executable_rss_bytes": executable,
+        ])
     }
 }
 

@@ -211,11 +211,24 @@ func anonymousBytes(_ pid: Int32) throws -> Int {
     try kilobytes("Anonymous:", in: "/proc/\(pid)/smaps_rollup") * 1024
 }
 
-/// The agent's file pages the kernel mapped as whole 2 MB pages (a large folio of its binary in
-/// the page cache, mapped at once): where the peak of some idle runs comes out 2 MB higher
-/// than others', this says whether that was it. Nil where the kernel does not say.
-func filePMDMappedBytes(_ pid: Int32) -> Int? {
-    (try? kilobytes("FilePmdMapped:", in: "/proc/\(pid)/smaps_rollup")).map { $0 * 1024 }
+/// The resident pages of the process's own executable (the sum of `Rss` over its mappings in
+/// /proc/PID/smaps): of the file pages an idle agent maps, which are its binary's and which the
+/// libraries'. Some idle runs peak 2 MB above the others with the same anonymous memory (none of
+/// it mapped as whole 2 MB pages: `FilePmdMapped` was 0), and this says whether the binary grew.
+func executableResidentBytes(_ pid: Int32) throws -> Int {
+    let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+    var inExecutable = false
+    var kilobytes = 0
+    for line in try String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8).split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = fields.first, first.contains("-"), !first.hasSuffix(":") {
+            // A mapping's header: "start-end perms offset dev inode [path]".
+            inExecutable = fields.count >= 6 && fields[5...].joined(separator: " ") == executable
+        } else if inExecutable, fields.first == "Rss:", fields.count >= 2, let value = Int(fields[1]) {
+            kilobytes += value
+        }
+    }
+    return kilobytes * 1024
 }
 
 /// The number of the `field` line of a /proc file in kB ("VmHWM:    17112 kB").
