@@ -243,8 +243,9 @@ let package = Package(
         .testTarget(
             name: "BoxcarServerTests",
             dependencies: [
-                "BoxcarServer", "BoxcarAPI", "BoxcarEventLoop",
+                "BoxcarServer", "BoxcarAPI", "BoxcarEventLoop", "BoxcarFlowControl",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -122,6 +122,11 @@ final class Agent: Service, Sendable {
         // thread, so that `rpcLoop.next()` is the loop of every connection.
         let rpcLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { rpcLoop.shutdownGracefully { _ in } }
+        // A lone call's write commits on the loop (Store.commitOnCaller): waking the writer thread
+        // and being woken by it cost such a call more than its commit. With other calls open, the
+        // writer commits theirs together, as the loop goes on serving.
+        let loop = rpcLoop.next()
+        store.commitOnCaller { [gate] in gate.isOnlyCall(on: loop) }
         var servers = [
             Listener.unixSocket(path: configuration.socketPath).server(
                 serving: services.services, token: nil, maxRequestBytes: maxRequestBytes,

@@ -86,6 +86,7 @@ public final class ConnectionGate: Sendable {
     public let idleTimeout: Duration
     public let stallTimeout: Duration
     private let open = Atomic<Int>(0)
+    private let streams = Atomic<Int>(0)
     private let descriptors: ClientDescriptors
     /// The connections that have opened a stream, by identity, while they are open.
     private let called = Mutex<Set<ObjectIdentifier>>([])
@@ -111,6 +112,16 @@ public final class ConnectionGate: Sendable {
     }
 
     public var openConnections: Int { open.load(ordering: .relaxed) }
+    /// The calls open now, on every connection of every listener given this gate: each counted
+    /// from when its stream opens (as the transport reads its headers, before its handler runs)
+    /// until the stream closes.
+    public var openStreams: Int { streams.load(ordering: .relaxed) }
+
+    /// Whether the caller runs on `loop` and its call is the only one open: nothing else would
+    /// wait while it blocks there (the agent's writes commit on the loop then, `Store.commitOnCaller`).
+    public func isOnlyCall(on loop: any EventLoop) -> Bool {
+        loop.inEventLoop && openStreams == 1
+    }
     public var refusedConnections: Int { refused.load(ordering: .relaxed) }
     /// Streams ended because their clients read nothing, or sent nothing of a message they began,
     /// for the stall timeout.
@@ -157,7 +168,11 @@ public final class ConnectionGate: Sendable {
         }
         let flow = StreamFlow(budget: budget)
         let number = flows.add(flow)
-        stream.closeFuture.whenComplete { [flows] _ in flows.remove(number) }
+        streams.add(1, ordering: .relaxed)
+        stream.closeFuture.whenComplete { [self] _ in
+            flows.remove(number)
+            streams.subtract(1, ordering: .relaxed)
+        }
         return stream.eventLoop.makeCompletedFuture {
             let outbound = OutboundFlowHandler(window: flow.window, stallTimeout: stallTimeout) { [self] in
                 stalled(why: "ended a stream whose client read nothing of it (--stream-stall-timeout)", warning: stallWarnings[0])

@@ -69,7 +69,7 @@ public final class Store: Sendable {
         try connection.execute("PRAGMA secure_delete = FAST")
         try Migrations.migrate(connection)
         let writer = try Writer(connection: connection, capacity: queueCapacity, logger: logger)
-        return Store(path: path, writer: writer, lock: lock)
+        return Store(path: path, writer: writer, lock: lock, commitsOnCaller: durability == .normal)
     }
 
     /// Opens an existing database for reading only, also while an agent writes to it.
@@ -105,12 +105,22 @@ public final class Store: Sendable {
     /// one for a read-only store of a database an older agent writes.
     private let version: Int
 
-    private init(path: String, writer: Writer?, lock: Int32, version: Int = Migrations.all.count) {
+    /// When a write may commit on its caller's thread (`commitOnCaller(when:)`); nil: never. (In
+    /// a struct: a bare closure read out of the generic Mutex's inout value is wrapped in two more
+    /// reabstraction thunks at each read, and each write then ran through all of them.)
+    private let callerCommits = Mutex<CallerCommitRule?>(nil)
+    private struct CallerCommitRule {
+        let applies: @Sendable () -> Bool
+    }
+    private let commitsOnCaller: Bool
+
+    private init(path: String, writer: Writer?, lock: Int32, version: Int = Migrations.all.count, commitsOnCaller: Bool = false) {
         self.path = path
         self.writer = writer
         self.readers = Mutex([])
         self.lock = lock
         self.version = version
+        self.commitsOnCaller = commitsOnCaller
     }
 
     deinit {
@@ -121,6 +131,18 @@ public final class Store: Sendable {
     /// held until the store is released, so no other agent starts writing before this one is done.
     public func close() async {
         await writer?.close()
+    }
+
+    /// Lets each write (not a queued one: `submitIngest`, ticks) commit on its caller's thread
+    /// whenever `rule` says so at the write and the writer thread has nothing to do
+    /// (`Writer.write(_:here:)`): the agent's rule is "on the RPC event loop, the only call open",
+    /// where waking the writer and being woken by it cost a lone unary call more than its commit.
+    /// The caller's thread then blocks for the commit, and for a WAL checkpoint when one is due
+    /// (a few milliseconds every few hundred such writes). Ignored under `--durability full`: an
+    /// fsync a commit would hold the caller for longer.
+    public func commitOnCaller(when rule: @escaping @Sendable () -> Bool) {
+        guard commitsOnCaller else { return }
+        callerCommits.withLock { $0 = CallerCommitRule(applies: rule) }
     }
 
     /// Writes waiting for the writer thread.
@@ -149,7 +171,8 @@ public final class Store: Sendable {
 
     func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
         guard let writer else { throw ReadOnlyError(location: path) }
-        return try await writer.write(body)
+        let here = callerCommits.withLock { $0 }?.applies() ?? false
+        return try await writer.write(body, here: here)
     }
 
     /// Runs `body` on a pooled reader connection, off the Swift concurrency pool, inside one read

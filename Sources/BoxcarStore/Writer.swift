@@ -13,6 +13,11 @@ import Synchronization
 /// throws is rolled back to its savepoint alone, so a refused request stores nothing while the
 /// others in its group still commit. SQLite calls block, so they stay off the Swift concurrency
 /// pool.
+///
+/// A caller that would only wait for its write, alone, may commit it itself (`write(_:here:)`):
+/// when the thread has nothing to do, the write becomes a group of one on the caller's thread,
+/// which saves waking the thread and being woken by it again (most of what a lone unary call's
+/// write costs the agent). Groups still commit one at a time, in order.
 final class Writer: @unchecked Sendable {
     private struct Job {
         let run: (WriteContext) throws -> Void
@@ -34,6 +39,8 @@ final class Writer: @unchecked Sendable {
     private var closed = false
     private var finished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Whether a group is being committed, by the thread or by a caller.
+    private var committing = false
     private var committedSequence: Int64 = 0
     /// How long each group's transaction took, begin to commit.
     private var commitTimes = Histogram()
@@ -62,9 +69,31 @@ final class Writer: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    /// Runs `body` in the writer's transaction and returns once that transaction committed.
-    func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
-        try await submit(body).value()
+    /// Runs `body` in the writer's transaction and returns once that transaction committed. With
+    /// `here`, on the calling thread when no group is queued or committing (else queued as any
+    /// other): for a caller whose thread may block for a commit, and a checkpoint now and then.
+    func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R, here: Bool = false) async throws -> R {
+        if here, let result = try commitHere(body) { return result }
+        return try await submit(body).value()
+    }
+
+    /// `body` committed as a group of one on this thread; nil when the writer is busy.
+    private func commitHere<R>(_ body: @escaping (WriteContext) throws -> R) throws -> R? {
+        lock()
+        if closed {
+            unlock()
+            throw StoreClosedError()
+        }
+        guard queue.isEmpty && !committing else {
+            unlock()
+            return nil
+        }
+        committing = true
+        unlock()
+        var result: R?
+        let outcome = commitGroup([Job(run: { result = try body($0) }, finish: { _ in })])[0]
+        if let outcome { throw outcome }
+        return result!
     }
 
     /// Queues `body` (waiting only while the queue is full) and returns at once with the promise
@@ -184,7 +213,7 @@ final class Writer: @unchecked Sendable {
     private func loop() {
         while true {
             lock()
-            while queue.isEmpty && !closed {
+            while (queue.isEmpty && !closed) || committing {
                 pthread_cond_wait(condition, mutex)
             }
             if queue.isEmpty && closed {
@@ -197,30 +226,44 @@ final class Writer: @unchecked Sendable {
             }
             let group = Array(queue.prefix(maxGroup))
             queue.removeFirst(group.count)
+            committing = true
             let waiters = spaceWaiters
             spaceWaiters.removeAll()
             unlock()
             for waiter in waiters { waiter.resume() }
 
-            let started = ContinuousClock.now
-            let outcomes = commit(group)
-            let took = (ContinuousClock.now - started).seconds
-            // A job's own refusal (an unknown parent, say) is not the store's fault.
-            let fault = outcomes.lazy.compactMap { $0 as? SQLiteError }.first { $0.isStorageFault }
-            let committed = outcomes.contains { $0 == nil }
+            let outcomes = commitGroup(group)
             var cpu = timespec()
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
             lock()
             threadCPU = .seconds(cpu.tv_sec) + .nanoseconds(cpu.tv_nsec)
-            commitTimes.observe(took)
-            if let fault {
-                storageFault = fault.description
-            } else if committed {
-                storageFault = nil
-            }
             unlock()
             for (job, error) in zip(group, outcomes) { job.finish(error) }
         }
+    }
+
+    /// Commits `group` (marked `committing` by the caller), records how it went, and lets the
+    /// next group go: on the writer thread, or a caller's lone write.
+    private func commitGroup(_ group: [Job]) -> [Error?] {
+        let started = ContinuousClock.now
+        let outcomes = commit(group)
+        let took = (ContinuousClock.now - started).seconds
+        // A job's own refusal (an unknown parent, say) is not the store's fault.
+        let fault = outcomes.lazy.compactMap { $0 as? SQLiteError }.first { $0.isStorageFault }
+        let committed = outcomes.contains { $0 == nil }
+        lock()
+        commitTimes.observe(took)
+        if let fault {
+            storageFault = fault.description
+        } else if committed {
+            storageFault = nil
+        }
+        committing = false
+        // The thread waits while a caller commits: jobs may have come meanwhile, or `close`. (Not
+        // woken for nothing: that would cost a lone write what committing it here saves.)
+        if !queue.isEmpty || closed { pthread_cond_signal(condition) }
+        unlock()
+        return outcomes
     }
 
     /// One transaction for the whole group; returns each job's error, or nil for those committed.

@@ -1,6 +1,9 @@
 @testable import BoxcarStore
 import BoxcarStorage
 import BoxcarModel
+import Dispatch
+import Glibc
+import Synchronization
 import Testing
 import BoxcarTestSupport
 
@@ -334,4 +337,73 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         #expect(stored == accepted)
         await store.close()
     }
+}
+
+/// A write the agent's rule lets commit on its caller's thread (`Store.commitOnCaller`): a lone
+/// call's, on the RPC event loop.
+@Suite struct CallerCommitTests {
+    let directory = TemporaryDirectory()
+    var path: String { directory.file("boxcar.db") }
+
+    @Test func aWriteCommitsOnItsCallerOnlyWhenTheRuleSaysSoAndTheWriterIsIdle() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        // No rule: the writer thread commits it.
+        #expect(try await store.write { _ in threadName() } == "boxcar-writer")
+
+        let allowed = Mutex(true)
+        store.commitOnCaller { allowed.withLock { $0 } }
+        #expect(try await store.write { _ in threadName() } != "boxcar-writer")
+        // Committed before it returned: a reader sees it at once.
+        try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points([(1, 0.5)]))
+        #expect(try await store.metrics(parentID: experiment.id).first?.columns.count == 1)
+        // A refusal is thrown to the caller and stores nothing; the next write goes on.
+        await #expect(throws: NotFoundError.self) {
+            try await store.appendMetrics(parentID: "missing", key: "loss", columns: points([(1, 0.5)]))
+        }
+        try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points([(2, 0.5)]))
+        #expect(try await store.metrics(parentID: experiment.id).first?.columns.count == 2)
+
+        allowed.withLock { $0 = false }
+        #expect(try await store.write { _ in threadName() } == "boxcar-writer")
+        allowed.withLock { $0 = true }
+
+        // While the writer commits a group, a write waits its turn in the queue, behind it.
+        let release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let busy = try await store.writer!.submit { _ in
+            started.signal()
+            release.wait()
+        }
+        started.wait()
+        async let queued = store.write { _ in threadName() }
+        // Waited for, not for ever: a write committed here instead would never be queued.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while store.pendingWrites == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(store.pendingWrites == 1)
+        release.signal()
+        try await busy.value()
+        #expect(try await queued == "boxcar-writer")
+
+        await store.close()
+        await #expect(throws: StoreClosedError.self) { try await store.write { _ in threadName() } }
+    }
+
+    @Test func underFullDurabilityTheWriterCommitsEveryWrite() async throws {
+        // An fsync on the caller's thread (the event loop) would hold every other call.
+        let store = try Store.open(path: path, durability: .full)
+        store.commitOnCaller { true }
+        #expect(try await store.write { _ in threadName() } == "boxcar-writer")
+        await store.close()
+    }
+}
+
+/// The calling thread's name (the writer's is "boxcar-writer").
+private func threadName() -> String {
+    let file = open("/proc/thread-self/comm", O_RDONLY | O_CLOEXEC)
+    guard file >= 0 else { return "?" }
+    defer { close(file) }
+    var bytes = [UInt8](repeating: 0, count: 64)
+    let count = read(file, &bytes, bytes.count)
+    return String(decoding: bytes.prefix(max(0, count)).filter { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
 }
