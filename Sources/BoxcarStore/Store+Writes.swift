@@ -10,7 +10,7 @@ extension Store {
     /// Creates the experiment, or finds the one with the same derived id and changes nothing.
     public func createExperiment(_ new: NewExperiment) async throws -> (experiment: Experiment, existed: Bool) {
         let metadataText = try new.metadata.mapValues { try $0.jsonText() }
-        return try await write { context in
+        return try await write(rows: 1 + new.metadata.count) { context in
             let id = Identifiers.experiment(name: new.name, namespace: new.namespace)
             if let existing = try Self.experiment(id: id, connection: context.connection) {
                 return (existing, true)
@@ -42,7 +42,7 @@ extension Store {
     /// Upserts each key for `parentID`; last write wins per key. Returns the time written.
     public func updateMetadata(parentID: String, metadata: Metadata) async throws -> Nanoseconds {
         let values = try metadata.mapValues { try $0.jsonText() }
-        return try await write { context in
+        return try await write(rows: values.count) { context in
             try context.requireParent(parentID)
             let now = WallClock.now()
             try Self.upsertMetadata(context, parentID: parentID, values: values, now: now)
@@ -160,7 +160,7 @@ extension Store {
 
     /// Records files (tracked, or uploaded when `blob` is set); all or none.
     public func addFiles(_ files: [NewFile]) async throws -> [FileRecord] {
-        try await write { context in
+        try await write(rows: files.count) { context in
             let now = WallClock.now()
             return try files.map { file in
                 try context.requireParent(file.parentID)
@@ -196,7 +196,7 @@ extension Store {
         let (experimentID, epoch, metrics, files, metadata) = (new.experimentID, new.epoch, new.metrics, new.files, new.metadata)
         let metricsText = try JSONValue.object(metrics.mapValues { .number(Double($0)) }).jsonText()
         let metadataText = try metadata.mapValues { try $0.jsonText() }
-        return try await write { context in
+        return try await write(rows: 1 + files.count + metadata.count) { context in
             guard try Self.experiment(id: experimentID, connection: context.connection) != nil else {
                 throw NotFoundError("experiment \(experimentID) does not exist")
             }
@@ -233,7 +233,7 @@ extension Store {
     /// Creates a model, or finds the one of the same name and namespace and changes nothing.
     public func createModel(_ new: NewModel) async throws -> (model: Model, existed: Bool) {
         let metadataText = try new.metadata.mapValues { try $0.jsonText() }
-        return try await write { context in
+        return try await write(rows: 1 + new.files.count + new.metadata.count) { context in
             let id = Identifiers.model(name: new.name, namespace: new.namespace)
             if let existing = try Self.model(id: id, connection: context.connection) {
                 return (existing, true)
@@ -266,7 +266,7 @@ extension Store {
     public func createModelVersion(_ new: NewModelVersion) async throws -> ModelVersion {
         let metadataText = try new.metadata.mapValues { try $0.jsonText() }
         let tagsText = try JSONValue.array(new.uniqueTags.map(JSONValue.string)).jsonText()
-        return try await write { context in
+        return try await write(rows: 1 + new.files.count + new.metadata.count) { context in
             guard try Self.model(id: new.modelID, connection: context.connection) != nil else {
                 throw NotFoundError("model \(new.modelID) does not exist")
             }

@@ -133,13 +133,13 @@ public final class Store: Sendable {
         await writer?.close()
     }
 
-    /// Lets each write (not a queued one: `submitIngest`, ticks) commit on its caller's thread
-    /// whenever `rule` says so at the write and the writer thread has nothing to do
-    /// (`Writer.write(_:here:)`): the agent's rule is "on the RPC event loop, the only call open",
-    /// where waking the writer and being woken by it cost a lone unary call more than its commit.
-    /// The caller's thread then blocks for the commit, and for a WAL checkpoint when one is due
-    /// (a few milliseconds every few hundred such writes). Ignored under `--durability full`: an
-    /// fsync a commit would hold the caller for longer.
+    /// Lets each small write that is awaited (not the queued ones: `submitIngest`, `appendTicks`)
+    /// commit on its caller's thread whenever `rule` says so at the write and the writer thread
+    /// has nothing queued or committing (`Writer.write(_:here:)`): the agent's rule is "on the
+    /// RPC event loop, the only call open", where waking the writer and being woken by it cost a
+    /// lone unary call more than its commit. The caller's thread then blocks for the commit, never
+    /// for a checkpoint (the writer thread runs those). Ignored under `--durability full`: each
+    /// commit's fsync would hold the caller.
     public func commitOnCaller(when rule: @escaping @Sendable () -> Bool) {
         guard commitsOnCaller else { return }
         callerCommits.withLock { $0 = CallerCommitRule(applies: rule) }
@@ -155,7 +155,8 @@ public final class Store: Sendable {
     public var commitLatency: Histogram { writer?.commitLatency ?? Histogram() }
 
     /// The CPU time the writer thread has used (its jobs, commits and wake-ups), as of the last
-    /// group it committed; zero for a read-only store.
+    /// group it committed; zero for a read-only store. Writes committed on their callers' threads
+    /// (`commitOnCaller`) are their callers'.
     public var writerCPUTime: Duration { writer?.cpuTime ?? .zero }
     /// Why the last write failed, when the disk or the file made it fail and nothing has been
     /// committed since (the disk full, an I/O error); nil while writes commit.
@@ -169,11 +170,17 @@ public final class Store: Sendable {
 
     // MARK: Plumbing for the operations in Store+Writes and Store+Reads
 
-    func write<R: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
+    /// `rows`: about how many rows the write inserts; one of more than `rowsCommittedOnCaller`
+    /// (TrackArtifacts' 10,000 files) always goes to the writer, whatever the caller.
+    func write<R: Sendable>(rows: Int = 1, _ body: @escaping @Sendable (WriteContext) throws -> R) async throws -> R {
         guard let writer else { throw ReadOnlyError(location: path) }
-        let here = callerCommits.withLock { $0 }?.applies() ?? false
+        let here = rows <= Self.rowsCommittedOnCaller && (callerCommits.withLock { $0 }?.applies() ?? false)
         return try await writer.write(body, here: here)
     }
+
+    /// The most rows a write committed on its caller's thread inserts: a few hundred microseconds
+    /// at most, where a call's own answer takes that long anyway.
+    static let rowsCommittedOnCaller = 64
 
     /// Runs `body` on a pooled reader connection, off the Swift concurrency pool, inside one read
     /// transaction (so it sees one snapshot).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BoxcarModel
 import BoxcarStorage
+import CSQLite
 import Logging
 import Synchronization
 
@@ -17,7 +18,9 @@ import Synchronization
 /// A caller that would only wait for its write, alone, may commit it itself (`write(_:here:)`):
 /// when the thread has nothing to do, the write becomes a group of one on the caller's thread,
 /// which saves waking the thread and being woken by it again (most of what a lone unary call's
-/// write costs the agent). Groups still commit one at a time, in order.
+/// write costs the agent). Groups still commit one at a time. A checkpoint that such a commit
+/// makes due is left to the thread: it copies the WAL into the database and fsyncs both, which a
+/// caller (the API's event loop) must not wait for.
 final class Writer: @unchecked Sendable {
     private struct Job {
         let run: (WriteContext) throws -> Void
@@ -41,6 +44,21 @@ final class Writer: @unchecked Sendable {
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
     /// Whether a group is being committed, by the thread or by a caller.
     private var committing = false
+    /// A caller's commit took the WAL to `checkpointPages`: the thread checkpoints once it is idle.
+    private var checkpointDue = false
+    /// Touched only by whoever commits (`committing`): whether that is a caller, and whether its
+    /// commit made a checkpoint due.
+    private var callerCommits = false
+    private var walFull = false
+    /// WAL pages past which a commit is followed by a checkpoint (SQLite's own auto-checkpoint's).
+    static let checkpointPages: Int32 = 1000
+    /// Checkpoints the thread ran for callers' commits (for the tests).
+    private var checkpointsForCallers = 0
+    var callersCheckpoints: Int {
+        lock()
+        defer { unlock() }
+        return checkpointsForCallers
+    }
     private var committedSequence: Int64 = 0
     /// How long each group's transaction took, begin to commit.
     private var commitTimes = Histogram()
@@ -58,6 +76,11 @@ final class Writer: @unchecked Sendable {
         self.committedSequence = context.sequence
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
+        // In place of SQLite's auto-checkpoint (the same PASSIVE checkpoint at the same size), so
+        // that a caller's commit does not run it. The connection lives as long as this writer.
+        sqlite3_wal_hook(connection.handle, { writer, database, name, pages in
+            Unmanaged<Writer>.fromOpaque(writer!).takeUnretainedValue().committed(database, name, pages: pages)
+        }, Unmanaged.passUnretained(self).toOpaque())
         let thread = Thread { [self] in self.loop() }
         thread.start()
     }
@@ -91,7 +114,7 @@ final class Writer: @unchecked Sendable {
         committing = true
         unlock()
         var result: R?
-        let outcome = commitGroup([Job(run: { result = try body($0) }, finish: { _ in })])[0]
+        let outcome = commitGroup([Job(run: { result = try body($0) }, finish: { _ in })], byCaller: true)[0]
         if let outcome { throw outcome }
         return result!
     }
@@ -117,7 +140,8 @@ final class Writer: @unchecked Sendable {
             },
             finish: { error in
                 if let error {
-                    // A failed commit: on the writer thread, before the next group runs.
+                    // A failed commit: on the writer thread, before it runs its next group (a
+                    // caller's lone write may commit meanwhile: it is in no chain).
                     onFailure?()
                     pending.complete(.failure(error))
                 } else {
@@ -213,8 +237,20 @@ final class Writer: @unchecked Sendable {
     private func loop() {
         while true {
             lock()
-            while (queue.isEmpty && !closed) || committing {
+            while (queue.isEmpty && !closed && !checkpointDue) || committing {
                 pthread_cond_wait(condition, mutex)
+            }
+            if queue.isEmpty && !closed {
+                // Only a checkpoint a caller's commit made due.
+                checkpointDue = false
+                committing = true
+                unlock()
+                _ = sqlite3_wal_checkpoint(context.connection.handle, nil)
+                lock()
+                committing = false
+                checkpointsForCallers += 1
+                unlock()
+                continue
             }
             if queue.isEmpty && closed {
                 finished = true
@@ -227,12 +263,14 @@ final class Writer: @unchecked Sendable {
             let group = Array(queue.prefix(maxGroup))
             queue.removeFirst(group.count)
             committing = true
+            // Its commit checkpoints, if the WAL is still as large.
+            checkpointDue = false
             let waiters = spaceWaiters
             spaceWaiters.removeAll()
             unlock()
             for waiter in waiters { waiter.resume() }
 
-            let outcomes = commitGroup(group)
+            let outcomes = commitGroup(group, byCaller: false)
             var cpu = timespec()
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu)
             lock()
@@ -244,9 +282,12 @@ final class Writer: @unchecked Sendable {
 
     /// Commits `group` (marked `committing` by the caller), records how it went, and lets the
     /// next group go: on the writer thread, or a caller's lone write.
-    private func commitGroup(_ group: [Job]) -> [Error?] {
+    private func commitGroup(_ group: [Job], byCaller: Bool) -> [Error?] {
+        callerCommits = byCaller
         let started = ContinuousClock.now
         let outcomes = commit(group)
+        let madeDue = walFull
+        walFull = false
         let took = (ContinuousClock.now - started).seconds
         // A job's own refusal (an unknown parent, say) is not the store's fault.
         let fault = outcomes.lazy.compactMap { $0 as? SQLiteError }.first { $0.isStorageFault }
@@ -258,12 +299,28 @@ final class Writer: @unchecked Sendable {
         } else if committed {
             storageFault = nil
         }
+        if madeDue { checkpointDue = true }
         committing = false
-        // The thread waits while a caller commits: jobs may have come meanwhile, or `close`. (Not
-        // woken for nothing: that would cost a lone write what committing it here saves.)
-        if !queue.isEmpty || closed { pthread_cond_signal(condition) }
+        // The thread waits while a caller commits: jobs may have come meanwhile, `close`, or a
+        // checkpoint fallen due. (Not woken for nothing: that would cost a lone write what
+        // committing it here saves.)
+        if !queue.isEmpty || closed || checkpointDue { pthread_cond_signal(condition) }
         unlock()
         return outcomes
+    }
+
+    /// SQLite's WAL hook, after each commit: past `checkpointPages`, the thread checkpoints now, a
+    /// caller leaves it to the thread.
+    private func committed(_ database: OpaquePointer?, _ name: UnsafePointer<CChar>?, pages: Int32) -> Int32 {
+        guard pages >= Self.checkpointPages else { return SQLITE_OK }
+        if callerCommits {
+            walFull = true
+        } else {
+            // What SQLite's own hook does; a checkpoint that cannot finish (a reader holds the
+            // WAL) is tried again at the next commit.
+            _ = sqlite3_wal_checkpoint(database, name)
+        }
+        return SQLITE_OK
     }
 
     /// One transaction for the whole group; returns each job's error, or nil for those committed.

@@ -367,6 +367,8 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         allowed.withLock { $0 = false }
         #expect(try await store.write { _ in threadName() } == "boxcar-writer")
         allowed.withLock { $0 = true }
+        // A large write (TrackArtifacts' thousands of files) would hold the caller: the writer's.
+        #expect(try await store.write(rows: Store.rowsCommittedOnCaller + 1) { _ in threadName() } == "boxcar-writer")
 
         // While the writer commits a group, a write waits its turn in the queue, behind it.
         let release = DispatchSemaphore(value: 0)
@@ -387,6 +389,51 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
 
         await store.close()
         await #expect(throws: StoreClosedError.self) { try await store.write { _ in threadName() } }
+    }
+
+    @Test func aCallersCommitLeavesTheCheckpointToTheWriterThread() async throws {
+        let store = try Store.open(path: path)
+        let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
+        store.commitOnCaller { true }
+        var size = stat()
+        stat(path, &size)
+        let before = size.st_size
+        // Blocks of 20,000 points: about 6 MB of pages for the WAL in all, past its 1,000 pages.
+        for block in 0..<30 {
+            let steps = (0..<20_000).map { (UInt64(block * 20_000 + $0), Double.random(in: 0..<1)) }
+            #expect(try await store.write { _ in threadName() } != "boxcar-writer")
+            try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points(steps))
+        }
+        // The writer thread checkpoints once it is free: the pages reach the database file.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while store.writer!.callersCheckpoints == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(store.writer!.callersCheckpoints >= 1)
+        stat(path, &size)
+        #expect(size.st_size > before + (2 << 20))
+        await store.close()
+    }
+
+    @Test func aWriteQueuedOrACloseDuringACallersCommitWaitsForIt() async throws {
+        let store = try Store.open(path: path)
+        store.commitOnCaller { true }
+        let release = DispatchSemaphore(value: 0)
+        let started = Atomic(false)
+        // The caller's commit, held open (on a thread of the pool, which the test does not block).
+        let caller = Task.detached { try await store.write { _ in
+            started.store(true, ordering: .sequentiallyConsistent)
+            release.wait()
+            return threadName()
+        } }
+        while !started.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(1)) }
+        let queued = try await store.writer!.submit { _ in threadName() }
+        async let closed: Void = store.close()
+        // Not a wait for a state: time for a writer that would not wait for the caller to run the
+        // queued job beside its open transaction (which fails it), before the caller ends.
+        try await Task.sleep(for: .milliseconds(100))
+        release.signal()
+        #expect(try await caller.value != "boxcar-writer")
+        #expect(try await queued.value() == "boxcar-writer")
+        await closed
     }
 
     @Test func underFullDurabilityTheWriterCommitsEveryWrite() async throws {
