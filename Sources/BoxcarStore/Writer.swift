@@ -48,7 +48,7 @@ final class Writer: @unchecked Sendable {
     private var checkpointDue = false
     /// Touched only by whoever commits (`committing`): whether that is a caller, and whether its
     /// commit made a checkpoint due.
-    private var callerCommits = false
+    private var committingForCaller = false
     private var walFull = false
     /// WAL pages past which a commit is followed by a checkpoint (SQLite's own auto-checkpoint's).
     static let checkpointPages: Int32 = 1000
@@ -283,7 +283,7 @@ final class Writer: @unchecked Sendable {
     /// Commits `group` (marked `committing` by the caller), records how it went, and lets the
     /// next group go: on the writer thread, or a caller's lone write.
     private func commitGroup(_ group: [Job], byCaller: Bool) -> [Error?] {
-        callerCommits = byCaller
+        committingForCaller = byCaller
         let started = ContinuousClock.now
         let outcomes = commit(group)
         let madeDue = walFull
@@ -313,7 +313,7 @@ final class Writer: @unchecked Sendable {
     /// caller leaves it to the thread.
     private func committed(_ database: OpaquePointer?, _ name: UnsafePointer<CChar>?, pages: Int32) -> Int32 {
         guard pages >= Self.checkpointPages else { return SQLITE_OK }
-        if callerCommits {
+        if committingForCaller {
             walFull = true
         } else {
             // What SQLite's own hook does; a checkpoint that cannot finish (a reader holds the

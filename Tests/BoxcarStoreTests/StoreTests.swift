@@ -380,8 +380,7 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         started.wait()
         async let queued = store.write { _ in threadName() }
         // Waited for, not for ever: a write committed here instead would never be queued.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while store.pendingWrites == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitFor { store.pendingWrites > 0 }
         #expect(store.pendingWrites == 1)
         release.signal()
         try await busy.value()
@@ -395,18 +394,19 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         let store = try Store.open(path: path)
         let (experiment, _) = try await store.createExperiment(.init(name: "run", namespace: "ns"))
         store.commitOnCaller { true }
+        // Nothing else writes: the caller commits (once a checkpoint falls due, a write may find
+        // the thread running it and queue; the thread is busy for no other reason).
+        #expect(try await store.write { _ in threadName() } != "boxcar-writer")
         var size = stat()
         stat(path, &size)
         let before = size.st_size
         // Blocks of 20,000 points: about 6 MB of pages for the WAL in all, past its 1,000 pages.
         for block in 0..<30 {
             let steps = (0..<20_000).map { (UInt64(block * 20_000 + $0), Double.random(in: 0..<1)) }
-            #expect(try await store.write { _ in threadName() } != "boxcar-writer")
             try await store.appendMetrics(parentID: experiment.id, key: "loss", columns: points(steps))
         }
         // The writer thread checkpoints once it is free: the pages reach the database file.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while store.writer!.callersCheckpoints == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitFor { store.writer!.callersCheckpoints > 0 }
         #expect(store.writer!.callersCheckpoints >= 1)
         stat(path, &size)
         #expect(size.st_size > before + (2 << 20))
@@ -443,6 +443,12 @@ func points(_ values: [(UInt64, Double)]) -> MetricColumns {
         #expect(try await store.write { _ in threadName() } == "boxcar-writer")
         await store.close()
     }
+}
+
+/// Returns once `condition` holds, or after 10 s (the caller's expectation then fails).
+private func waitFor(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
 }
 
 /// The calling thread's name (the writer's is "boxcar-writer").
